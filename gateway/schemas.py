@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from shared.identity import ClientKind
+
+SCOPES = frozenset(
+    "registry:read registry:write registry:review workforce:read workforce:write workforce:ban "
+    "workforce:pii monitoring:ingest monitoring:read monitoring:write guidance:read guidance:write "
+    "indicators:read audit:read admin parent".split()
+)
+BUREAUS = frozenset("EDU HEALTH CIVIL SAMR POLICE FIRE HRSS WOMEN WCWC FINANCE".split())
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    scope: str
+
+
+class ClientCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    kind: Literal[ClientKind.bureau, ClientKind.district, ClientKind.operator, ClientKind.app]
+    bureau: str | None = None
+    district_code: Annotated[str, StringConstraints(pattern=r"^3101\d{2}$")] | None = None
+    facility_ids: list[str] = Field(default_factory=list, max_length=1000)
+    scopes: list[str] = Field(min_length=1, max_length=len(SCOPES))
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, scopes: list[str]) -> list[str]:
+        unknown = sorted(set(scopes) - SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
+        if "admin" in scopes:
+            raise ValueError("the admin scope is not granted through the API")
+        return sorted(set(scopes))
+
+    @field_validator("bureau")
+    @classmethod
+    def _known_bureau(cls, bureau: str | None) -> str | None:
+        if bureau is not None and bureau not in BUREAUS:
+            raise ValueError(f"must be one of {', '.join(sorted(BUREAUS))}")
+        return bureau
+
+    @field_validator("facility_ids")
+    @classmethod
+    def _uuid_ids(cls, ids: list[str]) -> list[str]:
+        bad = [i for i in ids if not _UUID.match(i)]
+        if bad:
+            raise ValueError(f"not facility ids (UUIDs): {', '.join(bad[:5])}")
+        return sorted(set(ids))
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> ClientCreate:
+        if self.kind == ClientKind.bureau and self.bureau is None:
+            raise ValueError("a bureau client names its bureau")
+        if self.kind == ClientKind.district and self.district_code is None:
+            raise ValueError("a district client names its district_code")
+        return self
+
+
+class ClientRead(BaseModel):
+    client_id: str
+    name: str
+    kind: ClientKind
+    bureau: str | None
+    district_code: str | None
+    facility_ids: list[str]
+    scopes: list[str]
+    enabled: bool
+    created_at: datetime
+
+
+class ClientCreated(ClientRead):
+    client_secret: str = Field(description="Shown once; store it now.")

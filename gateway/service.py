@@ -1,0 +1,183 @@
+"""Client store and token issuing. Keyword-only; flush, never commit."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.config import GatewaySettings
+from gateway.errors import ClientNotFound, InvalidClient
+from gateway.models import ApiClient
+from gateway.schemas import ClientCreate, ClientCreated, ClientRead, TokenResponse
+from shared.errors import Unauthorized
+from shared.identity import ClientKind, Identity
+
+ADMIN_CLIENT_ID = "admin"
+TOKEN_AUDIENCE = "cradle-api"
+TOKEN_ISSUER = "cradle-gateway"
+
+_hasher = PasswordHasher()
+# Verifying against this keeps an unknown client id as slow as a wrong secret (no timing oracle).
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_secret(secret: str) -> str:
+    return _hasher.hash(secret)
+
+
+def _verify_secret(secret_hash: str, secret: str) -> bool:
+    try:
+        return _hasher.verify(secret_hash, secret)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def to_read(client: ApiClient) -> ClientRead:
+    return ClientRead(
+        client_id=client.client_id,
+        name=client.name,
+        kind=client.kind,
+        bureau=client.bureau,
+        district_code=client.district_code,
+        facility_ids=client.facility_ids,
+        scopes=client.scopes,
+        enabled=client.enabled,
+        created_at=client.created_at,
+    )
+
+
+async def ensure_admin_client(*, session: AsyncSession, secret: str | None) -> str | None:
+    """Create the bootstrap `admin` client, or set its secret when one is given. Returns the secret
+    when it was generated here (to be shown once), else None."""
+    admin = await session.get(ApiClient, ADMIN_CLIENT_ID)
+    generated = None
+    if secret is None and admin is None:
+        secret = generated = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    if admin is None:
+        assert secret is not None
+        session.add(
+            ApiClient(
+                client_id=ADMIN_CLIENT_ID,
+                name="Bootstrap administrator",
+                kind=ClientKind.admin.value,
+                scopes=["admin"],
+                secret_hash=hash_secret(secret),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    elif secret is not None and not _verify_secret(admin.secret_hash, secret):
+        admin.secret_hash = hash_secret(secret)
+        admin.enabled = True
+        admin.updated_at = now
+    await session.flush()
+    return generated
+
+
+async def create_client(*, session: AsyncSession, data: ClientCreate) -> ClientCreated:
+    secret = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    client = ApiClient(
+        client_id=f"{data.kind.value}-{uuid.uuid4().hex[:12]}",
+        name=data.name,
+        kind=data.kind.value,
+        bureau=data.bureau,
+        district_code=data.district_code,
+        facility_ids=data.facility_ids,
+        scopes=data.scopes,
+        secret_hash=await asyncio.to_thread(hash_secret, secret),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(client)
+    await session.flush()
+    return ClientCreated(**to_read(client).model_dump(), client_secret=secret)
+
+
+async def list_clients(*, session: AsyncSession, limit: int, after: str | None) -> list[ApiClient]:
+    query = select(ApiClient).order_by(ApiClient.client_id).limit(limit + 1)
+    if after is not None:
+        query = query.where(ApiClient.client_id > after)
+    return list((await session.execute(query)).scalars().all())
+
+
+async def get_client(*, session: AsyncSession, client_id: str) -> ApiClient:
+    client = await session.get(ApiClient, client_id)
+    if client is None:
+        raise ClientNotFound(f"No client {client_id}.")
+    return client
+
+
+async def disable_client(*, session: AsyncSession, client_id: str) -> ApiClient:
+    client = await get_client(session=session, client_id=client_id)
+    if client.client_id == ADMIN_CLIENT_ID:
+        raise InvalidClient("The bootstrap admin is disabled by restarting with a new CRADLE_ADMIN_SECRET.")
+    client.enabled = False
+    client.updated_at = datetime.now(UTC)
+    await session.flush()
+    return client
+
+
+async def issue_token(
+    *, session: AsyncSession, settings: GatewaySettings, client_id: str, client_secret: str
+) -> TokenResponse:
+    """OAuth2 client credentials → a short-lived HS256 JWT carrying the client's identity."""
+    client = await session.get(ApiClient, client_id)
+    ok = await asyncio.to_thread(_verify_secret, client.secret_hash if client else _DUMMY_HASH, client_secret)
+    if client is None or not ok or not client.enabled:
+        raise InvalidClient("Unknown client, wrong secret, or a disabled client.")
+    now = int(time.time())
+    claims = {
+        "iss": TOKEN_ISSUER,
+        "aud": TOKEN_AUDIENCE,
+        "sub": client.client_id,
+        "iat": now,
+        "exp": now + settings.token_ttl_seconds,
+        "jti": uuid.uuid4().hex,
+        "kind": client.kind,
+        "bureau": client.bureau,
+        "district_code": client.district_code,
+        "facility_ids": client.facility_ids,
+        "scope": " ".join(client.scopes),
+    }
+    kid = settings.jwt_active_kid
+    token = jwt.encode(
+        claims, settings.jwt_keys[kid].get_secret_value(), algorithm="HS256", headers={"kid": kid}
+    )
+    return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds, scope=claims["scope"])
+
+
+def identity_from_token(*, settings: GatewaySettings, token: str) -> Identity:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = settings.jwt_keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise Unauthorized("The token was not signed by a key this gateway knows.")
+        claims = jwt.decode(
+            token,
+            key.get_secret_value(),
+            algorithms=["HS256"],
+            audience=TOKEN_AUDIENCE,
+            issuer=TOKEN_ISSUER,
+            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+        )
+        return Identity(
+            client_id=claims["sub"],
+            kind=claims["kind"],
+            bureau=claims.get("bureau"),
+            district_code=claims.get("district_code"),
+            facility_ids=claims.get("facility_ids") or [],
+            scopes=str(claims.get("scope", "")).split(),
+        )
+    except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        raise Unauthorized("The access token is invalid or expired.") from exc

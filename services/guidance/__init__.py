@@ -1,0 +1,1 @@
+"""guidance: stations, families, home visits, sessions and resources for every child's age."""

@@ -1,0 +1,1 @@
+"""monitoring: cameras, CCTV events, alerts, incidents and random inspections."""

@@ -1,0 +1,5 @@
+from shared.errors import NotFound
+
+
+class FacilityNotFound(NotFound):
+    title = "Facility not found"

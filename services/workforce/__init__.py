@@ -1,0 +1,1 @@
+"""workforce: practitioners, certificates, employment, training and lifetime bans."""

@@ -1,0 +1,4 @@
+from services.workforce.models import metadata
+from shared.migrations import run_env
+
+run_env(metadata)

@@ -1,0 +1,1 @@
+"""Infrastructure and contracts every Cradle service shares. No domain rules live here."""

@@ -1,0 +1,70 @@
+"""`cradle`: the command line of an embedded deployment. This is the composition root: the one
+place that knows every service by name."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import typer
+from rich.console import Console
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from gateway import service as gateway_service
+from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys
+from shared.db import make_engine
+from shared.migrations import upgrade
+
+app = typer.Typer(help="Cradle, Shanghai's childcare information platform.", no_args_is_help=True)
+console = Console()
+
+
+def migrate_all(names: tuple[str, ...] | list[str]) -> None:
+    base = data_dir()
+    for name in names:
+        url = database_url(name, base)
+        upgrade(name, url)
+        console.print(f"[green]migrated[/] {name:<10} {_redact(url)}")
+
+
+def _redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def _bootstrap_admin(secret: str | None) -> str | None:
+    engine = make_engine(database_url("gateway", data_dir()))
+    try:
+        async with async_sessionmaker(engine)() as session, session.begin():
+            return await gateway_service.ensure_admin_client(session=session, secret=secret)
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def migrate(
+    service: list[str] = typer.Argument(None, help="Databases to migrate (default: all)."),
+) -> None:
+    """Apply every pending migration (default: every service's database)."""
+    names = service or list(DATABASES)
+    unknown = sorted(set(names) - set(DATABASES))
+    if unknown:
+        raise typer.BadParameter(f"unknown: {', '.join(unknown)}; known: {', '.join(DATABASES)}")
+    migrate_all(names)
+
+
+@app.command()
+def up() -> None:
+    """Start NATS (unless NATS_URL is set), every service and the gateway, in the foreground."""
+    from shared.cli.supervisor import run_up
+
+    base = data_dir()
+    keys = load_or_create_keys(base)
+    migrate_all(DATABASES)
+    shown = asyncio.run(_bootstrap_admin(os.environ.get("CRADLE_ADMIN_SECRET") or None))
+    sys.exit(asyncio.run(run_up(base=base, keys=keys, admin_secret_shown=shown)))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,96 @@
+"""Where an embedded deployment keeps its data and keys, and the settings each process gets."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.identity import generate_keypair
+
+SERVICES = ("registry", "workforce", "monitoring", "guidance")
+DATABASES = ("gateway", *SERVICES)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def data_dir() -> Path:
+    path = Path(os.environ.get("CRADLE_DATA_DIR", "var")).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url(name: str, base: Path) -> str:
+    """`<NAME>_DATABASE_URL` when set, else a SQLite file under the data directory."""
+    return os.environ.get(f"{name.upper()}_DATABASE_URL") or f"sqlite+aiosqlite:///{base / (name + '.db')}"
+
+
+def _write_private(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+
+
+@dataclass
+class Keys:
+    internal_signing_key: str
+    internal_verify_key: str
+    jwt_keys: dict[str, str] = field(default_factory=dict)
+    jwt_active_kid: str = ""
+
+
+def load_or_create_keys(base: Path) -> Keys:
+    """Keys from the environment when given (production: from a secret store); otherwise made once
+    and kept under `<data>/keys/` with owner-only permissions."""
+    keys_dir = base / "keys"
+    signing = os.environ.get("CRADLE_INTERNAL_SIGNING_KEY")
+    verify = os.environ.get("CRADLE_INTERNAL_VERIFY_KEY")
+    if not (signing and verify):
+        private_file, public_file = keys_dir / "internal_ed25519.pem", keys_dir / "internal_ed25519.pub.pem"
+        if not private_file.exists():
+            private_pem, public_pem = generate_keypair()
+            _write_private(private_file, private_pem)
+            _write_private(public_file, public_pem)
+        signing, verify = private_file.read_text(), public_file.read_text()
+    if os.environ.get("GATEWAY_JWT_KEYS") and os.environ.get("GATEWAY_JWT_ACTIVE_KID"):
+        return Keys(
+            signing, verify, json.loads(os.environ["GATEWAY_JWT_KEYS"]), os.environ["GATEWAY_JWT_ACTIVE_KID"]
+        )
+    jwt_file = keys_dir / "jwt_keys.json"
+    if not jwt_file.exists():
+        kid = "k" + datetime.now(UTC).strftime("%Y%m%d") + secrets.token_hex(2)
+        _write_private(jwt_file, json.dumps({"active": kid, "keys": {kid: secrets.token_urlsafe(48)}}))
+    stored = json.loads(jwt_file.read_text())
+    return Keys(signing, verify, stored["keys"], stored["active"])
+
+
+def service_env(name: str, *, base: Path, keys: Keys, nats_url: str) -> dict[str, str]:
+    env = {
+        f"{name.upper()}_DATABASE_URL": database_url(name, base),
+        "CRADLE_INTERNAL_VERIFY_KEY": keys.internal_verify_key,
+        "NATS_URL": nats_url,
+    }
+    env.setdefault("CRADLE_LOG_FORMAT", os.environ.get("CRADLE_LOG_FORMAT", "console"))
+    return env
+
+
+def gateway_env(*, base: Path, keys: Keys, upstreams: dict[str, str]) -> dict[str, str]:
+    env = {
+        "GATEWAY_DATABASE_URL": database_url("gateway", base),
+        "CRADLE_INTERNAL_SIGNING_KEY": keys.internal_signing_key,
+        "GATEWAY_JWT_KEYS": json.dumps(keys.jwt_keys),
+        "GATEWAY_JWT_ACTIVE_KID": keys.jwt_active_kid,
+        "CRADLE_LOG_FORMAT": os.environ.get("CRADLE_LOG_FORMAT", "console"),
+    }
+    for name, url in upstreams.items():
+        env[f"GATEWAY_{name.upper()}_URL"] = url
+    return env

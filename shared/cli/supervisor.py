@@ -1,0 +1,193 @@
+"""`cradle up`: NATS, migrations, the admin client, every service and the gateway as child
+processes, their logs interleaved with a name per line; Ctrl-C or SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.markup import escape
+
+from shared.cli.layout import (
+    SERVICES,
+    Keys,
+    database_url,
+    free_port,
+    gateway_env,
+    service_env,
+)
+from shared.cli.nats_server import nats_server_args, wait_for_port
+
+COLOURS = {
+    "nats": "grey50",
+    "registry": "cyan",
+    "workforce": "magenta",
+    "monitoring": "yellow",
+    "guidance": "green",
+    "gateway": "bold blue",
+}
+APPS = {name: f"services.{name}.app:create_app" for name in SERVICES} | {"gateway": "gateway.app:create_app"}
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class Child:
+    name: str
+    process: asyncio.subprocess.Process
+    pump: asyncio.Task[None] = field(init=False)
+
+
+class Supervisor:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.children: list[Child] = []
+        self.stopping = asyncio.Event()
+        self.failed: str | None = None
+
+    def say(self, name: str, line: str, *, style: str = "") -> None:
+        colour = COLOURS.get(name, "white")
+        text = escape(line)  # log lines are data, not markup ("[INF]" must print as is)
+        if style:
+            text = f"[{style}]{text}[/]"
+        self.console.print(f"[{colour}]{name:<10}[/] | {text}", highlight=False)
+
+    async def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+        process = await asyncio.create_subprocess_exec(
+            *args,
+            env={**os.environ, **env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+        )
+        child = Child(name, process)
+        child.pump = asyncio.create_task(self._pump(child))
+        self.children.append(child)
+        return child
+
+    async def _pump(self, child: Child) -> None:
+        assert child.process.stdout is not None
+        while line := await child.process.stdout.readline():
+            self.say(child.name, line.decode("utf-8", "replace").rstrip())
+        code = await child.process.wait()
+        if not self.stopping.is_set():
+            self.failed = f"{child.name} exited with code {code}"
+            self.say(child.name, f"exited unexpectedly with code {code}; stopping everything", style="red")
+            self.stopping.set()
+
+    async def stop_all(self) -> None:
+        self.stopping.set()
+        for child in reversed(self.children):  # gateway first, NATS last
+            if child.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(child.process.wait(), STOP_GRACE_SECONDS)
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        child.process.kill()
+                    await child.process.wait()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(child.pump, 2)
+
+
+async def wait_healthy(url: str, *, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while True:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+            await asyncio.sleep(0.2)
+
+
+def uvicorn_args(name: str, host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        APPS[name],
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+
+
+async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None) -> int:
+    console = Console(soft_wrap=True)
+    supervisor = Supervisor(console)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, supervisor.stopping.set)
+    try:
+        nats_url = os.environ.get("NATS_URL")
+        if not nats_url:
+            port = free_port()
+            store = base / "nats"
+            store.mkdir(parents=True, exist_ok=True)
+            await supervisor.spawn("nats", nats_server_args(port=port, store_dir=store), {})
+            await wait_for_port("127.0.0.1", port)
+            nats_url = f"nats://127.0.0.1:{port}"
+        supervisor.say("nats", f"using {nats_url}")
+
+        upstreams: dict[str, str] = {}
+        for name in SERVICES:
+            port = free_port()
+            upstreams[name] = f"http://127.0.0.1:{port}"
+            env = service_env(name, base=base, keys=keys, nats_url=nats_url)
+            await supervisor.spawn(name, uvicorn_args(name, "127.0.0.1", port), env)
+        await asyncio.gather(*(wait_healthy(url + "/healthz") for url in upstreams.values()))
+
+        host = os.environ.get("CRADLE_GATEWAY_HOST", "127.0.0.1")
+        port = int(os.environ.get("CRADLE_GATEWAY_PORT", "8000"))
+        await supervisor.spawn(
+            "gateway",
+            uvicorn_args("gateway", host, port),
+            gateway_env(base=base, keys=keys, upstreams=upstreams),
+        )
+        gateway = f"http://{host}:{port}"
+        await wait_healthy(gateway + "/healthz")
+        console.rule("[bold green]Cradle is up")
+        console.print(f"gateway      {gateway}   (API docs: {gateway}/docs)")
+        console.print(f"data         {base}")
+        console.print("admin id     admin")
+        if admin_secret_shown:
+            console.print(f"admin secret [bold]{admin_secret_shown}[/]   (shown once: keep it)")
+        else:
+            console.print(
+                "admin secret from CRADLE_ADMIN_SECRET, or the one shown when this data dir was created"
+            )
+        console.print(
+            f"token        curl -s -X POST {gateway}/v1/auth/token "
+            "-d grant_type=client_credentials -d client_id=admin -d client_secret=…"
+        )
+        console.rule()
+        await supervisor.stopping.wait()
+    except (TimeoutError, FileNotFoundError) as exc:
+        supervisor.failed = str(exc)
+        console.print(f"[red]start-up failed: {exc}[/]")
+    finally:
+        console.print("[bold]stopping…[/]")
+        await supervisor.stop_all()
+    console.print("stopped" + (f" ({supervisor.failed})" if supervisor.failed else ""))
+    return 1 if supervisor.failed else 0
+
+
+__all__ = ["database_url", "run_up"]

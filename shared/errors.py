@@ -1,0 +1,216 @@
+"""One exception family, rendered by one handler as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("cradle.errors")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] = []
+
+
+class CradleError(Exception):
+    status: int = 500
+    title: str = "Internal error"
+    type: str = "about:blank"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(CradleError):
+    status, title, type = 400, "Bad request", "/problems/bad-request"
+
+
+class InvalidInput(CradleError):
+    status, title, type = 422, "Invalid input", "/problems/invalid-input"
+
+
+class Unauthorized(CradleError):
+    status, title, type = 401, "Unauthorized", "/problems/unauthorized"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(CradleError):
+    status, title, type = 403, "Forbidden", "/problems/forbidden"
+
+
+class NotFound(CradleError):
+    status, title, type = 404, "Not found", "/problems/not-found"
+
+
+class Conflict(CradleError):
+    status, title, type = 409, "Conflict", "/problems/conflict"
+
+
+class ServiceUnavailable(CradleError):
+    status, title, type = 503, "Service unavailable", "/problems/unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(retry_after)})
+        super().__init__(detail, **kwargs)
+
+
+def invalid(field: str, message: str) -> InvalidInput:
+    """A 422 for one field, for rules a schema cannot express (e.g. an unknown town code)."""
+    return InvalidInput(f"{field}: {message}", errors=[FieldError(field=field, message=message)])
+
+
+def problem_response(
+    *,
+    status: int,
+    title: str,
+    type_: str = "about:blank",
+    detail: str | None = None,
+    errors: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    body["errors"] = [e.model_dump() for e in errors]
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def field_errors(raw: Sequence[Any]) -> list[FieldError]:
+    """Pydantic's error list as `{field, message}`, the location joined with dots (`capacity.infant`).
+    The `body`/`query` prefix is kept off the field name but its kind is said in the message."""
+    out: list[FieldError] = []
+    for err in raw:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            where, loc = loc[0], loc[1:]
+        else:
+            where = None
+        message = err.get("msg", "invalid")
+        if err.get("type") == "json_invalid":
+            # Pydantic puts the character position where a field name would be.
+            loc, message = [], f"{message} at character {'.'.join(loc) or '0'}"
+        field = ".".join(loc) or (where or "body")
+        if where in ("query", "path", "header"):
+            message = f"{message} ({where} parameter)"
+        out.append(FieldError(field=field, message=message))
+    return out
+
+
+async def _cradle_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CradleError)
+    return problem_response(
+        status=exc.status,
+        title=exc.title,
+        type_=exc.type,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError | ValidationError)
+    raw = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in raw):
+        return problem_response(
+            status=400,
+            title="Malformed JSON",
+            type_="/problems/malformed-json",
+            detail="The request body is not valid JSON.",
+            errors=field_errors(raw),
+        )
+    errors = field_errors(raw)
+    return problem_response(
+        status=422,
+        title="Invalid input",
+        type_="/problems/invalid-input",
+        detail=f"{len(errors)} field(s) are invalid: " + ", ".join(e.field for e in errors),
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    try:
+        title = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        title = "Error"
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(status=exc.status_code, title=title, detail=detail, headers=exc.headers)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database_unavailable", error=str(exc)[:300])
+    return problem_response(
+        status=503,
+        title="Service unavailable",
+        type_="/problems/unavailable",
+        detail="The database is unavailable; retry shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _integrity_conflict(request: Request, exc: Exception) -> JSONResponse:
+    # Unique constraints catch races that the service's own checks cannot see.
+    log.warning("integrity_conflict", path=request.url.path, error=str(exc)[:300])
+    return problem_response(
+        status=409,
+        title="Conflict",
+        type_="/problems/conflict",
+        detail="The request conflicts with the current state of the resource; reload and retry.",
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path)
+    return problem_response(status=500, title="Internal error", type_="/problems/internal")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CradleError, _cradle_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(OSError, _database_unavailable)
+    app.add_exception_handler(IntegrityError, _integrity_conflict)
+    app.add_exception_handler(DBAPIError, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,2 @@
+"""The event backbone: CloudEvents envelope, JetStream streams, transactional outbox, idempotent
+consumers."""

@@ -1,0 +1,101 @@
+"""One NATS connection per process. It keeps trying in the background when NATS is down at start,
+so a service serves requests (writing events to its outbox) while the broker is away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import nats
+import structlog
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from shared.events.streams import Namespace, ensure_streams
+
+log = structlog.get_logger("cradle.bus")
+
+
+class EventBus:
+    def __init__(self, *, url: str, namespace: Namespace, replicas: int, client_name: str) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.replicas = replicas
+        self.client_name = client_name
+        self.nc: NATS | None = None
+        self.js: JetStreamContext | None = None
+        self._ready = asyncio.Event()
+        self._connector: asyncio.Task[None] | None = None
+        self._on_reconnect: list[Callable[[], None]] = []
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        self._on_reconnect.append(callback)
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected and self._ready.is_set()
+
+    async def wait_ready(self) -> JetStreamContext:
+        await self._ready.wait()
+        assert self.js is not None
+        return self.js
+
+    def start(self) -> None:
+        self._connector = asyncio.create_task(self._connect_until_ready(), name="nats-connect")
+
+    async def _connect_until_ready(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                nc = await nats.connect(
+                    self.url.split(","),
+                    name=self.client_name,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    reconnected_cb=self._reconnected,
+                    disconnected_cb=self._disconnected,
+                    error_cb=self._error,
+                )
+                js = nc.jetstream(timeout=5)
+                await ensure_streams(js, self.namespace, replicas=self.replicas)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("nats_unavailable", url=self.url, error=f"{type(exc).__name__}: {exc}"[:200])
+                with contextlib.suppress(Exception):
+                    if "nc" in locals() and not nc.is_closed:
+                        await nc.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.nc, self.js = nc, js
+            self._ready.set()
+            log.info("nats_connected", url=self.url)
+            for callback in self._on_reconnect:
+                callback()
+            return
+
+    async def _reconnected(self) -> None:
+        log.info("nats_reconnected")
+        for callback in self._on_reconnect:
+            callback()
+
+    async def _disconnected(self) -> None:
+        log.warning("nats_disconnected")
+
+    async def _error(self, exc: Exception) -> None:
+        log.debug("nats_error", error=f"{type(exc).__name__}: {exc}"[:200])
+
+    async def close(self) -> None:
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connector
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
+            with contextlib.suppress(Exception):
+                await self.nc.close()

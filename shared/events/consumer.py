@@ -1,0 +1,183 @@
+"""Idempotent JetStream consumers. Each delivery is handled in one transaction that also writes the
+event id to the inbox; the message is acked only after that commit. A repeat is acked and skipped.
+Failures are retried with backoff up to `max_deliver`, then dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.events.bus import EventBus
+from shared.events.envelope import CloudEvent
+from shared.observability import Metrics
+
+log = structlog.get_logger("cradle.consumer")
+
+Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    max_deliver: int = 5
+    ack_wait_seconds: float = 30.0
+    backoff_seconds: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0)
+    batch: int = 64
+
+
+class EventConsumer:
+    """A durable pull consumer on one producing service's stream, named `<service>` there."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        source_service: str,
+        handlers: dict[str, Handler],
+        bus: EventBus,
+        maker: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        metrics: Metrics,
+        policy: ConsumerPolicy,
+    ) -> None:
+        self.service = service
+        self.source_service = source_service
+        self.handlers = handlers
+        self.bus = bus
+        self.maker = maker
+        self.inbox = inbox
+        self.metrics = metrics
+        self.policy = policy
+        self.durable = service
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def stream(self) -> str:
+        return self.bus.namespace.stream(self.source_service)
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.policy.ack_wait_seconds,
+            max_deliver=self.policy.max_deliver,
+            filter_subjects=sorted(self.bus.namespace.subject(t) for t in self.handlers),
+            max_ack_pending=1000,
+        )
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.stream}-{self.durable}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                js = await self.bus.wait_ready()
+                # add_consumer creates or updates, so a changed config is applied, not ignored.
+                await js.add_consumer(self.stream, config=self.config())
+                subscription = await js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+                log.info("consumer_bound", stream=self.stream, durable=self.durable)
+                while True:
+                    try:
+                        messages = await subscription.fetch(self.policy.batch, timeout=1.0)
+                    except (NatsTimeout, TimeoutError):
+                        continue
+                    for message in messages:
+                        await self.handle(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker away or a transient error: rebind and go on
+                log.warning(
+                    "consumer_loop_error", stream=self.stream, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
+                await asyncio.sleep(1.0)
+
+    async def handle(self, message: Msg) -> None:
+        delivered = message.metadata.num_delivered or 1
+        try:
+            event = CloudEvent.model_validate_json(message.data)
+        except ValidationError as exc:
+            # A message that can never be parsed will never succeed: park it at once.
+            await self._dead_letter(message, f"unparseable event: {exc}"[:500])
+            return
+        handler = self.handlers.get(event.type)
+        log_ctx = {"event_id": event.id, "event_type": event.type, "delivered": delivered}
+        if handler is None:
+            await message.ack()
+            return
+        try:
+            duplicate = await self._handle_once(event, handler)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if delivered >= self.policy.max_deliver:
+                log.error("event_dead_lettered", error=error, **log_ctx)
+                await self._dead_letter(message, error)
+                return
+            delay = self.policy.backoff_seconds[min(delivered, len(self.policy.backoff_seconds)) - 1]
+            log.warning("event_handler_failed", error=error, retry_in_s=delay, **log_ctx)
+            self.metrics.events_handled.labels(self.metrics.service, self.durable, "retried").inc()
+            with contextlib.suppress(Exception):
+                await message.nak(delay=delay)
+            return
+        outcome = "duplicate" if duplicate else "handled"
+        self.metrics.events_handled.labels(self.metrics.service, self.durable, outcome).inc()
+        log.info("event_" + outcome, **log_ctx)
+        # If this ack is lost the event comes again, and the inbox turns it into a no-op.
+        with contextlib.suppress(Exception):
+            await message.ack()
+
+    async def _handle_once(self, event: CloudEvent, handler: Handler) -> bool:
+        """Run the handler unless the inbox already has the event; return True for a repeat."""
+        async with self.maker() as session, session.begin():
+            values = {
+                "consumer": self.durable,
+                "event_id": event.id,
+                "event_type": event.type,
+                "handled_at": datetime.now(UTC),
+            }
+            dialect = session.bind.dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            statement = insert(self.inbox).values(**values).on_conflict_do_nothing()
+            result = await session.execute(statement)
+            if result.rowcount == 0:
+                return True
+            await handler(event, session)
+            return False
+
+    async def _dead_letter(self, message: Msg, error: str) -> None:
+        js = self.bus.js
+        assert js is not None
+        subject = self.bus.namespace.dead_letter_subject(self.service, self.durable)
+        headers = {
+            "Cradle-Original-Subject": message.subject,
+            "Cradle-Consumer": self.durable,
+            "Cradle-Error": json.dumps(error, ensure_ascii=True)[:1000],
+            "Nats-Msg-Id": f"dlq-{self.durable}-{message.metadata.sequence.stream}",
+        }
+        try:
+            await js.publish(subject, message.data, headers=headers, timeout=5)
+        except Exception as exc:
+            log.warning("dead_letter_publish_failed", error=str(exc)[:200])
+            return  # not acked: it comes back and is parked on a later attempt
+        self.metrics.events_handled.labels(self.metrics.service, self.durable, "dead_lettered").inc()
+        with contextlib.suppress(Exception):
+            await message.term()

@@ -1,0 +1,89 @@
+"""JetStream layout: one stream per producing service, plus the dead-letter stream. Declared here,
+in code, and reconciled (created or updated) at every start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+SERVICES = ("registry", "workforce", "monitoring", "guidance", "gateway")
+DEFAULT_NAMESPACE = "cradle"
+DUPLICATE_WINDOW_SECONDS = 120.0
+EVENT_MAX_AGE_SECONDS = 365 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Maps CloudEvents types (`cradle.registry.facility.submitted`) to NATS subjects and stream
+    names under a namespace, so test runs sharing one server never meet."""
+
+    name: str = DEFAULT_NAMESPACE
+
+    def subject(self, event_type: str) -> str:
+        head, _, rest = event_type.partition(".")
+        if head != DEFAULT_NAMESPACE or not rest:
+            raise ValueError(f"event type {event_type!r} must start with '{DEFAULT_NAMESPACE}.'")
+        return f"{self.name}.{rest}"
+
+    def event_type(self, subject: str) -> str:
+        _, _, rest = subject.partition(".")
+        return f"{DEFAULT_NAMESPACE}.{rest}"
+
+    def stream(self, service: str) -> str:
+        return f"{self.name}_{service}".upper().replace("-", "_")
+
+    def service_subjects(self, service: str) -> str:
+        return f"{self.name}.{service}.>"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.name}_DLQ".upper().replace("-", "_")
+
+    def dead_letter_subject(self, service: str, consumer: str) -> str:
+        return f"{self.name}.dlq.{service}.{consumer}"
+
+
+def stream_configs(namespace: Namespace, *, replicas: int) -> list[StreamConfig]:
+    configs = [
+        StreamConfig(
+            name=namespace.stream(service),
+            subjects=[namespace.service_subjects(service)],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=EVENT_MAX_AGE_SECONDS,
+            num_replicas=replicas,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        )
+        for service in SERVICES
+    ]
+    configs.append(
+        StreamConfig(
+            name=namespace.dead_letter_stream,
+            subjects=[f"{namespace.name}.dlq.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=EVENT_MAX_AGE_SECONDS,
+            num_replicas=replicas,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        )
+    )
+    return configs
+
+
+async def ensure_streams(js: JetStreamContext, namespace: Namespace, *, replicas: int) -> None:
+    """Create missing streams and bring existing ones to the declared config. Every service does
+    this, so a consumer can bind before the producer has ever started."""
+    for config in stream_configs(namespace, replicas=replicas):
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+                continue
+            except BadRequestError:
+                pass  # another service created it a moment ago
+        await js.update_stream(config)

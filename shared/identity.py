@@ -1,0 +1,159 @@
+"""Who is calling. The gateway authenticates clients and forwards each caller to the services as a
+short-lived internal token signed with its Ed25519 key; services verify it with the public key, so
+a request that did not come through the gateway is refused (401)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Annotated
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from fastapi import Depends, Request, params
+from pydantic import BaseModel, Field
+
+from shared.errors import Forbidden, Unauthorized
+
+IDENTITY_HEADER = "x-cradle-identity"
+INTERNAL_AUDIENCE = "cradle-internal"
+INTERNAL_ISSUER = "cradle-gateway"
+INTERNAL_TOKEN_TTL_SECONDS = 60
+
+
+class ClientKind(StrEnum):
+    bureau = "bureau"
+    district = "district"
+    operator = "operator"
+    app = "app"
+    admin = "admin"
+    parent = "parent"
+    public = "public"  # an anonymous caller of the public paths
+
+
+class Identity(BaseModel):
+    client_id: str
+    kind: ClientKind
+    bureau: str | None = None
+    district_code: str | None = None
+    facility_ids: list[str] = Field(default_factory=list)
+    scopes: list[str] = Field(default_factory=list)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+    def sees_whole_city(self) -> bool:
+        return self.kind in (ClientKind.admin, ClientKind.bureau)
+
+    def may_see_facility(self, *, facility_id: str, district_code: str, owner_client_id: str | None) -> bool:
+        """Object-level authorization: an operator sees its own facilities, a district its district."""
+        if self.sees_whole_city():
+            return True
+        if self.kind == ClientKind.district:
+            return self.district_code is not None and self.district_code == district_code
+        if self.kind == ClientKind.operator:
+            return facility_id in self.facility_ids or owner_client_id == self.client_id
+        return False
+
+
+PUBLIC_IDENTITY = Identity(client_id="public", kind=ClientKind.public)
+
+
+def generate_keypair() -> tuple[str, str]:
+    """A new (private PEM, public PEM) pair for the internal identity tokens."""
+    private = Ed25519PrivateKey.generate()
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private_pem, public_pem
+
+
+class IdentitySigner:
+    def __init__(self, private_pem: str) -> None:
+        key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("the internal signing key must be an Ed25519 private key")
+        self._key = key
+
+    def sign(self, identity: Identity, *, request_id: str | None = None) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": INTERNAL_ISSUER,
+            "aud": INTERNAL_AUDIENCE,
+            "iat": now,
+            "exp": now + INTERNAL_TOKEN_TTL_SECONDS,
+            "jti": uuid.uuid4().hex,
+            "sub": identity.client_id,
+            "idn": identity.model_dump(mode="json", exclude_defaults=True),
+        }
+        if request_id:
+            claims["rid"] = request_id
+        return jwt.encode(claims, self._key, algorithm="EdDSA")
+
+
+class IdentityVerifier:
+    def __init__(self, public_pem: str) -> None:
+        key = serialization.load_pem_public_key(public_pem.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("the internal verify key must be an Ed25519 public key")
+        self._key = key
+
+    def verify(self, token: str) -> Identity:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=["EdDSA"],
+                audience=INTERNAL_AUDIENCE,
+                issuer=INTERNAL_ISSUER,
+                options={"require": ["exp", "iat", "aud", "iss", "sub"]},
+                leeway=5,
+            )
+            return Identity.model_validate(claims["idn"])
+        except (jwt.PyJWTError, KeyError, ValueError) as exc:
+            raise Unauthorized("The internal identity token is invalid or expired.") from exc
+
+
+def current_caller(request: Request) -> Identity:
+    """Every service route depends on this: no valid gateway-signed identity, no entry."""
+    cached = request.scope.get("state", {}).get("caller")
+    if cached is not None:
+        return cached
+    token = request.headers.get(IDENTITY_HEADER)
+    if not token:
+        raise Unauthorized("Requests reach Cradle's services only through the gateway.")
+    verifier: IdentityVerifier = request.app.state.identity_verifier
+    identity = verifier.verify(token)
+    request.scope.setdefault("state", {})["caller"] = identity
+    return identity
+
+
+CallerDep = Annotated[Identity, Depends(current_caller)]
+
+
+def authenticated(caller: CallerDep) -> Identity:
+    if caller.kind == ClientKind.public:
+        raise Unauthorized("This path needs a token from POST /v1/auth/token.")
+    return caller
+
+
+AuthenticatedDep = Annotated[Identity, Depends(authenticated)]
+
+
+def scope_guard(scope: str) -> params.Depends:
+    """`caller: Annotated[Identity, scope_guard("registry:write")]`: 401 anonymous, 403 without it."""
+
+    def guard(caller: AuthenticatedDep) -> Identity:
+        if not caller.has_scope(scope):
+            raise Forbidden(f"This needs the `{scope}` scope.")
+        return caller
+
+    guard.__name__ = f"requires_{scope.replace(':', '_')}"
+    return Depends(guard)

@@ -1,0 +1,70 @@
+"""Alembic, driven from code: each service keeps its migrations in `<package>/migrations/` and its
+own version table; `cradle migrate` and the tests call `upgrade`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.db import async_url, is_sqlite
+
+MIGRATION_PACKAGES = {
+    "gateway": "gateway",
+    "registry": "services.registry",
+    "workforce": "services.workforce",
+    "monitoring": "services.monitoring",
+    "guidance": "services.guidance",
+}
+
+
+def alembic_config(service: str, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", f"{MIGRATION_PACKAGES[service]}:migrations")
+    config.set_main_option("file_template", "%%(year)d-%%(month).2d-%%(day).2d_%%(slug)s")
+    config.attributes["database_url"] = database_url
+    config.attributes["service"] = service
+    return config
+
+
+def upgrade(service: str, database_url: str, revision: str = "head") -> None:
+    """Blocking: call from a thread when an event loop is running."""
+    command.upgrade(alembic_config(service, database_url), revision)
+
+
+def run_env(metadata: MetaData) -> None:
+    """The body of every service's `migrations/env.py`."""
+    config = context.config
+    url: str = config.attributes["database_url"]
+    version_table = f"alembic_version_{config.attributes['service']}"
+
+    def migrate(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table=version_table,
+            render_as_batch=is_sqlite(url),
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, version_table=version_table, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    async def run_online() -> None:
+        engine = create_async_engine(async_url(url), poolclass=pool.NullPool)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(migrate)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run_online())

@@ -1,0 +1,136 @@
+"""`create_service_app`: the lifespan every service shares (engine, NATS, outbox relay, consumers),
+the error handlers, request context, health and metrics. A service adds its routers and handlers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine, session_scope
+from shared.errors import install_error_handlers
+from shared.events.bus import EventBus
+from shared.events.consumer import ConsumerPolicy, EventConsumer, Handler
+from shared.events.outbox import OutboxRelay, OutboxWriter, outbox_session_info
+from shared.events.streams import Namespace
+from shared.identity import IdentityVerifier, current_caller
+from shared.logging import configure_logging
+from shared.observability import Metrics, health_router, install_observability
+from shared.settings import ServiceSettings
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    title: str,
+    metadata: MetaData,
+    routers: Sequence[APIRouter],
+    handlers: dict[str, Handler] | None = None,
+) -> FastAPI:
+    service = settings.service_name
+    metrics = Metrics(service)
+    namespace = Namespace(settings.event_namespace)
+    outbox = metadata.tables["outbox"]
+    inbox = metadata.tables["inbox"]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(service=service, fmt=settings.log_format, level=settings.log_level)
+        engine = make_engine(settings.database_url)
+        bus = EventBus(
+            url=settings.nats_url, namespace=namespace, replicas=settings.nats_replicas, client_name=service
+        )
+        session_info = outbox_session_info(OutboxWriter(outbox, namespace, f"/cradle/{service}"))
+        maker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            engine, expire_on_commit=False, info=session_info
+        )
+        relay = OutboxRelay(
+            maker=maker,
+            table=outbox,
+            bus=bus,
+            metrics=metrics,
+            lock_rows=not is_sqlite(settings.database_url),
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
+            publish_timeout=settings.publish_timeout_seconds,
+        )
+        session_info[ON_OUTBOX_COMMIT] = relay.wake  # sessions copy this dict when they open
+        bus.on_reconnect(relay.wake)
+        policy = ConsumerPolicy(
+            max_deliver=settings.consumer_max_deliver,
+            ack_wait_seconds=settings.consumer_ack_wait_seconds,
+            backoff_seconds=tuple(settings.consumer_backoff_seconds),
+        )
+        consumers = [
+            EventConsumer(
+                service=service,
+                source_service=source,
+                handlers=by_type,
+                bus=bus,
+                maker=maker,
+                inbox=inbox,
+                metrics=metrics,
+                policy=policy,
+            )
+            for source, by_type in _group_by_source(handlers or {}).items()
+        ]
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = maker
+        app.state.bus = bus
+        app.state.relay = relay
+        app.state.consumers = consumers
+        bus.start()
+        relay.start()
+        for consumer in consumers:
+            consumer.start()
+        try:
+            yield
+        finally:
+            for consumer in consumers:
+                await consumer.stop()
+            await relay.stop()
+            await bus.close()
+            await engine.dispose()
+
+    app = FastAPI(title=title, lifespan=lifespan, version="0.1.0")
+    app.state.identity_verifier = IdentityVerifier(settings.internal_verify_key.get_secret_value())
+    install_error_handlers(app)
+    install_observability(app, metrics)
+
+    async def database_ready() -> str | None:
+        async with app.state.engine.connect() as connection:
+            await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2)
+        return None
+
+    async def nats_ready() -> str | None:
+        return None if app.state.bus.connected else "not connected"
+
+    app.include_router(health_router(metrics, {"database": database_ready, "nats": nats_ready}))
+    for router in routers:
+        # Every domain route verifies the gateway's identity token before anything else runs.
+        app.include_router(router, dependencies=[Depends(current_caller)])
+    return app
+
+
+def _group_by_source(handlers: dict[str, Handler]) -> dict[str, dict[str, Handler]]:
+    grouped: dict[str, dict[str, Handler]] = defaultdict(dict)
+    for event_type, handler in handlers.items():
+        source = event_type.split(".")[1]
+        grouped[source][event_type] = handler
+    return dict(grouped)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async for session in session_scope(request.app.state.sessionmaker):
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, so a 2xx means committed.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,54 @@
+"""Settings common to every service; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Per-service settings. `REGISTRY_DATABASE_URL` etc. come from the subclass's env prefix;
+    the cross-service ones (`NATS_URL`, the internal identity keys) are read unprefixed."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    service_name: str = "service"
+    database_url: str
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL", "nats_url")
+    )
+    # Subjects are `<event_namespace>.<service>.<entity>.<verb>`; tests use their own namespace so
+    # parallel runs on one NATS server never see each other's events.
+    event_namespace: str = Field(
+        default="cradle", validation_alias=AliasChoices("CRADLE_EVENT_NAMESPACE", "event_namespace")
+    )
+    nats_replicas: int = Field(
+        default=1, ge=1, le=5, validation_alias=AliasChoices("CRADLE_NATS_REPLICAS", "nats_replicas")
+    )
+    # The gateway signs each forwarded request with its Ed25519 key; services hold only the public key.
+    internal_verify_key: SecretStr = Field(
+        validation_alias=AliasChoices("CRADLE_INTERNAL_VERIFY_KEY", "internal_verify_key")
+    )
+    log_format: str = Field(default="json", validation_alias=AliasChoices("CRADLE_LOG_FORMAT", "log_format"))
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("CRADLE_LOG_LEVEL", "log_level"))
+
+    outbox_poll_seconds: float = 2.0
+    outbox_batch_size: int = 256
+    consumer_max_deliver: int = 5
+    consumer_ack_wait_seconds: float = 30.0
+    consumer_backoff_seconds: list[float] = [1.0, 5.0, 15.0, 60.0]
+    publish_timeout_seconds: float = 2.0
+
+    @field_validator("event_namespace")
+    @classmethod
+    def _namespace_is_a_subject_token(cls, value: str) -> str:
+        if not value or not value.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("must be one NATS subject token (letters, digits, - or _)")
+        return value
+
+    @field_validator("internal_verify_key")
+    @classmethod
+    def _verify_key_is_pem(cls, value: SecretStr) -> SecretStr:
+        if "PUBLIC KEY" not in value.get_secret_value():
+            raise ValueError("must be a PEM public key (set by `cradle up`, or from your secret store)")
+        return value
