@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint bench clean
+.PHONY: install up test lint bench lock clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -26,6 +26,18 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/outbox_relay.py
+
+# Re-pin after changing pyproject.toml's dependencies: resolves in a scratch venv, writes both locks.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet . && .lock-venv/bin/python -m pip uninstall --quiet -y cradle
+	(echo "# Runtime dependencies, pinned (pip freeze on Python 3.11). Regenerate with \`make lock\`."; \
+	  .lock-venv/bin/python -m pip freeze | sort -f) > requirements.lock
+	.lock-venv/bin/python -m pip install --quiet ".[dev]" && .lock-venv/bin/python -m pip uninstall --quiet -y cradle
+	(echo "# Test and lint tools, pinned; installed by \`make install\` on top of requirements.lock."; \
+	  echo "-r requirements.lock"; \
+	  .lock-venv/bin/python -m pip freeze | sort -f | grep -vxFf requirements.lock) > requirements-dev.lock
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

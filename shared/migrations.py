@@ -36,6 +36,10 @@ def upgrade(service: str, database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(service, database_url), revision)
 
 
+def downgrade(service: str, database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(service, database_url), revision)
+
+
 def run_env(metadata: MetaData) -> None:
     """The body of every service's `migrations/env.py`."""
     config = context.config

@@ -54,6 +54,19 @@ def migrate(
     migrate_all(names)
 
 
+@app.command("bootstrap-admin")
+def bootstrap_admin() -> None:
+    """Create the `admin` client in the gateway's database (GATEWAY_DATABASE_URL), or set its secret
+    to CRADLE_ADMIN_SECRET. A generated secret is printed once."""
+    shown = asyncio.run(_bootstrap_admin(os.environ.get("CRADLE_ADMIN_SECRET") or None))
+    if shown:
+        console.print(f"admin secret [bold]{shown}[/]   (shown once: keep it)")
+    elif os.environ.get("CRADLE_ADMIN_SECRET"):
+        console.print("admin secret set from CRADLE_ADMIN_SECRET")
+    else:
+        console.print("admin exists; set CRADLE_ADMIN_SECRET to give it a new secret")
+
+
 @app.command()
 def up() -> None:
     """Start NATS (unless NATS_URL is set), every service and the gateway, in the foreground."""

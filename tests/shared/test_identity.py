@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import Unauthorized
+from shared.identity import ClientKind, Identity, IdentitySigner, IdentityVerifier, generate_keypair
+
+
+def test_a_signed_identity_verifies_with_the_public_key() -> None:
+    private_pem, public_pem = generate_keypair()
+    identity = Identity(
+        client_id="op-1", kind=ClientKind.operator, facility_ids=["f-1"], scopes=["registry:read"]
+    )
+    token = IdentitySigner(private_pem).sign(identity, request_id="r-1")
+    assert IdentityVerifier(public_pem).verify(token) == identity
+
+
+def test_a_token_from_another_key_is_refused() -> None:
+    token = IdentitySigner(generate_keypair()[0]).sign(Identity(client_id="x", kind=ClientKind.admin))
+    with pytest.raises(Unauthorized):
+        IdentityVerifier(generate_keypair()[1]).verify(token)
+
+
+def test_a_tampered_token_is_refused() -> None:
+    private_pem, public_pem = generate_keypair()
+    token = IdentitySigner(private_pem).sign(Identity(client_id="x", kind=ClientKind.operator))
+    head, body, signature = token.split(".")
+    with pytest.raises(Unauthorized):
+        IdentityVerifier(public_pem).verify(f"{head}.{body}x.{signature}")
+
+
+@pytest.mark.parametrize(
+    ("caller", "visible"),
+    [
+        (Identity(client_id="a", kind=ClientKind.admin), True),
+        (Identity(client_id="b", kind=ClientKind.bureau, bureau="EDU"), True),
+        (Identity(client_id="d", kind=ClientKind.district, district_code="310104"), True),
+        (Identity(client_id="d", kind=ClientKind.district, district_code="310101"), False),
+        (Identity(client_id="o", kind=ClientKind.operator, facility_ids=["f-1"]), True),
+        (Identity(client_id="owner", kind=ClientKind.operator), True),
+        (Identity(client_id="o2", kind=ClientKind.operator, facility_ids=["f-2"]), False),
+        (Identity(client_id="p", kind=ClientKind.parent), False),
+    ],
+)
+def test_facility_visibility(caller: Identity, visible: bool) -> None:
+    assert (
+        caller.may_see_facility(facility_id="f-1", district_code="310104", owner_client_id="owner") is visible
+    )

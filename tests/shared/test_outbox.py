@@ -1,0 +1,142 @@
+"""The outbox against real databases and the real NATS server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import nats
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.registry.models import outbox
+from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine
+from shared.events.bus import EventBus
+from shared.events.envelope import DomainEvent
+from shared.events.outbox import OutboxRelay, OutboxWriter, emit, outbox_session_info
+from shared.events.streams import Namespace
+from shared.observability import Metrics
+from tests.support import DatabaseFactory, eventually
+
+
+class Pinged(DomainEvent):
+    event_type: ClassVar[str] = "cradle.registry.test.pinged"
+    n: int
+
+
+@pytest.fixture
+async def parts(
+    databases: DatabaseFactory, shared_nats_url: str, namespace: str
+) -> AsyncIterator[dict[str, Any]]:
+    url = await databases.fresh("registry")
+    engine = make_engine(url)
+    ns = Namespace(namespace)
+    info = outbox_session_info(OutboxWriter(outbox, ns, "/cradle/registry"))
+    maker = async_sessionmaker(engine, expire_on_commit=False, info=info)
+    bus = EventBus(url=shared_nats_url, namespace=ns, replicas=1, client_name="test-outbox")
+    bus.start()
+    await bus.wait_ready()
+    yield {"url": url, "maker": maker, "bus": bus, "ns": ns, "info": info}
+    await bus.close()
+    await engine.dispose()
+
+
+def relay_for(parts: dict[str, Any], bus: EventBus | None = None, batch_size: int = 50) -> OutboxRelay:
+    return OutboxRelay(
+        maker=parts["maker"],
+        table=outbox,
+        bus=bus or parts["bus"],
+        metrics=Metrics("registry"),
+        lock_rows=not is_sqlite(parts["url"]),
+        batch_size=batch_size,
+        poll_seconds=5.0,
+    )
+
+
+async def stream_count(parts: dict[str, Any]) -> int:
+    js = parts["bus"].js
+    return (await js.stream_info(parts["ns"].stream("registry"))).state.messages
+
+
+async def pending(maker: async_sessionmaker[AsyncSession]) -> int:
+    async with maker() as session:
+        return (await session.execute(select(func.count()).where(outbox.c.sent_at.is_(None)))).scalar_one()
+
+
+async def test_a_rolled_back_transaction_emits_nothing(parts: dict[str, Any]) -> None:
+    maker = parts["maker"]
+    with pytest.raises(RuntimeError):
+        async with maker() as session, session.begin():
+            await emit(session, Pinged(n=1))
+            raise RuntimeError("the change failed")
+    async with maker() as session:
+        assert (await session.execute(select(func.count()).select_from(outbox))).scalar_one() == 0
+    assert await relay_for(parts).relay_once() == 0
+    assert await stream_count(parts) == 0
+
+
+async def test_the_relay_is_woken_by_the_commit_not_the_poll(parts: dict[str, Any]) -> None:
+    relay = relay_for(parts)
+    parts["info"][ON_OUTBOX_COMMIT] = relay.wake
+    relay.start()
+    try:
+        await asyncio.sleep(0.2)  # the relay is now waiting out its 5 s poll
+        async with parts["maker"]() as session, session.begin():
+            await emit(session, Pinged(n=1))
+        started = asyncio.get_running_loop().time()
+        await eventually(lambda: _equals(pending(parts["maker"]), 0), timeout=4)
+        assert asyncio.get_running_loop().time() - started < 4  # well under the 5 s poll
+    finally:
+        await relay.stop()
+    assert await stream_count(parts) == 1
+
+
+async def test_two_relays_publish_every_event_exactly_once(parts: dict[str, Any]) -> None:
+    maker = parts["maker"]
+    for batch in range(4):
+        async with maker() as session, session.begin():
+            for n in range(50):
+                await emit(session, Pinged(n=batch * 50 + n))
+    second_bus = EventBus(url=parts["bus"].url, namespace=parts["ns"], replicas=1, client_name="relay-2")
+    second_bus.start()
+    await second_bus.wait_ready()
+    try:
+        first, second = relay_for(parts, batch_size=20), relay_for(parts, bus=second_bus, batch_size=20)
+
+        async def drain(relay: OutboxRelay) -> int:
+            total = 0
+            while n := await relay.relay_once():
+                total += n
+            return total
+
+        acked = await asyncio.gather(drain(first), drain(second))
+    finally:
+        await second_bus.close()
+    assert await pending(maker) == 0
+    assert await stream_count(parts) == 200
+    if not is_sqlite(parts["url"]):
+        # Row locks (FOR UPDATE SKIP LOCKED): no event was even published twice.
+        assert sum(acked) == 200
+
+
+async def test_published_messages_carry_the_event_id_for_deduplication(parts: dict[str, Any]) -> None:
+    maker = parts["maker"]
+    async with maker() as session, session.begin():
+        envelope = await emit(session, Pinged(n=7))
+    assert await relay_for(parts).relay_once() == 1
+    nc = await nats.connect(parts["bus"].url)
+    try:
+        js = nc.jetstream()
+        msg = await js.get_last_msg(parts["ns"].stream("registry"), parts["ns"].subject(Pinged.event_type))
+        assert msg.headers["Nats-Msg-Id"] == envelope.id
+        # Publishing it again (say, a relay that crashed before marking it sent) is dropped by the server.
+        again = await js.publish(msg.subject, msg.data, headers={"Nats-Msg-Id": envelope.id})
+        assert again.duplicate
+    finally:
+        await nc.close()
+
+
+async def _equals(awaitable: Any, expected: Any) -> bool:
+    return (await awaitable) == expected

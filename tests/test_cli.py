@@ -1,0 +1,101 @@
+"""`cradle up` as a newcomer runs it: real processes, an embedded NATS, SQLite under the data dir,
+started from a directory that is not the repository, and stopped cleanly by SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from shared.cli.layout import free_port
+
+SECRET = "cli-test-admin-secret-0123456789"
+
+
+def wait_for(url: str, process: subprocess.Popen[str], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "cradle up exited early"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} not up within {timeout}s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_cradle_up_serves_the_slice_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and k != "NATS_URL"}
+    env |= {
+        "CRADLE_DATA_DIR": str(tmp_path / "data"),
+        "CRADLE_GATEWAY_PORT": str(port),
+        "CRADLE_ADMIN_SECRET": SECRET,
+        "CRADLE_LOG_FORMAT": "json",
+    }
+    log_path = tmp_path / "up.log"
+    cradle = Path(sys.executable).parent / "cradle"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(cradle), "up"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+    try:
+        gateway = f"http://127.0.0.1:{port}"
+        wait_for(gateway + "/healthz", process)
+        token = httpx.post(
+            gateway + "/v1/auth/token",
+            data={"grant_type": "client_credentials", "client_id": "admin", "client_secret": SECRET},
+        ).json()["access_token"]
+        created = httpx.post(
+            gateway + "/v1/facilities",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "name": "静安区社区托育点",
+                "kind": "community_point",
+                "inclusive": True,
+                "town_code": "310106006",
+                "address": "南京西路 1 号",
+                "lat": 31.23,
+                "lon": 121.45,
+                "operator_name": "静安区",
+                "service_modes": ["full_day"],
+                "capacity": {"infant": 0, "toddler": 15, "preschool": 20},
+            },
+        )
+        assert created.status_code == 201, created.text
+        facility_id = created.json()["id"]
+
+        workforce_db = tmp_path / "data" / "workforce.db"
+        deadline = time.monotonic() + 20
+        found: list[tuple[str]] = []
+        while time.monotonic() < deadline and not found:
+            with sqlite3.connect(workforce_db) as db:
+                found = db.execute(
+                    "SELECT name FROM facility_projection WHERE facility_id = ?", (facility_id,)
+                ).fetchall()
+            time.sleep(0.2)
+        assert found == [("静安区社区托育点",)]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    output = log_path.read_text()
+    assert code == 0, output[-3000:]
+    assert "Cradle is up" in output
+    nats_port = int(re.search(r"using nats://127\.0\.0\.1:(\d+)", output).group(1))
+    assert nats_port != 4222  # never the machine's NATS
+    assert not port_open(nats_port) and not port_open(port)
+    assert (tmp_path / "data" / "nats" / "jetstream").is_dir()
