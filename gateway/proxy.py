@@ -64,13 +64,11 @@ class Forwarder:
         headers.append(("x-request-id", request_id))
         if request.client is not None:
             headers.append(("x-forwarded-for", request.client.host))
-        upstream_request = self.client.build_request(
-            request.method,
-            base + request.url.path,
-            params=request.url.query or None,
-            headers=headers,
-            content=body,
-        )
+        # The raw path and query, still percent-encoded: decoding "%2F" would change the path.
+        target = base + request.scope["raw_path"].decode("latin-1")
+        if request.scope["query_string"]:
+            target += "?" + request.scope["query_string"].decode("latin-1")
+        upstream_request = self.client.build_request(request.method, target, headers=headers, content=body)
         try:
             upstream = await self.client.send(upstream_request, stream=True)
         except httpx.TimeoutException as exc:

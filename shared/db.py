@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -62,6 +63,7 @@ def _forget_outbox_rows(session: Session) -> None:
     session.info.pop(OUTBOX_DIRTY, None)
 
 
+@asynccontextmanager
 async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One transaction per unit of work: commit once on success, roll back on any error."""
     async with maker() as session:

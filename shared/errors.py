@@ -175,13 +175,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(status=exc.status_code, title=title, detail=detail, headers=exc.headers)
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.error("database_unavailable", error=str(exc)[:300])
+async def _dependency_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("dependency_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
     return problem_response(
         status=503,
         title="Service unavailable",
         type_="/problems/unavailable",
-        detail="The database is unavailable; retry shortly.",
+        detail="A service this request needs (its database) is unavailable; retry shortly.",
         headers={"Retry-After": "5"},
     )
 
@@ -207,10 +207,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(PoolTimeout, _database_unavailable)
-    app.add_exception_handler(ConnectionError, _database_unavailable)
-    app.add_exception_handler(OSError, _database_unavailable)
+    app.add_exception_handler(OperationalError, _dependency_unavailable)
+    app.add_exception_handler(PoolTimeout, _dependency_unavailable)
+    app.add_exception_handler(ConnectionError, _dependency_unavailable)
+    app.add_exception_handler(OSError, _dependency_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_conflict)
     app.add_exception_handler(DBAPIError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

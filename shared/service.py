@@ -7,6 +7,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -59,6 +60,7 @@ def create_service_app(
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
             publish_timeout=settings.publish_timeout_seconds,
+            keep_sent=timedelta(days=settings.outbox_keep_sent_days),
         )
         session_info[ON_OUTBOX_COMMIT] = relay.wake  # sessions copy this dict when they open
         bus.on_reconnect(relay.wake)
@@ -128,7 +130,7 @@ def _group_by_source(handlers: dict[str, Handler]) -> dict[str, dict[str, Handle
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async for session in session_scope(request.app.state.sessionmaker):
+    async with session_scope(request.app.state.sessionmaker) as session:
         yield session
 
 

@@ -34,6 +34,7 @@ class ServiceSettings(BaseSettings):
 
     outbox_poll_seconds: float = 2.0
     outbox_batch_size: int = 256
+    outbox_keep_sent_days: float = 7.0
     consumer_max_deliver: int = 5
     consumer_ack_wait_seconds: float = 30.0
     consumer_backoff_seconds: list[float] = [1.0, 5.0, 15.0, 60.0]

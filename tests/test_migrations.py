@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from shared.db import make_engine
@@ -33,3 +36,19 @@ async def test_migrations_round_trip(service: str, databases: DatabaseFactory) -
     assert await table_names(url) == {f"alembic_version_{service}"}
     await asyncio.to_thread(upgrade, service, url)
     assert await table_names(url) == at_head
+
+
+@pytest.mark.parametrize("service", sorted(MIGRATION_PACKAGES))
+async def test_the_models_match_what_the_migrations_built(service: str, databases: DatabaseFactory) -> None:
+    url = await databases.fresh(service)
+    metadata = importlib.import_module(f"{MIGRATION_PACKAGES[service]}.models").metadata
+    opts = {"compare_type": True, "version_table": f"alembic_version_{service}"}
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c, opts=opts), metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert differences == []

@@ -28,6 +28,7 @@ class EventBus:
         self._ready = asyncio.Event()
         self._connector: asyncio.Task[None] | None = None
         self._on_reconnect: list[Callable[[], None]] = []
+        self._closing = False
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         self._on_reconnect.append(callback)
@@ -47,6 +48,7 @@ class EventBus:
     async def _connect_until_ready(self) -> None:
         delay = 0.2
         while True:
+            nc: NATS | None = None
             try:
                 nc = await nats.connect(
                     self.url.split(","),
@@ -66,7 +68,7 @@ class EventBus:
             except Exception as exc:
                 log.warning("nats_unavailable", url=self.url, error=f"{type(exc).__name__}: {exc}"[:200])
                 with contextlib.suppress(Exception):
-                    if "nc" in locals() and not nc.is_closed:
+                    if nc is not None and not nc.is_closed:
                         await nc.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -84,12 +86,14 @@ class EventBus:
             callback()
 
     async def _disconnected(self) -> None:
-        log.warning("nats_disconnected")
+        if not self._closing:
+            log.warning("nats_disconnected")
 
     async def _error(self, exc: Exception) -> None:
         log.debug("nats_error", error=f"{type(exc).__name__}: {exc}"[:200])
 
     async def close(self) -> None:
+        self._closing = True
         if self._connector is not None:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Row, Table, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import OUTBOX_DIRTY
@@ -21,6 +22,11 @@ from shared.observability import Metrics
 
 log = structlog.get_logger("cradle.outbox")
 OUTBOX_WRITER = "cradle_outbox_writer"
+MAX_RETRY_DELAY_SECONDS = 300
+PURGE_EVERY_SECONDS = 3600
+# NATS refuses messages over its max_payload (1 MiB by default); refuse them here, in the caller's
+# transaction, rather than store an event that can never leave.
+MAX_EVENT_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,10 @@ class OutboxWriter:
     table: Table
     namespace: Namespace
     source: str  # CloudEvents `source`, e.g. "/cradle/registry"
+
+
+def _describe(exc: BaseException | None) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def outbox_session_info(writer: OutboxWriter) -> dict[str, object]:
@@ -45,11 +55,16 @@ async def emit(session: AsyncSession, event: DomainEvent) -> CloudEvent:
         data=event.model_dump(mode="json"),
         requestid=request_id,
     )
+    payload = envelope.model_dump_json(exclude_none=True)
+    if len(payload.encode()) > MAX_EVENT_BYTES:
+        raise ValueError(
+            f"{event.event_type} is {len(payload.encode())} bytes; events carry facts, not files"
+        )
     await session.execute(
         insert(writer.table).values(
             event_id=envelope.id,
             subject=writer.namespace.subject(envelope.type),
-            payload=envelope.model_dump_json(exclude_none=True),
+            payload=payload,
             created_at=envelope.time,
             attempts=0,
         )
@@ -70,6 +85,7 @@ class OutboxRelay:
         batch_size: int = 256,
         poll_seconds: float = 2.0,
         publish_timeout: float = 2.0,
+        keep_sent: timedelta = timedelta(days=7),
     ) -> None:
         self.maker = maker
         self.table = table
@@ -81,6 +97,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.publish_timeout = publish_timeout
+        self.keep_sent = keep_sent
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -98,10 +115,14 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         await self.bus.wait_ready()
+        next_purge = 0.0
         while True:
             try:
                 while await self.relay_once() == self.batch_size:
                     pass
+                if asyncio.get_running_loop().time() >= next_purge:
+                    await self.purge_sent(older_than=self.keep_sent)
+                    next_purge = asyncio.get_running_loop().time() + PURGE_EVERY_SECONDS
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the relay must outlive any one failure
@@ -111,77 +132,100 @@ class OutboxRelay:
             self._wakeup.clear()
 
     async def relay_once(self) -> int:
-        """Publish one batch of pending events; return how many JetStream acknowledged."""
+        """Publish one batch of due events; return how many JetStream acknowledged."""
         if not self.bus.connected:
             return 0
         t = self.table
-        pending = (
-            select(t.c.seq, t.c.event_id, t.c.subject, t.c.payload)
-            .where(t.c.sent_at.is_(None))
+        now = datetime.now(UTC)
+        due = (
+            select(t.c.seq, t.c.event_id, t.c.subject, t.c.payload, t.c.attempts)
+            .where(t.c.sent_at.is_(None), or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now))
             .order_by(t.c.seq)
             .limit(self.batch_size)
         )
         if self.lock_rows:
             async with self.maker() as session, session.begin():
-                rows = (await session.execute(pending.with_for_update(skip_locked=True))).all()
-                acked, failed, error = await self._publish(rows)
-                await self._record(session, acked, failed, error)
+                rows = (await session.execute(due.with_for_update(skip_locked=True))).all()
+                acked, failures = await self._publish(rows)
+                await self._record(session, rows, acked, failures)
         else:
             async with self.maker() as session:
-                rows = (await session.execute(pending)).all()
-            acked, failed, error = await self._publish(rows)
-            if acked or failed:
+                rows = (await session.execute(due)).all()
+            acked, failures = await self._publish(rows)
+            if acked or failures:
                 async with self.maker() as session, session.begin():
-                    await self._record(session, acked, failed, error)
+                    await self._record(session, rows, acked, failures)
         return len(acked)
 
-    async def _publish(self, rows: list) -> tuple[list[int], list[int], str | None]:
+    async def _publish(self, rows: Sequence[Row]) -> tuple[list[int], dict[int, str]]:
+        """Send the whole batch, then wait for every ack at once; each row succeeds or fails alone,
+        so one event JetStream refuses never holds back the others."""
         if not rows:
-            return [], [], None
+            return [], {}
         js = self.bus.js
         assert js is not None
-        futures = []
-        try:
-            for row in rows:
-                futures.append(
-                    await js.publish_async(
-                        row.subject, row.payload.encode(), headers={"Nats-Msg-Id": row.event_id}
-                    )
-                )
-        except Exception as exc:
-            for f in futures:
-                f.cancel()
-            return [], [r.seq for r in rows], f"{type(exc).__name__}: {exc}"[:500]
-        acked: list[int] = []
-        failed: list[int] = []
-        error: str | None = None
-        for row, future in zip(rows, futures, strict=True):
-            if error is not None:
-                future.cancel()
-                failed.append(row.seq)
-                continue
+        futures: dict[int, asyncio.Future[object]] = {}
+        failures: dict[int, str] = {}
+        for row in rows:
             try:
-                await asyncio.wait_for(future, timeout=self.publish_timeout)
-                acked.append(row.seq)
+                futures[row.seq] = await js.publish_async(
+                    row.subject, row.payload.encode(), headers={"Nats-Msg-Id": row.event_id}
+                )
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"[:500]
-                failed.append(row.seq)
+                failures[row.seq] = _describe(exc)
+        if futures:
+            _, late = await asyncio.wait(futures.values(), timeout=self.publish_timeout)
+            for future in late:
+                future.cancel()
+        acked: list[int] = []
+        for seq, future in futures.items():
+            if future.cancelled():
+                failures[seq] = "no acknowledgement within the publish timeout"
+            elif future.exception() is not None:
+                failures[seq] = _describe(future.exception())
+            else:
+                acked.append(seq)
         if acked:
             self.metrics.events_published.labels(self.metrics.service).inc(len(acked))
-        if error:
-            log.warning("outbox_publish_failed", failed=len(failed), error=error)
-        return acked, failed, error
+        if failures:
+            log.warning(
+                "outbox_publish_failed",
+                failed=len(failures),
+                acked=len(acked),
+                error=next(iter(failures.values())),
+            )
+        return acked, failures
 
     async def _record(
-        self, session: AsyncSession, acked: list[int], failed: list[int], error: str | None
+        self, session: AsyncSession, rows: Sequence[Row], acked: list[int], failures: dict[int, str]
     ) -> None:
         t = self.table
+        now = datetime.now(UTC)
         if acked:
-            await session.execute(update(t).where(t.c.seq.in_(acked)).values(sent_at=datetime.now(UTC)))
-        if failed:
-            await session.execute(
-                update(t).where(t.c.seq.in_(failed)).values(attempts=t.c.attempts + 1, last_error=error)
+            await session.execute(update(t).where(t.c.seq.in_(acked)).values(sent_at=now))
+        if not failures:
+            return
+        # With the broker gone every row fails for the same reason: retry as soon as it returns
+        # (the reconnect wakes the relay). With the broker up, the row itself is refused: back off.
+        broker_up = self.bus.connected
+        attempts = {row.seq: row.attempts for row in rows}
+        for seq, error in failures.items():
+            tries = attempts[seq] + 1
+            values: dict[str, object] = {"attempts": tries, "last_error": error}
+            if broker_up:
+                values["next_attempt_at"] = now + timedelta(seconds=min(2**tries, MAX_RETRY_DELAY_SECONDS))
+                if tries >= 5:
+                    log.error("outbox_event_stuck", seq=seq, attempts=tries, error=error)
+            await session.execute(update(t).where(t.c.seq == seq).values(**values))
+
+    async def purge_sent(self, *, older_than: timedelta) -> int:
+        """Delete rows published long ago; the stream and the consumers' inboxes keep the history."""
+        t = self.table
+        async with self.maker() as session, session.begin():
+            result = await session.execute(
+                delete(t).where(t.c.sent_at.is_not(None), t.c.sent_at < datetime.now(UTC) - older_than)
             )
+        return result.rowcount or 0
 
     async def pending_count(self) -> int:
         async with self.maker() as session:

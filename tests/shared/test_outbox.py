@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import nats
 import pytest
+from pydantic import ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,6 +24,8 @@ from tests.support import DatabaseFactory, eventually
 
 
 class Pinged(DomainEvent):
+    model_config = ConfigDict(extra="allow")
+
     event_type: ClassVar[str] = "cradle.registry.test.pinged"
     n: int
 
@@ -140,3 +144,52 @@ async def test_published_messages_carry_the_event_id_for_deduplication(parts: di
 
 async def _equals(awaitable: Any, expected: Any) -> bool:
     return (await awaitable) == expected
+
+
+class Misrouted(DomainEvent):
+    """An event whose subject no stream covers: JetStream refuses it every time."""
+
+    event_type: ClassVar[str] = "cradle.nowhere.test.lost"
+    n: int
+
+
+async def test_an_event_jetstream_refuses_never_holds_back_the_others(parts: dict[str, Any]) -> None:
+    maker = parts["maker"]
+    async with maker() as session, session.begin():
+        for n in range(10):
+            await emit(session, Misrouted(n=n) if n == 4 else Pinged(n=n))
+    relay = relay_for(parts)
+
+    assert await relay.relay_once() == 9
+    assert await stream_count(parts) == 9
+    async with maker() as session:
+        stuck = (await session.execute(select(outbox).where(outbox.c.sent_at.is_(None)))).one()
+    assert stuck.attempts == 1 and stuck.next_attempt_at is not None and stuck.last_error
+
+    # It waits out its retry delay instead of being re-sent, with the others, on every pass.
+    assert await relay.relay_once() == 0
+    async with maker() as session, session.begin():
+        await emit(session, Pinged(n=99))
+    assert await relay.relay_once() == 1
+    assert await stream_count(parts) == 10
+
+
+async def test_an_oversized_event_is_refused_in_the_callers_transaction(parts: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="bytes"):
+        async with parts["maker"]() as session, session.begin():
+            await emit(session, Pinged(n=1, **{"padding": "x" * 600_000}))
+
+
+async def test_sent_rows_are_purged_after_the_retention(parts: dict[str, Any]) -> None:
+    maker = parts["maker"]
+    async with maker() as session, session.begin():
+        for n in range(3):
+            await emit(session, Pinged(n=n))
+    relay = relay_for(parts)
+    assert await relay.relay_once() == 3
+    async with maker() as session, session.begin():
+        await emit(session, Pinged(n=3))  # not yet sent: never purged
+    assert await relay.purge_sent(older_than=timedelta(days=1)) == 0
+    assert await relay.purge_sent(older_than=timedelta(seconds=0)) == 3
+    async with maker() as session:
+        assert (await session.execute(select(func.count()).select_from(outbox))).scalar_one() == 1

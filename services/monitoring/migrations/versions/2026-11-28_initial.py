@@ -7,8 +7,6 @@ Create Date: 2026-11-28
 
 from collections.abc import Sequence
 
-from alembic import op
-
 from shared.events.tables import create_event_tables, drop_event_tables
 
 revision: str = "monitoring_0001"
@@ -18,8 +16,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_event_tables(op.get_bind())
+    create_event_tables()
 
 
 def downgrade() -> None:
-    drop_event_tables(op.get_bind())
+    drop_event_tables()

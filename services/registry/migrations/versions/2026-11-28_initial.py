@@ -70,7 +70,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_facility_district_status", "facility", ["district_code", "status"])
-    create_event_tables(op.get_bind())
+    create_event_tables()
 
     districts: dict[str, dict[str, object]] = {}
     towns: list[dict[str, object]] = []
@@ -105,7 +105,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_event_tables(op.get_bind())
+    drop_event_tables()
     op.drop_table("facility")
     op.drop_table("town")
     op.drop_table("district")

@@ -30,9 +30,9 @@ def upgrade() -> None:
         sa.Column("source_event_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
-    create_event_tables(op.get_bind())
+    create_event_tables()
 
 
 def downgrade() -> None:
-    drop_event_tables(op.get_bind())
+    drop_event_tables()
     op.drop_table("facility_projection")
