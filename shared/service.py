@@ -103,6 +103,7 @@ def create_service_app(
 
     app = FastAPI(title=title, lifespan=lifespan, version="0.1.0")
     app.state.identity_verifier = IdentityVerifier(settings.internal_verify_key.get_secret_value())
+    app.state.idempotency_table = metadata.tables.get("idempotency_record")
     install_error_handlers(app)
     install_observability(app, metrics)
 

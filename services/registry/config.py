@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -7,3 +8,13 @@ class RegistrySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore")
 
     service_name: str = "registry"
+    # Departments whose approval an application needs (configurable per deployment).
+    required_departments: list[str] = Field(default=["EDU", "HEALTH", "FIRE", "SAMR"], min_length=1)
+    # National standard (托育机构设置标准（试行）, 2019): at most 10 / 15 / 20 children per class.
+    class_size_infant: int = Field(default=10, ge=1)
+    class_size_toddler: int = Field(default=15, ge=1)
+    class_size_preschool: int = Field(default=20, ge=1)
+    # The "15-minute community childcare circle".
+    default_search_radius_m: int = Field(default=1000, ge=1)
+    max_search_radius_m: int = Field(default=50_000, ge=1)
+    public_inspection_years: int = Field(default=3, ge=1)

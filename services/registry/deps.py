@@ -2,20 +2,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 
-from services.registry import service
+from services.registry.config import RegistrySettings
 from services.registry.models import Facility
+from services.registry.service import facilities
 from shared.identity import AuthenticatedDep
 from shared.service import SessionDep
 
 
+def registry_settings(request: Request) -> RegistrySettings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[RegistrySettings, Depends(registry_settings)]
+FacilityId = Annotated[str, Path(max_length=64)]
+
+
 async def visible_facility(
-    session: SessionDep,
-    caller: AuthenticatedDep,
-    facility_id: Annotated[str, Path(max_length=64)],
+    session: SessionDep, caller: AuthenticatedDep, facility_id: FacilityId
 ) -> Facility:
-    return await service.get_visible_facility(session=session, caller=caller, facility_id=facility_id)
+    """Load-and-authorize: the facility if the caller may see it, else 404. Locked for the rest of
+    the transaction on PostgreSQL, so concurrent edits of one facility queue instead of racing."""
+    return await facilities.get_visible_facility(
+        session=session, caller=caller, facility_id=facility_id, for_update=True
+    )
 
 
 FacilityDep = Annotated[Facility, Depends(visible_facility)]

@@ -1,5 +1,156 @@
-"""Events the registry consumes: none yet."""
+"""Events the registry consumes: the credit record and the public inspection history are written
+from the monitoring and workforce services' events (contracts in docs/EVENTS.md)."""
 
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.models import Facility, InspectionRecord
+from services.registry.service.credit import OUTCOME_WORDS, describe_failed, entry_from_event
 from shared.events.consumer import Handler
+from shared.events.envelope import CloudEvent
 
-HANDLERS: dict[str, Handler] = {}
+
+class InspectionItem(BaseModel):
+    code: str
+    passed: bool
+    note: str | None = None
+
+
+class InspectionCompleted(BaseModel):
+    inspection_id: str
+    facility_id: str
+    inspected_on: date
+    outcome: str
+    items: list[InspectionItem] = []
+    rectify_by: date | None = None
+
+
+class RectificationFacts(BaseModel):
+    inspection_id: str
+    facility_id: str
+    rectify_by: date | None = None
+    rectified_on: date | None = None
+
+
+class IncidentConfirmed(BaseModel):
+    incident_id: str
+    facility_id: str
+    category: str
+    decision_ref: str
+    decided_at: datetime
+
+
+class AffectedFacility(BaseModel):
+    facility_id: str
+
+
+class BanIssued(BaseModel):
+    ban_id: str
+    role: str
+    decision_ref: str
+    issued_at: datetime
+    facilities: list[AffectedFacility] = []
+
+
+async def on_inspection_completed(event: CloudEvent, session: AsyncSession) -> None:
+    facts = InspectionCompleted.model_validate(event.data)
+    if await session.get(Facility, facts.facility_id) is None:
+        return
+    failed = [i.model_dump(exclude_none=True) for i in facts.items if not i.passed]
+    record = await session.get(InspectionRecord, facts.inspection_id)
+    if record is None:
+        session.add(
+            InspectionRecord(
+                inspection_id=facts.inspection_id,
+                facility_id=facts.facility_id,
+                inspected_on=facts.inspected_on,
+                outcome=facts.outcome,
+                failed_items=failed,
+                rectify_by=facts.rectify_by,
+                received_at=datetime.now(UTC),
+            )
+        )
+    else:
+        record.inspected_on, record.outcome = facts.inspected_on, facts.outcome
+        record.failed_items, record.rectify_by = failed, facts.rectify_by
+    if facts.outcome == "fail":
+        words = "; ".join(item.description for item in describe_failed(failed)) or "—"
+        await entry_from_event(
+            session=session,
+            facility_id=facts.facility_id,
+            event_id=event.id,
+            event_type=event.type,
+            category="inspection_failed",
+            title=f"监督检查{OUTCOME_WORDS['fail']} Inspection failed",
+            detail=f"{facts.inspected_on}: {words}",
+            occurred_on=facts.inspected_on,
+        )
+
+
+async def on_rectification_overdue(event: CloudEvent, session: AsyncSession) -> None:
+    facts = RectificationFacts.model_validate(event.data)
+    await entry_from_event(
+        session=session,
+        facility_id=facts.facility_id,
+        event_id=event.id,
+        event_type=event.type,
+        category="rectification_overdue",
+        title="整改逾期 Rectification overdue",
+        detail=f"due {facts.rectify_by}" if facts.rectify_by else "",
+        occurred_on=facts.rectify_by or event.time.date(),
+    )
+
+
+async def on_rectification_completed(event: CloudEvent, session: AsyncSession) -> None:
+    facts = RectificationFacts.model_validate(event.data)
+    record = await session.get(InspectionRecord, facts.inspection_id)
+    if record is not None:
+        record.rectified_on = facts.rectified_on or event.time.date()
+
+
+async def on_incident_confirmed(event: CloudEvent, session: AsyncSession) -> None:
+    facts = IncidentConfirmed.model_validate(event.data)
+    await entry_from_event(
+        session=session,
+        facility_id=facts.facility_id,
+        event_id=event.id,
+        event_type=event.type,
+        category="incident_confirmed",
+        title="经查实的突发事件 Confirmed incident",
+        detail=f"{facts.category}; decision {facts.decision_ref}",
+        occurred_on=facts.decided_at.date(),
+    )
+
+
+async def on_ban_issued(event: CloudEvent, session: AsyncSession) -> None:
+    """Every facility that employed the banned person gets an entry; no names are published."""
+    facts = BanIssued.model_validate(event.data)
+    role = (
+        "直接管理人员 a responsible manager"
+        if facts.role == "responsible_manager"
+        else "从业人员 a staff member"
+    )
+    for affected in facts.facilities:
+        await entry_from_event(
+            session=session,
+            facility_id=affected.facility_id,
+            event_id=event.id,
+            event_type=event.type,
+            category="staff_banned",
+            title="从业人员被终身禁入 A staff member was banned for life",
+            detail=f"{role}; decision {facts.decision_ref}",
+            occurred_on=facts.issued_at.date(),
+        )
+
+
+HANDLERS: dict[str, Handler] = {
+    "cradle.monitoring.inspection.completed": on_inspection_completed,
+    "cradle.monitoring.rectification.overdue": on_rectification_overdue,
+    "cradle.monitoring.rectification.completed": on_rectification_completed,
+    "cradle.monitoring.incident.confirmed": on_incident_confirmed,
+    "cradle.workforce.ban.issued": on_ban_issued,
+}

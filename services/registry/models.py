@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, DateTime, Index
+from sqlalchemy import JSON, Column, Date, DateTime, Index, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.events.tables import inbox_table, outbox_table
+from shared.idempotency import idempotency_table
 
 
 class RegistryModel(SQLModel, registry=registry()):
@@ -18,6 +19,11 @@ class RegistryModel(SQLModel, registry=registry()):
 metadata = RegistryModel.metadata
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+idempotency = idempotency_table(metadata)
+
+
+def _at(nullable: bool = False) -> Column:
+    return Column(DateTime(timezone=True), nullable=nullable)
 
 
 class District(RegistryModel, table=True):
@@ -43,7 +49,11 @@ class Town(RegistryModel, table=True):
 
 
 class Facility(RegistryModel, table=True):
-    __table_args__ = (Index("ix_facility_district_status", "district_code", "status"),)
+    __table_args__ = (
+        Index("ix_facility_district_status", "district_code", "status"),
+        Index("ix_facility_lat_lon", "lat", "lon"),
+        Index("ix_facility_status_kind", "status", "kind"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     name: str = Field(max_length=200)
@@ -57,12 +67,128 @@ class Facility(RegistryModel, table=True):
     lon: float
     operator_name: str = Field(max_length=200)
     service_modes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    opening_hours: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
+    classes_infant: int = 0
+    classes_toddler: int = 0
+    classes_preschool: int = 0
     capacity_infant: int
     capacity_toddler: int
     capacity_preschool: int
+    # The latest monthly enrolment, kept on the row so that "free places" is one indexed filter.
+    enrolled_infant: int = 0
+    enrolled_toddler: int = 0
+    enrolled_preschool: int = 0
+    enrolment_month: str | None = Field(default=None, max_length=7)
     status: str = Field(max_length=16, index=True)
     license_no: str | None = Field(default=None, max_length=32, unique=True)
+    rejection_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    grade: str | None = Field(default=None, max_length=8)  # the latest commissioned assessment's
+    is_demonstration: bool = False
     owner_client_id: str | None = Field(default=None, max_length=64, index=True)
     version: int = 1
-    submitted_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    submitted_at: datetime = Field(sa_column=_at())
+    approved_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    updated_at: datetime = Field(sa_column=_at())
+
+
+class FacilityReview(RegistryModel, table=True):
+    """One department's decision on an application; a second review by the department replaces it."""
+
+    __tablename__ = "facility_review"
+    __table_args__ = (UniqueConstraint("facility_id", "department", name="uq_review_department"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", index=True, max_length=36)
+    department: str = Field(max_length=16)
+    decision: str = Field(max_length=16)
+    note: str = Field(default="", max_length=2000)
+    reviewer_client_id: str = Field(max_length=64)
+    reviewed_at: datetime = Field(sa_column=_at())
+
+
+class FacilityStatusChange(RegistryModel, table=True):
+    __tablename__ = "facility_status_change"
+
+    id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", index=True, max_length=36)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    reason: str = Field(max_length=2000)
+    changed_by: str = Field(max_length=64)
+    changed_at: datetime = Field(sa_column=_at())
+
+
+class FacilityVersion(RegistryModel, table=True):
+    """The facility as it was after each edit: who changed what, and when."""
+
+    __tablename__ = "facility_version"
+
+    facility_id: str = Field(foreign_key="facility.id", primary_key=True, max_length=36)
+    version: int = Field(primary_key=True)
+    snapshot: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    changed_by: str = Field(max_length=64)
+    changed_at: datetime = Field(sa_column=_at())
+
+
+class Enrolment(RegistryModel, table=True):
+    facility_id: str = Field(foreign_key="facility.id", primary_key=True, max_length=36)
+    month: str = Field(primary_key=True, max_length=7)  # YYYY-MM
+    infant: int
+    toddler: int
+    preschool: int
+    reported_by: str = Field(max_length=64)
+    reported_at: datetime = Field(sa_column=_at())
+
+
+class LicenseSequence(RegistryModel, table=True):
+    __tablename__ = "license_sequence"
+
+    district_code: str = Field(primary_key=True, max_length=6)
+    year: int = Field(primary_key=True)
+    last_number: int = 0
+
+
+class Assessment(RegistryModel, table=True):
+    id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", index=True, max_length=36)
+    method: str = Field(max_length=16)  # self | peer | commissioned
+    scores: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
+    grade: str = Field(max_length=8)
+    assessed_on: date = Field(sa_column=Column(Date, nullable=False))
+    assessor: str = Field(max_length=200)
+    recorded_by: str = Field(max_length=64)
+    recorded_at: datetime = Field(sa_column=_at())
+
+
+class CreditEntry(RegistryModel, table=True):
+    """诚信记录: a dated public entry. Automatic ones name the event they came from, once."""
+
+    __tablename__ = "credit_entry"
+    __table_args__ = (UniqueConstraint("facility_id", "source_event_id", name="uq_credit_source_event"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", index=True, max_length=36)
+    polarity: str = Field(max_length=8)  # positive | negative
+    category: str = Field(max_length=32)
+    title: str = Field(max_length=200)
+    detail: str = Field(default="", max_length=2000)
+    occurred_on: date = Field(sa_column=Column(Date, nullable=False))
+    source_event_id: str | None = Field(default=None, max_length=64)
+    source_event_type: str | None = Field(default=None, max_length=128)
+    written_by: str = Field(max_length=64)
+    recorded_at: datetime = Field(sa_column=_at())
+
+
+class InspectionRecord(RegistryModel, table=True):
+    """The public inspection history, built from the monitoring service's events."""
+
+    __tablename__ = "inspection_record"
+
+    inspection_id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", index=True, max_length=36)
+    inspected_on: date = Field(sa_column=Column(Date, nullable=False))
+    outcome: str = Field(max_length=16)
+    failed_items: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
+    rectify_by: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    rectified_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    received_at: datetime = Field(sa_column=_at())

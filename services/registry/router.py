@@ -1,43 +1,357 @@
-"""registry's HTTP layer: parse, authorize, call the service, return."""
+"""registry's HTTP layer for authenticated callers: parse, authorize, call the service, return."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from services.registry import service
-from services.registry.deps import FacilityDep
-from services.registry.schemas import DistrictRead, FacilityCreate, FacilityRead
-from shared.identity import Identity, scope_guard
+from services.registry.deps import FacilityDep, SettingsDep
+from services.registry.models import Facility
+from services.registry.schemas import (
+    AgeClass,
+    ApplicationRead,
+    AssessmentCreate,
+    AssessmentRead,
+    CityCoverage,
+    CreditEntryCreate,
+    CreditEntryRead,
+    Demonstration,
+    DistrictRead,
+    EnrolmentReport,
+    FacilityCreate,
+    FacilityKind,
+    FacilityRead,
+    FacilityStatus,
+    FacilitySummary,
+    FacilityUpdate,
+    InspectionRead,
+    ReviewCreate,
+    ReviewRead,
+    ServiceMode,
+    StatusChange,
+    StatusChangeRead,
+)
+from services.registry.service import applications, coverage, credit, divisions, facilities, quality, search
+from services.registry.service.search import FacilityFilters, Near
+from shared.errors import Forbidden, invalid
+from shared.idempotency import IdempotencyDep
+from shared.identity import AuthenticatedDep, Identity, scope_guard
+from shared.pagination import Page, PageParams, page_params
 from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1")
+Reader = Annotated[Identity, scope_guard("registry:read")]
+Writer = Annotated[Identity, scope_guard("registry:write")]
+Reviewer = Annotated[Identity, scope_guard("registry:review")]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+def etag(facility_version: int) -> dict[str, str]:
+    return {"ETag": f'"{facility_version}"'}
+
+
+async def answer(idem: IdempotencyDep, status: int, body: BaseModel, headers: dict[str, str]) -> JSONResponse:
+    """The reply, remembered under the request's Idempotency-Key in the same transaction."""
+    payload = body.model_dump(mode="json")
+    await idem.remember(status_code=status, body=payload, headers=headers)
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+def parse_near(near: str | None, radius_m: int | None, settings: SettingsDep) -> Near | None:
+    if near is None:
+        if radius_m is not None:
+            raise invalid("radius_m", "is used with near=lat,lon")
+        return None
+    try:
+        lat_text, lon_text = near.split(",")
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        raise invalid("near", "is lat,lon in decimal degrees, e.g. 31.23,121.47") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise invalid("near", "is not a point on Earth")
+    radius = radius_m if radius_m is not None else settings.default_search_radius_m
+    if not 1 <= radius <= settings.max_search_radius_m:
+        raise invalid("radius_m", f"is between 1 and {settings.max_search_radius_m} metres")
+    return Near(lat=lat, lon=lon, radius_m=radius)
+
+
+def search_filters(
+    settings: SettingsDep,
+    district_code: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+    town_code: Annotated[str | None, Query(pattern=r"^\d{9}$")] = None,
+    kind: FacilityKind | None = None,
+    inclusive: bool | None = None,
+    status: FacilityStatus | None = None,
+    free_places: Annotated[AgeClass | None, Query(description="Age class with a free place")] = None,
+    service_mode: ServiceMode | None = None,
+    near: Annotated[str | None, Query(description="lat,lon", max_length=64)] = None,
+    radius_m: Annotated[int | None, Query(description="Default 1,000 m (the 15-minute circle)")] = None,
+) -> FacilityFilters:
+    return FacilityFilters(
+        district_code=district_code,
+        town_code=town_code,
+        kind=kind,
+        inclusive=inclusive,
+        status=status,
+        free_places=free_places,
+        service_mode=service_mode,
+        near=parse_near(near, radius_m, settings),
+    )
+
+
+Filters = Annotated[FacilityFilters, Depends(search_filters)]
+
+
+def to_summary(f: Facility, distance: float | None) -> FacilitySummary:
+    return FacilitySummary(
+        id=f.id,
+        name=f.name,
+        kind=f.kind,
+        inclusive=f.inclusive,
+        has_nursery_class=f.has_nursery_class,
+        status=f.status,
+        district_code=f.district_code,
+        town_code=f.town_code,
+        address=f.address,
+        lat=f.lat,
+        lon=f.lon,
+        service_modes=f.service_modes,
+        capacity=facilities.capacity_of(f),
+        free_places=facilities.free_places_of(f),
+        license_no=f.license_no,
+        grade=f.grade,
+        is_demonstration=f.is_demonstration,
+        distance_m=distance,
+    )
 
 
 @router.get("/divisions", response_model=list[DistrictRead], tags=["divisions"])
 async def list_divisions(session: SessionDep) -> list[DistrictRead]:
     """Shanghai's 16 districts with their 街镇 (public)."""
-    return await service.list_divisions(session=session)
+    return await divisions.list_divisions(session=session)
 
 
 @router.post("/facilities", status_code=201, response_model=FacilityRead, tags=["facilities"])
 async def submit_facility(
-    body: FacilityCreate,
-    session: SessionDep,
-    caller: Annotated[Identity, scope_guard("registry:write")],
-    response: Response,
-) -> FacilityRead:
+    body: FacilityCreate, session: SessionDep, caller: Writer, settings: SettingsDep, idem: IdempotencyDep
+) -> Response:
     """Apply for a facility (申办): it starts as `submitted`."""
-    facility = await service.submit_facility(session=session, caller=caller, data=body)
-    response.headers["Location"] = f"/v1/facilities/{facility.id}"
-    response.headers["ETag"] = f'"{facility.version}"'
-    return facility
+    if replay := await idem.replay():
+        return replay
+    facility = await facilities.submit_facility(session=session, caller=caller, data=body, settings=settings)
+    headers = {"Location": f"/v1/facilities/{facility.id}", **etag(facility.version)}
+    return await answer(idem, 201, facilities.to_read(facility), headers)
+
+
+@router.get("/facilities", response_model=Page[FacilitySummary], tags=["facilities"])
+async def search_facilities(
+    session: SessionDep, caller: Reader, filters: Filters, paging: Paging
+) -> Page[FacilitySummary]:
+    """Facilities you may see, filtered; nearest first with `near=lat,lon`."""
+    rows, cursor = await search.search(session=session, caller=caller, filters=filters, page=paging)
+    return Page[FacilitySummary](items=[to_summary(f, d) for f, d in rows], next_cursor=cursor)
 
 
 @router.get("/facilities/{facility_id}", response_model=FacilityRead, tags=["facilities"])
-async def read_facility(
-    facility: FacilityDep, caller: Annotated[Identity, scope_guard("registry:read")], response: Response
+async def read_facility(facility: FacilityDep, _caller: Reader, response: Response) -> FacilityRead:
+    response.headers.update(etag(facility.version))
+    return facilities.to_read(facility)
+
+
+@router.patch("/facilities/{facility_id}", response_model=FacilityRead, tags=["facilities"])
+async def edit_facility(
+    body: FacilityUpdate,
+    facility: FacilityDep,
+    session: SessionDep,
+    caller: Writer,
+    settings: SettingsDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> FacilityRead:
-    response.headers["ETag"] = f'"{facility.version}"'
-    return service.to_read(facility)
+    """Edit a facility you may see; every edit is a new version. Send `If-Match` to be safe from
+    overwriting someone else's edit (412)."""
+    updated = await facilities.update_facility(
+        session=session, caller=caller, facility=facility, data=body, if_match=if_match, settings=settings
+    )
+    response.headers.update(etag(updated.version))
+    return facilities.to_read(updated)
+
+
+@router.get("/facilities/{facility_id}/versions", tags=["facilities"])
+async def facility_versions(
+    facility: FacilityDep, session: SessionDep, _caller: Reader
+) -> list[dict[str, object]]:
+    rows = await facilities.versions(session=session, facility=facility)
+    return [{"version": v.version, "changed_at": v.changed_at, "facility": v.snapshot} for v in rows]
+
+
+@router.get("/facilities/{facility_id}/application", response_model=ApplicationRead, tags=["applications"])
+async def read_application(
+    facility: FacilityDep, session: SessionDep, _caller: Reader, settings: SettingsDep
+) -> ApplicationRead:
+    reviews = await applications.reviews_of(session=session, facility=facility)
+    return ApplicationRead(
+        facility=facilities.to_read(facility),
+        reviews=[ReviewRead.model_validate(r, from_attributes=True) for r in reviews],
+        awaiting=applications.awaiting(reviews, settings)
+        if facility.status == FacilityStatus.submitted
+        else [],
+    )
+
+
+@router.post("/facilities/{facility_id}/reviews", response_model=FacilityRead, tags=["applications"])
+async def review_application(
+    body: ReviewCreate,
+    facility: FacilityDep,
+    session: SessionDep,
+    caller: Reviewer,
+    settings: SettingsDep,
+    idem: IdempotencyDep,
+) -> Response:
+    """A required department approves or rejects (its second review replaces its first)."""
+    if replay := await idem.replay():
+        return replay
+    reviewed = await applications.review(
+        session=session, caller=caller, facility=facility, data=body, settings=settings
+    )
+    return await answer(idem, 200, facilities.to_read(reviewed), etag(reviewed.version))
+
+
+@router.post("/facilities/{facility_id}/status", response_model=FacilityRead, tags=["applications"])
+async def change_status(
+    body: StatusChange, facility: FacilityDep, session: SessionDep, caller: Reviewer, idem: IdempotencyDep
+) -> Response:
+    """Suspend, close or reinstate (`approved`), with a reason that stays on record."""
+    if replay := await idem.replay():
+        return replay
+    changed = await applications.change_status(session=session, caller=caller, facility=facility, data=body)
+    return await answer(idem, 200, facilities.to_read(changed), etag(changed.version))
+
+
+@router.get(
+    "/facilities/{facility_id}/status-history", response_model=list[StatusChangeRead], tags=["applications"]
+)
+async def status_history(
+    facility: FacilityDep, session: SessionDep, _caller: Reader
+) -> list[StatusChangeRead]:
+    rows = await facilities.status_history(session=session, facility=facility)
+    return [StatusChangeRead.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.put("/facilities/{facility_id}/enrolment", response_model=FacilityRead, tags=["facilities"])
+async def report_enrolment(
+    body: EnrolmentReport,
+    facility: FacilityDep,
+    session: SessionDep,
+    caller: Writer,
+    response: Response,
+    if_match: IfMatch = None,
+) -> FacilityRead:
+    """Children enrolled per age class for a month (operators report monthly)."""
+    updated = await facilities.report_enrolment(
+        session=session, caller=caller, facility=facility, data=body, if_match=if_match
+    )
+    response.headers.update(etag(updated.version))
+    return facilities.to_read(updated)
+
+
+@router.get("/facilities/{facility_id}/enrolment", response_model=list[EnrolmentReport], tags=["facilities"])
+async def enrolment_history(
+    facility: FacilityDep, session: SessionDep, _caller: Reader
+) -> list[EnrolmentReport]:
+    rows = await facilities.enrolment_history(session=session, facility=facility)
+    return [
+        EnrolmentReport(month=r.month, infant=r.infant, toddler=r.toddler, preschool=r.preschool)
+        for r in rows
+    ]
+
+
+@router.post(
+    "/facilities/{facility_id}/assessments", status_code=201, response_model=AssessmentRead, tags=["quality"]
+)
+async def record_assessment(
+    body: AssessmentCreate,
+    facility: FacilityDep,
+    session: SessionDep,
+    caller: AuthenticatedDep,
+    idem: IdempotencyDep,
+) -> Response:
+    """Self, peer or commissioned assessment; the current grade is the latest commissioned one."""
+    if not (caller.has_scope("registry:write") or caller.has_scope("registry:review")):
+        raise Forbidden("This needs the `registry:write` or `registry:review` scope.")
+    if replay := await idem.replay():
+        return replay
+    assessment = await quality.record_assessment(session=session, caller=caller, facility=facility, data=body)
+    return await answer(idem, 201, AssessmentRead.model_validate(assessment, from_attributes=True), {})
+
+
+@router.get("/facilities/{facility_id}/assessments", response_model=list[AssessmentRead], tags=["quality"])
+async def list_assessments(
+    facility: FacilityDep, session: SessionDep, _caller: Reader
+) -> list[AssessmentRead]:
+    rows = await quality.assessments_of(session=session, facility=facility)
+    return [AssessmentRead.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.post("/facilities/{facility_id}/demonstration", response_model=FacilityRead, tags=["quality"])
+async def designate_demonstration(
+    body: Demonstration, facility: FacilityDep, session: SessionDep, caller: Reviewer
+) -> FacilityRead:
+    """EDU designates a demonstration facility (示范), or withdraws it."""
+    return facilities.to_read(
+        await quality.designate(session=session, caller=caller, facility=facility, data=body)
+    )
+
+
+@router.get("/facilities/{facility_id}/credit-record", response_model=list[CreditEntryRead], tags=["credit"])
+async def read_credit_record(
+    facility: FacilityDep, session: SessionDep, _caller: Reader
+) -> list[CreditEntryRead]:
+    rows = await credit.credit_record(session=session, facility_id=facility.id)
+    return [credit.to_entry_read(e) for e in rows]
+
+
+@router.post(
+    "/facilities/{facility_id}/credit-record",
+    status_code=201,
+    response_model=CreditEntryRead,
+    tags=["credit"],
+)
+async def write_credit_entry(
+    body: CreditEntryCreate,
+    facility: FacilityDep,
+    session: SessionDep,
+    caller: Reviewer,
+    idem: IdempotencyDep,
+) -> Response:
+    """A dated public entry, positive or negative, written by EDU."""
+    if replay := await idem.replay():
+        return replay
+    entry = await credit.write_entry(session=session, caller=caller, facility=facility, data=body)
+    return await answer(idem, 201, credit.to_entry_read(entry), {})
+
+
+@router.get("/facilities/{facility_id}/inspections", response_model=list[InspectionRead], tags=["credit"])
+async def read_inspections(
+    facility: FacilityDep, session: SessionDep, _caller: Reader, settings: SettingsDep
+) -> list[InspectionRead]:
+    return await credit.inspection_history(
+        session=session, facility_id=facility.id, years=settings.public_inspection_years
+    )
+
+
+@router.get("/coverage", response_model=CityCoverage, tags=["coverage"])
+async def read_coverage(
+    session: SessionDep,
+    caller: AuthenticatedDep,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+) -> CityCoverage:
+    """Inclusive points per 街镇, coverage rates and places per 100 children under 3 (T1, T6)."""
+    if not (caller.has_scope("registry:read") or caller.has_scope("indicators:read")):
+        raise Forbidden("This needs the `registry:read` or `indicators:read` scope.")
+    return await coverage.coverage(session=session, year=year or date.today().year)

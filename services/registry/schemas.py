@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-# Shanghai's bounding box, with a margin for the islands of 崇明 and the coast of 金山.
+# Shanghai's bounding box (WGS-84), with a margin for 崇明's islands and 金山's coast.
 SHANGHAI_LAT = (30.66, 31.88)
 SHANGHAI_LON = (120.85, 122.20)
+AGE_CLASSES = ("infant", "toddler", "preschool")
+DEPARTMENTS = ("EDU", "HEALTH", "FIRE", "SAMR", "POLICE")
 
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class FacilityKind(StrEnum):
@@ -36,15 +43,66 @@ class FacilityStatus(StrEnum):
     closed = "closed"
 
 
-class Capacity(BaseModel):
+class AgeClass(StrEnum):
+    infant = "infant"
+    toddler = "toddler"
+    preschool = "preschool"
+
+
+class PerAgeClass(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    infant: int = Field(ge=0, le=1000, description="乳儿班 places, 6–12 months")
-    toddler: int = Field(ge=0, le=1000, description="托小班 places, 12–24 months")
-    preschool: int = Field(ge=0, le=1000, description="托大班 places, 24–36 months")
+    infant: int = Field(ge=0, le=1000, description="乳儿班, 6–12 months")
+    toddler: int = Field(ge=0, le=1000, description="托小班, 12–24 months")
+    preschool: int = Field(ge=0, le=1000, description="托大班, 24–36 months")
 
 
-class FacilityCreate(BaseModel):
+class Capacity(PerAgeClass):
+    pass
+
+
+class Classes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    infant: int = Field(default=0, ge=0, le=50)
+    toddler: int = Field(default=0, ge=0, le=50)
+    preschool: int = Field(default=0, ge=0, le=50)
+
+
+class OpeningHours(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[int] = Field(min_length=1, max_length=7, description="1 = Monday … 7 = Sunday")
+    opens: str = Field(description="HH:MM")
+    closes: str = Field(description="HH:MM")
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, days: list[int]) -> list[int]:
+        if any(d < 1 or d > 7 for d in days) or len(set(days)) != len(days):
+            raise ValueError("days are distinct numbers from 1 (Monday) to 7 (Sunday)")
+        return sorted(days)
+
+    @field_validator("opens", "closes")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("a time of day as HH:MM")
+        return value
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> OpeningHours:
+        if self.opens >= self.closes:
+            raise ValueError("opens must be before closes")
+        return self
+
+
+DEFAULT_HOURS = [OpeningHours(days=[1, 2, 3, 4, 5], opens="08:00", closes="18:00")]
+
+
+class FacilityFields(BaseModel):
+    """What an operator states about a facility; shared by the application and later edits."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Text200
@@ -52,12 +110,16 @@ class FacilityCreate(BaseModel):
     inclusive: bool
     has_nursery_class: bool = False
     town_code: Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
-    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    address: Address
     lat: float = Field(ge=SHANGHAI_LAT[0], le=SHANGHAI_LAT[1], description="WGS-84, inside Shanghai")
     lon: float = Field(ge=SHANGHAI_LON[0], le=SHANGHAI_LON[1], description="WGS-84, inside Shanghai")
     operator_name: Text200
     service_modes: list[ServiceMode] = Field(min_length=1, max_length=3)
     capacity: Capacity
+    classes: Classes | None = Field(
+        default=None, description="Classes per age class; by default the fewest that hold the capacity"
+    )
+    opening_hours: list[OpeningHours] = Field(default_factory=lambda: list(DEFAULT_HOURS), max_length=7)
 
     @field_validator("service_modes")
     @classmethod
@@ -65,6 +127,40 @@ class FacilityCreate(BaseModel):
         if len(set(modes)) != len(modes):
             raise ValueError("each service mode may appear once")
         return modes
+
+    @model_validator(mode="after")
+    def _nursery_class_is_for_kindergartens(self) -> FacilityFields:
+        if self.has_nursery_class and self.kind != FacilityKind.kindergarten:
+            raise ValueError("has_nursery_class applies to kindergartens only (托幼一体)")
+        return self
+
+
+class FacilityCreate(FacilityFields):
+    pass
+
+
+class FacilityUpdate(BaseModel):
+    """A partial edit (PATCH): only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text200 | None = None
+    inclusive: bool | None = None
+    has_nursery_class: bool | None = None
+    address: Address | None = None
+    lat: float | None = Field(default=None, ge=SHANGHAI_LAT[0], le=SHANGHAI_LAT[1])
+    lon: float | None = Field(default=None, ge=SHANGHAI_LON[0], le=SHANGHAI_LON[1])
+    operator_name: Text200 | None = None
+    service_modes: list[ServiceMode] | None = Field(default=None, min_length=1, max_length=3)
+    capacity: Capacity | None = None
+    classes: Classes | None = None
+    opening_hours: list[OpeningHours] | None = Field(default=None, max_length=7)
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> FacilityUpdate:
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        return self
 
 
 class FacilityRead(BaseModel):
@@ -81,11 +177,227 @@ class FacilityRead(BaseModel):
     operator_name: str
     service_modes: list[ServiceMode]
     capacity: Capacity
+    classes: Classes
+    enrolment: PerAgeClass
+    enrolment_month: str | None
+    opening_hours: list[OpeningHours]
     status: FacilityStatus
     license_no: str | None
+    rejection_reasons: list[str]
+    grade: str | None
+    is_demonstration: bool
     version: int
     submitted_at: datetime
+    approved_at: datetime | None
     updated_at: datetime
+
+
+class FacilitySummary(BaseModel):
+    id: str
+    name: str
+    kind: FacilityKind
+    inclusive: bool
+    has_nursery_class: bool
+    status: FacilityStatus
+    district_code: str
+    town_code: str
+    address: str
+    lat: float
+    lon: float
+    service_modes: list[ServiceMode]
+    capacity: Capacity
+    free_places: PerAgeClass
+    license_no: str | None
+    grade: str | None
+    is_demonstration: bool
+    distance_m: float | None = None
+
+
+class ReviewDecision(StrEnum):
+    approve = "approve"
+    reject = "reject"
+
+
+class ReviewCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    department: Annotated[str, StringConstraints(pattern="^(" + "|".join(DEPARTMENTS) + ")$")]
+    decision: ReviewDecision
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
+
+    @model_validator(mode="after")
+    def _rejection_says_why(self) -> ReviewCreate:
+        if self.decision == ReviewDecision.reject and not self.note:
+            raise ValueError("a rejection gives its reasons in note")
+        return self
+
+
+class ReviewRead(BaseModel):
+    id: str
+    facility_id: str
+    department: str
+    decision: ReviewDecision
+    note: str
+    reviewed_at: datetime
+
+
+class ApplicationRead(BaseModel):
+    facility: FacilityRead
+    reviews: list[ReviewRead]
+    awaiting: list[str] = Field(description="Required departments that have not approved yet")
+
+
+class StatusTarget(StrEnum):
+    suspended = "suspended"
+    closed = "closed"
+    approved = "approved"  # reinstate
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: StatusTarget
+    reason: Reason
+
+
+class StatusChangeRead(BaseModel):
+    from_status: str | None
+    to_status: str
+    reason: str
+    changed_at: datetime
+
+
+class EnrolmentReport(PerAgeClass):
+    month: Month
+
+
+class AssessmentMethod(StrEnum):
+    self_ = "self"
+    peer = "peer"
+    commissioned = "commissioned"
+
+
+class AssessmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: AssessmentMethod
+    scores: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")], float] = Field(
+        min_length=1, max_length=30, description="Dimension → score 0–100"
+    )
+    grade: Annotated[str, StringConstraints(pattern=r"^(A|B|C|D)$")]
+    assessed_on: date
+    assessor: Text200
+
+    @field_validator("scores")
+    @classmethod
+    def _scores_in_range(cls, scores: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, v in scores.items() if not 0 <= v <= 100]
+        if bad:
+            raise ValueError(f"scores are 0–100: {', '.join(bad)}")
+        return scores
+
+    @field_validator("assessed_on")
+    @classmethod
+    def _not_in_future(cls, day: date) -> date:
+        if day > date.today():
+            raise ValueError("cannot be in the future")
+        return day
+
+
+class AssessmentRead(BaseModel):
+    id: str
+    facility_id: str
+    method: AssessmentMethod
+    scores: dict[str, float]
+    grade: str
+    assessed_on: date
+    assessor: str
+    recorded_at: datetime
+
+
+class Demonstration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    designated: bool
+    reason: Reason
+
+
+class CreditPolarity(StrEnum):
+    positive = "positive"
+    negative = "negative"
+
+
+class CreditEntryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    polarity: CreditPolarity
+    category: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
+    title: Text200
+    detail: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
+    occurred_on: date
+
+    @field_validator("occurred_on")
+    @classmethod
+    def _not_in_future(cls, day: date) -> date:
+        if day > date.today():
+            raise ValueError("cannot be in the future")
+        return day
+
+
+class CreditEntryRead(BaseModel):
+    id: str
+    polarity: CreditPolarity
+    category: str
+    title: str
+    detail: str
+    occurred_on: date
+    source_event_type: str | None
+    recorded_at: datetime
+
+
+class FailedItem(BaseModel):
+    code: str
+    description: str
+    note: str | None = None
+
+
+class InspectionRead(BaseModel):
+    inspection_id: str
+    inspected_on: date
+    outcome: str
+    failed_items: list[FailedItem]
+    rectify_by: date | None
+    rectified: bool
+    rectified_on: date | None
+
+
+class PublicFacility(BaseModel):
+    """What anyone may read about an approved facility (信息公开)."""
+
+    id: str
+    name: str
+    kind: FacilityKind
+    inclusive: bool
+    has_nursery_class: bool
+    district_code: str
+    town_code: str
+    address: str
+    lat: float
+    lon: float
+    service_modes: list[ServiceMode]
+    opening_hours: list[OpeningHours]
+    capacity: Capacity
+    free_places: PerAgeClass
+    license_no: str | None
+    approved_at: datetime | None
+    grade: str | None
+    is_demonstration: bool
+    distance_m: float | None = None
+
+
+class PublicFacilityPage(PublicFacility):
+    inspections: list[InspectionRead]
+    credit_record: list[CreditEntryRead]
 
 
 class TownRead(BaseModel):
@@ -101,3 +413,43 @@ class DistrictRead(BaseModel):
     pinyin: str
     is_central_city: bool
     towns: list[TownRead]
+
+
+class TownCoverage(BaseModel):
+    code: str
+    name: str
+    town_type: str
+    inclusive_points: int
+    has_inclusive_point: bool
+    new_inclusive_points: int
+
+
+class DistrictCoverage(BaseModel):
+    code: str
+    name: str
+    is_central_city: bool
+    inclusive_points: int
+    new_inclusive_points: int
+    towns_with_point: int
+    towns: int
+    places: int
+    children_under_3_estimate: int | None
+    places_per_100_children: float | None
+    town_coverage: list[TownCoverage]
+
+
+class CityCoverage(BaseModel):
+    year: int
+    inclusive_points: int
+    new_inclusive_points: int
+    towns: int
+    towns_with_point: int
+    inclusive_town_coverage: float
+    central_streets: int
+    central_streets_with_point: int
+    central_street_coverage: float
+    kindergartens: int
+    kindergartens_with_nursery_class: int
+    kindergarten_nursery_share: float | None
+    demand_note: str
+    districts: list[DistrictCoverage]

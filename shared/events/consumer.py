@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import structlog
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy import Table
@@ -63,6 +64,7 @@ class EventConsumer:
         self.policy = policy
         self.durable = service
         self._task: asyncio.Task[None] | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
 
     @property
     def stream(self) -> str:
@@ -87,6 +89,11 @@ class EventConsumer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._subscription is not None:
+            # A fetch cut short leaves messages the connection's drain would wait on forever.
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+            self._subscription = None
 
     async def _run(self) -> None:
         while True:
@@ -95,6 +102,7 @@ class EventConsumer:
                 # add_consumer creates or updates, so a changed config is applied, not ignored.
                 await js.add_consumer(self.stream, config=self.config())
                 subscription = await js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+                self._subscription = subscription
                 log.info("consumer_bound", stream=self.stream, durable=self.durable)
                 while True:
                     try:

@@ -1,0 +1,87 @@
+"""Public disclosure (信息公开): approved facilities only, public fields only, no token needed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.registry.deps import FacilityId, SettingsDep
+from services.registry.errors import FacilityNotFound
+from services.registry.models import Facility
+from services.registry.router import Filters, Paging
+from services.registry.schemas import (
+    CreditEntryRead,
+    FacilityStatus,
+    OpeningHours,
+    PublicFacility,
+    PublicFacilityPage,
+)
+from services.registry.service import credit, facilities, search
+from services.registry.service.search import FacilityFilters
+from shared.pagination import Page
+from shared.service import SessionDep
+
+public_router = APIRouter(prefix="/v1/public", tags=["public"])
+
+
+def to_public(facility: Facility, distance: float | None = None) -> PublicFacility:
+    return PublicFacility(
+        id=facility.id,
+        name=facility.name,
+        kind=facility.kind,
+        inclusive=facility.inclusive,
+        has_nursery_class=facility.has_nursery_class,
+        district_code=facility.district_code,
+        town_code=facility.town_code,
+        address=facility.address,
+        lat=facility.lat,
+        lon=facility.lon,
+        service_modes=facility.service_modes,
+        opening_hours=[OpeningHours.model_validate(h) for h in facility.opening_hours],
+        capacity=facilities.capacity_of(facility),
+        free_places=facilities.free_places_of(facility),
+        license_no=facility.license_no,
+        approved_at=facility.approved_at,
+        grade=facility.grade,
+        is_demonstration=facility.is_demonstration,
+        distance_m=distance,
+    )
+
+
+async def approved_or_404(session: SessionDep, facility_id: str) -> Facility:
+    facility = await session.get(Facility, facility_id)
+    if facility is None or facility.status != FacilityStatus.approved:
+        raise FacilityNotFound(f"No approved facility {facility_id}.")
+    return facility
+
+
+@public_router.get("/facilities", response_model=Page[PublicFacility])
+async def public_search(session: SessionDep, filters: Filters, paging: Paging) -> Page[PublicFacility]:
+    """Approved facilities, filtered; nearest first with `near=lat,lon` (default radius 1,000 m)."""
+    approved_only = FacilityFilters(**{**filters.__dict__, "status": FacilityStatus.approved})
+    rows, cursor = await search.search(session=session, caller=None, filters=approved_only, page=paging)
+    return Page[PublicFacility](items=[to_public(f, d) for f, d in rows], next_cursor=cursor)
+
+
+@public_router.get("/facilities/{facility_id}", response_model=PublicFacilityPage)
+async def public_facility(
+    facility_id: FacilityId, session: SessionDep, settings: SettingsDep
+) -> PublicFacilityPage:
+    """The public page: the facility, its inspections of the last years, and its credit record."""
+    facility = await approved_or_404(session, facility_id)
+    inspections = await credit.inspection_history(
+        session=session, facility_id=facility.id, years=settings.public_inspection_years
+    )
+    entries = await credit.credit_record(session=session, facility_id=facility.id)
+    return PublicFacilityPage(
+        **to_public(facility).model_dump(),
+        inspections=inspections,
+        credit_record=[credit.to_entry_read(e) for e in entries],
+    )
+
+
+@public_router.get("/facilities/{facility_id}/credit-record", response_model=list[CreditEntryRead])
+async def public_credit_record(facility_id: FacilityId, session: SessionDep) -> list[CreditEntryRead]:
+    facility = await approved_or_404(session, facility_id)
+    return [
+        credit.to_entry_read(e) for e in await credit.credit_record(session=session, facility_id=facility.id)
+    ]
