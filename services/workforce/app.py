@@ -1,18 +1,56 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from services.workforce import jobs
 from services.workforce.config import WorkforceSettings
 from services.workforce.handlers import HANDLERS
 from services.workforce.models import metadata
+from services.workforce.router import router
+from services.workforce.service.ban_checks import CheckAudit
+from services.workforce.service.common import Workforce
 from shared.service import create_service_app
 
 
 def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
-    return create_service_app(
-        settings=settings or WorkforceSettings(),
+    settings = settings or WorkforceSettings()
+    app = create_service_app(
+        settings=settings,
         title="Cradle workforce",
         metadata=metadata,
-        routers=[],
+        routers=[router],
         handlers=HANDLERS,
     )
+    app.state.workforce = Workforce.from_settings(settings)
+    shared_lifespan = app.router.lifespan_context
+
+    # The scheduled jobs run beside the shared lifespan's engine, relay and consumers.
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with shared_lifespan(app):
+            app.state.check_audit = CheckAudit(app.state.sessionmaker)
+            task = None
+            if settings.jobs_interval_seconds > 0:
+                task = asyncio.create_task(
+                    jobs.run_forever(
+                        maker=app.state.sessionmaker,
+                        workforce=app.state.workforce,
+                        interval_seconds=settings.jobs_interval_seconds,
+                    ),
+                    name="workforce-jobs",
+                )
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    app.router.lifespan_context = lifespan
+    return app

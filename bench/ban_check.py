@@ -1,0 +1,389 @@
+"""Ban-check benchmark: checks per second and p99 with 1,000,000 bans in the table, straight to the
+workforce service and through the gateway, in the same run.
+
+    .venv/bin/python bench/ban_check.py [--bans 1000000] [--seconds 15] [--concurrency 16] [--warmup 5]
+
+What it does, all on loopback, in a temporary directory:
+
+1. migrates a SQLite workforce database and bulk-loads `--bans` bans (and their `person` rows) with
+   SQLAlchemy Core executemany, in batches of 50,000 — each ban a distinct, valid ID number;
+2. starts a nats-server of its own, then the workforce service and the gateway as uvicorn
+   subprocesses (one worker each, as `cradle up` runs them), the gateway configured as
+   `shared.cli.layout.gateway_env` configures it, with rate limits raised so the limiter never
+   refuses the load (the benchmark measures the path, not the limiter);
+3. after `--warmup` unmeasured seconds, sends `POST /v1/ban-checks` for `--seconds` per path, with
+   `--concurrency` connections, half for banned people and half for people who are not: first
+   straight to the service with a gateway-signed identity header (re-signed every 20 s; tokens live
+   60 s), then through the gateway with a bureau client's bearer token. Every answer is checked
+   (banned or not, as expected); every check writes its audit row, as in production;
+4. prints checks/s, p50 and p99 for both, and the ratio gateway / direct.
+
+The load generator (httpx) shares the machine's cores with the servers: compare the two figures
+with each other, within one run (BASELINES.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from sqlalchemy import create_engine, event
+
+from gateway import service as gateway_service
+from services.workforce.models import Ban, Person
+from shared.cli.layout import Keys, free_port, gateway_env
+from shared.cli.nats_server import nats_server_args
+from shared.db import make_engine
+from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner, generate_keypair
+from shared.migrations import upgrade
+from shared.pii import KeyedHasher, PiiCipher, mask, national_id_check_char, new_key
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 50_000
+ADMIN_SECRET = "bench-admin-" + uuid.uuid4().hex
+
+
+def banned_id(n: int) -> str:
+    """The n-th banned person's ID number: Shanghai 徐汇, a distinct birth date and sequence."""
+    first17 = f"310104{date(1950, 1, 1) + timedelta(days=n // 1000):%Y%m%d}{n % 1000:03d}"
+    return first17 + national_id_check_char(first17)
+
+
+def clean_id(n: int) -> str:
+    """Someone never banned (another district's code)."""
+    first17 = f"310105{date(1960, 1, 1) + timedelta(days=n // 1000):%Y%m%d}{n % 1000:03d}"
+    return first17 + national_id_check_char(first17)
+
+
+def load_bans(url: str, count: int, hasher: KeyedHasher, cipher: PiiCipher) -> float:
+    """Bulk insert with Core executemany; returns rows (bans + persons) per second."""
+    engine = create_engine(url.replace("+aiosqlite", ""))
+
+    @event.listens_for(engine, "connect")
+    def _fast(connection, _record):  # type: ignore[no-untyped-def]
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.close()
+
+    # One ciphertext for all: the check never decrypts, and AES-GCM per row would only time the CPU.
+    sealed = cipher.encrypt(banned_id(0), context="national_id")
+    issued_at = datetime.now(UTC)
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        for start in range(0, count, BATCH):
+            numbers = range(start, min(start + BATCH, count))
+            hashes = [hasher.digest(banned_id(n)) for n in numbers]
+            connection.execute(
+                Person.__table__.insert(), [{"id_hash": h, "created_at": issued_at} for h in hashes]
+            )
+            connection.execute(
+                Ban.__table__.insert(),
+                [
+                    {
+                        "id": str(uuid.UUID(int=random.getrandbits(128), version=4)),
+                        "id_hash": h,
+                        "practitioner_id": None,
+                        "name": "bench",
+                        "id_number_key_id": sealed.key_id,
+                        "id_number_encrypted": sealed.ciphertext,
+                        "id_number_masked": mask(banned_id(n)),
+                        "reason": "benchmark",
+                        "decision_ref": f"BENCH-{n}",
+                        "role": "abuser",
+                        "incident_id": None,
+                        "status": "active",
+                        "issued_by": "bench",
+                        "issued_at": issued_at,
+                    }
+                    for n, h in zip(numbers, hashes, strict=True)
+                ],
+            )
+            print(f"  loaded {min(start + BATCH, count):>9,} bans", end="\r", flush=True)
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    print()
+    return 2 * count / elapsed
+
+
+@dataclass
+class Result:
+    name: str
+    checks: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.checks / self.seconds
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def run_load(
+    *,
+    name: str,
+    url: str,
+    headers_of: callable,
+    bans: int,
+    seconds: float,
+    concurrency: int,  # type: ignore[valid-type]
+) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    checks = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+        async def one(rng: random.Random) -> tuple[float, bool]:
+            banned = rng.random() < 0.5
+            number = banned_id(rng.randrange(bans)) if banned else clean_id(rng.randrange(bans))
+            began = time.perf_counter()
+            response = await client.post("/v1/ban-checks", json={"id_number": number}, headers=headers_of())
+            took = (time.perf_counter() - began) * 1000
+            ok = response.status_code == 200 and response.json()["banned"] is banned
+            return took, ok
+
+        rng = random.Random(7)
+        for _ in range(200):  # warm-up: connections, caches, the JIT of SQLite's page cache
+            await one(rng)
+        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+
+        async def worker(seed: int) -> None:
+            nonlocal errors, checks
+            local = random.Random(seed)
+            while time.perf_counter() < deadline:
+                took, ok = await one(local)
+                latencies.append(took)
+                checks += 1
+                errors += 0 if ok else 1
+
+        await asyncio.gather(*(worker(seed) for seed in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(name, checks, elapsed, latencies, errors)
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{url} exited with {process.returncode}")
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get(url + "/healthz", timeout=1)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} not healthy within {timeout}s")
+
+
+def uvicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@contextlib.contextmanager
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for process in reversed(started):
+            if process.poll() is None:
+                process.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(10)
+            if process.poll() is None:
+                process.kill()
+
+
+async def ensure_admin(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        from sqlalchemy.ext.asyncio import async_sessionmaker
+
+        async with async_sessionmaker(engine)() as session, session.begin():
+            await gateway_service.ensure_admin_client(session=session, secret=ADMIN_SECRET)
+    finally:
+        await engine.dispose()
+
+
+async def main(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="cradle-bench-ban-"))
+    private_pem, public_pem = generate_keypair()
+    keys = Keys(private_pem, public_pem, {"bench1": base64.b64encode(os.urandom(36)).decode()}, "bench1")
+    pii_key, hmac_key = new_key(), new_key()
+    hasher = KeyedHasher(base64.b64decode(hmac_key))
+    cipher = PiiCipher({"b1": base64.b64decode(pii_key)}, "b1")
+
+    workforce_db = f"sqlite+aiosqlite:///{work / 'workforce.db'}"
+    gateway_db = f"sqlite+aiosqlite:///{work / 'gateway.db'}"
+    print(f"workdir {work}")
+    await asyncio.to_thread(upgrade, "workforce", workforce_db)
+    await asyncio.to_thread(upgrade, "gateway", gateway_db)
+    print(f"bulk-loading {args.bans:,} bans (SQLAlchemy Core executemany, {BATCH:,} per batch)")
+    rows_per_second = await asyncio.to_thread(load_bans, workforce_db, args.bans, hasher, cipher)
+    await ensure_admin(gateway_db)
+
+    nats_port, workforce_port, gateway_port = free_port(), free_port(), free_port()
+    nats_url = f"nats://127.0.0.1:{nats_port}"
+    workforce_env = {
+        "WORKFORCE_DATABASE_URL": workforce_db,
+        "CRADLE_INTERNAL_VERIFY_KEY": keys.internal_verify_key,
+        "NATS_URL": nats_url,
+        "CRADLE_EVENT_NAMESPACE": "benchban",
+        "WORKFORCE_PII_KEYS": json.dumps({"b1": pii_key}),
+        "WORKFORCE_PII_ACTIVE_KEY_ID": "b1",
+        "WORKFORCE_PII_HMAC_KEY": hmac_key,
+        "WORKFORCE_JOBS_INTERVAL_SECONDS": "0",
+        "CRADLE_LOG_FORMAT": "json",
+        "CRADLE_LOG_LEVEL": "WARNING",
+    }
+    unlimited = {"rate": 1_000_000, "burst": 10_000_000}
+    upstreams = {
+        "workforce": f"http://127.0.0.1:{workforce_port}",
+        **{s: f"http://127.0.0.1:{free_port()}" for s in ("registry", "monitoring", "guidance")},
+    }
+    gw_env = gateway_env(base=work, keys=keys, upstreams=upstreams) | {
+        "GATEWAY_DATABASE_URL": gateway_db,
+        "GATEWAY_RATE_LIMITS": json.dumps({"bureau": unlimited, "admin": unlimited}),
+        "CRADLE_LOG_FORMAT": "json",
+        "CRADLE_LOG_LEVEL": "WARNING",
+    }
+    with processes() as started:
+        with (work / "nats.log").open("wb") as nats_log:
+            started.append(
+                subprocess.Popen(  # noqa: ASYNC220  (a server for the whole run, not awaited)
+                    nats_server_args(port=nats_port, store_dir=work / "nats"),
+                    stdout=nats_log,
+                    stderr=nats_log,
+                )
+            )
+        started.append(
+            uvicorn("services.workforce.app:create_app", workforce_port, workforce_env, work / "wf.log")
+        )
+        started.append(uvicorn("gateway.app:create_app", gateway_port, gw_env, work / "gw.log"))
+        direct_url, gateway_url = upstreams["workforce"], f"http://127.0.0.1:{gateway_port}"
+        await wait_healthy(direct_url, started[1])
+        await wait_healthy(gateway_url, started[2])
+
+        async with httpx.AsyncClient(base_url=gateway_url) as client:
+            token = await client.post(
+                "/v1/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": "admin",
+                    "client_secret": ADMIN_SECRET,
+                },
+            )
+            admin = {"Authorization": f"Bearer {token.raise_for_status().json()['access_token']}"}
+            created = await client.post(
+                "/v1/admin/clients",
+                json={
+                    "name": "市人社局 (bench)",
+                    "kind": "bureau",
+                    "bureau": "HRSS",
+                    "scopes": ["workforce:read"],
+                },
+                headers=admin,
+            )
+            created.raise_for_status()
+            bureau_token = await client.post(
+                "/v1/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": created.json()["client_id"],
+                    "client_secret": created.json()["client_secret"],
+                },
+            )
+            bearer = {"Authorization": f"Bearer {bureau_token.raise_for_status().json()['access_token']}"}
+
+        signer = IdentitySigner(keys.internal_signing_key)
+        caller = Identity(
+            client_id="bench-hrss", kind=ClientKind.bureau, bureau="HRSS", scopes=["workforce:read"]
+        )
+        signed = {"header": {IDENTITY_HEADER: signer.sign(caller)}, "at": time.monotonic()}
+
+        def direct_headers() -> dict[str, str]:
+            # The gateway's identity tokens live 60 s; re-sign well before that.
+            if time.monotonic() - signed["at"] > 20:
+                signed["header"] = {IDENTITY_HEADER: signer.sign(caller)}
+                signed["at"] = time.monotonic()
+            return signed["header"]  # type: ignore[return-value]
+
+        common = {"bans": args.bans, "seconds": args.seconds, "concurrency": args.concurrency}
+        print(f"load: {args.seconds:g} s per path, {args.concurrency} connections, half banned, half not")
+        # Unmeasured: brings the 1M-row table's pages into the cache for whichever path goes first.
+        await run_load(
+            name="warm-up", url=direct_url, headers_of=direct_headers, **{**common, "seconds": args.warmup}
+        )
+        direct = await run_load(name="direct", url=direct_url, headers_of=direct_headers, **common)
+        through = await run_load(name="gateway", url=gateway_url, headers_of=lambda: bearer, **common)
+
+    print()
+    print(f"bans in the table:        {args.bans:,}  (bulk load {rows_per_second:,.0f} rows/s)")
+    for result in (direct, through):
+        print(
+            f"{result.name + ':':<25} {result.rate:8,.0f} checks/s   p50 {result.quantile(0.50):6.1f} ms   "
+            f"p99 {result.quantile(0.99):6.1f} ms   "
+            f"({result.checks:,} checks, {result.errors} wrong or failed)"
+        )
+    print(
+        f"ratio gateway / direct:   {through.rate / direct.rate:.2f}x throughput, "
+        f"{through.quantile(0.99) / direct.quantile(0.99):.2f}x p99"
+    )
+    print(
+        f"mean latency direct {statistics.fmean(direct.latencies_ms):.1f} ms, "
+        f"gateway {statistics.fmean(through.latencies_ms):.1f} ms"
+    )
+    if direct.errors or through.errors:
+        raise SystemExit("some checks failed or answered wrongly")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bans", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds before the first path")
+    asyncio.run(main(parser.parse_args()))

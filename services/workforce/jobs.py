@@ -1,0 +1,51 @@
+"""Scheduled work: escalating unacknowledged ban notifications, announcing expired certificates,
+the annual re-check. Each is a plain function of `now`, so tests run them at any moment; the app
+runs them every `jobs_interval_seconds`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.workforce.service import bans, practitioners, rechecks
+from services.workforce.service.common import Workforce, utcnow
+from shared.db import session_scope
+
+log = structlog.get_logger("cradle.workforce.jobs")
+
+
+@dataclass(frozen=True)
+class JobReport:
+    escalated: int
+    certificates_expired: int
+    rechecked: int
+
+
+async def run_due_jobs(
+    *, maker: async_sessionmaker[AsyncSession], workforce: Workforce, now: datetime
+) -> JobReport:
+    async with session_scope(maker) as session:
+        escalated = await bans.escalate_unacknowledged(session=session, workforce=workforce, now=now)
+    async with session_scope(maker) as session:
+        expired = await practitioners.announce_expired_certificates(session=session, now=now)
+    rechecked = await rechecks.run_annual_recheck(maker=maker, workforce=workforce, now=now)
+    return JobReport(escalated=escalated, certificates_expired=expired, rechecked=rechecked)
+
+
+async def run_forever(
+    *, maker: async_sessionmaker[AsyncSession], workforce: Workforce, interval_seconds: float
+) -> None:
+    while True:
+        try:
+            report = await run_due_jobs(maker=maker, workforce=workforce, now=utcnow())
+            if report.escalated or report.certificates_expired or report.rechecked:
+                log.info("jobs_ran", **report.__dict__)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the scheduler must outlive a database hiccup
+            log.warning("jobs_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        await asyncio.sleep(interval_seconds)

@@ -1,0 +1,371 @@
+"""workforce's request and reply shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from shared.pii import validate_national_id
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: refuse it here as bad input, not later as a server error.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+Clean = AfterValidator(_no_nul)
+
+
+# Free text: trimmed, bounded, no NUL. `Note*` may be empty.
+Text64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Clean]
+Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Clean]
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Clean]
+Text300 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), Clean]
+Text1000 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), Clean]
+Note300 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), Clean]
+Note1000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000), Clean]
+Uuid = Annotated[
+    str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
+# Bounded before validation so an absurd body never reaches the checks; the checks say what is wrong.
+RawIdNumber = Annotated[str, StringConstraints(max_length=64)]
+
+
+class Role(StrEnum):
+    infant_carer = "infant_carer"  # 育婴员
+    childcare_worker = "childcare_worker"  # 保育员 / 保育师
+    health_worker = "health_worker"  # 保健员
+    teacher = "teacher"  # 教师
+    director = "director"  # 负责人
+    other = "other"  # cooks, cleaners, guards: no certificate, not counted as carers
+
+
+class CertificateType(StrEnum):
+    infant_carer = "infant_carer"
+    childcare_worker = "childcare_worker"
+    health_worker = "health_worker"
+    teacher = "teacher"
+    director = "director"
+
+
+class AgeClass(StrEnum):
+    infant = "infant"
+    toddler = "toddler"
+    preschool = "preschool"
+
+
+class ContractType(StrEnum):
+    labour_contract = "labour_contract"
+    part_time = "part_time"
+    dispatched = "dispatched"
+    service_agreement = "service_agreement"
+    other = "other"
+
+
+class EndReason(StrEnum):
+    resigned = "resigned"
+    dismissed = "dismissed"
+    contract_expired = "contract_expired"
+    transferred = "transferred"
+    retired = "retired"
+    other = "other"
+
+
+class TrainingCategory(StrEnum):
+    skills = "skills"
+    ethics = "ethics"
+    other = "other"
+
+
+class BanRole(StrEnum):
+    abuser = "abuser"
+    responsible_manager = "responsible_manager"
+
+
+class PiiView(StrEnum):
+    masked = "masked"
+    unmasked = "unmasked"
+
+
+def _id_number(value: str) -> str:
+    return validate_national_id(value)
+
+
+class PractitionerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id_number: RawIdNumber = Field(
+        description="居民身份证号, GB 11643: 18 characters, check character X upper-case"
+    )
+    name: Text100
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9-]{5,19}$")] | None = None
+    nationality: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        default="CN", description="ISO 3166-1 alpha-2"
+    )
+    work_permit_no: Text64 | None = None
+
+    _valid_id = field_validator("id_number")(_id_number)
+
+
+class PractitionerRead(BaseModel):
+    id: str
+    name: str
+    id_number: str
+    phone: str | None
+    nationality: str
+    work_permit_no: str | None
+    grade: int | None
+    pii: PiiView
+    version: int
+    created_at: dt.datetime
+
+
+class GradeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: int = Field(ge=1, le=5, description="岗位分级 level, 1 (entry) to 5 (senior)")
+    reason: Text300
+
+
+class GradeRead(BaseModel):
+    level: int
+    reason: str
+    changed_by: str
+    changed_at: dt.datetime
+
+
+class CertificateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: CertificateType
+    number: Text64
+    issuer: Text200
+    issued_on: dt.date
+    expires_on: dt.date
+
+
+class CertificateRead(BaseModel):
+    id: str
+    practitioner_id: str
+    type: CertificateType
+    number: str
+    issuer: str
+    issued_on: dt.date
+    expires_on: dt.date
+    valid_today: bool
+
+
+class TrainingCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: TrainingCategory
+    hours: float = Field(gt=0, le=200, description="hours of this course or session")
+    date: dt.date
+    provider: Text200
+
+
+class TrainingRead(BaseModel):
+    id: str
+    practitioner_id: str
+    category: TrainingCategory
+    hours: float
+    date: dt.date
+    provider: str
+
+
+class TrainingTotals(BaseModel):
+    practitioner_id: str
+    year: int
+    skills_hours: float
+    ethics_hours: float
+    other_hours: float
+    meets: bool
+
+
+class TrainingCompliance(BaseModel):
+    year: int
+    facility_id: str | None
+    required_skills_hours: float
+    required_ethics_hours: float
+    practitioners: int
+    meeting: int
+    items: list[TrainingTotals]
+    next_cursor: str | None = None
+
+
+class EmploymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    practitioner_id: Uuid
+    facility_id: Uuid
+    role: Role
+    start_date: dt.date
+    age_class: AgeClass | None = Field(default=None, description="the class a carer works with (ratios)")
+    contract_type: ContractType = ContractType.labour_contract
+    social_insurance_paid: bool = Field(default=False, description="社保 paid by the employer")
+
+
+class EmploymentEnd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    end_date: dt.date
+    reason: EndReason
+    note: Note300 | None = None
+
+
+class EmploymentRead(BaseModel):
+    id: str
+    practitioner_id: str
+    practitioner_name: str
+    facility_id: str
+    district_code: str
+    role: str
+    age_class: str | None
+    contract_type: str
+    social_insurance_paid: bool
+    start_date: dt.date
+    end_date: dt.date | None
+    end_reason: str | None
+    status: Literal["active", "ended"]
+
+
+class BackgroundCheckCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    employment_id: Uuid | None = None
+    reason: Literal["hire", "other"] = "hire"
+
+
+class BackgroundCheckAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    result: Literal["clear", "flagged"]
+    note: Note1000 | None = None
+
+
+class BackgroundCheckResolve(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Text1000
+
+
+class BackgroundCheckRead(BaseModel):
+    id: str
+    practitioner_id: str
+    employment_id: str | None
+    reason: str
+    status: Literal["pending", "clear", "flagged", "resolved"]
+    requested_at: dt.datetime
+    answered_at: dt.datetime | None
+    answer_note: str | None
+    resolved_at: dt.datetime | None
+    resolution_note: str | None
+
+
+class BanCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id_number: RawIdNumber
+    name: Text100
+    reason: Text1000
+    decision_ref: Text100
+    incident_id: Uuid | None = None
+    role: BanRole
+
+    _valid_id = field_validator("id_number")(_id_number)
+
+
+class BanRescind(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text1000
+    authority_ref: Text100
+
+
+class RescissionRead(BaseModel):
+    reason: str
+    authority_ref: str
+    rescinded_by: str
+    rescinded_at: dt.datetime
+
+
+class BanNotificationRead(BaseModel):
+    ban_id: str
+    facility_id: str
+    district_code: str
+    employment_id: str
+    notified_at: dt.datetime
+    acknowledge_by: dt.datetime
+    acknowledged_at: dt.datetime | None
+    escalated_at: dt.datetime | None
+
+
+class BanRead(BaseModel):
+    id: str
+    name: str
+    id_number: str
+    pii: PiiView
+    practitioner_id: str | None
+    reason: str
+    decision_ref: str
+    role: BanRole
+    incident_id: str | None
+    status: Literal["active", "rescinded"]
+    issued_by: str
+    issued_at: dt.datetime
+    rescission: RescissionRead | None
+    notifications: list[BanNotificationRead]
+
+
+class BanCheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Validated by the service, not here, so that an invalid number is still an audited check.
+    id_number: RawIdNumber
+
+
+class BanSummary(BaseModel):
+    ban_id: str
+    role: BanRole
+    decision_ref: str
+    issued_at: dt.datetime
+
+
+class BanCheckResult(BaseModel):
+    banned: bool
+    bans: list[BanSummary]
+    checked_at: dt.datetime
+
+
+class AgeClassStaffing(BaseModel):
+    age_class: AgeClass
+    children: int
+    carers: int
+    ratio: str = Field(description="carers:children, e.g. 1:3")
+    carers_required: int
+    met: bool
+
+
+class StaffingRead(BaseModel):
+    facility_id: str
+    name: str
+    district_code: str
+    classes: list[AgeClassStaffing]
+    unassigned_carers: int = Field(description="carers in caring roles with no age class recorded")
+    met: bool
+
+
+class RecheckSummary(BaseModel):
+    year: int
+    employed: int
+    rechecked: int
+    banned_found: int
+    background_checks_opened: int
+    background_checks_pending: int
+    background_checks_clear: int
+    background_checks_flagged: int

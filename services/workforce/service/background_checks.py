@@ -1,0 +1,122 @@
+"""Background checks (资格审查): requested at hiring (or by the annual re-check), answered by the
+police through the API; a flagged answer blocks hires like a ban until it is resolved."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.workforce.errors import BackgroundCheckNotFound, BackgroundCheckState
+from services.workforce.models import BackgroundCheck, Employment, Practitioner
+from services.workforce.schemas import (
+    BackgroundCheckAnswer,
+    BackgroundCheckCreate,
+    BackgroundCheckRead,
+    BackgroundCheckResolve,
+)
+from services.workforce.service.common import new_id, utcnow
+from shared.errors import Forbidden, invalid
+from shared.identity import Identity
+from shared.pagination import Page, PageParams, make_page
+
+
+def check_read(check: BackgroundCheck) -> BackgroundCheckRead:
+    return BackgroundCheckRead(
+        id=check.id,
+        practitioner_id=check.practitioner_id,
+        employment_id=check.employment_id,
+        reason=check.reason,
+        status=check.status,
+        requested_at=check.requested_at,
+        answered_at=check.answered_at,
+        answer_note=check.answer_note,
+        resolved_at=check.resolved_at,
+        resolution_note=check.resolution_note,
+    )
+
+
+async def request_background_check(
+    *, session: AsyncSession, caller: Identity, practitioner: Practitioner, data: BackgroundCheckCreate
+) -> BackgroundCheck:
+    if data.employment_id is not None:
+        employment = await session.get(Employment, data.employment_id)
+        if employment is None or employment.practitioner_id != practitioner.id:
+            raise invalid("employment_id", "is not an employment of this practitioner")
+    check = BackgroundCheck(
+        id=new_id(),
+        practitioner_id=practitioner.id,
+        employment_id=data.employment_id,
+        reason=data.reason,
+        status="pending",
+        requested_by=caller.client_id,
+        requested_at=utcnow(),
+    )
+    session.add(check)
+    await session.flush()
+    return check
+
+
+def _police(caller: Identity) -> None:
+    if not (caller.bureau == "POLICE" or "admin" in caller.scopes):
+        raise Forbidden("Background checks are answered by the police (公安局).")
+
+
+async def get_check(*, session: AsyncSession, practitioner: Practitioner, check_id: str) -> BackgroundCheck:
+    check = await session.get(BackgroundCheck, check_id)
+    if check is None or check.practitioner_id != practitioner.id:
+        raise BackgroundCheckNotFound(f"No background check {check_id} of this practitioner.")
+    return check
+
+
+async def answer_background_check(
+    *, session: AsyncSession, caller: Identity, check: BackgroundCheck, data: BackgroundCheckAnswer
+) -> BackgroundCheck:
+    _police(caller)
+    if check.status != "pending":
+        raise BackgroundCheckState(f"This check is {check.status}, not pending.")
+    check.status = data.result
+    check.answered_by = caller.client_id
+    check.answered_at = utcnow()
+    check.answer_note = data.note
+    return check
+
+
+async def resolve_background_check(
+    *, session: AsyncSession, caller: Identity, check: BackgroundCheck, data: BackgroundCheckResolve
+) -> BackgroundCheck:
+    _police(caller)
+    if check.status != "flagged":
+        raise BackgroundCheckState(f"This check is {check.status}; only a flagged one is resolved.")
+    check.status = "resolved"
+    check.resolved_by = caller.client_id
+    check.resolved_at = utcnow()
+    check.resolution_note = data.note
+    return check
+
+
+async def list_checks(*, session: AsyncSession, practitioner: Practitioner) -> list[BackgroundCheckRead]:
+    rows = (
+        await session.execute(
+            select(BackgroundCheck)
+            .where(BackgroundCheck.practitioner_id == practitioner.id)
+            .order_by(BackgroundCheck.requested_at.desc(), BackgroundCheck.id)
+        )
+    ).scalars()
+    return [check_read(c) for c in rows]
+
+
+async def police_queue(
+    *, session: AsyncSession, caller: Identity, status: str, page: PageParams
+) -> Page[BackgroundCheckRead]:
+    if not caller.sees_whole_city():
+        raise Forbidden("The city's background-check queue is for the bureaus.")
+    query = (
+        select(BackgroundCheck)
+        .where(BackgroundCheck.status == status)
+        .order_by(BackgroundCheck.id)
+        .limit(page.limit + 1)
+    )
+    if page.after:
+        query = query.where(BackgroundCheck.id > str(page.after[0]))
+    rows = [check_read(c) for c in (await session.execute(query)).scalars()]
+    return make_page(rows, limit=page.limit, position_of=lambda r: [r.id])

@@ -1,0 +1,171 @@
+"""What every part of the workforce service shares: its personal-data keys, Shanghai's calendar,
+the per-person lock, and who may see which facility and practitioner."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.workforce.config import WorkforceSettings
+from services.workforce.errors import FacilityNotFound, PractitionerNotFound
+from services.workforce.models import Employment, FacilityProjection, Person, PiiAccess, Practitioner
+from shared.errors import ServiceUnavailable
+from shared.identity import ClientKind, Identity
+from shared.pii import Encrypted, KeyedHasher, PiiCipher
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# AES-GCM associated data: a ciphertext only decrypts in the kind of field it was made for.
+ID_NUMBER = "national_id"
+PHONE = "phone"
+PII_SCOPE = "workforce:pii"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def shanghai_today(now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(SHANGHAI).date()
+
+
+@dataclass(frozen=True)
+class Workforce:
+    """The service's configuration and keys, built once per app."""
+
+    settings: WorkforceSettings
+    cipher: PiiCipher
+    hasher: KeyedHasher
+
+    @classmethod
+    def from_settings(cls, settings: WorkforceSettings) -> Workforce:
+        return cls(settings=settings, cipher=settings.cipher(), hasher=settings.hasher())
+
+    def hash_id(self, id_number: str) -> str:
+        return self.hasher.digest(id_number)
+
+    def seal(self, value: str, *, context: str) -> Encrypted:
+        return self.cipher.encrypt(value, context=context)
+
+    def open(self, key_id: str, ciphertext: str, *, context: str) -> str:
+        try:
+            return self.cipher.decrypt(Encrypted(key_id, ciphertext), context=context)
+        except LookupError as exc:
+            # A key retired too early: a deployment fault, not the caller's, and not a 500.
+            raise ServiceUnavailable(
+                "Personal data is encrypted under a key this service no longer holds.", retry_after=300
+            ) from exc
+
+
+async def lock_person(session: AsyncSession, id_hash: str) -> None:
+    """Create the person's row if needed and lock it until the transaction ends. Hiring, banning
+    and registering all begin here, so for one person they run one after another: whichever
+    commits first, the other sees it. On SQLite this is also the transaction's first write, which
+    takes the database's write lock before anything is read."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Person).values(id_hash=id_hash, created_at=utcnow()).on_conflict_do_nothing()
+    )
+    await session.execute(select(Person.id_hash).where(Person.id_hash == id_hash).with_for_update())
+
+
+def may_see(caller: Identity, facility: FacilityProjection) -> bool:
+    return caller.may_see_facility(
+        facility_id=facility.facility_id,
+        district_code=facility.district_code,
+        owner_client_id=facility.owner_client_id,
+    )
+
+
+def visible_facilities(caller: Identity) -> ColumnElement[bool]:
+    """`may_see_facility` as a SQL condition on facility_projection, for lists."""
+    f = FacilityProjection
+    if caller.sees_whole_city():
+        return true()
+    if caller.kind == ClientKind.district and caller.district_code:
+        return f.district_code == caller.district_code
+    if caller.kind == ClientKind.operator:
+        return or_(f.facility_id.in_(caller.facility_ids), f.owner_client_id == caller.client_id)
+    return false()
+
+
+async def get_visible_facility(
+    *, session: AsyncSession, caller: Identity, facility_id: str
+) -> FacilityProjection:
+    """404 both when the facility is unknown and when the caller may not see it."""
+    facility = await session.get(FacilityProjection, facility_id)
+    if facility is None or not may_see(caller, facility):
+        raise FacilityNotFound(f"No facility {facility_id} that you may see.")
+    return facility
+
+
+async def may_see_practitioner(
+    *, session: AsyncSession, caller: Identity, practitioner: Practitioner
+) -> bool:
+    """The city's bureaus see everyone; others see whom they registered or whom a facility they
+    may see employs or employed."""
+    if caller.sees_whole_city() or practitioner.registered_by == caller.client_id:
+        return True
+    found = await session.execute(
+        select(Employment.id)
+        .join(FacilityProjection, FacilityProjection.facility_id == Employment.facility_id)
+        .where(and_(Employment.practitioner_id == practitioner.id, visible_facilities(caller)))
+        .limit(1)
+    )
+    return found.first() is not None
+
+
+async def get_visible_practitioner(
+    *, session: AsyncSession, caller: Identity, practitioner_id: str
+) -> Practitioner:
+    practitioner = await session.get(Practitioner, practitioner_id)
+    if practitioner is None or not await may_see_practitioner(
+        session=session, caller=caller, practitioner=practitioner
+    ):
+        raise PractitionerNotFound(f"No practitioner {practitioner_id} that you may see.")
+    return practitioner
+
+
+def reveals_pii(caller: Identity, purpose: str | None) -> bool:
+    """Unmasked only for holders of `workforce:pii` who say why (X-Purpose)."""
+    return caller.has_scope(PII_SCOPE) and bool(purpose)
+
+
+def audit_pii_read(
+    session: AsyncSession,
+    *,
+    caller: Identity,
+    record_type: str,
+    record_id: str,
+    fields: str,
+    purpose: str,
+    request_id: str | None,
+) -> None:
+    session.add(
+        PiiAccess(
+            id=new_id(),
+            accessed_at=utcnow(),
+            client_id=caller.client_id,
+            record_type=record_type,
+            record_id=record_id,
+            fields=fields,
+            purpose=purpose[:300],
+            request_id=request_id,
+        )
+    )

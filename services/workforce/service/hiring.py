@@ -1,0 +1,335 @@
+"""Employment: hiring (with every check in one transaction), ending, lists; background checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.workforce.errors import (
+    AlreadyEmployed,
+    BackgroundCheckFlagged,
+    BannedPerson,
+    EmploymentEnded,
+    EmploymentNotFound,
+    FacilityNotApproved,
+    PractitionerNotFound,
+)
+from services.workforce.events import EmploymentEnded as EmploymentEndedEvent
+from services.workforce.events import EmploymentStarted, HireBlocked
+from services.workforce.models import (
+    BackgroundCheck,
+    Ban,
+    Certificate,
+    Employment,
+    FacilityProjection,
+    HireAttempt,
+    Practitioner,
+)
+from services.workforce.schemas import (
+    EmploymentCreate,
+    EmploymentEnd,
+    EmploymentRead,
+)
+from services.workforce.service.common import (
+    Workforce,
+    get_visible_facility,
+    lock_person,
+    may_see,
+    new_id,
+    shanghai_today,
+    utcnow,
+)
+from shared.errors import CradleError, invalid
+from shared.events.outbox import emit
+from shared.identity import Identity
+from shared.pagination import Page, PageParams, make_page
+
+ACTIVE, ENDED = "active", "ended"
+
+
+@dataclass(frozen=True)
+class HireRefused:
+    """A hire refused for who the person is. Unlike other errors it is not rolled back: the attempt
+    and its `hire.blocked` event are committed, and the caller gets `problem` (409)."""
+
+    problem: CradleError
+
+
+async def hire(
+    *, session: AsyncSession, workforce: Workforce, caller: Identity, data: EmploymentCreate
+) -> Employment | HireRefused:
+    facility = await get_visible_facility(session=session, caller=caller, facility_id=data.facility_id)
+    if facility.status != "approved":
+        raise FacilityNotApproved(
+            f"Facility {facility.facility_id} is {facility.status}; only approved facilities can hire."
+        )
+    practitioner = await session.get(Practitioner, data.practitioner_id)
+    if practitioner is None:
+        raise PractitionerNotFound(f"No practitioner {data.practitioner_id}; register the person first.")
+    # From here on no ban for this person can commit until this transaction ends (and vice versa).
+    await lock_person(session, practitioner.id_hash)
+    ban_ids = list(
+        (
+            await session.execute(
+                select(Ban.id)
+                .where(Ban.id_hash == practitioner.id_hash, Ban.status == "active")
+                .order_by(Ban.id)
+            )
+        ).scalars()
+    )
+    if ban_ids:
+        await _record_blocked(
+            session, caller=caller, practitioner=practitioner, facility=facility, data=data, reason="ban"
+        )
+        return HireRefused(
+            BannedPerson(
+                "This person is under a lifetime ban from childcare work (终身禁入) and cannot be hired.",
+                ban_ids=ban_ids,
+            )
+        )
+    flagged = (
+        await session.execute(
+            select(BackgroundCheck.id).where(
+                BackgroundCheck.practitioner_id == practitioner.id, BackgroundCheck.status == "flagged"
+            )
+        )
+    ).first()
+    if flagged is not None:
+        await _record_blocked(
+            session,
+            caller=caller,
+            practitioner=practitioner,
+            facility=facility,
+            data=data,
+            reason="background_check",
+        )
+        return HireRefused(
+            BackgroundCheckFlagged(
+                "A background check (资格审查) of this person was flagged and is not resolved.",
+                background_check_id=flagged[0],
+            )
+        )
+    await _require_certificate(session, workforce=workforce, practitioner=practitioner, data=data)
+    duplicate = await session.execute(
+        select(Employment.id).where(
+            Employment.practitioner_id == practitioner.id,
+            Employment.facility_id == facility.facility_id,
+            Employment.role == data.role.value,
+            Employment.status == ACTIVE,
+        )
+    )
+    if (existing := duplicate.scalar_one_or_none()) is not None:
+        raise AlreadyEmployed(
+            f"This person already works here in this role (employment {existing}).", employment_id=existing
+        )
+    now = utcnow()
+    employment = Employment(
+        id=new_id(),
+        practitioner_id=practitioner.id,
+        facility_id=facility.facility_id,
+        district_code=facility.district_code,
+        role=data.role.value,
+        age_class=data.age_class.value if data.age_class else None,
+        contract_type=data.contract_type.value,
+        social_insurance_paid=data.social_insurance_paid,
+        start_date=data.start_date,
+        status=ACTIVE,
+        created_by=caller.client_id,
+        created_at=now,
+    )
+    session.add(employment)
+    await session.flush()
+    await emit(
+        session,
+        EmploymentStarted(
+            employment_id=employment.id,
+            practitioner_id=practitioner.id,
+            facility_id=facility.facility_id,
+            district_code=facility.district_code,
+            role=employment.role,
+            start_date=employment.start_date,
+            contract_type=employment.contract_type,
+            social_insurance_paid=employment.social_insurance_paid,
+        ),
+    )
+    return employment
+
+
+async def _record_blocked(
+    session: AsyncSession,
+    *,
+    caller: Identity,
+    practitioner: Practitioner,
+    facility: FacilityProjection,
+    data: EmploymentCreate,
+    reason: str,
+) -> None:
+    now = utcnow()
+    session.add(
+        HireAttempt(
+            id=new_id(),
+            practitioner_id=practitioner.id,
+            facility_id=facility.facility_id,
+            district_code=facility.district_code,
+            role=data.role.value,
+            reason=reason,
+            client_id=caller.client_id,
+            attempted_at=now,
+        )
+    )
+    await emit(
+        session,
+        HireBlocked(
+            facility_id=facility.facility_id,
+            district_code=facility.district_code,
+            practitioner_id=practitioner.id,
+            reason=reason,
+            blocked_at=now,
+        ),
+    )
+
+
+async def _require_certificate(
+    session: AsyncSession, *, workforce: Workforce, practitioner: Practitioner, data: EmploymentCreate
+) -> None:
+    accepted = workforce.settings.role_certificates.get(data.role.value)
+    if not accepted:
+        return
+    # Valid on the first day of work, or today if that is already past.
+    on = max(data.start_date, shanghai_today())
+    valid = await session.execute(
+        select(Certificate.id).where(
+            Certificate.practitioner_id == practitioner.id,
+            Certificate.type.in_(accepted),
+            Certificate.issued_on <= on,
+            Certificate.expires_on >= on,
+        )
+    )
+    if valid.first() is None:
+        raise invalid(
+            "role",
+            f"{data.role.value} needs a certificate ({' or '.join(accepted)}) valid on {on.isoformat()}; "
+            "the person holds none (持证上岗)",
+        )
+
+
+async def get_visible_employment(
+    *, session: AsyncSession, caller: Identity, employment_id: str
+) -> Employment:
+    employment = await session.get(Employment, employment_id)
+    facility = await session.get(FacilityProjection, employment.facility_id) if employment else None
+    if employment is None or facility is None or not may_see(caller, facility):
+        raise EmploymentNotFound(f"No employment {employment_id} that you may see.")
+    return employment
+
+
+async def end_employment(
+    *, session: AsyncSession, caller: Identity, employment: Employment, data: EmploymentEnd
+) -> Employment:
+    if employment.status != ACTIVE:
+        raise EmploymentEnded(f"Employment {employment.id} already ended on {employment.end_date}.")
+    if data.end_date < employment.start_date:
+        raise invalid("end_date", f"is before the start date {employment.start_date.isoformat()}")
+    close(employment, end_date=data.end_date, reason=data.reason.value, by=caller.client_id, note=data.note)
+    await emit(session, ended_event(employment))
+    return employment
+
+
+def close(employment: Employment, *, end_date: date, reason: str, by: str, note: str | None = None) -> None:
+    employment.status = ENDED
+    employment.end_date = max(end_date, employment.start_date)
+    employment.end_reason = reason
+    employment.end_note = note
+    employment.ended_at = utcnow()
+    employment.ended_by = by
+
+
+def ended_event(employment: Employment) -> EmploymentEndedEvent:
+    assert employment.end_date is not None and employment.end_reason is not None
+    return EmploymentEndedEvent(
+        employment_id=employment.id,
+        practitioner_id=employment.practitioner_id,
+        facility_id=employment.facility_id,
+        district_code=employment.district_code,
+        role=employment.role,
+        end_date=employment.end_date,
+        reason=employment.end_reason,
+    )
+
+
+def employment_read(employment: Employment, practitioner_name: str) -> EmploymentRead:
+    return EmploymentRead(
+        id=employment.id,
+        practitioner_id=employment.practitioner_id,
+        practitioner_name=practitioner_name,
+        facility_id=employment.facility_id,
+        district_code=employment.district_code,
+        role=employment.role,
+        age_class=employment.age_class,
+        contract_type=employment.contract_type,
+        social_insurance_paid=employment.social_insurance_paid,
+        start_date=employment.start_date,
+        end_date=employment.end_date,
+        end_reason=employment.end_reason,
+        status=employment.status,
+    )
+
+
+async def read_employment(*, session: AsyncSession, employment: Employment) -> EmploymentRead:
+    name = (
+        await session.execute(select(Practitioner.name).where(Practitioner.id == employment.practitioner_id))
+    ).scalar_one()
+    return employment_read(employment, name)
+
+
+async def list_employments(
+    *,
+    session: AsyncSession,
+    facility: FacilityProjection,
+    status: str | None,
+    social_insurance_paid: bool | None,
+    page: PageParams,
+) -> Page[EmploymentRead]:
+    """A facility's staff; `social_insurance_paid=false` lists who lacks 社保 (T8)."""
+    query = (
+        select(Employment, Practitioner.name)
+        .join(Practitioner, Practitioner.id == Employment.practitioner_id)
+        .where(Employment.facility_id == facility.facility_id)
+        .order_by(Employment.id)
+        .limit(page.limit + 1)
+    )
+    if status is not None:
+        query = query.where(Employment.status == status)
+    if social_insurance_paid is not None:
+        query = query.where(Employment.social_insurance_paid == social_insurance_paid)
+    if page.after:
+        query = query.where(Employment.id > str(page.after[0]))
+    rows = [employment_read(e, name) for e, name in (await session.execute(query)).all()]
+    return make_page(rows, limit=page.limit, position_of=lambda r: [r.id])
+
+
+async def active_carers(
+    session: AsyncSession, caring_roles: list[str], facility_ids: list[str]
+) -> dict[tuple[str, str | None], int]:
+    """Active employments in caring roles per (facility, age class)."""
+    if not facility_ids:
+        return {}
+    rows = await session.execute(
+        select(
+            Employment.facility_id,
+            Employment.age_class,
+            func.count(func.distinct(Employment.practitioner_id)),
+        )
+        .where(
+            and_(
+                Employment.facility_id.in_(facility_ids),
+                Employment.status == ACTIVE,
+                Employment.role.in_(caring_roles),
+            )
+        )
+        .group_by(Employment.facility_id, Employment.age_class)
+    )
+    return {(facility_id, age_class): count for facility_id, age_class, count in rows.all()}

@@ -1,0 +1,88 @@
+"""Staff-to-child ratios per age class (1:3 / 1:5 / 1:7 by default), from the registry's enrolment
+(via the projection) and active employments in caring roles."""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.workforce.models import FacilityProjection
+from services.workforce.schemas import AgeClass, AgeClassStaffing, StaffingRead
+from services.workforce.service.common import Workforce, visible_facilities
+from services.workforce.service.hiring import active_carers
+from shared.identity import Identity
+from shared.pagination import Page, PageParams, make_page
+
+
+def _staffing(
+    workforce: Workforce, facility: FacilityProjection, carers: dict[tuple[str, str | None], int]
+) -> StaffingRead:
+    classes = []
+    for age_class in AgeClass:
+        children = int(getattr(facility, f"enrolment_{age_class.value}"))
+        ratio = workforce.settings.ratios[age_class.value]
+        have = carers.get((facility.facility_id, age_class.value), 0)
+        required = math.ceil(children / ratio)
+        classes.append(
+            AgeClassStaffing(
+                age_class=age_class,
+                children=children,
+                carers=have,
+                ratio=f"1:{ratio}",
+                carers_required=required,
+                met=have >= required,
+            )
+        )
+    return StaffingRead(
+        facility_id=facility.facility_id,
+        name=facility.name,
+        district_code=facility.district_code,
+        classes=classes,
+        unassigned_carers=carers.get((facility.facility_id, None), 0),
+        met=all(c.met for c in classes),
+    )
+
+
+async def facility_staffing(
+    *, session: AsyncSession, workforce: Workforce, facility: FacilityProjection
+) -> StaffingRead:
+    carers = await active_carers(session, workforce.settings.caring_roles, [facility.facility_id])
+    return _staffing(workforce, facility, carers)
+
+
+async def out_of_ratio(
+    *,
+    session: AsyncSession,
+    workforce: Workforce,
+    caller: Identity,
+    district_code: str | None,
+    page: PageParams,
+) -> Page[StaffingRead]:
+    """Approved facilities the caller may see whose staffing misses a ratio, in id order."""
+    query = (
+        select(FacilityProjection)
+        .where(FacilityProjection.status == "approved", visible_facilities(caller))
+        .order_by(FacilityProjection.facility_id)
+    )
+    if district_code:
+        query = query.where(FacilityProjection.district_code == district_code)
+    if page.after:
+        query = query.where(FacilityProjection.facility_id > str(page.after[0]))
+    found: list[StaffingRead] = []
+    # Scan in chunks until a page (plus one) of failing facilities is found.
+    chunk = 500
+    offset_query = query
+    while len(found) <= page.limit:
+        facilities = (await session.execute(offset_query.limit(chunk))).scalars().all()
+        if not facilities:
+            break
+        carers = await active_carers(
+            session, workforce.settings.caring_roles, [f.facility_id for f in facilities]
+        )
+        found.extend(s for s in (_staffing(workforce, f, carers) for f in facilities) if not s.met)
+        offset_query = query.where(FacilityProjection.facility_id > facilities[-1].facility_id)
+        if len(facilities) < chunk:
+            break
+    return make_page(found[: page.limit + 1], limit=page.limit, position_of=lambda s: [s.facility_id])
