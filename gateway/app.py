@@ -1,21 +1,39 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
-from fastapi import FastAPI
-from sqlalchemy import text
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from gateway.audit import AuditWriter
+from gateway.auth import ClientStatus, TokenCache
 from gateway.config import GatewaySettings
+from gateway.frontdoor import FrontDoor, GatewayMetrics, Runtime
+from gateway.models import ApiClient, ParentAccount
+from gateway.openapi import ServiceDocuments, merge
+from gateway.parents import PARENT_PREFIX
 from gateway.proxy import Forwarder
+from gateway.ratelimit import make_limiter
 from gateway.router import router
+from gateway.routes import RouteTable
+from gateway.upstream import HttpxUpstream, NativeUpstream, UpstreamClient
 from shared.db import make_engine
-from shared.errors import install_error_handlers
+from shared.errors import install_error_handlers, problem_response
 from shared.identity import IdentitySigner
 from shared.logging import configure_logging
-from shared.observability import Metrics, health_router, install_observability
+from shared.observability import Metrics
+
+TITLE = "Cradle API"
 
 
 def create_app(
@@ -25,40 +43,167 @@ def create_app(
     network."""
     settings = settings or GatewaySettings()
     metrics = Metrics("gateway")
+    signer = IdentitySigner(settings.internal_signing_key.get_secret_value())
+    runtime = Runtime(
+        settings=settings,
+        routes=RouteTable(settings.routes),
+        metrics=GatewayMetrics(metrics),
+        tokens=TokenCache(settings, signer),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service="gateway", fmt=settings.log_format, level=settings.log_level)
         engine = make_engine(settings.database_url)
-        client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=2.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        limits = httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+            keepalive_expiry=30,
+        )
+        pooled = httpx.AsyncClient(
+            transport=transport or httpx.AsyncHTTPTransport(limits=limits, retries=0),
+            timeout=httpx.Timeout(
+                settings.upstream_timeout_seconds,
+                connect=settings.upstream_connect_timeout_seconds,
+                pool=settings.upstream_connect_timeout_seconds,
+            ),
             follow_redirects=False,
+            trust_env=False,
+        )
+        client: UpstreamClient
+        if transport is None and settings.upstream_client == "native":
+            client = NativeUpstream(
+                max_connections=settings.upstream_max_connections,
+                keepalive_seconds=settings.upstream_keepalive_seconds,
+                connect_timeout=settings.upstream_connect_timeout_seconds,
+                timeout=settings.upstream_timeout_seconds,
+                fallback=pooled,
+            )
+        else:
+            client = HttpxUpstream(pooled)
+
+        async def client_enabled(client_id: str) -> bool | None:
+            async with engine.connect() as connection:
+                if client_id.startswith(PARENT_PREFIX):
+                    query = select(ParentAccount.enabled).where(ParentAccount.parent_id == client_id)
+                else:
+                    query = select(ApiClient.enabled).where(ApiClient.client_id == client_id)
+                return (await connection.execute(query)).scalar_one_or_none()
+
+        audit = AuditWriter(
+            engine,
+            flush_seconds=settings.audit_flush_seconds,
+            batch_size=settings.audit_batch_size,
+            max_pending=settings.audit_max_pending,
+            retention=timedelta(days=settings.audit_retention_days),
+        )
+        runtime.clients = ClientStatus(client_enabled, ttl=settings.client_cache_seconds)
+        runtime.limiter = make_limiter(settings.redis_url, prefix=settings.redis_key_prefix)
+        runtime.forwarder = Forwarder(
+            client=client,
+            upstreams=settings.upstreams(),
+            max_body_bytes=settings.max_body_bytes,
+            retry_after=settings.retry_after_seconds,
+            signer=signer,
+        )
+        runtime.audit = audit
+        documents = ServiceDocuments(
+            client, settings.upstreams(), retry_seconds=settings.openapi_refresh_seconds
         )
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        app.state.forwarder = Forwarder(
-            client=client,
-            upstreams=settings.upstreams(),
-            signer=IdentitySigner(settings.internal_signing_key.get_secret_value()),
-        )
+        app.state.documents = documents
+        app.state.forwarder = runtime.forwarder
+        audit.start()
+        warm = asyncio.create_task(documents.refresh())
         try:
             yield
         finally:
+            warm.cancel()
+            with contextlib.suppress(BaseException):
+                await warm
+            await audit.stop()
+            await runtime.limiter.close()
             await client.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="Cradle gateway", lifespan=lifespan, version="0.1.0")
+    app = FastAPI(
+        title=TITLE, lifespan=lifespan, version="0.1.0", openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.metrics = metrics
     install_error_handlers(app)
-    install_observability(app, metrics)
-
-    async def database_ready() -> str | None:
-        async with app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return None
-
-    app.include_router(health_router(metrics, {"database": database_ready}))
+    app.add_middleware(FrontDoor, runtime=runtime)
     app.include_router(router)
+
+    def own_document() -> dict[str, object]:
+        return get_openapi(
+            title=TITLE,
+            version=app.version,
+            description="Every Cradle service behind one gateway. Tokens: POST /v1/auth/token.",
+            routes=app.routes,
+        )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        services = await request.app.state.documents.refresh()
+        return JSONResponse(merge(own_document(), services))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} — docs")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": "gateway"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        """Ready when its database answers; says which services are up (a down service makes its
+        paths 503, not the gateway unready)."""
+        services = await _service_health(runtime)
+        reasons: dict[str, str] = {}
+        try:
+            async with request.app.state.engine.connect() as connection:
+                await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2)
+        except Exception as exc:  # a readiness probe reports, it never raises
+            reasons["database"] = f"{type(exc).__name__}: {exc}"[:200]
+        if runtime.audit is not None and runtime.audit.overloaded:
+            reasons["audit"] = "too many records waiting to be written"
+        checks = {"database": reasons.get("database", "ok"), "audit": reasons.get("audit", "ok")}
+        if reasons:
+            return problem_response(
+                status=503,
+                title="Not ready",
+                type_="/problems/unavailable",
+                detail="; ".join(f"{k}: {v}" for k, v in reasons.items()),
+                headers={"Retry-After": "5"},
+                extra={"checks": checks, "services": services},
+            )
+        return JSONResponse({"status": "ready", "checks": checks, "services": services})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        if runtime.audit is not None:
+            runtime.metrics.audit_pending.set(len(runtime.audit.pending))
+            runtime.metrics.audit_written.set(runtime.audit.written)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     return app
+
+
+async def _service_health(runtime: Runtime) -> dict[str, str]:
+    assert runtime.forwarder is not None
+    client = runtime.forwarder.client
+
+    async def probe(base: str) -> str:
+        try:
+            status, _ = await client.get(f"{base}/healthz", timeout=1.0)
+        except httpx.HTTPError as exc:
+            return f"down: {type(exc).__name__}"
+        return "up" if status == 200 else f"down: HTTP {status}"
+
+    upstreams = runtime.settings.upstreams()
+    results = await asyncio.gather(*(probe(base) for base in upstreams.values()))
+    return dict(zip(upstreams, results, strict=True))

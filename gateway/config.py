@@ -1,7 +1,71 @@
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Scope families: a route is reachable with any scope of its family (the service checks the exact one).
+REGISTRY = ["registry:read", "registry:write", "registry:review"]
+WORKFORCE = ["workforce:read", "workforce:write", "workforce:ban", "workforce:pii"]
+MONITORING = ["monitoring:ingest", "monitoring:read", "monitoring:write"]
+GUIDANCE = ["guidance:read", "guidance:write", "parent"]
+
+
+class RouteRule(BaseModel):
+    """One line of the route table: a path pattern, the service that serves it, and the scopes of
+    which a caller needs at least one (`admin` always passes). `public` methods need no token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern: str = Field(min_length=2)
+    service: str
+    scopes: list[str] = Field(default_factory=list)
+    public_methods: list[str] = Field(default_factory=list)
+
+
+DEFAULT_ROUTES: list[RouteRule] = [
+    # Ordered: the first match wins, so the facility sub-resources of other services come first.
+    RouteRule(pattern=r"^/v1/facilities/[^/]+/staffing$", service="workforce", scopes=WORKFORCE),
+    RouteRule(pattern=r"^/v1/facilities/[^/]+/risk$", service="monitoring", scopes=MONITORING),
+    RouteRule(pattern=r"^/v1/(divisions|public/.*)$", service="registry", public_methods=["GET", "HEAD"]),
+    RouteRule(pattern=r"^/v1/(facilities|coverage)(/|$)", service="registry", scopes=REGISTRY),
+    RouteRule(
+        pattern=r"^/v1/(practitioners|employments|bans|ban-checks|compliance)(/|$)",
+        service="workforce",
+        scopes=WORKFORCE,
+    ),
+    RouteRule(
+        pattern=r"^/v1/(cameras|cctv-events|alerts|incidents|inspection-plans|inspections)(/|$)",
+        service="monitoring",
+        scopes=MONITORING,
+    ),
+    RouteRule(
+        pattern=r"^/v1/(stations|families|home-visits|sessions|resources)(/|$)",
+        service="guidance",
+        scopes=GUIDANCE,
+    ),
+]
+
+
+class RateLimit(BaseModel):
+    """A token bucket: `rate` requests per second on average, bursts of up to `burst`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: float = Field(gt=0, le=1_000_000)
+    burst: int = Field(ge=1, le=10_000_000)
+
+
+DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
+    "bureau": RateLimit(rate=50, burst=200),
+    "district": RateLimit(rate=30, burst=120),
+    "operator": RateLimit(rate=10, burst=60),
+    "app": RateLimit(rate=200, burst=800),  # one app client speaks for many parents
+    "admin": RateLimit(rate=50, burst=200),
+    "parent": RateLimit(rate=5, burst=30),
+    "public": RateLimit(rate=20, burst=60),  # anonymous callers, per address
+}
 
 
 class GatewaySettings(BaseSettings):
@@ -17,12 +81,42 @@ class GatewaySettings(BaseSettings):
     jwt_keys: dict[str, SecretStr]
     jwt_active_kid: str
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    # After a rotation the previous secret keeps working this long, so a client can roll over.
+    secret_rotation_grace_seconds: int = Field(default=86400, ge=0, le=30 * 86400)
+    # Parents: this many wrong passwords in a row lock the account for `parent_lockout_seconds`.
+    parent_max_failures: int = Field(default=5, ge=1)
+    parent_lockout_seconds: int = Field(default=900, ge=1)
+    # A disabled client is refused within this many seconds on every gateway replica.
+    client_cache_seconds: float = Field(default=3.0, ge=0, le=60)
+    # The signed internal identity lives 60 s; one signature is reused per caller for this long.
+    identity_cache_seconds: float = Field(default=10.0, ge=0, le=30)
+
     registry_url: str = "http://127.0.0.1:8001"
     workforce_url: str = "http://127.0.0.1:8002"
     monitoring_url: str = "http://127.0.0.1:8003"
     guidance_url: str = "http://127.0.0.1:8004"
-    upstream_timeout_seconds: float = 30.0
-    max_body_bytes: int = 8 * 1024 * 1024
+    routes: list[RouteRule] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
+    upstream_timeout_seconds: float = Field(default=30.0, gt=0)
+    upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    upstream_max_connections: int = Field(default=512, ge=1)
+    # Below uvicorn's 5 s keep-alive timeout, so the gateway drops idle connections before the service.
+    upstream_keepalive_seconds: float = Field(default=4.0, gt=0)
+    # `native` (asyncio + httptools, the fast path) or `httpx`; https services always use httpx.
+    upstream_client: Literal["native", "httpx"] = "native"
+    retry_after_seconds: int = Field(default=5, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+
+    rate_limits: dict[str, RateLimit] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
+    redis_key_prefix: str = "cradle:ratelimit:"
+
+    audit_retention_days: float = Field(default=180, gt=0)
+    audit_flush_seconds: float = Field(default=0.2, gt=0, le=10)
+    audit_batch_size: int = Field(default=500, ge=1, le=50_000)
+    # Past this many unwritten records the gateway refuses calls (503): no call without evidence.
+    audit_max_pending: int = Field(default=100_000, ge=1)
+    openapi_refresh_seconds: float = Field(default=60.0, ge=1)
+
     log_format: str = Field(default="json", validation_alias=AliasChoices("CRADLE_LOG_FORMAT", "log_format"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("CRADLE_LOG_LEVEL", "log_level"))
 
@@ -36,16 +130,25 @@ class GatewaySettings(BaseSettings):
                 raise ValueError(f"key {kid!r} is shorter than 32 characters")
         return keys
 
+    @field_validator("rate_limits")
+    @classmethod
+    def _over_the_defaults(cls, limits: dict[str, RateLimit]) -> dict[str, RateLimit]:
+        # `GATEWAY_RATE_LIMITS='{"operator": {...}}'` changes one kind and keeps the others.
+        return {**DEFAULT_RATE_LIMITS, **limits}
+
     @model_validator(mode="after")
-    def _active_key_exists(self) -> GatewaySettings:
+    def _consistent(self) -> GatewaySettings:
         if self.jwt_active_kid not in self.jwt_keys:
             raise ValueError("jwt_active_kid must name one of jwt_keys")
+        unknown = sorted({r.service for r in self.routes} - set(self.upstreams()))
+        if unknown:
+            raise ValueError(f"routes name unknown services: {', '.join(unknown)}")
         return self
 
     def upstreams(self) -> dict[str, str]:
         return {
-            "registry": self.registry_url,
-            "workforce": self.workforce_url,
-            "monitoring": self.monitoring_url,
-            "guidance": self.guidance_url,
+            "registry": self.registry_url.rstrip("/"),
+            "workforce": self.workforce_url.rstrip("/"),
+            "monitoring": self.monitoring_url.rstrip("/"),
+            "guidance": self.guidance_url.rstrip("/"),
         }

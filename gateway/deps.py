@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway import service
 from gateway.config import GatewaySettings
+from gateway.frontdoor import Runtime, caller_of
 from shared.errors import Forbidden, Unauthorized
-from shared.identity import PUBLIC_IDENTITY, Identity
+from shared.identity import ClientKind, Identity
 
 
 def gateway_settings(request: Request) -> GatewaySettings:
@@ -17,32 +17,32 @@ def gateway_settings(request: Request) -> GatewaySettings:
 SettingsDep = Annotated[GatewaySettings, Depends(gateway_settings)]
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Use `Authorization: Bearer <token>` with a token from POST /v1/auth/token.")
-    return token.strip()
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
 
 
-def optional_caller(request: Request, settings: SettingsDep) -> Identity:
-    token = bearer_token(request)
-    if token is None:
-        return PUBLIC_IDENTITY
-    return service.identity_from_token(settings=settings, token=token)
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def optional_caller(request: Request) -> Identity:
+    """The front door has authenticated the caller (or refused it) before any route runs."""
+    return caller_of(request.scope)
 
 
 OptionalCallerDep = Annotated[Identity, Depends(optional_caller)]
 
 
-def admin_caller(caller: OptionalCallerDep) -> Identity:
-    if caller is PUBLIC_IDENTITY:
-        raise Unauthorized("This path needs a token from POST /v1/auth/token.")
-    if "admin" not in caller.scopes:
-        raise Forbidden("This needs the `admin` scope.")
-    return caller
+def requires(scope: str) -> object:
+    def guard(caller: OptionalCallerDep) -> Identity:
+        if caller.kind == ClientKind.public:
+            raise Unauthorized("This path needs a token from POST /v1/auth/token.")
+        if not caller.has_scope(scope):
+            raise Forbidden(f"This needs the `{scope}` scope.")
+        return caller
+
+    guard.__name__ = f"requires_{scope.replace(':', '_')}"
+    return Depends(guard)
 
 
-AdminDep = Annotated[Identity, Depends(admin_caller)]
+AdminDep = Annotated[Identity, requires("admin")]
+AuditReaderDep = Annotated[Identity, requires("audit:read")]

@@ -1,10 +1,10 @@
-"""The gateway's own tables: its client store."""
+"""The gateway's own tables: its client store and the audit log (a hash chain)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -27,6 +27,68 @@ class ApiClient(GatewayModel, table=True):
     facility_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     secret_hash: str = Field(max_length=255)
+    # During a rotation the previous secret stays valid until `previous_secret_expires_at`.
+    previous_secret_hash: str | None = Field(default=None, max_length=255)
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    enabled: bool = True
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class AuditRecord(GatewayModel, table=True):
+    """One call through the gateway. `hash` = SHA-256 over `prev_hash` and the record's fields, so a
+    deleted or altered record breaks the chain. Never a request body."""
+
+    __tablename__ = "audit_record"
+    __table_args__ = (
+        Index("ix_audit_record_at", "at"),
+        Index("ix_audit_record_client_seq", "client_id", "seq"),
+    )
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    client_id: str = Field(max_length=64)
+    client_kind: str = Field(max_length=16)
+    bureau: str | None = Field(default=None, max_length=32)
+    method: str = Field(max_length=10)
+    path: str = Field(max_length=1024)
+    status: int
+    request_id: str = Field(max_length=128)
+    purpose: str | None = Field(default=None, max_length=500)
+    duration_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditChainHead(GatewayModel, table=True):
+    """The single row every chain append locks (`FOR UPDATE`), so replicas append one at a time.
+    `anchor_*` is the last record removed by retention: the chain now starts after it."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: int = Field(primary_key=True)
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_hash: str = Field(max_length=64)
+    anchor_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    anchor_hash: str = Field(max_length=64)
+
+
+class ParentAccount(GatewayModel, table=True):
+    """A parent of the mobile app: phone number and password (argon2); locked after repeated
+    failures. `family_id` links the guidance service's family, when known."""
+
+    __tablename__ = "parent_account"
+
+    parent_id: str = Field(primary_key=True, max_length=64)
+    phone: str = Field(max_length=11, unique=True)
+    password_hash: str = Field(max_length=255)
+    family_id: str | None = Field(default=None, max_length=36)
+    failed_logins: int = 0
+    locked_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
     enabled: bool = True
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

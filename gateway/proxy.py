@@ -1,88 +1,203 @@
-"""Forwarding to the services: one pooled httpx client, bodies bounded on the way in and streamed
-on the way out, hop-by-hop headers stripped, the caller's identity signed on."""
+"""Forwarding to the services, in plain ASGI: one pooled upstream client, small bodies read once,
+large or unsized ones streamed (bounded), responses streamed back with their status, headers and
+body unchanged, hop-by-hop headers stripped both ways."""
 
 from __future__ import annotations
 
-import httpx
-from fastapi import Request
-from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
+from collections.abc import AsyncIterator
 
-from gateway.errors import PayloadTooLarge, UpstreamTimeout
-from shared.errors import NotFound, ServiceUnavailable
-from shared.identity import IDENTITY_HEADER, Identity, IdentitySigner
+from starlette.types import Receive, Scope, Send
+
+from gateway.errors import ClientDisconnected, PayloadTooLarge, ReplyCut, UpstreamUnavailable
+from gateway.upstream import UpstreamClient, UpstreamError, UpstreamTimeout
+from shared.errors import BadRequest
+from shared.identity import IDENTITY_HEADER, IdentitySigner
 
 HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
 # The gateway's own server sets these on the way out.
-NOT_RETURNED = HOP_BY_HOP | {"date", "server", "x-request-id"}
+NOT_RETURNED = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 # Never passed through from the caller: the gateway is the only source of these.
-NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "content-length", IDENTITY_HEADER, "x-request-id"}
+NOT_FORWARDED = HOP_BY_HOP | {
+    b"host",
+    b"authorization",
+    b"content-length",
+    IDENTITY_HEADER.encode(),
+    b"x-request-id",
+    b"x-forwarded-for",
+}
+READ_WHOLE_BELOW = 1024 * 1024  # bodies this small are read once and sent with a length
+SEND_WHOLE_BELOW = 256 * 1024  # replies this small go back in one message
 
 
-async def read_bounded_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+class _Counter:
+    __slots__ = ("size", "too_large")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.too_large = False
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def stream_body(receive: Receive, limit: int, counter: _Counter) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        counter.size += len(chunk)
+        if counter.size > limit:
+            counter.too_large = True
+            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
 
 
 class Forwarder:
     def __init__(
-        self, *, client: httpx.AsyncClient, upstreams: dict[str, str], signer: IdentitySigner
+        self,
+        *,
+        client: UpstreamClient,
+        upstreams: dict[str, str],
+        max_body_bytes: int,
+        retry_after: int,
+        signer: IdentitySigner,
     ) -> None:
         self.client = client
+        self.signer = signer  # what the forwarded identities are signed with (tests sign their own)
+        self.send_whole_below = SEND_WHOLE_BELOW
         self.upstreams = upstreams
-        self.signer = signer
+        self.max_body_bytes = max_body_bytes
+        self.retry_after = retry_after
+
+    def _unavailable(self, service: str, why: str, exc: Exception) -> UpstreamUnavailable:
+        return UpstreamUnavailable(
+            f"The {service} service {why}; retry shortly.",
+            retry_after=self.retry_after,
+            service=service,
+            reason=getattr(exc, "reason", type(exc).__name__),
+        )
 
     async def forward(
-        self, *, request: Request, service: str, caller: Identity, body: bytes, request_id: str
-    ) -> StreamingResponse:
-        base = self.upstreams.get(service)
-        if base is None:
-            raise NotFound("No service serves this path.")
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
-        headers.append((IDENTITY_HEADER, self.signer.sign(caller, request_id=request_id)))
-        headers.append(("x-request-id", request_id))
-        if request.client is not None:
-            headers.append(("x-forwarded-for", request.client.host))
-        # The raw path and query, still percent-encoded: decoding "%2F" would change the path.
-        target = base + request.scope["raw_path"].decode("latin-1")
-        if request.scope["query_string"]:
-            target += "?" + request.scope["query_string"].decode("latin-1")
-        upstream_request = self.client.build_request(request.method, target, headers=headers, content=body)
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        service: str,
+        identity_token: str,
+        request_id: str,
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> int:
+        """Forwards and answers; returns the status sent. Raises a CradleError only before the
+        reply has started (the caller renders it)."""
+        method: str = scope["method"]
+        declared: int | None = None
+        chunked = False
+        headers: list[tuple[bytes, bytes]] = []
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = int(value) if value.isdigit() else -1
+            elif name == b"transfer-encoding":
+                chunked = True
+            if name not in NOT_FORWARDED:
+                headers.append((name, value))
+        headers.append((b"x-cradle-identity", identity_token.encode()))
+        headers.append((b"x-request-id", request_id.encode()))
+        client = scope.get("client")
+        if client:
+            headers.append((b"x-forwarded-for", str(client[0]).encode()))
+
+        limit = self.max_body_bytes
+        if declared is not None and declared < 0:
+            raise BadRequest("Content-Length is not a number.")
+        if declared is not None and declared > limit:
+            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+        counter = _Counter()
+        content: bytes | AsyncIterator[bytes] | None
+        if declared is None and not chunked:
+            content = None  # no body (GET, HEAD, DELETE …)
+        elif declared is not None and declared <= READ_WHOLE_BELOW:
+            content = await read_body(receive, limit)
+        else:
+            content = stream_body(receive, limit, counter)
+
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        target = raw_path.decode("latin-1")
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
         try:
-            upstream = await self.client.send(upstream_request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"The {service} service did not answer in time.") from exc
-        except httpx.TransportError as exc:
-            raise ServiceUnavailable(f"The {service} service is unavailable; retry shortly.") from exc
-        response_headers = {
-            k: v
-            for k, v in upstream.headers.items()
-            if k.lower() not in HOP_BY_HOP and k.lower() != "x-request-id"
-        }
-        return StreamingResponse(
-            upstream.aiter_raw(),
-            status_code=upstream.status_code,
-            headers=response_headers,
-            background=BackgroundTask(upstream.aclose),
-        )
+            upstream = await self.client.send(method, self.upstreams[service], target, headers, content)
+        except UpstreamTimeout as exc:
+            raise self._unavailable(service, "did not answer in time", exc) from exc
+        except UpstreamError as exc:
+            if counter.too_large:
+                raise PayloadTooLarge(f"The body is larger than {limit} bytes.") from exc
+            raise self._unavailable(service, "is unavailable", exc) from exc
+
+        if counter.too_large:  # the service answered a body we cut short: that answer is not theirs
+            await upstream.aclose()
+            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+        started = False
+        try:
+            response_headers = [(name, value) for name, value in upstream.headers if name not in NOT_RETURNED]
+            response_headers.extend(extra_headers)
+            length = _content_length(upstream.headers)
+            if length is not None and length <= self.send_whole_below:
+                body = b"".join([chunk async for chunk in upstream.chunks()])
+                await send(
+                    {"type": "http.response.start", "status": upstream.status, "headers": response_headers}
+                )
+                await send({"type": "http.response.body", "body": body})
+                return upstream.status
+            started = True
+            await send(
+                {"type": "http.response.start", "status": upstream.status, "headers": response_headers}
+            )
+            async for chunk in upstream.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return upstream.status
+        except UpstreamError as exc:
+            # Before the reply started this is still a clean 503; after, the caller sees a cut reply.
+            if not started:
+                raise self._unavailable(service, "failed while answering", exc) from exc
+            raise ReplyCut(service, upstream.status) from exc
+        finally:
+            await upstream.aclose()
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None

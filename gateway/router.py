@@ -1,30 +1,40 @@
-"""The gateway's own paths (tokens, clients) and the forwarding of every other /v1 path."""
+"""The gateway's own paths: tokens, clients, the audit log. Everything else is forwarded by the
+front door (gateway/frontdoor.py) without reaching these routes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Form, Query
 
-from gateway import service
-from gateway.deps import AdminDep, OptionalCallerDep, SettingsDep
-from gateway.proxy import read_bounded_body
-from gateway.routes import is_public, service_for
-from gateway.schemas import ClientCreate, ClientCreated, ClientRead, TokenResponse
-from shared.errors import NotFound, Unauthorized
-from shared.identity import PUBLIC_IDENTITY
-from shared.observability import request_id_of
+from gateway import parents, service
+from gateway.deps import AdminDep, AuditReaderDep, RuntimeDep, SettingsDep
+from gateway.schemas import (
+    AuditRead,
+    ClientCreate,
+    ClientCreated,
+    ClientRead,
+    ParentLogin,
+    ParentRegister,
+    RotatedSecret,
+    SecretRotation,
+    TokenResponse,
+)
+from shared.errors import invalid
 from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
 from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1")
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+CLIENT_ID = r"^[A-Za-z0-9._:-]+$"
+CursorQuery = Annotated[str | None, Query(max_length=512)]
 
 
 @router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
 async def issue_token(
     grant_type: Annotated[Literal["client_credentials"], Form()],
-    client_id: Annotated[str, Form(min_length=1, max_length=64)],
+    client_id: Annotated[str, Form(min_length=1, max_length=64, pattern=CLIENT_ID)],
     client_secret: Annotated[str, Form(min_length=1, max_length=256)],
     session: SessionDep,
     settings: SettingsDep,
@@ -35,6 +45,23 @@ async def issue_token(
     )
 
 
+@router.post("/auth/parents/register", status_code=201, response_model=TokenResponse, tags=["auth"])
+async def register_parent(body: ParentRegister, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+    """A parent account for the mobile app; the reply is already a `parent` token."""
+    return await parents.register(session=session, settings=settings, data=body)
+
+
+@router.post("/auth/parents/login", response_model=TokenResponse, tags=["auth"])
+async def login_parent(body: ParentLogin, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+    """Phone and password → a `parent` token. Repeated wrong passwords lock the account a while."""
+    token, refusal = await parents.login(session=session, settings=settings, data=body)
+    if refusal is not None:
+        await session.commit()  # the failure count must outlive the refusal
+        raise refusal
+    assert token is not None
+    return token
+
+
 @router.post("/admin/clients", status_code=201, response_model=ClientCreated, tags=["admin"])
 async def create_client(body: ClientCreate, session: SessionDep, _admin: AdminDep) -> ClientCreated:
     """Register a bureau, district, operator or app client; its secret is shown once."""
@@ -43,10 +70,7 @@ async def create_client(body: ClientCreate, session: SessionDep, _admin: AdminDe
 
 @router.get("/admin/clients", response_model=Page[ClientRead], tags=["admin"])
 async def list_clients(
-    session: SessionDep,
-    _admin: AdminDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    session: SessionDep, _admin: AdminDep, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> Page[ClientRead]:
     after = decode_cursor(cursor)[0] if cursor else None
     rows = await service.list_clients(session=session, limit=limit, after=str(after) if after else None)
@@ -61,22 +85,61 @@ async def read_client(client_id: str, session: SessionDep, _admin: AdminDep) -> 
 
 
 @router.delete("/admin/clients/{client_id}", response_model=ClientRead, tags=["admin"])
-async def disable_client(client_id: str, session: SessionDep, _admin: AdminDep) -> ClientRead:
-    """Disable a client: its secret stops working at once. Clients are kept for the audit trail."""
-    return service.to_read(await service.disable_client(session=session, client_id=client_id))
+async def disable_client(
+    client_id: str, session: SessionDep, runtime: RuntimeDep, _admin: AdminDep
+) -> ClientRead:
+    """Disable a client: its secret stops working and its tokens are refused (on every gateway
+    replica within `client_cache_seconds`). Clients are kept for the audit trail."""
+    client = await service.disable_client(session=session, client_id=client_id)
+    if runtime.clients is not None:
+        runtime.clients.set(client_id, False)
+    return service.to_read(client)
 
 
-FORWARDED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-
-
-@router.api_route("/{path:path}", methods=FORWARDED_METHODS, include_in_schema=False)
-async def forward(request: Request, caller: OptionalCallerDep, settings: SettingsDep) -> StreamingResponse:
-    target = service_for(request.url.path)
-    if target is None:
-        raise NotFound(f"No such path: {request.url.path}")
-    if caller is PUBLIC_IDENTITY and not is_public(request.method, request.url.path):
-        raise Unauthorized("This path needs a token from POST /v1/auth/token.")
-    body = await read_bounded_body(request, settings.max_body_bytes)
-    return await request.app.state.forwarder.forward(
-        request=request, service=target, caller=caller, body=body, request_id=request_id_of(request)
+@router.post("/admin/clients/{client_id}/rotate-secret", response_model=RotatedSecret, tags=["admin"])
+async def rotate_secret(
+    client_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    _admin: AdminDep,
+    body: SecretRotation | None = None,
+) -> RotatedSecret:
+    """A new secret, shown once; the current one keeps working for the grace period."""
+    grace = settings.secret_rotation_grace_seconds
+    if body is not None and body.grace_seconds is not None:
+        grace = body.grace_seconds
+    client, secret, ends = await service.rotate_secret(
+        session=session, client_id=client_id, grace_seconds=grace
     )
+    return RotatedSecret(client_id=client.client_id, client_secret=secret, previous_secret_expires_at=ends)
+
+
+@router.get("/audit", response_model=Page[AuditRead], tags=["audit"])
+async def list_audit(
+    session: SessionDep,
+    _reader: AuditReaderDep,
+    client_id: Annotated[str | None, Query(max_length=64, pattern=CLIENT_ID)] = None,
+    since: datetime | None = None,
+    path: Annotated[
+        str | None, Query(max_length=1024, pattern=r"^/[^\x00-\x1f\x7f]*$", description="A path prefix")
+    ] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[AuditRead]:
+    """The audit log, newest first. Records reach it within a fraction of a second of the call."""
+    before = None
+    if cursor:
+        position = decode_cursor(cursor)
+        if len(position) != 1 or type(position[0]) is not int or not 0 <= position[0] < 2**62:
+            raise invalid("cursor", "is not a cursor this API returned")
+        before = position[0]
+    if since is not None:
+        if since.tzinfo is None:
+            raise invalid("since", "needs a time zone offset (RFC 3339)")
+        since = since.astimezone(UTC)
+    rows = await service.list_audit(
+        session=session, client_id=client_id, since=since, path=path, limit=limit, before_seq=before
+    )
+    items = [service.to_audit_read(r) for r in rows[:limit]]
+    next_cursor = encode_cursor([items[-1].seq]) if len(rows) > limit and items else None
+    return Page[AuditRead](items=items, next_cursor=next_cursor)

@@ -1,32 +1,45 @@
-"""Which service serves which public path. Paths reach the service unchanged (API.md)."""
+"""Which service serves which public path, from the route table in the settings. Paths reach the
+service unchanged (API.md)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-# Ordered: the first match wins, so the more specific facility sub-resources come first.
-ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), service)
-    for pattern, service in (
-        (r"^/v1/facilities/[^/]+/(staffing)$", "workforce"),
-        (r"^/v1/facilities/[^/]+/(risk)$", "monitoring"),
-        (r"^/v1/(divisions|facilities|public|coverage)(/|$)", "registry"),
-        (r"^/v1/(practitioners|employments|bans|ban-checks|compliance)(/|$)", "workforce"),
-        (r"^/v1/(cameras|cctv-events|alerts|incidents|inspection-plans|inspections)(/|$)", "monitoring"),
-        (r"^/v1/(stations|families|home-visits|sessions|resources)(/|$)", "guidance"),
-    )
-)
+from gateway.config import RouteRule
 
-# Readable without a token (信息公开).
-PUBLIC_GET = re.compile(r"^/v1/(public/.*|divisions)$")
+# Served by the gateway itself (FastAPI routes), never forwarded.
+OWN_PREFIXES = ("/v1/auth/", "/v1/admin/", "/v1/audit")
 
 
-def service_for(path: str) -> str | None:
-    for pattern, service in ROUTES:
-        if pattern.match(path):
-            return service
-    return None
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str  # the metrics label: the pattern as configured
+    regex: re.Pattern[str]
+    service: str
+    scopes: frozenset[str]
+    public_methods: frozenset[str]
 
 
-def is_public(method: str, path: str) -> bool:
-    return method in ("GET", "HEAD") and PUBLIC_GET.match(path) is not None
+class RouteTable:
+    def __init__(self, rules: list[RouteRule]) -> None:
+        self.routes = tuple(
+            Route(
+                name=rule.pattern,
+                regex=re.compile(rule.pattern),
+                service=rule.service,
+                scopes=frozenset(rule.scopes),
+                public_methods=frozenset(m.upper() for m in rule.public_methods),
+            )
+            for rule in rules
+        )
+
+    def match(self, path: str) -> Route | None:
+        for route in self.routes:
+            if route.regex.match(path):
+                return route
+        return None
+
+
+def is_own(path: str) -> bool:
+    return path.startswith(OWN_PREFIXES)

@@ -82,3 +82,58 @@ class ClientRead(BaseModel):
 
 class ClientCreated(ClientRead):
     client_secret: str = Field(description="Shown once; store it now.")
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int | None = Field(
+        default=None, ge=0, le=30 * 86400, description="How long the current secret keeps working."
+    )
+
+
+class RotatedSecret(BaseModel):
+    client_id: str
+    client_secret: str = Field(description="Shown once; store it now.")
+    previous_secret_expires_at: datetime = Field(description="Until then the previous secret still works.")
+
+
+class AuditRead(BaseModel):
+    seq: int
+    at: datetime
+    client_id: str
+    client_kind: str
+    bureau: str | None
+    method: str
+    path: str
+    status: int
+    request_id: str
+    purpose: str | None
+    duration_ms: float
+    hash: str
+
+
+Phone = Annotated[str, StringConstraints(pattern=r"^1[3-9]\d{9}$")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+
+
+class ParentRegister(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Phone = Field(description="Mainland mobile number, 11 digits")
+    password: Password
+    family_id: str | None = Field(default=None, description="The guidance service's family, when known")
+
+    @field_validator("family_id")
+    @classmethod
+    def _uuid(cls, value: str | None) -> str | None:
+        if value is not None and not _UUID.match(value):
+            raise ValueError("not a family id (UUID)")
+        return value
+
+
+class ParentLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Phone
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]

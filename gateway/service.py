@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from argon2 import PasswordHasher
@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import GatewaySettings
 from gateway.errors import ClientNotFound, InvalidClient
-from gateway.models import ApiClient
-from gateway.schemas import ClientCreate, ClientCreated, ClientRead, TokenResponse
-from shared.errors import Unauthorized
+from gateway.models import ApiClient, AuditRecord
+from gateway.schemas import AuditRead, ClientCreate, ClientCreated, ClientRead, TokenResponse
+from shared.errors import Forbidden, Unauthorized
 from shared.identity import ClientKind, Identity
 
 ADMIN_CLIENT_ID = "admin"
@@ -27,14 +27,14 @@ TOKEN_ISSUER = "cradle-gateway"
 
 _hasher = PasswordHasher()
 # Verifying against this keeps an unknown client id as slow as a wrong secret (no timing oracle).
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_secret(secret: str) -> str:
     return _hasher.hash(secret)
 
 
-def _verify_secret(secret_hash: str, secret: str) -> bool:
+def verify_secret(secret_hash: str, secret: str) -> bool:
     try:
         return _hasher.verify(secret_hash, secret)
     except (VerificationError, InvalidHashError):
@@ -76,7 +76,7 @@ async def ensure_admin_client(*, session: AsyncSession, secret: str | None) -> s
                 updated_at=now,
             )
         )
-    elif secret is not None and not _verify_secret(admin.secret_hash, secret):
+    elif secret is not None and not verify_secret(admin.secret_hash, secret):
         admin.secret_hash = hash_secret(secret)
         admin.enabled = True
         admin.updated_at = now
@@ -128,12 +128,52 @@ async def disable_client(*, session: AsyncSession, client_id: str) -> ApiClient:
     return client
 
 
+async def rotate_secret(
+    *, session: AsyncSession, client_id: str, grace_seconds: int
+) -> tuple[ApiClient, str, datetime]:
+    """A new secret; the current one stays valid for `grace_seconds` (the one before it, if a
+    rotation was still running, ends now). Returns the client, the new secret and the old one's end."""
+    client = await get_client(session=session, client_id=client_id)
+    if client.client_id == ADMIN_CLIENT_ID:
+        raise Forbidden("The bootstrap admin's secret is set with CRADLE_ADMIN_SECRET.")
+    secret = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    client.previous_secret_hash = client.secret_hash
+    client.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
+    client.secret_hash = await asyncio.to_thread(hash_secret, secret)
+    client.updated_at = now
+    await session.flush()
+    return client, secret, client.previous_secret_expires_at
+
+
+def _secret_matches(client: ApiClient | None, secret: str) -> bool:
+    if client is None:
+        verify_secret(DUMMY_HASH, secret)
+        return False
+    if verify_secret(client.secret_hash, secret):
+        return True
+    ends = client.previous_secret_expires_at
+    if client.previous_secret_hash and ends is not None:
+        if ends.tzinfo is None:  # SQLite returns it without its offset; it was written in UTC
+            ends = ends.replace(tzinfo=UTC)
+        if datetime.now(UTC) < ends:
+            return verify_secret(client.previous_secret_hash, secret)
+    return False
+
+
+async def client_enabled(*, session: AsyncSession, client_id: str) -> bool | None:
+    """None for a client that does not exist."""
+    return (
+        await session.execute(select(ApiClient.enabled).where(ApiClient.client_id == client_id))
+    ).scalar_one_or_none()
+
+
 async def issue_token(
     *, session: AsyncSession, settings: GatewaySettings, client_id: str, client_secret: str
 ) -> TokenResponse:
     """OAuth2 client credentials → a short-lived HS256 JWT carrying the client's identity."""
     client = await session.get(ApiClient, client_id)
-    ok = await asyncio.to_thread(_verify_secret, client.secret_hash if client else _DUMMY_HASH, client_secret)
+    ok = await asyncio.to_thread(_secret_matches, client, client_secret)
     if client is None or not ok or not client.enabled:
         raise InvalidClient("Unknown client, wrong secret, or a disabled client.")
     now = int(time.time())
@@ -150,14 +190,27 @@ async def issue_token(
         "facility_ids": client.facility_ids,
         "scope": " ".join(client.scopes),
     }
+    return sign_token(settings=settings, claims=claims)
+
+
+def sign_token(*, settings: GatewaySettings, claims: dict[str, object]) -> TokenResponse:
+    """HS256 with the active key; its id in the header, so keys can rotate."""
     kid = settings.jwt_active_kid
     token = jwt.encode(
         claims, settings.jwt_keys[kid].get_secret_value(), algorithm="HS256", headers={"kid": kid}
     )
-    return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds, scope=claims["scope"])
+    return TokenResponse(
+        access_token=token, expires_in=settings.token_ttl_seconds, scope=str(claims["scope"])
+    )
+
+
+def token_expiry(token: str) -> float:
+    """The `exp` of a token `identity_from_token` has already verified."""
+    return float(jwt.decode(token, options={"verify_signature": False})["exp"])
 
 
 def identity_from_token(*, settings: GatewaySettings, token: str) -> Identity:
+    """Signature (by key id), audience, issuer and expiry are all checked; any doubt is a 401."""
     try:
         kid = jwt.get_unverified_header(token).get("kid")
         key = settings.jwt_keys.get(kid) if isinstance(kid, str) else None
@@ -178,6 +231,48 @@ def identity_from_token(*, settings: GatewaySettings, token: str) -> Identity:
             district_code=claims.get("district_code"),
             facility_ids=claims.get("facility_ids") or [],
             scopes=str(claims.get("scope", "")).split(),
+            family_id=claims.get("family_id"),
         )
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise Unauthorized("The access token is invalid or expired.") from exc
+
+
+def to_audit_read(record: AuditRecord) -> AuditRead:
+    at = record.at if record.at.tzinfo else record.at.replace(tzinfo=UTC)
+    return AuditRead(
+        seq=record.seq,
+        at=at,
+        client_id=record.client_id,
+        client_kind=record.client_kind,
+        bureau=record.bureau,
+        method=record.method,
+        path=record.path,
+        status=record.status,
+        request_id=record.request_id,
+        purpose=record.purpose,
+        duration_ms=record.duration_us / 1000,
+        hash=record.hash,
+    )
+
+
+async def list_audit(
+    *,
+    session: AsyncSession,
+    client_id: str | None,
+    since: datetime | None,
+    path: str | None,
+    limit: int,
+    before_seq: int | None,
+) -> list[AuditRecord]:
+    """Newest first; `path` is a prefix. Fetches `limit + 1` rows (the extra one says "more")."""
+    query = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit + 1)
+    if client_id is not None:
+        query = query.where(AuditRecord.client_id == client_id)
+    if since is not None:
+        query = query.where(AuditRecord.at >= since)
+    if path is not None:
+        escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(AuditRecord.path.like(escaped + "%", escape="\\"))
+    if before_seq is not None:
+        query = query.where(AuditRecord.seq < before_seq)
+    return list((await session.execute(query)).scalars().all())

@@ -1,0 +1,128 @@
+"""Token buckets per client: in this process by default, in Redis (one atomic script per call) when
+`REDIS_URL` is set, so several gateway replicas share one bucket per client."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from gateway.config import RateLimit
+
+log = structlog.get_logger("cradle.gateway.ratelimit")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int  # until the bucket is full again
+    retry_after: int  # until the next request would pass (0 when allowed)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        out = [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset_seconds).encode()),
+        ]
+        if not self.allowed:
+            out.append((b"retry-after", str(self.retry_after).encode()))
+        return out
+
+
+def _decide(tokens: float, allowed: bool, limit: RateLimit) -> Decision:
+    missing = limit.burst - tokens
+    return Decision(
+        allowed=allowed,
+        limit=limit.burst,
+        remaining=max(0, int(tokens)),
+        reset_seconds=max(0, math.ceil(missing / limit.rate)),
+        retry_after=0 if allowed else max(1, math.ceil((1 - tokens) / limit.rate)),
+    )
+
+
+class Limiter(Protocol):
+    async def take(self, key: str, limit: RateLimit) -> Decision: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalLimiter:
+    """Buckets in this process's memory: `{key: (tokens, last refill)}`."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    async def take(self, key: str, limit: RateLimit) -> Decision:
+        return self.take_now(key, limit)
+
+    def take_now(self, key: str, limit: RateLimit) -> Decision:
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(limit.burst), now))
+        tokens = min(float(limit.burst), tokens + (now - last) * limit.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        if len(self._buckets) >= self.max_keys and key not in self._buckets:
+            self._buckets.clear()  # a bound: forgetting buckets only ever lets callers through
+        self._buckets[key] = (tokens, now)
+        return _decide(tokens, allowed, limit)
+
+    async def close(self) -> None:
+        return None
+
+
+# KEYS[1] bucket; ARGV rate, burst. Redis's own clock, so replicas with skewed clocks agree.
+TOKEN_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then tokens = burst; ts = now end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, tostring(tokens)}
+"""
+
+
+class RedisLimiter:
+    """The same bucket, kept in Redis and updated by one Lua script (atomic per call). If Redis is
+    unreachable the process falls back to its own buckets rather than refusing every call."""
+
+    def __init__(self, url: str, *, prefix: str = "cradle:ratelimit:") -> None:
+        from redis.asyncio import Redis
+
+        self.redis = Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.script = self.redis.register_script(TOKEN_BUCKET_LUA)
+        self.prefix = prefix
+        self.fallback = LocalLimiter()
+        self._warned_at = 0.0
+
+    async def take(self, key: str, limit: RateLimit) -> Decision:
+        try:
+            allowed, tokens = await self.script(keys=[self.prefix + key], args=[limit.rate, limit.burst])
+        except Exception as exc:  # Redis away: keep limiting, per process
+            now = time.monotonic()
+            if now - self._warned_at > 10:
+                self._warned_at = now
+                log.warning("ratelimit_redis_unavailable", error=f"{type(exc).__name__}: {exc}"[:200])
+            return self.fallback.take_now(key, limit)
+        return _decide(float(tokens), bool(int(allowed)), limit)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def make_limiter(redis_url: str | None, *, prefix: str) -> Limiter:
+    return RedisLimiter(redis_url, prefix=prefix) if redis_url else LocalLimiter()

@@ -1,0 +1,102 @@
+"""One OpenAPI document for the whole API, /docs, /readyz that knows the services, /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from gateway.openapi import merge
+from tests.gateway.conftest import Gateway, start_gateway
+from tests.support import DatabaseFactory, HostTransport, eventually
+
+
+async def test_openapi_merges_the_services_with_the_gateways_own(gw: Gateway) -> None:
+    response = await gw.client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    paths = document["paths"]
+    assert "/v1/auth/token" in paths and "/v1/admin/clients/{client_id}/rotate-secret" in paths
+    assert "/v1/audit" in paths
+    assert "/v1/facilities" in paths and "post" in paths["/v1/facilities"]  # the registry's
+    assert "/healthz" not in paths
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    # Every reference resolves inside the one document.
+    schemas = document["components"]["schemas"]
+    refs: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref":
+                    refs.append(value)
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(document)
+    assert refs and all(r.rsplit("/", 1)[1] in schemas for r in refs)
+
+
+async def test_a_down_service_is_left_out_and_added_once_it_is_up(
+    databases: DatabaseFactory, keys: dict[str, Any], registry_app: FastAPI
+) -> None:
+    transport = HostTransport({})
+    async with start_gateway(
+        databases=databases, keys=keys, transport=transport, openapi_refresh_seconds=1
+    ) as gw:
+        without = (await gw.client.get("/openapi.json")).json()
+        assert "/v1/facilities" not in without["paths"] and "/v1/auth/token" in without["paths"]
+        transport.transports["registry"] = HostTransport({"registry": registry_app}).transports["registry"]
+
+        async def merged() -> bool:
+            return "/v1/facilities" in (await gw.client.get("/openapi.json")).json()["paths"]
+
+        await eventually(merged, timeout=5, interval=0.3)
+
+
+def test_a_schema_two_services_define_differently_is_kept_apart() -> None:
+    own = {"openapi": "3.1.0", "paths": {}, "components": {"schemas": {"Page": {"type": "object"}}}}
+    service = {
+        "paths": {"/v1/x": {"get": {"responses": {"200": {"$ref": "#/components/schemas/Page"}}}}},
+        "components": {"schemas": {"Page": {"type": "array"}}},
+    }
+    merged = merge(own, {"registry": service})
+    assert merged["components"]["schemas"]["Page"] == {"type": "object"}
+    assert merged["components"]["schemas"]["registry_Page"] == {"type": "array"}
+    ref = merged["paths"]["/v1/x"]["get"]["responses"]["200"]["$ref"]
+    assert ref == "#/components/schemas/registry_Page"
+
+
+async def test_docs_show_the_merged_document(gw: Gateway) -> None:
+    response = await gw.client.get("/docs")
+    assert response.status_code == 200
+    assert "/openapi.json" in response.text and "swagger" in response.text.lower()
+
+
+async def test_readyz_says_which_services_are_up(gw: Gateway) -> None:
+    response = await gw.client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["checks"]["database"] == "ok"
+    assert body["services"]["registry"] == "up"
+    assert body["services"]["guidance"].startswith("down")
+    assert (await gw.client.get("/healthz")).json()["status"] == "ok"
+
+
+async def test_metrics_count_requests_by_route_status_and_client_kind(gw: Gateway) -> None:
+    headers = await gw.bureau()
+    await gw.client.get("/v1/facilities", headers=headers)
+    await gw.client.get("/v1/nowhere", headers=headers)
+    await gw.client.get("/v1/stations", headers=await gw.admin())
+    text = (await gw.client.get("/metrics")).text
+    assert (
+        'cradle_gateway_requests_total{client_kind="bureau",method="GET",'
+        'route="^/v1/(facilities|coverage)(/|$)",status="200"} 1.0'
+    ) in text
+    assert 'route="unmatched",status="404"' in text
+    assert 'cradle_gateway_upstream_errors_total{reason="connect",service="guidance"} 1.0' in text
+    assert "cradle_gateway_request_seconds_bucket" in text
+    assert "cradle_gateway_audit_pending" in text
