@@ -24,8 +24,13 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# Each benchmark prints its figures next to a baseline measured in the same run (bench/README.md).
 bench: install
 	$(BIN)/python bench/outbox_relay.py
+	$(BIN)/python bench/search.py
+	command -v wrk >/dev/null || apt-get install -y -qq --no-install-recommends wrk
+	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/ban_check.py
 
 # Re-pin after changing pyproject.toml's dependencies: resolves in a scratch venv, writes both locks.
 lock:

@@ -73,3 +73,13 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
         except BaseException:
             await session.rollback()
             raise
+
+
+async def refresh_planner_statistics(engine: AsyncEngine) -> None:
+    """SQLite chooses indexes by statistics that nothing gathers on its own (PostgreSQL's autovacuum
+    does): without them a `status = 'approved'` index wins over the far better `(lat, lon)` one."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql("PRAGMA analysis_limit=1000")  # sampled: fast on big tables
+        await connection.exec_driver_sql("ANALYZE")

@@ -19,7 +19,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import FieldError, InvalidInput
-from shared.identity import Identity, current_caller
+from shared.identity import Identity, resolve_caller
 from shared.service import SessionDep
 
 IDEMPOTENCY = "idempotency_record"
@@ -111,7 +111,7 @@ async def idempotency(
             "Idempotency-Key must be 1–255 visible ASCII characters.",
             errors=[FieldError(field="Idempotency-Key", message="1–255 visible ASCII characters")],
         )
-    caller: Identity = current_caller(request)
+    caller: Identity = resolve_caller(request)
     digest = hashlib.sha256()
     digest.update(request.method.encode() + b" " + request.url.path.encode() + b"\n")
     digest.update(await request.body())

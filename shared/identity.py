@@ -40,6 +40,7 @@ class Identity(BaseModel):
     district_code: str | None = None
     facility_ids: list[str] = Field(default_factory=list)
     scopes: list[str] = Field(default_factory=list)
+    family_id: str | None = None  # a parent's family, for the guidance service
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -121,8 +122,8 @@ class IdentityVerifier:
             raise Unauthorized("The internal identity token is invalid or expired.") from exc
 
 
-def current_caller(request: Request) -> Identity:
-    """Every service route depends on this: no valid gateway-signed identity, no entry."""
+def resolve_caller(request: Request) -> Identity:
+    """The verified caller of this request (verified once, then kept on the request)."""
     cached = request.scope.get("state", {}).get("caller")
     if cached is not None:
         return cached
@@ -135,10 +136,16 @@ def current_caller(request: Request) -> Identity:
     return identity
 
 
+async def current_caller(request: Request) -> Identity:
+    """Every service route depends on this: no valid gateway-signed identity, no entry. (Async, so
+    FastAPI calls it inline instead of in a worker thread.)"""
+    return resolve_caller(request)
+
+
 CallerDep = Annotated[Identity, Depends(current_caller)]
 
 
-def authenticated(caller: CallerDep) -> Identity:
+async def authenticated(caller: CallerDep) -> Identity:
     if caller.kind == ClientKind.public:
         raise Unauthorized("This path needs a token from POST /v1/auth/token.")
     return caller
@@ -150,7 +157,7 @@ AuthenticatedDep = Annotated[Identity, Depends(authenticated)]
 def scope_guard(scope: str) -> params.Depends:
     """`caller: Annotated[Identity, scope_guard("registry:write")]`: 401 anonymous, 403 without it."""
 
-    def guard(caller: AuthenticatedDep) -> Identity:
+    async def guard(caller: AuthenticatedDep) -> Identity:
         if not caller.has_scope(scope):
             raise Forbidden(f"This needs the `{scope}` scope.")
         return caller

@@ -45,7 +45,7 @@ def decode_cursor(cursor: str) -> list[Any]:
     return value
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the last page")] = None,
 ) -> PageParams:

@@ -10,11 +10,12 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy import MetaData, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine, session_scope
+from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine, refresh_planner_statistics, session_scope
 from shared.errors import install_error_handlers
 from shared.events.bus import EventBus
 from shared.events.consumer import ConsumerPolicy, EventConsumer, Handler
@@ -88,6 +89,8 @@ def create_service_app(
         app.state.bus = bus
         app.state.relay = relay
         app.state.consumers = consumers
+        await refresh_planner_statistics(engine)
+        maintenance = asyncio.create_task(_refresh_statistics_hourly(engine), name="planner-statistics")
         bus.start()
         relay.start()
         for consumer in consumers:
@@ -95,6 +98,7 @@ def create_service_app(
         try:
             yield
         finally:
+            maintenance.cancel()
             for consumer in consumers:
                 await consumer.stop()
             await relay.stop()
@@ -120,6 +124,15 @@ def create_service_app(
         # Every domain route verifies the gateway's identity token before anything else runs.
         app.include_router(router, dependencies=[Depends(current_caller)])
     return app
+
+
+async def _refresh_statistics_hourly(engine: AsyncEngine) -> None:
+    while True:
+        await asyncio.sleep(3600)
+        try:
+            await refresh_planner_statistics(engine)
+        except Exception as exc:  # statistics are an optimisation: never let them take the service down
+            structlog.get_logger("cradle.db").warning("statistics_refresh_failed", error=str(exc)[:200])
 
 
 def _group_by_source(handlers: dict[str, Handler]) -> dict[str, dict[str, Handler]]:

@@ -24,6 +24,7 @@ from services.registry.config import RegistrySettings
 from services.workforce.app import create_app as create_workforce
 from services.workforce.config import WorkforceSettings
 from shared.identity import generate_keypair
+from shared.pii import new_key
 from tests.support import (
     MACHINE_NATS_URL,
     DatabaseFactory,
@@ -51,6 +52,8 @@ def keys() -> dict[str, Any]:
         "verify": public_pem,
         "jwt_keys": {"test1": secrets.token_urlsafe(48)},
         "jwt_active_kid": "test1",
+        "pii_key": new_key(),
+        "pii_hmac_key": new_key(),
     }
 
 
@@ -128,7 +131,15 @@ async def own_nats(tmp_path: Path) -> AsyncIterator[NatsProcess]:
 
 
 def service_settings(cls: type, *, url: str, nats_url: str, namespace: str, keys: dict[str, Any]) -> Any:
+    extra: dict[str, Any] = {}
+    if cls is WorkforceSettings:
+        extra = {
+            "pii_keys": {"t1": keys["pii_key"]},
+            "pii_active_key_id": "t1",
+            "pii_hmac_key": keys["pii_hmac_key"],
+        }
     return cls(
+        **extra,
         database_url=url,
         nats_url=nats_url,
         event_namespace=namespace,

@@ -14,6 +14,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.registry.models import District, Facility, FacilityStatusChange, LicenseSequence, Town, outbox
+from shared.db import refresh_planner_statistics
 from shared.events.envelope import CloudEvent
 from shared.events.streams import Namespace
 
@@ -225,8 +226,10 @@ async def seed_facilities(
             progress(len(facilities))
     async with engine.begin() as connection:
         await connection.execute(delete(LicenseSequence))
-        await connection.execute(
-            insert(LicenseSequence),
-            [{"district_code": d, "year": y, "last_number": n} for (d, y), n in sequences.items()],
-        )
+        if sequences:
+            await connection.execute(
+                insert(LicenseSequence),
+                [{"district_code": d, "year": y, "last_number": n} for (d, y), n in sequences.items()],
+            )
+    await refresh_planner_statistics(engine)
     return written

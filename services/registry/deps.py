@@ -11,7 +11,7 @@ from shared.identity import AuthenticatedDep
 from shared.service import SessionDep
 
 
-def registry_settings(request: Request) -> RegistrySettings:
+async def registry_settings(request: Request) -> RegistrySettings:
     return request.app.state.settings
 
 
@@ -22,11 +22,19 @@ FacilityId = Annotated[str, Path(max_length=64)]
 async def visible_facility(
     session: SessionDep, caller: AuthenticatedDep, facility_id: FacilityId
 ) -> Facility:
-    """Load-and-authorize: the facility if the caller may see it, else 404. Locked for the rest of
-    the transaction on PostgreSQL, so concurrent edits of one facility queue instead of racing."""
+    """Load-and-authorize: the facility if the caller may see it, else 404."""
+    return await facilities.get_visible_facility(session=session, caller=caller, facility_id=facility_id)
+
+
+async def facility_to_change(
+    session: SessionDep, caller: AuthenticatedDep, facility_id: FacilityId
+) -> Facility:
+    """The same, locked for the rest of the transaction on PostgreSQL, so that concurrent changes to
+    one facility queue instead of racing (versions, reviews, licences)."""
     return await facilities.get_visible_facility(
         session=session, caller=caller, facility_id=facility_id, for_update=True
     )
 
 
 FacilityDep = Annotated[Facility, Depends(visible_facility)]
+FacilityToChangeDep = Annotated[Facility, Depends(facility_to_change)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from services.registry.deps import FacilityDep, SettingsDep
+from services.registry.deps import FacilityDep, FacilityToChangeDep, SettingsDep
 from services.registry.models import Facility
 from services.registry.schemas import (
     AgeClass,
@@ -80,7 +80,7 @@ def parse_near(near: str | None, radius_m: int | None, settings: SettingsDep) ->
     return Near(lat=lat, lon=lon, radius_m=radius)
 
 
-def search_filters(
+async def search_filters(
     settings: SettingsDep,
     district_code: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
     town_code: Annotated[str | None, Query(pattern=r"^\d{9}$")] = None,
@@ -166,7 +166,7 @@ async def read_facility(facility: FacilityDep, _caller: Reader, response: Respon
 @router.patch("/facilities/{facility_id}", response_model=FacilityRead, tags=["facilities"])
 async def edit_facility(
     body: FacilityUpdate,
-    facility: FacilityDep,
+    facility: FacilityToChangeDep,
     session: SessionDep,
     caller: Writer,
     settings: SettingsDep,
@@ -207,7 +207,7 @@ async def read_application(
 @router.post("/facilities/{facility_id}/reviews", response_model=FacilityRead, tags=["applications"])
 async def review_application(
     body: ReviewCreate,
-    facility: FacilityDep,
+    facility: FacilityToChangeDep,
     session: SessionDep,
     caller: Reviewer,
     settings: SettingsDep,
@@ -224,7 +224,11 @@ async def review_application(
 
 @router.post("/facilities/{facility_id}/status", response_model=FacilityRead, tags=["applications"])
 async def change_status(
-    body: StatusChange, facility: FacilityDep, session: SessionDep, caller: Reviewer, idem: IdempotencyDep
+    body: StatusChange,
+    facility: FacilityToChangeDep,
+    session: SessionDep,
+    caller: Reviewer,
+    idem: IdempotencyDep,
 ) -> Response:
     """Suspend, close or reinstate (`approved`), with a reason that stays on record."""
     if replay := await idem.replay():
@@ -246,7 +250,7 @@ async def status_history(
 @router.put("/facilities/{facility_id}/enrolment", response_model=FacilityRead, tags=["facilities"])
 async def report_enrolment(
     body: EnrolmentReport,
-    facility: FacilityDep,
+    facility: FacilityToChangeDep,
     session: SessionDep,
     caller: Writer,
     response: Response,
@@ -276,7 +280,7 @@ async def enrolment_history(
 )
 async def record_assessment(
     body: AssessmentCreate,
-    facility: FacilityDep,
+    facility: FacilityToChangeDep,
     session: SessionDep,
     caller: AuthenticatedDep,
     idem: IdempotencyDep,
@@ -300,7 +304,7 @@ async def list_assessments(
 
 @router.post("/facilities/{facility_id}/demonstration", response_model=FacilityRead, tags=["quality"])
 async def designate_demonstration(
-    body: Demonstration, facility: FacilityDep, session: SessionDep, caller: Reviewer
+    body: Demonstration, facility: FacilityToChangeDep, session: SessionDep, caller: Reviewer
 ) -> FacilityRead:
     """EDU designates a demonstration facility (示范), or withdraws it."""
     return facilities.to_read(
@@ -324,7 +328,7 @@ async def read_credit_record(
 )
 async def write_credit_entry(
     body: CreditEntryCreate,
-    facility: FacilityDep,
+    facility: FacilityToChangeDep,
     session: SessionDep,
     caller: Reviewer,
     idem: IdempotencyDep,

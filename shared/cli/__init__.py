@@ -14,11 +14,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from gateway import service as gateway_service
+from shared.cli.audit import app as audit_app
 from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys
 from shared.db import make_engine
 from shared.migrations import upgrade
 
 app = typer.Typer(help="Cradle, Shanghai's childcare information platform.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 

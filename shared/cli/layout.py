@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.identity import generate_keypair
+from shared.pii import new_key
 
 SERVICES = ("registry", "workforce", "monitoring", "guidance")
 DATABASES = ("gateway", *SERVICES)
@@ -46,6 +47,10 @@ class Keys:
     internal_verify_key: str
     jwt_keys: dict[str, str] = field(default_factory=dict)
     jwt_active_kid: str = ""
+    # The workforce's personal-data keys: AES-256 keys by id (one active) and the lookup-hash key.
+    pii_keys: dict[str, str] = field(default_factory=dict)
+    pii_active_key_id: str = ""
+    pii_hmac_key: str = ""
 
 
 def load_or_create_keys(base: Path) -> Keys:
@@ -61,16 +66,34 @@ def load_or_create_keys(base: Path) -> Keys:
             _write_private(private_file, private_pem)
             _write_private(public_file, public_pem)
         signing, verify = private_file.read_text(), public_file.read_text()
+    keys = Keys(signing, verify)
     if os.environ.get("GATEWAY_JWT_KEYS") and os.environ.get("GATEWAY_JWT_ACTIVE_KID"):
-        return Keys(
-            signing, verify, json.loads(os.environ["GATEWAY_JWT_KEYS"]), os.environ["GATEWAY_JWT_ACTIVE_KID"]
+        keys.jwt_keys = json.loads(os.environ["GATEWAY_JWT_KEYS"])
+        keys.jwt_active_kid = os.environ["GATEWAY_JWT_ACTIVE_KID"]
+    else:
+        jwt_file = keys_dir / "jwt_keys.json"
+        if not jwt_file.exists():
+            kid = "k" + datetime.now(UTC).strftime("%Y%m%d") + secrets.token_hex(2)
+            _write_private(jwt_file, json.dumps({"active": kid, "keys": {kid: secrets.token_urlsafe(48)}}))
+        stored = json.loads(jwt_file.read_text())
+        keys.jwt_keys, keys.jwt_active_kid = stored["keys"], stored["active"]
+    if os.environ.get("WORKFORCE_PII_KEYS"):
+        keys.pii_keys = json.loads(os.environ["WORKFORCE_PII_KEYS"])
+        keys.pii_active_key_id = os.environ.get("WORKFORCE_PII_ACTIVE_KEY_ID", "")
+        keys.pii_hmac_key = os.environ.get("WORKFORCE_PII_HMAC_KEY", "")
+    else:
+        # Made once and kept: losing the HMAC key would lose every lookup by ID number.
+        pii_file = keys_dir / "pii_keys.json"
+        if not pii_file.exists():
+            kid = "p" + datetime.now(UTC).strftime("%Y%m%d")
+            _write_private(pii_file, json.dumps({"active": kid, "keys": {kid: new_key()}, "hmac": new_key()}))
+        stored = json.loads(pii_file.read_text())
+        keys.pii_keys, keys.pii_active_key_id, keys.pii_hmac_key = (
+            stored["keys"],
+            stored["active"],
+            stored["hmac"],
         )
-    jwt_file = keys_dir / "jwt_keys.json"
-    if not jwt_file.exists():
-        kid = "k" + datetime.now(UTC).strftime("%Y%m%d") + secrets.token_hex(2)
-        _write_private(jwt_file, json.dumps({"active": kid, "keys": {kid: secrets.token_urlsafe(48)}}))
-    stored = json.loads(jwt_file.read_text())
-    return Keys(signing, verify, stored["keys"], stored["active"])
+    return keys
 
 
 def service_env(name: str, *, base: Path, keys: Keys, nats_url: str) -> dict[str, str]:
@@ -80,6 +103,10 @@ def service_env(name: str, *, base: Path, keys: Keys, nats_url: str) -> dict[str
         "NATS_URL": nats_url,
     }
     env.setdefault("CRADLE_LOG_FORMAT", os.environ.get("CRADLE_LOG_FORMAT", "console"))
+    if name == "workforce":
+        env["WORKFORCE_PII_KEYS"] = json.dumps(keys.pii_keys)
+        env["WORKFORCE_PII_ACTIVE_KEY_ID"] = keys.pii_active_key_id
+        env["WORKFORCE_PII_HMAC_KEY"] = keys.pii_hmac_key
     return env
 
 

@@ -97,9 +97,9 @@ class EventBus:
         if self._connector is not None:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._connector
+                await asyncio.wait_for(self._connector, 5)
         if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.drain(), timeout=5)
             with contextlib.suppress(Exception):
-                await self.nc.close()
+                await asyncio.wait_for(self.nc.close(), 5)

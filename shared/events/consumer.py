@@ -29,6 +29,7 @@ from shared.observability import Metrics
 log = structlog.get_logger("cradle.consumer")
 
 Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
+STOP_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,15 @@ class EventConsumer:
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.stream}-{self.durable}")
 
     async def stop(self) -> None:
+        """Bounded: shutting down never waits on a broker or a database that does not answer."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, STOP_TIMEOUT_SECONDS)
         if self._subscription is not None:
             # A fetch cut short leaves messages the connection's drain would wait on forever.
             with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
+                await asyncio.wait_for(self._subscription.unsubscribe(), STOP_TIMEOUT_SECONDS)
             self._subscription = None
 
     async def _run(self) -> None:

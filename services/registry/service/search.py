@@ -105,16 +105,24 @@ async def search(
         cursor = encode_cursor([rows[-1].id]) if more and rows else None
         return [(f, None) for f in rows], cursor
 
+    # Rank the candidates in the box by their coordinates alone; load whole rows only for the page.
     n = filters.near
-    candidates = (await session.execute(query)).scalars().all()
+    box = filtered(visible_to(select(Facility.id, Facility.lat, Facility.lon), caller), filters)
     ranked = sorted(
-        ((f, round(distance_m(n.lat, n.lon, f.lat, f.lon), 1)) for f in candidates),
-        key=lambda pair: (pair[1], pair[0].id),
+        (round(distance_m(n.lat, n.lon, lat, lon), 1), facility_id)
+        for facility_id, lat, lon in (await session.execute(box)).all()
     )
-    ranked = [(f, d) for f, d in ranked if d <= n.radius_m]
+    ranked = [(d, i) for d, i in ranked if d <= n.radius_m]
     if page.after and len(page.after) == 2:
-        last_distance, last_id = float(page.after[0]), str(page.after[1])
-        ranked = [(f, d) for f, d in ranked if (d, f.id) > (last_distance, last_id)]
-    items = ranked[: page.limit]
-    cursor = encode_cursor([items[-1][1], items[-1][0].id]) if len(ranked) > page.limit and items else None
+        last = (float(page.after[0]), str(page.after[1]))
+        ranked = [pair for pair in ranked if pair > last]
+    window = ranked[: page.limit]
+    rows = {
+        f.id: f
+        for f in (
+            await session.execute(select(Facility).where(Facility.id.in_([i for _, i in window])))
+        ).scalars()
+    }
+    items = [(rows[i], d) for d, i in window if i in rows]
+    cursor = encode_cursor(list(window[-1])) if len(ranked) > page.limit and window else None
     return items, cursor
