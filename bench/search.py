@@ -384,8 +384,8 @@ def near_candidates(db_path: Path) -> str:
     finally:
         connection.close()
     return (
-        f"the 3 km box holds {box} facilities, {approved} approved: all loaded as ORM rows and ranked "
-        "per request"
+        f"the 3 km box holds {box} facilities, {approved} approved: ranked by coordinates per request, "
+        "whole rows loaded for the page only"
     )
 
 
