@@ -197,6 +197,24 @@ async def _integrity_conflict(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# PostgreSQL refuses text it cannot store (a NUL character, an invalid byte sequence): the
+# caller's input, so a 422, not a server error.
+UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
+        return problem_response(
+            status=422,
+            title="Invalid input",
+            type_="/problems/invalid-input",
+            detail="The request holds text that cannot be stored (for example a NUL character).",
+            errors=[FieldError(field="body", message="contains a NUL or an invalid character")],
+        )
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
     return problem_response(status=500, title="Internal error", type_="/problems/internal")
@@ -212,5 +230,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConnectionError, _dependency_unavailable)
     app.add_exception_handler(OSError, _dependency_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_conflict)
-    app.add_exception_handler(DBAPIError, _unexpected)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

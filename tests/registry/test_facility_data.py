@@ -174,3 +174,14 @@ async def test_the_same_idempotency_key_and_body_create_one_facility(registry: R
     )
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
     assert await count_facilities(registry) == 2
+
+
+async def test_text_the_database_cannot_store_is_a_422_not_a_500(registry: Registry) -> None:
+    response = await registry.client.post(
+        "/v1/facilities", json=facility_body(name="托育\u0000园"), headers=registry["operator"]
+    )
+    on_postgres = "postgresql" in registry.stack.registry.state.settings.database_url
+    # SQLite stores a NUL; PostgreSQL refuses it, which is the caller's input, not a server error.
+    assert response.status_code == (422 if on_postgres else 201), response.text
+    weird_id = await registry.client.get("/v1/facilities/%00abc", headers=registry["EDU"])
+    assert weird_id.status_code in (400, 404, 422)
