@@ -114,7 +114,7 @@ def create_app(
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.documents = documents
         app.state.forwarder = runtime.forwarder
-        audit.start()
+        await audit.start()
         warm = asyncio.create_task(documents.refresh())
         try:
             yield

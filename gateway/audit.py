@@ -166,7 +166,13 @@ class AuditWriter:
         if len(self.pending) >= self.batch_size:
             self._wake.set()
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Apply retention once, before the first request, then run the writer. (After this, every
+        `purge_every_seconds`: the loop's clock counts from boot, so the first pass must not depend
+        on the machine's uptime.)"""
+        with contextlib.suppress(Exception):
+            await purge(self.engine, older_than=datetime.now(UTC) - self.retention)
+        self._last_purge = asyncio.get_running_loop().time()
         self._task = asyncio.create_task(self._run(), name="audit-writer")
 
     async def stop(self) -> None:
