@@ -130,26 +130,27 @@ async def own_nats(tmp_path: Path) -> AsyncIterator[NatsProcess]:
     await server.stop()
 
 
-def service_settings(cls: type, *, url: str, nats_url: str, namespace: str, keys: dict[str, Any]) -> Any:
-    extra: dict[str, Any] = {}
+def service_settings(
+    cls: type, *, url: str, nats_url: str, namespace: str, keys: dict[str, Any], **overrides: Any
+) -> Any:
+    values: dict[str, Any] = {
+        "database_url": url,
+        "nats_url": nats_url,
+        "event_namespace": namespace,
+        "internal_verify_key": keys["verify"],
+        "outbox_poll_seconds": 0.5,
+        "consumer_backoff_seconds": [0.2, 0.2, 0.2, 0.2],
+        "consumer_max_deliver": 4,
+        "log_format": "console",
+        "log_level": "WARNING",
+    }
     if cls is WorkforceSettings:
-        extra = {
+        values |= {
             "pii_keys": {"t1": keys["pii_key"]},
             "pii_active_key_id": "t1",
             "pii_hmac_key": keys["pii_hmac_key"],
         }
-    return cls(
-        **extra,
-        database_url=url,
-        nats_url=nats_url,
-        event_namespace=namespace,
-        internal_verify_key=keys["verify"],
-        outbox_poll_seconds=0.5,
-        consumer_backoff_seconds=[0.2, 0.2, 0.2, 0.2],
-        consumer_max_deliver=4,
-        log_format="console",
-        log_level="WARNING",
-    )
+    return cls(**(values | overrides))
 
 
 @dataclass
@@ -188,7 +189,12 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def start_stack(
-    *, databases: DatabaseFactory, nats_url: str, namespace: str, keys: dict[str, Any]
+    *,
+    databases: DatabaseFactory,
+    nats_url: str,
+    namespace: str,
+    keys: dict[str, Any],
+    workforce_overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     registry = create_registry(
         service_settings(
@@ -206,6 +212,7 @@ async def start_stack(
             nats_url=nats_url,
             namespace=namespace,
             keys=keys,
+            **(workforce_overrides or {}),
         )
     )
     gateway = create_gateway(

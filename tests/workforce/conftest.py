@@ -20,20 +20,14 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
-from gateway import service as gateway_service
-from gateway.app import create_app as create_gateway
-from gateway.config import GatewaySettings
-from services.registry.app import create_app as create_registry
-from services.registry.config import RegistrySettings
-from services.workforce.app import create_app as create_workforce
 from services.workforce.config import WorkforceSettings
 from services.workforce.models import FacilityProjection
 from shared.events.envelope import CloudEvent
 from shared.events.streams import Namespace
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from shared.pii import national_id_check_char
-from tests.conftest import ADMIN_SECRET, Stack, service_settings
-from tests.support import DatabaseFactory, HostTransport, eventually, running
+from tests.conftest import Stack, start_stack
+from tests.support import DatabaseFactory, eventually
 
 PII_SETTINGS: dict[str, Any] = {
     "pii_keys": {"k2026a": base64.b64encode(os.urandom(32)).decode()},
@@ -300,63 +294,28 @@ async def start_workforce_stack(
     keys: dict[str, Any],
     **workforce_overrides: Any,
 ) -> AsyncIterator[WorkforceStack]:
-    """Modelled on tests/conftest.py's start_stack, with the workforce's keys and options."""
-    registry = create_registry(
-        service_settings(
-            RegistrySettings,
-            url=await databases.fresh("registry"),
-            nats_url=nats_url,
-            namespace=namespace,
-            keys=keys,
+    """tests/conftest.py's stack, with the workforce's fixed test keys and its jobs left to the tests."""
+    overrides = {"jobs_interval_seconds": 0, **PII_SETTINGS, **workforce_overrides}
+    async with start_stack(
+        databases=databases, nats_url=nats_url, namespace=namespace, keys=keys, workforce_overrides=overrides
+    ) as stack:
+        direct = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=stack.workforce), base_url="http://workforce"
         )
-    )
-    workforce = create_workforce(
-        workforce_settings(
-            url=await databases.fresh("workforce"),
-            nats_url=nats_url,
-            namespace=namespace,
-            keys=keys,
-            **workforce_overrides,
-        )
-    )
-    gateway = create_gateway(
-        GatewaySettings(
-            database_url=await databases.fresh("gateway"),
-            internal_signing_key=keys["signing"],
-            jwt_keys=keys["jwt_keys"],
-            jwt_active_kid=keys["jwt_active_kid"],
-            registry_url="http://registry",
-            workforce_url="http://workforce",
-            monitoring_url="http://monitoring",
-            guidance_url="http://guidance",
-            log_format="console",
-            log_level="WARNING",
-        ),
-        transport=HostTransport({"registry": registry, "workforce": workforce}),
-    )
-    async with contextlib.AsyncExitStack() as exits:
-        for app in (registry, workforce, gateway):
-            await exits.enter_async_context(running(app))
-        async with gateway.state.sessionmaker() as session, session.begin():
-            await gateway_service.ensure_admin_client(session=session, secret=ADMIN_SECRET)
-        client = await exits.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
-        )
-        direct = await exits.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=workforce), base_url="http://workforce")
-        )
-        await eventually(
-            lambda: workforce.state.bus.connected and all(c._task for c in workforce.state.consumers)
-        )
-        yield WorkforceStack(
-            stack=Stack(
-                gateway=gateway, registry=registry, workforce=workforce, client=client, namespace=namespace
-            ),
-            direct=direct,
-            signer=IdentitySigner(keys["signing"]),
-            nats_url=nats_url,
-            namespace=namespace,
-        )
+        async with direct:
+            await eventually(
+                lambda: (
+                    stack.workforce.state.bus.connected
+                    and all(c._task for c in stack.workforce.state.consumers)
+                )
+            )
+            yield WorkforceStack(
+                stack=stack,
+                direct=direct,
+                signer=IdentitySigner(keys["signing"]),
+                nats_url=nats_url,
+                namespace=namespace,
+            )
 
 
 @pytest.fixture
