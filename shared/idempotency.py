@@ -15,6 +15,7 @@ from alembic import op
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,6 +85,14 @@ class Idempotency:
             )
         headers = {**json.loads(row.headers), "Idempotent-Replayed": "true"}
         return JSONResponse(json.loads(row.body), status_code=row.status_code, headers=headers)
+
+    async def respond(
+        self, status_code: int, body: BaseModel, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
+        """The reply, remembered under the request's key in the same transaction as the change."""
+        payload = body.model_dump(mode="json")
+        await self.remember(status_code=status_code, body=payload, headers=headers)
+        return JSONResponse(payload, status_code=status_code, headers=headers)
 
     async def remember(self, *, status_code: int, body: Any, headers: dict[str, str] | None = None) -> None:
         if self.key is None:

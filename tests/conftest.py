@@ -153,22 +153,21 @@ def service_settings(
     return cls(**(values | overrides))
 
 
-@dataclass
-class Stack:
-    """The gateway in front of the registry and workforce, all real, in this process."""
+class ActsAsClients:
+    """Getting tokens and registering clients through the gateway; mixed into the test stacks,
+    which provide `client` (an httpx client on the gateway) and a `tokens` cache."""
 
-    gateway: FastAPI
-    registry: FastAPI
-    workforce: FastAPI
     client: httpx.AsyncClient
-    namespace: str
-    tokens: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str]
 
-    async def token(self, client_id: str, secret: str) -> str:
-        response = await self.client.post(
+    async def token_response(self, client_id: str, secret: str) -> httpx.Response:
+        return await self.client.post(
             "/v1/auth/token",
             data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
         )
+
+    async def token(self, client_id: str, secret: str) -> str:
+        response = await self.token_response(client_id, secret)
         assert response.status_code == 200, response.text
         return response.json()["access_token"]
 
@@ -185,6 +184,18 @@ class Stack:
     async def headers_for(self, **body: Any) -> dict[str, str]:
         created = await self.new_client(**body)
         return {"Authorization": f"Bearer {await self.token(created['client_id'], created['client_secret'])}"}
+
+
+@dataclass
+class Stack(ActsAsClients):
+    """The gateway in front of the registry and workforce, all real, in this process."""
+
+    gateway: FastAPI
+    registry: FastAPI
+    workforce: FastAPI
+    client: httpx.AsyncClient
+    namespace: str
+    tokens: dict[str, str] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager

@@ -6,8 +6,6 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from services.registry.deps import FacilityDep, FacilityToChangeDep, SettingsDep
 from services.registry.models import Facility
@@ -53,13 +51,6 @@ Paging = Annotated[PageParams, Depends(page_params)]
 
 def etag(facility_version: int) -> dict[str, str]:
     return {"ETag": f'"{facility_version}"'}
-
-
-async def answer(idem: IdempotencyDep, status: int, body: BaseModel, headers: dict[str, str]) -> JSONResponse:
-    """The reply, remembered under the request's Idempotency-Key in the same transaction."""
-    payload = body.model_dump(mode="json")
-    await idem.remember(status_code=status, body=payload, headers=headers)
-    return JSONResponse(payload, status_code=status, headers=headers)
 
 
 def parse_near(near: str | None, radius_m: int | None, settings: SettingsDep) -> Near | None:
@@ -145,7 +136,7 @@ async def submit_facility(
         return replay
     facility = await facilities.submit_facility(session=session, caller=caller, data=body, settings=settings)
     headers = {"Location": f"/v1/facilities/{facility.id}", **etag(facility.version)}
-    return await answer(idem, 201, facilities.to_read(facility), headers)
+    return await idem.respond(201, facilities.to_read(facility), headers)
 
 
 @router.get("/facilities", response_model=Page[FacilitySummary], tags=["facilities"])
@@ -219,7 +210,7 @@ async def review_application(
     reviewed = await applications.review(
         session=session, caller=caller, facility=facility, data=body, settings=settings
     )
-    return await answer(idem, 200, facilities.to_read(reviewed), etag(reviewed.version))
+    return await idem.respond(200, facilities.to_read(reviewed), etag(reviewed.version))
 
 
 @router.post("/facilities/{facility_id}/status", response_model=FacilityRead, tags=["applications"])
@@ -234,7 +225,7 @@ async def change_status(
     if replay := await idem.replay():
         return replay
     changed = await applications.change_status(session=session, caller=caller, facility=facility, data=body)
-    return await answer(idem, 200, facilities.to_read(changed), etag(changed.version))
+    return await idem.respond(200, facilities.to_read(changed), etag(changed.version))
 
 
 @router.get(
@@ -291,7 +282,7 @@ async def record_assessment(
     if replay := await idem.replay():
         return replay
     assessment = await quality.record_assessment(session=session, caller=caller, facility=facility, data=body)
-    return await answer(idem, 201, AssessmentRead.model_validate(assessment, from_attributes=True), {})
+    return await idem.respond(201, AssessmentRead.model_validate(assessment, from_attributes=True), {})
 
 
 @router.get("/facilities/{facility_id}/assessments", response_model=list[AssessmentRead], tags=["quality"])
@@ -337,7 +328,7 @@ async def write_credit_entry(
     if replay := await idem.replay():
         return replay
     entry = await credit.write_entry(session=session, caller=caller, facility=facility, data=body)
-    return await answer(idem, 201, credit.to_entry_read(entry), {})
+    return await idem.respond(201, credit.to_entry_read(entry), {})
 
 
 @router.get("/facilities/{facility_id}/inspections", response_model=list[InspectionRead], tags=["credit"])

@@ -59,7 +59,7 @@ from services.workforce.service import (
 )
 from services.workforce.service.common import get_visible_facility
 from shared.errors import PROBLEM_JSON, CradleError, problem_response
-from shared.idempotency import Idempotency, IdempotencyDep
+from shared.idempotency import IdempotencyDep
 from shared.identity import AuthenticatedDep, Identity, scope_guard
 from shared.pagination import Page, PageParams, page_params
 from shared.service import SessionDep
@@ -73,16 +73,9 @@ Year = Annotated[int, Query(ge=2000, le=2100, description="calendar year")]
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
-async def answer(
-    idem: Idempotency, status: int, body: BaseModel, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """The reply, remembered under the request's Idempotency-Key in the same transaction. POSTs that
-    carry an ID number (practitioners, bans, ban checks) take no key: their request hash would be a
-    plain hash of the number, and they are idempotent by themselves (a repeat is a 409 naming the
-    first record)."""
-    payload = body.model_dump(mode="json")
-    await idem.remember(status_code=status, body=payload, headers=headers or {})
-    return JSONResponse(payload, status_code=status, headers=headers)
+# Replies to POSTs are remembered under their Idempotency-Key (`idem.respond`). POSTs that carry an
+# ID number (practitioners, bans, ban checks) take no key: their request hash would be a plain hash
+# of the number, and they are idempotent by themselves (a repeat is a 409 naming the first record).
 
 
 def _problem(error: CradleError) -> JSONResponse:
@@ -163,7 +156,7 @@ async def set_grade(
     grade = await practitioners.set_grade(
         session=session, caller=caller, practitioner=practitioner, data=body
     )
-    return await answer(idem, 201, grade)
+    return await idem.respond(201, grade)
 
 
 @router.get("/practitioners/{practitioner_id}/grades", response_model=list[GradeRead])
@@ -186,7 +179,7 @@ async def add_certificate(
     certificate = await practitioners.add_certificate(
         session=session, caller=caller, practitioner=practitioner, data=body
     )
-    return await answer(idem, 201, certificate)
+    return await idem.respond(201, certificate)
 
 
 @router.get("/practitioners/{practitioner_id}/certificates", response_model=list[CertificateRead])
@@ -209,7 +202,7 @@ async def record_training(
     recorded = await training.record_training(
         session=session, caller=caller, practitioner=practitioner, data=body
     )
-    return await answer(idem, 201, recorded)
+    return await idem.respond(201, recorded)
 
 
 class PractitionerTraining(BaseModel):
@@ -243,7 +236,7 @@ async def request_background_check(
     check = await background_checks.request_background_check(
         session=session, caller=caller, practitioner=practitioner, data=body
     )
-    return await answer(idem, 201, background_checks.check_read(check))
+    return await idem.respond(201, background_checks.check_read(check))
 
 
 @router.get("/practitioners/{practitioner_id}/background-checks", response_model=list[BackgroundCheckRead])
@@ -271,7 +264,7 @@ async def answer_background_check(
     check = await background_checks.answer_background_check(
         session=session, caller=caller, check=check, data=body
     )
-    return await answer(idem, 200, background_checks.check_read(check))
+    return await idem.respond(200, background_checks.check_read(check))
 
 
 @router.post(
@@ -292,7 +285,7 @@ async def resolve_background_check(
     check = await background_checks.resolve_background_check(
         session=session, caller=caller, check=check, data=body
     )
-    return await answer(idem, 200, background_checks.check_read(check))
+    return await idem.respond(200, background_checks.check_read(check))
 
 
 # --- employment ------------------------------------------------------------------------------
@@ -321,7 +314,7 @@ async def hire(
         )
         return refusal
     employment = await hiring.read_employment(session=session, employment=outcome)
-    return await answer(idem, 201, employment, {"Location": f"/v1/employments/{outcome.id}"})
+    return await idem.respond(201, employment, {"Location": f"/v1/employments/{outcome.id}"})
 
 
 @router.get("/employments", response_model=Page[EmploymentRead])
@@ -356,7 +349,7 @@ async def end_employment(
     if replay := await idem.replay():
         return replay
     ended = await hiring.end_employment(session=session, caller=caller, employment=employment, data=body)
-    return await answer(idem, 200, await hiring.read_employment(session=session, employment=ended))
+    return await idem.respond(200, await hiring.read_employment(session=session, employment=ended))
 
 
 # --- bans ------------------------------------------------------------------------------------
@@ -414,7 +407,7 @@ async def rescind_ban(
     read = await bans.ban_read(
         session=session, workforce=workforce, caller=caller, ban=ban, purpose=None, request_id=request_id
     )
-    return await answer(idem, 200, read)
+    return await idem.respond(200, read)
 
 
 @router.post("/bans/{ban_id}/notifications/{facility_id}/acknowledge", response_model=BanNotificationRead)

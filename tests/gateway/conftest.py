@@ -24,14 +24,14 @@ from gateway.config import GatewaySettings
 from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
 from shared.cli.layout import free_port
-from tests.conftest import ADMIN_SECRET, service_settings
+from tests.conftest import ADMIN_SECRET, ActsAsClients, service_settings
 from tests.support import DatabaseFactory, HostTransport, eventually, running
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class Gateway:
+class Gateway(ActsAsClients):
     """The gateway (and what stands behind it), with helpers to act as clients."""
 
     app: FastAPI
@@ -39,31 +39,6 @@ class Gateway:
     database_url: str
     services: dict[str, FastAPI] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
-
-    async def token_response(self, client_id: str, secret: str) -> httpx.Response:
-        return await self.client.post(
-            "/v1/auth/token",
-            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-        )
-
-    async def token(self, client_id: str, secret: str) -> str:
-        response = await self.token_response(client_id, secret)
-        assert response.status_code == 200, response.text
-        return response.json()["access_token"]
-
-    async def admin(self) -> dict[str, str]:
-        if "admin" not in self.tokens:
-            self.tokens["admin"] = await self.token("admin", ADMIN_SECRET)
-        return {"Authorization": f"Bearer {self.tokens['admin']}"}
-
-    async def new_client(self, **body: Any) -> dict[str, Any]:
-        response = await self.client.post("/v1/admin/clients", json=body, headers=await self.admin())
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    async def headers_for(self, **body: Any) -> dict[str, str]:
-        created = await self.new_client(**body)
-        return {"Authorization": f"Bearer {await self.token(created['client_id'], created['client_secret'])}"}
 
     async def bureau(self, scopes: list[str] | None = None, bureau: str = "EDU") -> dict[str, str]:
         return await self.headers_for(
