@@ -5,23 +5,18 @@ Revises:
 Create Date: 2026-11-28
 """
 
-import csv
 from collections.abc import Sequence
-from importlib import resources
 
 import sqlalchemy as sa
 from alembic import op
 
+from shared.divisions import read_divisions
 from shared.events.tables import create_event_tables, drop_event_tables
 
 revision: str = "registry_0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-
-def _int_or_none(value: str) -> int | None:
-    return int(value) if value.strip() else None
 
 
 def upgrade() -> None:
@@ -74,32 +69,30 @@ def upgrade() -> None:
 
     districts: dict[str, dict[str, object]] = {}
     towns: list[dict[str, object]] = []
-    source = resources.files("services.registry") / "data" / "shanghai_divisions.csv"
-    with source.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            districts.setdefault(
-                row["district_code"],
-                {
-                    "code": row["district_code"],
-                    "name": row["district_name"],
-                    "pinyin": row["district_pinyin_or_english"],
-                    "is_central_city": row["is_central_city"] == "1",
-                    "population_2020": _int_or_none(row["district_pop_2020_census"]),
-                    "population_2020_age0": _int_or_none(row["district_pop_2020_age0"]),
-                    "population_2020_age1_4": _int_or_none(row["district_pop_2020_age1_4"]),
-                },
-            )
-            towns.append(
-                {
-                    "code": row["town_code"],
-                    "district_code": row["district_code"],
-                    "name": row["town_name"],
-                    "town_type": row["town_type"],
-                    "code_source": row["town_code_source"],
-                    "mca2025_code": row["mca2025_code"] or None,
-                    "name_variant": row["name_variant"] or None,
-                }
-            )
+    for row in read_divisions():
+        districts.setdefault(
+            row.district_code,
+            {
+                "code": row.district_code,
+                "name": row.district_name,
+                "pinyin": row.district_pinyin,
+                "is_central_city": row.is_central_city,
+                "population_2020": row.district_population_2020,
+                "population_2020_age0": row.district_population_2020_age0,
+                "population_2020_age1_4": row.district_population_2020_age1_4,
+            },
+        )
+        towns.append(
+            {
+                "code": row.town_code,
+                "district_code": row.district_code,
+                "name": row.town_name,
+                "town_type": row.town_type,
+                "code_source": row.town_code_source,
+                "mca2025_code": row.mca2025_code,
+                "name_variant": row.name_variant,
+            }
+        )
     op.bulk_insert(district, list(districts.values()))
     op.bulk_insert(town, towns)
 
