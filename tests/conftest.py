@@ -19,6 +19,10 @@ from fastapi import FastAPI
 from gateway import service as gateway_service
 from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
+from services.guidance.app import create_app as create_guidance
+from services.guidance.config import GuidanceSettings
+from services.monitoring.app import create_app as create_monitoring
+from services.monitoring.config import MonitoringSettings
 from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
 from services.workforce.app import create_app as create_workforce
@@ -144,7 +148,7 @@ def service_settings(
         "log_format": "console",
         "log_level": "WARNING",
     }
-    if cls is WorkforceSettings:
+    if "pii_keys" in cls.model_fields:  # the services that hold personal data
         values |= {
             "pii_keys": {"t1": keys["pii_key"]},
             "pii_active_key_id": "t1",
@@ -186,16 +190,40 @@ class ActsAsClients:
         return {"Authorization": f"Bearer {await self.token(created['client_id'], created['client_secret'])}"}
 
 
+SERVICES: dict[str, tuple[type, Any]] = {
+    "registry": (RegistrySettings, create_registry),
+    "workforce": (WorkforceSettings, create_workforce),
+    "monitoring": (MonitoringSettings, create_monitoring),
+    "guidance": (GuidanceSettings, create_guidance),
+}
+
+
 @dataclass
 class Stack(ActsAsClients):
-    """The gateway in front of the registry and workforce, all real, in this process."""
+    """The gateway in front of the services a test needs (registry and workforce unless it asks for
+    more), all real, in this process."""
 
     gateway: FastAPI
-    registry: FastAPI
-    workforce: FastAPI
+    apps: dict[str, FastAPI]
     client: httpx.AsyncClient
     namespace: str
     tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def registry(self) -> FastAPI:
+        return self.apps["registry"]
+
+    @property
+    def workforce(self) -> FastAPI:
+        return self.apps["workforce"]
+
+    @property
+    def monitoring(self) -> FastAPI:
+        return self.apps["monitoring"]
+
+    @property
+    def guidance(self) -> FastAPI:
+        return self.apps["guidance"]
 
 
 @contextlib.asynccontextmanager
@@ -205,27 +233,26 @@ async def start_stack(
     nats_url: str,
     namespace: str,
     keys: dict[str, Any],
+    services: tuple[str, ...] = ("registry", "workforce"),
+    overrides: dict[str, dict[str, Any]] | None = None,
     workforce_overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
-    registry = create_registry(
-        service_settings(
-            RegistrySettings,
-            url=await databases.fresh("registry"),
-            nats_url=nats_url,
-            namespace=namespace,
-            keys=keys,
+    overrides = dict(overrides or {})
+    if workforce_overrides:
+        overrides["workforce"] = overrides.get("workforce", {}) | workforce_overrides
+    apps: dict[str, FastAPI] = {}
+    for name in services:
+        settings_class, create = SERVICES[name]
+        apps[name] = create(
+            service_settings(
+                settings_class,
+                url=await databases.fresh(name),
+                nats_url=nats_url,
+                namespace=namespace,
+                keys=keys,
+                **overrides.get(name, {}),
+            )
         )
-    )
-    workforce = create_workforce(
-        service_settings(
-            WorkforceSettings,
-            url=await databases.fresh("workforce"),
-            nats_url=nats_url,
-            namespace=namespace,
-            keys=keys,
-            **(workforce_overrides or {}),
-        )
-    )
     gateway = create_gateway(
         GatewaySettings(
             database_url=await databases.fresh("gateway"),
@@ -239,19 +266,17 @@ async def start_stack(
             log_format="console",
             log_level="WARNING",
         ),
-        transport=HostTransport({"registry": registry, "workforce": workforce}),
+        transport=HostTransport(apps),
     )
     async with contextlib.AsyncExitStack() as stack:
-        for app in (registry, workforce, gateway):
+        for app in (*apps.values(), gateway):
             await stack.enter_async_context(running(app))
         async with gateway.state.sessionmaker() as session, session.begin():
             await gateway_service.ensure_admin_client(session=session, secret=ADMIN_SECRET)
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
         )
-        yield Stack(
-            gateway=gateway, registry=registry, workforce=workforce, client=client, namespace=namespace
-        )
+        yield Stack(gateway=gateway, apps=apps, client=client, namespace=namespace)
 
 
 @pytest.fixture
