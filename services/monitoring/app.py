@@ -1,16 +1,69 @@
+"""monitoring: cameras, CCTV events, alerts, incidents and random inspections."""
+
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.monitoring import jobs
+from services.monitoring.casework.router import router as casework_router
 from services.monitoring.config import MonitoringSettings
+from services.monitoring.handlers import HANDLERS
+from services.monitoring.ingest_consumer import IngestConsumer
 from services.monitoring.models import metadata
+from services.monitoring.router import router as watch_router
+from services.monitoring.service.ingest import Ingest
 from shared.service import create_service_app
 
 
 def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
-    return create_service_app(
-        settings=settings or MonitoringSettings(),
+    settings = settings or MonitoringSettings()
+    app = create_service_app(
+        settings=settings,
         title="Cradle monitoring",
         metadata=metadata,
-        routers=[],
+        routers=[watch_router, casework_router],
+        handlers=HANDLERS,
     )
+    shared_lifespan = app.router.lifespan_context
+
+    # The ingest path, its NATS consumer and the scheduled jobs run beside the shared lifespan.
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with shared_lifespan(app):
+            ingest = Ingest(settings=settings, maker=app.state.sessionmaker)
+            ingest.start()
+            app.state.ingest = ingest
+            ingest_consumer = None
+            if settings.ingest_consumer_enabled:
+                ingest_consumer = IngestConsumer(bus=app.state.bus, ingest=ingest, settings=settings)
+                ingest_consumer.start()
+            app.state.ingest_consumer = ingest_consumer
+            task = None
+            if settings.jobs_interval_seconds > 0:
+                task = asyncio.create_task(
+                    jobs.run_forever(
+                        maker=app.state.sessionmaker,
+                        settings=settings,
+                        interval_seconds=settings.jobs_interval_seconds,
+                        before=ingest.flush_presence,
+                    ),
+                    name="monitoring-jobs",
+                )
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                if ingest_consumer is not None:
+                    await ingest_consumer.stop()
+                await ingest.stop()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -1,9 +1,49 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+
+# What each CCTV event type means for the district. `info` events are stored, never alerted.
+DEFAULT_SEVERITIES: dict[str, str] = {
+    "heartbeat": "info",
+    "motion": "info",
+    "prolonged_crying": "medium",
+    "fall": "high",
+    "intrusion": "high",
+    "tamper": "high",
+    "video_loss": "high",
+    "smoke_fire": "critical",
+    "abuse_suspected": "critical",
+}
 
 
 class MonitoringSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MONITORING_", extra="ignore")
 
     service_name: str = "monitoring"
+
+    # Ingest.
+    max_batch_events: int = Field(default=1000, ge=1, le=10_000)
+    max_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # An event stamped further ahead than this is refused (a device clock gone wrong).
+    max_clock_skew_seconds: float = Field(default=300, ge=0)
+    # Older than this is refused too: it would be purged at once.
+    event_retention_days: float = Field(default=90, gt=0)
+    severities: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
+    # Repeats of one type on one camera within this window fold into the open alert.
+    fold_window_seconds: float = Field(default=600, ge=0)
+    # A camera of an open facility silent for longer than this, during opening hours: offline alert.
+    offline_after_seconds: float = Field(default=900, gt=0)
+    timezone: str = "Asia/Shanghai"
+    # NATS ingest for video systems that publish to cradle.ingest.cctv.<facility_id>.
+    ingest_stream_max_age_days: float = Field(default=7, gt=0)
+    ingest_fetch_batch: int = Field(default=500, ge=1, le=5000)
+    ingest_consumer_enabled: bool = True
+
+    # Casework deadlines (hours).
+    report_deadline_hours_urgent: float = Field(default=2, gt=0)  # abuse, injury, illness outbreak
+    report_deadline_hours_other: float = Field(default=24, gt=0)
+    finding_deadline_hours: float = Field(default=72, gt=0)
+
+    # Background jobs (offline cameras, retention, deadlines); 0 = not scheduled (tests call them).
+    jobs_interval_seconds: float = Field(default=60, ge=0)

@@ -51,7 +51,11 @@ class Facility(MonitoringModel, table=True):
     owner_client_id: str | None = Field(default=None, max_length=64)
     opening_hours: list[dict[str, object]] = _json()
     enrolled: int = 0  # children enrolled, all age classes (latest month)
+    # From the workforce's staffing assessments: None until the first one arrives.
+    staffing_in_ratio: bool | None = None
+    staffing_shortfall: int = 0  # carers missing to be in ratio
     version: int
+    source_event_at: datetime = Field(sa_column=_at())
     updated_at: datetime = Field(sa_column=_at())
 
 
@@ -69,6 +73,7 @@ class Camera(MonitoringModel, table=True):
     registered_at: datetime = Field(sa_column=_at())
     last_seen_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     last_event_type: str | None = Field(default=None, max_length=32)
+    version: int = 1
 
 
 class CctvEvent(MonitoringModel, table=True):

@@ -13,6 +13,8 @@ SERVICES = ("registry", "workforce", "monitoring", "guidance", "gateway")
 DEFAULT_NAMESPACE = "cradle"
 DUPLICATE_WINDOW_SECONDS = 120.0
 EVENT_MAX_AGE_SECONDS = 365 * 24 * 3600.0
+# Raw device events (cradle.ingest.cctv.<facility_id>) wait here until monitoring stores them.
+INGEST_MAX_AGE_SECONDS = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ class Namespace:
         return f"{self.name}.{service}.>"
 
     @property
+    def ingest_stream(self) -> str:
+        return f"{self.name}_INGEST".upper().replace("-", "_")
+
+    def ingest_subject(self, facility_id: str) -> str:
+        return f"{self.name}.ingest.cctv.{facility_id}"
+
+    @property
     def dead_letter_stream(self) -> str:
         return f"{self.name}_DLQ".upper().replace("-", "_")
 
@@ -60,6 +69,18 @@ def stream_configs(namespace: Namespace, *, replicas: int) -> list[StreamConfig]
         )
         for service in SERVICES
     ]
+    configs.append(
+        StreamConfig(
+            name=namespace.ingest_stream,
+            subjects=[f"{namespace.name}.ingest.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=INGEST_MAX_AGE_SECONDS,
+            num_replicas=replicas,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        )
+    )
     configs.append(
         StreamConfig(
             name=namespace.dead_letter_stream,

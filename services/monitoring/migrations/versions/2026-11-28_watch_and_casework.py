@@ -44,7 +44,10 @@ def upgrade() -> None:
         sa.Column("owner_client_id", sa.String(length=64), nullable=True),
         sa.Column("opening_hours", sa.JSON(), nullable=False),
         sa.Column("enrolled", sa.Integer(), nullable=False),
+        sa.Column("staffing_in_ratio", sa.Boolean(), nullable=True),
+        sa.Column("staffing_shortfall", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("source_event_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -118,6 +121,7 @@ def upgrade() -> None:
         sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_event_type", sa.String(length=32), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["facility_id"],
             ["facility.id"],

@@ -1,0 +1,191 @@
+"""Events the monitoring service consumes (contracts in docs/EVENTS.md): the registry's facilities,
+kept as a projection, and the workforce's bans, blocked hires and unacknowledged ban notices, each
+an alert for the facility's district."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.monitoring.models import Facility
+from services.monitoring.service.alerts import raise_alert
+from services.monitoring.service.common import as_utc, utcnow
+from shared.events.consumer import Handler
+from shared.events.envelope import CloudEvent
+
+
+class Places(BaseModel):
+    infant: int = 0
+    toddler: int = 0
+    preschool: int = 0
+
+
+class FacilityFacts(BaseModel):
+    """What monitoring reads from registry facility events; other fields are ignored."""
+
+    facility_id: str
+    name: str
+    kind: str = "other"
+    district_code: str
+    town_code: str
+    status: str
+    owner_client_id: str | None = None
+    opening_hours: list[dict[str, object]] = []
+    enrolment: Places | None = None
+    version: int = 0
+
+
+async def on_facility_changed(event: CloudEvent, session: AsyncSession) -> None:
+    """Every facility event carries the current facts: keep the newest, by the facility's version
+    and then the event's time, so a late older event changes nothing."""
+    facts = FacilityFacts.model_validate(event.data)
+    now = utcnow()
+    facility = await session.get(Facility, facts.facility_id, with_for_update=True)
+    if facility is None:
+        facility = Facility(
+            id=facts.facility_id,
+            name=facts.name,
+            kind=facts.kind,
+            district_code=facts.district_code,
+            town_code=facts.town_code,
+            status=facts.status,
+            version=facts.version,
+            source_event_at=event.time,
+            updated_at=now,
+        )
+        session.add(facility)
+    elif (facts.version, event.time) <= (facility.version, as_utc(facility.source_event_at)):
+        return
+    facility.name = facts.name
+    facility.kind = facts.kind
+    facility.district_code = facts.district_code
+    facility.town_code = facts.town_code
+    facility.status = facts.status
+    facility.owner_client_id = facts.owner_client_id
+    facility.opening_hours = facts.opening_hours
+    if facts.enrolment is not None:
+        facility.enrolled = facts.enrolment.infant + facts.enrolment.toddler + facts.enrolment.preschool
+    facility.version = facts.version
+    facility.source_event_at = event.time
+    facility.updated_at = now
+
+
+class BannedAt(BaseModel):
+    facility_id: str
+    district_code: str | None = None
+    employment_id: str | None = None
+
+
+class BanIssued(BaseModel):
+    ban_id: str
+    role: str
+    decision_ref: str
+    incident_id: str | None = None
+    issued_at: datetime
+    practitioner_id: str | None = None
+    facilities: list[BannedAt] = []
+
+
+class HireBlocked(BaseModel):
+    facility_id: str
+    practitioner_id: str | None = None
+    reason: str
+    blocked_at: datetime
+
+
+class BanNotificationUnacknowledged(BaseModel):
+    ban_id: str
+    facility_id: str
+    notified_at: datetime
+
+
+async def _alert_for(
+    session: AsyncSession,
+    *,
+    facility_id: str,
+    type: str,
+    severity: str,
+    at: datetime,
+    source_ref: str,
+    details: dict[str, object],
+) -> None:
+    facility = await session.get(Facility, facility_id)
+    if facility is None:
+        # The registry's stream is consumed apart from the workforce's: its facility event may not be
+        # here yet. Failing makes the consumer redeliver later, instead of dropping the alert.
+        raise LookupError(f"facility {facility_id} not yet known from the registry's events")
+    await raise_alert(
+        session,
+        facility=facility,
+        type=type,
+        severity=severity,
+        source="workforce",
+        at=as_utc(at),
+        now=utcnow(),
+        source_ref=source_ref,
+        details=details,
+    )
+
+
+async def on_ban_issued(event: CloudEvent, session: AsyncSession) -> None:
+    ban = BanIssued.model_validate(event.data)
+    for place in ban.facilities:
+        await _alert_for(
+            session,
+            facility_id=place.facility_id,
+            type="ban_issued",
+            severity="critical",
+            at=ban.issued_at,
+            source_ref=f"ban_issued:{ban.ban_id}:{place.facility_id}",
+            details={
+                "ban_id": ban.ban_id,
+                "role": ban.role,
+                "practitioner_id": ban.practitioner_id,
+                "decision_ref": ban.decision_ref,
+                "incident_id": ban.incident_id,
+                "employment_id": place.employment_id,
+            },
+        )
+
+
+async def on_hire_blocked(event: CloudEvent, session: AsyncSession) -> None:
+    blocked = HireBlocked.model_validate(event.data)
+    await _alert_for(
+        session,
+        facility_id=blocked.facility_id,
+        type="hire_blocked",
+        severity="high",
+        at=blocked.blocked_at,
+        source_ref=f"hire_blocked:{event.id}",
+        details={"practitioner_id": blocked.practitioner_id, "reason": blocked.reason},
+    )
+
+
+async def on_ban_notification_unacknowledged(event: CloudEvent, session: AsyncSession) -> None:
+    notice = BanNotificationUnacknowledged.model_validate(event.data)
+    await _alert_for(
+        session,
+        facility_id=notice.facility_id,
+        type="ban_notification_unacknowledged",
+        severity="high",
+        at=notice.notified_at,
+        source_ref=f"ban_unacknowledged:{notice.ban_id}:{notice.facility_id}",
+        details={"ban_id": notice.ban_id, "notified_at": notice.notified_at.isoformat()},
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "cradle.registry.facility.submitted": on_facility_changed,
+    "cradle.registry.facility.approved": on_facility_changed,
+    "cradle.registry.facility.rejected": on_facility_changed,
+    "cradle.registry.facility.suspended": on_facility_changed,
+    "cradle.registry.facility.closed": on_facility_changed,
+    "cradle.registry.facility.reinstated": on_facility_changed,
+    "cradle.registry.facility.updated": on_facility_changed,
+    "cradle.registry.enrolment.updated": on_facility_changed,
+    "cradle.workforce.ban.issued": on_ban_issued,
+    "cradle.workforce.hire.blocked": on_hire_blocked,
+    "cradle.workforce.ban_notification.unacknowledged": on_ban_notification_unacknowledged,
+}

@@ -1,0 +1,137 @@
+"""Video systems that speak NATS publish to `cradle.ingest.cctv.<facility_id>` (one event, or a JSON
+array of events, per message; `Nats-Msg-Id` = the event id lets JetStream drop a re-send). The
+JetStream ack the device receives is its proof of durability; this consumer then stores the events
+through the same path as `POST /v1/cctv-events` and acks each message only after the commit.
+
+NATS authenticates the device and confines it to its facility's subject (an account permission),
+so the subject's facility is the caller: an event naming another facility is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from services.monitoring.config import MonitoringSettings
+from services.monitoring.service.ingest import Ingest
+from shared.events.bus import EventBus
+from shared.identity import ClientKind, Identity
+
+log = structlog.get_logger("cradle.monitoring.ingest")
+
+DURABLE = "monitoring-ingest"
+STOP_TIMEOUT_SECONDS = 5.0
+
+
+def device_identity(facility_id: str) -> Identity:
+    return Identity(
+        client_id=f"nats-device:{facility_id}",
+        kind=ClientKind.operator,
+        facility_ids=[facility_id],
+        scopes=["monitoring:ingest"],
+    )
+
+
+class IngestConsumer:
+    def __init__(self, *, bus: EventBus, ingest: Ingest, settings: MonitoringSettings) -> None:
+        self.bus = bus
+        self.ingest = ingest
+        self.settings = settings
+        self.stored = 0
+        self.rejected = 0
+        self._task: asyncio.Task[None] | None = None
+        self._subscription: Any = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="consumer-ingest")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, STOP_TIMEOUT_SECONDS)
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._subscription.unsubscribe(), STOP_TIMEOUT_SECONDS)
+            self._subscription = None
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=DURABLE,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.settings.consumer_ack_wait_seconds,
+            filter_subject=f"{self.bus.namespace.name}.ingest.cctv.*",
+            max_ack_pending=self.settings.ingest_fetch_batch * 4,
+        )
+
+    async def _run(self) -> None:
+        stream = self.bus.namespace.ingest_stream
+        while True:
+            try:
+                js = await self.bus.wait_ready()
+                await js.add_consumer(stream, config=self.config())
+                self._subscription = await js.pull_subscribe_bind(durable=DURABLE, stream=stream)
+                log.info("consumer_bound", stream=stream, durable=DURABLE)
+                while True:
+                    try:
+                        messages = await self._subscription.fetch(
+                            self.settings.ingest_fetch_batch, timeout=1.0
+                        )
+                    except (NatsTimeout, TimeoutError):
+                        continue
+                    await self.handle(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database away: rebind and go on
+                log.warning("ingest_consumer_error", error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(1.0)
+
+    async def handle(self, messages: list[Msg]) -> None:
+        """Store a fetched batch, grouped by facility; ack after commit, nak on failure."""
+        by_facility: dict[str, tuple[list[Msg], list[Any]]] = {}
+        for message in messages:
+            facility_id = message.subject.rsplit(".", 1)[-1]
+            try:
+                body = json.loads(message.data)
+            except ValueError:
+                self.rejected += 1
+                log.warning("ingest_unparseable", subject=message.subject)
+                await message.term()
+                continue
+            items = body if isinstance(body, list) else [body]
+            for item in items:
+                if isinstance(item, dict):
+                    item.setdefault("facility_id", facility_id)
+            group = by_facility.setdefault(facility_id, ([], []))
+            group[0].append(message)
+            group[1].extend(items)
+        for facility_id, (batch, items) in by_facility.items():
+            try:
+                reply = await self.ingest.accept(items, device_identity(facility_id))
+            except Exception as exc:
+                log.warning(
+                    "ingest_store_failed", facility_id=facility_id, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
+                for message in batch:
+                    with contextlib.suppress(Exception):
+                        await message.nak(delay=2.0)
+                continue
+            self.stored += reply.accepted
+            self.rejected += len(reply.rejected)
+            for refused in reply.rejected:
+                log.warning(
+                    "ingest_event_rejected",
+                    facility_id=facility_id,
+                    event_id=refused.event_id,
+                    errors=[e.model_dump() for e in refused.errors],
+                )
+            for message in batch:
+                with contextlib.suppress(Exception):
+                    await message.ack()

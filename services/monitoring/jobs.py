@@ -1,0 +1,143 @@
+"""Scheduled work: offline cameras, the retention of routine events, and the casework's deadlines.
+Each is a plain function of `now`, so tests run them at any moment; the app runs them every
+`jobs_interval_seconds`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.monitoring.casework import jobs as casework_jobs
+from services.monitoring.config import MonitoringSettings
+from services.monitoring.models import Alert, Camera, CctvEvent, Facility
+from services.monitoring.service.alerts import ACTIVE_STATUSES, raise_alert
+from services.monitoring.service.common import as_utc, utcnow
+from shared.db import session_scope
+
+log = structlog.get_logger("cradle.monitoring.jobs")
+
+OFFLINE = "camera_offline"
+PURGE_CHUNK = 5000
+
+
+def opened_at(opening_hours: list[dict[str, object]], local: datetime) -> datetime | None:
+    """When the facility opened in the current opening period, or None if it is closed now."""
+    today = local.isoweekday()
+    now_hm = local.strftime("%H:%M")
+    for period in opening_hours:
+        days = period.get("days") or []
+        opens, closes = str(period.get("opens", "")), str(period.get("closes", ""))
+        if today in days and opens <= now_hm < closes:
+            hour, minute = (int(part) for part in opens.split(":"))
+            return datetime.combine(local.date(), time(hour, minute), tzinfo=local.tzinfo)
+    return None
+
+
+async def raise_offline_alerts(
+    *, maker: async_sessionmaker[AsyncSession], settings: MonitoringSettings, now: datetime
+) -> int:
+    """A camera of an approved facility silent for longer than `offline_after_seconds` of the
+    current opening period raises one alert (none while an earlier one is still active)."""
+    silence = timedelta(seconds=settings.offline_after_seconds)
+    zone = ZoneInfo(settings.timezone)
+    local = now.astimezone(zone)
+    already_alerted = exists().where(
+        Alert.camera_id == Camera.id, Alert.type == OFFLINE, Alert.status.in_(ACTIVE_STATUSES)
+    )
+    raised = 0
+    async with session_scope(maker) as session:
+        rows = (
+            await session.execute(
+                select(Camera.id, Camera.last_seen_at, Camera.registered_at, Facility)
+                .join(Facility, Facility.id == Camera.facility_id)
+                .where(
+                    Camera.active,
+                    Facility.status == "approved",
+                    or_(
+                        Camera.last_seen_at < now - silence,
+                        and_(Camera.last_seen_at.is_(None), Camera.registered_at < now - silence),
+                    ),
+                    ~already_alerted,
+                )
+            )
+        ).all()
+        for row in rows:
+            opened = opened_at(row.Facility.opening_hours, local)
+            if opened is None:
+                continue
+            heard = as_utc(row.last_seen_at) if row.last_seen_at else as_utc(row.registered_at)
+            silent_since = max(heard, opened)
+            if now - silent_since <= silence:
+                continue
+            await raise_alert(
+                session,
+                facility=row.Facility,
+                type=OFFLINE,
+                severity="high",
+                source="offline",
+                at=now,
+                now=now,
+                camera_id=row.id,
+                details={
+                    "silent_since": silent_since.isoformat(),
+                    "last_seen_at": row.last_seen_at and heard.isoformat(),
+                },
+            )
+            raised += 1
+    return raised
+
+
+async def purge_routine_events(
+    *, maker: async_sessionmaker[AsyncSession], settings: MonitoringSettings, now: datetime
+) -> int:
+    """Routine events older than the retention go, in chunks so writers are never held up long;
+    alerts and incidents keep their own copy of what they need."""
+    cutoff = now - timedelta(days=settings.event_retention_days)
+    purged = 0
+    while True:
+        async with session_scope(maker) as session:
+            chunk = select(CctvEvent.event_id).where(CctvEvent.received_at < cutoff).limit(PURGE_CHUNK)
+            result = await session.execute(
+                delete(CctvEvent).where(CctvEvent.event_id.in_(chunk.scalar_subquery()))
+            )
+        purged += result.rowcount or 0
+        if (result.rowcount or 0) < PURGE_CHUNK:
+            return purged
+
+
+async def run_due_jobs(
+    *, maker: async_sessionmaker[AsyncSession], settings: MonitoringSettings, now: datetime
+) -> dict[str, int]:
+    report = {
+        "offline_alerts": await raise_offline_alerts(maker=maker, settings=settings, now=now),
+        "events_purged": await purge_routine_events(maker=maker, settings=settings, now=now),
+    }
+    report |= await casework_jobs.run_due(maker=maker, settings=settings, now=now)
+    return report
+
+
+async def run_forever(
+    *,
+    maker: async_sessionmaker[AsyncSession],
+    settings: MonitoringSettings,
+    interval_seconds: float,
+    before: Callable[[], Awaitable[object]] | None = None,
+) -> None:
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            if before is not None:
+                await before()  # the cameras' last-seen times, so none looks silent by mistake
+            report = await run_due_jobs(maker=maker, settings=settings, now=utcnow())
+            if any(report.values()):
+                log.info("jobs_ran", **report)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the scheduler must outlive a database hiccup
+            log.warning("jobs_failed", error=f"{type(exc).__name__}: {exc}"[:300])

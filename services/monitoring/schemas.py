@@ -1,0 +1,156 @@
+"""Request and reply bodies of the watch: cameras, CCTV events and alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.errors import FieldError
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$")]
+# Printable ASCII without spaces: the sender's event id, used as a key and in logs.
+EventId = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,100}$")]
+
+
+class CameraLocation(StrEnum):
+    classroom = "classroom"
+    sleeping_room = "sleeping_room"
+    kitchen = "kitchen"
+    dining_room = "dining_room"
+    entrance = "entrance"
+    corridor = "corridor"
+    outdoor = "outdoor"
+    toilet_area = "toilet_area"  # the area outside, never inside, per privacy rules
+    other = "other"
+
+
+class CctvEventType(StrEnum):
+    heartbeat = "heartbeat"
+    motion = "motion"
+    prolonged_crying = "prolonged_crying"
+    fall = "fall"
+    intrusion = "intrusion"
+    smoke_fire = "smoke_fire"
+    tamper = "tamper"
+    abuse_suspected = "abuse_suspected"
+    video_loss = "video_loss"
+
+
+class CameraCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    facility_id: Uuid
+    location: CameraLocation
+    vendor: Annotated[Text, Field(max_length=100)]
+    external_id: Annotated[Text, Field(max_length=100, description="The video system's own id")]
+    label: Annotated[Text, Field(max_length=200)] | None = None
+
+
+class CameraUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    location: CameraLocation | None = None
+    vendor: Annotated[Text, Field(max_length=100)] | None = None
+    label: Annotated[Text, Field(max_length=200)] | None = None
+    active: bool | None = None
+
+
+class CameraRead(BaseModel):
+    id: str
+    facility_id: str
+    location: str
+    vendor: str
+    external_id: str
+    label: str | None
+    active: bool
+    status: str = Field(description="online | offline | never_seen, from the last event or heartbeat")
+    last_seen_at: datetime | None
+    last_event_type: str | None
+    registered_at: datetime
+    version: int = 1
+
+
+class CctvEventIn(BaseModel):
+    """One event from a video system. Name the camera by Cradle's `camera_id` or by the video
+    system's `external_id` (unique within the facility)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: EventId
+    camera_id: Uuid | None = None
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    facility_id: Uuid
+    # A Literal, not the enum, so the event's JSON schema stays self-contained (it is inlined in the
+    # batch's request body).
+    type: Literal[
+        "heartbeat",
+        "motion",
+        "prolonged_crying",
+        "fall",
+        "intrusion",
+        "smoke_fire",
+        "tamper",
+        "abuse_suspected",
+        "video_loss",
+    ]
+    occurred_at: AwareDatetime
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names_a_camera(self) -> CctvEventIn:
+        if (self.camera_id is None) == (self.external_id is None):
+            raise ValueError("give exactly one of camera_id and external_id")
+        return self
+
+
+class RejectedEvent(BaseModel):
+    index: int
+    event_id: str | None = None
+    errors: list[FieldError]
+
+
+class IngestReply(BaseModel):
+    accepted: int = Field(description="New events stored by this call")
+    duplicates: int = Field(description="Events whose event_id was already stored (ignored)")
+    rejected: list[RejectedEvent]
+    alerts_raised: int = 0
+
+
+class AlertRead(BaseModel):
+    id: str
+    facility_id: str
+    district_code: str
+    camera_id: str | None
+    type: str
+    severity: str
+    status: str
+    source: str
+    count: int
+    first_at: datetime
+    last_at: datetime
+    raised_at: datetime
+    details: dict[str, Any]
+    incident_id: str | None
+    version: int
+
+
+class AlertTransitionRead(BaseModel):
+    from_status: str | None
+    to_status: str
+    actor: str
+    note: str
+    at: datetime
+
+
+class AlertDetail(AlertRead):
+    history: list[AlertTransitionRead]
+
+
+class AlertAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, Field(max_length=2000)] = ""

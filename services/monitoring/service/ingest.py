@@ -1,0 +1,359 @@
+"""CCTV ingest at city scale (20,000+ cameras): a batch is validated event by event, written with one
+INSERT … ON CONFLICT DO NOTHING RETURNING (no ORM object, no await per event), and only then
+acknowledged. The few events that alert are handled in the same transaction, so "accepted" always
+means "stored, and its alert raised".
+
+Cameras and facilities are looked up through a short-lived cache (one query per batch for what it
+lacks). A camera's last-seen time is soft state derived from the stored events: it is gathered in
+memory and written every `PRESENCE_FLUSH_SECONDS`, instead of one UPDATE per event on the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import bindparam, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.monitoring.config import MonitoringSettings
+from services.monitoring.models import Camera, Facility
+from services.monitoring.schemas import CctvEventIn, IngestReply, RejectedEvent
+from services.monitoring.service.alerts import ALERTING_SEVERITIES, raise_alert
+from services.monitoring.service.common import utcnow
+from shared.db import session_scope
+from shared.errors import FieldError, field_errors
+from shared.identity import Identity
+
+log = structlog.get_logger("cradle.monitoring.ingest")
+
+CACHE_SECONDS = 60.0
+PRESENCE_FLUSH_SECONDS = 2.0
+EVENT_COLUMNS = "event_id, camera_id, facility_id, type, occurred_at, received_at, payload"
+
+_PG_INSERT = f"""
+INSERT INTO cctv_event ({EVENT_COLUMNS})
+SELECT e, c, f, t, o, $6, p::json
+FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::timestamptz[], $7::text[])
+    AS u(e, c, f, t, o, p)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRef:
+    id: str
+    facility_id: str
+    external_id: str
+    active: bool
+    cached_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FacilityRef:
+    id: str
+    district_code: str
+    owner_client_id: str | None
+    status: str
+    cached_at: float
+
+    def visible_to(self, caller: Identity) -> bool:
+        return caller.may_see_facility(
+            facility_id=self.id, district_code=self.district_code, owner_client_id=self.owner_client_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    index: int
+    event: CctvEventIn
+    camera: CameraRef
+    facility: FacilityRef
+
+
+def sqlite_time(value: datetime) -> str:
+    """The text SQLAlchemy's DateTime writes on SQLite (UTC, no offset), so raw rows compare alike."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class Directory:
+    """Cameras by id and by (facility, external id), and facilities, each cached for a minute: a
+    camera registered on another replica is found on the first miss."""
+
+    def __init__(self) -> None:
+        self.cameras: dict[str, CameraRef] = {}
+        self.by_external: dict[tuple[str, str], CameraRef] = {}
+        self.facilities: dict[str, FacilityRef] = {}
+
+    def forget_camera(self, camera_id: str) -> None:
+        ref = self.cameras.pop(camera_id, None)
+        if ref is not None:
+            self.by_external.pop((ref.facility_id, ref.external_id), None)
+
+    def _fresh(self, ref: CameraRef | FacilityRef | None, now: float) -> bool:
+        return ref is not None and now - ref.cached_at < CACHE_SECONDS
+
+    async def load(self, session: AsyncSession, events: Sequence[CctvEventIn]) -> None:
+        now = time.monotonic()
+        ids = {
+            e.camera_id for e in events if e.camera_id and not self._fresh(self.cameras.get(e.camera_id), now)
+        }
+        pairs = {
+            (e.facility_id, e.external_id)
+            for e in events
+            if e.external_id and not self._fresh(self.by_external.get((e.facility_id, e.external_id)), now)
+        }
+        columns = (Camera.id, Camera.facility_id, Camera.external_id, Camera.active)
+        found = []
+        if ids:
+            found += (await session.execute(select(*columns).where(Camera.id.in_(ids)))).all()
+        if pairs:
+            found += (
+                await session.execute(
+                    select(*columns).where(tuple_(Camera.facility_id, Camera.external_id).in_(pairs))
+                )
+            ).all()
+        for row in found:
+            ref = CameraRef(row.id, row.facility_id, row.external_id, row.active, now)
+            self.cameras[ref.id] = ref
+            self.by_external[(ref.facility_id, ref.external_id)] = ref
+        facility_ids = {e.facility_id for e in events} | {
+            ref.facility_id for ref in self.cameras.values() if ref.cached_at == now
+        }
+        facility_ids = {f for f in facility_ids if not self._fresh(self.facilities.get(f), now)}
+        if facility_ids:
+            rows = await session.execute(
+                select(Facility.id, Facility.district_code, Facility.owner_client_id, Facility.status).where(
+                    Facility.id.in_(facility_ids)
+                )
+            )
+            for row in rows:
+                self.facilities[row.id] = FacilityRef(
+                    row.id, row.district_code, row.owner_client_id, row.status, now
+                )
+
+    def camera_for(self, event: CctvEventIn) -> CameraRef | None:
+        if event.camera_id is not None:
+            return self.cameras.get(event.camera_id)
+        assert event.external_id is not None
+        return self.by_external.get((event.facility_id, event.external_id))
+
+
+class Ingest:
+    def __init__(self, *, settings: MonitoringSettings, maker: async_sessionmaker[AsyncSession]) -> None:
+        self.settings = settings
+        self.maker = maker
+        self.directory = Directory()
+        self.presence: dict[str, tuple[datetime, str]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    # ---- the batch -----------------------------------------------------------------------------
+
+    async def accept(
+        self, items: Sequence[Any], caller: Identity, *, now: datetime | None = None
+    ) -> IngestReply:
+        now = now or utcnow()
+        rejected: list[RejectedEvent] = []
+        parsed: list[tuple[int, CctvEventIn]] = []
+        latest = now + timedelta(seconds=self.settings.max_clock_skew_seconds)
+        earliest = now - timedelta(days=self.settings.event_retention_days)
+        for index, item in enumerate(items):
+            try:
+                event = CctvEventIn.model_validate(item)
+            except ValidationError as exc:
+                event_id = item.get("event_id") if isinstance(item, dict) else None
+                rejected.append(
+                    RejectedEvent(
+                        index=index,
+                        event_id=event_id if isinstance(event_id, str) else None,
+                        errors=field_errors(exc.errors()),
+                    )
+                )
+                continue
+            if event.occurred_at > latest:
+                rejected.append(
+                    _reject(index, event, "occurred_at", "is in the future (check the device's clock)")
+                )
+            elif event.occurred_at < earliest:
+                rejected.append(_reject(index, event, "occurred_at", "is older than the retention period"))
+            else:
+                parsed.append((index, event))
+
+        async with session_scope(self.maker) as session:
+            await self.directory.load(session, [event for _, event in parsed])
+            accepted: list[Accepted] = []
+            seen: set[str] = set()
+            in_batch_duplicates = 0
+            for index, event in parsed:
+                camera = self.directory.camera_for(event)
+                facility = self.directory.facilities.get(event.facility_id)
+                if facility is None or not facility.visible_to(caller):
+                    rejected.append(
+                        _reject(index, event, "facility_id", "no such facility that you may send for")
+                    )
+                elif camera is None or not camera.active:
+                    field = "camera_id" if event.camera_id else "external_id"
+                    rejected.append(_reject(index, event, field, "no such active camera at this facility"))
+                elif camera.facility_id != event.facility_id:
+                    rejected.append(
+                        _reject(index, event, "facility_id", "the camera belongs to another facility")
+                    )
+                elif event.event_id in seen:
+                    in_batch_duplicates += 1
+                else:
+                    seen.add(event.event_id)
+                    accepted.append(Accepted(index, event, camera, facility))
+            stored = await self._insert(session, accepted, now) if accepted else set()
+            alerts = await self._raise_alerts(
+                session, [a for a in accepted if a.event.event_id in stored], now
+            )
+        self._note_presence(a for a in accepted if a.event.event_id in stored)
+        rejected.sort(key=lambda r: r.index)
+        return IngestReply(
+            accepted=len(stored),
+            duplicates=len(accepted) - len(stored) + in_batch_duplicates,
+            rejected=rejected,
+            alerts_raised=alerts,
+        )
+
+    async def _insert(self, session: AsyncSession, accepted: list[Accepted], now: datetime) -> set[str]:
+        connection = await session.connection()
+        if connection.dialect.name == "postgresql":
+            result = await connection.exec_driver_sql(
+                _PG_INSERT,
+                (
+                    [a.event.event_id for a in accepted],
+                    [a.camera.id for a in accepted],
+                    [a.facility.id for a in accepted],
+                    [a.event.type for a in accepted],
+                    [a.event.occurred_at for a in accepted],
+                    now,
+                    [json.dumps(a.event.payload, ensure_ascii=False) for a in accepted],
+                ),
+            )
+            return {row[0] for row in result}
+        received = sqlite_time(now)
+        params: list[Any] = []
+        for a in accepted:
+            params += (
+                a.event.event_id,
+                a.camera.id,
+                a.facility.id,
+                a.event.type,
+                sqlite_time(a.event.occurred_at),
+                received,
+                json.dumps(a.event.payload, ensure_ascii=False),
+            )
+        values = ",".join(["(?,?,?,?,?,?,?)"] * len(accepted))
+        result = await connection.exec_driver_sql(
+            f"INSERT INTO cctv_event ({EVENT_COLUMNS}) VALUES {values} "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            tuple(params),
+        )
+        return {row[0] for row in result}
+
+    async def _raise_alerts(self, session: AsyncSession, stored: list[Accepted], now: datetime) -> int:
+        severities = self.settings.severities
+        alerting = [a for a in stored if severities.get(a.event.type, "info") in ALERTING_SEVERITIES]
+        if not alerting:
+            return 0
+        # One batch at a time per camera decides "new alert or fold", in camera order (no deadlocks).
+        camera_ids = sorted({a.camera.id for a in alerting})
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(
+                select(Camera.id).where(Camera.id.in_(camera_ids)).order_by(Camera.id).with_for_update()
+            )
+        window = timedelta(seconds=self.settings.fold_window_seconds)
+        created = 0
+        for item in sorted(alerting, key=lambda a: (a.camera.id, a.event.occurred_at)):
+            facility = await session.get(Facility, item.facility.id)
+            assert facility is not None  # projections are never deleted
+            raised = await raise_alert(
+                session,
+                facility=facility,
+                type=item.event.type,
+                severity=severities[item.event.type],
+                source="cctv",
+                at=item.event.occurred_at,
+                now=now,
+                camera_id=item.camera.id,
+                details={"event_id": item.event.event_id, "payload": item.event.payload},
+                fold_window=window,
+            )
+            created += raised.created
+        return created
+
+    # ---- presence ------------------------------------------------------------------------------
+
+    def _note_presence(self, stored: Any) -> None:
+        for item in stored:
+            seen = self.presence.get(item.camera.id)
+            if seen is None or item.event.occurred_at > seen[0]:
+                self.presence[item.camera.id] = (item.event.occurred_at, item.event.type)
+
+    def last_seen(self, camera_id: str) -> tuple[datetime, str] | None:
+        """What this process heard and has not written yet."""
+        return self.presence.get(camera_id)
+
+    async def flush_presence(self) -> int:
+        if not self.presence:
+            return 0
+        pending, self.presence = self.presence, {}
+        rows = [
+            {"camera": camera_id, "seen": seen, "kind": kind}
+            for camera_id, (seen, kind) in sorted(pending.items())
+        ]
+        statement = (
+            update(Camera.__table__)
+            .where(
+                Camera.__table__.c.id == bindparam("camera"),
+                or_(
+                    Camera.__table__.c.last_seen_at.is_(None),
+                    Camera.__table__.c.last_seen_at < bindparam("seen"),
+                ),
+            )
+            .values(last_seen_at=bindparam("seen"), last_event_type=bindparam("kind"))
+        )
+        try:
+            async with session_scope(self.maker) as session:
+                await session.execute(statement, rows)
+        except Exception:
+            for camera_id, seen in pending.items():  # keep them for the next try
+                current = self.presence.get(camera_id)
+                if current is None or current[0] < seen[0]:
+                    self.presence[camera_id] = seen
+            raise
+        return len(rows)
+
+    def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_forever(), name="presence-flush")
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush_presence(), timeout=5)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_FLUSH_SECONDS)
+            try:
+                await self.flush_presence()
+            except Exception as exc:  # a database hiccup: the next round retries
+                log.warning("presence_flush_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _reject(index: int, event: CctvEventIn, field: str, message: str) -> RejectedEvent:
+    return RejectedEvent(
+        index=index, event_id=event.event_id, errors=[FieldError(field=field, message=message)]
+    )
