@@ -72,7 +72,9 @@ async def test_batch_limits_and_bodies(mon: MonitoringStack) -> None:
     not_a_list = await mon.send({"event_id": "x"})  # type: ignore[arg-type]
     assert not_a_list.status_code == 422
     broken = await mon.client.post(
-        "/v1/cctv-events", content=b"[{", headers={**await mon.headers("operator"), "content-type": "application/json"}
+        "/v1/cctv-events",
+        content=b"[{",
+        headers={**await mon.headers("operator"), "content-type": "application/json"},
     )
     assert broken.status_code == 400
 
