@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import and_, or_, select
@@ -175,8 +175,8 @@ async def ingest_events(
     if len(body) > settings.max_batch_bytes:
         raise BatchTooLarge(f"A batch is at most {settings.max_batch_bytes} bytes.")
     try:
-        items = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(items, list):
         raise invalid("body", "is a JSON array of events")

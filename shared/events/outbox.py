@@ -44,10 +44,7 @@ def outbox_session_info(writer: OutboxWriter) -> dict[str, object]:
     return {OUTBOX_WRITER: writer}
 
 
-async def emit(session: AsyncSession, event: DomainEvent) -> CloudEvent:
-    """Record `event` in the current transaction: it leaves if and only if the transaction commits."""
-    writer: OutboxWriter = session.info[OUTBOX_WRITER]
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
+def _outbox_row(writer: OutboxWriter, event: DomainEvent, request_id: str | None) -> tuple[CloudEvent, dict]:
     envelope = CloudEvent(
         source=writer.source,
         type=event.event_type,
@@ -60,17 +57,35 @@ async def emit(session: AsyncSession, event: DomainEvent) -> CloudEvent:
         raise ValueError(
             f"{event.event_type} is {len(payload.encode())} bytes; events carry facts, not files"
         )
-    await session.execute(
-        insert(writer.table).values(
-            event_id=envelope.id,
-            subject=writer.namespace.subject(envelope.type),
-            payload=payload,
-            created_at=envelope.time,
-            attempts=0,
-        )
-    )
+    row = {
+        "event_id": envelope.id,
+        "subject": writer.namespace.subject(envelope.type),
+        "payload": payload,
+        "created_at": envelope.time,
+        "attempts": 0,
+    }
+    return envelope, row
+
+
+async def emit(session: AsyncSession, event: DomainEvent) -> CloudEvent:
+    """Record `event` in the current transaction: it leaves if and only if the transaction commits."""
+    return (await emit_many(session, [event]))[0]
+
+
+async def emit_many(session: AsyncSession, events: Sequence[DomainEvent]) -> list[CloudEvent]:
+    """`emit` for many events at once: one executemany INSERT (hot paths that raise events in bulk)."""
+    if not events:
+        return []
+    writer: OutboxWriter = session.info[OUTBOX_WRITER]
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    built = [_outbox_row(writer, event, request_id) for event in events]
+    rows = [row for _, row in built]
+    if len(rows) == 1:
+        await session.execute(insert(writer.table).values(**rows[0]))
+    else:
+        await session.execute(insert(writer.table), rows)
     session.info[OUTBOX_DIRTY] = True
-    return envelope
+    return [envelope for envelope, _ in built]
 
 
 class OutboxRelay:

@@ -11,29 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import structlog
-from pydantic import ValidationError
-from sqlalchemy import bindparam, or_, select, tuple_, update
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.monitoring.config import MonitoringSettings
-from services.monitoring.models import Camera, Facility
+from services.monitoring.events import AlertRaised
+from services.monitoring.models import Alert, AlertTransition, Camera, Facility
 from services.monitoring.schemas import CctvEventIn, IngestReply, RejectedEvent
-from services.monitoring.service.alerts import ALERTING_SEVERITIES, raise_alert
-from services.monitoring.service.common import utcnow
-from shared.db import session_scope
+from services.monitoring.service.alerts import ACTIVE_STATUSES, ALERTING_SEVERITIES
+from services.monitoring.service.common import as_utc, new_id, utcnow
+from shared.db import is_sqlite, session_scope
 from shared.errors import FieldError, field_errors
+from shared.events.outbox import emit_many
 from shared.identity import Identity
 
 log = structlog.get_logger("cradle.monitoring.ingest")
 
+_BATCH = TypeAdapter(list[CctvEventIn])
 CACHE_SECONDS = 60.0
 PRESENCE_FLUSH_SECONDS = 2.0
 EVENT_COLUMNS = "event_id, camera_id, facility_id, type, occurred_at, received_at, payload"
@@ -81,7 +84,9 @@ class Accepted:
 
 def sqlite_time(value: datetime) -> str:
     """The text SQLAlchemy's DateTime writes on SQLite (UTC, no offset), so raw rows compare alike."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class Directory:
@@ -154,6 +159,9 @@ class Ingest:
         self.directory = Directory()
         self.presence: dict[str, tuple[datetime, str]] = {}
         self._flusher: asyncio.Task[None] | None = None
+        # SQLite has one writer at a time: batches of this process queue here instead of spinning in
+        # SQLite's busy handler (which sleeps up to 100 ms a try). PostgreSQL needs no such queue.
+        self._sqlite_writer = asyncio.Lock() if is_sqlite(settings.database_url) else None
 
     # ---- the batch -----------------------------------------------------------------------------
 
@@ -165,9 +173,13 @@ class Ingest:
         parsed: list[tuple[int, CctvEventIn]] = []
         latest = now + timedelta(seconds=self.settings.max_clock_skew_seconds)
         earliest = now - timedelta(days=self.settings.event_retention_days)
+        try:  # the common case, a clean batch, in one call into pydantic-core
+            clean: list[CctvEventIn | None] = list(_BATCH.validate_python(items))
+        except ValidationError:
+            clean = [None] * len(items)
         for index, item in enumerate(items):
             try:
-                event = CctvEventIn.model_validate(item)
+                event = clean[index] or CctvEventIn.model_validate(item)
             except ValidationError as exc:
                 event_id = item.get("event_id") if isinstance(item, dict) else None
                 rejected.append(
@@ -187,15 +199,18 @@ class Ingest:
             else:
                 parsed.append((index, event))
 
-        async with session_scope(self.maker) as session:
+        async with self._writing(), session_scope(self.maker) as session:
             await self.directory.load(session, [event for _, event in parsed])
             accepted: list[Accepted] = []
             seen: set[str] = set()
             in_batch_duplicates = 0
+            visible: dict[str, bool] = {}
             for index, event in parsed:
                 camera = self.directory.camera_for(event)
                 facility = self.directory.facilities.get(event.facility_id)
-                if facility is None or not facility.visible_to(caller):
+                if facility is not None and facility.id not in visible:
+                    visible[facility.id] = facility.visible_to(caller)
+                if facility is None or not visible[facility.id]:
                     rejected.append(
                         _reject(index, event, "facility_id", "no such facility that you may send for")
                     )
@@ -224,6 +239,14 @@ class Ingest:
             alerts_raised=alerts,
         )
 
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        if self._sqlite_writer is None:
+            yield
+            return
+        async with self._sqlite_writer:
+            yield
+
     async def _insert(self, session: AsyncSession, accepted: list[Accepted], now: datetime) -> set[str]:
         connection = await session.connection()
         if connection.dialect.name == "postgresql":
@@ -236,7 +259,7 @@ class Ingest:
                     [a.event.type for a in accepted],
                     [a.event.occurred_at for a in accepted],
                     now,
-                    [json.dumps(a.event.payload, ensure_ascii=False) for a in accepted],
+                    [orjson.dumps(a.event.payload).decode() for a in accepted],
                 ),
             )
             return {row[0] for row in result}
@@ -250,7 +273,7 @@ class Ingest:
                 a.event.type,
                 sqlite_time(a.event.occurred_at),
                 received,
-                json.dumps(a.event.payload, ensure_ascii=False),
+                orjson.dumps(a.event.payload).decode(),
             )
         values = ",".join(["(?,?,?,?,?,?,?)"] * len(accepted))
         result = await connection.exec_driver_sql(
@@ -261,35 +284,112 @@ class Ingest:
         return {row[0] for row in result}
 
     async def _raise_alerts(self, session: AsyncSession, stored: list[Accepted], now: datetime) -> int:
+        """Set-based: one query finds the active alerts the batch's alerting events fold into, one
+        executemany raises their counts, one each inserts the new alerts, their first transition and
+        their `alert.raised` events. Events of one type on one camera within a batch are one alert."""
         severities = self.settings.severities
         alerting = [a for a in stored if severities.get(a.event.type, "info") in ALERTING_SEVERITIES]
         if not alerting:
             return 0
-        # One batch at a time per camera decides "new alert or fold", in camera order (no deadlocks).
-        camera_ids = sorted({a.camera.id for a in alerting})
+        groups: dict[tuple[str, str], list[Accepted]] = {}
+        for item in sorted(alerting, key=lambda a: (a.camera.id, a.event.type, a.event.occurred_at)):
+            groups.setdefault((item.camera.id, item.event.type), []).append(item)
+        camera_ids = sorted({camera_id for camera_id, _ in groups})
         if session.bind.dialect.name == "postgresql":
+            # One batch at a time per camera decides "new alert or fold", in camera order (no deadlock).
             await session.execute(
                 select(Camera.id).where(Camera.id.in_(camera_ids)).order_by(Camera.id).with_for_update()
             )
         window = timedelta(seconds=self.settings.fold_window_seconds)
-        created = 0
-        for item in sorted(alerting, key=lambda a: (a.camera.id, a.event.occurred_at)):
-            facility = await session.get(Facility, item.facility.id)
-            assert facility is not None  # projections are never deleted
-            raised = await raise_alert(
-                session,
-                facility=facility,
-                type=item.event.type,
-                severity=severities[item.event.type],
-                source="cctv",
-                at=item.event.occurred_at,
-                now=now,
-                camera_id=item.camera.id,
-                details={"event_id": item.event.event_id, "payload": item.event.payload},
-                fold_window=window,
+        alert = Alert.__table__
+        found = await session.execute(
+            select(alert.c.id, alert.c.camera_id, alert.c.type, alert.c.last_at)
+            .where(
+                alert.c.camera_id.in_(camera_ids),
+                alert.c.type.in_({kind for _, kind in groups}),
+                alert.c.status.in_(ACTIVE_STATUSES),
+                alert.c.last_at >= min(a.event.occurred_at for a in alerting) - window,
             )
-            created += raised.created
-        return created
+            .order_by(alert.c.last_at)
+        )
+        active = {(row.camera_id, row.type): (row.id, as_utc(row.last_at)) for row in found}  # latest wins
+        folds: list[dict[str, Any]] = []
+        created: list[dict[str, Any]] = []
+        for (camera_id, kind), items in groups.items():
+            first, last = items[0].event.occurred_at, items[-1].event.occurred_at
+            hit = active.get((camera_id, kind))
+            if hit is not None and hit[1] >= first - window:
+                folds.append({"alert_id": hit[0], "more": len(items), "seen": max(last, hit[1]), "now": now})
+                continue
+            facility = items[0].facility
+            created.append(
+                {
+                    "id": new_id(),
+                    "facility_id": facility.id,
+                    "district_code": facility.district_code,
+                    "camera_id": camera_id,
+                    "type": kind,
+                    "severity": severities[kind],
+                    "status": "open",
+                    "source": "cctv",
+                    "source_ref": None,
+                    "count": len(items),
+                    "first_at": first,
+                    "last_at": last,
+                    "raised_at": now,
+                    "details": {"event_id": items[0].event.event_id, "payload": items[0].event.payload},
+                    "incident_id": None,
+                    "version": 1,
+                    "updated_at": now,
+                }
+            )
+        if folds:
+            await session.execute(
+                update(alert)
+                .where(alert.c.id == bindparam("alert_id"))
+                .values(
+                    count=alert.c.count + bindparam("more"),
+                    last_at=bindparam("seen"),
+                    updated_at=bindparam("now"),
+                ),
+                folds,
+            )
+        if created:
+            await session.execute(insert(alert), created)
+            await session.execute(
+                insert(AlertTransition.__table__),
+                [
+                    {
+                        "id": new_id(),
+                        "alert_id": row["id"],
+                        "from_status": None,
+                        "to_status": "open",
+                        "actor": "cctv",
+                        "note": row["type"],
+                        "at": now,
+                    }
+                    for row in created
+                ],
+            )
+            await emit_many(
+                session,
+                [
+                    AlertRaised(
+                        alert_id=row["id"],
+                        facility_id=row["facility_id"],
+                        district_code=row["district_code"],
+                        camera_id=row["camera_id"],
+                        type=row["type"],
+                        severity=row["severity"],
+                        status="open",
+                        count=row["count"],
+                        source="cctv",
+                        raised_at=now,
+                    )
+                    for row in created
+                ],
+            )
+        return len(created)
 
     # ---- presence ------------------------------------------------------------------------------
 
@@ -323,7 +423,7 @@ class Ingest:
             .values(last_seen_at=bindparam("seen"), last_event_type=bindparam("kind"))
         )
         try:
-            async with session_scope(self.maker) as session:
+            async with self._writing(), session_scope(self.maker) as session:
                 await session.execute(statement, rows)
         except Exception:
             for camera_id, seen in pending.items():  # keep them for the next try
