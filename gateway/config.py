@@ -36,12 +36,15 @@ DEFAULT_ROUTES: list[RouteRule] = [
         scopes=WORKFORCE,
     ),
     RouteRule(
-        pattern=r"^/v1/(cameras|cctv-events|alerts|incidents|inspection-plans|inspections)(/|$)",
+        pattern=(
+            r"^/v1/(cameras|cctv-events|alerts|incidents|inspectors|inspection-plans|inspections|risk"
+            r"|monitoring)(/|$)"
+        ),
         service="monitoring",
         scopes=MONITORING,
     ),
     RouteRule(
-        pattern=r"^/v1/(stations|families|home-visits|sessions|resources)(/|$)",
+        pattern=r"^/v1/(stations|places|families|home-visits|sessions|resources|guidance)(/|$)",
         service="guidance",
         scopes=GUIDANCE,
     ),

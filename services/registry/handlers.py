@@ -44,6 +44,14 @@ class IncidentConfirmed(BaseModel):
     decided_at: datetime
 
 
+class DeadlineMissed(BaseModel):
+    incident_id: str
+    facility_id: str
+    deadline: str  # report | finding
+    due_at: datetime
+    detected_at: datetime
+
+
 class AffectedFacility(BaseModel):
     facility_id: str
 
@@ -147,10 +155,29 @@ async def on_ban_issued(event: CloudEvent, session: AsyncSession) -> None:
         )
 
 
+async def on_deadline_missed(event: CloudEvent, session: AsyncSession) -> None:
+    """A facility that reported an incident late gets an entry. A district's overdue findings are the
+    district's lapse, not the facility's: they stay an alert in monitoring, off the public record."""
+    facts = DeadlineMissed.model_validate(event.data)
+    if facts.deadline != "report":
+        return
+    await entry_from_event(
+        session=session,
+        facility_id=facts.facility_id,
+        event_id=event.id,
+        event_type=event.type,
+        category="incident_reported_late",
+        title="突发事件未按时报告 Incident reported late",
+        detail=f"due {facts.due_at.isoformat(timespec='minutes')}",
+        occurred_on=facts.detected_at.date(),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "cradle.monitoring.inspection.completed": on_inspection_completed,
     "cradle.monitoring.rectification.overdue": on_rectification_overdue,
     "cradle.monitoring.rectification.completed": on_rectification_completed,
     "cradle.monitoring.incident.confirmed": on_incident_confirmed,
+    "cradle.monitoring.deadline.missed": on_deadline_missed,
     "cradle.workforce.ban.issued": on_ban_issued,
 }

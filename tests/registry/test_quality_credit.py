@@ -237,9 +237,27 @@ async def test_confirmed_incidents_and_overdue_rectifications_are_negative_entri
         "cradle.monitoring.rectification.overdue",
         {"inspection_id": str(uuid.uuid4()), "facility_id": facility["id"], "rectify_by": "2026-11-01"},
     )
-    await handled(registry, 2)
+    for deadline in ("report", "finding"):
+        await publish(
+            registry,
+            "cradle.monitoring.deadline.missed",
+            {
+                "incident_id": str(uuid.uuid4()),
+                "facility_id": facility["id"],
+                "district_code": "310104",
+                "deadline": deadline,
+                "due_at": "2026-11-20T12:00:00+08:00",
+                "detected_at": "2026-11-20T15:00:00+08:00",
+            },
+        )
+    await handled(registry, 4)
     entries = await credit(registry, facility["id"])
-    assert sorted(e["category"] for e in entries) == ["incident_confirmed", "rectification_overdue"]
+    # The district's overdue findings are not the facility's lapse: only the late report is recorded.
+    assert sorted(e["category"] for e in entries) == [
+        "incident_confirmed",
+        "incident_reported_late",
+        "rectification_overdue",
+    ]
     assert all(e["polarity"] == "negative" for e in entries)
 
 
