@@ -34,7 +34,10 @@ def create_service_app(
     metadata: MetaData,
     routers: Sequence[APIRouter],
     handlers: dict[str, Handler] | None = None,
+    session_context: dict[str, object] | None = None,
 ) -> FastAPI:
+    """`session_context` goes into every session's `info`, for code that has only a session (event
+    handlers, service functions) and needs the service's configuration."""
     service = settings.service_name
     metrics = Metrics(service)
     namespace = Namespace(settings.event_namespace)
@@ -49,6 +52,7 @@ def create_service_app(
             url=settings.nats_url, namespace=namespace, replicas=settings.nats_replicas, client_name=service
         )
         session_info = outbox_session_info(OutboxWriter(outbox, namespace, f"/cradle/{service}"))
+        session_info.update(session_context or {})
         maker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             engine, expire_on_commit=False, info=session_info
         )

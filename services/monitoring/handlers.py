@@ -176,6 +176,23 @@ async def on_ban_notification_unacknowledged(event: CloudEvent, session: AsyncSe
     )
 
 
+class StaffingAssessed(BaseModel):
+    facility_id: str
+    met: bool
+    shortfall: int = 0
+
+
+async def on_staffing_assessed(event: CloudEvent, session: AsyncSession) -> None:
+    """The workforce's verdict on a facility's ratios, for the risk score. One consumer reads the
+    workforce's stream in order, so the latest assessment is the last one handled."""
+    staffing = StaffingAssessed.model_validate(event.data)
+    facility = await session.get(Facility, staffing.facility_id)
+    if facility is None:
+        raise LookupError(f"facility {staffing.facility_id} not yet known from the registry's events")
+    facility.staffing_in_ratio = staffing.met
+    facility.staffing_shortfall = staffing.shortfall
+
+
 HANDLERS: dict[str, Handler] = {
     "cradle.registry.facility.submitted": on_facility_changed,
     "cradle.registry.facility.approved": on_facility_changed,
@@ -188,4 +205,5 @@ HANDLERS: dict[str, Handler] = {
     "cradle.workforce.ban.issued": on_ban_issued,
     "cradle.workforce.hire.blocked": on_hire_blocked,
     "cradle.workforce.ban_notification.unacknowledged": on_ban_notification_unacknowledged,
+    "cradle.workforce.staffing.assessed": on_staffing_assessed,
 }

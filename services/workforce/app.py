@@ -13,20 +13,22 @@ from services.workforce.handlers import HANDLERS
 from services.workforce.models import metadata
 from services.workforce.router import router
 from services.workforce.service.ban_checks import CheckAudit
-from services.workforce.service.common import Workforce
+from services.workforce.service.common import WORKFORCE_SESSION_KEY, Workforce
 from shared.service import create_service_app
 
 
 def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
     settings = settings or WorkforceSettings()
+    workforce = Workforce.from_settings(settings)
     app = create_service_app(
         settings=settings,
         title="Cradle workforce",
         metadata=metadata,
         routers=[router],
         handlers=HANDLERS,
+        session_context={WORKFORCE_SESSION_KEY: workforce},
     )
-    app.state.workforce = Workforce.from_settings(settings)
+    app.state.workforce = workforce
     shared_lifespan = app.router.lifespan_context
 
     # The scheduled jobs run beside the shared lifespan's engine, relay and consumers.

@@ -79,6 +79,29 @@ class EmploymentEnded(DomainEvent):
         return self.employment_id
 
 
+class AgeClassStaffingFacts(BaseModel):
+    age_class: str
+    children: int
+    carers: int
+    carers_required: int
+
+
+class StaffingAssessed(DomainEvent):
+    """A facility's staffing after a change to its employments or its enrolment."""
+
+    event_type: ClassVar[str] = "cradle.workforce.staffing.assessed"
+
+    facility_id: str
+    district_code: str
+    met: bool
+    shortfall: int  # carers missing across the age classes
+    classes: list[AgeClassStaffingFacts]
+    assessed_at: datetime
+
+    def subject_id(self) -> str:
+        return self.facility_id
+
+
 class HireBlocked(DomainEvent):
     event_type: ClassVar[str] = "cradle.workforce.hire.blocked"
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.workforce.models import FacilityProjection, Practitioner
+from services.workforce.service import staffing
 from services.workforce.service.bans import ban_practitioner_for_incident
 from services.workforce.service.common import as_utc, utcnow
 from shared.events.consumer import Handler
@@ -79,6 +80,9 @@ async def on_facility_changed(event: CloudEvent, session: AsyncSession) -> None:
         projection.enrolment_preschool = facts.enrolment.preschool
     projection.source_event_at = event.time
     projection.updated_at = utcnow()
+    if facts.enrolment is not None and projection.status == "approved":
+        await session.flush()
+        await staffing.announce(session, [projection.facility_id])
 
 
 on_facility_submitted = on_facility_changed

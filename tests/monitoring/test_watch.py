@@ -12,7 +12,7 @@ import nats
 from sqlalchemy import select, update
 
 from services.monitoring.jobs import purge_routine_events, raise_offline_alerts
-from services.monitoring.models import Alert, Camera, CctvEvent
+from services.monitoring.models import Alert, Camera, CctvEvent, Facility
 from shared.events.envelope import CloudEvent
 from shared.events.streams import Namespace
 from tests.monitoring.conftest import MonitoringStack, cctv_event
@@ -159,6 +159,22 @@ async def test_workforce_events_become_alerts_once(mon: MonitoringStack) -> None
         ("hire_blocked", "high"),
         ("ban_notification_unacknowledged", "high"),
     }
+    staffing = {
+        "facility_id": facility["id"],
+        "district_code": "310104",
+        "met": False,
+        "shortfall": 2,
+        "classes": [],
+        "assessed_at": datetime.now(UTC).isoformat(),
+    }
+    await publish(mon, "cradle.workforce.staffing.assessed", staffing)
+
+    async def out_of_ratio() -> bool:
+        async with mon.monitoring.state.sessionmaker() as session:
+            projected = await session.get(Facility, facility["id"])
+            return projected.staffing_in_ratio is False and projected.staffing_shortfall == 2
+
+    await eventually(out_of_ratio)
     district = await mon.headers("district")
     listed = (await mon.client.get(f"/v1/alerts?facility_id={facility['id']}", headers=district)).json()[
         "items"

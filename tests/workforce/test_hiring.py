@@ -228,3 +228,19 @@ async def test_a_refused_hire_replayed_under_its_key_is_the_same_409_recorded_on
     assert again.json() == first.json()
     assert again.headers["content-type"] == "application/problem+json"
     assert await wf.table_count(HireAttempt) == 1
+
+
+async def test_every_change_to_staffing_is_announced_for_the_risk_score(wf: WorkforceStack) -> None:
+    facility = await wf.facility(enrolment={"infant": 6, "toddler": 0, "preschool": 0})
+    person = await wf.practitioner()
+    await wf.certify(person["id"])
+    hired = await wf.hire(person["id"], facility, age_class="infant")
+    assert hired.status_code == 201, hired.text
+    assessed = [e.data for e in await wf.events("cradle.workforce.staffing.assessed")]
+    # The enrolment arrived first (6 infants, no carer: 2 short), then the hire (1 carer: 1 short).
+    assert [(a["met"], a["shortfall"]) for a in assessed if a["facility_id"] == facility][-2:] == [
+        (False, 2),
+        (False, 1),
+    ]
+    infant = next(c for c in assessed[-1]["classes"] if c["age_class"] == "infant")
+    assert infant == {"age_class": "infant", "children": 6, "carers": 1, "carers_required": 2}

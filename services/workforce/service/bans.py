@@ -32,6 +32,7 @@ from services.workforce.schemas import (
     PiiView,
     RescissionRead,
 )
+from services.workforce.service import staffing
 from services.workforce.service.common import (
     ID_NUMBER,
     Workforce,
@@ -138,6 +139,8 @@ async def issue_ban(
                         notified_at=now,
                     )
                 )
+    if affected:
+        await staffing.announce(session, {place.facility_id for place in affected})
     await emit(
         session,
         BanIssued(

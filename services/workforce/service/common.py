@@ -44,9 +44,14 @@ def shanghai_today(now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(SHANGHAI).date()
 
 
+WORKFORCE_SESSION_KEY = "cradle_workforce"
+ACTIVE, ENDED = "active", "ended"  # employment statuses
+
+
 @dataclass(frozen=True)
 class Workforce:
-    """The service's configuration and keys, built once per app."""
+    """The service's configuration and keys, built once per app (and in every session's `info` under
+    WORKFORCE_SESSION_KEY, for code that only has a session, such as event handlers)."""
 
     settings: WorkforceSettings
     cipher: PiiCipher

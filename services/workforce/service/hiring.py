@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.workforce.errors import (
@@ -33,7 +33,10 @@ from services.workforce.schemas import (
     EmploymentEnd,
     EmploymentRead,
 )
+from services.workforce.service import staffing
 from services.workforce.service.common import (
+    ACTIVE,
+    ENDED,
     Workforce,
     get_visible_facility,
     lock_person,
@@ -46,8 +49,6 @@ from shared.errors import CradleError, invalid
 from shared.events.outbox import emit
 from shared.identity import Identity
 from shared.pagination import Page, PageParams, make_page
-
-ACTIVE, ENDED = "active", "ended"
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ async def hire(
             social_insurance_paid=employment.social_insurance_paid,
         ),
     )
+    await staffing.announce(session, [facility.facility_id])
     return employment
 
 
@@ -235,6 +237,7 @@ async def end_employment(
         raise invalid("end_date", f"is before the start date {employment.start_date.isoformat()}")
     close(employment, end_date=data.end_date, reason=data.reason.value, by=caller.client_id, note=data.note)
     await emit(session, ended_event(employment))
+    await staffing.announce(session, [employment.facility_id])
     return employment
 
 
@@ -309,27 +312,3 @@ async def list_employments(
         query = query.where(Employment.id > str(page.after[0]))
     rows = [employment_read(e, name) for e, name in (await session.execute(query)).all()]
     return make_page(rows, limit=page.limit, position_of=lambda r: [r.id])
-
-
-async def active_carers(
-    session: AsyncSession, caring_roles: list[str], facility_ids: list[str]
-) -> dict[tuple[str, str | None], int]:
-    """Active employments in caring roles per (facility, age class)."""
-    if not facility_ids:
-        return {}
-    rows = await session.execute(
-        select(
-            Employment.facility_id,
-            Employment.age_class,
-            func.count(func.distinct(Employment.practitioner_id)),
-        )
-        .where(
-            and_(
-                Employment.facility_id.in_(facility_ids),
-                Employment.status == ACTIVE,
-                Employment.role.in_(caring_roles),
-            )
-        )
-        .group_by(Employment.facility_id, Employment.age_class)
-    )
-    return {(facility_id, age_class): count for facility_id, age_class, count in rows.all()}

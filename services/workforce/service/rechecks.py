@@ -20,6 +20,7 @@ from services.workforce.models import (
     Recheck,
 )
 from services.workforce.schemas import RecheckSummary
+from services.workforce.service import staffing
 from services.workforce.service.common import (
     Workforce,
     as_utc,
@@ -108,6 +109,7 @@ async def _recheck_one(
                 employment, end_date=shanghai_today(now), reason="ban", by=RECHECK_ACTOR, note=f"ban {ban.id}"
             )
             await emit(session, ended_event(employment))
+            await staffing.announce(session, [employment.facility_id])
             known = await session.execute(
                 select(BanNotification.id).where(
                     BanNotification.ban_id == ban.id, BanNotification.facility_id == employment.facility_id

@@ -5,15 +5,46 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.workforce.models import FacilityProjection
+from services.workforce.events import AgeClassStaffingFacts, StaffingAssessed
+from services.workforce.models import Employment, FacilityProjection
 from services.workforce.schemas import AgeClass, AgeClassStaffing, StaffingRead
-from services.workforce.service.common import Workforce, visible_facilities
-from services.workforce.service.hiring import active_carers
+from services.workforce.service.common import (
+    ACTIVE,
+    WORKFORCE_SESSION_KEY,
+    Workforce,
+    utcnow,
+    visible_facilities,
+)
+from shared.events.outbox import emit
 from shared.identity import Identity
 from shared.pagination import Page, PageParams, make_page
+
+
+async def active_carers(
+    session: AsyncSession, caring_roles: list[str], facility_ids: list[str]
+) -> dict[tuple[str, str | None], int]:
+    """Active employments in caring roles per (facility, age class)."""
+    if not facility_ids:
+        return {}
+    rows = await session.execute(
+        select(
+            Employment.facility_id,
+            Employment.age_class,
+            func.count(func.distinct(Employment.practitioner_id)),
+        )
+        .where(
+            and_(
+                Employment.facility_id.in_(facility_ids),
+                Employment.status == ACTIVE,
+                Employment.role.in_(caring_roles),
+            )
+        )
+        .group_by(Employment.facility_id, Employment.age_class)
+    )
+    return {(facility_id, age_class): count for facility_id, age_class, count in rows.all()}
 
 
 def _staffing(
@@ -50,6 +81,47 @@ async def facility_staffing(
 ) -> StaffingRead:
     carers = await active_carers(session, workforce.settings.caring_roles, [facility.facility_id])
     return _staffing(workforce, facility, carers)
+
+
+async def announce(session: AsyncSession, facility_ids: set[str] | list[str]) -> None:
+    """Publish the staffing of facilities whose employments or enrolment just changed, in the same
+    transaction, so the monitoring service's risk score knows who is out of ratio."""
+    workforce: Workforce = session.info[WORKFORCE_SESSION_KEY]
+    facilities = (
+        (
+            await session.execute(
+                select(FacilityProjection).where(FacilityProjection.facility_id.in_(sorted(facility_ids)))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not facilities:
+        return
+    carers = await active_carers(
+        session, workforce.settings.caring_roles, [f.facility_id for f in facilities]
+    )
+    for facility in facilities:
+        staffing = _staffing(workforce, facility, carers)
+        await emit(
+            session,
+            StaffingAssessed(
+                facility_id=facility.facility_id,
+                district_code=facility.district_code,
+                met=staffing.met,
+                shortfall=sum(max(0, c.carers_required - c.carers) for c in staffing.classes),
+                classes=[
+                    AgeClassStaffingFacts(
+                        age_class=c.age_class.value,
+                        children=c.children,
+                        carers=c.carers,
+                        carers_required=c.carers_required,
+                    )
+                    for c in staffing.classes
+                ],
+                assessed_at=utcnow(),
+            ),
+        )
 
 
 async def out_of_ratio(
