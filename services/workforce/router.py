@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -33,6 +34,7 @@ from services.workforce.schemas import (
     BanRescind,
     CertificateCreate,
     CertificateRead,
+    CertificationCompliance,
     EmploymentCreate,
     EmploymentEnd,
     EmploymentRead,
@@ -51,13 +53,14 @@ from services.workforce.service import (
     background_checks,
     ban_checks,
     bans,
+    certification,
     hiring,
     practitioners,
     rechecks,
     staffing,
     training,
 )
-from services.workforce.service.common import get_visible_facility
+from services.workforce.service.common import get_visible_facility, shanghai_today
 from shared.errors import PROBLEM_JSON, CradleError, problem_response
 from shared.idempotency import IdempotencyDep
 from shared.identity import AuthenticatedDep, Identity, scope_guard
@@ -484,6 +487,20 @@ async def training_compliance(
     )
     return await training.compliance(
         session=session, workforce=workforce, caller=caller, year=year, facility=facility, page=page
+    )
+
+
+@router.get("/compliance/certification", response_model=CertificationCompliance)
+async def certification_compliance(
+    session: SessionDep,
+    caller: Reader,
+    workforce: WorkforceDep,
+    on: Annotated[date | None, Query(description="The day to look at (default: today, Shanghai)")] = None,
+) -> CertificationCompliance:
+    """持证上岗: of the people working in certified roles that day, how many held a valid certificate
+    for their role — per district and in all (the facilities the caller may see)."""
+    return await certification.compliance(
+        session=session, workforce=workforce, caller=caller, on=on or shanghai_today()
     )
 
 

@@ -187,6 +187,21 @@ class TrainingTotals(BaseModel):
     meets: bool
 
 
+class CertificationCounts(BaseModel):
+    employments: int
+    certified: int
+
+
+class CertificationCompliance(BaseModel):
+    """持证上岗 on one day: employments in roles that need a certificate, and how many are covered."""
+
+    on: dt.date
+    employments: int
+    certified: int
+    rate: float | None
+    districts: dict[str, CertificationCounts]
+
+
 class TrainingCompliance(BaseModel):
     year: int
     facility_id: str | None

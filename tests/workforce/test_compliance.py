@@ -149,3 +149,19 @@ async def test_ratios_are_configuration(
         staffing = (await wf.direct.get(f"/v1/facilities/{facility}/staffing", headers=wf.sign())).json()
         infant = staffing["classes"][0]
         assert (infant["ratio"], infant["carers_required"], infant["met"]) == ("1:2", 2, False)
+
+
+async def test_certification_compliance_counts_valid_certificates_for_the_role(wf: WorkforceStack) -> None:
+    facility = await wf.facility()
+    certified = await wf.practitioner()
+    await wf.certify(certified["id"])
+    assert (await wf.hire(certified["id"], facility)).status_code == 201
+    lapsing = await wf.practitioner()
+    await wf.certify(lapsing["id"], expires_on=(date.today() + timedelta(days=10)).isoformat())
+    assert (await wf.hire(lapsing["id"], facility)).status_code == 201
+    today = (await wf.direct.get("/v1/compliance/certification", headers=wf.bureau())).json()
+    assert (today["employments"], today["certified"], today["rate"]) == (2, 2, 1.0)
+    assert today["districts"]["310104"] == {"employments": 2, "certified": 2}
+    next_month = (date.today() + timedelta(days=30)).isoformat()
+    later = (await wf.direct.get(f"/v1/compliance/certification?on={next_month}", headers=wf.bureau())).json()
+    assert (later["employments"], later["certified"], later["rate"]) == (2, 1, 0.5)
