@@ -27,6 +27,7 @@ from gateway.ratelimit import make_limiter
 from gateway.router import router
 from gateway.routes import RouteTable
 from gateway.upstream import HttpxUpstream, NativeUpstream, UpstreamClient
+from gateway.views import Views
 from shared.db import make_engine
 from shared.errors import install_error_handlers, problem_response
 from shared.identity import IdentitySigner
@@ -114,6 +115,7 @@ def create_app(
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.documents = documents
         app.state.forwarder = runtime.forwarder
+        app.state.views = Views(forwarder=runtime.forwarder, timeout=settings.view_part_timeout_seconds)
         await audit.start()
         warm = asyncio.create_task(documents.refresh())
         try:

@@ -108,6 +108,8 @@ class GatewaySettings(BaseSettings):
     upstream_client: Literal["native", "httpx"] = "native"
     retry_after_seconds: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    # Each service's part of a composite view (profile, indicators) waits at most this long.
+    view_part_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
 
     rate_limits: dict[str, RateLimit] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from gateway.config import GatewaySettings
 from gateway.frontdoor import Runtime, caller_of
+from gateway.views import Views
 from shared.errors import Forbidden, Unauthorized
 from shared.identity import ClientKind, Identity
 
@@ -44,5 +45,12 @@ def requires(scope: str) -> object:
     return Depends(guard)
 
 
+def views(request: Request) -> Views:
+    return request.app.state.views
+
+
+ViewsDep = Annotated[Views, Depends(views)]
 AdminDep = Annotated[Identity, requires("admin")]
+IndicatorReaderDep = Annotated[Identity, requires("indicators:read")]
+FacilityReaderDep = Annotated[Identity, requires("registry:read")]
 AuditReaderDep = Annotated[Identity, requires("audit:read")]

@@ -4,12 +4,20 @@ front door (gateway/frontdoor.py) without reaching these routes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Form, Path, Query, Request
 
 from gateway import parents, service
-from gateway.deps import AdminDep, AuditReaderDep, RuntimeDep, SettingsDep
+from gateway.deps import (
+    AdminDep,
+    AuditReaderDep,
+    FacilityReaderDep,
+    IndicatorReaderDep,
+    RuntimeDep,
+    SettingsDep,
+    ViewsDep,
+)
 from gateway.schemas import (
     AuditRead,
     ClientCreate,
@@ -143,3 +151,30 @@ async def list_audit(
     items = [service.to_audit_read(r) for r in rows[:limit]]
     next_cursor = encode_cursor([items[-1].seq]) if len(rows) > limit and items else None
     return Page[AuditRead](items=items, next_cursor=next_cursor)
+
+
+@router.get("/facilities/{facility_id}/profile", tags=["views"])
+async def facility_profile(
+    facility_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    caller: FacilityReaderDep,
+    views: ViewsDep,
+) -> dict[str, Any]:
+    """One facility in one reply: its registry record, staffing and this year's training compliance,
+    open alerts, last inspection and risk, each read from its service with your identity (so you see
+    what you may see). A part whose service is down or slow is `unavailable`; the rest still returns."""
+    return await views.profile(facility_id=facility_id, caller=caller, request_id=request.state.request_id)
+
+
+@router.get("/indicators", tags=["views"])
+async def plan_indicators(
+    request: Request,
+    _reader: IndicatorReaderDep,
+    views: ViewsDep,
+    year: Annotated[int | None, Query(ge=2020, le=2100, description="Default: this year")] = None,
+) -> dict[str, Any]:
+    """Every indicator of the 2020–2022 plan (DOMAIN.md) for a year: target, actual, met, task, and the
+    numerator and denominator behind each rate; a source service that is down leaves its indicators
+    `unavailable` (`met: null`), never a wrong figure."""
+    year = year or datetime.now(UTC).year
+    return await views.indicators(year=year, request_id=request.state.request_id)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from gateway.config import RouteRule
 
 # Served by the gateway itself (FastAPI routes), never forwarded.
-OWN_PREFIXES = ("/v1/auth/", "/v1/admin/", "/v1/audit")
+OWN_PREFIXES = ("/v1/auth/", "/v1/admin/", "/v1/audit", "/v1/indicators")
+OWN_VIEW = re.compile(r"^/v1/facilities/[^/]+/profile$")  # composed from several services
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +43,4 @@ class RouteTable:
 
 
 def is_own(path: str) -> bool:
-    return path.startswith(OWN_PREFIXES)
+    return path.startswith(OWN_PREFIXES) or OWN_VIEW.match(path) is not None

@@ -122,7 +122,13 @@ class ParentRegister(BaseModel):
 
     phone: Phone = Field(description="Mainland mobile number, 11 digits")
     password: Password
-    family_id: str | None = Field(default=None, description="The guidance service's family, when known")
+    family_id: str | None = Field(
+        default=None,
+        description=(
+            "A hint only, carried in the token: it grants nothing. The guidance service links a parent "
+            "to a family itself (a family registered from the app, or the station's one-time link code)."
+        ),
+    )
 
     @field_validator("family_id")
     @classmethod
