@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REGISTRY = ["registry:read", "registry:write", "registry:review"]
 WORKFORCE = ["workforce:read", "workforce:write", "workforce:ban", "workforce:pii"]
 MONITORING = ["monitoring:ingest", "monitoring:read", "monitoring:write"]
-GUIDANCE = ["guidance:read", "guidance:write", "parent"]
+GUIDANCE = ["guidance:read", "guidance:write", "guidance:pii", "parent"]
 
 
 class RouteRule(BaseModel):
@@ -26,6 +26,11 @@ class RouteRule(BaseModel):
 
 DEFAULT_ROUTES: list[RouteRule] = [
     # Ordered: the first match wins, so the facility sub-resources of other services come first.
+    # The yearly figures behind /v1/indicators are also open to indicator readers.
+    RouteRule(
+        pattern=r"^/v1/monitoring/figures$", service="monitoring", scopes=[*MONITORING, "indicators:read"]
+    ),
+    RouteRule(pattern=r"^/v1/guidance/figures$", service="guidance", scopes=[*GUIDANCE, "indicators:read"]),
     RouteRule(pattern=r"^/v1/facilities/[^/]+/staffing$", service="workforce", scopes=WORKFORCE),
     RouteRule(pattern=r"^/v1/facilities/[^/]+/risk$", service="monitoring", scopes=MONITORING),
     RouteRule(pattern=r"^/v1/(divisions|public/.*)$", service="registry", public_methods=["GET", "HEAD"]),

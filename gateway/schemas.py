@@ -11,7 +11,7 @@ from shared.identity import ClientKind
 SCOPES = frozenset(
     "registry:read registry:write registry:review workforce:read workforce:write workforce:ban "
     "workforce:pii monitoring:ingest monitoring:read monitoring:write guidance:read guidance:write "
-    "indicators:read audit:read admin parent".split()
+    "guidance:pii indicators:read audit:read admin parent".split()
 )
 BUREAUS = frozenset("EDU HEALTH CIVIL SAMR POLICE FIRE HRSS WOMEN WCWC FINANCE".split())
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -18,6 +19,9 @@ from shared.cli.audit import app as audit_app
 from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys
 from shared.db import make_engine
 from shared.migrations import upgrade
+
+if TYPE_CHECKING:
+    from services.guidance.demo import SeedReport
 
 app = typer.Typer(help="Cradle, Shanghai's childcare information platform.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -60,15 +64,20 @@ def migrate(
 @app.command("seed-demo")
 def seed_demo(
     facilities: int = typer.Option(3000, min=1, max=100_000, help="How many facilities to write."),
+    families: int = typer.Option(
+        300_000, min=0, max=2_000_000, help="How many guidance families to write (0: none)."
+    ),
     seed: int = typer.Option(2026, help="The same seed writes the same city."),
 ) -> None:
     """Fill the registry (REGISTRY_DATABASE_URL, or SQLite under CRADLE_DATA_DIR) with a plausible
-    city of facilities over the 216 街镇; their events leave through the outbox when it runs."""
+    city of facilities over the 216 街镇, and guidance (GUIDANCE_DATABASE_URL) with its stations,
+    families, sessions and resources; their events leave through the outbox when it runs."""
     from rich.progress import Progress
 
     from services.registry.demo import seed_facilities
 
-    migrate_all(["registry"])
+    migrate_all(["registry", "guidance"] if families else ["registry"])
+    namespace = os.environ.get("CRADLE_EVENT_NAMESPACE", "cradle")
 
     async def run() -> int:
         engine = make_engine(database_url("registry", data_dir()))
@@ -79,7 +88,7 @@ def seed_demo(
                     engine,
                     count=facilities,
                     seed=seed,
-                    namespace=os.environ.get("CRADLE_EVENT_NAMESPACE", "cradle"),
+                    namespace=namespace,
                     progress=lambda n: bar.advance(task, n),
                 )
         finally:
@@ -88,6 +97,48 @@ def seed_demo(
     started = time.perf_counter()
     written = asyncio.run(run())
     console.print(f"[green]{written}[/] facilities written in {time.perf_counter() - started:.1f} s")
+    if families:
+        _seed_guidance(families=families, seed=seed, namespace=namespace)
+
+
+def _seed_guidance(*, families: int, seed: int, namespace: str) -> None:
+    from rich.progress import Progress
+
+    from services.guidance.config import GuidanceSettings
+    from services.guidance.demo import seed_guidance
+    from services.guidance.service.common import Guidance
+
+    base = data_dir()
+    url = database_url("guidance", base)
+    keys = load_or_create_keys(base).pii["guidance"].settings()
+    settings = GuidanceSettings(
+        database_url=url, internal_verify_key=load_or_create_keys(base).internal_verify_key, **keys
+    )
+
+    async def run() -> SeedReport:
+        engine = make_engine(url)
+        try:
+            with Progress(console=console) as bar:
+                task = bar.add_task("families", total=families)
+                return await seed_guidance(
+                    engine,
+                    guidance=Guidance.from_settings(settings),
+                    families=families,
+                    seed=seed,
+                    namespace=namespace,
+                    progress=lambda _step, n: bar.advance(task, n),
+                )
+        finally:
+            await engine.dispose()
+
+    started = time.perf_counter()
+    report = asyncio.run(run())
+    console.print(
+        f"[green]{report.families}[/] families ({report.guardians} guardians, {report.children} children), "
+        f"{report.places} places, {report.sessions} sessions, {report.bookings} bookings, "
+        f"{report.resources} resources pushed {report.pushes} times, "
+        f"written in {time.perf_counter() - started:.1f} s"
+    )
 
 
 @app.command("bootstrap-admin")

@@ -41,16 +41,59 @@ def _write_private(path: Path, content: str) -> None:
         handle.write(content)
 
 
+# The services that hold personal data, and the file under <data>/keys/ their keys are kept in.
+PII_SERVICES = {"workforce": "pii_keys.json", "guidance": "guidance_pii_keys.json"}
+
+
+@dataclass
+class PiiKeys:
+    """A service's personal-data keys: AES-256 keys by id (one active) and the lookup-hash key."""
+
+    keys: dict[str, str]
+    active_key_id: str
+    hmac_key: str
+
+    def env(self, service: str) -> dict[str, str]:
+        prefix = service.upper()
+        return {
+            f"{prefix}_PII_KEYS": json.dumps(self.keys),
+            f"{prefix}_PII_ACTIVE_KEY_ID": self.active_key_id,
+            f"{prefix}_PII_HMAC_KEY": self.hmac_key,
+        }
+
+    def settings(self) -> dict[str, object]:
+        return {"pii_keys": self.keys, "pii_active_key_id": self.active_key_id, "pii_hmac_key": self.hmac_key}
+
+
 @dataclass
 class Keys:
     internal_signing_key: str
     internal_verify_key: str
     jwt_keys: dict[str, str] = field(default_factory=dict)
     jwt_active_kid: str = ""
-    # The workforce's personal-data keys: AES-256 keys by id (one active) and the lookup-hash key.
-    pii_keys: dict[str, str] = field(default_factory=dict)
-    pii_active_key_id: str = ""
-    pii_hmac_key: str = ""
+    pii: dict[str, PiiKeys] = field(default_factory=dict)  # by service
+
+    @property
+    def pii_keys(self) -> dict[str, str]:  # the workforce's, as before
+        return self.pii["workforce"].keys if "workforce" in self.pii else {}
+
+
+def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
+    """From `<SERVICE>_PII_*` when set (production: a secret store); otherwise made once and kept:
+    losing the HMAC key would lose every lookup by ID or phone number."""
+    prefix = service.upper()
+    if os.environ.get(f"{prefix}_PII_KEYS"):
+        return PiiKeys(
+            json.loads(os.environ[f"{prefix}_PII_KEYS"]),
+            os.environ.get(f"{prefix}_PII_ACTIVE_KEY_ID", ""),
+            os.environ.get(f"{prefix}_PII_HMAC_KEY", ""),
+        )
+    pii_file = keys_dir / PII_SERVICES[service]
+    if not pii_file.exists():
+        kid = service[0] + datetime.now(UTC).strftime("%Y%m%d")
+        _write_private(pii_file, json.dumps({"active": kid, "keys": {kid: new_key()}, "hmac": new_key()}))
+    stored = json.loads(pii_file.read_text())
+    return PiiKeys(stored["keys"], stored["active"], stored["hmac"])
 
 
 def load_or_create_keys(base: Path) -> Keys:
@@ -77,22 +120,7 @@ def load_or_create_keys(base: Path) -> Keys:
             _write_private(jwt_file, json.dumps({"active": kid, "keys": {kid: secrets.token_urlsafe(48)}}))
         stored = json.loads(jwt_file.read_text())
         keys.jwt_keys, keys.jwt_active_kid = stored["keys"], stored["active"]
-    if os.environ.get("WORKFORCE_PII_KEYS"):
-        keys.pii_keys = json.loads(os.environ["WORKFORCE_PII_KEYS"])
-        keys.pii_active_key_id = os.environ.get("WORKFORCE_PII_ACTIVE_KEY_ID", "")
-        keys.pii_hmac_key = os.environ.get("WORKFORCE_PII_HMAC_KEY", "")
-    else:
-        # Made once and kept: losing the HMAC key would lose every lookup by ID number.
-        pii_file = keys_dir / "pii_keys.json"
-        if not pii_file.exists():
-            kid = "p" + datetime.now(UTC).strftime("%Y%m%d")
-            _write_private(pii_file, json.dumps({"active": kid, "keys": {kid: new_key()}, "hmac": new_key()}))
-        stored = json.loads(pii_file.read_text())
-        keys.pii_keys, keys.pii_active_key_id, keys.pii_hmac_key = (
-            stored["keys"],
-            stored["active"],
-            stored["hmac"],
-        )
+    keys.pii = {service: load_pii_keys(service, keys_dir) for service in PII_SERVICES}
     return keys
 
 
@@ -103,10 +131,8 @@ def service_env(name: str, *, base: Path, keys: Keys, nats_url: str) -> dict[str
         "NATS_URL": nats_url,
     }
     env.setdefault("CRADLE_LOG_FORMAT", os.environ.get("CRADLE_LOG_FORMAT", "console"))
-    if name == "workforce":
-        env["WORKFORCE_PII_KEYS"] = json.dumps(keys.pii_keys)
-        env["WORKFORCE_PII_ACTIVE_KEY_ID"] = keys.pii_active_key_id
-        env["WORKFORCE_PII_HMAC_KEY"] = keys.pii_hmac_key
+    if name in keys.pii:
+        env |= keys.pii[name].env(name)
     return env
 
 

@@ -1,0 +1,1 @@
+"""The guidance service's domain rules, one module per sub-domain."""

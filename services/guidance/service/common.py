@@ -1,0 +1,191 @@
+"""What every part of the guidance service shares: its personal-data keys, Shanghai's calendar,
+divisions, and who may see which family."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.guidance.config import GuidanceSettings
+from services.guidance.errors import StaleVersion
+from services.guidance.models import Family, FamilyLink, PiiAccess, Town
+from shared.errors import Forbidden, ServiceUnavailable, invalid
+from shared.identity import ClientKind, Identity
+from shared.pii import Encrypted, KeyedHasher, PiiCipher
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# AES-GCM associated data: a ciphertext only decrypts in the kind of field it was made for.
+PHONE = "guardian.phone"
+LINK_CODE = "family.link_code"
+PII_SCOPE = "guidance:pii"
+READ_SCOPE = "guidance:read"
+WRITE_SCOPE = "guidance:write"
+PARENT_SCOPE = "parent"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def shanghai_today(now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(SHANGHAI).date()
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later (or earlier), on the month's last day when it has no such day."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, candidate)
+        except ValueError:
+            continue
+    raise ValueError("unreachable")
+
+
+def age_in_months(birth: date, today: date) -> int:
+    months = (today.year - birth.year) * 12 + today.month - birth.month
+    return months - 1 if add_months(birth, months) > today else months
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """The service's configuration and keys, built once per app."""
+
+    settings: GuidanceSettings
+    cipher: PiiCipher
+    hasher: KeyedHasher
+
+    @classmethod
+    def from_settings(cls, settings: GuidanceSettings) -> Guidance:
+        return cls(settings=settings, cipher=settings.cipher(), hasher=settings.hasher())
+
+    def seal(self, value: str, *, context: str) -> Encrypted:
+        return self.cipher.encrypt(value, context=context)
+
+    def open(self, key_id: str, ciphertext: str, *, context: str) -> str:
+        try:
+            return self.cipher.decrypt(Encrypted(key_id, ciphertext), context=context)
+        except LookupError as exc:
+            # A key retired too early: a deployment fault, not the caller's, and not a 500.
+            raise ServiceUnavailable(
+                "Personal data is encrypted under a key this service no longer holds.", retry_after=300
+            ) from exc
+
+
+async def town_or_422(session: AsyncSession, town_code: str, field: str = "town_code") -> Town:
+    town = await session.get(Town, town_code)
+    if town is None:
+        raise invalid(field, "is not a 街镇 or other unit of Shanghai (see GET /v1/divisions)")
+    return town
+
+
+def check_area(caller: Identity, district_code: str) -> None:
+    """A district client writes only in its own district; the city's bureaus anywhere."""
+    if caller.sees_whole_city():
+        return
+    if caller.kind == ClientKind.district and caller.district_code == district_code:
+        return
+    raise Forbidden(f"You may not act for district {district_code}.")
+
+
+def check_version(version: int, if_match: str | None) -> None:
+    """`If-Match: "<version>"`: an editor working from an older version gets 412."""
+    if if_match is None:
+        return
+    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if "*" not in wanted and str(version) not in wanted:
+        raise StaleVersion(
+            f"The record is at version {version}; reload it and apply your change again.",
+            current_version=version,
+        )
+
+
+def etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+# --- who sees which family -----------------------------------------------------------------------
+
+
+def is_parent(caller: Identity) -> bool:
+    return caller.kind == ClientKind.parent
+
+
+async def linked_family_id(session: AsyncSession, caller: Identity) -> str | None:
+    """The family guidance linked to this parent account (never the token's own `family_id`)."""
+    if not is_parent(caller):
+        return None
+    return (
+        await session.execute(select(FamilyLink.family_id).where(FamilyLink.parent_id == caller.client_id))
+    ).scalar_one_or_none()
+
+
+def sees_families(caller: Identity) -> bool:
+    return caller.has_scope(READ_SCOPE) or caller.has_scope(WRITE_SCOPE)
+
+
+def families_visible_to(caller: Identity) -> ColumnElement[bool]:
+    """For lists: bureaus and admin see the city, a district its district, anyone else nothing
+    (a parent reads its own family by id)."""
+    if not sees_families(caller):
+        return false()
+    if caller.sees_whole_city():
+        return true()
+    if caller.kind == ClientKind.district and caller.district_code:
+        return Family.district_code == caller.district_code
+    return false()
+
+
+async def may_see_family(session: AsyncSession, caller: Identity, family: Family) -> bool:
+    if is_parent(caller):
+        return await linked_family_id(session, caller) == family.id
+    if not sees_families(caller):
+        return False
+    if caller.sees_whole_city():
+        return True
+    return caller.kind == ClientKind.district and caller.district_code == family.district_code
+
+
+def reveals_pii(caller: Identity, purpose: str | None) -> bool:
+    """Unmasked only for holders of `guidance:pii` who say why (X-Purpose)."""
+    return caller.has_scope(PII_SCOPE) and bool(purpose)
+
+
+def audit_pii_read(
+    session: AsyncSession,
+    *,
+    caller: Identity,
+    record_type: str,
+    record_id: str,
+    fields: str,
+    purpose: str,
+    request_id: str | None,
+) -> None:
+    session.add(
+        PiiAccess(
+            id=new_id(),
+            accessed_at=utcnow(),
+            client_id=caller.client_id,
+            record_type=record_type,
+            record_id=record_id,
+            fields=fields,
+            purpose=purpose[:300],
+            request_id=request_id,
+        )
+    )

@@ -1,0 +1,315 @@
+"""The plan's figures for a year, city-wide and per district: numerators with their denominators,
+so the gateway's `/v1/indicators` (and anyone else) computes the rates. A handful of GROUP BY
+queries, each served by an index; nothing is loaded row by row."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime
+
+from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.guidance.models import (
+    Booking,
+    District,
+    Family,
+    GuidanceSession,
+    HomeVisit,
+    Place,
+    ResourcePush,
+    Town,
+)
+from services.guidance.schemas import (
+    AreaFigures,
+    DistrictFigures,
+    Figures,
+    Indicator,
+    PlaceKind,
+    SessionKind,
+    SessionLevel,
+)
+from services.guidance.service.common import shanghai_today, utcnow
+from shared.divisions import LEGAL_TOWN_TYPES
+
+EVENT_KIND = SessionKind.parenting_station_event.value  # 育儿加油站 (T23)
+
+
+def _open_by(end: date) -> ColumnElement[bool]:
+    return (Place.opened_on <= end) & or_(Place.closed_on.is_(None), Place.closed_on > end)
+
+
+def _int(value: object) -> int:
+    return int(value or 0)  # type: ignore[call-overload]
+
+
+async def figures(
+    *, session: AsyncSession, year: int, target: int, district_code: str | None = None
+) -> Figures:
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    start_at, end_at = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    now = utcnow()
+    held_before = min(end_at, now)
+    run = session.execute
+
+    districts = (await run(select(District.code, District.name).order_by(District.code))).all()
+    towns = Counter(
+        dict(
+            (
+                await run(
+                    select(Town.district_code, func.count())
+                    .where(Town.town_type.in_(LEGAL_TOWN_TYPES))
+                    .group_by(Town.district_code)
+                )
+            ).all()
+        )
+    )
+    towns_with_station = Counter(
+        dict(
+            (
+                await run(
+                    select(Town.district_code, func.count(func.distinct(Place.town_code)))
+                    .join(Town, Town.code == Place.town_code)
+                    .where(
+                        Place.kind == PlaceKind.guidance_station.value,
+                        _open_by(end),
+                        Town.town_type.in_(LEGAL_TOWN_TYPES),
+                    )
+                    .group_by(Town.district_code)
+                )
+            ).all()
+        )
+    )
+    places: Counter[tuple[str, str]] = Counter()
+    new_sites: Counter[str] = Counter()
+    for kind, code, count, new in (
+        await run(
+            select(
+                Place.kind,
+                Place.district_code,
+                func.count(),
+                func.sum(case((Place.opened_on >= start, 1), else_=0)),
+            )
+            .where(_open_by(end))
+            .group_by(Place.kind, Place.district_code)
+        )
+    ).all():
+        places[(kind, code)] += count
+        if kind == PlaceKind.child_friendly_site.value:
+            new_sites[code] += _int(new)
+
+    families: Counter[str] = Counter()
+    handbook: Counter[str] = Counter()
+    in_need: Counter[str] = Counter()
+    for code, count, with_handbook, needing in (
+        await run(
+            select(
+                Family.district_code,
+                func.count(),
+                func.sum(case((Family.has_handbook.is_(True), 1), else_=0)),
+                func.sum(case((Family.in_need.is_(True), 1), else_=0)),
+            )
+            .where(Family.registered_on <= end)
+            .group_by(Family.district_code)
+        )
+    ).all():
+        families[code], handbook[code], in_need[code] = count, _int(with_handbook), _int(needing)
+
+    # Newborn families in need registered in the year, and those of them with a home visit (a visit
+    # in the following January still counts for the year's cohort).
+    visited_ids = select(HomeVisit.family_id).where(HomeVisit.visited_on >= start)
+    newborn: Counter[str] = Counter()
+    newborn_visited: Counter[str] = Counter()
+    for code, count, visited in (
+        await run(
+            select(
+                Family.district_code,
+                func.count(),
+                func.sum(case((Family.id.in_(visited_ids), 1), else_=0)),
+            )
+            .where(
+                Family.newborn.is_(True),
+                Family.in_need.is_(True),
+                Family.registered_on >= start,
+                Family.registered_on <= end,
+            )
+            .group_by(Family.district_code)
+        )
+    ).all():
+        newborn[code], newborn_visited[code] = count, _int(visited)
+
+    # Families in need with at least `target` offline sessions attended in the year, and those a
+    # resource was pushed to in the year: per family in need, one covering index range each.
+    attended = (
+        select(func.count())
+        .where(
+            Booking.family_id == Family.id,
+            Booking.attended.is_(True),
+            Booking.session_starts_at >= start_at,
+            Booking.session_starts_at < end_at,
+        )
+        .scalar_subquery()
+    )
+    reached = (
+        select(ResourcePush.family_id)
+        .where(
+            ResourcePush.family_id == Family.id,
+            ResourcePush.pushed_at >= start_at,
+            ResourcePush.pushed_at < end_at,
+        )
+        .exists()
+    )
+    offline: Counter[str] = Counter()
+    online: Counter[str] = Counter()
+    for code, regular, pushed in (
+        await run(
+            select(
+                Family.district_code,
+                func.sum(case((attended >= target, 1), else_=0)),
+                func.sum(case((reached, 1), else_=0)),
+            )
+            .where(Family.in_need.is_(True), Family.registered_on <= end)
+            .group_by(Family.district_code)
+        )
+    ).all():
+        offline[code], online[code] = _int(regular), _int(pushed)
+
+    events: Counter[tuple[str | None, str]] = Counter()
+    held: Counter[str | None] = Counter()
+    for code, level, kind, count in (
+        await run(
+            select(GuidanceSession.district_code, GuidanceSession.level, GuidanceSession.kind, func.count())
+            .where(
+                GuidanceSession.status == "scheduled",
+                GuidanceSession.starts_at >= start_at,
+                GuidanceSession.starts_at < held_before,
+            )
+            .group_by(GuidanceSession.district_code, GuidanceSession.level, GuidanceSession.kind)
+        )
+    ).all():
+        held[code] += count
+        if kind == EVENT_KIND:
+            events[(code, level)] += count
+
+    def area(codes: list[str]) -> AreaFigures:
+        def total(counter: Counter, kind: PlaceKind | None = None) -> int:  # type: ignore[type-arg]
+            if kind is None:
+                return sum(counter[c] for c in codes)
+            return sum(counter[(kind.value, c)] for c in codes)
+
+        city_wide = len(codes) == len(districts)
+        return AreaFigures(
+            towns=total(towns),
+            towns_with_station=total(towns_with_station),
+            stations=total(places, PlaceKind.guidance_station),
+            development_bases=total(places, PlaceKind.development_base),
+            child_friendly_sites=total(places, PlaceKind.child_friendly_site),
+            new_child_friendly_sites=total(new_sites),
+            observation_rooms=total(places, PlaceKind.observation_room),
+            parent_child_rooms=total(places, PlaceKind.parent_child_room),
+            families=total(families),
+            families_with_handbook=total(handbook),
+            families_in_need=total(in_need),
+            families_in_need_offline_target_met=total(offline),
+            families_in_need_reached_online=total(online),
+            newborn_families=total(newborn),
+            newborn_families_visited=total(newborn_visited),
+            city_events=sum(
+                n
+                for (c, lvl), n in events.items()
+                if lvl == SessionLevel.city.value and (city_wide or c in codes)
+            ),
+            district_events=sum(
+                n for (c, lvl), n in events.items() if lvl == SessionLevel.district.value and c in codes
+            ),
+            sessions_held=sum(n for c, n in held.items() if city_wide or c in codes),
+        )
+
+    all_codes = [code for code, _ in districts]
+    city = area(all_codes)
+    rows = [
+        DistrictFigures(
+            code=code,
+            name=name,
+            has_development_base=places[(PlaceKind.development_base.value, code)] > 0,
+            has_observation_room=places[(PlaceKind.observation_room.value, code)] > 0,
+            **area([code]).model_dump(),
+        )
+        for code, name in districts
+        if district_code is None or code == district_code
+    ]
+    with_base = sum(1 for c in all_codes if places[(PlaceKind.development_base.value, c)] > 0)
+    with_room = sum(1 for c in all_codes if places[(PlaceKind.observation_room.value, c)] > 0)
+    return Figures(
+        year=year,
+        as_of=min(end, shanghai_today(now)),
+        offline_sessions_target=target,
+        city=city,
+        districts_with_development_base=with_base,
+        districts_with_observation_room=with_room,
+        districts=rows,
+        indicators=_indicators(city, with_base, with_room, len(all_codes), target),
+    )
+
+
+def _indicators(
+    city: AreaFigures, with_base: int, with_room: int, districts: int, target: int
+) -> list[Indicator]:
+    def row(id_: str, task: str, numerator: int, denominator: int | None, note: str) -> Indicator:
+        return Indicator(id=id_, task=task, numerator=numerator, denominator=denominator, note=note)
+
+    return [
+        row(
+            "guidance_station_coverage",
+            "T2",
+            city.towns_with_station,
+            city.towns,
+            "街镇 with a guidance station / legal 街镇",
+        ),
+        row(
+            "child_friendly_sites",
+            "T3",
+            city.new_child_friendly_sites,
+            None,
+            "child-friendly community sites designated in the year",
+        ),
+        row("development_bases", "T18", city.development_bases, None, "early-development bases citywide"),
+        row("development_bases.districts", "T18", with_base, districts, "districts with ≥ 1 base"),
+        row(
+            "newborn_home_visits",
+            "§2(4)",
+            city.newborn_families_visited,
+            city.newborn_families,
+            "newborn families in need registered in the year with ≥ 1 home visit",
+        ),
+        row(
+            "offline_guidance",
+            "§2(4)",
+            city.families_in_need_offline_target_met,
+            city.families_in_need,
+            f"families in need with ≥ {target} offline sessions attended in the year",
+        ),
+        row("guidance_events.city", "T23", city.city_events, None, "city-level 育儿加油站 events held"),
+        row(
+            "guidance_events.district",
+            "T23",
+            city.district_events,
+            None,
+            "district-level 育儿加油站 events held",
+        ),
+        row("observation_room_pilots", "T20", with_room, districts, "districts with a play-observation room"),
+        row(
+            "online_guidance",
+            "T24",
+            city.families_in_need_reached_online,
+            city.families_in_need,
+            "families in need reached by ≥ 1 pushed resource in the year",
+        ),
+        row(
+            "handbook_holders",
+            "T19",
+            city.families_with_handbook,
+            city.families,
+            "families holding the 母子健康手册",
+        ),
+    ]
