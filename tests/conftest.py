@@ -207,6 +207,7 @@ class Stack(ActsAsClients):
     apps: dict[str, FastAPI]
     client: httpx.AsyncClient
     namespace: str
+    transport: HostTransport  # the gateway's way to the services: drop one to take it "down"
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -253,6 +254,7 @@ async def start_stack(
                 **overrides.get(name, {}),
             )
         )
+    transport = HostTransport(apps)
     gateway = create_gateway(
         GatewaySettings(
             database_url=await databases.fresh("gateway"),
@@ -266,7 +268,7 @@ async def start_stack(
             log_format="console",
             log_level="WARNING",
         ),
-        transport=HostTransport(apps),
+        transport=transport,
     )
     async with contextlib.AsyncExitStack() as stack:
         for app in (*apps.values(), gateway):
@@ -276,7 +278,7 @@ async def start_stack(
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
         )
-        yield Stack(gateway=gateway, apps=apps, client=client, namespace=namespace)
+        yield Stack(gateway=gateway, apps=apps, client=client, namespace=namespace, transport=transport)
 
 
 @pytest.fixture
