@@ -27,7 +27,7 @@ CLIENTS: dict[str, dict[str, Any]] = {
     "operator": {
         "name": "小太阳托育",
         "kind": "operator",
-        "scopes": ["registry:read", "registry:write", *MONITORING],
+        "scopes": ["registry:read", "registry:write", "workforce:read", "workforce:write", *MONITORING],
     },
     "other_operator": {
         "name": "另一家托育",
