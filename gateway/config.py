@@ -40,6 +40,8 @@ DEFAULT_ROUTES: list[RouteRule] = [
         service="workforce",
         scopes=WORKFORCE,
     ),
+    # Parents report incidents from the app (and read back their own reports).
+    RouteRule(pattern=r"^/v1/incidents(/[^/]+)?$", service="monitoring", scopes=[*MONITORING, "parent"]),
     RouteRule(
         pattern=(
             r"^/v1/(cameras|cctv-events|alerts|incidents|inspectors|inspection-plans|inspections|risk"

@@ -35,6 +35,9 @@ class MonitoringSettings(ServiceSettings):
     # A camera of an open facility silent for longer than this, during opening hours: offline alert.
     offline_after_seconds: float = Field(default=900, gt=0)
     timezone: str = "Asia/Shanghai"
+    # Cameras' last-seen times are gathered in memory and written this often (one UPDATE per camera
+    # heard): far below `offline_after_seconds`, far above a batch's few milliseconds.
+    presence_flush_seconds: float = Field(default=30, gt=0)
     # NATS ingest for video systems that publish to cradle.ingest.cctv.<facility_id>.
     ingest_stream_max_age_days: float = Field(default=7, gt=0)
     ingest_fetch_batch: int = Field(default=500, ge=1, le=5000)
@@ -44,6 +47,30 @@ class MonitoringSettings(ServiceSettings):
     report_deadline_hours_urgent: float = Field(default=2, gt=0)  # abuse, injury, illness outbreak
     report_deadline_hours_other: float = Field(default=24, gt=0)
     finding_deadline_hours: float = Field(default=72, gt=0)
+    # Risk score: points per occurrence of each reason (staffing_shortfall: per missing carer),
+    # capped at 100 (casework/service/risk.py); a reason left out of an override counts nothing.
+    risk_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "open_critical_alerts": 20,
+            "confirmed_abuse": 40,
+            "confirmed_incidents": 15,
+            "failed_inspections": 20,
+            "rectify_inspections": 5,
+            "overdue_rectifications": 15,
+            "bans": 20,
+            "hire_blocked": 10,
+            "staffing_out_of_ratio": 10,
+            "staffing_shortfall": 2,
+            "reported_late": 5,
+        }
+    )
+    risk_lookback_days: int = Field(default=365, ge=1)
+    risk_level_medium: float = Field(default=25, gt=0)
+    risk_level_high: float = Field(default=50, gt=0)
+    # 双随机 draws: facilities not yet inspected on site this year form the first tier; within a tier
+    # a facility's weight is 1 + risk score / plan_risk_divisor.
+    plan_risk_divisor: float = Field(default=25, gt=0)
+    plan_max_sample_size: int = Field(default=500, ge=1)
 
     # Background jobs (offline cameras, retention, deadlines); 0 = not scheduled (tests call them).
     jobs_interval_seconds: float = Field(default=60, ge=0)

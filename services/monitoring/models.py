@@ -148,6 +148,7 @@ class Incident(MonitoringModel, table=True):
         Index("ix_incident_district_status", "district_code", "status"),
         Index("ix_incident_facility", "facility_id", "occurred_at"),
         Index("ix_incident_finding_due", "status", "finding_due_at"),
+        Index("ix_incident_reporter", "reporter_client_id", "reported_at"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -218,6 +219,7 @@ class Inspection(MonitoringModel, table=True):
     __table_args__ = (
         Index("ix_inspection_facility_date", "facility_id", "inspected_on"),
         Index("ix_inspection_rectify", "outcome", "rectified_on", "rectify_by"),
+        Index("ix_inspection_district_status", "district_code", "status"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -225,12 +227,13 @@ class Inspection(MonitoringModel, table=True):
     facility_id: str = Field(foreign_key="facility.id", max_length=36)
     district_code: str = Field(max_length=6)
     inspector_ids: list[str] = _json()
-    status: str = Field(max_length=16)  # planned | completed
+    status: str = Field(max_length=16)  # planned | completed | cancelled (its plan was redrawn)
     outcome: str | None = Field(default=None, max_length=16)  # pass | rectify | fail
     items: list[dict[str, object]] = _json()
     inspected_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     rectify_by: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     rectified_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    rectification_note: str | None = Field(default=None, max_length=2000)
     rectification_overdue_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     recorded_by: str | None = Field(default=None, max_length=64)
     version: int = 1

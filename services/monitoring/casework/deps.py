@@ -1,0 +1,55 @@
+"""Dependencies the casework routes share: who is calling (by scope), settings, paging, ETags."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Query, Request, params
+
+from services.monitoring.config import MonitoringSettings
+from services.monitoring.errors import StaleVersion
+from shared.errors import Forbidden
+from shared.identity import AuthenticatedDep, Identity, scope_guard
+from shared.pagination import PageParams, page_params
+
+
+def any_scope(*scopes: str) -> params.Depends:
+    """Like `scope_guard`, satisfied by any one of `scopes`."""
+
+    async def guard(caller: AuthenticatedDep) -> Identity:
+        if not any(caller.has_scope(scope) for scope in scopes):
+            raise Forbidden("This needs one of the scopes: " + ", ".join(f"`{s}`" for s in scopes) + ".")
+        return caller
+
+    guard.__name__ = "requires_" + "_or_".join(s.replace(":", "_") for s in scopes)
+    return Depends(guard)
+
+
+async def settings_of(request: Request) -> MonitoringSettings:
+    return request.app.state.settings
+
+
+Reader = Annotated[Identity, scope_guard("monitoring:read")]
+Writer = Annotated[Identity, scope_guard("monitoring:write")]
+# Parents report incidents through the app and read back their own reports.
+Reporter = Annotated[Identity, any_scope("monitoring:write", "parent")]
+ReportReader = Annotated[Identity, any_scope("monitoring:read", "parent")]
+SettingsDep = Annotated[MonitoringSettings, Depends(settings_of)]
+Paging = Annotated[PageParams, Depends(page_params)]
+PathId = Annotated[str, Path(max_length=64)]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
+DistrictFilter = Annotated[str | None, Query(pattern=r"^\d{6}$")]
+IdFilter = Annotated[str | None, Query(max_length=64)]
+
+
+def etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+def check_version(what: str, version: int, if_match: str | None) -> None:
+    """`If-Match: "<version>"`: a change made from an older version is a 412."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if str(version) not in wanted:
+        raise StaleVersion(f"The {what} is at version {version}; reload it and decide again.")

@@ -1,0 +1,34 @@
+"""Who may do what in the casework, beyond seeing a facility (service/common.py): the supervisors of
+a district are its district client, the EDU bureau (the lead bureau) and admins."""
+
+from __future__ import annotations
+
+from shared.errors import Forbidden
+from shared.identity import ClientKind, Identity
+
+LEAD_BUREAU = "EDU"
+
+
+def supervises(caller: Identity, district_code: str) -> bool:
+    if caller.kind == ClientKind.admin or "admin" in caller.scopes:
+        return True
+    if caller.kind == ClientKind.bureau:
+        return caller.bureau == LEAD_BUREAU
+    return caller.kind == ClientKind.district and caller.district_code == district_code
+
+
+def require_supervisor(caller: Identity, district_code: str, what: str) -> None:
+    if not supervises(caller, district_code):
+        raise Forbidden(f"Only the district's guidance centre or the EDU bureau {what}.")
+
+
+def reads_district(caller: Identity, district_code: str) -> bool:
+    """Plans and planned inspections: the district, any bureau, admins; never the facilities
+    (a 双随机 inspection is unannounced)."""
+    if caller.sees_whole_city():
+        return True
+    return caller.kind == ClientKind.district and caller.district_code == district_code
+
+
+def is_parent(caller: Identity) -> bool:
+    return caller.kind == ClientKind.parent

@@ -1,0 +1,366 @@
+"""Incidents: reports and their deadline, who sees which, findings (once), escalated alerts, the
+overdue-finding job, and parents' reports."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from services.monitoring.casework.jobs import run_due
+from services.monitoring.models import Alert
+from tests.monitoring.casework_support import direct, incident_body, owned_facility, parent
+from tests.monitoring.conftest import MonitoringStack, cctv_event
+from tests.support import eventually
+from tests.workforce.conftest import new_id_number
+
+
+async def report(mon: MonitoringStack, body: dict[str, Any], who: str = "operator", **kw: Any) -> Any:
+    return await mon.client.post("/v1/incidents", json=body, headers=await mon.headers(who), **kw)
+
+
+async def alerts_where(mon: MonitoringStack, **equals: Any) -> list[Alert]:
+    async with mon.monitoring.state.sessionmaker() as session:
+        query = select(Alert).where(*(getattr(Alert, k) == v for k, v in equals.items()))
+        return list((await session.execute(query)).scalars())
+
+
+async def test_a_late_report_raises_the_deadline_alert(mon: MonitoringStack) -> None:
+    facility = await mon.approved_facility()
+    response = await report(mon, incident_body(facility["id"]))
+    assert response.status_code == 201, response.text
+    incident = response.json()
+    assert incident["status"] == "reported" and incident["reported_by_kind"] == "facility"
+    assert incident["reported_late"] is False and response.headers["ETag"] == '"1"'
+    assert [h["to_status"] for h in incident["history"]] == ["reported"]
+
+    three_hours_ago = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+    # `other` has 24 h, abuse 2 h.
+    other = await report(mon, incident_body(facility["id"], category="other", occurred_at=three_hours_ago))
+    assert other.json()["reported_late"] is False
+    late = await report(mon, incident_body(facility["id"], category="abuse", occurred_at=three_hours_ago))
+    assert late.status_code == 201 and late.json()["reported_late"] is True
+    late_id = late.json()["id"]
+    [alert] = await alerts_where(mon, source="deadline", facility_id=facility["id"])
+    assert alert.type == "incident_reported_late" and alert.details["incident_id"] == late_id
+    missed = await mon.events("cradle.monitoring.deadline.missed")
+    assert [(e["data"]["incident_id"], e["data"]["deadline"]) for e in missed] == [(late_id, "report")]
+    reported = await mon.events("cradle.monitoring.incident.reported")
+    assert len(reported) == 3
+
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    bad = await report(mon, incident_body(facility["id"], occurred_at=future))
+    assert bad.status_code == 422 and [e["field"] for e in bad.json()["errors"]] == ["occurred_at"]
+
+    # The same Idempotency-Key and body: the first answer, nothing twice.
+    body = incident_body(facility["id"])
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    first = await mon.client.post(
+        "/v1/incidents", json=body, headers={**await mon.headers("operator"), **key}
+    )
+    again = await mon.client.post(
+        "/v1/incidents", json=body, headers={**await mon.headers("operator"), **key}
+    )
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+
+
+async def bad_bodies_name_every_wrong_field(mon: MonitoringStack, facility: dict[str, Any]) -> None:
+    bad = await report(
+        mon,
+        {
+            "facility_id": "x",
+            "category": "theft",
+            "severity": "urgent",
+            "occurred_at": "yesterday",
+            "description": " ",
+            "practitioner_ids": ["nope"],
+            "reported_by_kind": "martian",
+            "extra": 1,
+        },
+    )
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {
+        "facility_id",
+        "category",
+        "severity",
+        "occurred_at",
+        "description",
+        "practitioner_ids.0",
+        "reported_by_kind",
+        "extra",
+    }
+    naive = await report(mon, incident_body(facility["id"], occurred_at="2026-01-01T10:00:00"))
+    assert naive.status_code == 422 and naive.json()["errors"][0]["field"] == "occurred_at"
+    # An operator reports as its facility, nothing else.
+    as_parent = await report(mon, incident_body(facility["id"], reported_by_kind="parent"))
+    assert as_parent.status_code == 422 and as_parent.json()["errors"][0]["field"] == "reported_by_kind"
+    malformed = await mon.client.post(
+        "/v1/incidents",
+        content=b"{nope",
+        headers={**await mon.headers("operator"), "Content-Type": "application/json"},
+    )
+    assert malformed.status_code == 400
+
+    incident = (await report(mon, incident_body(facility["id"]))).json()
+    finding = await mon.client.post(
+        f"/v1/incidents/{incident['id']}/findings",
+        json={"outcome": "maybe", "category": "x", "decision_ref": "", "abuser_practitioner_ids": "a"},
+        headers=await mon.headers("district"),
+    )
+    assert finding.status_code == 422
+    assert {e["field"] for e in finding.json()["errors"]} == {
+        "outcome",
+        "category",
+        "decision_ref",
+        "abuser_practitioner_ids",
+    }
+    unknown = await mon.client.get("/v1/incidents/nope", headers=await mon.headers("district"))
+    assert unknown.status_code == 404
+
+
+async def a_district_sees_only_its_own_districts_incidents(
+    mon: MonitoringStack, facility: dict[str, Any]
+) -> None:
+    incident = (await report(mon, incident_body(facility["id"]))).json()
+    path = f"/v1/incidents/{incident['id']}"
+    assert (await mon.client.get(path, headers=await mon.headers("district"))).status_code == 200
+    for stranger in ("other_district", "other_operator"):
+        headers = await mon.headers(stranger)
+        assert (await mon.client.get(path, headers=headers)).status_code == 404
+        listed = await mon.client.get("/v1/incidents", headers=headers)
+        assert listed.status_code == 200 and listed.json()["items"] == []
+        finding = await mon.client.post(
+            f"{path}/findings",
+            json={"outcome": "unfounded", "category": "injury", "decision_ref": "徐教〔2026〕1号"},
+            headers=headers,
+        )
+        assert finding.status_code == 404
+    mine = await mon.client.get(
+        "/v1/incidents",
+        params={"district_code": "310104", "status": "reported"},
+        headers=await mon.headers("district"),
+    )
+    assert incident["id"] in [i["id"] for i in mine.json()["items"]]
+
+
+async def test_an_incident_finding_is_recorded_once(mon: MonitoringStack) -> None:
+    facility = {"id": await owned_facility(mon)}
+    abuse = (await report(mon, incident_body(facility["id"], category="abuse"))).json()
+    path = f"/v1/incidents/{abuse['id']}/findings"
+    district = await mon.headers("district")
+    # Real people in the workforce, so that the ban the finding causes can be seen there.
+    edu = await mon.headers_for(
+        name="市教委", kind="bureau", bureau="EDU", scopes=["workforce:read", "workforce:write"]
+    )
+    people = []
+    for name in ("张三", "李四"):
+        id_number = new_id_number()
+        made = await mon.client.post(
+            "/v1/practitioners", json={"id_number": id_number, "name": name, "nationality": "CN"}, headers=edu
+        )
+        assert made.status_code == 201, made.text
+        people.append((made.json()["id"], id_number))
+    (abuser, abuser_id_number), (manager, manager_id_number) = people
+    finding = {
+        "outcome": "confirmed",
+        "category": "abuse",
+        "abuser_practitioner_ids": [],
+        "responsible_manager_ids": [manager],
+        "decision_ref": "徐教〔2026〕12号",
+    }
+    nobody = await mon.client.post(path, json=finding, headers=district)
+    assert nobody.status_code == 422
+    assert [e["field"] for e in nobody.json()["errors"]] == ["abuser_practitioner_ids"]
+    # The facility itself does not decide.
+    operator = await mon.client.post(
+        path, json=finding | {"abuser_practitioner_ids": [abuser]}, headers=await mon.headers("operator")
+    )
+    assert operator.status_code == 403
+    stale = await mon.client.post(
+        path, json=finding | {"abuser_practitioner_ids": [abuser]}, headers={**district, "If-Match": '"7"'}
+    )
+    assert stale.status_code == 412
+
+    decided = await mon.client.post(
+        path, json=finding | {"abuser_practitioner_ids": [abuser]}, headers=district
+    )
+    assert decided.status_code == 200, decided.text
+    body = decided.json()
+    assert body["status"] == "confirmed" and body["abuser_practitioner_ids"] == [abuser]
+    assert [h["to_status"] for h in body["history"]] == ["reported", "confirmed"]
+    twice = await mon.client.post(
+        path, json=finding | {"abuser_practitioner_ids": [abuser]}, headers=district
+    )
+    assert twice.status_code == 409
+    twice_other = await mon.client.post(
+        path,
+        json={"outcome": "unfounded", "category": "abuse", "decision_ref": "x"},
+        headers=await mon.headers("EDU"),
+    )
+    assert twice_other.status_code == 409
+
+    injury = (await report(mon, incident_body(facility["id"]))).json()
+    names_people = await mon.client.post(
+        f"/v1/incidents/{injury['id']}/findings",
+        json={
+            "outcome": "unfounded",
+            "category": "injury",
+            "decision_ref": "x",
+            "responsible_manager_ids": [manager],
+        },
+        headers=district,
+    )
+    assert names_people.status_code == 422
+    assert [e["field"] for e in names_people.json()["errors"]] == ["responsible_manager_ids"]
+    unfounded = await mon.client.post(
+        f"/v1/incidents/{injury['id']}/findings",
+        json={"outcome": "unfounded", "category": "injury", "decision_ref": "徐教〔2026〕13号"},
+        headers=await mon.headers("EDU"),
+    )
+    assert unfounded.status_code == 200 and unfounded.json()["status"] == "unfounded"
+
+    [confirmed] = await mon.events("cradle.monitoring.incident.confirmed")
+    assert confirmed["subject"] == abuse["id"]
+    data = confirmed["data"]
+    assert data["abuser_practitioner_ids"] == [abuser] and data["responsible_manager_ids"] == [manager]
+    assert data["category"] == "abuse" and data["decision_ref"] == "徐教〔2026〕12号"
+    assert data["district_code"] == "310104" and data["facility_id"] == facility["id"]
+    [unfounded_event] = await mon.events("cradle.monitoring.incident.unfounded")
+    assert unfounded_event["data"]["incident_id"] == injury["id"]
+
+    # The workforce bans both for life (monitoring never calls it: the event does).
+    async def banned(id_number: str) -> bool:
+        check = await mon.client.post(
+            "/v1/ban-checks", json={"id_number": id_number}, headers={**edu, "X-Purpose": "test"}
+        )
+        return check.status_code == 200 and check.json()["banned"]
+
+    await eventually(lambda: banned(abuser_id_number), timeout=20)
+    await eventually(lambda: banned(manager_id_number), timeout=20)
+
+
+async def an_alert_escalates_to_an_incident_once(mon: MonitoringStack, facility: dict[str, Any]) -> None:
+    camera = await mon.camera(facility["id"])
+    assert (await mon.send([cctv_event(camera, "abuse_suspected")])).status_code == 200
+    [alert] = await alerts_where(mon, facility_id=facility["id"], type="abuse_suspected")
+    district = await mon.headers("district")
+    body = {
+        "category": "abuse",
+        "severity": "critical",
+        "description": "视频显示疑似推搡幼儿",
+        "practitioner_ids": [],
+    }
+    other = await mon.client.post(
+        f"/v1/alerts/{alert.id}/escalate", json=body, headers=await mon.headers("other_district")
+    )
+    assert other.status_code == 404
+    bad = await mon.client.post(f"/v1/alerts/{alert.id}/escalate", json={"category": "x"}, headers=district)
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"category", "severity", "description"}
+
+    escalated = await mon.client.post(f"/v1/alerts/{alert.id}/escalate", json=body, headers=district)
+    assert escalated.status_code == 201, escalated.text
+    incident = escalated.json()
+    assert incident["reported_by_kind"] == "alert" and incident["alert_id"] == alert.id
+    assert incident["reported_late"] is False
+    seen = (await mon.client.get(f"/v1/alerts/{alert.id}", headers=district)).json()
+    assert seen["status"] == "escalated" and seen["incident_id"] == incident["id"]
+    again = await mon.client.post(f"/v1/alerts/{alert.id}/escalate", json=body, headers=district)
+    assert again.status_code == 409
+
+    assert (await mon.send([cctv_event(camera, "smoke_fire")])).status_code == 200
+    [fire] = [a for a in await alerts_where(mon, facility_id=facility["id"]) if a.type == "smoke_fire"]
+    resolved = await mon.client.post(f"/v1/alerts/{fire.id}/resolve", json={"note": "误报"}, headers=district)
+    assert resolved.status_code == 200
+    late = await mon.client.post(
+        f"/v1/alerts/{fire.id}/escalate", json=body | {"category": "fire"}, headers=district
+    )
+    assert late.status_code == 409
+
+
+async def an_overdue_finding_raises_once_even_if_run_twice(
+    mon: MonitoringStack, facility: dict[str, Any]
+) -> None:
+    incident = (await report(mon, incident_body(facility["id"]))).json()
+    decided = (await report(mon, incident_body(facility["id"]))).json()
+    await mon.client.post(
+        f"/v1/incidents/{decided['id']}/findings",
+        json={"outcome": "unfounded", "category": "injury", "decision_ref": "x"},
+        headers=await mon.headers("district"),
+    )
+    app = mon.monitoring
+    maker, settings = app.state.sessionmaker, app.state.settings
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    assert await run_due(maker=maker, settings=settings, now=soon) == {
+        "findings_overdue": 0,
+        "rectifications_overdue": 0,
+    }
+    later = datetime.now(UTC) + timedelta(hours=settings.finding_deadline_hours + 1)
+    assert (await run_due(maker=maker, settings=settings, now=later))["findings_overdue"] == 1
+    assert (await run_due(maker=maker, settings=settings, now=later + timedelta(minutes=1)))[
+        "findings_overdue"
+    ] == 0
+
+    [alert] = await alerts_where(mon, source="deadline", type="finding_overdue")
+    assert alert.details["incident_id"] == incident["id"] and alert.status == "open"
+    missed = await mon.events("cradle.monitoring.deadline.missed")
+    assert [(e["data"]["incident_id"], e["data"]["deadline"]) for e in missed] == [
+        (incident["id"], "finding")
+    ]
+    detail = (
+        await mon.client.get(f"/v1/incidents/{incident['id']}", headers=await mon.headers("district"))
+    ).json()
+    assert detail["finding_overdue_at"] is not None and len(detail["history"]) == 2
+
+    # The late finding is still recorded, and it answers the alert.
+    done = await mon.client.post(
+        f"/v1/incidents/{incident['id']}/findings",
+        json={"outcome": "confirmed", "category": "injury", "decision_ref": "徐教〔2026〕14号"},
+        headers=await mon.headers("district"),
+    )
+    assert done.status_code == 200
+    [alert] = await alerts_where(mon, source="deadline", type="finding_overdue")
+    assert alert.status == "resolved"
+
+
+async def parents_report_and_read_back_only_their_own(
+    mon: MonitoringStack, keys: dict[str, Any], facility: dict[str, Any]
+) -> None:
+    async with direct(mon, keys) as api:
+        mum, dad = parent("mum"), parent("dad")
+        body = incident_body(facility["id"], practitioner_ids=[], category="food_safety", severity="medium")
+        made = await api.post("/v1/incidents", mum, json=body)
+        assert made.status_code == 201, made.text
+        incident = made.json()
+        assert incident["reported_by_kind"] == "parent" and incident["reported_late"] is False
+        assert (await api.get(f"/v1/incidents/{incident['id']}", mum)).status_code == 200
+        assert (await api.get(f"/v1/incidents/{incident['id']}", dad)).status_code == 404
+        assert [i["id"] for i in (await api.get("/v1/incidents", mum)).json()["items"]] == [incident["id"]]
+        assert (await api.get("/v1/incidents", dad)).json()["items"] == []
+        as_facility = await api.post("/v1/incidents", mum, json=body | {"reported_by_kind": "facility"})
+        assert as_facility.status_code == 422
+        nowhere = await api.post("/v1/incidents", mum, json=body | {"facility_id": str(uuid.uuid4())})
+        assert nowhere.status_code == 404
+        # A parent cannot record a finding (no monitoring:write).
+        finding = {"outcome": "unfounded", "category": "food_safety", "decision_ref": "x"}
+        assert (
+            await api.post(f"/v1/incidents/{incident['id']}/findings", mum, json=finding)
+        ).status_code == 403
+    # The district sees the parent's report.
+    seen = await mon.client.get(f"/v1/incidents/{incident['id']}", headers=await mon.headers("district"))
+    assert seen.status_code == 200
+
+
+async def test_bad_bodies_and_who_sees_which_incident(mon: MonitoringStack, keys: dict[str, Any]) -> None:
+    facility = {"id": await owned_facility(mon)}
+    await bad_bodies_name_every_wrong_field(mon, facility)
+    await a_district_sees_only_its_own_districts_incidents(mon, facility)
+    await parents_report_and_read_back_only_their_own(mon, keys, facility)
+
+
+async def test_overdue_findings_and_escalated_alerts(mon: MonitoringStack) -> None:
+    facility = {"id": await owned_facility(mon)}
+    await an_overdue_finding_raises_once_even_if_run_twice(mon, facility)
+    await an_alert_escalates_to_an_incident_once(mon, facility)
