@@ -31,6 +31,9 @@ bench: install
 	command -v wrk >/dev/null || apt-get install -y -qq --no-install-recommends wrk
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/ban_check.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --backend postgres
+	$(BIN)/python bench/guidance_figures.py
 
 # Re-pin after changing pyproject.toml's dependencies: resolves in a scratch venv, writes both locks.
 lock:

@@ -48,12 +48,13 @@ import asyncpg
 import httpx
 import nats
 from nats.js.api import StreamConfig
-from sqlalchemy import create_engine, insert
+from sqlalchemy import insert
 
 from bench.ban_check import ADMIN_SECRET, ensure_admin, processes, uvicorn, wait_healthy
 from services.monitoring.models import Camera, Facility
 from shared.cli.layout import Keys, free_port, gateway_env
 from shared.cli.nats_server import nats_server_args
+from shared.db import make_engine
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner, generate_keypair
 from shared.migrations import upgrade
 
@@ -61,9 +62,9 @@ PG_ADMIN = os.environ.get("CRADLE_BENCH_PG", "postgresql://postgres@127.0.0.1:54
 ALWAYS_OPEN = [{"days": [1, 2, 3, 4, 5, 6, 7], "opens": "00:00", "closes": "23:59"}]
 
 
-def seed(sync_url: str, cameras: int) -> list[tuple[str, str]]:
+async def seed(url: str, cameras: int) -> list[tuple[str, str]]:
     """Facilities and cameras straight into monitoring's tables; returns (camera_id, facility_id)."""
-    engine = create_engine(sync_url)
+    engine = make_engine(url)
     now = datetime.now(UTC)
     facilities = [
         {
@@ -101,11 +102,11 @@ def seed(sync_url: str, cameras: int) -> list[tuple[str, str]]:
         }
         for n in range(cameras)
     ]
-    with engine.begin() as connection:
-        connection.execute(insert(Facility.__table__), facilities)
+    async with engine.begin() as connection:
+        await connection.execute(insert(Facility.__table__), facilities)
         for start in range(0, len(rows), 10_000):
-            connection.execute(insert(Camera.__table__), rows[start : start + 10_000])
-    engine.dispose()
+            await connection.execute(insert(Camera.__table__), rows[start : start + 10_000])
+    await engine.dispose()
     return [(r["id"], r["facility_id"]) for r in rows]
 
 
@@ -188,16 +189,14 @@ async def main(args: argparse.Namespace) -> None:
         await admin.close()
         base = PG_ADMIN.rsplit("/", 1)[0]
         monitoring_db = f"postgresql+asyncpg://{base.split('://', 1)[1]}/{pg_database}"
-        monitoring_sync = f"postgresql+psycopg://{base.split('://', 1)[1]}/{pg_database}"
     else:
         monitoring_db = f"sqlite+aiosqlite:///{work / 'monitoring.db'}"
-        monitoring_sync = f"sqlite:///{work / 'monitoring.db'}"
     gateway_db = f"sqlite+aiosqlite:///{work / 'gateway.db'}"
     print(f"workdir {work}; monitoring on {args.backend}")
     try:
         await asyncio.to_thread(upgrade, "monitoring", monitoring_db)
         await asyncio.to_thread(upgrade, "gateway", gateway_db)
-        cameras = await asyncio.to_thread(seed, monitoring_sync, args.cameras)
+        cameras = await seed(monitoring_db, args.cameras)
         await ensure_admin(gateway_db)
         await run(args, work, keys, monitoring_db, gateway_db, cameras)
     finally:
