@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/ingest.py --backend postgres
 	$(BIN)/python bench/guidance_figures.py
+	$(BIN)/python bench/ban_propagation.py
 
 # Re-pin after changing pyproject.toml's dependencies: resolves in a scratch venv, writes both locks.
 lock:
