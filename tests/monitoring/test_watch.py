@@ -250,3 +250,23 @@ async def test_devices_publishing_to_nats_get_the_same_treatment(mon: Monitoring
     consumer = mon.monitoring.state.ingest_consumer
     await eventually(lambda: consumer.rejected == 2)  # the foreign camera's event and the garbage
     assert [a.type for a in await alerts_of(mon, facility["id"])] == ["fall"]
+
+
+async def test_a_suspended_facility_still_stores_events_but_raises_no_offline_alert(
+    mon: MonitoringStack,
+) -> None:
+    facility = await mon.approved_facility(opening_hours=ALWAYS_OPEN)
+    camera = await mon.camera(facility["id"])
+    suspended = await mon.client.post(
+        f"/v1/facilities/{facility['id']}/status",
+        json={"status": "suspended", "reason": "整改期间暂停收托"},
+        headers=await mon.headers("EDU"),
+    )
+    assert suspended.status_code == 200, suspended.text
+    await mon.projected(facility["id"], status="suspended")
+
+    stored = (await mon.send([cctv_event(camera), cctv_event(camera, type="smoke_fire")])).json()
+    assert stored["accepted"] == 2 and stored["alerts_raised"] == 1  # a fire is a fire, open or not
+    later = datetime.now(UTC) + timedelta(hours=3)
+    settings, maker = mon.monitoring.state.settings, mon.monitoring.state.sessionmaker
+    assert await raise_offline_alerts(maker=maker, settings=settings, now=later) == 0
