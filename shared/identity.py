@@ -12,10 +12,11 @@ from typing import Annotated
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from fastapi import Depends, Request, params
+from fastapi import Depends, Header, Request, params
 from pydantic import BaseModel, Field
 
 from shared.errors import Forbidden, Unauthorized
+from shared.observability import request_id_of
 
 IDENTITY_HEADER = "x-cradle-identity"
 INTERNAL_AUDIENCE = "cradle-internal"
@@ -164,3 +165,28 @@ def scope_guard(scope: str) -> params.Depends:
 
     guard.__name__ = f"requires_{scope.replace(':', '_')}"
     return Depends(guard)
+
+
+async def purpose(
+    x_purpose: Annotated[str | None, Header(alias="X-Purpose", max_length=600)] = None,
+) -> str | None:
+    """Why the caller reads personal data (audited with the read). Header bytes arrive as latin-1;
+    a purpose written in Chinese was sent as UTF-8, so it is decoded back."""
+    if x_purpose is None:
+        return None
+    try:
+        decoded = x_purpose.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        decoded = x_purpose
+    cleaned = "".join(c for c in decoded if c.isprintable()).strip()
+    return cleaned or None
+
+
+PurposeDep = Annotated[str | None, Depends(purpose)]
+
+
+async def request_id(request: Request) -> str:
+    return request_id_of(request)
+
+
+RequestIdDep = Annotated[str, Depends(request_id)]

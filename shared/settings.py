@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.pii import KEY_BYTES, MIN_HMAC_KEY_BYTES, KeyedHasher, PiiCipher, decode_key
 
 
 class ServiceSettings(BaseSettings):
@@ -53,3 +55,52 @@ class ServiceSettings(BaseSettings):
         if "PUBLIC KEY" not in value.get_secret_value():
             raise ValueError("must be a PEM public key (set by `cradle up`, or from your secret store)")
         return value
+
+
+class PersonalDataSettings(ServiceSettings):
+    """A service that holds personal data (ID or phone numbers): its keys, with no defaults — a
+    deployment brings its own (`cradle up` generates them). `<PREFIX>_PII_KEYS='{"k2026a": "<base64
+    of 32 bytes>"}'`: every listed key decrypts, the active one encrypts, so a key is rotated by
+    adding one and making it active. `<PREFIX>_PII_HMAC_KEY` (base64 of ≥ 32 bytes) keys the lookup
+    hashes: changing it orphans every one of them."""
+
+    pii_keys: dict[str, SecretStr]
+    pii_active_key_id: str
+    pii_hmac_key: SecretStr
+
+    @field_validator("pii_keys")
+    @classmethod
+    def _pii_keys_are_aes_256(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        if not keys:
+            raise ValueError("at least one key is needed")
+        for key_id, key in keys.items():
+            if not key_id or len(key_id) > 32:
+                raise ValueError("key ids are 1–32 characters")
+            try:
+                decode_key(key.get_secret_value(), min_bytes=KEY_BYTES)
+            except ValueError as exc:
+                raise ValueError(f"key {key_id!r}: {exc}") from None
+        return keys
+
+    @field_validator("pii_hmac_key")
+    @classmethod
+    def _hmac_key_is_strong(cls, key: SecretStr) -> SecretStr:
+        try:
+            decode_key(key.get_secret_value(), min_bytes=MIN_HMAC_KEY_BYTES, exact=False)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return key
+
+    @model_validator(mode="after")
+    def _active_key_exists(self) -> PersonalDataSettings:
+        if self.pii_active_key_id not in self.pii_keys:
+            raise ValueError("pii_active_key_id must name one of pii_keys")
+        return self
+
+    def cipher(self) -> PiiCipher:
+        return PiiCipher(
+            {k: decode_key(v.get_secret_value()) for k, v in self.pii_keys.items()}, self.pii_active_key_id
+        )
+
+    def hasher(self) -> KeyedHasher:
+        return KeyedHasher(decode_key(self.pii_hmac_key.get_secret_value(), exact=False))

@@ -16,7 +16,6 @@ from services.guidance.service.families import get_visible_family, open_code, se
 from shared.errors import FieldError, Forbidden, InvalidInput
 from shared.idempotency import Idempotency
 from shared.identity import AuthenticatedDep, ClientKind, Identity, resolve_caller
-from shared.observability import request_id_of
 from shared.service import SessionDep
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -51,31 +50,6 @@ async def guidance_writer(caller: AuthenticatedDep) -> Identity:
 
 
 Writer = Annotated[Identity, Depends(guidance_writer)]
-
-
-async def purpose(
-    x_purpose: Annotated[str | None, Header(alias="X-Purpose", max_length=600)] = None,
-) -> str | None:
-    """Why the caller reads personal data. Header bytes arrive as latin-1; a purpose written in
-    Chinese was sent as UTF-8, so it is decoded back."""
-    if x_purpose is None:
-        return None
-    try:
-        decoded = x_purpose.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        decoded = x_purpose
-    cleaned = "".join(c for c in decoded if c.isprintable()).strip()
-    return cleaned or None
-
-
-PurposeDep = Annotated[str | None, Depends(purpose)]
-
-
-async def request_id(request: Request) -> str:
-    return request_id_of(request)
-
-
-RequestIdDep = Annotated[str, Depends(request_id)]
 
 
 async def visible_family(session: SessionDep, caller: Caller, family_id: IdPath) -> Family:

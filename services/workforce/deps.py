@@ -2,13 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 
 from services.workforce.models import Employment, FacilityProjection, Practitioner
 from services.workforce.service.common import Workforce, get_visible_facility, get_visible_practitioner
 from services.workforce.service.hiring import get_visible_employment
 from shared.identity import AuthenticatedDep
-from shared.observability import request_id_of
 from shared.service import SessionDep
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -22,31 +21,6 @@ async def workforce(request: Request) -> Workforce:
 
 
 WorkforceDep = Annotated[Workforce, Depends(workforce)]
-
-
-async def purpose(
-    x_purpose: Annotated[str | None, Header(alias="X-Purpose", max_length=600)] = None,
-) -> str | None:
-    """Why the caller reads personal data. Header bytes arrive as latin-1; a purpose written in
-    Chinese was sent as UTF-8, so it is decoded back."""
-    if x_purpose is None:
-        return None
-    try:
-        decoded = x_purpose.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        decoded = x_purpose
-    cleaned = "".join(c for c in decoded if c.isprintable()).strip()
-    return cleaned or None
-
-
-PurposeDep = Annotated[str | None, Depends(purpose)]
-
-
-async def request_id(request: Request) -> str:
-    return request_id_of(request)
-
-
-RequestIdDep = Annotated[str, Depends(request_id)]
 
 
 async def visible_practitioner(

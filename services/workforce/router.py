@@ -17,8 +17,6 @@ from services.workforce.deps import (
     IdPath,
     IdQuery,
     PractitionerDep,
-    PurposeDep,
-    RequestIdDep,
     WorkforceDep,
 )
 from services.workforce.schemas import (
@@ -63,7 +61,7 @@ from services.workforce.service import (
 from services.workforce.service.common import get_visible_facility, shanghai_today
 from shared.errors import PROBLEM_JSON, CradleError, problem_response
 from shared.idempotency import IdempotencyDep
-from shared.identity import AuthenticatedDep, Identity, scope_guard
+from shared.identity import AuthenticatedDep, Identity, PurposeDep, RequestIdDep, scope_guard
 from shared.pagination import Page, PageParams, page_params
 from shared.service import SessionDep
 

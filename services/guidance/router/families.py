@@ -11,8 +11,6 @@ from services.guidance.deps import (
     GuidanceDep,
     IdempotencyDep,
     IdPath,
-    PurposeDep,
-    RequestIdDep,
     Writer,
 )
 from services.guidance.router.common import IfMatch, Paging, problem
@@ -34,6 +32,7 @@ from services.guidance.service import families, resources, sessions, visits
 from services.guidance.service.common import as_utc, etag, is_parent, linked_family_id
 from services.guidance.service.families import FamilyFilters
 from shared.errors import CradleError
+from shared.identity import PurposeDep, RequestIdDep
 from shared.pagination import Page
 from shared.service import SessionDep
 
