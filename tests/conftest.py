@@ -291,6 +291,22 @@ async def stack(
         yield s
 
 
+@pytest.fixture
+async def full_stack(
+    databases: DatabaseFactory, shared_nats_url: str, namespace: str, keys: dict[str, Any]
+) -> AsyncIterator[Stack]:
+    """The gateway in front of all four services; the services' scheduled jobs left to the tests."""
+    async with start_stack(
+        databases=databases,
+        nats_url=shared_nats_url,
+        namespace=namespace,
+        keys=keys,
+        services=("registry", "workforce", "monitoring", "guidance"),
+        overrides={"monitoring": {"jobs_interval_seconds": 0}, "workforce": {"jobs_interval_seconds": 0}},
+    ) as s:
+        yield s
+
+
 def facility_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": "徐汇区天平街道社区托育点",

@@ -13,37 +13,20 @@ audited; the indicators reflect it; the audit chain verifies."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from gateway import audit
 from services.workforce.models import BanCheck
-from tests.conftest import Stack, facility_body, start_stack
-from tests.support import DatabaseFactory, eventually
+from tests.conftest import Stack, facility_body
+from tests.support import eventually
 from tests.workforce.conftest import new_id_number
 
 REVIEWERS = ("EDU", "HEALTH", "FIRE", "SAMR")
 MONITORING = ["monitoring:read", "monitoring:write", "monitoring:ingest"]
 OPERATOR_SCOPES = ["registry:read", "registry:write", "workforce:read", "workforce:write", *MONITORING]
-
-
-@pytest.fixture
-async def city(
-    databases: DatabaseFactory, shared_nats_url: str, namespace: str, keys: dict[str, Any]
-) -> AsyncIterator[Stack]:
-    async with start_stack(
-        databases=databases,
-        nats_url=shared_nats_url,
-        namespace=namespace,
-        keys=keys,
-        services=("registry", "workforce", "monitoring", "guidance"),
-        overrides={"monitoring": {"jobs_interval_seconds": 0}, "workforce": {"jobs_interval_seconds": 0}},
-    ) as stack:
-        yield stack
 
 
 class City:
@@ -112,8 +95,8 @@ class City:
         return await eventually(hired, timeout=20)
 
 
-async def test_the_city_story(city: Stack) -> None:
-    c = City(city)
+async def test_the_city_story(full_stack: Stack) -> None:
+    c = City(full_stack)
     for department in REVIEWERS:
         await c.meet(
             department,
@@ -298,7 +281,7 @@ async def test_the_city_story(city: Stack) -> None:
         headers={"X-Purpose": "(2026)沪公刑查字第77号".encode()},
     )
     assert check["banned"] is True
-    async with city.workforce.state.sessionmaker() as session:
+    async with full_stack.workforce.state.sessionmaker() as session:
         audited = (
             (await session.execute(select(BanCheck).where(BanCheck.outcome == "banned"))).scalars().all()
         )
@@ -313,8 +296,8 @@ async def test_the_city_story(city: Stack) -> None:
     assert rows["certified_rate"]["status"] == "ok"
 
     # 11. The audit chain holds every call and verifies.
-    await _audit_settled(city)
-    report = await audit.verify(city.gateway.state.engine)
+    await _audit_settled(full_stack)
+    report = await audit.verify(full_stack.gateway.state.engine)
     assert report.ok, report
     calls = await c.call("GET", "/v1/audit?path=/v1/ban-checks", "auditor")
     assert any(r["client_kind"] == "bureau" and r["status"] == 200 for r in calls["items"])

@@ -4,15 +4,12 @@ with the caller's identity; a service down marks its parts unavailable) and the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
-
-import pytest
+from collections.abc import Iterator
 
 from services.monitoring.models import Facility as MonitoredFacility
 from services.workforce.models import FacilityProjection
-from tests.conftest import Stack, facility_body, start_stack
-from tests.support import DatabaseFactory, eventually
+from tests.conftest import Stack, facility_body
+from tests.support import eventually
 
 READ_ALL = ["registry:read", "workforce:read", "monitoring:read", "guidance:read"]
 REVIEWERS = ("EDU", "HEALTH", "FIRE", "SAMR")
@@ -32,21 +29,6 @@ DOMAIN_IDS = {
     "guidance_events",
     "observation_room_pilots",
 }
-
-
-@pytest.fixture
-async def city(
-    databases: DatabaseFactory, shared_nats_url: str, namespace: str, keys: dict[str, Any]
-) -> AsyncIterator[Stack]:
-    async with start_stack(
-        databases=databases,
-        nats_url=shared_nats_url,
-        namespace=namespace,
-        keys=keys,
-        services=("registry", "workforce", "monitoring", "guidance"),
-        overrides={"monitoring": {"jobs_interval_seconds": 0}, "workforce": {"jobs_interval_seconds": 0}},
-    ) as stack:
-        yield stack
 
 
 @contextlib.contextmanager
@@ -90,13 +72,13 @@ async def approved_everywhere(stack: Stack, operator: dict[str, str]) -> str:
     return facility_id
 
 
-async def test_the_profile_gathers_every_part_and_survives_a_service_down(city: Stack) -> None:
-    operator = await city.headers_for(
+async def test_the_profile_gathers_every_part_and_survives_a_service_down(full_stack: Stack) -> None:
+    operator = await full_stack.headers_for(
         name="小太阳托育", kind="operator", scopes=["registry:write", *READ_ALL]
     )
-    facility_id = await approved_everywhere(city, operator)
+    facility_id = await approved_everywhere(full_stack, operator)
 
-    profile = await city.client.get(f"/v1/facilities/{facility_id}/profile", headers=operator)
+    profile = await full_stack.client.get(f"/v1/facilities/{facility_id}/profile", headers=operator)
     assert profile.status_code == 200, profile.text
     body = profile.json()
     assert body["complete"] is True, body
@@ -107,8 +89,8 @@ async def test_the_profile_gathers_every_part_and_survives_a_service_down(city: 
     assert body["last_inspection"] == {"status": "ok"}  # none yet
     assert body["risk"]["status"] == "ok" and "score" in body["risk"]["data"]
 
-    with down(city, "monitoring"):
-        partial = await city.client.get(f"/v1/facilities/{facility_id}/profile", headers=operator)
+    with down(full_stack, "monitoring"):
+        partial = await full_stack.client.get(f"/v1/facilities/{facility_id}/profile", headers=operator)
     assert partial.status_code == 200
     parts = partial.json()
     assert parts["complete"] is False
@@ -122,21 +104,29 @@ async def test_the_profile_gathers_every_part_and_survives_a_service_down(city: 
     assert parts["facility"]["status"] == "ok" and parts["staffing"]["status"] == "ok"
 
     # Another operator learns nothing, not even that the facility exists.
-    other = await city.headers_for(name="另一家", kind="operator", scopes=READ_ALL)
-    assert (await city.client.get(f"/v1/facilities/{facility_id}/profile", headers=other)).status_code == 404
+    other = await full_stack.headers_for(name="另一家", kind="operator", scopes=READ_ALL)
+    assert (
+        await full_stack.client.get(f"/v1/facilities/{facility_id}/profile", headers=other)
+    ).status_code == 404
     # A caller without registry:read is refused at the door.
-    reader = await city.headers_for(name="只读监测", kind="bureau", bureau="EDU", scopes=["monitoring:read"])
-    assert (await city.client.get(f"/v1/facilities/{facility_id}/profile", headers=reader)).status_code == 403
+    reader = await full_stack.headers_for(
+        name="只读监测", kind="bureau", bureau="EDU", scopes=["monitoring:read"]
+    )
+    assert (
+        await full_stack.client.get(f"/v1/facilities/{facility_id}/profile", headers=reader)
+    ).status_code == 403
 
 
-async def test_indicators_report_every_domain_row_and_what_is_unavailable(city: Stack) -> None:
-    operator = await city.headers_for(
+async def test_indicators_report_every_domain_row_and_what_is_unavailable(full_stack: Stack) -> None:
+    operator = await full_stack.headers_for(
         name="小太阳托育", kind="operator", scopes=["registry:write", *READ_ALL]
     )
-    await approved_everywhere(city, operator)
-    wcwc = await city.headers_for(name="市妇儿工委", kind="bureau", bureau="WCWC", scopes=["indicators:read"])
+    await approved_everywhere(full_stack, operator)
+    wcwc = await full_stack.headers_for(
+        name="市妇儿工委", kind="bureau", bureau="WCWC", scopes=["indicators:read"]
+    )
 
-    response = await city.client.get("/v1/indicators", headers=wcwc)
+    response = await full_stack.client.get("/v1/indicators", headers=wcwc)
     assert response.status_code == 200, response.text
     body = response.json()
     rows = {row["id"]: row for row in body["items"]}
@@ -150,14 +140,14 @@ async def test_indicators_report_every_domain_row_and_what_is_unavailable(city: 
     assert rows["annual_onsite_inspection"]["denominator"] == 1
     assert rows["development_bases"]["target"] == {"districts": 16, "bases": 18}
 
-    with down(city, "guidance"):
-        partial = (await city.client.get("/v1/indicators", headers=wcwc)).json()
+    with down(full_stack, "guidance"):
+        partial = (await full_stack.client.get("/v1/indicators", headers=wcwc)).json()
     by_id = {row["id"]: row for row in partial["items"]}
     assert partial["sources"]["guidance"] == "unavailable"
     assert by_id["guidance_station_coverage"]["status"] == "unavailable"
     assert by_id["guidance_station_coverage"]["met"] is None
     assert by_id["new_inclusive_points"]["status"] == "ok"
 
-    bad = await city.client.get("/v1/indicators?year=1999", headers=wcwc)
+    bad = await full_stack.client.get("/v1/indicators?year=1999", headers=wcwc)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "year"
-    assert (await city.client.get("/v1/indicators", headers=operator)).status_code == 403
+    assert (await full_stack.client.get("/v1/indicators", headers=operator)).status_code == 403
