@@ -200,11 +200,18 @@ async def _integrity_conflict(request: Request, exc: Exception) -> JSONResponse:
 # PostgreSQL refuses text it cannot store (a NUL character, an invalid byte sequence): the
 # caller's input, so a 422, not a server error.
 UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+# The database went away under the request: its connection was lost (class 08), or the server is
+# shutting down, starting up or restarting (57P01-57P05). Nothing was done that the caller can
+# rely on: a 503 to retry, like a refused connection, never a 500.
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P")
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
-    if getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if exc.connection_invalidated or sqlstate.startswith(UNAVAILABLE_SQLSTATE_PREFIXES):
+        return await _dependency_unavailable(request, exc)
+    if sqlstate in UNSTORABLE_TEXT_SQLSTATES:
         return problem_response(
             status=422,
             title="Invalid input",

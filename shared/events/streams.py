@@ -95,16 +95,31 @@ def stream_configs(namespace: Namespace, *, replicas: int) -> list[StreamConfig]
     return configs
 
 
+# What stream_configs declares. A stream that already has it is left alone: every service runs
+# ensure_streams at start-up, and a JetStream cluster may leave concurrent requests about one stream
+# (even an update that changes nothing) unanswered until they time out, so services starting
+# together would keep failing each other's start.
+_DECLARED = ("subjects", "retention", "storage", "discard", "max_age", "num_replicas", "duplicate_window")
+
+
+def _as_declared(current: StreamConfig, declared: StreamConfig) -> bool:
+    return all(
+        getattr(declared, name) is None or getattr(current, name) == getattr(declared, name)
+        for name in _DECLARED
+    )
+
+
 async def ensure_streams(js: JetStreamContext, namespace: Namespace, *, replicas: int) -> None:
     """Create missing streams and bring existing ones to the declared config. Every service does
     this, so a consumer can bind before the producer has ever started."""
     for config in stream_configs(namespace, replicas=replicas):
         try:
-            await js.stream_info(config.name)
+            info = await js.stream_info(config.name)
         except NotFoundError:
             try:
                 await js.add_stream(config)
                 continue
-            except BadRequestError:
-                pass  # another service created it a moment ago
-        await js.update_stream(config)
+            except BadRequestError:  # another service created it a moment ago
+                info = await js.stream_info(config.name)
+        if not _as_declared(info.config, config):
+            await js.update_stream(config)
