@@ -93,9 +93,11 @@ async def seed_facilities(
     seed: int = 2026,
     namespace: str = "cradle",
     progress: Callable[[int], None] | None = None,
+    events_out: list[CloudEvent] | None = None,
 ) -> int:
     """Write `count` facilities (about 90 % approved with licences) and their events. Returns how
-    many were written. Deterministic for a given seed."""
+    many were written. Deterministic for a given seed. When `events_out` is given, each facility's
+    event (the facts the other services' projections are built from) is appended to it."""
     rng = random.Random(seed)
     ns = Namespace(namespace)
     async with engine.connect() as connection:
@@ -119,6 +121,7 @@ async def seed_facilities(
     written = 0
     for start in range(0, len(chosen), BATCH):
         facilities, changes, events = [], [], []
+        written_events: list[CloudEvent] = []
         for town in chosen[start : start + BATCH]:
             kind = rng.choices(kinds, weights=kind_weights)[0]
             lat, lon, radius = DISTRICT_AREAS[town.district_code]
@@ -208,6 +211,7 @@ async def seed_facilities(
             if approved_at:
                 data["approved_at"] = approved_at.isoformat()
             event = CloudEvent(source="/cradle/registry", type=event_type, subject=row["id"], data=data)
+            written_events.append(event)
             events.append(
                 {
                     "event_id": event.id,
@@ -222,6 +226,8 @@ async def seed_facilities(
             await connection.execute(insert(FacilityStatusChange), changes)
             await connection.execute(insert(outbox), events)
         written += len(facilities)
+        if events_out is not None:
+            events_out.extend(written_events)
         if progress:
             progress(len(facilities))
     async with engine.begin() as connection:

@@ -7,21 +7,35 @@ import asyncio
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from enum import StrEnum
+from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from gateway import service as gateway_service
 from shared.cli.audit import app as audit_app
 from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys
 from shared.db import make_engine
 from shared.migrations import upgrade
-
-if TYPE_CHECKING:
-    from services.guidance.demo import SeedReport
 
 app = typer.Typer(help="Cradle, Shanghai's childcare information platform.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -61,84 +75,252 @@ def migrate(
     migrate_all(names)
 
 
+class Scale(StrEnum):
+    small = "small"
+    city = "city"
+
+
+# `seed-demo --scale` presets; an option given explicitly overrides its preset's figure.
+SCALES: dict[Scale, dict[str, int]] = {
+    Scale.small: {"facilities": 250, "practitioners": 3_000, "cameras": 2_000, "families": 2_000},
+    Scale.city: {"facilities": 2_000, "practitioners": 60_000, "cameras": 20_000, "families": 300_000},
+}
+
+
+class _Rate(ProgressColumn):
+    """Rows a second over the whole step so far."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time or task.elapsed
+        counts = task.fields.get("counts", True)
+        rate = task.completed / elapsed if counts and elapsed and task.completed else None
+        return Text(f"{rate:>9,.0f}/s" if rate else " " * 11, style="progress.data.speed")
+
+
+class _Steps:
+    """A progress bar per step of the seeding, added when the step first reports."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.tasks: dict[str, TaskID] = {}
+        self.rows: dict[str, int] = {}
+
+    def report(self, step: str, done: int, total: int | None) -> None:
+        """`total` None: a step that only says it is running."""
+        if step not in self.tasks:
+            self.tasks[step] = self.bar.add_task(step, total=total, counts=total is not None)
+        self.bar.update(self.tasks[step], completed=done, total=total)
+        self.rows[step] = done
+
+    def counter(self, step: str, total: int) -> Callable[[int], None]:
+        """For seeders that report each batch's size rather than how far they are."""
+        self.report(step, 0, total)
+        return lambda n: self.report(step, self.rows[step] + n, total)
+
+
 @app.command("seed-demo")
 def seed_demo(
-    facilities: int = typer.Option(3000, min=1, max=100_000, help="How many facilities to write."),
-    families: int = typer.Option(
-        300_000, min=0, max=2_000_000, help="How many guidance families to write (0: none)."
+    scale: Scale = typer.Option(
+        Scale.city, help="Preset sizes: small (tests, CI) or city (Shanghai's order of magnitude)."
+    ),
+    facilities: int | None = typer.Option(
+        None, min=1, max=100_000, help="Facilities to write (small: 250, city: 2,000)."
+    ),
+    practitioners: int | None = typer.Option(
+        None, min=0, max=1_000_000, help="Workforce practitioners to write (0: none; city: 60,000)."
+    ),
+    cameras: int | None = typer.Option(
+        None, min=0, max=1_000_000, help="Monitoring cameras to write (0: none; city: 20,000)."
+    ),
+    families: int | None = typer.Option(
+        None, min=0, max=2_000_000, help="Guidance families to write (0: none; city: 300,000)."
     ),
     seed: int = typer.Option(2026, help="The same seed writes the same city."),
 ) -> None:
-    """Fill the registry (REGISTRY_DATABASE_URL, or SQLite under CRADLE_DATA_DIR) with a plausible
-    city of facilities over the 216 街镇, and guidance (GUIDANCE_DATABASE_URL) with its stations,
-    families, sessions and resources; their events leave through the outbox when it runs."""
-    from rich.progress import Progress
-
-    from services.registry.demo import seed_facilities
-
-    migrate_all(["registry", "guidance"] if families else ["registry"])
+    """Fill every service's database (<SERVICE>_DATABASE_URL, or SQLite under CRADLE_DATA_DIR) with
+    a plausible city: the registry's facilities over the 216 街镇; the workforce's projection of them,
+    practitioners (encrypted ID numbers), certificates and employments; monitoring's projection and
+    cameras; guidance's stations, families, sessions and resources. Their events leave through the
+    outboxes when the services run."""
+    preset = SCALES[scale]
+    n_facilities = facilities if facilities is not None else preset["facilities"]
+    n_practitioners = practitioners if practitioners is not None else preset["practitioners"]
+    n_cameras = cameras if cameras is not None else preset["cameras"]
+    n_families = families if families is not None else preset["families"]
     namespace = os.environ.get("CRADLE_EVENT_NAMESPACE", "cradle")
-
-    async def run() -> int:
-        engine = make_engine(database_url("registry", data_dir()))
-        try:
-            with Progress(console=console) as bar:
-                task = bar.add_task("facilities", total=facilities)
-                return await seed_facilities(
-                    engine,
-                    count=facilities,
-                    seed=seed,
-                    namespace=namespace,
-                    progress=lambda n: bar.advance(task, n),
-                )
-        finally:
-            await engine.dispose()
-
+    console.print(
+        f"seeding [bold]{scale.value}[/]: {n_facilities:,} facilities, {n_practitioners:,} practitioners, "
+        f"{n_cameras:,} cameras, {n_families:,} families (seed {seed})"
+    )
     started = time.perf_counter()
-    written = asyncio.run(run())
-    console.print(f"[green]{written}[/] facilities written in {time.perf_counter() - started:.1f} s")
-    if families:
-        _seed_guidance(families=families, seed=seed, namespace=namespace)
+    wanted = {
+        "registry": True,
+        "workforce": n_practitioners > 0,
+        "monitoring": n_cameras > 0,
+        "guidance": n_families > 0,
+    }
+    migrate_all([name for name, on in wanted.items() if on])
+    migrated = time.perf_counter() - started
+    laps = asyncio.run(
+        _seed_city(
+            facilities=n_facilities,
+            practitioners=n_practitioners,
+            cameras=n_cameras,
+            families=n_families,
+            seed=seed,
+            namespace=namespace,
+        )
+    )
+    table = Table(title="seed-demo", show_edge=False)
+    for column in ("step", "seconds"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    table.add_row("migrations", f"{migrated:.1f}")
+    for name, seconds in laps:
+        table.add_row(name, f"{seconds:.1f}", style="dim" if name.startswith("  ") else None)
+    table.add_row("[bold]total[/]", f"[bold]{time.perf_counter() - started:.1f}[/]")
+    console.print(table)
 
 
-def _seed_guidance(*, families: int, seed: int, namespace: str) -> None:
-    from rich.progress import Progress
-
-    from services.guidance.config import GuidanceSettings
-    from services.guidance.demo import seed_guidance
-    from services.guidance.service.common import Guidance
+async def _seed_city(
+    *, facilities: int, practitioners: int, cameras: int, families: int, seed: int, namespace: str
+) -> list[tuple[str, float]]:
+    """Every service's seeding, one after the other; returns each step's time (its parts indented)."""
+    from services.registry.demo import seed_facilities
+    from shared.events.envelope import CloudEvent
 
     base = data_dir()
-    url = database_url("guidance", base)
-    keys = load_or_create_keys(base).pii["guidance"].settings()
-    settings = GuidanceSettings(
-        database_url=url, internal_verify_key=load_or_create_keys(base).internal_verify_key, **keys
+    keys = load_or_create_keys(base)
+    laps: list[tuple[str, float]] = []
+    columns = (
+        TextColumn("[bold]{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
+    with Progress(*columns, console=console) as bar:
+        steps = _Steps(bar)
 
-    async def run() -> SeedReport:
-        engine = make_engine(url)
-        try:
-            with Progress(console=console) as bar:
-                task = bar.add_task("families", total=families)
-                return await seed_guidance(
+        # The registry's facility events, as it writes them to its outbox. This is the composition
+        # root: handing them to the workforce's and monitoring's seeders is what NATS would do, and
+        # their projections are built from them exactly as their consumers would (same facts,
+        # version and event time), so the real events, when the outbox relay sends them, change
+        # nothing. No service reads another's database.
+        events: list[CloudEvent] = []
+        clock = time.perf_counter()
+        async with _engine("registry", base) as engine:
+            written = await seed_facilities(
+                engine,
+                count=facilities,
+                seed=seed,
+                namespace=namespace,
+                progress=steps.counter("registry facilities", facilities),
+                events_out=events,
+            )
+        seconds = time.perf_counter() - clock
+        laps.append(("registry", seconds))
+        console.print(f"[green]{written:,}[/] facilities written in {seconds:.1f} s")
+
+        if practitioners:
+            from services.workforce.config import WorkforceSettings
+            from services.workforce.demo import seed_workforce
+            from services.workforce.service.common import Workforce
+
+            clock = time.perf_counter()
+            url = database_url("workforce", base)
+            settings = WorkforceSettings(
+                database_url=url,
+                internal_verify_key=keys.internal_verify_key,
+                **keys.pii["workforce"].settings(),  # type: ignore[arg-type]
+            )
+            async with _engine("workforce", base) as engine:
+                staff = await seed_workforce(
                     engine,
-                    guidance=Guidance.from_settings(settings),
+                    workforce=Workforce.from_settings(settings),
+                    facilities=events,
+                    practitioners=practitioners,
+                    seed=seed,
+                    namespace=namespace,
+                    progress=steps.report,
+                )
+            seconds = time.perf_counter() - clock
+            laps.append(("workforce", seconds))
+            laps.extend((f"  {name}", seconds) for name, seconds in staff.seconds.items())
+            console.print(
+                f"[green]{staff.practitioners:,}[/] practitioners ({staff.certificates:,} certificates, "
+                f"{staff.employments:,} active employments incl. {staff.directors:,} directors, "
+                f"{staff.ended_employments:,} ended), {staff.facilities:,} projected facilities, "
+                f"{staff.staffing_events:,} staffing events ({staff.out_of_ratio:,} out of ratio), "
+                f"written in {seconds:.1f} s"
+            )
+
+        if cameras:
+            from services.monitoring.demo import seed_monitoring
+
+            clock = time.perf_counter()
+            async with _engine("monitoring", base) as engine:
+                watch = await seed_monitoring(
+                    engine, facilities=events, cameras=cameras, seed=seed, progress=steps.report
+                )
+            seconds = time.perf_counter() - clock
+            laps.append(("monitoring", seconds))
+            laps.extend((f"  {name}", seconds) for name, seconds in watch.seconds.items())
+            console.print(
+                f"[green]{watch.cameras:,}[/] cameras at {watch.facilities_with_cameras:,} facilities, "
+                f"{watch.facilities:,} projected facilities, written in {seconds:.1f} s"
+            )
+
+        if families:
+            from services.guidance.config import GuidanceSettings
+            from services.guidance.demo import seed_guidance
+            from services.guidance.service.common import Guidance
+
+            clock = time.perf_counter()
+            url = database_url("guidance", base)
+            guidance_settings = GuidanceSettings(
+                database_url=url,
+                internal_verify_key=keys.internal_verify_key,
+                **keys.pii["guidance"].settings(),  # type: ignore[arg-type]
+            )
+            family_step = steps.counter("guidance families", families)
+            after_families = "guidance the rest"  # visits, sessions, bookings, resources: no counts
+
+            def on_families(_step: str, n: int) -> None:
+                family_step(n)
+                if steps.rows["guidance families"] >= families and after_families not in steps.tasks:
+                    steps.report(after_families, 0, None)
+
+            async with _engine("guidance", base) as engine:
+                report = await seed_guidance(
+                    engine,
+                    guidance=Guidance.from_settings(guidance_settings),
                     families=families,
                     seed=seed,
                     namespace=namespace,
-                    progress=lambda _step, n: bar.advance(task, n),
+                    progress=on_families,
                 )
-        finally:
-            await engine.dispose()
+            steps.report(after_families, 1, 1)
+            seconds = time.perf_counter() - clock
+            laps.append(("guidance", seconds))
+            laps.extend((f"  {name}", seconds) for name, seconds in report.seconds.items())
+            console.print(
+                f"[green]{report.families:,}[/] families ({report.guardians:,} guardians, "
+                f"{report.children:,} children), {report.places:,} places, {report.sessions:,} sessions, "
+                f"{report.bookings:,} bookings, {report.resources:,} resources pushed {report.pushes:,} "
+                f"times, written in {seconds:.1f} s"
+            )
+    return laps
 
-    started = time.perf_counter()
-    report = asyncio.run(run())
-    console.print(
-        f"[green]{report.families}[/] families ({report.guardians} guardians, {report.children} children), "
-        f"{report.places} places, {report.sessions} sessions, {report.bookings} bookings, "
-        f"{report.resources} resources pushed {report.pushes} times, "
-        f"written in {time.perf_counter() - started:.1f} s"
-    )
+
+@asynccontextmanager
+async def _engine(name: str, base: Path) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url(name, base))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @app.command("bootstrap-admin")
