@@ -119,7 +119,7 @@ class Employment(WorkforceModel, table=True):
     district_code: str = Field(max_length=6)
     role: str = Field(max_length=32)
     age_class: str | None = Field(default=None, max_length=16)
-    contract_type: str = Field(max_length=16)
+    contract_type: str = Field(max_length=32)
     social_insurance_paid: bool
     start_date: date
     end_date: date | None = None

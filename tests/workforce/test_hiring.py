@@ -244,3 +244,12 @@ async def test_every_change_to_staffing_is_announced_for_the_risk_score(wf: Work
     ]
     infant = next(c for c in assessed[-1]["classes"] if c["age_class"] == "infant")
     assert infant == {"age_class": "infant", "children": 6, "carers": 1, "carers_required": 2}
+
+
+async def test_every_contract_type_the_api_accepts_is_stored(wf: WorkforceStack) -> None:
+    facility = await wf.facility()
+    person = await wf.practitioner()
+    await wf.certify(person["id"])
+    hired = await wf.hire(person["id"], facility, contract_type="service_agreement")
+    assert hired.status_code == 201, hired.text
+    assert hired.json()["contract_type"] == "service_agreement"
