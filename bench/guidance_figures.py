@@ -5,7 +5,8 @@ query in the same run.
 
 Builds a temp SQLite guidance database (migrated), seeds it with `seed_guidance` (the same code as
 `cradle seed-demo`: families with encrypted phones, visits, sessions with bookings, resources with
-their pushes), then times, in one process and one run:
+their pushes, and the families' yearly tallies the figures read), then times, in one process and
+one run:
 - baseline: `SELECT count(*) FROM family` (the cheapest question about the same table);
 - figures: `services.guidance.service.figures.figures(...)`, the function behind
   `GET /v1/guidance/figures` (what the endpoint adds on top is serialisation, well under 1 ms);

@@ -1,15 +1,16 @@
 """Demo data at city scale: guidance stations in (nearly) every 街镇, bases, sites and rooms, hundreds
 of thousands of families with encrypted phones, home visits, sessions with bookings and attendance,
 and resources with their pushes. Written the fast way: SQLAlchemy Core executemany in big batches,
-one transaction per batch; pushes with the same INSERT … SELECT the API uses. Deterministic for a
-seed (except the phones' random AES-GCM nonces)."""
+one transaction per batch (bookings with the families' yearly tallies of them); pushes with the same
+INSERT … SELECT the API uses, which tallies them too. Deterministic for a seed (except the phones'
+random AES-GCM nonces)."""
 
 from __future__ import annotations
 
 import random
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +33,7 @@ from services.guidance.models import (
 )
 from services.guidance.service.common import PHONE, Guidance, shanghai_today
 from services.guidance.service.resources import push
+from services.guidance.service.tallies import add_attendance
 from shared.db import refresh_planner_statistics
 from shared.divisions import LEGAL_TOWN_TYPES
 from shared.events.envelope import CloudEvent
@@ -471,7 +473,30 @@ async def seed_guidance(
             for row in rng.sample(choices, k=min(len(choices), rng.randint(3, 10))):
                 book(row, family_id, 0.85)
     await _write(engine, GuidanceSession.__table__, sessions)
-    await _write(engine, Booking.__table__, bookings)
+    # Each batch of bookings with the families' yearly tallies of it, in one transaction.
+    in_need = {family_id: (code, registered) for family_id, code, registered in need}
+    for start in range(0, len(bookings), BATCH):
+        batch = bookings[start : start + BATCH]
+        attended = Counter(
+            (str(b["family_id"]), b["session_starts_at"].year)  # type: ignore[attr-defined]
+            for b in batch
+            if b["attended"]
+        )
+        tallies = [
+            {
+                "family_id": family_id,
+                "year": year,
+                "district_code": in_need[family_id][0],
+                "registered_on": in_need[family_id][1],
+                "in_need": True,
+                "sessions_attended": n,
+                "pushed": False,
+            }
+            for (family_id, year), n in attended.items()
+        ]
+        async with engine.begin() as connection:
+            await connection.execute(insert(Booking), batch)
+            await add_attendance(connection=connection, rows=tallies)
     report.sessions, report.bookings = len(sessions), len(bookings)
     lap("sessions and bookings")
 

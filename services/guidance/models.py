@@ -250,6 +250,35 @@ class ResourcePush(GuidanceModel, table=True):
     pushed_at: datetime = Field(sa_column=_at())
 
 
+class FamilyYear(GuidanceModel, table=True):
+    """A family's tallies for a (UTC) year: sessions attended (bookings marked attended, whatever
+    their status) and whether any resource was pushed to it, kept in the transaction that records
+    the fact, so the figures read one small covering range instead of a subquery per family in need.
+    The family's district and registration day (which never change) and its `in_need` flag (kept in
+    step by the family's edit) are copied, so that range needs no join."""
+
+    __tablename__ = "family_year"
+    __table_args__ = (
+        Index(
+            "ix_family_year_figures",
+            "year",
+            "in_need",
+            "district_code",
+            "registered_on",
+            "sessions_attended",
+            "pushed",
+        ),
+    )
+
+    family_id: str = Field(foreign_key="family.id", primary_key=True, max_length=36)
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    district_code: str = Field(max_length=6)
+    registered_on: date = Field(sa_column=_on())
+    in_need: bool
+    sessions_attended: int = 0
+    pushed: bool = False
+
+
 class PiiAccess(GuidanceModel, table=True):
     """The audit of every unmasked read of personal data."""
 

@@ -44,6 +44,7 @@ from services.guidance.service.common import (
     town_or_422,
     utcnow,
 )
+from services.guidance.service.tallies import set_in_need
 from shared.errors import CradleError, Forbidden, invalid
 from shared.events.outbox import emit
 from shared.identity import Identity
@@ -276,6 +277,9 @@ async def update_family(
     family.version += 1
     family.updated_at = utcnow()
     await session.flush()
+    if "in_need" in changes:
+        # The tallies follow under the family's row lock (taken on load), which pushes and marks wait for.
+        await set_in_need(session=session, family_id=family.id, in_need=family.in_need)
     return family
 
 

@@ -30,6 +30,7 @@ from services.guidance.models import Child, Family, Resource, ResourcePush
 from services.guidance.schemas import Audience, FeedItem, ResourceCreate, ResourceKind, ResourceRead
 from services.guidance.service.common import add_months, age_in_months, as_utc, new_id, shanghai_today, utcnow
 from services.guidance.service.sessions import require_writer
+from services.guidance.service.tallies import count_push
 from shared.errors import invalid
 from shared.events.outbox import emit
 from shared.identity import Identity
@@ -133,6 +134,7 @@ async def push(*, session: AsyncSession, resource: Resource, now: datetime) -> i
     result = await session.execute(
         insert(ResourcePush).from_select(["resource_id", "family_id", "pushed_at"], targets)
     )
+    await count_push(session=session, resource_id=resource.id)
     return max(int(result.rowcount or 0), 0)
 
 

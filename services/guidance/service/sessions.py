@@ -41,6 +41,7 @@ from services.guidance.service.common import (
 )
 from services.guidance.service.families import get_visible_family
 from services.guidance.service.places import get_place
+from services.guidance.service.tallies import count_attendance, utc_year
 from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, invalid
 from shared.events.outbox import emit
 from shared.identity import ClientKind, Identity
@@ -341,9 +342,21 @@ async def record_attendance(
             ],
         )
     now = utcnow()
+    named = Booking.session_id == gs.id, Booking.family_id.in_(data.family_ids), Booking.status == BOOKED
+    # The marks that change, first and by themselves: on PostgreSQL a concurrent request waits for
+    # these rows and then no longer finds them changing, so each change is tallied exactly once.
+    changed = await session.execute(
+        update(Booking)
+        .where(*named, Booking.attended.is_not(data.attended))
+        .values(attended=data.attended, attended_at=now if data.attended else None)
+        .returning(Booking.family_id, utc_year(Booking.session_starts_at))
+        .execution_options(synchronize_session=False)
+    )
+    await count_attendance(session=session, marked=[(f, y) for f, y in changed.all()], attended=data.attended)
+    # Then every mark, as before (a repeated mark refreshes `attended_at`).
     await session.execute(
         update(Booking)
-        .where(Booking.session_id == gs.id, Booking.family_id.in_(data.family_ids), Booking.status == BOOKED)
+        .where(*named)
         .values(attended=data.attended, attended_at=now if data.attended else None)
         .execution_options(synchronize_session=False)
     )
