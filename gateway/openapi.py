@@ -18,6 +18,41 @@ from gateway.upstream import UpstreamClient
 log = structlog.get_logger("cradle.gateway.openapi")
 JSON = dict[str, Any]
 OPERATIONAL = ("/healthz", "/readyz", "/metrics")
+PROBLEM_JSON = "application/problem+json"
+# RFC 9457, as shared/errors.py renders every error; extension members (e.g. `current_version`) may follow.
+PROBLEM_SCHEMA: JSON = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+# The errors any path may answer (API.md, Conventions): the gateway's own (token, scope, unknown
+# path, rate limit, a service down) and the services' (bad input, an object you may not see).
+PROBLEMS = {
+    "400": "Bad request (malformed JSON, a path or header that cannot be read)",
+    "401": "No token, or an invalid or expired one",
+    "403": "Not allowed (the token lacks the scope this needs)",
+    "404": "No such object that you may see",
+    "422": "Invalid input: every wrong field is named in `errors`",
+    "429": "Over the client's rate limit; see Retry-After",
+    "503": "A service or dependency is unavailable; see Retry-After",
+}
+CHANGE_PROBLEMS = {"409": "Conflicts with the current state of the resource"}
+BODY_PROBLEMS = {"413": "The body is too large"}
+VERSION_PROBLEMS = {"412": "If-Match names an older version: reload and apply the change again"}
 
 
 def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
@@ -63,6 +98,11 @@ def merge(own: JSON, services: dict[str, JSON]) -> JSON:
             if tag.get("name") not in tags:
                 merged.setdefault("tags", []).append(tag)
                 tags.add(tag.get("name"))
+    schemas.setdefault("Problem", copy.deepcopy(PROBLEM_SCHEMA))
+    for item in paths.values():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                _document_problems(method, operation)
     merged.setdefault("components", {})["securitySchemes"] = {
         "bearer": {
             "type": "http",
@@ -73,6 +113,33 @@ def merge(own: JSON, services: dict[str, JSON]) -> JSON:
     }
     merged["security"] = [{"bearer": []}, {}]
     return merged
+
+
+def _document_problems(method: str, operation: JSON) -> None:
+    """Errors are `application/problem+json` (shared/errors.py): FastAPI's own 422 (`{"detail"}`)
+    and described-only error responses get the Problem body, and the errors every path may answer
+    are added."""
+    expected = dict(PROBLEMS)
+    if method != "get":
+        expected |= CHANGE_PROBLEMS
+    if "requestBody" in operation:
+        expected |= BODY_PROBLEMS
+    if any(
+        p.get("in") == "header" and p.get("name", "").lower() == "if-match"
+        for p in operation.get("parameters", [])
+    ):
+        expected |= VERSION_PROBLEMS
+    responses: JSON = operation["responses"]
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for status, description in expected.items():
+        responses.setdefault(status, {"description": description})
+    for status, response in responses.items():
+        if "$ref" in response:
+            continue
+        if status[:1] in ("4", "5") and (status == "422" or not response.get("content")):
+            response["content"] = problem
+            if status == "422":
+                response["description"] = PROBLEMS["422"]
 
 
 class ServiceDocuments:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.types import DateTime
 
 OUTBOX_DIRTY = "cradle_outbox_dirty"
 ON_OUTBOX_COMMIT = "cradle_on_outbox_commit"
@@ -42,10 +45,42 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class UtcDateTime(SQLITE_DATETIME):
+    """SQLite keeps no offset. A `DateTime(timezone=True)` column is written in UTC and read back
+    UTC-aware, as PostgreSQL's timestamptz is, so every time a service returns carries its offset
+    (API.md) on either database."""
+
+    def bind_processor(self, dialect: Any) -> Callable[[Any], Any] | None:
+        write = super().bind_processor(dialect)
+        if not self.timezone or write is None:
+            return write
+
+        def process(value: Any) -> Any:
+            if isinstance(value, datetime) and value.utcoffset() is not None:
+                value = value.astimezone(UTC)
+            return write(value)
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: object) -> Callable[[Any], Any] | None:
+        read = super().result_processor(dialect, coltype)
+        if not self.timezone:
+            return read
+
+        def process(value: Any) -> Any:
+            moment = read(value) if read is not None else value
+            if isinstance(moment, datetime) and moment.tzinfo is None:
+                return moment.replace(tzinfo=UTC)
+            return moment
+
+        return process
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     url = async_url(url)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 10})
+        engine.dialect.colspecs = {**engine.dialect.colspecs, DateTime: UtcDateTime}
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(

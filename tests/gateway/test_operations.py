@@ -70,6 +70,34 @@ def test_a_schema_two_services_define_differently_is_kept_apart() -> None:
     assert ref == "#/components/schemas/registry_Page"
 
 
+def test_errors_are_documented_as_problem_json() -> None:
+    """FastAPI documents a 422 as `{"detail": [...]}`; Cradle answers every error as RFC 9457
+    problem+json, and every path may answer the gateway's 401/403/429/503 (found by tests/fuzz)."""
+    validation = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/X"}}}}
+    service = {
+        "paths": {
+            "/v1/x/{id}": {
+                "get": {"responses": {"200": {"description": "ok"}, "422": validation}},
+                "patch": {
+                    "parameters": [{"name": "If-Match", "in": "header"}],
+                    "requestBody": {"content": {}},
+                    "responses": {"200": {"description": "ok"}, "409": {"description": "banned"}},
+                },
+            }
+        },
+    }
+    merged = merge({"openapi": "3.1.0", "paths": {}}, {"registry": service})
+    read, edit = merged["paths"]["/v1/x/{id}"]["get"], merged["paths"]["/v1/x/{id}"]["patch"]
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    assert set(read["responses"]) == {"200", "400", "401", "403", "404", "422", "429", "503"}
+    assert set(edit["responses"]) - set(read["responses"]) == {"409", "412", "413"}
+    for operation in (read, edit):
+        for status, response in operation["responses"].items():
+            assert status == "200" or response["content"] == problem, (status, response)
+    assert edit["responses"]["409"]["description"] == "banned"
+    assert merged["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status"]
+
+
 async def test_docs_show_the_merged_document(gw: Gateway) -> None:
     response = await gw.client.get("/docs")
     assert response.status_code == 200

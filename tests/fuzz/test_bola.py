@@ -1,0 +1,643 @@
+"""Broken object-level authorization, as a matrix: one caller's token against every object of
+another owner, with every method the API offers on it — operator against operator, district
+against district, parent against another family.
+
+Every request must be refused with 404 (or 403: a scope, or a rule that does not depend on the
+object), answer exactly as it does for an object that does not exist (no existence oracle), and
+leave the victim's objects as they were (read before and after through the admin). Lists filtered
+on the victim's objects must not name them. The matrix must cover every operation of the merged
+OpenAPI document that takes an object id, except the public ones listed in PUBLIC_BY_DESIGN."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import jsonschema_rs
+import pytest
+import pytest_asyncio
+
+from tests.conftest import Stack, start_stack
+from tests.fuzz.world import EVERY_SCOPE, HUANGPU, XUHUI, World, ok, unlimited
+from tests.support import DatabaseFactory
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# Attackers hold every scope they may be granted except the two that are city-wide by design
+# (`workforce:ban` reads every ban, `audit:read` the whole audit log): what stops them must be the
+# object check, not a missing scope.
+ATTACKER_SCOPES = [s for s in EVERY_SCOPE if s not in ("workforce:ban", "audit:read")]
+# Read by any caller of their service, by design: the public registry, and guidance's stations,
+# places, sessions and resources (API.md; services/guidance/service/sessions.py `get_session`).
+PUBLIC_BY_DESIGN = {
+    "GET /v1/public/facilities/{facility_id}",
+    "GET /v1/public/facilities/{facility_id}/credit-record",
+    "GET /v1/stations/{station_id}",
+    "GET /v1/places/{place_id}",
+    "GET /v1/sessions/{session_id}",
+    "GET /v1/resources/{resource_id}",
+}
+Body = Callable[["Sides"], Any]
+
+
+@dataclass
+class Sides:
+    """The victim's objects (`theirs`) and the attacker's own (`mine`), by kind."""
+
+    theirs: dict[str, str]
+    mine: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One request of the matrix: `path` names the victim's objects as `{kind}`; `body` and `query`
+    are built from both sides. `listing` requests may answer 200, without the victim's ids."""
+
+    method: str
+    path: str
+    operation: str  # the OpenAPI operation it exercises ("METHOD /v1/...{param}")
+    body: Body | None = None
+    query: Callable[[Sides], dict[str, str]] | None = None
+    listing: bool = False
+    # False where the object is public anyway (a guidance session): a 403 there tells nothing.
+    oracle: bool = True
+
+    def url(self, ids: dict[str, str]) -> str:
+        return self.path.format(**ids)
+
+
+def today() -> str:
+    return date.today().isoformat()
+
+
+def a(method: str, path: str, operation: str | None = None, **kwargs: Any) -> Attack:
+    """`path` uses the victim's object kinds ({facility}); the operation defaults to it with the
+    OpenAPI parameter names ({facility} → {facility_id})."""
+    if operation is None:
+        operation = f"{method} {path}"
+        for kind, name in PARAMETER_OF.items():
+            operation = operation.replace("{" + kind + "}", "{" + name + "}")
+    return Attack(method, path, operation, **kwargs)
+
+
+PARAMETER_OF = {
+    "facility": "facility_id",
+    "practitioner": "practitioner_id",
+    "background_check": "check_id",
+    "employment": "employment_id",
+    "ban": "ban_id",
+    "camera": "camera_id",
+    "alert": "alert_id",
+    "incident": "incident_id",
+    "inspection": "inspection_id",
+    "inspector": "inspector_id",
+    "plan": "plan_id",
+    "family": "family_id",
+    "home_visit": "visit_id",
+    "session": "session_id",
+    "booking": "booking_id",
+    "client": "client_id",
+}
+
+FACILITY_ATTACKS = [
+    a("GET", "/v1/facilities/{facility}"),
+    a("PATCH", "/v1/facilities/{facility}", body=lambda s: {"name": "被改名的托育点"}),
+    a("GET", "/v1/facilities/{facility}/versions"),
+    a("GET", "/v1/facilities/{facility}/application"),
+    a(
+        "POST",
+        "/v1/facilities/{facility}/reviews",
+        body=lambda s: {"department": "EDU", "decision": "reject", "note": "x"},
+    ),
+    a(
+        "POST",
+        "/v1/facilities/{facility}/status",
+        body=lambda s: {"status": "suspended", "reason": "恶意停业"},
+    ),
+    a("GET", "/v1/facilities/{facility}/status-history"),
+    a(
+        "PUT",
+        "/v1/facilities/{facility}/enrolment",
+        body=lambda s: {
+            "month": datetime.now(UTC).strftime("%Y-%m"),
+            "infant": 9,
+            "toddler": 9,
+            "preschool": 9,
+        },
+    ),
+    a("GET", "/v1/facilities/{facility}/enrolment"),
+    a(
+        "POST",
+        "/v1/facilities/{facility}/assessments",
+        body=lambda s: {
+            "method": "peer",
+            "scores": {"safety": 10},
+            "grade": "D",
+            "assessed_on": today(),
+            "assessor": "同行",
+        },
+    ),
+    a("GET", "/v1/facilities/{facility}/assessments"),
+    a("POST", "/v1/facilities/{facility}/demonstration", body=lambda s: {"designated": True, "reason": "x"}),
+    a("GET", "/v1/facilities/{facility}/credit-record"),
+    a(
+        "POST",
+        "/v1/facilities/{facility}/credit-record",
+        body=lambda s: {
+            "polarity": "negative",
+            "category": "complaint",
+            "title": "差评",
+            "occurred_on": today(),
+        },
+    ),
+    a("GET", "/v1/facilities/{facility}/inspections"),
+    a("GET", "/v1/facilities/{facility}/profile"),
+    a("GET", "/v1/facilities/{facility}/staffing"),
+    a("GET", "/v1/facilities/{facility}/risk"),
+    # Lists and bodies that name the facility.
+    a("GET", "/v1/facilities", "GET /v1/facilities", listing=True),
+    a(
+        "GET",
+        "/v1/employments",
+        "GET /v1/employments",
+        query=lambda s: {"facility_id": s.theirs["facility"]},
+        listing=True,
+    ),
+    a(
+        "GET",
+        "/v1/cameras",
+        "GET /v1/cameras",
+        query=lambda s: {"facility_id": s.theirs["facility"]},
+        listing=True,
+    ),
+    a(
+        "GET",
+        "/v1/alerts",
+        "GET /v1/alerts",
+        query=lambda s: {"facility_id": s.theirs["facility"]},
+        listing=True,
+    ),
+    a(
+        "GET",
+        "/v1/incidents",
+        "GET /v1/incidents",
+        query=lambda s: {"facility_id": s.theirs["facility"]},
+        listing=True,
+    ),
+    a(
+        "GET",
+        "/v1/inspections",
+        "GET /v1/inspections",
+        query=lambda s: {"facility_id": s.theirs["facility"]},
+        listing=True,
+    ),
+    a("GET", "/v1/risk", "GET /v1/risk", listing=True),
+    a("GET", "/v1/compliance/staffing", "GET /v1/compliance/staffing", listing=True),
+    a("GET", "/v1/compliance/background-checks", "GET /v1/compliance/background-checks", listing=True),
+    a(
+        "GET",
+        "/v1/compliance/ban-notifications",
+        "GET /v1/compliance/ban-notifications",
+        query=lambda s: {"pending": "false"},
+        listing=True,
+    ),
+    a(
+        "POST",
+        "/v1/cameras",
+        "POST /v1/cameras",
+        body=lambda s: {
+            "facility_id": s.theirs["facility"],
+            "location": "kitchen",
+            "vendor": "x",
+            "external_id": f"evil-{uuid.uuid4().hex[:6]}",
+        },
+    ),
+    a(
+        "POST",
+        "/v1/employments",
+        "POST /v1/employments",
+        body=lambda s: {
+            "practitioner_id": s.mine["practitioner"],
+            "facility_id": s.theirs["facility"],
+            "role": "childcare_worker",
+            "start_date": today(),
+        },
+    ),
+    a(
+        "POST",
+        "/v1/incidents",
+        "POST /v1/incidents",
+        body=lambda s: {
+            "facility_id": s.theirs["facility"],
+            "category": "injury",
+            "severity": "high",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "description": "捏造的事件",
+        },
+    ),
+    a(
+        "POST",
+        "/v1/inspections",
+        "POST /v1/inspections",
+        body=lambda s: {"facility_id": s.theirs["facility"], "inspector_ids": [s.mine["inspector"]]},
+    ),
+]
+
+WORKFORCE_ATTACKS = [
+    a("GET", "/v1/practitioners/{practitioner}"),
+    a("POST", "/v1/practitioners/{practitioner}/grades", body=lambda s: {"level": 1, "reason": "x"}),
+    a("GET", "/v1/practitioners/{practitioner}/grades"),
+    a(
+        "POST",
+        "/v1/practitioners/{practitioner}/certificates",
+        body=lambda s: {
+            "type": "teacher",
+            "number": f"F-{uuid.uuid4().hex[:6]}",
+            "issuer": "x",
+            "issued_on": "2024-01-01",
+            "expires_on": "2030-01-01",
+        },
+    ),
+    a("GET", "/v1/practitioners/{practitioner}/certificates"),
+    a(
+        "POST",
+        "/v1/practitioners/{practitioner}/trainings",
+        body=lambda s: {"category": "ethics", "hours": 2, "date": today(), "provider": "x"},
+    ),
+    a("GET", "/v1/practitioners/{practitioner}/trainings"),
+    a("POST", "/v1/practitioners/{practitioner}/background-checks", body=lambda s: {"reason": "other"}),
+    a("GET", "/v1/practitioners/{practitioner}/background-checks"),
+    a(
+        "POST",
+        "/v1/practitioners/{practitioner}/background-checks/{background_check}/answer",
+        body=lambda s: {"result": "flagged", "note": "x"},
+    ),
+    a(
+        "POST",
+        "/v1/practitioners/{practitioner}/background-checks/{background_check}/resolve",
+        body=lambda s: {"note": "x"},
+    ),
+    a("GET", "/v1/employments/{employment}"),
+    a(
+        "POST",
+        "/v1/employments/{employment}/end",
+        body=lambda s: {"end_date": today(), "reason": "dismissed"},
+    ),
+    a("GET", "/v1/bans/{ban}"),
+    a("POST", "/v1/bans/{ban}/rescind", body=lambda s: {"reason": "x", "authority_ref": "x"}),
+    a("POST", "/v1/bans/{ban}/notifications/{facility}/acknowledge"),
+    # Not here: hiring the victim's practitioner at one's own facility (POST /v1/employments naming
+    # their practitioner_id). That is the job-change flow by design: whoever holds the person's ID
+    # number learns the practitioner id from the 409 of POST /v1/practitioners, and hires with it.
+]
+
+MONITORING_ATTACKS = [
+    a("GET", "/v1/cameras/{camera}"),
+    a("PATCH", "/v1/cameras/{camera}", body=lambda s: {"active": False, "label": "关掉"}),
+    a("GET", "/v1/alerts/{alert}"),
+    a("POST", "/v1/alerts/{alert}/ack", body=lambda s: {"note": "x"}),
+    a("POST", "/v1/alerts/{alert}/resolve", body=lambda s: {"note": "x"}),
+    a(
+        "POST",
+        "/v1/alerts/{alert}/escalate",
+        body=lambda s: {"category": "abuse", "severity": "critical", "description": "x"},
+    ),
+    a("GET", "/v1/incidents/{incident}"),
+    a(
+        "POST",
+        "/v1/incidents/{incident}/findings",
+        body=lambda s: {
+            "outcome": "confirmed",
+            "category": "abuse",
+            "abuser_practitioner_ids": [s.theirs["practitioner"]],
+            "decision_ref": "x",
+        },
+    ),
+    a("GET", "/v1/inspections/{inspection}"),
+    a(
+        "POST",
+        "/v1/inspections/{inspection}/result",
+        body=lambda s: {"items": [{"code": "records", "passed": False}], "outcome": "fail"},
+    ),
+    a(
+        "POST",
+        "/v1/inspections/{inspection}/rectification",
+        body=lambda s: {"rectified_on": today(), "note": "x"},
+    ),
+]
+
+CLIENT_ATTACKS = [
+    a("GET", "/v1/admin/clients/{client}"),
+    a("DELETE", "/v1/admin/clients/{client}"),
+    a("POST", "/v1/admin/clients/{client}/rotate-secret"),
+]
+
+DISTRICT_ATTACKS = [
+    a("PATCH", "/v1/inspectors/{inspector}", body=lambda s: {"active": False}),
+    a("GET", "/v1/inspection-plans/{plan}"),
+    a("GET", "/v1/inspection-plans/{plan}/verification"),
+    a(
+        "GET",
+        "/v1/inspectors",
+        "GET /v1/inspectors",
+        query=lambda s: {"district_code": HUANGPU},
+        listing=True,
+    ),
+    a(
+        "GET",
+        "/v1/inspection-plans",
+        "GET /v1/inspection-plans",
+        query=lambda s: {"district_code": HUANGPU},
+        listing=True,
+    ),
+    a(
+        "GET",
+        "/v1/facilities",
+        "GET /v1/facilities",
+        query=lambda s: {"district_code": HUANGPU},
+        listing=True,
+    ),
+    a("GET", "/v1/families", "GET /v1/families", query=lambda s: {"district_code": HUANGPU}, listing=True),
+    a(
+        "POST",
+        "/v1/inspection-plans",
+        "POST /v1/inspection-plans",
+        body=lambda s: {"district_code": HUANGPU, "month": "2031-01", "sample_size": 1},
+    ),
+    a(
+        "POST",
+        "/v1/inspectors",
+        "POST /v1/inspectors",
+        body=lambda s: {"district_code": HUANGPU, "name": "x"},
+    ),
+]
+
+FAMILY_ATTACKS = [
+    a("GET", "/v1/families/{family}"),
+    a("PATCH", "/v1/families/{family}", body=lambda s: {"has_handbook": True}),
+    a("POST", "/v1/families/{family}/children", body=lambda s: {"birth_date": today()}),
+    a("POST", "/v1/families/{family}/link-code"),
+    a("GET", "/v1/families/{family}/home-visits"),
+    a("GET", "/v1/families/{family}/bookings"),
+    a("GET", "/v1/families/{family}/feed"),
+    a("GET", "/v1/home-visits/{home_visit}"),
+    a("POST", "/v1/sessions/{session}/bookings/{booking}/cancel"),
+    a(
+        "POST",
+        "/v1/sessions/{session}/bookings",
+        body=lambda s: {"family_id": s.theirs["family"]},
+    ),
+    a("GET", "/v1/families", "GET /v1/families", listing=True),
+    a(
+        "POST",
+        "/v1/home-visits",
+        "POST /v1/home-visits",
+        body=lambda s: {
+            "family_id": s.theirs["family"],
+            "visited_on": today(),
+            "visitor": "x",
+            "topics": ["safety"],
+        },
+    ),
+]
+SESSION_ORGANISER_ATTACKS = [  # sessions are public events; their bookings are the organiser's
+    a("GET", "/v1/sessions/{session}/bookings", oracle=False),
+    a(
+        "POST",
+        "/v1/sessions/{session}/attendance",
+        body=lambda s: {"family_ids": [s.theirs["family"]]},
+        oracle=False,
+    ),
+]
+PARENT_INCIDENT_ATTACKS = [
+    a("GET", "/v1/incidents/{incident}"),
+    a("GET", "/v1/incidents", "GET /v1/incidents", listing=True),
+]
+
+
+# --- the city ------------------------------------------------------------------------------------
+
+
+@dataclass
+class City:
+    stack: Stack
+    world: World
+    admin: dict[str, str]
+    # victim and attacker of each pair
+    pairs: dict[str, tuple[dict[str, str], Sides]] = field(default_factory=dict)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgres"])
+async def city(
+    request: pytest.FixtureRequest,
+    db_factories: dict[str, DatabaseFactory],
+    shared_nats_url: str,
+    run_id: str,
+    keys: dict[str, Any],
+) -> AsyncIterator[City]:
+    if request.param not in db_factories:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    async with start_stack(
+        databases=db_factories[request.param],
+        nats_url=shared_nats_url,
+        namespace=f"t{run_id}bola{request.param[:2]}",
+        keys=keys,
+        services=("registry", "workforce", "monitoring", "guidance"),
+        overrides={"monitoring": {"jobs_interval_seconds": 0}, "workforce": {"jobs_interval_seconds": 0}},
+    ) as stack:
+        unlimited(stack)
+        world = World(stack)
+        city = City(stack=stack, world=world, admin=await stack.admin())
+
+        # Operator against operator, both in 徐汇 (so only the owner check stands between them).
+        mine = await world.operator_estate("甲")
+        theirs = await world.operator_estate("乙")
+        await world.ban(theirs)
+        theirs.ids["client"] = theirs.client_id
+        attacker = await world.headers(
+            "甲 (all scopes)", kind="operator", facility_ids=[mine.ids["facility"]], scopes=ATTACKER_SCOPES
+        )
+        city.pairs["operator"] = (attacker, Sides(theirs=theirs.ids, mine=mine.ids))
+
+        # District against district: 黄浦's facility (and all that hangs off it) and guidance.
+        huangpu = await world.operator_estate("丙", district=HUANGPU)
+        await world.ban(huangpu)
+        huangpu_guidance = await world.guidance_estate("黄浦", district=HUANGPU)
+        xuhui_guidance = await world.guidance_estate("徐汇", district=XUHUI)
+        district = await world.headers(
+            "徐汇区 (all scopes)", kind="district", district_code=XUHUI, scopes=ATTACKER_SCOPES
+        )
+        own_district = await world.operator_estate("丁")  # an approved 徐汇 facility, for bodies
+        city.pairs["district"] = (
+            district,
+            Sides(
+                theirs={**huangpu.ids, **huangpu_guidance.ids, "client": huangpu.client_id},
+                mine={**own_district.ids, **xuhui_guidance.ids},
+            ),
+        )
+
+        # Parent against another family (and the incidents another parent reported).
+        victim_parent = huangpu_guidance.parent
+        reported = ok(
+            await stack.client.post(
+                "/v1/incidents",
+                json={
+                    "facility_id": huangpu.ids["facility"],
+                    "category": "injury",
+                    "severity": "medium",
+                    "occurred_at": (datetime.now(UTC) - timedelta(hours=2)).isoformat(),
+                    "description": "孩子回家后手臂有淤青",
+                },
+                headers=victim_parent,
+            ),
+            201,
+        )
+        attacker_parent = xuhui_guidance.parent
+        city.pairs["parent"] = (
+            attacker_parent,
+            Sides(theirs={**huangpu_guidance.ids, "incident": reported["id"]}, mine=xuhui_guidance.ids),
+        )
+        yield city
+
+
+MATRIX: dict[str, list[Attack]] = {
+    "operator": FACILITY_ATTACKS + WORKFORCE_ATTACKS + MONITORING_ATTACKS + CLIENT_ATTACKS,
+    "district": FACILITY_ATTACKS
+    + WORKFORCE_ATTACKS
+    + MONITORING_ATTACKS
+    + CLIENT_ATTACKS
+    + DISTRICT_ATTACKS
+    + FAMILY_ATTACKS
+    + SESSION_ORGANISER_ATTACKS,
+    "parent": FAMILY_ATTACKS + PARENT_INCIDENT_ATTACKS,
+}
+DENIED = (403, 404)
+
+
+def swap(ids: dict[str, str]) -> dict[str, str]:
+    """The same request against objects that do not exist."""
+    return {k: str(uuid.uuid4()) for k in ids}
+
+
+async def send(
+    stack: Stack, attack: Attack, headers: dict[str, str], sides: Sides
+) -> tuple[int, str, set[str]]:
+    """The status, the reply, and the victim's ids the reply names that the request did not."""
+    url = attack.url(sides.theirs)
+    body = attack.body(sides) if attack.body else None
+    query = attack.query(sides) if attack.query else None
+    response = await stack.client.request(attack.method, url, headers=headers, json=body, params=query)
+    sent = url + json.dumps(body) + json.dumps(query)
+    named = {i for i in sides.theirs.values() if i in response.text and i not in sent}
+    return response.status_code, response.text, named
+
+
+async def snapshot(city: City, sides: Sides, attacks: list[Attack]) -> dict[str, Any]:
+    """Everything readable about the victim's objects, read by the admin."""
+    seen: dict[str, Any] = {}
+    reads = [x for x in attacks if x.method == "GET" and not x.listing]
+    extra = ["/v1/sessions/{session}", "/v1/sessions/{session}/bookings"] if "session" in sides.theirs else []
+    for path in [x.path for x in reads] + extra:
+        try:
+            url = path.format(**sides.theirs)
+        except KeyError:
+            continue
+        response = await city.stack.client.get(url, headers=city.admin)
+        seen[path] = (response.status_code, volatile_free(response.json()))
+    seen["ban notifications"] = volatile_free(
+        ok(await city.stack.client.get("/v1/compliance/ban-notifications?pending=false", headers=city.admin))
+    )
+    return seen
+
+
+VOLATILE = {"computed_at", "generated_at", "as_of", "now", "acknowledge_by"}
+
+
+def volatile_free(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: volatile_free(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [volatile_free(v) for v in value]
+    return value
+
+
+async def attack_all(city: City, pair: str) -> list[str]:
+    headers, sides = city.pairs[pair]
+    before = await snapshot(city, sides, MATRIX[pair])
+    problems: list[str] = []
+    for attack in MATRIX[pair]:
+        try:
+            attack.url(sides.theirs)
+        except KeyError as missing:
+            problems.append(f"{attack.method} {attack.path}: the victim has no {missing}")
+            continue
+        status, text, leaked = await send(city.stack, attack, headers, sides)
+        if os.environ.get("BOLA_VERBOSE"):
+            print(f"{pair:9} {status} {attack.method:6} {attack.path}")
+        if attack.listing:
+            if status not in (200, *DENIED) or leaked:
+                problems.append(f"{attack.method} {attack.path}: {status}, names {leaked}: {text[:300]}")
+            continue
+        if status not in DENIED:
+            problems.append(f"{attack.method} {attack.path}: {status} {text[:300]}")
+            continue
+        if leaked:
+            problems.append(f"{attack.method} {attack.path}: {status} names {leaked}: {text[:300]}")
+        if not attack.oracle:
+            continue
+        ghost_status, _, _ = await send(
+            city.stack, attack, headers, Sides(theirs=swap(sides.theirs), mine=sides.mine)
+        )
+        if ghost_status != status:
+            problems.append(
+                f"{attack.method} {attack.path}: {status} for the victim's object but {ghost_status} for "
+                "one that does not exist (an existence oracle)"
+            )
+    after = await snapshot(city, sides, MATRIX[pair])
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) != after.get(path):
+            problems.append(
+                f"changed: {path}\n  before {json.dumps(before.get(path), ensure_ascii=False)[:600]}"
+                f"\n  after  {json.dumps(after.get(path), ensure_ascii=False)[:600]}"
+            )
+    return problems
+
+
+@pytest.mark.parametrize("pair", ["operator", "district", "parent"])
+async def test_no_caller_reaches_another_owners_objects(city: City, pair: str) -> None:
+    problems = await attack_all(city, pair)
+    assert not problems, f"{len(problems)} of {len(MATRIX[pair])} requests as {pair}:\n" + "\n".join(problems)
+
+
+async def test_the_matrix_covers_every_operation_on_an_object(city: City) -> None:
+    document = ok(await city.stack.client.get("/openapi.json"))
+    on_objects = {
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method in item
+        if "{" in path
+    }
+    every = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
+    covered = {attack.operation for attacks in MATRIX.values() for attack in attacks}
+    assert on_objects - covered - PUBLIC_BY_DESIGN == set(), "operations on objects the matrix lacks"
+    assert covered - every == set(), "the matrix names operations the document does not have"
+
+
+async def test_the_matrix_sends_bodies_the_document_accepts(city: City) -> None:
+    """A refusal must come from the object check, not from a body the schema would refuse."""
+    document = ok(await city.stack.client.get("/openapi.json"))
+    for pair, attacks in MATRIX.items():
+        _, sides = city.pairs[pair]
+        for attack in attacks:
+            if attack.body is None:
+                continue
+            method, path = attack.operation.split(" ", 1)
+            content = document["paths"][path][method.lower()]["requestBody"]["content"]
+            schema = {**content["application/json"]["schema"], "components": document["components"]}
+            errors = [e.message for e in jsonschema_rs.validator_for(schema).iter_errors(attack.body(sides))]
+            assert not errors, (pair, attack.operation, errors)
