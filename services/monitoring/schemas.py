@@ -28,18 +28,6 @@ class CameraLocation(StrEnum):
     other = "other"
 
 
-class CctvEventType(StrEnum):
-    heartbeat = "heartbeat"
-    motion = "motion"
-    prolonged_crying = "prolonged_crying"
-    fall = "fall"
-    intrusion = "intrusion"
-    smoke_fire = "smoke_fire"
-    tamper = "tamper"
-    abuse_suspected = "abuse_suspected"
-    video_loss = "video_loss"
-
-
 class CameraCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
