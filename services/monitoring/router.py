@@ -25,7 +25,7 @@ from services.monitoring.schemas import (
     IngestReply,
 )
 from services.monitoring.service import alerts, cameras
-from services.monitoring.service.common import as_utc, utcnow, visible_facilities_clause
+from services.monitoring.service.common import as_utc, check_version, utcnow, visible_facilities_clause
 from services.monitoring.service.ingest import Ingest
 from shared.errors import BadRequest, invalid
 from shared.idempotency import IdempotencyDep
@@ -286,7 +286,7 @@ async def _move_alert(
     alert, _ = await alerts.get_visible_alert(
         session=session, caller=caller, alert_id=alert_id, for_update=True
     )
-    cameras.check_version(alert.version, if_match)
+    check_version("alert", alert.version, if_match)
     await alerts.transition(
         session,
         alert=alert,

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Query, Request, params
 
 from services.monitoring.config import MonitoringSettings
-from services.monitoring.errors import StaleVersion
 from shared.errors import Forbidden
 from shared.identity import AuthenticatedDep, Identity, scope_guard
 from shared.pagination import PageParams, page_params
@@ -44,12 +43,3 @@ IdFilter = Annotated[str | None, Query(max_length=64)]
 
 def etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
-
-
-def check_version(what: str, version: int, if_match: str | None) -> None:
-    """`If-Match: "<version>"`: a change made from an older version is a 412."""
-    if if_match is None or if_match.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if str(version) not in wanted:
-        raise StaleVersion(f"The {what} is at version {version}; reload it and decide again.")

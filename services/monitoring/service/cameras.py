@@ -8,25 +8,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.monitoring.errors import CameraNotFound, StaleVersion
+from services.monitoring.errors import CameraNotFound
 from services.monitoring.events import CameraRegistered
 from services.monitoring.models import Camera, Facility
 from services.monitoring.schemas import CameraCreate, CameraRead, CameraUpdate
-from services.monitoring.service.common import as_utc, get_visible_facility, may_see, new_id
+from services.monitoring.service.common import as_utc, check_version, get_visible_facility, may_see, new_id
 from shared.errors import Conflict
 from shared.events.outbox import emit
 from shared.identity import Identity
 
 NO_CAMERAS_FOR = frozenset({"rejected", "closed"})
-
-
-def check_version(version: int, if_match: str | None) -> None:
-    """`If-Match: "<version>"`: an editor working from an older version gets 412."""
-    if if_match is None or if_match.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if str(version) not in wanted:
-        raise StaleVersion(f"The camera is at version {version}; reload it and apply your change again.")
 
 
 def to_read(
@@ -110,7 +101,7 @@ async def get_visible_camera(
 async def update(
     *, session: AsyncSession, camera: Camera, data: CameraUpdate, if_match: str | None
 ) -> Camera:
-    check_version(camera.version, if_match)
+    check_version("camera", camera.version, if_match)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for field, value in changes.items():
         setattr(camera, field, value.value if hasattr(value, "value") else value)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.monitoring.errors import FacilityNotFound
+from services.monitoring.errors import FacilityNotFound, StaleVersion
 from services.monitoring.models import Facility
 from shared.identity import ClientKind, Identity
 
@@ -56,3 +56,12 @@ async def get_visible_facility(
     if facility is None or not may_see(caller, facility):
         raise FacilityNotFound(f"No facility {facility_id} that you may see.")
     return facility
+
+
+def check_version(what: str, version: int, if_match: str | None) -> None:
+    """`If-Match: "<version>"`: a change made from an older version is a 412 (absent or `*`: any)."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if str(version) not in wanted:
+        raise StaleVersion(f"The {what} is at version {version}; reload it and decide again.")

@@ -15,7 +15,6 @@ from services.monitoring.casework.deps import (
     ReportReader,
     SettingsDep,
     Writer,
-    check_version,
     etag,
 )
 from services.monitoring.casework.schemas import (
@@ -30,7 +29,7 @@ from services.monitoring.casework.schemas import (
 from services.monitoring.casework.service import incident_queries as queries
 from services.monitoring.casework.service import incidents
 from services.monitoring.service import alerts
-from services.monitoring.service.common import utcnow
+from services.monitoring.service.common import check_version, utcnow
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Page, make_page
 from shared.service import SessionDep

@@ -17,7 +17,6 @@ from services.monitoring.casework.deps import (
     Reader,
     SettingsDep,
     Writer,
-    check_version,
     etag,
 )
 from services.monitoring.casework.schemas import (
@@ -36,7 +35,7 @@ from services.monitoring.casework.schemas import (
 from services.monitoring.casework.service import inspections, plans
 from services.monitoring.casework.service.access import reads_district
 from services.monitoring.models import InspectionPlan, Inspector
-from services.monitoring.service.common import as_utc, utcnow
+from services.monitoring.service.common import as_utc, check_version, utcnow
 from shared.errors import Forbidden
 from shared.idempotency import IdempotencyDep
 from shared.identity import ClientKind
