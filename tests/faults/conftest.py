@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from shared.cli.nats_server import nats_server_args
 from shared.events.streams import Namespace
 from tests.monitoring.conftest import MonitoringStack
 from tests.support import eventually
-from tests.workforce.conftest import new_id_number
 
 # ---- reading a service's database ----------------------------------------------------------------
 
@@ -126,45 +124,8 @@ async def every_outbox_event_on_its_stream_once(
 
 
 async def employ_at(mon: MonitoringStack, facility_ids: Iterable[str], role: str = "infant_carer") -> str:
-    """A certified practitioner hired (by the operator) at every facility given; returns the raw
-    ID number a ban names. Hiring waits for the approvals to reach the workforce."""
-    operator = await mon.headers("operator")
-    id_number = new_id_number()
-    person = await mon.client.post(
-        "/v1/practitioners", json={"id_number": id_number, "name": "王五"}, headers=operator
-    )
-    assert person.status_code == 201, person.text
-    person_id = person.json()["id"]
-    today = date.today()
-    certificate = await mon.client.post(
-        f"/v1/practitioners/{person_id}/certificates",
-        json={
-            "type": role,
-            "number": f"{role}-{person_id[:8]}",
-            "issuer": "上海市职业技能鉴定中心",
-            "issued_on": (today - timedelta(days=100)).isoformat(),
-            "expires_on": (today + timedelta(days=900)).isoformat(),
-        },
-        headers=operator,
-    )
-    assert certificate.status_code == 201, certificate.text
-    for facility_id in facility_ids:
-
-        async def hired(facility_id: str = facility_id) -> bool:
-            response = await mon.client.post(
-                "/v1/employments",
-                json={
-                    "practitioner_id": person_id,
-                    "facility_id": facility_id,
-                    "role": role,
-                    "start_date": today.isoformat(),
-                },
-                headers=operator,
-            )
-            assert response.status_code in (201, 404), response.text
-            return response.status_code == 201
-
-        await eventually(hired, timeout=20)
+    """A certified practitioner hired at every facility given; returns the raw ID number a ban names."""
+    _, id_number = await mon.employ(facility_ids, role=role)
     return id_number
 
 

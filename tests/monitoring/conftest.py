@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +19,7 @@ from services.monitoring.models import Facility
 from shared.events.streams import Namespace
 from tests.conftest import Stack, facility_body, start_stack
 from tests.support import DatabaseFactory, eventually
+from tests.workforce.conftest import new_id_number
 
 REVIEWERS = ("EDU", "HEALTH", "FIRE", "SAMR")
 MONITORING = ["monitoring:read", "monitoring:write", "monitoring:ingest"]
@@ -124,6 +125,47 @@ class MonitoringStack:
         response = await self.client.post("/v1/cameras", json=body, headers=await self.headers(who))
         assert response.status_code == 201, response.text
         return response.json()
+
+    async def employ(
+        self, facility_ids: Iterable[str], *, role: str = "infant_carer", name: str = "王五"
+    ) -> tuple[str, str]:
+        """A certified practitioner hired by the operator at every facility given: (practitioner id,
+        the raw ID number a ban names). Hiring waits for the approvals to reach the workforce."""
+        operator = await self.headers("operator")
+        id_number = new_id_number()
+        person = await self.client.post(
+            "/v1/practitioners", json={"id_number": id_number, "name": name}, headers=operator
+        )
+        assert person.status_code == 201, person.text
+        person_id = person.json()["id"]
+        today = date.today()
+        certificate = await self.client.post(
+            f"/v1/practitioners/{person_id}/certificates",
+            json={
+                "type": role,
+                "number": f"{role}-{person_id[:8]}",
+                "issuer": "上海市职业技能鉴定中心",
+                "issued_on": (today - timedelta(days=100)).isoformat(),
+                "expires_on": (today + timedelta(days=900)).isoformat(),
+            },
+            headers=operator,
+        )
+        assert certificate.status_code == 201, certificate.text
+        for facility_id in facility_ids:
+            body = {
+                "practitioner_id": person_id,
+                "facility_id": facility_id,
+                "role": role,
+                "start_date": today.isoformat(),
+            }
+
+            async def hired(body: dict[str, str] = body) -> bool:
+                response = await self.client.post("/v1/employments", json=body, headers=operator)
+                assert response.status_code in (201, 404), response.text
+                return response.status_code == 201
+
+            await eventually(hired, timeout=20)
+        return person_id, id_number
 
     async def send(self, events: list[dict[str, Any]], who: str = "operator") -> httpx.Response:
         return await self.client.post("/v1/cctv-events", json=events, headers=await self.headers(who))

@@ -5,58 +5,18 @@ employments end, the facility's district sees the bans, and the risk score rises
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from tests.monitoring.conftest import MonitoringStack, cctv_event
 from tests.support import eventually
-from tests.workforce.conftest import new_id_number
-
-
-async def staff_member(mon: MonitoringStack, facility_id: str, name: str, role: str) -> str:
-    operator = await mon.headers("operator")
-    person = await mon.client.post(
-        "/v1/practitioners", json={"id_number": new_id_number(), "name": name}, headers=operator
-    )
-    assert person.status_code == 201, person.text
-    person_id = person.json()["id"]
-    today = date.today()
-    certificate = await mon.client.post(
-        f"/v1/practitioners/{person_id}/certificates",
-        json={
-            "type": role,
-            "number": f"{role}-{person_id[:8]}",
-            "issuer": "上海市职业技能鉴定中心",
-            "issued_on": (today - timedelta(days=100)).isoformat(),
-            "expires_on": (today + timedelta(days=900)).isoformat(),
-        },
-        headers=operator,
-    )
-    assert certificate.status_code == 201, certificate.text
-
-    async def hired() -> bool:  # the workforce learns of the approval from the registry's events
-        response = await mon.client.post(
-            "/v1/employments",
-            json={
-                "practitioner_id": person_id,
-                "facility_id": facility_id,
-                "role": role,
-                "start_date": today.isoformat(),
-            },
-            headers=operator,
-        )
-        assert response.status_code in (201, 404), response.text
-        return response.status_code == 201
-
-    await eventually(hired, timeout=20)
-    return person_id
 
 
 async def test_from_a_camera_event_to_lifetime_bans(mon: MonitoringStack) -> None:
     facility = await mon.approved_facility()
     facility_id = facility["id"]
-    carer = await staff_member(mon, facility_id, "张三", "infant_carer")
-    director = await staff_member(mon, facility_id, "李四", "director")
+    carer, _ = await mon.employ([facility_id], role="infant_carer", name="张三")
+    director, _ = await mon.employ([facility_id], role="director", name="李四")
     camera = await mon.camera(facility_id, location="sleeping_room")
 
     sent = await mon.send(
