@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
@@ -19,6 +20,7 @@ from services.workforce.models import Employment, FacilityProjection, Person, Pi
 from shared.errors import ServiceUnavailable
 from shared.identity import ClientKind, Identity
 from shared.pii import Encrypted, KeyedHasher, PiiCipher
+from shared.pii_audit import may_unmask, record_unmasked_read
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # AES-GCM associated data: a ciphertext only decrypts in the kind of field it was made for.
@@ -149,28 +151,8 @@ async def get_visible_practitioner(
 
 def reveals_pii(caller: Identity, purpose: str | None) -> bool:
     """Unmasked only for holders of `workforce:pii` who say why (X-Purpose)."""
-    return caller.has_scope(PII_SCOPE) and bool(purpose)
+    return may_unmask(caller, purpose, scope=PII_SCOPE)
 
 
-def audit_pii_read(
-    session: AsyncSession,
-    *,
-    caller: Identity,
-    record_type: str,
-    record_id: str,
-    fields: str,
-    purpose: str,
-    request_id: str | None,
-) -> None:
-    session.add(
-        PiiAccess(
-            id=new_id(),
-            accessed_at=utcnow(),
-            client_id=caller.client_id,
-            record_type=record_type,
-            record_id=record_id,
-            fields=fields,
-            purpose=purpose[:300],
-            request_id=request_id,
-        )
-    )
+def audit_pii_read(session: AsyncSession, **read: Any) -> None:
+    record_unmasked_read(session, PiiAccess, **read)
