@@ -19,6 +19,7 @@ from gateway.audit import AuditWriter
 from gateway.auth import ClientStatus, TokenCache
 from gateway.config import GatewaySettings
 from gateway.frontdoor import FrontDoor, GatewayMetrics, Runtime
+from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, ParentAccount
 from gateway.openapi import ServiceDocuments, merge
 from gateway.parents import PARENT_PREFIX
@@ -111,6 +112,7 @@ def create_app(
         documents = ServiceDocuments(
             client, settings.upstreams(), retry_seconds=settings.openapi_refresh_seconds
         )
+        app.state.hasher = await asyncio.to_thread(SecretHasher, settings.secret_hashing)
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.documents = documents

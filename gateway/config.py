@@ -5,6 +5,8 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.hashing import Argon2Cost
+
 # Scope families: a route is reachable with any scope of its family (the service checks the exact one).
 REGISTRY = ["registry:read", "registry:write", "registry:review"]
 WORKFORCE = ["workforce:read", "workforce:write", "workforce:ban", "workforce:pii"]
@@ -91,6 +93,9 @@ class GatewaySettings(BaseSettings):
     jwt_keys: dict[str, SecretStr]
     jwt_active_kid: str
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    # argon2id cost for client secrets and parents' passwords (`GATEWAY_SECRET_HASHING='{"time_cost": 3,
+    # "memory_kib": 65536, "parallelism": 4}'`); a changed cost applies to secrets set from then on.
+    secret_hashing: Argon2Cost = Field(default_factory=Argon2Cost)
     # After a rotation the previous secret keeps working this long, so a client can roll over.
     secret_rotation_grace_seconds: int = Field(default=86400, ge=0, le=30 * 86400)
     # Parents: this many wrong passwords in a row lock the account for `parent_lockout_seconds`.

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from gateway.config import GatewaySettings
 from gateway.frontdoor import Runtime, caller_of
+from gateway.hashing import SecretHasher
 from gateway.views import Views
 from shared.errors import Forbidden, Unauthorized
 from shared.identity import ClientKind, Identity
@@ -16,6 +17,13 @@ def gateway_settings(request: Request) -> GatewaySettings:
 
 
 SettingsDep = Annotated[GatewaySettings, Depends(gateway_settings)]
+
+
+def secret_hasher(request: Request) -> SecretHasher:
+    return request.app.state.hasher
+
+
+HasherDep = Annotated[SecretHasher, Depends(secret_hasher)]
 
 
 def runtime(request: Request) -> Runtime:

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import GatewaySettings
 from gateway.errors import TooManyRequests
+from gateway.hashing import SecretHasher
 from gateway.models import ParentAccount
 from gateway.schemas import ParentLogin, ParentRegister, TokenResponse
-from gateway.service import DUMMY_HASH, TOKEN_AUDIENCE, TOKEN_ISSUER, hash_secret, sign_token, verify_secret
+from gateway.service import TOKEN_AUDIENCE, TOKEN_ISSUER, sign_token
 from shared.errors import Conflict, Unauthorized
 from shared.identity import ClientKind
 
@@ -50,7 +51,7 @@ def parent_token(*, settings: GatewaySettings, parent: ParentAccount) -> TokenRe
 
 
 async def register(
-    *, session: AsyncSession, settings: GatewaySettings, data: ParentRegister
+    *, session: AsyncSession, settings: GatewaySettings, hasher: SecretHasher, data: ParentRegister
 ) -> TokenResponse:
     taken = await session.execute(select(ParentAccount.parent_id).where(ParentAccount.phone == data.phone))
     if taken.first() is not None:
@@ -59,7 +60,7 @@ async def register(
     parent = ParentAccount(
         parent_id=PARENT_PREFIX + uuid.uuid4().hex[:16],
         phone=data.phone,
-        password_hash=await asyncio.to_thread(hash_secret, data.password),
+        password_hash=await asyncio.to_thread(hasher.hash, data.password),
         family_id=data.family_id,
         created_at=now,
         updated_at=now,
@@ -70,7 +71,7 @@ async def register(
 
 
 async def login(
-    *, session: AsyncSession, settings: GatewaySettings, data: ParentLogin
+    *, session: AsyncSession, settings: GatewaySettings, hasher: SecretHasher, data: ParentLogin
 ) -> tuple[TokenResponse | None, Exception | None]:
     """Returns the token, or the refusal to raise once the failure count is committed."""
     parent = (
@@ -83,7 +84,7 @@ async def login(
         return None, TooManyRequests(
             f"Too many wrong passwords; try again in {wait} s.", headers={"Retry-After": str(wait)}
         )
-    ok = await asyncio.to_thread(verify_secret, parent.password_hash if parent else DUMMY_HASH, data.password)
+    ok = await asyncio.to_thread(hasher.verify, parent.password_hash if parent else None, data.password)
     if parent is None or not parent.enabled:
         return None, WrongCredentials("Wrong phone number or password.")
     if not ok:

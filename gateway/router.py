@@ -13,6 +13,7 @@ from gateway.deps import (
     AdminDep,
     AuditReaderDep,
     FacilityReaderDep,
+    HasherDep,
     IndicatorReaderDep,
     RuntimeDep,
     SettingsDep,
@@ -46,23 +47,28 @@ async def issue_token(
     client_secret: Annotated[str, Form(min_length=1, max_length=256)],
     session: SessionDep,
     settings: SettingsDep,
+    hasher: HasherDep,
 ) -> TokenResponse:
     """OAuth2 client credentials: a short-lived bearer token for the client's scopes."""
     return await service.issue_token(
-        session=session, settings=settings, client_id=client_id, client_secret=client_secret
+        session=session, settings=settings, hasher=hasher, client_id=client_id, client_secret=client_secret
     )
 
 
 @router.post("/auth/parents/register", status_code=201, response_model=TokenResponse, tags=["auth"])
-async def register_parent(body: ParentRegister, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+async def register_parent(
+    body: ParentRegister, session: SessionDep, settings: SettingsDep, hasher: HasherDep
+) -> TokenResponse:
     """A parent account for the mobile app; the reply is already a `parent` token."""
-    return await parents.register(session=session, settings=settings, data=body)
+    return await parents.register(session=session, settings=settings, hasher=hasher, data=body)
 
 
 @router.post("/auth/parents/login", response_model=TokenResponse, tags=["auth"])
-async def login_parent(body: ParentLogin, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+async def login_parent(
+    body: ParentLogin, session: SessionDep, settings: SettingsDep, hasher: HasherDep
+) -> TokenResponse:
     """Phone and password → a `parent` token. Repeated wrong passwords lock the account a while."""
-    token, refusal = await parents.login(session=session, settings=settings, data=body)
+    token, refusal = await parents.login(session=session, settings=settings, hasher=hasher, data=body)
     if refusal is not None:
         await session.commit()  # the failure count must outlive the refusal
         raise refusal
@@ -71,9 +77,11 @@ async def login_parent(body: ParentLogin, session: SessionDep, settings: Setting
 
 
 @router.post("/admin/clients", status_code=201, response_model=ClientCreated, tags=["admin"])
-async def create_client(body: ClientCreate, session: SessionDep, _admin: AdminDep) -> ClientCreated:
+async def create_client(
+    body: ClientCreate, session: SessionDep, hasher: HasherDep, _admin: AdminDep
+) -> ClientCreated:
     """Register a bureau, district, operator or app client; its secret is shown once."""
-    return await service.create_client(session=session, data=body)
+    return await service.create_client(session=session, hasher=hasher, data=body)
 
 
 @router.get("/admin/clients", response_model=Page[ClientRead], tags=["admin"])
@@ -109,6 +117,7 @@ async def rotate_secret(
     client_id: str,
     session: SessionDep,
     settings: SettingsDep,
+    hasher: HasherDep,
     _admin: AdminDep,
     body: SecretRotation | None = None,
 ) -> RotatedSecret:
@@ -117,7 +126,7 @@ async def rotate_secret(
     if body is not None and body.grace_seconds is not None:
         grace = body.grace_seconds
     client, secret, ends = await service.rotate_secret(
-        session=session, client_id=client_id, grace_seconds=grace
+        session=session, hasher=hasher, client_id=client_id, grace_seconds=grace
     )
     return RotatedSecret(client_id=client.client_id, client_secret=secret, previous_secret_expires_at=ends)
 

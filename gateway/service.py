@@ -9,13 +9,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import GatewaySettings
 from gateway.errors import ClientNotFound, InvalidClient
+from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, AuditRecord
 from gateway.schemas import AuditRead, ClientCreate, ClientCreated, ClientRead, TokenResponse
 from shared.errors import Forbidden, Unauthorized
@@ -24,22 +23,6 @@ from shared.identity import ClientKind, Identity
 ADMIN_CLIENT_ID = "admin"
 TOKEN_AUDIENCE = "cradle-api"
 TOKEN_ISSUER = "cradle-gateway"
-
-_hasher = PasswordHasher()
-# Verifying against this keeps an unknown client id as slow as a wrong secret (no timing oracle).
-DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-def hash_secret(secret: str) -> str:
-    return _hasher.hash(secret)
-
-
-def verify_secret(secret_hash: str, secret: str) -> bool:
-    try:
-        return _hasher.verify(secret_hash, secret)
-    except (VerificationError, InvalidHashError):
-        return False
-
 
 def to_read(client: ApiClient) -> ClientRead:
     return ClientRead(
@@ -55,7 +38,9 @@ def to_read(client: ApiClient) -> ClientRead:
     )
 
 
-async def ensure_admin_client(*, session: AsyncSession, secret: str | None) -> str | None:
+async def ensure_admin_client(
+    *, session: AsyncSession, hasher: SecretHasher, secret: str | None
+) -> str | None:
     """Create the bootstrap `admin` client, or set its secret when one is given. Returns the secret
     when it was generated here (to be shown once), else None."""
     admin = await session.get(ApiClient, ADMIN_CLIENT_ID)
@@ -71,20 +56,22 @@ async def ensure_admin_client(*, session: AsyncSession, secret: str | None) -> s
                 name="Bootstrap administrator",
                 kind=ClientKind.admin.value,
                 scopes=["admin"],
-                secret_hash=hash_secret(secret),
+                secret_hash=hasher.hash(secret),
                 created_at=now,
                 updated_at=now,
             )
         )
-    elif secret is not None and not verify_secret(admin.secret_hash, secret):
-        admin.secret_hash = hash_secret(secret)
+    elif secret is not None and not hasher.verify(admin.secret_hash, secret):
+        admin.secret_hash = hasher.hash(secret)
         admin.enabled = True
         admin.updated_at = now
     await session.flush()
     return generated
 
 
-async def create_client(*, session: AsyncSession, data: ClientCreate) -> ClientCreated:
+async def create_client(
+    *, session: AsyncSession, hasher: SecretHasher, data: ClientCreate
+) -> ClientCreated:
     secret = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     client = ApiClient(
@@ -95,7 +82,7 @@ async def create_client(*, session: AsyncSession, data: ClientCreate) -> ClientC
         district_code=data.district_code,
         facility_ids=data.facility_ids,
         scopes=data.scopes,
-        secret_hash=await asyncio.to_thread(hash_secret, secret),
+        secret_hash=await asyncio.to_thread(hasher.hash, secret),
         created_at=now,
         updated_at=now,
     )
@@ -129,7 +116,7 @@ async def disable_client(*, session: AsyncSession, client_id: str) -> ApiClient:
 
 
 async def rotate_secret(
-    *, session: AsyncSession, client_id: str, grace_seconds: int
+    *, session: AsyncSession, hasher: SecretHasher, client_id: str, grace_seconds: int
 ) -> tuple[ApiClient, str, datetime]:
     """A new secret; the current one stays valid for `grace_seconds` (the one before it, if a
     rotation was still running, ends now). Returns the client, the new secret and the old one's end."""
@@ -140,24 +127,23 @@ async def rotate_secret(
     now = datetime.now(UTC)
     client.previous_secret_hash = client.secret_hash
     client.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
-    client.secret_hash = await asyncio.to_thread(hash_secret, secret)
+    client.secret_hash = await asyncio.to_thread(hasher.hash, secret)
     client.updated_at = now
     await session.flush()
     return client, secret, client.previous_secret_expires_at
 
 
-def _secret_matches(client: ApiClient | None, secret: str) -> bool:
+def _secret_matches(hasher: SecretHasher, client: ApiClient | None, secret: str) -> bool:
     if client is None:
-        verify_secret(DUMMY_HASH, secret)
-        return False
-    if verify_secret(client.secret_hash, secret):
+        return hasher.verify(None, secret)
+    if hasher.verify(client.secret_hash, secret):
         return True
     ends = client.previous_secret_expires_at
     if client.previous_secret_hash and ends is not None:
         if ends.tzinfo is None:  # SQLite returns it without its offset; it was written in UTC
             ends = ends.replace(tzinfo=UTC)
         if datetime.now(UTC) < ends:
-            return verify_secret(client.previous_secret_hash, secret)
+            return hasher.verify(client.previous_secret_hash, secret)
     return False
 
 
@@ -169,11 +155,16 @@ async def client_enabled(*, session: AsyncSession, client_id: str) -> bool | Non
 
 
 async def issue_token(
-    *, session: AsyncSession, settings: GatewaySettings, client_id: str, client_secret: str
+    *,
+    session: AsyncSession,
+    settings: GatewaySettings,
+    hasher: SecretHasher,
+    client_id: str,
+    client_secret: str,
 ) -> TokenResponse:
     """OAuth2 client credentials → a short-lived HS256 JWT carrying the client's identity."""
     client = await session.get(ApiClient, client_id)
-    ok = await asyncio.to_thread(_secret_matches, client, client_secret)
+    ok = await asyncio.to_thread(_secret_matches, hasher, client, client_secret)
     if client is None or not ok or not client.enabled:
         raise InvalidClient("Unknown client, wrong secret, or a disabled client.")
     now = int(time.time())

@@ -30,6 +30,7 @@ from services.workforce.config import WorkforceSettings
 from shared.identity import generate_keypair
 from shared.pii import new_key
 from tests.support import (
+    CHEAP_HASHING,
     MACHINE_NATS_URL,
     DatabaseFactory,
     HostTransport,
@@ -267,6 +268,7 @@ async def start_stack(
             guidance_url="http://guidance",
             log_format="console",
             log_level="WARNING",
+            secret_hashing=CHEAP_HASHING,
         ),
         transport=transport,
     )
@@ -274,7 +276,9 @@ async def start_stack(
         for app in (*apps.values(), gateway):
             await stack.enter_async_context(running(app))
         async with gateway.state.sessionmaker() as session, session.begin():
-            await gateway_service.ensure_admin_client(session=session, secret=ADMIN_SECRET)
+            await gateway_service.ensure_admin_client(
+                session=session, hasher=gateway.state.hasher, secret=ADMIN_SECRET
+            )
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
         )

@@ -27,6 +27,10 @@ from shared.migrations import upgrade
 
 T = TypeVar("T")
 
+# argon2id at its cheapest: production cost (0.25–1.5 s a hash here) made the suite crawl;
+# tests/gateway/test_hashing.py pins the production parameters.
+CHEAP_HASHING = {"time_cost": 1, "memory_kib": 8, "parallelism": 1}
+
 PG_ADMIN_URL = os.environ.get("CRADLE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MACHINE_NATS_URL = os.environ.get("CRADLE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 

@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from gateway import service as gateway_service
+from gateway.hashing import Argon2Cost, SecretHasher
 from shared.cli.audit import app as audit_app
 from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys
 from shared.db import make_engine
@@ -56,9 +57,12 @@ def _redact(url: str) -> str:
 
 async def _bootstrap_admin(secret: str | None) -> str | None:
     engine = make_engine(database_url("gateway", data_dir()))
+    # The same cost the gateway will verify with (GATEWAY_SECRET_HASHING, else the production default).
+    cost = os.environ.get("GATEWAY_SECRET_HASHING")
+    hasher = SecretHasher(Argon2Cost.model_validate_json(cost) if cost else Argon2Cost())
     try:
         async with async_sessionmaker(engine)() as session, session.begin():
-            return await gateway_service.ensure_admin_client(session=session, secret=secret)
+            return await gateway_service.ensure_admin_client(session=session, hasher=hasher, secret=secret)
     finally:
         await engine.dispose()
 

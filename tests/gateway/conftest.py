@@ -25,7 +25,7 @@ from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
 from shared.cli.layout import free_port
 from tests.conftest import ADMIN_SECRET, ActsAsClients, service_settings
-from tests.support import DatabaseFactory, HostTransport, eventually, running
+from tests.support import CHEAP_HASHING, DatabaseFactory, HostTransport, eventually, running
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,6 +62,7 @@ def gateway_settings(*, database_url: str, keys: dict[str, Any], **overrides: An
         "monitoring_url": "http://monitoring",
         "guidance_url": "http://guidance",
         "audit_flush_seconds": 0.05,
+        "secret_hashing": CHEAP_HASHING,
         "log_format": "console",
         "log_level": "WARNING",
     }
@@ -88,7 +89,9 @@ async def start_gateway(
     )
     async with running(app):
         async with app.state.sessionmaker() as session, session.begin():
-            await gateway_service.ensure_admin_client(session=session, secret=ADMIN_SECRET)
+            await gateway_service.ensure_admin_client(
+                session=session, hasher=app.state.hasher, secret=ADMIN_SECRET
+            )
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"
         ) as client:

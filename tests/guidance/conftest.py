@@ -33,7 +33,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.streams import Namespace
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from tests.conftest import ADMIN_SECRET, ActsAsClients
-from tests.support import DatabaseFactory, HostTransport, eventually, running
+from tests.support import CHEAP_HASHING, DatabaseFactory, HostTransport, eventually, running
 
 PII_SETTINGS: dict[str, Any] = {
     "pii_keys": {"g2026a": base64.b64encode(os.urandom(32)).decode()},
@@ -238,6 +238,7 @@ async def start_guide(
             guidance_url="http://guidance",
             log_format="console",
             log_level="WARNING",
+            secret_hashing=CHEAP_HASHING,
         ),
         transport=HostTransport({"guidance": app}),
     )
@@ -245,7 +246,9 @@ async def start_guide(
         for each in (app, gateway):
             await stack.enter_async_context(running(each))
         async with gateway.state.sessionmaker() as session, session.begin():
-            await gateway_service.ensure_admin_client(session=session, secret=ADMIN_SECRET)
+            await gateway_service.ensure_admin_client(
+                session=session, hasher=gateway.state.hasher, secret=ADMIN_SECRET
+            )
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
         )
