@@ -32,6 +32,7 @@ from gateway.views import Views
 from shared.db import make_engine
 from shared.errors import install_error_handlers, problem_response
 from shared.identity import IdentitySigner
+from shared.jsonlimits import JsonLimits
 from shared.logging import configure_logging
 from shared.observability import Metrics
 
@@ -138,6 +139,9 @@ def create_app(
     app.state.runtime = runtime
     app.state.metrics = metrics
     install_error_handlers(app)
+    # Inside the front door: it reaches only the gateway's own paths (forwarded bodies are streamed,
+    # bounded by max_body_bytes, and measured by the service that parses them).
+    app.add_middleware(JsonLimits, max_body_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     app.add_middleware(FrontDoor, runtime=runtime)
     app.include_router(router)
 

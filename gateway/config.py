@@ -6,6 +6,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, fiel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.hashing import Argon2Cost
+from shared.jsonlimits import DEFAULT_MAX_JSON_DEPTH
 
 # Scope families: a route is reachable with any scope of its family (the service checks the exact one).
 REGISTRY = ["registry:read", "registry:write", "registry:review"]
@@ -120,6 +121,8 @@ class GatewaySettings(BaseSettings):
     upstream_client: Literal["native", "httpx"] = "native"
     retry_after_seconds: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    # The gateway's own JSON paths refuse bodies nested deeper (422); services check what they receive.
+    max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=2, le=256)
     # Each service's part of a composite view (profile, indicators) waits at most this long.
     view_part_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
 

@@ -22,6 +22,7 @@ from shared.events.consumer import ConsumerPolicy, EventConsumer, Handler
 from shared.events.outbox import OutboxRelay, OutboxWriter, outbox_session_info
 from shared.events.streams import Namespace
 from shared.identity import IdentityVerifier, current_caller
+from shared.jsonlimits import JsonLimits
 from shared.logging import configure_logging
 from shared.observability import Metrics, health_router, install_observability
 from shared.settings import ServiceSettings
@@ -113,6 +114,7 @@ def create_service_app(
     app.state.identity_verifier = IdentityVerifier(settings.internal_verify_key.get_secret_value())
     app.state.idempotency_table = metadata.tables.get("idempotency_record")
     install_error_handlers(app)
+    app.add_middleware(JsonLimits, max_body_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     install_observability(app, metrics)
 
     async def database_ready() -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,9 @@ class ServiceSettings(BaseSettings):
     nats_url: str = Field(
         default="nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL", "nats_url")
     )
+    # This process's NATS credential (a `.creds` file: `cradle nats init` writes one per service).
+    # Unset: an anonymous connection, which only a development server accepts.
+    nats_creds: Path | None = Field(default=None, validation_alias=AliasChoices("NATS_CREDS", "nats_creds"))
     # Subjects are `<event_namespace>.<service>.<entity>.<verb>`; tests use their own namespace so
     # parallel runs on one NATS server never see each other's events.
     event_namespace: str = Field(

@@ -1,0 +1,148 @@
+"""Limits on request bodies, enforced before anything parses them: a body larger than the limit is
+a 413, a JSON body nested deeper than the limit a 422. Python's and pydantic's parsers, orjson's
+encoder and the log renderers all recurse; a hostile body nested a few hundred deep must be refused
+here, cheaply, instead of failing (or stalling the process) somewhere inside them."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import FieldError, problem_response
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_JSON_DEPTH = 32
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# A JSON string, escapes included (the unrolled loop: linear, no backtracking).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# Everything but the brackets, deleted by bytes.translate (C speed).
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPEN = frozenset(b"[{")
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """True when the body's arrays and objects nest deeper than `limit`. Brackets inside strings do
+    not count; malformed JSON is left to the parser (this only measures)."""
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return len(brackets) > limit and _deeper(brackets, limit)
+
+
+def _deeper(brackets: bytes, limit: int) -> bool:
+    depth = 0
+    for byte in brackets:
+        if byte in _OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+FORM_TYPES = (b"multipart/", b"application/x-www-form-urlencoded")
+
+
+def may_be_json(scope: Scope) -> bool:
+    """Anything but a form: FastAPI parses a body without a content type as JSON, and some routes
+    parse their body whatever its declared type."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return not value.strip().lower().startswith(FORM_TYPES)
+    return True
+
+
+def declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class JsonLimits:
+    """Pure ASGI. Bodies of POST/PUT/PATCH/DELETE are read whole (up to `max_body_bytes`, else 413)
+    and, unless a form, measured (JSON deeper than `max_depth` is a 422); then handed on unchanged."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = declared_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        try:
+            body, disconnected = await self._read(receive)
+        except BodyTooLarge:
+            await self._too_large(scope, receive, send)
+            return
+        if may_be_json(scope) and json_depth_exceeds(body, self.max_depth):
+            message = f"nests arrays and objects deeper than {self.max_depth} levels"
+            response = problem_response(
+                status=422,
+                title="Invalid input",
+                type_="/problems/too-deep",
+                detail=f"The JSON body {message}.",
+                errors=[FieldError(field="body", message=message)],
+                extra={"max_depth": self.max_depth},
+            )
+            await response(scope, receive, send)
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            if disconnected:
+                return {"type": "http.disconnect"}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive) -> tuple[bytes, bool]:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"".join(chunks), True
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise BodyTooLarge()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), False
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            status=413,
+            title="Payload too large",
+            type_="/problems/too-large",
+            detail=f"The body is larger than {self.max_body_bytes} bytes.",
+            extra={"max_body_bytes": self.max_body_bytes},
+            # The rest of the body is not read: the connection cannot be reused for another request.
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
