@@ -20,6 +20,7 @@ from shared.errors import install_error_handlers
 from shared.events.bus import EventBus
 from shared.events.consumer import ConsumerPolicy, EventConsumer, Handler
 from shared.events.outbox import OutboxRelay, OutboxWriter, outbox_session_info
+from shared.events.permissions import inbox_prefix, streams_used
 from shared.events.streams import Namespace
 from shared.identity import IdentityVerifier, current_caller
 from shared.jsonlimits import JsonLimits
@@ -50,7 +51,13 @@ def create_service_app(
         configure_logging(service=service, fmt=settings.log_format, level=settings.log_level)
         engine = make_engine(settings.database_url)
         bus = EventBus(
-            url=settings.nats_url, namespace=namespace, replicas=settings.nats_replicas, client_name=service
+            url=settings.nats_url,
+            namespace=namespace,
+            replicas=settings.nats_replicas,
+            client_name=service,
+            streams=streams_used(namespace, service),
+            credentials=settings.nats_creds,
+            inbox_prefix=inbox_prefix(service),
         )
         session_info = outbox_session_info(OutboxWriter(outbox, namespace, f"/cradle/{service}"))
         session_info.update(session_context or {})

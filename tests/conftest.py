@@ -38,6 +38,7 @@ from tests.support import (
     nats_reachable,
     new_run_id,
     postgres_reachable,
+    provision_namespace,
     running,
 )
 
@@ -120,17 +121,21 @@ _namespace_counter = 0
 
 
 @pytest.fixture
-def namespace(run_id: str) -> str:
+async def namespace(run_id: str, shared_nats_url: str) -> str:
+    """A namespace of the test's own, its streams provisioned on the machine's NATS."""
     global _namespace_counter
     _namespace_counter += 1
-    return f"t{run_id}n{_namespace_counter}"
+    name = f"t{run_id}n{_namespace_counter}"
+    await provision_namespace(shared_nats_url, name)
+    return name
 
 
 @pytest.fixture
-async def own_nats(tmp_path: Path) -> AsyncIterator[NatsProcess]:
+async def own_nats(tmp_path: Path, namespace: str) -> AsyncIterator[NatsProcess]:
     """For tests that stop NATS: never the machine's server."""
     server = NatsProcess(tmp_path / "nats")
     await server.start()
+    await provision_namespace(server.url, namespace)
     yield server
     await server.stop()
 
@@ -242,6 +247,8 @@ async def start_stack(
     overrides = dict(overrides or {})
     if workforce_overrides:
         overrides["workforce"] = overrides.get("workforce", {}) | workforce_overrides
+    replicas = max((o.get("nats_replicas", 1) for o in overrides.values()), default=1)
+    await provision_namespace(nats_url, namespace, replicas=replicas)
     apps: dict[str, FastAPI] = {}
     for name in services:
         settings_class, create = SERVICES[name]

@@ -22,8 +22,10 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from shared.cli.layout import free_port
-from shared.cli.nats_server import nats_server_args
+from shared.cli.nats import BusTrust, Cluster, provision, server_config
+from shared.cli.nats_server import nats_server_args, nats_server_binary, wait_for_port
 from shared.migrations import upgrade
+from shared.nats_auth import write_private
 
 T = TypeVar("T")
 
@@ -128,12 +130,40 @@ class DatabaseFactory:
 
 
 class NatsProcess:
-    """A nats-server of the test's own, which it may stop and start; the machine's is never touched."""
+    """A nats-server of the test's own, which it may stop and start; the machine's is never touched.
+    Given a `trust` (shared/cli/nats.py), it runs in operator mode with that deployment's config,
+    as `cradle up` does: anonymous connections are refused."""
 
-    def __init__(self, store_dir: Path) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        trust: BusTrust | None = None,
+        cluster: Cluster | None = None,
+        name: str = "",
+    ) -> None:
         self.port = free_port()
         self.store_dir = store_dir
+        self.trust = trust
+        self.cluster = cluster
+        self.name = name or f"test-{uuid.uuid4().hex[:6]}"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def args(self) -> list[str]:
+        if self.trust is None:
+            return nats_server_args(port=self.port, store_dir=self.store_dir, name=self.name)
+        config = self.store_dir.parent / f"{self.name}.conf"
+        write_private(
+            config,
+            server_config(
+                self.trust,
+                store_dir=str(self.store_dir),
+                server_name=self.name,
+                port=self.port,
+                cluster=self.cluster,
+            ),
+        )
+        return [nats_server_binary(), "--config", str(config)]
 
     @property
     def url(self) -> str:
@@ -142,11 +172,12 @@ class NatsProcess:
     async def start(self) -> None:
         # Popen, not an asyncio subprocess: the server may outlive the event loop that started it.
         self.process = subprocess.Popen(  # noqa: ASYNC220
-            nats_server_args(port=self.port, store_dir=self.store_dir, name=f"test-{uuid.uuid4().hex[:6]}"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        await eventually(lambda: nats_reachable(self.url), timeout=10)
+        if self.trust is None:
+            await eventually(lambda: nats_reachable(self.url), timeout=10)
+        else:  # it refuses an anonymous probe: wait for it to listen
+            await wait_for_port("127.0.0.1", self.port)
 
     async def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -176,3 +207,11 @@ async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+async def provision_namespace(
+    nats_url: str, namespace: str, *, replicas: int = 1, credentials: Path | None = None
+) -> None:
+    """What `cradle up` does before the services start: create the namespace's streams, which the
+    services only wait for (their credentials may not create them)."""
+    await provision(nats_url, namespace=namespace, replicas=replicas, credentials=credentials)

@@ -1,28 +1,44 @@
 """One NATS connection per process. It keeps trying in the background when NATS is down at start,
-so a service serves requests (writing events to its outbox) while the broker is away."""
+so a service serves requests (writing events to its outbox) while the broker is away. It connects
+with the process's own credential (a `.creds` file) when one is configured, and only waits for the
+streams it uses: creating them is the provisioning step's job, never a service's."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import nats
 import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from shared.events.streams import Namespace, ensure_streams
+from shared.events.streams import Namespace, wait_for_streams
 
 log = structlog.get_logger("cradle.bus")
 
 
 class EventBus:
-    def __init__(self, *, url: str, namespace: Namespace, replicas: int, client_name: str) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        namespace: Namespace,
+        replicas: int,
+        client_name: str,
+        streams: Sequence[str] = (),
+        credentials: Path | None = None,
+        inbox_prefix: str = "_INBOX",
+    ) -> None:
         self.url = url
         self.namespace = namespace
         self.replicas = replicas
         self.client_name = client_name
+        self.streams = tuple(streams)
+        self.credentials = credentials
+        self.inbox_prefix = inbox_prefix
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         self._ready = asyncio.Event()
@@ -60,9 +76,11 @@ class EventBus:
                     reconnected_cb=self._reconnected,
                     disconnected_cb=self._disconnected,
                     error_cb=self._error,
+                    user_credentials=str(self.credentials) if self.credentials else None,
+                    inbox_prefix=self.inbox_prefix,
                 )
                 js = nc.jetstream(timeout=5)
-                await ensure_streams(js, self.namespace, replicas=self.replicas)
+                await wait_for_streams(js, self.streams)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

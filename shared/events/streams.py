@@ -1,15 +1,33 @@
-"""JetStream layout: one stream per producing service, plus the dead-letter stream. Declared here,
-in code, and reconciled (created or updated) at every start-up."""
+"""JetStream layout: one stream per producing service, the ingest stream and the dead-letter stream.
+Declared here, in code; created or updated by the provisioning step (`cradle nats provision`, run by
+`cradle up` and `cradle migrate`) with the admin credential. Services only wait for them."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import structlog
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+log = structlog.get_logger("cradle.streams")
+
 SERVICES = ("registry", "workforce", "monitoring", "guidance", "gateway")
+# Whose streams each service consumes (its durable there is named after it). Its NATS credential
+# may read those and no other; tests/shared/test_nats_auth.py checks this against the handlers.
+READS: dict[str, tuple[str, ...]] = {
+    "registry": ("workforce", "monitoring"),
+    "workforce": ("registry", "workforce", "monitoring"),
+    "monitoring": ("registry", "workforce"),
+    "guidance": (),
+    "gateway": (),
+}
+# The devices' stream has one reader: monitoring's ingest consumer (services/monitoring/ingest_consumer.py).
+INGEST_READER = "monitoring"
+INGEST_DURABLE = "monitoring-ingest"
 DEFAULT_NAMESPACE = "cradle"
 DUPLICATE_WINDOW_SECONDS = 120.0
 EVENT_MAX_AGE_SECONDS = 365 * 24 * 3600.0
@@ -66,6 +84,11 @@ def stream_configs(namespace: Namespace, *, replicas: int) -> list[StreamConfig]
             max_age=EVENT_MAX_AGE_SECONDS,
             num_replicas=replicas,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            # The gateway's stream carries its signed audit checkpoints (gateway/checkpoints.py): no
+            # message may be deleted or purged, so the database's audit log cannot be shortened to
+            # below one. (NATS refuses overlapping streams, so they live here, not in one of their own.)
+            deny_delete=service == "gateway",
+            deny_purge=service == "gateway",
         )
         for service in SERVICES
     ]
@@ -95,11 +118,20 @@ def stream_configs(namespace: Namespace, *, replicas: int) -> list[StreamConfig]
     return configs
 
 
-# What stream_configs declares. A stream that already has it is left alone: every service runs
-# ensure_streams at start-up, and a JetStream cluster may leave concurrent requests about one stream
-# (even an update that changes nothing) unanswered until they time out, so services starting
-# together would keep failing each other's start.
-_DECLARED = ("subjects", "retention", "storage", "discard", "max_age", "num_replicas", "duplicate_window")
+# What stream_configs declares. A stream that already has it is left alone: a JetStream cluster may
+# leave concurrent requests about one stream (even an update that changes nothing) unanswered until
+# they time out, so two provisioning runs at once must not keep failing each other.
+_DECLARED = (
+    "subjects",
+    "retention",
+    "storage",
+    "discard",
+    "max_age",
+    "num_replicas",
+    "duplicate_window",
+    "deny_delete",
+    "deny_purge",
+)
 
 
 def _as_declared(current: StreamConfig, declared: StreamConfig) -> bool:
@@ -110,8 +142,9 @@ def _as_declared(current: StreamConfig, declared: StreamConfig) -> bool:
 
 
 async def ensure_streams(js: JetStreamContext, namespace: Namespace, *, replicas: int) -> None:
-    """Create missing streams and bring existing ones to the declared config. Every service does
-    this, so a consumer can bind before the producer has ever started."""
+    """Create missing streams and bring existing ones to the declared config: the provisioning step,
+    with a credential that may manage streams. Run before the services start, so a consumer can bind
+    before the producer has ever started."""
     for config in stream_configs(namespace, replicas=replicas):
         try:
             info = await js.stream_info(config.name)
@@ -123,3 +156,21 @@ async def ensure_streams(js: JetStreamContext, namespace: Namespace, *, replicas
                 info = await js.stream_info(config.name)
         if not _as_declared(info.config, config):
             await js.update_stream(config)
+
+
+async def wait_for_streams(js: JetStreamContext, names: Sequence[str], *, interval: float = 1.0) -> None:
+    """Block until every stream exists. A service's credential may not create them: until the
+    provisioning step has run, it says so and keeps looking."""
+    delay = interval / 4
+    while True:
+        missing = []
+        for name in names:
+            try:
+                await js.stream_info(name)
+            except NotFoundError:
+                missing.append(name)
+        if not missing:
+            return
+        log.warning("streams_missing", streams=missing, hint="run `cradle nats provision`")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)

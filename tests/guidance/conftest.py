@@ -33,7 +33,14 @@ from shared.events.envelope import CloudEvent
 from shared.events.streams import Namespace
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from tests.conftest import ADMIN_SECRET, ActsAsClients
-from tests.support import CHEAP_HASHING, DatabaseFactory, HostTransport, eventually, running
+from tests.support import (
+    CHEAP_HASHING,
+    DatabaseFactory,
+    HostTransport,
+    eventually,
+    provision_namespace,
+    running,
+)
 
 PII_SETTINGS: dict[str, Any] = {
     "pii_keys": {"g2026a": base64.b64encode(os.urandom(32)).decode()},
@@ -217,6 +224,7 @@ def guidance_settings(
 async def start_guide(
     *, databases: DatabaseFactory, nats_url: str, namespace: str, keys: dict[str, Any], **overrides: Any
 ) -> AsyncIterator[Guide]:
+    await provision_namespace(nats_url, namespace)
     app = create_guidance(
         guidance_settings(
             url=await databases.fresh("guidance"),

@@ -1,0 +1,286 @@
+"""`cradle nats`: the bus's identities, the server configuration that trusts them, and the one step
+that creates the streams.
+
+`init` makes, once, under one directory (owner-only, 0600 files; never regenerated when present):
+an operator with a signing key, the system account, the CRADLE account with two signing keys (one
+for services, one the gateway holds to issue device credentials), a `.creds` file per process
+(admin for provisioning, one per service, `claims` for the gateway's account updates) and
+`device_issuer.json` for the gateway. `server-config` renders a nats-server config with a `full`
+resolver preloaded with the two accounts; `provision` creates or updates the streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import typer
+from rich.console import Console
+
+from shared.events.permissions import service_permissions
+from shared.events.streams import DEFAULT_NAMESPACE, SERVICES, Namespace, ensure_streams
+from shared.nats_auth import (
+    AccountClaims,
+    NKey,
+    Permissions,
+    claims_lookup_subject,
+    creds,
+    operator_jwt,
+    user_jwt,
+    write_private,
+)
+
+app = typer.Typer(help="The event bus's credentials, server configuration and streams.", no_args_is_help=True)
+console = Console()
+
+ACCOUNT_NAME = "CRADLE"
+SYSTEM_ACCOUNT_NAME = "SYS"
+ADMIN = "admin"  # provisioning: may do anything in the CRADLE account, used by one step only
+CLAIMS = "claims"  # the gateway's system-account user: pushes the CRADLE account's JWT, nothing else
+ROUTE_USER = "cradle-route"
+
+
+def claims_permissions(account: str) -> Permissions:
+    return Permissions(
+        publish=("$SYS.REQ.CLAIMS.UPDATE", claims_lookup_subject(account)),
+        subscribe=("_INBOX.>",),  # the system account holds no one else's traffic
+    )
+
+
+@dataclass(frozen=True)
+class BusTrust:
+    """One deployment's identities on disk (see the module's docstring)."""
+
+    directory: Path
+    namespace: str
+    operator: str
+    system_account: str
+    account: str
+
+    def jwt(self, name: str) -> str:
+        return (self.directory / f"{name}.jwt").read_text().strip()
+
+    def creds_path(self, name: str) -> Path:
+        return self.directory / "creds" / f"{name}.creds"
+
+    @property
+    def route_password(self) -> str:
+        return (self.directory / "route_password").read_text().strip()
+
+    @property
+    def device_issuer(self) -> Path:
+        return self.directory / "device_issuer.json"
+
+
+def _seed(directory: Path, name: str) -> NKey:
+    return NKey((directory / f"{name}.nk").read_text().strip())
+
+
+def init_trust(directory: Path, *, namespace: str = DEFAULT_NAMESPACE) -> BusTrust:
+    """The deployment's identities: made the first time, read every time after. A second run with
+    another namespace is refused: the service credentials name their subjects."""
+    manifest = directory / "trust.json"
+    if manifest.exists():
+        stored = json.loads(manifest.read_text())
+        if stored["namespace"] != namespace:
+            raise ValueError(
+                f"{directory} holds credentials for namespace {stored['namespace']!r}, not {namespace!r}"
+            )
+        return BusTrust(directory=directory, **stored)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keys = {
+        "operator": NKey.new("operator"),
+        "operator_signing": NKey.new("operator"),
+        "sys": NKey.new("account"),
+        "cradle": NKey.new("account"),
+        "services_signing": NKey.new("account"),
+        "devices_signing": NKey.new("account"),
+    }
+    for name, key in keys.items():
+        write_private(directory / f"{name}.nk", key.seed + "\n")
+    operator, account, sys_account = keys["operator"], keys["cradle"].public_key, keys["sys"].public_key
+    write_private(
+        directory / "operator.jwt",
+        operator_jwt(
+            operator,
+            name="cradle",
+            system_account=sys_account,
+            signing_keys=[keys["operator_signing"].public_key],
+        ),
+    )
+    write_private(
+        directory / "sys.jwt",
+        AccountClaims(account=sys_account, name=SYSTEM_ACCOUNT_NAME, jetstream=False).sign(operator),
+    )
+    signing = [keys["services_signing"].public_key, keys["devices_signing"].public_key]
+    write_private(
+        directory / "cradle.jwt",
+        AccountClaims(account=account, name=ACCOUNT_NAME, signing_keys=signing).sign(operator),
+    )
+    ns = Namespace(namespace)
+    users: dict[str, tuple[str, NKey, Permissions | None]] = {
+        ADMIN: (account, keys["services_signing"], None),
+        CLAIMS: (sys_account, keys["sys"], claims_permissions(account)),
+    }
+    for service in SERVICES:
+        users[service] = (account, keys["services_signing"], service_permissions(ns, service))
+    for name, (user_account, signer, permissions) in users.items():
+        user = NKey.new("user")
+        token = user_jwt(
+            user.public_key, name=name, account=user_account, signer=signer, permissions=permissions
+        )
+        write_private(directory / "creds" / f"{name}.creds", creds(token, user.seed))
+    write_private(directory / "route_password", secrets.token_hex(24) + "\n")
+    write_private(
+        directory / "device_issuer.json",
+        json.dumps(
+            {
+                "namespace": namespace,
+                "operator": operator.public_key,
+                "account": account,
+                "operator_signing_seed": keys["operator_signing"].seed,
+                "devices_signing_seed": keys["devices_signing"].seed,
+            },
+            indent=2,
+        ),
+    )
+    stored = {
+        "namespace": namespace,
+        "operator": operator.public_key,
+        "system_account": sys_account,
+        "account": account,
+    }
+    write_private(manifest, json.dumps(stored, indent=2))
+    return BusTrust(directory=directory, **stored)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A JetStream cluster whose routes authenticate with the deployment's route password."""
+
+    name: str
+    routes: list[str]  # host:port of every node (a node ignores the route to itself)
+    listen: str = "0.0.0.0:6222"
+
+
+def server_config(
+    trust: BusTrust,
+    *,
+    store_dir: str,
+    server_name: str,
+    host: str = "127.0.0.1",
+    port: int = 4222,
+    cluster: Cluster | None = None,
+    http_port: int | None = None,
+) -> str:
+    """A nats-server configuration: operator mode (no anonymous connection is accepted), a `full`
+    resolver that keeps account JWTs under the store and takes updates at run time, preloaded with
+    the system and the CRADLE accounts. `server_name` may be `$VAR` (read from the environment)."""
+
+    def q(value: str) -> str:
+        return value if value.startswith("$") else json.dumps(value)
+
+    lines = [
+        f"server_name: {q(server_name)}",
+        f"host: {q(host)}",
+        f"port: {port}",
+        f"jetstream {{ store_dir: {q(store_dir)} }}",
+        f"operator: {q(trust.jwt('operator'))}",
+        f"system_account: {q(trust.system_account)}",
+        "resolver {",
+        "  type: full",
+        f"  dir: {q(store_dir.rstrip('/') + '/jwt')}",
+        "  allow_delete: false",
+        '  interval: "2m"',
+        '  timeout: "3s"',
+        "}",
+        "resolver_preload {",
+        f"  {trust.system_account}: {q(trust.jwt('sys'))}",
+        f"  {trust.account}: {q(trust.jwt('cradle'))}",
+        "}",
+    ]
+    if http_port is not None:
+        lines.append(f"http_port: {http_port}")
+    if cluster is not None:
+        password = trust.route_password
+        routes = ", ".join(
+            json.dumps(f"nats-route://{ROUTE_USER}:{password}@{route}") for route in cluster.routes
+        )
+        lines += [
+            "cluster {",
+            f"  name: {q(cluster.name)}",
+            f"  listen: {q(cluster.listen)}",
+            f"  authorization {{ user: {q(ROUTE_USER)}, password: {q(password)} }}",
+            f"  routes: [{routes}]",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+async def provision(url: str, *, namespace: str, replicas: int, credentials: Path | None) -> None:
+    """Create or update every stream of the namespace (the admin credential's one job)."""
+    nc = await nats.connect(
+        url.split(","),
+        name="cradle-provision",
+        connect_timeout=5,
+        allow_reconnect=False,
+        max_reconnect_attempts=0,
+        user_credentials=str(credentials) if credentials else None,
+    )
+    try:
+        await ensure_streams(nc.jetstream(timeout=10), Namespace(namespace), replicas=replicas)
+    finally:
+        await nc.close()
+
+
+def default_dir() -> Path:
+    from shared.cli.layout import data_dir
+
+    return data_dir() / "keys" / "nats"
+
+
+@app.command("init")
+def init_command(
+    directory: Path = typer.Option(None, "--dir", help="Where to keep them (default: <data>/keys/nats)."),
+    namespace: str = typer.Option(DEFAULT_NAMESPACE, envvar="CRADLE_EVENT_NAMESPACE"),
+    cluster: str = typer.Option(
+        "", help="Also write nats-server.conf for this cluster: comma-separated host:port routes."
+    ),
+    store_dir: str = typer.Option("/data", help="The nodes' JetStream store (with --cluster)."),
+) -> None:
+    """Make the operator, accounts, keys and every process's .creds (once; kept if present)."""
+    trust = init_trust(directory or default_dir(), namespace=namespace)
+    if cluster:
+        config = server_config(
+            trust,
+            store_dir=store_dir,
+            server_name="$NATS_SERVER_NAME",
+            host="0.0.0.0",
+            cluster=Cluster(name="cradle", routes=[r.strip() for r in cluster.split(",") if r.strip()]),
+            http_port=8222,
+        )
+        write_private(trust.directory / "nats-server.conf", config)
+    console.print(f"bus credentials in [bold]{trust.directory}[/] (account {trust.account})")
+    for name in (ADMIN, CLAIMS, *SERVICES):
+        console.print(f"  {name:<11} {trust.creds_path(name)}")
+
+
+@app.command("provision")
+def provision_command(
+    url: str = typer.Option("nats://127.0.0.1:4222", envvar="NATS_URL"),
+    namespace: str = typer.Option(DEFAULT_NAMESPACE, envvar="CRADLE_EVENT_NAMESPACE"),
+    replicas: int = typer.Option(1, envvar="CRADLE_NATS_REPLICAS", min=1, max=5),
+    credentials: Path = typer.Option(None, "--creds", envvar="NATS_ADMIN_CREDS", help="The admin .creds."),
+) -> None:
+    """Create or update the namespace's streams with the admin credential."""
+    asyncio.run(provision(url, namespace=namespace, replicas=replicas, credentials=credentials))
+    console.print(f"[green]provisioned[/] the {namespace} streams on {url}")
+
+
+def admin_creds_from_env() -> Path | None:
+    value = os.environ.get("NATS_ADMIN_CREDS")
+    return Path(value) if value else None
