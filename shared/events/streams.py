@@ -20,7 +20,7 @@ SERVICES = ("registry", "workforce", "monitoring", "guidance", "gateway")
 # may read those and no other; tests/shared/test_nats_auth.py checks this against the handlers.
 READS: dict[str, tuple[str, ...]] = {
     "registry": ("workforce", "monitoring"),
-    "workforce": ("registry", "workforce", "monitoring"),
+    "workforce": ("registry", "monitoring"),
     "monitoring": ("registry", "workforce"),
     "guidance": (),
     "gateway": (),
