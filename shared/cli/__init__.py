@@ -35,11 +35,14 @@ from gateway import service as gateway_service
 from gateway.hashing import Argon2Cost, SecretHasher
 from shared.cli.audit import app as audit_app
 from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys
+from shared.cli.nats import admin_creds_from_env, provision
+from shared.cli.nats import app as nats_app
 from shared.db import make_engine
 from shared.migrations import upgrade
 
 app = typer.Typer(help="Cradle, Shanghai's childcare information platform.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(nats_app, name="nats")
 console = Console()
 
 
@@ -77,6 +80,18 @@ def migrate(
     if unknown:
         raise typer.BadParameter(f"unknown: {', '.join(unknown)}; known: {', '.join(DATABASES)}")
     migrate_all(names)
+    # With an external NATS (production), the streams are part of the schema: provisioned here,
+    # with the admin credential (NATS_ADMIN_CREDS), before any service starts.
+    if os.environ.get("NATS_URL"):
+        asyncio.run(
+            provision(
+                os.environ["NATS_URL"],
+                namespace=os.environ.get("CRADLE_EVENT_NAMESPACE", "cradle"),
+                replicas=int(os.environ.get("CRADLE_NATS_REPLICAS", "1")),
+                credentials=admin_creds_from_env(),
+            )
+        )
+        console.print(f"[green]provisioned[/] streams on {os.environ['NATS_URL']}")
 
 
 class Scale(StrEnum):

@@ -124,12 +124,16 @@ def load_or_create_keys(base: Path) -> Keys:
     return keys
 
 
-def service_env(name: str, *, base: Path, keys: Keys, nats_url: str) -> dict[str, str]:
+def service_env(
+    name: str, *, base: Path, keys: Keys, nats_url: str, nats_creds: Path | None = None
+) -> dict[str, str]:
     env = {
         f"{name.upper()}_DATABASE_URL": database_url(name, base),
         "CRADLE_INTERNAL_VERIFY_KEY": keys.internal_verify_key,
         "NATS_URL": nats_url,
     }
+    if nats_creds is not None:  # the embedded server: this service's own credential
+        env["NATS_CREDS"] = str(nats_creds)
     env.setdefault("CRADLE_LOG_FORMAT", os.environ.get("CRADLE_LOG_FORMAT", "console"))
     if name in keys.pii:
         env |= keys.pii[name].env(name)

@@ -7,6 +7,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from shared.cli.nats import BusTrust, init_trust, server_config
+from shared.nats_auth import write_private
+
 
 def nats_server_binary() -> str:
     # The package installs the binary next to this interpreter (the venv's bin/).
@@ -34,6 +37,16 @@ def nats_server_args(
         "--server_name",
         name,
     ]
+
+
+def embedded_nats_config(base: Path, *, port: int, namespace: str) -> tuple[Path, BusTrust]:
+    """The embedded server's identities (made once under `<data>/keys/nats`, then reused) and its
+    config, rewritten at every start for the port of the day; anonymous connections are refused."""
+    trust = init_trust(base / "keys" / "nats", namespace=namespace)
+    store = base / "nats"
+    config = store / "nats.conf"
+    write_private(config, server_config(trust, store_dir=str(store), server_name="cradle", port=port))
+    return config, trust
 
 
 async def wait_for_port(host: str, port: int, *, timeout: float = 15.0) -> None:

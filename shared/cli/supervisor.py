@@ -23,7 +23,9 @@ from shared.cli.layout import (
     gateway_env,
     service_env,
 )
-from shared.cli.nats_server import nats_server_args, wait_for_port
+from shared.cli.nats import ADMIN, BusTrust, admin_creds_from_env, provision
+from shared.cli.nats_server import embedded_nats_config, nats_server_binary, wait_for_port
+from shared.events.streams import DEFAULT_NAMESPACE
 
 COLOURS = {
     "nats": "grey50",
@@ -138,20 +140,26 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None) -> i
         loop.add_signal_handler(sig, supervisor.stopping.set)
     try:
         nats_url = os.environ.get("NATS_URL")
+        namespace = os.environ.get("CRADLE_EVENT_NAMESPACE", DEFAULT_NAMESPACE)
+        trust: BusTrust | None = None
+        admin_creds = admin_creds_from_env()
         if not nats_url:
             port = free_port()
-            store = base / "nats"
-            store.mkdir(parents=True, exist_ok=True)
-            await supervisor.spawn("nats", nats_server_args(port=port, store_dir=store), {})
+            config, trust = embedded_nats_config(base, port=port, namespace=namespace)
+            await supervisor.spawn("nats", [nats_server_binary(), "--config", str(config)], {})
             await wait_for_port("127.0.0.1", port)
             nats_url = f"nats://127.0.0.1:{port}"
+            admin_creds = trust.creds_path(ADMIN)
         supervisor.say("nats", f"using {nats_url}")
+        # The streams exist before any service starts: services may only wait for them.
+        await provision(nats_url, namespace=namespace, replicas=1, credentials=admin_creds)
 
         upstreams: dict[str, str] = {}
         for name in SERVICES:
             port = free_port()
             upstreams[name] = f"http://127.0.0.1:{port}"
-            env = service_env(name, base=base, keys=keys, nats_url=nats_url)
+            creds = trust.creds_path(name) if trust is not None else None
+            env = service_env(name, base=base, keys=keys, nats_url=nats_url, nats_creds=creds)
             await supervisor.spawn(name, uvicorn_args(name, "127.0.0.1", port), env)
         await asyncio.gather(*(wait_healthy(url + "/healthz") for url in upstreams.values()))
 
