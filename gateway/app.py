@@ -22,9 +22,9 @@ from gateway.frontdoor import FrontDoor, GatewayMetrics, Runtime
 from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, ParentAccount
 from gateway.openapi import ServiceDocuments, merge
-from gateway.parents import PARENT_PREFIX
+from gateway.parents import PARENT_PREFIX, PhoneKeys
 from gateway.proxy import Forwarder
-from gateway.ratelimit import make_limiter
+from gateway.ratelimit import SignInGuard, make_limiter
 from gateway.router import router
 from gateway.routes import RouteTable
 from gateway.upstream import HttpxUpstream, NativeUpstream, UpstreamClient
@@ -114,6 +114,13 @@ def create_app(
             client, settings.upstreams(), retry_seconds=settings.openapi_refresh_seconds
         )
         app.state.hasher = await asyncio.to_thread(SecretHasher, settings.secret_hashing)
+        app.state.sign_in = SignInGuard(
+            runtime.limiter,
+            settings.sign_in_limits,
+            workers=settings.sign_in_hash_workers,
+            queue=settings.sign_in_hash_queue,
+        )
+        app.state.phone_keys = PhoneKeys.from_settings(settings)
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.documents = documents
@@ -128,6 +135,7 @@ def create_app(
             with contextlib.suppress(BaseException):
                 await warm
             await audit.stop()
+            app.state.sign_in.close()
             await runtime.limiter.close()
             await client.aclose()
             await engine.dispose()

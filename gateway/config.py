@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from gateway.hashing import Argon2Cost
 from shared.jsonlimits import DEFAULT_MAX_JSON_DEPTH
+from shared.settings import PersonalDataKeys
 
 # Scope families: a route is reachable with any scope of its family (the service checks the exact one).
 REGISTRY = ["registry:read", "registry:write", "registry:review"]
@@ -81,7 +82,33 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
 }
 
 
-class GatewaySettings(BaseSettings):
+class SignInLimits(BaseModel):
+    """Buckets for sign-in attempts (client secrets and parents' passwords), taken before any argon2
+    work. Keyed three ways: by address, by account and address, and by account alone. The account-wide
+    bucket refills faster than one address may try one account (`per_account.rate` >
+    `per_account_address.rate`, checked below), so an attacker on one address can never drain it and
+    lock out the account's owner elsewhere; only many addresses at once can, and that is what it is for
+    (a distributed guess at one secret)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_address: RateLimit = RateLimit(rate=2, burst=60)
+    per_account_address: RateLimit = RateLimit(rate=0.2, burst=10)
+    per_account: RateLimit = RateLimit(rate=2, burst=60)
+
+    @model_validator(mode="after")
+    def _one_address_cannot_drain_an_account(self) -> SignInLimits:
+        if self.per_account.rate <= self.per_account_address.rate:
+            raise ValueError("per_account.rate must exceed per_account_address.rate")
+        if self.per_account.burst <= self.per_account_address.burst:
+            raise ValueError("per_account.burst must exceed per_account_address.burst")
+        return self
+
+
+class GatewaySettings(PersonalDataKeys):
+    """`GATEWAY_PII_*`: the keys of parents' phone numbers (PersonalDataKeys: same names and checks as
+    every service's)."""
+
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     service_name: str = "gateway"
@@ -102,6 +129,14 @@ class GatewaySettings(BaseSettings):
     # Parents: this many wrong passwords in a row lock the account for `parent_lockout_seconds`.
     parent_max_failures: int = Field(default=5, ge=1)
     parent_lockout_seconds: int = Field(default=900, ge=1)
+    # `GATEWAY_SIGN_IN_LIMITS='{"per_address": {"rate": 2, "burst": 60}}'` (429 with Retry-After). Behind
+    # a load balancer, uvicorn must trust its X-Forwarded-For (FORWARDED_ALLOW_IPS), or every caller
+    # shares the balancer's address and its bucket.
+    sign_in_limits: SignInLimits = Field(default_factory=SignInLimits)
+    # argon2 runs on this many threads; at most `sign_in_hash_queue` more attempts wait for one, the rest
+    # are refused at once (503), so a flood of guesses cannot queue unbounded hashing ahead of a client.
+    sign_in_hash_workers: int = Field(default=2, ge=1, le=64)
+    sign_in_hash_queue: int = Field(default=16, ge=0, le=10_000)
     # A disabled client is refused within this many seconds on every gateway replica.
     client_cache_seconds: float = Field(default=3.0, ge=0, le=60)
     # The signed internal identity lives 60 s; one signature is reused per caller for this long.

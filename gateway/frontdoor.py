@@ -245,10 +245,14 @@ class FrontDoor:
             identity = caller.identity
             rt.metrics.observe(route_label, method, status, identity.kind.value, elapsed)
             if rt.audit is not None:
+                # An anonymous sign-in is recorded under the client id it tried (set by the route).
+                client_id = identity.client_id
+                if caller is rt.public_caller:
+                    client_id = scope["state"].get("audit_client_id") or client_id
                 rt.audit.add(
                     PendingRecord(
                         at=at,
-                        client_id=identity.client_id,
+                        client_id=client_id,
                         client_kind=identity.kind.value,
                         bureau=identity.bureau,
                         method=method[:10],

@@ -77,12 +77,16 @@ class AuditChainHead(GatewayModel, table=True):
 
 class ParentAccount(GatewayModel, table=True):
     """A parent of the mobile app: phone number and password (argon2); locked after repeated
-    failures. `family_id` links the guidance service's family, when known."""
+    failures. `family_id` links the guidance service's family, when known. The phone number is
+    personal data: stored encrypted (`phone_encrypted` under `phone_key_id`, GATEWAY_PII_KEYS) and
+    found by its keyed hash (`phone_hash`, GATEWAY_PII_HMAC_KEY), never in clear."""
 
     __tablename__ = "parent_account"
 
     parent_id: str = Field(primary_key=True, max_length=64)
-    phone: str = Field(max_length=11, unique=True)
+    phone_hash: str = Field(max_length=64, unique=True)
+    phone_key_id: str = Field(max_length=32)
+    phone_encrypted: str = Field(max_length=200)
     password_hash: str = Field(max_length=255)
     family_id: str | None = Field(default=None, max_length=36)
     failed_logins: int = 0

@@ -1,18 +1,25 @@
 """Token buckets per client: in this process by default, in Redis (one atomic script per call) when
-`REDIS_URL` is set, so several gateway replicas share one bucket per client."""
+`REDIS_URL` is set, so several gateway replicas share one bucket per client. The same buckets, keyed
+by address and account, guard sign-in (SignInGuard)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import structlog
 
-from gateway.config import RateLimit
+from gateway.config import RateLimit, SignInLimits
+from gateway.errors import TooManyRequests
+from shared.errors import ServiceUnavailable
 
 log = structlog.get_logger("cradle.gateway.ratelimit")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +133,49 @@ class RedisLimiter:
 
 def make_limiter(redis_url: str | None, *, prefix: str) -> Limiter:
     return RedisLimiter(redis_url, prefix=prefix) if redis_url else LocalLimiter()
+
+
+class SignInGuard:
+    """What stands before every password and client-secret check: the sign-in buckets (a refusal
+    costs a dictionary or Redis lookup, never argon2) and a bounded pool for the argon2 work itself.
+    Built in the gateway's lifespan over the same limiter as the per-client buckets."""
+
+    def __init__(self, limiter: Limiter, limits: SignInLimits, *, workers: int, queue: int) -> None:
+        self.limiter = limiter
+        self.limits = limits
+        self.capacity = workers + queue
+        self.in_flight = 0
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+
+    async def admit(self, *, address: str, account: str | None) -> None:
+        """TooManyRequests (with Retry-After) when the address, or the account from this address, or the
+        account from everywhere has tried too often. `account` is a client id or a phone's keyed hash
+        (never the number: the keys may live in Redis); None for attempts that name no account."""
+        checks = [(f"signin:ip:{address}", self.limits.per_address)]
+        if account is not None:
+            checks += [
+                (f"signin:account-ip:{account}|{address}", self.limits.per_account_address),
+                (f"signin:account:{account}", self.limits.per_account),
+            ]
+        for key, limit in checks:
+            decision = await self.limiter.take(key, limit)
+            if not decision.allowed:
+                raise TooManyRequests(
+                    f"Too many sign-in attempts; retry in {decision.retry_after} s.",
+                    headers={"Retry-After": str(decision.retry_after)},
+                )
+
+    async def run(self, work: Callable[..., T], /, *args: object) -> T:
+        """`work(*args)` on the argon2 pool. Past `workers + queue` attempts in flight the next is
+        refused at once (503): waiting in an unbounded queue behind a flood of guesses is what would
+        make a legitimate client time out."""
+        if self.in_flight >= self.capacity:
+            raise ServiceUnavailable("Too many sign-ins at once; retry shortly.", retry_after=1)
+        self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+        finally:
+            self.in_flight -= 1
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 
 from gateway import parents, service
 from gateway.deps import (
@@ -19,6 +19,9 @@ from gateway.deps import (
     SettingsDep,
     ViewsDep,
 )
+from gateway.errors import TooManyRequests
+from gateway.parents import PhoneKeys
+from gateway.ratelimit import SignInGuard
 from gateway.schemas import (
     AuditRead,
     ClientCreate,
@@ -40,37 +43,98 @@ CLIENT_ID = r"^[A-Za-z0-9._:-]+$"
 CursorQuery = Annotated[str | None, Query(max_length=512)]
 
 
+def sign_in_guard(request: Request) -> SignInGuard:
+    return request.app.state.sign_in
+
+
+def phone_keys(request: Request) -> PhoneKeys:
+    return request.app.state.phone_keys
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as uvicorn saw it (X-Forwarded-For only from its trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
+GuardDep = Annotated[SignInGuard, Depends(sign_in_guard)]
+PhoneKeysDep = Annotated[PhoneKeys, Depends(phone_keys)]
+AddressDep = Annotated[str, Depends(client_address)]
+
+
 @router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
 async def issue_token(
+    request: Request,
     grant_type: Annotated[Literal["client_credentials"], Form()],
     client_id: Annotated[str, Form(min_length=1, max_length=64, pattern=CLIENT_ID)],
     client_secret: Annotated[str, Form(min_length=1, max_length=256)],
     session: SessionDep,
     settings: SettingsDep,
     hasher: HasherDep,
+    guard: GuardDep,
+    address: AddressDep,
 ) -> TokenResponse:
-    """OAuth2 client credentials: a short-lived bearer token for the client's scopes."""
+    """OAuth2 client credentials: a short-lived bearer token for the client's scopes. Attempts are
+    limited per address and per client (429 with Retry-After) before any secret is checked."""
+    # The front door audits this call under the client id tried (a failure too), never the secret.
+    request.state.audit_client_id = client_id
     return await service.issue_token(
-        session=session, settings=settings, hasher=hasher, client_id=client_id, client_secret=client_secret
+        session=session,
+        settings=settings,
+        hasher=hasher,
+        guard=guard,
+        address=address,
+        client_id=client_id,
+        client_secret=client_secret,
     )
 
 
 @router.post("/auth/parents/register", status_code=201, response_model=TokenResponse, tags=["auth"])
 async def register_parent(
-    body: ParentRegister, session: SessionDep, settings: SettingsDep, hasher: HasherDep
+    body: ParentRegister,
+    session: SessionDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
+    guard: GuardDep,
+    phones: PhoneKeysDep,
+    address: AddressDep,
 ) -> TokenResponse:
     """A parent account for the mobile app; the reply is already a `parent` token."""
-    return await parents.register(session=session, settings=settings, hasher=hasher, data=body)
+    return await parents.register(
+        session=session,
+        settings=settings,
+        hasher=hasher,
+        guard=guard,
+        phones=phones,
+        address=address,
+        data=body,
+    )
 
 
 @router.post("/auth/parents/login", response_model=TokenResponse, tags=["auth"])
 async def login_parent(
-    body: ParentLogin, session: SessionDep, settings: SettingsDep, hasher: HasherDep
+    body: ParentLogin,
+    session: SessionDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
+    guard: GuardDep,
+    phones: PhoneKeysDep,
+    address: AddressDep,
 ) -> TokenResponse:
-    """Phone and password → a `parent` token. Repeated wrong passwords lock the account a while."""
-    token, refusal = await parents.login(session=session, settings=settings, hasher=hasher, data=body)
+    """Phone and password → a `parent` token. Repeated wrong passwords lock the account a while;
+    attempts are limited per address and per account (429 with Retry-After)."""
+    try:
+        claim = await parents.claim_login(
+            session=session, settings=settings, guard=guard, phones=phones, address=address, phone=body.phone
+        )
+    except TooManyRequests:
+        await session.commit()  # the lock this attempt set holds
+        raise
+    await session.commit()  # the attempt counts before argon2 runs, even if the caller leaves meanwhile
+    token, refusal = await parents.login(
+        session=session, settings=settings, hasher=hasher, guard=guard, claim=claim, password=body.password
+    )
     if refusal is not None:
-        await session.commit()  # the failure count must outlive the refusal
+        await session.commit()  # the lock this failure set must outlive the refusal
         raise refusal
     assert token is not None
     return token

@@ -62,8 +62,8 @@ class ServiceSettings(BaseSettings):
         return value
 
 
-class PersonalDataSettings(ServiceSettings):
-    """A service that holds personal data (ID or phone numbers): its keys, with no defaults — a
+class PersonalDataKeys(BaseSettings):
+    """The keys of a process that holds personal data (ID or phone numbers), with no defaults — a
     deployment brings its own (`cradle up` generates them). `<PREFIX>_PII_KEYS='{"k2026a": "<base64
     of 32 bytes>"}'`: every listed key decrypts, the active one encrypts, so a key is rotated by
     adding one and making it active. `<PREFIX>_PII_HMAC_KEY` (base64 of ≥ 32 bytes) keys the lookup
@@ -97,7 +97,7 @@ class PersonalDataSettings(ServiceSettings):
         return key
 
     @model_validator(mode="after")
-    def _active_key_exists(self) -> PersonalDataSettings:
+    def _active_key_exists(self) -> PersonalDataKeys:
         if self.pii_active_key_id not in self.pii_keys:
             raise ValueError("pii_active_key_id must name one of pii_keys")
         return self
@@ -109,3 +109,7 @@ class PersonalDataSettings(ServiceSettings):
 
     def hasher(self) -> KeyedHasher:
         return KeyedHasher(decode_key(self.pii_hmac_key.get_secret_value(), exact=False))
+
+
+class PersonalDataSettings(PersonalDataKeys, ServiceSettings):
+    """A service that holds personal data: its settings and its keys (PersonalDataKeys)."""

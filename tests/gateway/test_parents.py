@@ -1,12 +1,23 @@
-"""Parents: register and log in with phone and password, a `parent` token, lock-out."""
+"""Parents: register and log in with phone and password, a `parent` token, lock-out that holds
+under parallel attempts, sign-in limits, phone numbers never stored in clear."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
+from httpx import ASGITransport
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
 
+from gateway.parents import PHONE as PHONE_CONTEXT
+from shared.db import make_engine
+from shared.pii import Encrypted
 from tests.gateway.conftest import Gateway, start_gateway
 from tests.support import DatabaseFactory
 
@@ -81,3 +92,110 @@ async def test_a_right_password_resets_the_failure_count(
         for _ in range(3):
             assert (await gw.client.post("/v1/auth/parents/login", json=wrong)).status_code == 401
             assert (await gw.client.post("/v1/auth/parents/login", json=right)).status_code == 200
+
+
+GENEROUS = {  # sign-in buckets out of the way: these tests are about the lock-out itself
+    "per_address": {"rate": 1000, "burst": 10_000},
+    "per_account_address": {"rate": 1000, "burst": 10_000},
+    "per_account": {"rate": 2000, "burst": 20_000},
+}
+
+
+async def test_forty_parallel_wrong_passwords_cannot_get_round_the_lock(
+    databases: DatabaseFactory, keys: dict[str, Any]
+) -> None:
+    async with start_gateway(
+        databases=databases, keys=keys, parent_max_failures=5, sign_in_limits=GENEROUS
+    ) as gw:
+        await gw.client.post("/v1/auth/parents/register", json={"phone": PHONE, "password": "right-password"})
+        hasher = gw.app.state.hasher
+        verified = 0
+        real_verify = hasher.verify
+
+        def counting_verify(secret_hash: str | None, secret: str) -> bool:
+            nonlocal verified
+            verified += 1
+            return real_verify(secret_hash, secret)
+
+        hasher.verify = counting_verify
+        wrong = {"phone": PHONE, "password": "wrong-password"}
+        replies = await asyncio.gather(
+            *(gw.client.post("/v1/auth/parents/login", json=wrong) for _ in range(40))
+        )
+        codes = Counter(r.status_code for r in replies)
+        # Each attempt is counted before its password is checked: five checks, then the lock.
+        assert verified <= 5 and codes[401] == verified and codes[429] == 40 - verified, codes
+        assert all(int(r.headers["retry-after"]) > 800 for r in replies if r.status_code == 429)
+        locked = await gw.client.post(
+            "/v1/auth/parents/login", json={"phone": PHONE, "password": "right-password"}
+        )
+        assert locked.status_code == 429 and verified <= 5
+
+
+async def test_sign_in_attempts_are_limited_before_any_password_is_checked(
+    databases: DatabaseFactory, keys: dict[str, Any]
+) -> None:
+    limits = {
+        "per_address": {"rate": 0.01, "burst": 100},
+        "per_account_address": {"rate": 0.01, "burst": 3},
+        "per_account": {"rate": 0.02, "burst": 6},
+    }
+    async with start_gateway(
+        databases=databases, keys=keys, parent_max_failures=100, sign_in_limits=limits
+    ) as gw:
+        await gw.client.post("/v1/auth/parents/register", json={"phone": PHONE, "password": "right-password"})
+        wrong = {"phone": PHONE, "password": "wrong-password"}
+        codes = [(await gw.client.post("/v1/auth/parents/login", json=wrong)).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        refused = await gw.client.post("/v1/auth/parents/login", json=wrong)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) >= 1
+        # The owner, on another address, still logs in: the limit was this address's on this account.
+        elsewhere = ASGITransport(app=gw.app, client=("198.51.100.7", 4000))
+        async with httpx.AsyncClient(transport=elsewhere, base_url="http://gateway") as owner:
+            right = await owner.post(
+                "/v1/auth/parents/login", json={"phone": PHONE, "password": "right-password"}
+            )
+            assert right.status_code == 200, right.text
+
+
+async def test_no_phone_number_is_stored_in_clear(databases: DatabaseFactory, keys: dict[str, Any]) -> None:
+    phones = ["13912345678", "15800001111"]
+    async with start_gateway(databases=databases, keys=keys) as gw:
+        for phone in phones:
+            registered = await gw.client.post(
+                "/v1/auth/parents/register", json={"phone": phone, "password": "a good password"}
+            )
+            assert registered.status_code == 201
+        login = await gw.client.post(
+            "/v1/auth/parents/login", json={"phone": phones[0], "password": "a good password"}
+        )
+        assert login.status_code == 200
+        await gw.audit_settled()
+        engine = make_engine(gw.database_url)
+        try:
+            async with engine.connect() as connection:
+                tables = await connection.run_sync(lambda c: inspect(c).get_table_names())
+                stored = [
+                    str(value)
+                    for table in tables
+                    for row in (await connection.execute(text(f'SELECT * FROM "{table}"'))).all()
+                    for value in row
+                    if value is not None
+                ]
+                sealed = (
+                    await connection.execute(
+                        text("SELECT phone_key_id, phone_encrypted FROM parent_account ORDER BY created_at")
+                    )
+                ).all()
+        finally:
+            await engine.dispose()
+        assert stored and not [v for v in stored if any(p in v for p in phones)]
+        # Sealed, not lost: the gateway's keys open each number again.
+        cipher = gw.app.state.settings.cipher()
+        opened = {cipher.decrypt(Encrypted(kid, text_), context=PHONE_CONTEXT) for kid, text_ in sealed}
+        assert opened == set(phones)
+    if gw.database_url.startswith("sqlite"):  # nor in the file's bytes (free pages, journal)
+        path = Path(make_url(gw.database_url).database or "")
+        raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+        assert raw and not any(p.encode() in raw for p in phones)
