@@ -46,6 +46,13 @@ class Identity(BaseModel):
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
 
+    def is_bureau(self, *departments: str) -> bool:
+        """A bureau client of one of these departments. Acting for a department (banning, answering
+        a background check, confirming a finding) needs both: the `bureau` field alone proves
+        nothing on another kind of client, and the admin client, who administers clients, holds
+        every scope but acts for no department (separation of duties)."""
+        return self.kind == ClientKind.bureau and self.bureau is not None and self.bureau in departments
+
     def sees_whole_city(self) -> bool:
         return self.kind in (ClientKind.admin, ClientKind.bureau)
 
@@ -165,6 +172,12 @@ def scope_guard(scope: str) -> params.Depends:
 
     guard.__name__ = f"requires_{scope.replace(':', '_')}"
     return Depends(guard)
+
+
+def require_bureau(caller: Identity, *departments: str, action: str) -> None:
+    """403 unless the caller is a bureau client of one of `departments` (see `Identity.is_bureau`)."""
+    if not caller.is_bureau(*departments):
+        raise Forbidden(f"{action} is for {' and '.join(departments)} bureau clients only.")
 
 
 async def purpose(

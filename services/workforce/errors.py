@@ -25,10 +25,6 @@ class NotificationNotFound(NotFound):
     title = "Ban notification not found"
 
 
-class PractitionerExists(Conflict):
-    title, type = "Practitioner already registered", "/problems/practitioner-exists"
-
-
 class BannedPerson(Conflict):
     title, type = "Person is banned from childcare", "/problems/banned-person"
 

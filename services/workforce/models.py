@@ -79,6 +79,20 @@ class Practitioner(WorkforceModel, table=True):
     updated_at: datetime = Field(sa_column=_at())
 
 
+class PractitionerAccess(WorkforceModel, table=True):
+    """A client that registered this person by ID number (the first registrant, and each one after
+    whose registration found the existing record): the practitioner is visible to it, so it may hire
+    them. Nothing else about the person comes with it (their other employers stay hidden)."""
+
+    __tablename__ = "practitioner_access"
+    __table_args__ = (UniqueConstraint("practitioner_id", "client_id", name="uq_practitioner_access"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    practitioner_id: str = Field(foreign_key="practitioner.id", max_length=36)
+    client_id: str = Field(max_length=64, index=True)
+    granted_at: datetime = Field(sa_column=_at())
+
+
 class GradeChange(WorkforceModel, table=True):
     """岗位分级 history: every level a practitioner held, and who set it."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -59,6 +58,7 @@ from services.workforce.service import (
     training,
 )
 from services.workforce.service.common import get_visible_facility, shanghai_today
+from shared.clock import Day
 from shared.errors import PROBLEM_JSON, CradleError, problem_response
 from shared.idempotency import IdempotencyDep
 from shared.identity import AuthenticatedDep, Identity, PurposeDep, RequestIdDep, scope_guard
@@ -69,7 +69,15 @@ router = APIRouter(prefix="/v1", tags=["workforce"])
 
 Reader = Annotated[Identity, scope_guard("workforce:read")]
 Writer = Annotated[Identity, scope_guard("workforce:write")]
-Banner = Annotated[Identity, scope_guard("workforce:ban")]
+
+
+async def ban_authority(caller: Annotated[Identity, scope_guard("workforce:ban")]) -> Identity:
+    """The scope and an EDU or POLICE bureau client: 403 before any ban is looked up."""
+    bans.require_ban_authority(caller)
+    return caller
+
+
+Banner = Annotated[Identity, Depends(ban_authority)]
 Year = Annotated[int, Query(ge=2000, le=2100, description="calendar year")]
 PageDep = Annotated[PageParams, Depends(page_params)]
 
@@ -95,7 +103,12 @@ def _problem(error: CradleError) -> JSONResponse:
 # --- practitioners ---------------------------------------------------------------------------
 
 
-@router.post("/practitioners", status_code=201, response_model=PractitionerRead)
+@router.post(
+    "/practitioners",
+    status_code=201,
+    response_model=PractitionerRead,
+    responses={200: {"model": PractitionerRead, "description": "the person was already on record"}},
+)
 async def register_practitioner(
     body: PractitionerCreate,
     session: SessionDep,
@@ -105,10 +118,14 @@ async def register_practitioner(
     request_id: RequestIdDep,
     response: Response,
 ) -> PractitionerRead:
-    """Register a practitioner; the same ID number twice is a 409 naming the existing record."""
-    practitioner = await practitioners.register(
+    """Register a practitioner by ID number: 201 with a new record; 200 with the person's existing
+    record, now visible to the caller (so it may hire them), its other employers still hidden."""
+    registration = await practitioners.register(
         session=session, workforce=workforce, caller=caller, data=body
     )
+    practitioner = registration.practitioner
+    if not registration.created:
+        response.status_code = 200
     response.headers["Location"] = f"/v1/practitioners/{practitioner.id}"
     response.headers["ETag"] = f'"{practitioner.version}"'
     return practitioners.to_read(
@@ -493,7 +510,7 @@ async def certification_compliance(
     session: SessionDep,
     caller: Reader,
     workforce: WorkforceDep,
-    on: Annotated[date | None, Query(description="The day to look at (default: today, Shanghai)")] = None,
+    on: Annotated[Day | None, Query(description="The day to look at (default: today, Shanghai)")] = None,
 ) -> CertificationCompliance:
     """持证上岗: of the people working in certified roles that day, how many held a valid certificate
     for their role — per district and in all (the facilities the caller may see)."""

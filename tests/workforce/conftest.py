@@ -246,7 +246,8 @@ class WorkforceStack:
             "role": "abuser",
         }
         body.update(overrides)
-        return await self.direct.post("/v1/bans", json=body, headers=headers or self.sign())
+        # Bans are the POLICE's and EDU's (DOMAIN.md, "Who may ban"), never the admin's.
+        return await self.direct.post("/v1/bans", json=body, headers=headers or self.bureau("POLICE"))
 
     async def events(self, event_type: str) -> list[CloudEvent]:
         """Every event of this type on the workforce's stream, as consumers receive them, once the

@@ -61,6 +61,7 @@ async def _interleaved(
     maker = wf.workforce.state.sessionmaker
     workforce = wf.workforce.state.workforce
     admin = Identity(client_id="admin", kind=ClientKind.admin, scopes=["admin"])
+    police = Identity(client_id="police", kind=ClientKind.bureau, bureau="POLICE", scopes=["workforce:ban"])
     hire_body = EmploymentCreate(
         practitioner_id=str(person["id"]),
         facility_id=facility,
@@ -80,7 +81,7 @@ async def _interleaved(
 
     async def ban(session: AsyncSession) -> object:
         return await bans.issue_ban_from_request(
-            session=session, workforce=workforce, caller=admin, data=ban_body
+            session=session, workforce=workforce, caller=police, data=ban_body
         )
 
     first, second = (ban, hire) if ban_first else (hire, ban)

@@ -70,10 +70,11 @@ async def test_a_banned_person_cannot_be_hired_and_the_attempt_is_recorded_and_p
     ban = await wf.ban(id_number, role="responsible_manager")
     assert ban.status_code == 201 and ban.json()["practitioner_id"] is None
     facility = await wf.facility()
-    person = await wf.practitioner(id_number=id_number)
+    operator = wf.operator(facility)
+    person = await wf.practitioner(headers=operator, id_number=id_number)
     await wf.certify(person["id"])
 
-    refused = await wf.hire(person["id"], facility, headers=wf.operator(facility))
+    refused = await wf.hire(person["id"], facility, headers=operator)
     assert refused.status_code == 409
     assert refused.json()["type"] == "/problems/banned-person"
     assert refused.json()["ban_ids"] == [ban.json()["id"]]
@@ -102,6 +103,43 @@ async def test_a_ban_needs_the_ban_scope_and_one_decision_bans_once(wf: Workforc
     assert await wf.table_count(Ban) == 1
 
 
+BAN_SCOPES = ["workforce:read", "workforce:write", "workforce:ban"]
+
+
+async def test_only_edu_and_police_bureau_clients_ban_whatever_scopes_others_hold(wf: WorkforceStack) -> None:
+    """The scope reaches the path; the law decides who acts: the admin (who holds every scope), a
+    district, an operator and a bureau of another department are all refused, and nothing changes."""
+    facility = await wf.facility()
+    person = await wf.employed(facility)
+    admin_client = Identity(client_id="admin", kind=ClientKind.admin, scopes=["admin"])
+    for who in (
+        wf.sign(admin_client),
+        wf.district(scopes=BAN_SCOPES),
+        wf.operator(facility, scopes=BAN_SCOPES),
+        wf.bureau("HEALTH"),
+        # A district client whose bureau field says POLICE is still a district.
+        wf.sign(
+            Identity(
+                client_id="d-pol",
+                kind=ClientKind.district,
+                district_code="310104",
+                bureau="POLICE",
+                scopes=BAN_SCOPES,
+            )
+        ),
+    ):
+        refused = await wf.ban(person["raw_id_number"], headers=who)
+        assert refused.status_code == 403, refused.text
+        assert "EDU and POLICE" in refused.json()["detail"]
+    assert await wf.table_count(Ban) == 0
+    assert {e.status for e in await wf.rows(Employment)} == {"active"}
+    assert await wf.events("cradle.workforce.ban.issued") == []
+    for department in ("EDU", "POLICE"):
+        issued = await wf.ban(person["raw_id_number"], headers=wf.bureau(department))
+        assert issued.status_code == 201, issued.text
+    assert await wf.table_count(Ban) == 2
+
+
 async def test_a_rescission_is_recorded_beside_the_ban_which_is_never_deleted(wf: WorkforceStack) -> None:
     id_number = new_id_number()
     ban = (await wf.ban(id_number)).json()
@@ -111,13 +149,17 @@ async def test_a_rescission_is_recorded_beside_the_ban_which_is_never_deleted(wf
         path + "/rescind", json=body, headers=wf.bureau(scopes=["workforce:read"])
     )
     assert not_allowed.status_code == 403
-    missing = await wf.direct.post(path + "/rescind", json={"reason": "x"}, headers=wf.sign())
+    for stranger in (wf.sign(), wf.district(scopes=BAN_SCOPES), wf.bureau("HEALTH")):
+        refused = await wf.direct.post(path + "/rescind", json=body, headers=stranger)
+        assert refused.status_code == 403, refused.text
+    edu = wf.bureau("EDU")
+    missing = await wf.direct.post(path + "/rescind", json={"reason": "x"}, headers=edu)
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "authority_ref"
-    rescinded = await wf.direct.post(path + "/rescind", json=body, headers=wf.sign())
+    rescinded = await wf.direct.post(path + "/rescind", json=body, headers=edu)
     assert rescinded.status_code == 200, rescinded.text
     assert rescinded.json()["status"] == "rescinded"
     assert rescinded.json()["rescission"]["authority_ref"] == "沪高法复〔2027〕1号"
-    assert (await wf.direct.post(path + "/rescind", json=body, headers=wf.sign())).status_code == 409
+    assert (await wf.direct.post(path + "/rescind", json=body, headers=edu)).status_code == 409
     assert (await wf.direct.delete(path, headers=wf.sign())).status_code == 405
     assert await wf.table_count(Ban) == 1 and await wf.table_count(BanRescission) == 1
     [event] = await wf.events("cradle.workforce.ban.rescinded")
@@ -188,7 +230,12 @@ async def test_a_ban_check_with_the_database_down_is_a_503_never_not_banned(
         url = f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/workforce"
     app = create_app(workforce_settings(url=url, nats_url=shared_nats_url, namespace=namespace, keys=keys))
     signer = IdentitySigner(keys["signing"])
-    reader = Identity(client_id="hrss", kind=ClientKind.bureau, scopes=["workforce:read", "workforce:ban"])
+    reader = Identity(
+        client_id="police",
+        kind=ClientKind.bureau,
+        bureau="POLICE",
+        scopes=["workforce:read", "workforce:ban"],
+    )
     refused = Identity(client_id="op", kind=ClientKind.operator, scopes=["workforce:write"])
     async with (
         running(app),

@@ -6,9 +6,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import nats
 from sqlalchemy import func, select
 
 from services.workforce.models import Ban, Employment, FacilityProjection, inbox
+from shared.events.streams import Namespace
 from tests.support import eventually
 from tests.workforce.conftest import WorkforceStack
 
@@ -92,8 +94,7 @@ async def test_a_confirmed_incident_bans_the_abuser_and_the_managers_once_howeve
     facility = await wf.facility()
     abuser = await wf.employed(facility)
     director = await wf.employed(facility, role="director")
-    unknown = str(uuid.uuid4())
-    data = incident(facility, [abuser["id"]], [director["id"], unknown])
+    data = incident(facility, [abuser["id"]], [director["id"]])
 
     await wf.publish(INCIDENT, data)
 
@@ -124,3 +125,58 @@ async def test_a_confirmed_incident_bans_the_abuser_and_the_managers_once_howeve
     elsewhere = await wf.facility(district_code="310105")
     assert (await wf.hire(abuser["id"], elsewhere)).status_code == 409
     assert (await wf.hire(director["id"], elsewhere, role="director")).status_code == 409
+
+
+async def dead_letters(wf: WorkforceStack) -> list[dict[str, str]]:
+    ns = Namespace(wf.namespace)
+    nc = await nats.connect(wf.nats_url)
+    try:
+        js = nc.jetstream()
+        count = (await js.stream_info(ns.dead_letter_stream)).state.messages
+        found = [await js.get_msg(ns.dead_letter_stream, seq) for seq in range(1, count + 1)]
+        return [dict(m.headers or {}) for m in found]
+    finally:
+        await nc.close()
+
+
+async def test_a_confirmed_incident_naming_someone_never_employed_there_bans_nobody_and_is_parked(
+    wf: WorkforceStack,
+) -> None:
+    """Defence in depth: monitoring checks whom a finding may name, and the workforce checks again.
+    One named person who never worked at the facility (or left before the incident), and nobody is
+    banned on the event's word: it is dead-lettered, with the reason, where operators look."""
+    facility, elsewhere = await wf.facility(), await wf.facility(district_code="310105")
+    abuser = await wf.employed(facility)
+    outsider = await wf.employed(elsewhere)
+    left = await wf.employed(facility, start_date="2025-01-01")
+    ended = await wf.direct.post(
+        f"/v1/employments/{left['employment']['id']}/end",
+        json={"end_date": "2025-06-30", "reason": "resigned"},
+        headers=wf.sign(),
+    )
+    assert ended.status_code == 200, ended.text
+    occurred = datetime.now(UTC) - timedelta(days=2)
+    named_outsider = incident(facility, [abuser["id"]], [outsider["id"]], occurred_at=occurred.isoformat())
+    named_leaver = incident(facility, [abuser["id"]], [left["id"]], occurred_at=occurred.isoformat())
+    await wf.publish(INCIDENT, named_outsider)
+    await wf.publish(INCIDENT, named_leaver)
+
+    async def parked() -> list[dict[str, str]] | None:
+        letters = await dead_letters(wf)
+        return letters if len(letters) == 2 else None
+
+    letters = await eventually(parked, timeout=30)
+    errors = " ".join(letter["Cradle-Error"] for letter in letters)
+    assert outsider["id"] in errors and left["id"] in errors and "nobody was banned" in errors
+    assert abuser["id"] not in errors
+    assert await wf.table_count(Ban) == 0
+    assert {e.status for e in await wf.rows(Employment, Employment.practitioner_id == abuser["id"])} == {
+        "active"
+    }
+    assert await wf.events("cradle.workforce.ban.issued") == []
+
+    # The leaver was employed there at the time of an older incident: that finding bans them.
+    older = incident(facility, [left["id"]], [], occurred_at=datetime(2025, 3, 1, tzinfo=UTC).isoformat())
+    await wf.publish(INCIDENT, older)
+    [ban] = await eventually(lambda: wf.rows(Ban))
+    assert ban.practitioner_id == left["id"] and ban.incident_id == older["incident_id"]

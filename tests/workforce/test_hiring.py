@@ -52,11 +52,35 @@ async def test_an_operator_hiring_into_another_operators_facility_gets_404(wf: W
             client_id="op-theirs", kind=ClientKind.operator, scopes=["workforce:read", "workforce:write"]
         )
     )
+    # The other operator hires the same person once it registered them by ID number (their consent).
+    assert (await wf.hire(person["id"], theirs, headers=owner)).status_code == 404
+    found = await wf.direct.post(
+        "/v1/practitioners", json={"id_number": person["raw_id_number"], "name": "张三"}, headers=owner
+    )
+    assert found.status_code == 200 and found.json()["id"] == person["id"]
     assert (await wf.hire(person["id"], theirs, headers=owner)).status_code == 201
     district = wf.district("310105")  # 长宁 may not hire in 徐汇
     other = await wf.practitioner()
     await wf.certify(other["id"])
     assert (await wf.hire(other["id"], mine, headers=district)).status_code == 404
+
+
+async def test_an_operator_cannot_hire_a_practitioner_it_has_never_seen(wf: WorkforceStack) -> None:
+    """An id learnt elsewhere hires nobody: 404, exactly as for an id that does not exist."""
+    facility = await wf.facility()
+    operator = wf.operator(facility)
+    elsewhere = await wf.facility(district_code="310105")
+    person = await wf.employed(elsewhere)
+    unseen = await wf.hire(person["id"], facility, headers=operator)
+    nobody = await wf.hire("8d5e5f3e-0000-4000-8000-00000000abcd", facility, headers=operator)
+    assert unseen.status_code == nobody.status_code == 404
+    assert unseen.json()["title"] == nobody.json()["title"] == "Practitioner not found"
+    assert await wf.table_count(Employment, Employment.facility_id == facility) == 0
+    assert (await wf.direct.get(f"/v1/practitioners/{person['id']}", headers=operator)).status_code == 404
+    # A banned person it has never seen is a 404 too (no ban oracle), and no attempt is recorded.
+    await wf.ban(person["raw_id_number"])
+    assert (await wf.hire(person["id"], facility, headers=operator)).status_code == 404
+    assert await wf.table_count(HireAttempt) == 0
 
 
 async def test_a_role_needing_a_certificate_the_person_lacks_is_a_422(wf: WorkforceStack) -> None:
@@ -162,10 +186,26 @@ async def test_a_flagged_background_check_blocks_hires_until_resolved(wf: Workfo
     assert requested.status_code == 201 and requested.json()["status"] == "pending"
     check = requested.json()["id"]
 
-    not_police = await wf.direct.post(
-        f"{base}/{check}/answer", json={"result": "flagged"}, headers=wf.bureau("EDU")
+    # Only a POLICE bureau client answers: not another bureau, not the admin (who acts for no
+    # department), not a district client whose bureau field says POLICE.
+    pretending = Identity(
+        client_id="d-police",
+        kind=ClientKind.district,
+        district_code="310104",
+        bureau="POLICE",
+        scopes=["workforce:read", "workforce:write"],
     )
-    assert not_police.status_code == 403
+    # (It registers the person, so that it may see them: the refusal is about who it is.)
+    seen = await wf.direct.post(
+        "/v1/practitioners",
+        json={"id_number": person["raw_id_number"], "name": "张三"},
+        headers=wf.sign(pretending),
+    )
+    assert seen.status_code == 200
+    for not_police in (wf.bureau("EDU"), wf.sign(), wf.sign(pretending)):
+        refused = await wf.direct.post(f"{base}/{check}/answer", json={"result": "clear"}, headers=not_police)
+        assert refused.status_code == 403, refused.text
+        assert "POLICE bureau" in refused.json()["detail"]
     police = wf.bureau("POLICE", scopes=["workforce:read", "workforce:write"])
     queue = await wf.direct.get("/v1/compliance/background-checks", headers=police)
     assert [c["id"] for c in queue.json()["items"]] == [check]

@@ -81,18 +81,45 @@ async def test_an_unmasked_read_needs_the_pii_scope_and_a_purpose_and_is_audited
     assert audit.accessed_at is not None
 
 
-async def test_the_same_person_twice_is_a_409_pointing_to_the_existing_record(wf: WorkforceStack) -> None:
-    first = await wf.practitioner()
+async def test_registering_a_person_already_on_record_finds_them_and_reveals_nothing_else(
+    wf: WorkforceStack,
+) -> None:
+    """The consent path: an operator that holds the person's ID number registers them and may then
+    hire them; it sees the record as an operator sees any record (masked), never the facilities
+    that employ or employed the person, and nothing in the record changes."""
+    first_employer, second_employer = await wf.facility(), await wf.facility(district_code="310105")
+    person = await wf.employed(first_employer)
+    newcomer_facility = await wf.facility()
+    newcomer = wf.operator(newcomer_facility)
+    assert (await wf.direct.get(f"/v1/practitioners/{person['id']}", headers=newcomer)).status_code == 404
     again = await wf.direct.post(
         "/v1/practitioners",
-        json={"id_number": first["raw_id_number"], "name": "张三丰"},
-        headers=wf.operator(),
+        json={"id_number": person["raw_id_number"], "name": "张三丰", "phone": "13900000000"},
+        headers=newcomer,
     )
-    assert again.status_code == 409
-    assert again.json()["practitioner_id"] == first["id"]
-    assert again.headers["location"] == f"/v1/practitioners/{first['id']}"
-    assert first["raw_id_number"] not in again.text
+    assert again.status_code == 200, again.text
+    found = again.json()
+    assert found["id"] == person["id"] and again.headers["location"] == f"/v1/practitioners/{person['id']}"
+    assert found["pii"] == "masked" and found["id_number"] == person["id_number"]
+    assert found["name"] == "张三" and found["phone"] == person["phone"]  # the record is not rewritten
+    assert person["raw_id_number"] not in again.text
+    assert first_employer not in again.text and second_employer not in again.text
     assert await wf.table_count(Practitioner) == 1
+    assert len(await wf.events("cradle.workforce.practitioner.registered")) == 1
+
+    # Visible now: readable, and hireable; its other employments stay out of reach.
+    assert (await wf.direct.get(f"/v1/practitioners/{person['id']}", headers=newcomer)).status_code == 200
+    await wf.certify(person["id"])
+    assert (await wf.hire(person["id"], newcomer_facility, headers=newcomer)).status_code == 201
+    other_job = person["employment"]["id"]
+    assert (await wf.direct.get(f"/v1/employments/{other_job}", headers=newcomer)).status_code == 404
+    listed = await wf.direct.get("/v1/employments", params={"facility_id": first_employer}, headers=newcomer)
+    assert listed.status_code == 404
+    # Registering twice changes nothing more.
+    twice = await wf.direct.post(
+        "/v1/practitioners", json={"id_number": person["raw_id_number"], "name": "张三"}, headers=newcomer
+    )
+    assert twice.status_code == 200 and twice.json()["id"] == person["id"]
 
 
 async def test_foreign_staff_need_a_work_permit(wf: WorkforceStack) -> None:
@@ -116,6 +143,11 @@ async def test_an_operator_sees_only_the_practitioners_it_registered_or_employs(
     stranger = await wf.practitioner()
     assert (await wf.direct.get(f"/v1/practitioners/{stranger['id']}", headers=mine)).status_code == 404
     await wf.certify(stranger["id"])
+    assert (await wf.hire(stranger["id"], facility, headers=mine)).status_code == 404
+    registered = await wf.direct.post(
+        "/v1/practitioners", json={"id_number": stranger["raw_id_number"], "name": "张三"}, headers=mine
+    )
+    assert registered.status_code == 200
     assert (await wf.hire(stranger["id"], facility, headers=mine)).status_code == 201
     assert (await wf.direct.get(f"/v1/practitioners/{stranger['id']}", headers=mine)).status_code == 200
 

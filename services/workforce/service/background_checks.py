@@ -16,7 +16,7 @@ from services.workforce.schemas import (
 )
 from services.workforce.service.common import new_id, utcnow
 from shared.errors import Forbidden, invalid
-from shared.identity import Identity
+from shared.identity import Identity, require_bureau
 from shared.pagination import Page, PageParams, make_page
 
 
@@ -57,8 +57,8 @@ async def request_background_check(
 
 
 def _police(caller: Identity) -> None:
-    if not (caller.bureau == "POLICE" or "admin" in caller.scopes):
-        raise Forbidden("Background checks are answered by the police (公安局).")
+    # A POLICE bureau client, nothing less: not the admin, nor another kind whose bureau field says POLICE.
+    require_bureau(caller, "POLICE", action="Answering or resolving a background check (公安局)")
 
 
 async def get_check(*, session: AsyncSession, practitioner: Practitioner, check_id: str) -> BackgroundCheck:

@@ -49,10 +49,11 @@ from services.workforce.service.common import (
 )
 from services.workforce.service.hiring import close, ended_event
 from shared.events.outbox import emit
-from shared.identity import Identity
+from shared.identity import Identity, require_bureau
 from shared.pii import Encrypted, mask
 
-BAN_SCOPE = "workforce:ban"
+# Who may ban (DOMAIN.md, "Who may ban"): `workforce:ban` reaches the path, only these bureaus act.
+BAN_AUTHORITIES = ("EDU", "POLICE")
 SYSTEM = "workforce"  # who acts when an event, not a caller, causes the change
 
 
@@ -157,9 +158,18 @@ async def issue_ban(
     return ban
 
 
+def require_ban_authority(caller: Identity) -> None:
+    require_bureau(caller, *BAN_AUTHORITIES, action="Issuing or rescinding a lifetime ban")
+
+
+def is_ban_authority(caller: Identity) -> bool:
+    return caller.is_bureau(*BAN_AUTHORITIES)
+
+
 async def issue_ban_from_request(
     *, session: AsyncSession, workforce: Workforce, caller: Identity, data: BanCreate
 ) -> Ban:
+    require_ban_authority(caller)
     return await issue_ban(
         session=session,
         id_hash=workforce.hash_id(data.id_number),
@@ -211,7 +221,7 @@ async def get_visible_ban(*, session: AsyncSession, caller: Identity, ban_id: st
     """The city's bureaus and ban issuers see every ban; an employer or district only a ban that
     notified a facility it may see."""
     ban = await session.get(Ban, ban_id)
-    if ban is not None and (caller.sees_whole_city() or caller.has_scope(BAN_SCOPE)):
+    if ban is not None and (caller.sees_whole_city() or is_ban_authority(caller)):
         return ban
     if ban is not None:
         visible = await session.execute(
@@ -297,7 +307,7 @@ async def ban_read(
         notifications=[
             notification_read(n, acknowledge_within=within)
             for n, facility in notifications
-            if caller.sees_whole_city() or caller.has_scope(BAN_SCOPE) or may_see(caller, facility)
+            if caller.sees_whole_city() or is_ban_authority(caller) or may_see(caller, facility)
         ],
     )
 
@@ -305,6 +315,7 @@ async def ban_read(
 async def rescind_ban(*, session: AsyncSession, caller: Identity, ban: Ban, data: BanRescind) -> Ban:
     """A ban is corrected, never deleted: the rescission is recorded beside it. Employment ended
     by the ban stays ended; rehiring is a new hire."""
+    require_ban_authority(caller)
     await lock_person(session, ban.id_hash)
     await session.refresh(ban)
     if ban.status != "active":

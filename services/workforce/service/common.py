@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.workforce.config import WorkforceSettings
 from services.workforce.errors import FacilityNotFound, PractitionerNotFound
-from services.workforce.models import Employment, FacilityProjection, Person, PiiAccess, Practitioner
+from services.workforce.models import (
+    Employment,
+    FacilityProjection,
+    Person,
+    PiiAccess,
+    Practitioner,
+    PractitionerAccess,
+)
 from shared.errors import ServiceUnavailable
 from shared.identity import ClientKind, Identity
 from shared.pii import Encrypted, KeyedHasher, PiiCipher
@@ -125,9 +132,17 @@ async def get_visible_facility(
 async def may_see_practitioner(
     *, session: AsyncSession, caller: Identity, practitioner: Practitioner
 ) -> bool:
-    """The city's bureaus see everyone; others see whom they registered or whom a facility they
-    may see employs or employed."""
+    """The city's bureaus see everyone; others see whom they registered (first, or by a later
+    registration that found the record) or whom a facility they may see employs or employed."""
     if caller.sees_whole_city() or practitioner.registered_by == caller.client_id:
+        return True
+    registered = await session.execute(
+        select(PractitionerAccess.id).where(
+            PractitionerAccess.practitioner_id == practitioner.id,
+            PractitionerAccess.client_id == caller.client_id,
+        )
+    )
+    if registered.first() is not None:
         return True
     found = await session.execute(
         select(Employment.id)

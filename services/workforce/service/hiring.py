@@ -41,6 +41,7 @@ from services.workforce.service.common import (
     get_visible_facility,
     lock_person,
     may_see,
+    may_see_practitioner,
     new_id,
     shanghai_today,
     utcnow,
@@ -67,9 +68,16 @@ async def hire(
         raise FacilityNotApproved(
             f"Facility {facility.facility_id} is {facility.status}; only approved facilities can hire."
         )
+    # Only someone the caller may see: registered by it (by ID number, so with the person's
+    # consent) or employed at one of its facilities now or before. Anyone else is a 404, as if
+    # unknown, so an id learnt elsewhere neither hires nor confirms that the person exists.
     practitioner = await session.get(Practitioner, data.practitioner_id)
-    if practitioner is None:
-        raise PractitionerNotFound(f"No practitioner {data.practitioner_id}; register the person first.")
+    if practitioner is None or not await may_see_practitioner(
+        session=session, caller=caller, practitioner=practitioner
+    ):
+        raise PractitionerNotFound(
+            f"No practitioner {data.practitioner_id} that you may see; register the person by ID number."
+        )
     # From here on no ban for this person can commit until this transaction ends (and vice versa).
     await lock_person(session, practitioner.id_hash)
     ban_ids = list(

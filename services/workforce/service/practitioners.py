@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.workforce.errors import PractitionerExists
 from services.workforce.events import CertificateAdded, CertificateExpired, PractitionerRegistered
-from services.workforce.models import Certificate, Employment, GradeChange, Practitioner
+from services.workforce.models import Certificate, Employment, GradeChange, Practitioner, PractitionerAccess
 from services.workforce.schemas import (
     CertificateCreate,
     CertificateRead,
@@ -36,23 +36,28 @@ from shared.identity import Identity
 from shared.pii import mask
 
 
+@dataclass(frozen=True)
+class Registration:
+    practitioner: Practitioner
+    created: bool  # False: the ID number found the person's existing record
+
+
 async def register(
     *, session: AsyncSession, workforce: Workforce, caller: Identity, data: PractitionerCreate
-) -> Practitioner:
-    """Register a person once: the same ID number again is a 409 naming the existing record."""
+) -> Registration:
+    """Register a person by ID number. The person is one record citywide: when they are already on
+    record, this finds it and makes it visible to the caller (who holds the ID number, so learns
+    nothing it did not know; the record's other employers stay hidden) and changes nothing in it."""
     if data.nationality != "CN" and not data.work_permit_no:
         raise invalid("work_permit_no", "foreign staff need a work permit number")
     id_hash = workforce.hash_id(data.id_number)
     await lock_person(session, id_hash)
     existing = (
-        await session.execute(select(Practitioner.id).where(Practitioner.id_hash == id_hash))
+        await session.execute(select(Practitioner).where(Practitioner.id_hash == id_hash))
     ).scalar_one_or_none()
     if existing is not None:
-        raise PractitionerExists(
-            f"This person is already registered as practitioner {existing}.",
-            practitioner_id=existing,
-            headers={"Location": f"/v1/practitioners/{existing}"},
-        )
+        await _grant_access(session, practitioner_id=existing.id, client_id=caller.client_id)
+        return Registration(existing, created=False)
     now = utcnow()
     sealed_id = workforce.seal(data.id_number, context=ID_NUMBER)
     sealed_phone = workforce.seal(data.phone, context=PHONE) if data.phone else None
@@ -74,13 +79,30 @@ async def register(
     )
     session.add(practitioner)
     await session.flush()
+    await _grant_access(session, practitioner_id=practitioner.id, client_id=caller.client_id)
     await emit(
         session,
         PractitionerRegistered(
             practitioner_id=practitioner.id, nationality=practitioner.nationality, registered_at=now
         ),
     )
-    return practitioner
+    return Registration(practitioner, created=True)
+
+
+async def _grant_access(session: AsyncSession, *, practitioner_id: str, client_id: str) -> None:
+    # Under the person's lock (lock_person), so two registrations by one client cannot both insert.
+    held = await session.execute(
+        select(PractitionerAccess.id).where(
+            PractitionerAccess.practitioner_id == practitioner_id, PractitionerAccess.client_id == client_id
+        )
+    )
+    if held.first() is None:
+        session.add(
+            PractitionerAccess(
+                id=new_id(), practitioner_id=practitioner_id, client_id=client_id, granted_at=utcnow()
+            )
+        )
+        await session.flush()
 
 
 def to_read(
