@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import nacl.exceptions
 import nacl.signing
 import nkeys
 from nats.aio.client import Client as NATS
@@ -76,6 +77,14 @@ def _keypair(seed: str) -> nkeys.KeyPair:
         raise NatsAuthError(f"not an nkey seed: {exc}") from None
 
 
+def _verify_key(public_key: str) -> nacl.signing.VerifyKey:
+    """An nkey public key: base32 of a prefix byte, the 32-byte Ed25519 key and a CRC-16."""
+    raw = base64.b32decode(public_key + "=" * (-len(public_key) % 8))
+    if len(raw) != 35 or nkeys.crc16_checksum(raw[:-2]) != raw[-2:]:
+        raise ValueError("not an nkey public key")
+    return nacl.signing.VerifyKey(raw[1:33])
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -116,11 +125,12 @@ def decode_jwt(token: str, *, trusted_issuers: set[str] | None = None) -> dict[s
         header_b64, claims_b64, signature_b64 = token.strip().split(".")
         header = json.loads(_unb64(header_b64))
         claims: dict[str, Any] = json.loads(_unb64(claims_b64))
-        issuer = nkeys.KeyPair(public_key=claims["iss"].encode())
-        valid = header.get("alg") == _HEADER["alg"] and issuer.verify(
-            f"{header_b64}.{claims_b64}".encode(), _unb64(signature_b64)
-        )
-    except (ValueError, KeyError, AttributeError, nkeys.NkeysError) as exc:
+        issuer = _verify_key(claims["iss"])
+        issuer.verify(f"{header_b64}.{claims_b64}".encode(), _unb64(signature_b64))
+        valid = header.get("alg") == _HEADER["alg"]
+    except nacl.exceptions.BadSignatureError:
+        raise NatsAuthError("NATS JWT signature does not verify") from None
+    except (ValueError, KeyError, TypeError, nacl.exceptions.CryptoError) as exc:
         raise NatsAuthError(f"not a NATS JWT: {type(exc).__name__}") from None
     if not valid:
         raise NatsAuthError("NATS JWT signature does not verify")
