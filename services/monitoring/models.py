@@ -78,7 +78,8 @@ class Camera(MonitoringModel, table=True):
 
 class CctvEvent(MonitoringModel, table=True):
     """A routine or alerting event from a video system; kept `event_retention_days`, then purged.
-    `event_id` is the sender's id, so a re-sent event is the same row."""
+    `event_id` is the sender's id, unique within its facility (not across the city), so a re-sent
+    event is the same row and another facility's event with the same id is not."""
 
     __tablename__ = "cctv_event"
     # Only the indexes reads need: every extra one is paid by each of millions of inserts a day.
@@ -86,7 +87,7 @@ class CctvEvent(MonitoringModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=100)
     camera_id: str = Field(max_length=36)
-    facility_id: str = Field(max_length=36)
+    facility_id: str = Field(primary_key=True, max_length=36)
     type: str = Field(max_length=32)
     occurred_at: datetime = Field(sa_column=_at())
     received_at: datetime = Field(sa_column=_at())
@@ -154,7 +155,7 @@ class Incident(MonitoringModel, table=True):
     district_code: str = Field(max_length=6)
     category: str = Field(max_length=32)  # abuse | injury | illness_outbreak | food_safety | fire | other
     severity: str = Field(max_length=16)
-    status: str = Field(max_length=16)  # reported | confirmed | unfounded
+    status: str = Field(max_length=16)  # reported | proposed | confirmed | unfounded
     description: str = Field(default="", max_length=4000)
     practitioner_ids: list[str] = _json()
     reported_by_kind: str = Field(max_length=16)  # facility | inspector | parent | alert | district | bureau
@@ -173,6 +174,45 @@ class Incident(MonitoringModel, table=True):
     abuser_practitioner_ids: list[str] = _json()
     responsible_manager_ids: list[str] = _json()
     version: int = 1
+    updated_at: datetime = Field(sa_column=_at())
+
+
+class Finding(MonitoringModel, table=True):
+    """Every finding recorded on an incident, kept: a district's abuse finding waits `proposed`
+    until EDU confirms or rejects it (a rejected one stays, and the incident is open again); any
+    other finding is `final` at once."""
+
+    __tablename__ = "incident_finding"
+
+    id: str = Field(primary_key=True, max_length=36)
+    incident_id: str = Field(foreign_key="incident.id", index=True, max_length=36)
+    status: str = Field(max_length=16)  # proposed | confirmed | rejected | final
+    outcome: str = Field(max_length=16)  # confirmed | unfounded
+    category: str = Field(max_length=32)
+    abuser_practitioner_ids: list[str] = _json()
+    responsible_manager_ids: list[str] = _json()
+    decision_ref: str = Field(max_length=200)
+    note: str = Field(default="", max_length=2000)
+    recorded_by: str = Field(max_length=64)
+    recorded_at: datetime = Field(sa_column=_at())
+    reviewed_by: str | None = Field(default=None, max_length=64)
+    reviewed_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    review_ref: str | None = Field(default=None, max_length=200)
+    review_note: str | None = Field(default=None, max_length=2000)
+
+
+class EmploymentRecord(MonitoringModel, table=True):
+    """The workforce's employments as its `employment.*` events describe them (a projection; never
+    written otherwise): whom a finding may name. No personal data, only ids and dates."""
+
+    __tablename__ = "employment_projection"
+    __table_args__ = (Index("ix_employment_projection_facility", "facility_id", "practitioner_id"),)
+
+    employment_id: str = Field(primary_key=True, max_length=36)
+    practitioner_id: str = Field(max_length=36)
+    facility_id: str = Field(max_length=36)
+    start_date: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    end_date: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     updated_at: datetime = Field(sa_column=_at())
 
 

@@ -10,11 +10,10 @@ from typing import Any
 from sqlalchemy import select
 
 from services.monitoring.casework.jobs import run_due
-from services.monitoring.models import Alert
+from services.monitoring.models import Alert, EmploymentRecord
 from tests.monitoring.casework_support import direct, incident_body, owned_facility, parent
 from tests.monitoring.conftest import MonitoringStack, cctv_event
 from tests.support import eventually
-from tests.workforce.conftest import new_id_number
 
 
 async def report(mon: MonitoringStack, body: dict[str, Any], who: str = "operator", **kw: Any) -> Any:
@@ -145,100 +144,126 @@ async def a_district_sees_only_its_own_districts_incidents(
     assert incident["id"] in [i["id"] for i in mine.json()["items"]]
 
 
-async def test_an_incident_finding_is_recorded_once(mon: MonitoringStack) -> None:
-    facility = {"id": await owned_facility(mon)}
+async def employed_in_monitoring(mon: MonitoringStack, count: int) -> None:
+    """Wait until monitoring's projection holds `count` employments (from the workforce's events)."""
+
+    async def arrived() -> bool:
+        return await mon.count(select(EmploymentRecord).subquery()) >= count
+
+    await eventually(arrived, timeout=20)
+
+
+async def test_a_districts_abuse_finding_is_proposed_and_only_edus_confirmation_bans(
+    mon: MonitoringStack,
+) -> None:
+    facility = await mon.approved_facility()
+    abuser, abuser_id_number = await mon.employ([facility["id"]], name="张三")
+    manager, manager_id_number = await mon.employ([facility["id"]], name="李四")
+    await employed_in_monitoring(mon, 2)
     abuse = (await report(mon, incident_body(facility["id"], category="abuse"))).json()
     path = f"/v1/incidents/{abuse['id']}/findings"
-    district = await mon.headers("district")
-    # Real people in the workforce, so that the ban the finding causes can be seen there.
-    edu = await mon.headers_for(
-        name="市教委", kind="bureau", bureau="EDU", scopes=["workforce:read", "workforce:write"]
-    )
-    people = []
-    for name in ("张三", "李四"):
-        id_number = new_id_number()
-        made = await mon.client.post(
-            "/v1/practitioners", json={"id_number": id_number, "name": name, "nationality": "CN"}, headers=edu
-        )
-        assert made.status_code == 201, made.text
-        people.append((made.json()["id"], id_number))
-    (abuser, abuser_id_number), (manager, manager_id_number) = people
+    district, edu = await mon.headers("district"), await mon.headers("EDU")
     finding = {
         "outcome": "confirmed",
         "category": "abuse",
-        "abuser_practitioner_ids": [],
+        "abuser_practitioner_ids": [abuser],
         "responsible_manager_ids": [manager],
         "decision_ref": "徐教〔2026〕12号",
     }
-    nobody = await mon.client.post(path, json=finding, headers=district)
+    nobody = await mon.client.post(path, json=finding | {"abuser_practitioner_ids": []}, headers=district)
     assert nobody.status_code == 422
     assert [e["field"] for e in nobody.json()["errors"]] == ["abuser_practitioner_ids"]
-    # The facility itself does not decide.
-    operator = await mon.client.post(
-        path, json=finding | {"abuser_practitioner_ids": [abuser]}, headers=await mon.headers("operator")
+    stranger = str(uuid.uuid4())
+    named_stranger = await mon.client.post(
+        path, json=finding | {"responsible_manager_ids": [manager, stranger]}, headers=district
     )
+    assert named_stranger.status_code == 422, named_stranger.text
+    assert [e["field"] for e in named_stranger.json()["errors"]] == ["responsible_manager_ids.1"]
+    assert stranger in named_stranger.json()["detail"] and manager not in named_stranger.json()["detail"]
+    operator = await mon.client.post(path, json=finding, headers=await mon.headers("operator"))
     assert operator.status_code == 403
-    stale = await mon.client.post(
-        path, json=finding | {"abuser_practitioner_ids": [abuser]}, headers={**district, "If-Match": '"7"'}
-    )
-    assert stale.status_code == 412
 
-    decided = await mon.client.post(
-        path, json=finding | {"abuser_practitioner_ids": [abuser]}, headers=district
-    )
-    assert decided.status_code == 200, decided.text
-    body = decided.json()
-    assert body["status"] == "confirmed" and body["abuser_practitioner_ids"] == [abuser]
-    assert [h["to_status"] for h in body["history"]] == ["reported", "confirmed"]
-    twice = await mon.client.post(
-        path, json=finding | {"abuser_practitioner_ids": [abuser]}, headers=district
-    )
-    assert twice.status_code == 409
-    twice_other = await mon.client.post(
-        path,
-        json={"outcome": "unfounded", "category": "abuse", "decision_ref": "x"},
-        headers=await mon.headers("EDU"),
-    )
-    assert twice_other.status_code == 409
+    # The district proposes: stored, published as proposed, nobody banned.
+    proposed = await mon.client.post(path, json=finding, headers=district)
+    assert proposed.status_code == 200, proposed.text
+    body = proposed.json()
+    assert body["status"] == "proposed" and body["outcome"] is None
+    assert [(f["status"], f["abuser_practitioner_ids"]) for f in body["findings"]] == [("proposed", [abuser])]
+    assert await mon.events("cradle.monitoring.incident.confirmed") == []
+    [event] = await mon.events("cradle.monitoring.finding.proposed")
+    assert event["data"]["incident_id"] == abuse["id"] and "abuser_practitioner_ids" not in event["data"]
+    assert (await mon.client.post(path, json=finding, headers=district)).status_code == 409
+    # Only EDU confirms: not the district, not another bureau.
+    for who in (district, await mon.headers("HEALTH")):
+        assert (await mon.client.post(f"{path}/confirm", json={}, headers=who)).status_code == 403
 
-    injury = (await report(mon, incident_body(facility["id"]))).json()
-    names_people = await mon.client.post(
-        f"/v1/incidents/{injury['id']}/findings",
-        json={
-            "outcome": "unfounded",
-            "category": "injury",
-            "decision_ref": "x",
-            "responsible_manager_ids": [manager],
-        },
-        headers=district,
+    confirmed = await mon.client.post(f"{path}/confirm", json={"note": "复核属实"}, headers=edu)
+    assert confirmed.status_code == 200, confirmed.text
+    assert (
+        confirmed.json()["status"] == "confirmed" and confirmed.json()["findings"][0]["status"] == "confirmed"
     )
-    assert names_people.status_code == 422
-    assert [e["field"] for e in names_people.json()["errors"]] == ["responsible_manager_ids"]
-    unfounded = await mon.client.post(
-        f"/v1/incidents/{injury['id']}/findings",
-        json={"outcome": "unfounded", "category": "injury", "decision_ref": "徐教〔2026〕13号"},
-        headers=await mon.headers("EDU"),
+    assert [h["to_status"] for h in confirmed.json()["history"]] == ["reported", "proposed", "confirmed"]
+    [event] = await mon.events("cradle.monitoring.incident.confirmed")
+    assert event["data"]["abuser_practitioner_ids"] == [abuser]
+    assert event["data"]["responsible_manager_ids"] == [manager]
+    assert event["data"]["decision_ref"] == "徐教〔2026〕12号" and event["data"]["occurred_at"]
+    again = await mon.client.post(f"{path}/confirm", json={}, headers=edu)
+    assert again.status_code == 409
+
+    ban_reader = await mon.headers_for(
+        name="市人社局", kind="bureau", bureau="HRSS", scopes=["workforce:read"]
     )
-    assert unfounded.status_code == 200 and unfounded.json()["status"] == "unfounded"
 
-    [confirmed] = await mon.events("cradle.monitoring.incident.confirmed")
-    assert confirmed["subject"] == abuse["id"]
-    data = confirmed["data"]
-    assert data["abuser_practitioner_ids"] == [abuser] and data["responsible_manager_ids"] == [manager]
-    assert data["category"] == "abuse" and data["decision_ref"] == "徐教〔2026〕12号"
-    assert data["district_code"] == "310104" and data["facility_id"] == facility["id"]
-    [unfounded_event] = await mon.events("cradle.monitoring.incident.unfounded")
-    assert unfounded_event["data"]["incident_id"] == injury["id"]
-
-    # The workforce bans both for life (monitoring never calls it: the event does).
     async def banned(id_number: str) -> bool:
         check = await mon.client.post(
-            "/v1/ban-checks", json={"id_number": id_number}, headers={**edu, "X-Purpose": "test"}
+            "/v1/ban-checks", json={"id_number": id_number}, headers={**ban_reader, "X-Purpose": "test"}
         )
         return check.status_code == 200 and check.json()["banned"]
 
     await eventually(lambda: banned(abuser_id_number), timeout=20)
     await eventually(lambda: banned(manager_id_number), timeout=20)
+
+
+async def test_a_rejected_proposal_bans_nobody_and_leaves_the_incident_open(mon: MonitoringStack) -> None:
+    facility = await mon.approved_facility()
+    carer, carer_id_number = await mon.employ([facility["id"]], name="王五")
+    await employed_in_monitoring(mon, 1)
+    abuse = (await report(mon, incident_body(facility["id"], category="abuse"))).json()
+    path = f"/v1/incidents/{abuse['id']}/findings"
+    district, edu = await mon.headers("district"), await mon.headers("EDU")
+    finding = {
+        "outcome": "confirmed",
+        "category": "abuse",
+        "abuser_practitioner_ids": [carer],
+        "decision_ref": "徐教〔2026〕20号",
+    }
+    assert (await mon.client.post(path, json=finding, headers=district)).status_code == 200
+    no_reason = await mon.client.post(f"{path}/reject", json={}, headers=edu)
+    assert no_reason.status_code == 422
+    rejected = await mon.client.post(f"{path}/reject", json={"reason": "证据不足"}, headers=edu)
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["status"] == "reported"
+    assert [f["status"] for f in rejected.json()["findings"]] == ["rejected"]
+    [event] = await mon.events("cradle.monitoring.finding.rejected")
+    assert event["data"]["reason"] == "证据不足"
+    assert await mon.events("cradle.monitoring.incident.confirmed") == []
+
+    # Open again: a new finding (here unfounded, final at once), both kept.
+    unfounded = await mon.client.post(
+        path,
+        json={"outcome": "unfounded", "category": "abuse", "decision_ref": "徐教〔2026〕21号"},
+        headers=district,
+    )
+    assert unfounded.status_code == 200 and unfounded.json()["status"] == "unfounded"
+    assert [f["status"] for f in unfounded.json()["findings"]] == ["rejected", "final"]
+    check = await mon.client.post(
+        "/v1/ban-checks",
+        json={"id_number": carer_id_number},
+        headers=await mon.headers_for(
+            name="市人社局", kind="bureau", bureau="HRSS", scopes=["workforce:read"]
+        ),
+    )
+    assert check.status_code == 200 and check.json()["banned"] is False
 
 
 async def an_alert_escalates_to_an_incident_once(mon: MonitoringStack, facility: dict[str, Any]) -> None:

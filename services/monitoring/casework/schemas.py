@@ -6,9 +6,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+from shared.clock import Day, Timestamp
+from shared.text import FreeText
+
+# Text as every service takes it (shared/text.py): no NUL, other control characters or lone surrogates.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), FreeText]
+Note = Annotated[str, StringConstraints(strip_whitespace=True), FreeText]
 Uuid = Annotated[
     str,
     StringConstraints(
@@ -54,6 +59,7 @@ class ReporterKind(StrEnum):
 
 class IncidentStatus(StrEnum):
     reported = "reported"
+    proposed = "proposed"  # a district's abuse finding waits for EDU
     confirmed = "confirmed"
     unfounded = "unfounded"
 
@@ -69,7 +75,7 @@ class IncidentCreate(BaseModel):
     facility_id: Uuid
     category: IncidentCategory
     severity: Severity
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     description: Annotated[Text, Field(max_length=4000)]
     practitioner_ids: PractitionerIds = Field(default_factory=list)
     reported_by_kind: ReporterKind | None = Field(
@@ -86,7 +92,7 @@ class Escalation(BaseModel):
     severity: Severity
     description: Annotated[Text, Field(max_length=4000)]
     practitioner_ids: PractitionerIds = Field(default_factory=list)
-    occurred_at: AwareDatetime | None = Field(default=None, description="Defaults to the alert's first_at")
+    occurred_at: Timestamp | None = Field(default=None, description="Defaults to the alert's first_at")
 
 
 class FindingCreate(BaseModel):
@@ -97,7 +103,40 @@ class FindingCreate(BaseModel):
     abuser_practitioner_ids: PractitionerIds = Field(default_factory=list)
     responsible_manager_ids: PractitionerIds = Field(default_factory=list)
     decision_ref: Annotated[Text, Field(max_length=200)]
-    note: Annotated[str, Field(max_length=2000)] = ""
+    note: Annotated[Note, Field(max_length=2000)] = ""
+
+
+class FindingConfirm(BaseModel):
+    """EDU confirms the proposed finding as it stands; its own reference, when given, is the one
+    the ban records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision_ref: Annotated[Text, Field(max_length=200)] | None = None
+    note: Annotated[Note, Field(max_length=2000)] = ""
+
+
+class FindingReject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[Text, Field(max_length=2000)]
+
+
+class FindingRead(BaseModel):
+    id: str
+    status: str = Field(description="proposed | confirmed | rejected | final")
+    outcome: str
+    category: str
+    abuser_practitioner_ids: list[str]
+    responsible_manager_ids: list[str]
+    decision_ref: str
+    note: str
+    recorded_by: str
+    recorded_at: datetime
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    review_ref: str | None
+    review_note: str | None
 
 
 class IncidentRead(BaseModel):
@@ -135,6 +174,7 @@ class IncidentTransitionRead(BaseModel):
 
 class IncidentDetail(IncidentRead):
     history: list[IncidentTransitionRead]
+    findings: list[FindingRead] = Field(description="Every finding recorded, oldest first")
 
 
 # ---- inspectors and plans ---------------------------------------------------------------------
@@ -195,7 +235,7 @@ class InspectionItemIn(BaseModel):
 
     code: ItemCode
     passed: bool
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Annotated[Note, Field(max_length=2000)] | None = None
 
 
 class InspectionOutcome(StrEnum):
@@ -268,14 +308,14 @@ class ResultCreate(BaseModel):
 
     items: Annotated[list[InspectionItemIn], Field(min_length=1, max_length=len(ItemCode))]
     outcome: InspectionOutcome
-    rectify_by: date | None = None
-    inspected_on: date | None = Field(default=None, description="Defaults to today (Shanghai)")
+    rectify_by: Day | None = None
+    inspected_on: Day | None = Field(default=None, description="Defaults to today (Shanghai)")
 
 
 class RectificationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rectified_on: date
+    rectified_on: Day
     note: Annotated[Text, Field(max_length=2000)]
 
 
@@ -309,7 +349,7 @@ class DistrictFigures(BaseModel):
     facilities_inspected_onsite: int
     onsite_inspection_rate: float | None
     incidents: dict[str, dict[str, int]] = Field(
-        description="category → status (reported|confirmed|unfounded) → count"
+        description="category → status (reported|proposed|confirmed|unfounded) → count"
     )
     alerts_by_severity: dict[str, int]
 

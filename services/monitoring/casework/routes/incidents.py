@@ -1,4 +1,5 @@
-"""Incidents: report, escalate an alert, list, read with history, record the finding."""
+"""Incidents: report, escalate an alert, list, read with history, record the finding, and EDU's
+confirmation or rejection of a district's proposed finding."""
 
 from __future__ import annotations
 
@@ -19,15 +20,17 @@ from services.monitoring.casework.deps import (
 )
 from services.monitoring.casework.schemas import (
     Escalation,
+    FindingConfirm,
     FindingCreate,
+    FindingReject,
     IncidentCategory,
     IncidentCreate,
     IncidentDetail,
     IncidentRead,
     IncidentStatus,
 )
+from services.monitoring.casework.service import findings, incidents
 from services.monitoring.casework.service import incident_queries as queries
-from services.monitoring.casework.service import incidents
 from services.monitoring.service import alerts
 from services.monitoring.service.common import check_version, utcnow
 from shared.idempotency import IdempotencyDep
@@ -127,16 +130,63 @@ async def record_finding(
     idem: IdempotencyDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
-    """The district's (or the EDU bureau's) finding, recorded once (409 after). A confirmed abuse
-    names its abusers and the directly responsible managers: `incident.confirmed` carries them to
-    the workforce, which bans them for life."""
+    """The district's (or the EDU bureau's) finding. Only people employed at the incident's facility
+    at or after the incident may be named (422 naming each other one). A district's confirmed abuse
+    is `proposed`: it bans nobody until EDU confirms it. Anything else is final at once (409 after);
+    a confirmed one publishes `incident.confirmed`, on which the workforce bans the named for life."""
     if replay := await idem.replay():
         return replay
     incident, facility = await queries.get_visible_incident(
         session=session, caller=caller, incident_id=incident_id, for_update=True
     )
     check_version("incident", incident.version, if_match)
-    incident = await incidents.record_finding(
+    incident = await findings.record_finding(
         session=session, caller=caller, incident=incident, facility=facility, data=body, now=utcnow()
+    )
+    return await idem.respond(200, await queries.to_detail(session, incident), etag(incident.version))
+
+
+@router.post("/incidents/{incident_id}/findings/confirm", response_model=IncidentDetail)
+async def confirm_finding(
+    incident_id: PathId,
+    body: FindingConfirm,
+    session: SessionDep,
+    caller: Writer,
+    idem: IdempotencyDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """EDU confirms the district's proposed finding (403 for anyone else; 409 when none awaits): the
+    incident is confirmed and `incident.confirmed` carries the named people to the workforce."""
+    if replay := await idem.replay():
+        return replay
+    incident, _ = await queries.get_visible_incident(
+        session=session, caller=caller, incident_id=incident_id, for_update=True
+    )
+    check_version("incident", incident.version, if_match)
+    incident = await findings.confirm_finding(
+        session=session, caller=caller, incident=incident, data=body, now=utcnow()
+    )
+    return await idem.respond(200, await queries.to_detail(session, incident), etag(incident.version))
+
+
+@router.post("/incidents/{incident_id}/findings/reject", response_model=IncidentDetail)
+async def reject_finding(
+    incident_id: PathId,
+    body: FindingReject,
+    session: SessionDep,
+    caller: Writer,
+    idem: IdempotencyDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """EDU rejects the district's proposed finding, with its reason: nobody is banned, the proposal
+    stays in the incident's findings, and the incident is `reported` again, open for a new finding."""
+    if replay := await idem.replay():
+        return replay
+    incident, _ = await queries.get_visible_incident(
+        session=session, caller=caller, incident_id=incident_id, for_update=True
+    )
+    check_version("incident", incident.version, if_match)
+    incident = await findings.reject_finding(
+        session=session, caller=caller, incident=incident, data=body, now=utcnow()
     )
     return await idem.respond(200, await queries.to_detail(session, incident), etag(incident.version))

@@ -1,5 +1,6 @@
 """Who may do what in the casework, beyond seeing a facility (service/common.py): the supervisors of
-a district are its district client, the EDU bureau (the lead bureau) and admins."""
+a district are its district client and the EDU bureau (the lead bureau). The admin client
+administers clients and acts for no one (separation of duties), whatever scopes it holds."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ LEAD_BUREAU = "EDU"
 
 
 def supervises(caller: Identity, district_code: str) -> bool:
-    if caller.kind == ClientKind.admin or "admin" in caller.scopes:
-        return True
     if caller.kind == ClientKind.bureau:
-        return caller.bureau == LEAD_BUREAU
+        return caller.is_bureau(LEAD_BUREAU)
     return caller.kind == ClientKind.district and caller.district_code == district_code
 
 

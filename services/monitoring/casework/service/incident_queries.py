@@ -10,9 +10,14 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.casework.errors import IncidentNotFound
-from services.monitoring.casework.schemas import IncidentDetail, IncidentRead, IncidentTransitionRead
+from services.monitoring.casework.schemas import (
+    FindingRead,
+    IncidentDetail,
+    IncidentRead,
+    IncidentTransitionRead,
+)
 from services.monitoring.casework.service.access import is_parent
-from services.monitoring.models import Facility, Incident, IncidentTransition
+from services.monitoring.models import Facility, Finding, Incident, IncidentTransition
 from services.monitoring.service.common import as_utc, may_see, visible_facilities_clause
 from shared.errors import invalid
 from shared.identity import ClientKind, Identity
@@ -109,6 +114,13 @@ async def to_detail(session: AsyncSession, incident: Incident) -> IncidentDetail
             .order_by(IncidentTransition.at, IncidentTransition.id)
         )
     ).scalars()
+    findings = (
+        await session.execute(
+            select(Finding)
+            .where(Finding.incident_id == incident.id)
+            .order_by(Finding.recorded_at, Finding.id)
+        )
+    ).scalars()
     return IncidentDetail(
         **to_read(incident).model_dump(),
         history=[
@@ -117,4 +129,12 @@ async def to_detail(session: AsyncSession, incident: Incident) -> IncidentDetail
             )
             for t in history
         ],
+        findings=[_finding_read(f) for f in findings],
     )
+
+
+def _finding_read(finding: Finding) -> FindingRead:
+    read = FindingRead.model_validate(finding, from_attributes=True)
+    read.recorded_at = as_utc(read.recorded_at)
+    read.reviewed_at = as_utc(read.reviewed_at) if read.reviewed_at else None
+    return read

@@ -1,29 +1,24 @@
 """Incidents (突发事件): reported by a facility, an inspector, a district, a parent or from an alert;
 found `confirmed` or `unfounded` once. Two clocks run: the facility's report deadline (from the
 occurrence) and the district's finding deadline (from the report). Every state change is a
-transition row; a confirmed abuse names the people the workforce bans."""
+transition row. Findings are in findings.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.monitoring.casework.errors import AlreadyDecided
 from services.monitoring.casework.schemas import (
     URGENT_CATEGORIES,
     Escalation,
-    FindingCreate,
-    FindingOutcome,
-    IncidentCategory,
     IncidentCreate,
     ReporterKind,
 )
-from services.monitoring.casework.service.access import is_parent, require_supervisor
+from services.monitoring.casework.service.access import is_parent
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.errors import FacilityNotFound
-from services.monitoring.events import DeadlineMissed, IncidentConfirmed, IncidentReported, IncidentUnfounded
+from services.monitoring.events import DeadlineMissed, IncidentReported
 from services.monitoring.models import Alert, Facility, Incident, IncidentTransition
 from services.monitoring.service import alerts
 from services.monitoring.service.common import (
@@ -31,7 +26,7 @@ from services.monitoring.service.common import (
     get_visible_facility,
     new_id,
 )
-from shared.errors import FieldError, InvalidInput, invalid
+from shared.errors import invalid
 from shared.events.outbox import emit
 from shared.identity import ClientKind, Identity
 
@@ -40,13 +35,6 @@ REPORTER_KINDS: dict[ClientKind, tuple[ReporterKind, ...]] = {
     ClientKind.operator: (ReporterKind.facility,),
     ClientKind.district: (ReporterKind.district, ReporterKind.inspector),
     ClientKind.bureau: (ReporterKind.bureau, ReporterKind.inspector),
-    ClientKind.admin: (
-        ReporterKind.bureau,
-        ReporterKind.inspector,
-        ReporterKind.district,
-        ReporterKind.facility,
-        ReporterKind.parent,
-    ),
     ClientKind.app: (ReporterKind.parent,),
     ClientKind.parent: (ReporterKind.parent,),
 }
@@ -256,105 +244,4 @@ async def escalate(
         now=now,
         incident_id=incident.id,
     )
-    return incident
-
-
-def _finding_errors(data: FindingCreate) -> list[FieldError]:
-    abuse = data.outcome == FindingOutcome.confirmed and data.category == IncidentCategory.abuse
-    errors = []
-    if abuse and not data.abuser_practitioner_ids:
-        errors.append(
-            FieldError(field="abuser_practitioner_ids", message="a confirmed abuse names at least one abuser")
-        )
-    if not abuse:
-        why = "only a confirmed abuse names people (they are banned for life)"
-        if data.abuser_practitioner_ids:
-            errors.append(FieldError(field="abuser_practitioner_ids", message=why))
-        if data.responsible_manager_ids:
-            errors.append(FieldError(field="responsible_manager_ids", message=why))
-    return errors
-
-
-async def record_finding(
-    *,
-    session: AsyncSession,
-    caller: Identity,
-    incident: Incident,
-    facility: Facility,
-    data: FindingCreate,
-    now: datetime,
-) -> Incident:
-    require_supervisor(caller, facility.district_code, "records findings")
-    if incident.status != "reported":
-        raise AlreadyDecided(
-            f"Incident {incident.id} was already found {incident.status} ({incident.decision_ref}); "
-            "a finding is recorded once."
-        )
-    if errors := _finding_errors(data):
-        raise InvalidInput("The finding is inconsistent.", errors=errors)
-    to_status = data.outcome.value
-    session.add(
-        IncidentTransition(
-            id=new_id(),
-            incident_id=incident.id,
-            from_status=incident.status,
-            to_status=to_status,
-            actor=caller.client_id,
-            note=data.note or data.decision_ref,
-            at=now,
-        )
-    )
-    incident.status = incident.outcome = to_status
-    incident.category = data.category.value
-    incident.decision_ref = data.decision_ref
-    incident.decided_by = caller.client_id
-    incident.decided_at = now
-    incident.abuser_practitioner_ids = sorted(set(data.abuser_practitioner_ids))
-    incident.responsible_manager_ids = sorted(set(data.responsible_manager_ids))
-    incident.version += 1
-    incident.updated_at = now
-    await session.flush()
-    if data.outcome == FindingOutcome.confirmed:
-        await emit(
-            session,
-            IncidentConfirmed(
-                incident_id=incident.id,
-                facility_id=incident.facility_id,
-                district_code=incident.district_code,
-                category=incident.category,
-                decision_ref=data.decision_ref,
-                decided_at=now,
-                abuser_practitioner_ids=incident.abuser_practitioner_ids,
-                responsible_manager_ids=incident.responsible_manager_ids,
-            ),
-        )
-    else:
-        await emit(
-            session,
-            IncidentUnfounded(
-                incident_id=incident.id,
-                facility_id=incident.facility_id,
-                district_code=incident.district_code,
-                category=incident.category,
-                decision_ref=data.decision_ref,
-                decided_at=now,
-            ),
-        )
-    # The finding answers the overdue-finding alert, if one was raised.
-    overdue = (
-        await session.execute(
-            select(Alert).where(
-                Alert.source_ref == f"finding_overdue:{incident.id}", Alert.status.in_(ACTIVE_ALERT)
-            )
-        )
-    ).scalar_one_or_none()
-    if overdue is not None:
-        await alerts.transition(
-            session,
-            alert=overdue,
-            to_status="resolved",
-            actor=caller.client_id,
-            note="finding recorded",
-            now=now,
-        )
     return incident
