@@ -15,8 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from gateway.audit import AuditWriter
+from gateway.audit import AuditWriter, ChainKey
 from gateway.auth import ClientStatus, TokenCache
+from gateway.checkpoints import checkpoint_publisher
 from gateway.config import GatewaySettings
 from gateway.frontdoor import FrontDoor, GatewayMetrics, Runtime
 from gateway.hashing import SecretHasher
@@ -93,8 +94,10 @@ def create_app(
                     query = select(ApiClient.enabled).where(ApiClient.client_id == client_id)
                 return (await connection.execute(query)).scalar_one_or_none()
 
+        chain_key = ChainKey.from_base64(settings.audit_hmac_key.get_secret_value())
         audit = AuditWriter(
             engine,
+            key=chain_key,
             flush_seconds=settings.audit_flush_seconds,
             batch_size=settings.audit_batch_size,
             max_pending=settings.audit_max_pending,
@@ -110,6 +113,8 @@ def create_app(
             signer=signer,
         )
         runtime.audit = audit
+        checkpoints = checkpoint_publisher(settings, engine, hmac_key_id=chain_key.key_id)
+        app.state.audit_key, app.state.checkpoints = chain_key, checkpoints
         documents = ServiceDocuments(
             client, settings.upstreams(), retry_seconds=settings.openapi_refresh_seconds
         )
@@ -127,6 +132,7 @@ def create_app(
         app.state.forwarder = runtime.forwarder
         app.state.views = Views(forwarder=runtime.forwarder, timeout=settings.view_part_timeout_seconds)
         await audit.start()
+        checkpoints.start()
         warm = asyncio.create_task(documents.refresh())
         try:
             yield
@@ -135,6 +141,7 @@ def create_app(
             with contextlib.suppress(BaseException):
                 await warm
             await audit.stop()
+            await checkpoints.stop()  # after the writer: the last checkpoint covers its final flush
             app.state.sign_in.close()
             await runtime.limiter.close()
             await client.aclose()

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from gateway.checkpoints import load_signing_key
 from gateway.hashing import Argon2Cost
 from shared.jsonlimits import DEFAULT_MAX_JSON_DEPTH
+from shared.pii import MIN_HMAC_KEY_BYTES, decode_key
 from shared.settings import PersonalDataKeys
 
 # Scope families: a route is reachable with any scope of its family (the service checks the exact one).
@@ -170,6 +173,26 @@ class GatewaySettings(PersonalDataKeys):
     audit_batch_size: int = Field(default=500, ge=1, le=50_000)
     # Past this many unwritten records the gateway refuses calls (503): no call without evidence.
     audit_max_pending: int = Field(default=100_000, ge=1)
+    # Keys every audit record's hash (HMAC-SHA256, base64 of ≥ 32 bytes): without it, a rewritten
+    # record cannot be given a valid hash, even by someone who can write the database.
+    audit_hmac_key: SecretStr
+    # Ed25519 private key (PEM) that signs the audit checkpoints; its own key, not the identity key.
+    audit_signing_key: SecretStr
+    # A signed checkpoint of the chain head goes to JetStream this often: the window in which a
+    # removed tail of the log can go unnoticed.
+    audit_checkpoint_seconds: float = Field(default=30.0, gt=0, le=60)
+    # Where checkpoints go: stream `<NAMESPACE>_GATEWAY`, subject `<namespace>.gateway.audit.checkpoint`.
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL", "nats_url")
+    )
+    event_namespace: str = Field(
+        default="cradle", validation_alias=AliasChoices("CRADLE_EVENT_NAMESPACE", "event_namespace")
+    )
+    nats_replicas: int = Field(
+        default=1, ge=1, le=5, validation_alias=AliasChoices("CRADLE_NATS_REPLICAS", "nats_replicas")
+    )
+    # The gateway's own NATS credential (`.creds`); it may publish `<namespace>.gateway.>` only.
+    nats_creds: Path | None = Field(default=None, validation_alias=AliasChoices("NATS_CREDS", "nats_creds"))
     openapi_refresh_seconds: float = Field(default=60.0, ge=1)
 
     log_format: str = Field(default="json", validation_alias=AliasChoices("CRADLE_LOG_FORMAT", "log_format"))
@@ -184,6 +207,31 @@ class GatewaySettings(PersonalDataKeys):
             if len(secret.get_secret_value()) < 32:
                 raise ValueError(f"key {kid!r} is shorter than 32 characters")
         return keys
+
+    @field_validator("audit_hmac_key")
+    @classmethod
+    def _audit_key_is_strong(cls, key: SecretStr) -> SecretStr:
+        try:
+            decode_key(key.get_secret_value(), min_bytes=MIN_HMAC_KEY_BYTES, exact=False)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return key
+
+    @field_validator("audit_signing_key")
+    @classmethod
+    def _audit_signing_key_is_ed25519(cls, key: SecretStr) -> SecretStr:
+        try:
+            load_signing_key(key.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return key
+
+    @field_validator("event_namespace")
+    @classmethod
+    def _namespace_is_a_subject_token(cls, value: str) -> str:
+        if not value or not value.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("must be one NATS subject token (letters, digits, - or _)")
+        return value
 
     @field_validator("rate_limits")
     @classmethod

@@ -38,8 +38,10 @@ class ApiClient(GatewayModel, table=True):
 
 
 class AuditRecord(GatewayModel, table=True):
-    """One call through the gateway. `hash` = SHA-256 over `prev_hash` and the record's fields, so a
-    deleted or altered record breaks the chain. Never a request body."""
+    """One call through the gateway. `hash` = HMAC-SHA256 (key `key_id`) over `prev_hash` and the
+    record's fields, so a deleted or altered record breaks the chain and only the key's holder can
+    mend it. Records written before the chain was keyed have no `key_id`: plain SHA-256. Never a
+    request body."""
 
     __tablename__ = "audit_record"
     __table_args__ = (
@@ -60,11 +62,14 @@ class AuditRecord(GatewayModel, table=True):
     duration_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    key_id: str | None = Field(default=None, max_length=16)
 
 
 class AuditChainHead(GatewayModel, table=True):
     """The single row every chain append locks (`FOR UPDATE`), so replicas append one at a time.
-    `anchor_*` is the last record removed by retention: the chain now starts after it."""
+    `anchor_*` is the last record removed by retention: the chain now starts after it, and
+    `anchor_mac` (HMAC with the audit key) shows the gateway moved it. `keyed_from_seq` is the first
+    record with a keyed hash (NULL until one is written); every record from it on must be keyed."""
 
     __tablename__ = "audit_chain_head"
 
@@ -73,6 +78,8 @@ class AuditChainHead(GatewayModel, table=True):
     last_hash: str = Field(max_length=64)
     anchor_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     anchor_hash: str = Field(max_length=64)
+    anchor_mac: str | None = Field(default=None, max_length=64)
+    keyed_from_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class ParentAccount(GatewayModel, table=True):

@@ -60,6 +60,8 @@ def keys() -> dict[str, Any]:
         "jwt_active_kid": "test1",
         "pii_key": new_key(),
         "pii_hmac_key": new_key(),
+        "audit_hmac_key": new_key(),
+        "audit_signing_key": generate_keypair()[0],
     }
 
 
@@ -273,6 +275,10 @@ async def start_stack(
             pii_keys={"t1": keys["pii_key"]},
             pii_active_key_id="t1",
             pii_hmac_key=keys["pii_hmac_key"],
+            audit_hmac_key=keys["audit_hmac_key"],
+            audit_signing_key=keys["audit_signing_key"],
+            nats_url=nats_url,
+            event_namespace=namespace,
             registry_url="http://registry",
             workforce_url="http://workforce",
             monitoring_url="http://monitoring",

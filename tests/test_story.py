@@ -297,7 +297,7 @@ async def test_the_city_story(full_stack: Stack) -> None:
 
     # 11. The audit chain holds every call and verifies.
     await _audit_settled(full_stack)
-    report = await audit.verify(full_stack.gateway.state.engine)
+    report = await audit.verify(full_stack.gateway.state.engine, key=full_stack.gateway.state.audit_key)
     assert report.ok, report
     calls = await c.call("GET", "/v1/audit?path=/v1/ban-checks", "auditor")
     assert any(r["client_kind"] == "bureau" and r["status"] == 200 for r in calls["items"])

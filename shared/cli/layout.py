@@ -72,6 +72,8 @@ class Keys:
     jwt_keys: dict[str, str] = field(default_factory=dict)
     jwt_active_kid: str = ""
     pii: dict[str, PiiKeys] = field(default_factory=dict)  # by service
+    audit_hmac_key: str = ""  # keys the audit chain's hashes (base64)
+    audit_signing_key: str = ""  # Ed25519 private PEM: signs the audit checkpoints
 
     @property
     def pii_keys(self) -> dict[str, str]:  # the workforce's, as before
@@ -94,6 +96,32 @@ def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
         _write_private(pii_file, json.dumps({"active": kid, "keys": {kid: new_key()}, "hmac": new_key()}))
     stored = json.loads(pii_file.read_text())
     return PiiKeys(stored["keys"], stored["active"], stored["hmac"])
+
+
+# The gateway's audit keys under <data>/keys/: the chain's HMAC key, the checkpoints' Ed25519 pair.
+AUDIT_HMAC_FILE, AUDIT_SIGNING_FILE, AUDIT_VERIFY_FILE = (
+    "audit_hmac.key",
+    "audit_ed25519.pem",
+    "audit_ed25519.pub.pem",
+)
+
+
+def load_audit_keys(keys_dir: Path) -> tuple[str, str]:
+    """(HMAC key, signing key) from `GATEWAY_AUDIT_HMAC_KEY` / `GATEWAY_AUDIT_SIGNING_KEY` when set;
+    otherwise made once and kept: with the HMAC key lost, no record written with it verifies."""
+    hmac_key, signing_key = (
+        os.environ.get("GATEWAY_AUDIT_HMAC_KEY"),
+        os.environ.get("GATEWAY_AUDIT_SIGNING_KEY"),
+    )
+    if hmac_key and signing_key:
+        return hmac_key, signing_key
+    if not (keys_dir / AUDIT_HMAC_FILE).exists():
+        _write_private(keys_dir / AUDIT_HMAC_FILE, new_key())
+    if not (keys_dir / AUDIT_SIGNING_FILE).exists():
+        private_pem, public_pem = generate_keypair()
+        _write_private(keys_dir / AUDIT_SIGNING_FILE, private_pem)
+        _write_private(keys_dir / AUDIT_VERIFY_FILE, public_pem)
+    return (keys_dir / AUDIT_HMAC_FILE).read_text().strip(), (keys_dir / AUDIT_SIGNING_FILE).read_text()
 
 
 def load_or_create_keys(base: Path) -> Keys:
@@ -121,6 +149,7 @@ def load_or_create_keys(base: Path) -> Keys:
         stored = json.loads(jwt_file.read_text())
         keys.jwt_keys, keys.jwt_active_kid = stored["keys"], stored["active"]
     keys.pii = {service: load_pii_keys(service, keys_dir) for service in PII_SERVICES}
+    keys.audit_hmac_key, keys.audit_signing_key = load_audit_keys(keys_dir)
     return keys
 
 
@@ -140,14 +169,20 @@ def service_env(
     return env
 
 
-def gateway_env(*, base: Path, keys: Keys, upstreams: dict[str, str]) -> dict[str, str]:
+def gateway_env(
+    *, base: Path, keys: Keys, upstreams: dict[str, str], nats_url: str | None = None
+) -> dict[str, str]:
     env = {
         "GATEWAY_DATABASE_URL": database_url("gateway", base),
         "CRADLE_INTERNAL_SIGNING_KEY": keys.internal_signing_key,
         "GATEWAY_JWT_KEYS": json.dumps(keys.jwt_keys),
         "GATEWAY_JWT_ACTIVE_KID": keys.jwt_active_kid,
         "CRADLE_LOG_FORMAT": os.environ.get("CRADLE_LOG_FORMAT", "console"),
+        "GATEWAY_AUDIT_HMAC_KEY": keys.audit_hmac_key,
+        "GATEWAY_AUDIT_SIGNING_KEY": keys.audit_signing_key,
     }
+    if nats_url:  # the audit checkpoints' stream
+        env["NATS_URL"] = nats_url
     for name, url in upstreams.items():
         env[f"GATEWAY_{name.upper()}_URL"] = url
     return env

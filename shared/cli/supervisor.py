@@ -168,7 +168,7 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None) -> i
         await supervisor.spawn(
             "gateway",
             uvicorn_args("gateway", host, port),
-            gateway_env(base=base, keys=keys, upstreams=upstreams),
+            gateway_env(base=base, keys=keys, upstreams=upstreams, nats_url=nats_url),
         )
         gateway = f"http://{host}:{port}"
         await wait_healthy(gateway + "/healthz")

@@ -51,6 +51,15 @@ class Gateway(ActsAsClients):
         await eventually(lambda: not writer.pending, timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def checkpoints_to_the_tests_namespace(
+    monkeypatch: pytest.MonkeyPatch, shared_nats_url: str, namespace: str
+) -> None:
+    """Every gateway here publishes its audit checkpoints to the test's own (provisioned) namespace."""
+    monkeypatch.setenv("NATS_URL", shared_nats_url)
+    monkeypatch.setenv("CRADLE_EVENT_NAMESPACE", namespace)
+
+
 def gateway_settings(*, database_url: str, keys: dict[str, Any], **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -60,6 +69,9 @@ def gateway_settings(*, database_url: str, keys: dict[str, Any], **overrides: An
         "pii_keys": {"t1": keys["pii_key"]},
         "pii_active_key_id": "t1",
         "pii_hmac_key": keys["pii_hmac_key"],
+        "audit_hmac_key": keys["audit_hmac_key"],
+        "audit_signing_key": keys["audit_signing_key"],
+        "audit_checkpoint_seconds": 0.5,
         "registry_url": "http://registry",
         "workforce_url": "http://workforce",
         "monitoring_url": "http://monitoring",

@@ -197,6 +197,8 @@ async def test_the_route_table_is_configuration(
     monkeypatch.setenv("CRADLE_INTERNAL_SIGNING_KEY", keys["signing"])
     monkeypatch.setenv("GATEWAY_JWT_KEYS", json.dumps(keys["jwt_keys"]))
     monkeypatch.setenv("GATEWAY_JWT_ACTIVE_KID", keys["jwt_active_kid"])
+    monkeypatch.setenv("GATEWAY_AUDIT_HMAC_KEY", keys["audit_hmac_key"])
+    monkeypatch.setenv("GATEWAY_AUDIT_SIGNING_KEY", keys["audit_signing_key"])
     monkeypatch.setenv(
         "GATEWAY_ROUTES",
         json.dumps([{"pattern": "^/v1/towns(/|$)", "service": "registry", "scopes": ["registry:read"]}]),
