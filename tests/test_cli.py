@@ -99,3 +99,10 @@ def test_cradle_up_serves_the_slice_and_stops_cleanly(tmp_path: Path) -> None:
     assert nats_port != 4222  # never the machine's NATS
     assert not port_open(nats_port) and not port_open(port)
     assert (tmp_path / "data" / "nats" / "jetstream").is_dir()
+    # Databases with their -wal/-shm, the NATS store, key files: nothing readable by anyone else.
+    data = tmp_path / "data"
+    created = [path for path in data.rglob("*") if path.is_file()]
+    assert {p.name for p in created} >= {"gateway.db", "gateway_pii_keys.json", "pii_keys.json"}
+    assert any("jetstream" in p.parts for p in created)
+    opened = [f"{p.relative_to(data)} {p.stat().st_mode & 0o777:o}" for p in [data, *data.rglob("*")]]
+    assert not [p for p in opened if int(p.rsplit(" ", 1)[1], 8) & 0o077], opened

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from gateway import service as gateway_service
 from gateway.hashing import Argon2Cost, SecretHasher
 from shared.cli.audit import app as audit_app
-from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys
+from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys, load_pii_keys
 from shared.cli.nats import admin_creds_from_env, provision
 from shared.cli.nats import app as nats_app
 from shared.db import make_engine
@@ -46,10 +46,20 @@ app.add_typer(nats_app, name="nats")
 console = Console()
 
 
+@app.callback()
+def private_files() -> None:
+    # Databases (and their -wal/-shm), the NATS store and key files hold personal data and secrets:
+    # everything this process and its children create is the owner's alone (0600 files, 0700 dirs).
+    os.umask(0o077)
+
+
 def migrate_all(names: tuple[str, ...] | list[str]) -> None:
     base = data_dir()
     for name in names:
         url = database_url(name, base)
+        if name == "gateway":  # its migration encrypts existing parents' phones with the gateway's keys
+            for variable, value in load_pii_keys("gateway", base / "keys").env("gateway").items():
+                os.environ.setdefault(variable, value)
         upgrade(name, url)
         console.print(f"[green]migrated[/] {name:<10} {_redact(url)}")
 

@@ -42,7 +42,11 @@ def _write_private(path: Path, content: str) -> None:
 
 
 # The services that hold personal data, and the file under <data>/keys/ their keys are kept in.
-PII_SERVICES = {"workforce": "pii_keys.json", "guidance": "guidance_pii_keys.json"}
+PII_SERVICES = {
+    "workforce": "pii_keys.json",
+    "guidance": "guidance_pii_keys.json",
+    "gateway": "gateway_pii_keys.json",  # parents' phone numbers
+}
 
 
 @dataclass
@@ -177,6 +181,7 @@ def gateway_env(
         "CRADLE_INTERNAL_SIGNING_KEY": keys.internal_signing_key,
         "GATEWAY_JWT_KEYS": json.dumps(keys.jwt_keys),
         "GATEWAY_JWT_ACTIVE_KID": keys.jwt_active_kid,
+        **keys.pii["gateway"].env("gateway"),
         "CRADLE_LOG_FORMAT": os.environ.get("CRADLE_LOG_FORMAT", "console"),
         "GATEWAY_AUDIT_HMAC_KEY": keys.audit_hmac_key,
         "GATEWAY_AUDIT_SIGNING_KEY": keys.audit_signing_key,

@@ -4,20 +4,24 @@ under parallel attempts, sign-in limits, phone numbers never stored in clear."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
+import pytest
 from httpx import ASGITransport
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from gateway.parents import PHONE as PHONE_CONTEXT
 from shared.db import make_engine
-from shared.pii import Encrypted
+from shared.migrations import downgrade, upgrade
+from shared.pii import Encrypted, KeyedHasher, PiiCipher, decode_key
 from tests.gateway.conftest import Gateway, start_gateway
 from tests.support import DatabaseFactory
 
@@ -199,3 +203,39 @@ async def test_no_phone_number_is_stored_in_clear(databases: DatabaseFactory, ke
         path = Path(make_url(gw.database_url).database or "")
         raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
         assert raw and not any(p.encode() in raw for p in phones)
+
+
+async def test_the_migration_encrypts_existing_phones_with_the_keys_from_the_environment(
+    databases: DatabaseFactory, keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await databases.fresh("gateway")
+    await asyncio.to_thread(downgrade, "gateway", url, "gateway_0003")  # phones still in clear
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO parent_account (parent_id, phone, password_hash, failed_logins, enabled, "
+                    "created_at, updated_at) VALUES ('parent-old', :phone, 'x', 0, true, :now, :now)"
+                ),
+                {"phone": PHONE, "now": datetime.now(UTC)},
+            )
+        for suffix in ("KEYS", "ACTIVE_KEY_ID", "HMAC_KEY"):
+            monkeypatch.delenv(f"GATEWAY_PII_{suffix}", raising=False)
+        with pytest.raises(RuntimeError, match="GATEWAY_PII_KEYS"):  # no keys: refused, nothing changed
+            await asyncio.to_thread(upgrade, "gateway", url)
+        monkeypatch.setenv("GATEWAY_PII_KEYS", json.dumps({"t1": keys["pii_key"]}))
+        monkeypatch.setenv("GATEWAY_PII_ACTIVE_KEY_ID", "t1")
+        monkeypatch.setenv("GATEWAY_PII_HMAC_KEY", keys["pii_hmac_key"])
+        await asyncio.to_thread(upgrade, "gateway", url)
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text("SELECT phone_hash, phone_key_id, phone_encrypted FROM parent_account")
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    assert row[0] == KeyedHasher(decode_key(keys["pii_hmac_key"], exact=False)).digest(PHONE)
+    cipher = PiiCipher({"t1": decode_key(keys["pii_key"])}, "t1")
+    assert cipher.decrypt(Encrypted(row[1], row[2]), context=PHONE_CONTEXT) == PHONE
