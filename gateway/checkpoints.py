@@ -167,6 +167,7 @@ class CheckpointPublisher:
         self.last: Checkpoint | None = None  # the newest one the stream acknowledged
         self.refused = 0  # heads not published because they contradict the newest checkpoint
         self._task: asyncio.Task[None] | None = None
+        self._unreadable_logged = False
 
     def start(self) -> None:
         self.bus.start()
@@ -242,7 +243,9 @@ class CheckpointPublisher:
             log.error("audit_checkpoint_forged", problem=str(exc))
             return self.last
         except Exception as exc:  # e.g. a credential without message reads: fall back on memory
-            log.warning("audit_checkpoint_unreadable", error=f"{type(exc).__name__}: {exc}"[:200])
+            if not self._unreadable_logged:
+                self._unreadable_logged = True
+                log.warning("audit_checkpoint_unreadable", error=f"{type(exc).__name__}: {exc}"[:200])
             return self.last
         if found is None or (self.last is not None and self.last.seq > found.seq):
             return self.last

@@ -150,7 +150,13 @@ def verify_command(
         if no_checkpoint:
             console.print("[yellow]not held against a checkpoint[/]: a removed tail would not show")
         elif report.checkpoint is None:
-            console.print("[yellow]no checkpoint published yet[/]: a removed tail would not show")
+            # The gateway checkpoints within a minute of its first record: none at all means the
+            # stream was deleted (admin credential) or the gateway never reached NATS.
+            console.print(
+                f"[red]no checkpoint vouches for these {report.checked} records[/]: the stream "
+                f"{Namespace(namespace).stream('gateway')} holds none"
+            )
+            raise typer.Exit(code=1)
         else:
             signed = f"{report.checkpoint.at:%Y-%m-%d %H:%M:%S}Z"
             console.print(

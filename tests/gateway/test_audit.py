@@ -119,6 +119,11 @@ async def test_the_chain_verifies_and_names_a_deleted_record(gw: Gateway, keys: 
         await gw.client.get("/v1/divisions")
     rows = await records(gw)
     assert (await audit.verify(gw.app.state.engine, key=key_of(gw))).ok
+    code, output = await asyncio.to_thread(
+        verify_with_cli, gw.database_url, keys, "--namespace", "nocheckpoints"
+    )
+    assert code == 1 and "no checkpoint vouches" in output, output  # a deleted stream does not pass
+    await checkpointed(gw)
     assert (await asyncio.to_thread(verify_with_cli, gw.database_url, keys))[0] == 0
 
     victim = rows[2]
