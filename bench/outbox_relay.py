@@ -48,6 +48,7 @@ from sqlalchemy import MetaData, Row, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.contracts import EVENT_MODELS
 from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine
 from shared.events.bus import EventBus
 from shared.events.envelope import CloudEvent, DomainEvent
@@ -103,6 +104,10 @@ class BenchEmitted(DomainEvent):
 
 class BenchProbe(BenchEmitted):
     event_type: ClassVar[str] = "cradle.registry.bench.probe"
+
+
+# The outbox writes only events with a contract; the bench's own events get one here.
+EVENT_MODELS.update({model.event_type: model for model in (BenchEmitted, BenchProbe)})
 
 
 def pad_for(target: int) -> str:

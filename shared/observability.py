@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -48,6 +49,13 @@ class Metrics:
             "cradle_events_handled_total",
             "Events consumed, by outcome (handled, duplicate, retried, dead_lettered)",
             ["service", "consumer", "outcome"],
+            registry=self.registry,
+        )
+        # Per process: a dead letter stays visible after a restart through /readyz and `cradle dlq`.
+        self.dead_letters = Counter(
+            "cradle_dead_letters_total",
+            "Events this process's consumers parked on the dead-letter stream",
+            ["service", "consumer"],
             registry=self.registry,
         )
         self.service = service
@@ -107,8 +115,24 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
-def health_router(metrics: Metrics, checks: dict[str, ReadinessCheck]) -> APIRouter:
+def health_router(
+    metrics: Metrics, checks: dict[str, ReadinessCheck], degraded: dict[str, ReadinessCheck] | None = None
+) -> APIRouter:
+    """`checks` failing make the process unready (503); `degraded` ones leave it serving (200) but
+    say what needs an operator, e.g. dead letters waiting for a replay."""
     router = APIRouter(include_in_schema=False)
+    warnings = degraded or {}
+
+    async def run(group: dict[str, ReadinessCheck]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, check in group.items():
+            try:
+                reason = await check()
+            except Exception as exc:  # a readiness probe reports, it never raises
+                reason = f"{type(exc).__name__}: {exc}"[:200]
+            if reason:
+                found[name] = reason
+        return found
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -116,14 +140,7 @@ def health_router(metrics: Metrics, checks: dict[str, ReadinessCheck]) -> APIRou
 
     @router.get("/readyz")
     async def readyz() -> Response:
-        failures: dict[str, str] = {}
-        for name, check in checks.items():
-            try:
-                reason = await check()
-            except Exception as exc:  # a readiness probe reports, it never raises
-                reason = f"{type(exc).__name__}: {exc}"[:200]
-            if reason:
-                failures[name] = reason
+        failures = await run(checks)
         if failures:
             return problem_response(
                 status=503,
@@ -133,10 +150,14 @@ def health_router(metrics: Metrics, checks: dict[str, ReadinessCheck]) -> APIRou
                 headers={"Retry-After": "5"},
                 extra={"checks": {k: failures.get(k, "ok") for k in checks}},
             )
-        return Response(
-            content='{"status":"ready","checks":{' + ",".join(f'"{k}":"ok"' for k in checks) + "}}",
-            media_type="application/json",
-        )
+        concerns = await run(warnings)
+        body: dict[str, object] = {
+            "status": "degraded" if concerns else "ready",
+            "checks": {k: concerns.get(k, "ok") for k in (*checks, *warnings)},
+        }
+        if concerns:
+            body["reason"] = "; ".join(f"{k}: {v}" for k, v in concerns.items())
+        return Response(content=json.dumps(body, ensure_ascii=False), media_type="application/json")
 
     @router.get("/metrics")
     async def prometheus_metrics() -> Response:

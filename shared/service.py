@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine, refresh_planner_statistics, session_scope
 from shared.errors import install_error_handlers
 from shared.events.bus import EventBus
-from shared.events.consumer import ConsumerPolicy, EventConsumer, Handler
+from shared.events.consumer import ConsumerPolicy, EventConsumer, Handler, dead_letter_concern
 from shared.events.outbox import OutboxRelay, OutboxWriter, outbox_session_info
 from shared.events.permissions import inbox_prefix, streams_used
 from shared.events.streams import Namespace
@@ -132,7 +132,16 @@ def create_service_app(
     async def nats_ready() -> str | None:
         return None if app.state.bus.connected else "not connected"
 
-    app.include_router(health_router(metrics, {"database": database_ready, "nats": nats_ready}))
+    async def dead_letters_waiting() -> str | None:
+        return await dead_letter_concern(app.state.bus, service, consumers=bool(handlers))
+
+    app.include_router(
+        health_router(
+            metrics,
+            {"database": database_ready, "nats": nats_ready},
+            degraded={"dead_letters": dead_letters_waiting},
+        )
+    )
     for router in routers:
         # Every domain route verifies the gateway's identity token before anything else runs.
         app.include_router(router, dependencies=[Depends(current_caller)])

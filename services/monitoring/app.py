@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.monitoring import jobs
 from services.monitoring.casework.router import router as casework_router
 from services.monitoring.config import MonitoringSettings
+from services.monitoring.dead_letters import DeadLetterConsumer
 from services.monitoring.handlers import HANDLERS
 from services.monitoring.ingest_consumer import IngestConsumer
 from services.monitoring.models import metadata
@@ -43,6 +44,12 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
                 ingest_consumer = IngestConsumer(bus=app.state.bus, ingest=ingest, settings=settings)
                 ingest_consumer.start()
             app.state.ingest_consumer = ingest_consumer
+            dead_letters = DeadLetterConsumer(
+                bus=app.state.bus,
+                maker=app.state.sessionmaker,
+                ack_wait_seconds=settings.consumer_ack_wait_seconds,
+            )
+            dead_letters.start()
             task = None
             if settings.jobs_interval_seconds > 0:
                 task = asyncio.create_task(
@@ -61,6 +68,7 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                await dead_letters.stop()
                 if ingest_consumer is not None:
                     await ingest_consumer.stop()
                 await ingest.stop()

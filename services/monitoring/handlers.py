@@ -6,41 +6,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.models import Facility
 from services.monitoring.service.alerts import raise_alert
 from services.monitoring.service.common import as_utc, utcnow
+from shared.contracts import payload_of
+from shared.contracts.registry import FacilityFacts
+from shared.contracts.workforce import BanIssued, BanNotificationUnacknowledged, HireBlocked, StaffingAssessed
 from shared.events.consumer import Handler
 from shared.events.envelope import CloudEvent
-
-
-class Places(BaseModel):
-    infant: int = 0
-    toddler: int = 0
-    preschool: int = 0
-
-
-class FacilityFacts(BaseModel):
-    """What monitoring reads from registry facility events; other fields are ignored."""
-
-    facility_id: str
-    name: str
-    kind: str = "other"
-    district_code: str
-    town_code: str
-    status: str
-    owner_client_id: str | None = None
-    opening_hours: list[dict[str, object]] = []
-    enrolment: Places | None = None
-    version: int = 0
 
 
 async def on_facility_changed(event: CloudEvent, session: AsyncSession) -> None:
     """Every facility event carries the current facts: keep the newest, by the facility's version
     and then the event's time, so a late older event changes nothing."""
-    facts = FacilityFacts.model_validate(event.data)
+    facts = payload_of(event, FacilityFacts)
     now = utcnow()
     facility = await session.get(Facility, facts.facility_id, with_for_update=True)
     if facility is None:
@@ -64,41 +45,11 @@ async def on_facility_changed(event: CloudEvent, session: AsyncSession) -> None:
     facility.town_code = facts.town_code
     facility.status = facts.status
     facility.owner_client_id = facts.owner_client_id
-    facility.opening_hours = facts.opening_hours
-    if facts.enrolment is not None:
-        facility.enrolled = facts.enrolment.infant + facts.enrolment.toddler + facts.enrolment.preschool
+    facility.opening_hours = [period.model_dump() for period in facts.opening_hours]
+    facility.enrolled = facts.enrolment.infant + facts.enrolment.toddler + facts.enrolment.preschool
     facility.version = facts.version
     facility.source_event_at = event.time
     facility.updated_at = now
-
-
-class BannedAt(BaseModel):
-    facility_id: str
-    district_code: str | None = None
-    employment_id: str | None = None
-
-
-class BanIssued(BaseModel):
-    ban_id: str
-    role: str
-    decision_ref: str
-    incident_id: str | None = None
-    issued_at: datetime
-    practitioner_id: str | None = None
-    facilities: list[BannedAt] = []
-
-
-class HireBlocked(BaseModel):
-    facility_id: str
-    practitioner_id: str | None = None
-    reason: str
-    blocked_at: datetime
-
-
-class BanNotificationUnacknowledged(BaseModel):
-    ban_id: str
-    facility_id: str
-    notified_at: datetime
 
 
 async def _alert_for(
@@ -130,7 +81,7 @@ async def _alert_for(
 
 
 async def on_ban_issued(event: CloudEvent, session: AsyncSession) -> None:
-    ban = BanIssued.model_validate(event.data)
+    ban = payload_of(event, BanIssued)
     for place in ban.facilities:
         await _alert_for(
             session,
@@ -151,7 +102,7 @@ async def on_ban_issued(event: CloudEvent, session: AsyncSession) -> None:
 
 
 async def on_hire_blocked(event: CloudEvent, session: AsyncSession) -> None:
-    blocked = HireBlocked.model_validate(event.data)
+    blocked = payload_of(event, HireBlocked)
     await _alert_for(
         session,
         facility_id=blocked.facility_id,
@@ -164,7 +115,7 @@ async def on_hire_blocked(event: CloudEvent, session: AsyncSession) -> None:
 
 
 async def on_ban_notification_unacknowledged(event: CloudEvent, session: AsyncSession) -> None:
-    notice = BanNotificationUnacknowledged.model_validate(event.data)
+    notice = payload_of(event, BanNotificationUnacknowledged)
     await _alert_for(
         session,
         facility_id=notice.facility_id,
@@ -176,16 +127,10 @@ async def on_ban_notification_unacknowledged(event: CloudEvent, session: AsyncSe
     )
 
 
-class StaffingAssessed(BaseModel):
-    facility_id: str
-    met: bool
-    shortfall: int = 0
-
-
 async def on_staffing_assessed(event: CloudEvent, session: AsyncSession) -> None:
     """The workforce's verdict on a facility's ratios, for the risk score. One consumer reads the
     workforce's stream in order, so the latest assessment is the last one handled."""
-    staffing = StaffingAssessed.model_validate(event.data)
+    staffing = payload_of(event, StaffingAssessed)
     facility = await session.get(Facility, staffing.facility_id)
     if facility is None:
         raise LookupError(f"facility {staffing.facility_id} not yet known from the registry's events")

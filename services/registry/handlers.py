@@ -3,69 +3,27 @@ from the monitoring and workforce services' events (contracts in docs/EVENTS.md)
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import Facility, InspectionRecord
 from services.registry.service.credit import OUTCOME_WORDS, describe_failed, entry_from_event
+from shared.contracts import payload_of
+from shared.contracts.monitoring import (
+    DeadlineMissed,
+    IncidentConfirmed,
+    InspectionCompleted,
+    RectificationCompleted,
+    RectificationOverdue,
+)
+from shared.contracts.workforce import BanIssued
 from shared.events.consumer import Handler
 from shared.events.envelope import CloudEvent
 
 
-class InspectionItem(BaseModel):
-    code: str
-    passed: bool
-    note: str | None = None
-
-
-class InspectionCompleted(BaseModel):
-    inspection_id: str
-    facility_id: str
-    inspected_on: date
-    outcome: str
-    items: list[InspectionItem] = []
-    rectify_by: date | None = None
-
-
-class RectificationFacts(BaseModel):
-    inspection_id: str
-    facility_id: str
-    rectify_by: date | None = None
-    rectified_on: date | None = None
-
-
-class IncidentConfirmed(BaseModel):
-    incident_id: str
-    facility_id: str
-    category: str
-    decision_ref: str
-    decided_at: datetime
-
-
-class DeadlineMissed(BaseModel):
-    incident_id: str
-    facility_id: str
-    deadline: str  # report | finding
-    due_at: datetime
-    detected_at: datetime
-
-
-class AffectedFacility(BaseModel):
-    facility_id: str
-
-
-class BanIssued(BaseModel):
-    ban_id: str
-    role: str
-    decision_ref: str
-    issued_at: datetime
-    facilities: list[AffectedFacility] = []
-
-
 async def on_inspection_completed(event: CloudEvent, session: AsyncSession) -> None:
-    facts = InspectionCompleted.model_validate(event.data)
+    facts = payload_of(event, InspectionCompleted)
     if await session.get(Facility, facts.facility_id) is None:
         return
     failed = [i.model_dump(exclude_none=True) for i in facts.items if not i.passed]
@@ -100,7 +58,7 @@ async def on_inspection_completed(event: CloudEvent, session: AsyncSession) -> N
 
 
 async def on_rectification_overdue(event: CloudEvent, session: AsyncSession) -> None:
-    facts = RectificationFacts.model_validate(event.data)
+    facts = payload_of(event, RectificationOverdue)
     await entry_from_event(
         session=session,
         facility_id=facts.facility_id,
@@ -108,20 +66,20 @@ async def on_rectification_overdue(event: CloudEvent, session: AsyncSession) -> 
         event_type=event.type,
         category="rectification_overdue",
         title="整改逾期 Rectification overdue",
-        detail=f"due {facts.rectify_by}" if facts.rectify_by else "",
-        occurred_on=facts.rectify_by or event.time.date(),
+        detail=f"due {facts.rectify_by}",
+        occurred_on=facts.rectify_by,
     )
 
 
 async def on_rectification_completed(event: CloudEvent, session: AsyncSession) -> None:
-    facts = RectificationFacts.model_validate(event.data)
+    facts = payload_of(event, RectificationCompleted)
     record = await session.get(InspectionRecord, facts.inspection_id)
     if record is not None:
-        record.rectified_on = facts.rectified_on or event.time.date()
+        record.rectified_on = facts.rectified_on
 
 
 async def on_incident_confirmed(event: CloudEvent, session: AsyncSession) -> None:
-    facts = IncidentConfirmed.model_validate(event.data)
+    facts = payload_of(event, IncidentConfirmed)
     await entry_from_event(
         session=session,
         facility_id=facts.facility_id,
@@ -136,7 +94,7 @@ async def on_incident_confirmed(event: CloudEvent, session: AsyncSession) -> Non
 
 async def on_ban_issued(event: CloudEvent, session: AsyncSession) -> None:
     """Every facility that employed the banned person gets an entry; no names are published."""
-    facts = BanIssued.model_validate(event.data)
+    facts = payload_of(event, BanIssued)
     role = (
         "直接管理人员 a responsible manager"
         if facts.role == "responsible_manager"
@@ -158,7 +116,7 @@ async def on_ban_issued(event: CloudEvent, session: AsyncSession) -> None:
 async def on_deadline_missed(event: CloudEvent, session: AsyncSession) -> None:
     """A facility that reported an incident late gets an entry. A district's overdue findings are the
     district's lapse, not the facility's: they stay an alert in monitoring, off the public record."""
-    facts = DeadlineMissed.model_validate(event.data)
+    facts = payload_of(event, DeadlineMissed)
     if facts.deadline != "report":
         return
     await entry_from_event(

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from gateway import service as gateway_service
 from gateway.hashing import Argon2Cost, SecretHasher
 from shared.cli.audit import app as audit_app
+from shared.cli.dlq import app as dlq_app
 from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys, load_pii_keys
 from shared.cli.nats import admin_creds_from_env, provision
 from shared.cli.nats import app as nats_app
@@ -43,6 +44,7 @@ from shared.migrations import upgrade
 app = typer.Typer(help="Cradle, Shanghai's childcare information platform.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(nats_app, name="nats")
+app.add_typer(dlq_app, name="dlq")
 console = Console()
 
 

@@ -1,12 +1,12 @@
 """Idempotent JetStream consumers. Each delivery is handled in one transaction that also writes the
 event id to the inbox; the message is acked only after that commit. A repeat is acked and skipped.
-Failures are retried with backoff up to `max_deliver`, then dead-lettered."""
+Failures are retried with backoff up to `max_deliver`, then dead-lettered; a payload that breaks its
+contract is dead-lettered at once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.bus import EventBus
+from shared.events.deadletters import dead_letter_headers, facility_of, waiting_counts
 from shared.events.envelope import CloudEvent
 from shared.observability import Metrics
 
@@ -30,6 +31,18 @@ log = structlog.get_logger("cradle.consumer")
 
 Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
 STOP_TIMEOUT_SECONDS = 5.0
+
+
+async def dead_letter_concern(bus: EventBus, service: str, *, consumers: bool) -> str | None:
+    """For /readyz: the service's consumers' dead letters not yet replayed, or None. One JetStream
+    request; with NATS away the `nats` check already says so."""
+    if not consumers or not bus.connected or bus.js is None:
+        return None
+    counts = await asyncio.wait_for(waiting_counts(bus.js, bus.namespace, service), timeout=2)
+    if not counts:
+        return None
+    waiting = ", ".join(f"{consumer}: {count}" for consumer, count in sorted(counts.items()))
+    return f"{sum(counts.values())} dead letter(s) waiting for `cradle dlq replay` ({waiting})"
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,7 @@ class EventConsumer:
             event = CloudEvent.model_validate_json(message.data)
         except ValidationError as exc:
             # A message that can never be parsed will never succeed: park it at once.
-            await self._dead_letter(message, f"unparseable event: {exc}"[:500])
+            await self._dead_letter(message, None, f"unparseable event: {exc}"[:500])
             return
         handler = self.handlers.get(event.type)
         log_ctx = {"event_id": event.id, "event_type": event.type, "delivered": delivered}
@@ -136,11 +149,17 @@ class EventConsumer:
             return
         try:
             duplicate = await self._handle_once(event, handler)
+        except ValidationError as exc:
+            # The payload breaks its contract (shared/contracts): no retry will change that.
+            error = f"payload breaks the contract of {event.type}: {exc}"[:500]
+            log.error("event_dead_lettered", error=error, **log_ctx)
+            await self._dead_letter(message, event, error)
+            return
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             if delivered >= self.policy.max_deliver:
                 log.error("event_dead_lettered", error=error, **log_ctx)
-                await self._dead_letter(message, error)
+                await self._dead_letter(message, event, error)
                 return
             delay = self.policy.backoff_seconds[min(delivered, len(self.policy.backoff_seconds)) - 1]
             log.warning("event_handler_failed", error=error, retry_in_s=delay, **log_ctx)
@@ -173,21 +192,28 @@ class EventConsumer:
             await handler(event, session)
             return False
 
-    async def _dead_letter(self, message: Msg, error: str) -> None:
+    async def _dead_letter(self, message: Msg, event: CloudEvent | None, error: str) -> None:
+        """Park the message, unchanged, with what a replay and an alert need (events/deadletters.py)."""
         js = self.bus.js
         assert js is not None
         subject = self.bus.namespace.dead_letter_subject(self.service, self.durable)
-        headers = {
-            "Cradle-Original-Subject": message.subject,
-            "Cradle-Consumer": self.durable,
-            "Cradle-Error": json.dumps(error, ensure_ascii=True)[:1000],
-            "Nats-Msg-Id": f"dlq-{self.durable}-{message.metadata.sequence.stream}",
-        }
+        headers = dead_letter_headers(
+            service=self.service,
+            consumer=self.durable,
+            original_subject=message.subject,
+            original_sequence=message.metadata.sequence.stream,
+            error=error,
+            event_id=event.id if event else None,
+            event_type=event.type if event else None,
+            facility_id=facility_of(event.data) if event else None,
+            at=datetime.now(UTC),
+        )
         try:
             await js.publish(subject, message.data, headers=headers, timeout=5)
         except Exception as exc:
             log.warning("dead_letter_publish_failed", error=str(exc)[:200])
             return  # not acked: it comes back and is parked on a later attempt
         self.metrics.events_handled.labels(self.metrics.service, self.durable, "dead_lettered").inc()
+        self.metrics.dead_letters.labels(self.metrics.service, self.durable).inc()
         with contextlib.suppress(Exception):
             await message.term()

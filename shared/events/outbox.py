@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import Row, Table, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.contracts import contract_for
 from shared.db import OUTBOX_DIRTY
 from shared.events.bus import EventBus
 from shared.events.envelope import CloudEvent, DomainEvent
@@ -45,11 +46,16 @@ def outbox_session_info(writer: OutboxWriter) -> dict[str, object]:
 
 
 def _outbox_row(writer: OutboxWriter, event: DomainEvent, request_id: str | None) -> tuple[CloudEvent, dict]:
+    data = event.model_dump(mode="json")
+    # The payload is checked against its type's contract as it will be read: an event built
+    # without validation, or changed after, would otherwise reach consumers that refuse it.
+    # An unknown type or a broken payload is a bug in the producer, so it fails the transaction.
+    contract_for(event.event_type).model_validate(data)
     envelope = CloudEvent(
         source=writer.source,
         type=event.event_type,
         subject=event.subject_id(),
-        data=event.model_dump(mode="json"),
+        data=data,
         requestid=request_id,
     )
     payload = envelope.model_dump_json(exclude_none=True)

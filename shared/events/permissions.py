@@ -6,6 +6,7 @@ credential does). A facility's video system publishes its CCTV events and nothin
 
 from __future__ import annotations
 
+from shared.events.deadletters import ALERTING_DURABLE, ALERTING_READER
 from shared.events.streams import INGEST_DURABLE, INGEST_READER, READS, SERVICES, Namespace
 from shared.nats_auth import Permissions
 
@@ -21,6 +22,8 @@ def consumed(namespace: Namespace, service: str) -> list[tuple[str, str]]:
     pairs = [(namespace.stream(source), service) for source in READS[service]]
     if service == INGEST_READER:
         pairs.append((namespace.ingest_stream, INGEST_DURABLE))
+    if service == ALERTING_READER:
+        pairs.append((namespace.dead_letter_stream, ALERTING_DURABLE))
     return pairs
 
 

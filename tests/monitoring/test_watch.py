@@ -129,7 +129,9 @@ async def test_workforce_events_become_alerts_once(mon: MonitoringStack) -> None
         "decision_ref": "沪教委〔2026〕1号",
         "issued_at": datetime.now(UTC).isoformat(),
         "practitioner_id": str(uuid.uuid4()),
-        "facilities": [{"facility_id": facility["id"], "district_code": "310104", "employment_id": "e1"}],
+        "facilities": [
+            {"facility_id": facility["id"], "district_code": "310104", "employment_id": str(uuid.uuid4())}
+        ],
     }
     await publish(mon, "cradle.workforce.ban.issued", ban)
     await publish(mon, "cradle.workforce.ban.issued", ban)  # re-published under a new event id

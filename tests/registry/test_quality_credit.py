@@ -235,7 +235,12 @@ async def test_confirmed_incidents_and_overdue_rectifications_are_negative_entri
     await publish(
         registry,
         "cradle.monitoring.rectification.overdue",
-        {"inspection_id": str(uuid.uuid4()), "facility_id": facility["id"], "rectify_by": "2026-11-01"},
+        {
+            "inspection_id": str(uuid.uuid4()),
+            "facility_id": facility["id"],
+            "district_code": "310104",
+            "rectify_by": "2026-11-01",
+        },
     )
     for deadline in ("report", "finding"):
         await publish(
@@ -265,7 +270,12 @@ async def test_an_event_about_an_unknown_facility_writes_nothing(registry: Regis
     await publish(
         registry,
         "cradle.monitoring.rectification.overdue",
-        {"inspection_id": str(uuid.uuid4()), "facility_id": str(uuid.uuid4()), "rectify_by": "2026-11-01"},
+        {
+            "inspection_id": str(uuid.uuid4()),
+            "facility_id": str(uuid.uuid4()),
+            "district_code": "310104",
+            "rectify_by": "2026-11-01",
+        },
     )
     await handled(registry, 1)
     async with registry.stack.registry.state.sessionmaker() as session:

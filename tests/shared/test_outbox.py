@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.models import outbox
+from shared.contracts import EVENT_MODELS
 from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine
 from shared.events.bus import EventBus
 from shared.events.envelope import DomainEvent
@@ -28,6 +29,13 @@ class Pinged(DomainEvent):
 
     event_type: ClassVar[str] = "cradle.registry.test.pinged"
     n: int
+
+
+@pytest.fixture(autouse=True)
+def test_contracts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox refuses a type without a contract: these test events get one for the test."""
+    for model in (Pinged, Misrouted):
+        monkeypatch.setitem(EVENT_MODELS, model.event_type, model)
 
 
 @pytest.fixture

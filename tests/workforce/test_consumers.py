@@ -50,10 +50,17 @@ async def test_the_projection_follows_status_capacity_and_enrolment_and_ignores_
         {
             "facility_id": facility,
             "name": "old name",
+            "kind": "community_point",
+            "inclusive": True,
+            "has_nursery_class": False,
             "district_code": "310104",
             "town_code": "310104003",
             "status": "submitted",
+            "capacity": {"infant": 10, "toddler": 15, "preschool": 20},
+            "enrolment": {"infant": 0, "toddler": 0, "preschool": 0},
+            "opening_hours": [],
             "version": 2,
+            "occurred_at": datetime.now(UTC).isoformat(),
         },
     )
     await eventually(lambda: _handled(wf, 4))

@@ -15,10 +15,13 @@ from services.monitoring.errors import AlertNotFound, TransitionNotAllowed
 from services.monitoring.events import AlertChanged, AlertRaised
 from services.monitoring.models import Alert, AlertTransition, Facility
 from services.monitoring.service.common import as_utc, may_see, new_id
+from shared.events.deadletters import DeadLetter
 from shared.events.outbox import emit
 from shared.identity import Identity
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+# An event a consumer (any service's) gave up on: its effect has not happened anywhere it should.
+DEAD_LETTER = "dead_letter"
 ALERTING_SEVERITIES = frozenset({"low", "medium", "high", "critical"})
 ACTIVE_STATUSES = ("open", "acknowledged")
 ALLOWED: dict[str, frozenset[str]] = {
@@ -182,3 +185,32 @@ async def transition(
         ),
     )
     return alert
+
+
+async def raise_dead_letter_alert(
+    session: AsyncSession, *, letter: DeadLetter, now: datetime
+) -> Raised | None:
+    """A critical alert on the facility the parked event is about, so its district and the city see
+    it; once per dead letter (its place on the dead-letter stream). None when the event names no
+    facility monitoring knows: /readyz of the consumer's service and `cradle dlq list` still show it."""
+    facility = await session.get(Facility, letter.facility_id) if letter.facility_id else None
+    if facility is None:
+        return None
+    return await raise_alert(
+        session,
+        facility=facility,
+        type=DEAD_LETTER,
+        severity="critical",
+        source=DEAD_LETTER,
+        at=as_utc(letter.dead_lettered_at) if letter.dead_lettered_at else now,
+        now=now,
+        source_ref=f"{DEAD_LETTER}:{letter.subject}:{letter.seq}"[:200],
+        details={
+            "service": letter.service,
+            "consumer": letter.consumer,
+            "event_id": letter.event_id,
+            "event_type": letter.event_type,
+            "reason": letter.reason[:500],
+            "dead_letter_seq": letter.seq,
+        },
+    )

@@ -1,0 +1,151 @@
+"""Events the guidance service publishes. None carries personal data: no phone numbers, no names of
+guardians, no birth dates; families are named by their id, children only counted."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from shared.contracts.types import Code, Count, DistrictCode, TownCode, Uuid
+from shared.events.envelope import DomainEvent
+
+SessionLevel = Literal["city", "district", "station"]
+
+
+class PlaceOpened(DomainEvent):
+    event_type: ClassVar[str] = "cradle.guidance.place.opened"
+
+    place_id: Uuid
+    kind: Literal[
+        "guidance_station", "development_base", "child_friendly_site", "observation_room", "parent_child_room"
+    ]
+    name: str
+    district_code: DistrictCode
+    town_code: TownCode | None = None
+    opened_on: date
+
+    def subject_id(self) -> str:
+        return self.place_id
+
+
+class FamilyRegistered(DomainEvent):
+    event_type: ClassVar[str] = "cradle.guidance.family.registered"
+
+    family_id: Uuid
+    district_code: DistrictCode
+    town_code: TownCode
+    in_need: bool
+    newborn: bool
+    grandparent_carers: bool
+    has_handbook: bool
+    children: Count
+    registered_via: Literal["station", "app"]
+    registered_at: datetime
+
+    def subject_id(self) -> str:
+        return self.family_id
+
+
+class VisitRecorded(DomainEvent):
+    event_type: ClassVar[str] = "cradle.guidance.visit.recorded"
+
+    visit_id: Uuid
+    family_id: Uuid
+    district_code: DistrictCode
+    visited_on: date
+    topics: list[Code]
+    newborn_family: bool
+    in_need_family: bool
+
+    def subject_id(self) -> str:
+        return self.visit_id
+
+
+class SessionScheduled(DomainEvent):
+    event_type: ClassVar[str] = "cradle.guidance.session.scheduled"
+
+    session_id: Uuid
+    level: SessionLevel
+    kind: Code
+    title: str
+    starts_at: datetime
+    ends_at: datetime | None = None
+    place_id: Uuid | None = None
+    district_code: DistrictCode | None = None
+    town_code: TownCode | None = None
+    capacity: Count
+
+    def subject_id(self) -> str:
+        return self.session_id
+
+
+class SessionBooked(DomainEvent):
+    event_type: ClassVar[str] = "cradle.guidance.session.booked"
+
+    session_id: Uuid
+    booking_id: Uuid
+    family_id: Uuid
+    booked: Count  # places taken now
+    capacity: Count
+    booked_at: datetime
+
+    def subject_id(self) -> str:
+        return self.session_id
+
+
+class BookingCancelled(DomainEvent):
+    event_type: ClassVar[str] = "cradle.guidance.booking.cancelled"
+
+    session_id: Uuid
+    booking_id: Uuid
+    family_id: Uuid
+    booked: Count
+    capacity: Count
+    cancelled_at: datetime
+
+    def subject_id(self) -> str:
+        return self.session_id
+
+
+class SessionAttended(DomainEvent):
+    event_type: ClassVar[str] = "cradle.guidance.session.attended"
+
+    session_id: Uuid
+    family_id: Uuid
+    level: SessionLevel
+    kind: Code
+    district_code: DistrictCode | None = None
+    starts_at: datetime
+    attended: bool  # false when an organiser corrects an earlier record
+
+    def subject_id(self) -> str:
+        return self.session_id
+
+
+class ResourcePublished(DomainEvent):
+    event_type: ClassVar[str] = "cradle.guidance.resource.published"
+
+    resource_id: Uuid
+    title: str
+    kind: Code
+    age_from_months: Count
+    age_to_months: Count
+    audience: Literal["parents", "grandparents", "facilities"]
+    topics: list[Code]
+    pushed_families: Count  # how many families in need it was pushed to
+    published_at: datetime
+
+    def subject_id(self) -> str:
+        return self.resource_id
+
+
+EVENTS: tuple[type[DomainEvent], ...] = (
+    PlaceOpened,
+    FamilyRegistered,
+    VisitRecorded,
+    SessionScheduled,
+    SessionBooked,
+    BookingCancelled,
+    SessionAttended,
+    ResourcePublished,
+)

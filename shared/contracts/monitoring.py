@@ -1,0 +1,191 @@
+"""Events the monitoring service publishes. None carries personal data: practitioners are named by
+their workforce id."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from shared.contracts.types import Code, DecisionRef, DistrictCode, Month, Uuid
+from shared.events.envelope import DomainEvent
+
+IncidentCategory = Literal["abuse", "injury", "illness_outbreak", "food_safety", "fire", "other"]
+Severity = Literal["low", "medium", "high", "critical"]
+ItemCode = Literal[
+    "food_safety", "health_care", "fire_safety", "premises", "staffing", "records", "video_coverage"
+]
+# The people a confirmed finding names, as the workforce knows them; at most 50, as the API takes.
+PractitionerIds = Annotated[list[Uuid], Field(max_length=50)]
+
+
+class CameraRegistered(DomainEvent):
+    event_type: ClassVar[str] = "cradle.monitoring.camera.registered"
+    camera_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    location: Code
+    vendor: str
+    registered_at: datetime
+
+    def subject_id(self) -> str:
+        return self.camera_id
+
+
+class AlertFacts(DomainEvent):
+    alert_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    camera_id: Uuid | None = None
+    type: Annotated[str, Field(min_length=1, max_length=48)]
+    severity: Literal["info", "low", "medium", "high", "critical"]
+    status: Literal["open", "acknowledged", "resolved", "escalated"]
+    count: Annotated[int, Field(ge=1)]
+
+    def subject_id(self) -> str:
+        return self.alert_id
+
+
+class AlertRaised(AlertFacts):
+    event_type: ClassVar[str] = "cradle.monitoring.alert.raised"
+    source: Annotated[str, Field(min_length=1, max_length=16)]  # cctv, offline, workforce, deadline, …
+    raised_at: datetime
+
+
+class AlertChanged(AlertFacts):
+    """Acknowledged, resolved or escalated."""
+
+    event_type: ClassVar[str] = "cradle.monitoring.alert.changed"
+    changed_at: datetime
+    incident_id: Uuid | None = None
+
+
+class IncidentReported(DomainEvent):
+    event_type: ClassVar[str] = "cradle.monitoring.incident.reported"
+    incident_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    category: IncidentCategory
+    severity: Severity
+    occurred_at: datetime
+    reported_at: datetime
+    reported_late: bool
+    alert_id: Uuid | None = None
+
+    def subject_id(self) -> str:
+        return self.incident_id
+
+
+class IncidentConfirmed(DomainEvent):
+    event_type: ClassVar[str] = "cradle.monitoring.incident.confirmed"
+    incident_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    category: IncidentCategory
+    decision_ref: DecisionRef
+    decided_at: datetime
+    abuser_practitioner_ids: PractitionerIds
+    responsible_manager_ids: PractitionerIds
+    # When it happened: the workforce bans only people employed there then or later. None from a
+    # producer that predates the field (the decision's time stands in).
+    occurred_at: datetime | None = None
+
+    def subject_id(self) -> str:
+        return self.incident_id
+
+
+class IncidentUnfounded(DomainEvent):
+    event_type: ClassVar[str] = "cradle.monitoring.incident.unfounded"
+    incident_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    category: IncidentCategory
+    decision_ref: DecisionRef
+    decided_at: datetime
+
+    def subject_id(self) -> str:
+        return self.incident_id
+
+
+class DeadlineMissed(DomainEvent):
+    """A facility reported late, or a district did not record findings in time (a credit event)."""
+
+    event_type: ClassVar[str] = "cradle.monitoring.deadline.missed"
+    incident_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    deadline: Literal["report", "finding"]
+    due_at: datetime
+    detected_at: datetime
+
+    def subject_id(self) -> str:
+        return self.incident_id
+
+
+class InspectionItem(BaseModel):
+    code: ItemCode
+    passed: bool
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class InspectionCompleted(DomainEvent):
+    event_type: ClassVar[str] = "cradle.monitoring.inspection.completed"
+    inspection_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    inspected_on: date
+    outcome: Literal["pass", "rectify", "fail"]
+    items: Annotated[list[InspectionItem], Field(max_length=7)]
+    rectify_by: date | None = None
+
+    def subject_id(self) -> str:
+        return self.inspection_id
+
+
+class RectificationOverdue(DomainEvent):
+    event_type: ClassVar[str] = "cradle.monitoring.rectification.overdue"
+    inspection_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    rectify_by: date
+
+    def subject_id(self) -> str:
+        return self.inspection_id
+
+
+class RectificationCompleted(DomainEvent):
+    event_type: ClassVar[str] = "cradle.monitoring.rectification.completed"
+    inspection_id: Uuid
+    facility_id: Uuid
+    rectified_on: date
+
+    def subject_id(self) -> str:
+        return self.inspection_id
+
+
+class InspectionPlanDrawn(DomainEvent):
+    event_type: ClassVar[str] = "cradle.monitoring.inspection_plan.drawn"
+    plan_id: Uuid
+    district_code: DistrictCode
+    month: Month
+    seed: Annotated[str, Field(min_length=1, max_length=64)]
+    facility_ids: list[Uuid]
+
+    def subject_id(self) -> str:
+        return self.plan_id
+
+
+EVENTS: tuple[type[DomainEvent], ...] = (
+    CameraRegistered,
+    AlertRaised,
+    AlertChanged,
+    IncidentReported,
+    IncidentConfirmed,
+    IncidentUnfounded,
+    DeadlineMissed,
+    InspectionCompleted,
+    RectificationOverdue,
+    RectificationCompleted,
+    InspectionPlanDrawn,
+)

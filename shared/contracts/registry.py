@@ -1,0 +1,140 @@
+"""Events the registry publishes. Every facility event carries the facility's current facts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from shared.contracts.types import (
+    ClientId,
+    ClockTime,
+    Code,
+    Count,
+    DistrictCode,
+    Month,
+    Name,
+    Reason,
+    TownCode,
+    Uuid,
+)
+from shared.events.envelope import DomainEvent
+
+FacilityStatus = Literal["submitted", "approved", "rejected", "suspended", "closed"]
+
+
+class Places(BaseModel):
+    infant: Count
+    toddler: Count
+    preschool: Count
+
+
+class OpeningHours(BaseModel):
+    days: Annotated[list[Annotated[int, Field(ge=1, le=7)]], Field(min_length=1, max_length=7)]  # 1 = Monday
+    opens: ClockTime
+    closes: ClockTime
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> OpeningHours:
+        if self.opens >= self.closes:
+            raise ValueError("opens must be before closes")
+        return self
+
+
+class FacilityFacts(DomainEvent):
+    """The facility's current facts, carried by every facility event for the others' projections."""
+
+    facility_id: Uuid
+    name: Name
+    kind: Code
+    inclusive: bool
+    has_nursery_class: bool
+    district_code: DistrictCode
+    town_code: TownCode
+    status: FacilityStatus
+    license_no: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    owner_client_id: ClientId | None = None
+    capacity: Places
+    enrolment: Places
+    opening_hours: Annotated[list[OpeningHours], Field(max_length=14)]
+    version: Annotated[int, Field(ge=1)]  # consumers ignore an event older than what they hold
+    occurred_at: datetime
+
+    def subject_id(self) -> str:
+        return self.facility_id
+
+
+class FacilitySubmitted(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.facility.submitted"
+
+
+class ReviewFacts(BaseModel):
+    department: Code
+    decision: Literal["approve", "reject"]
+    note: Annotated[str, Field(max_length=2000)]
+
+
+class FacilityReviewed(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.facility.reviewed"
+    review: ReviewFacts
+
+
+class FacilityApproved(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.facility.approved"
+    approved_at: datetime
+
+
+class FacilityRejected(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.facility.rejected"
+    reasons: list[Reason]
+
+
+class FacilitySuspended(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.facility.suspended"
+    reason: Reason
+
+
+class FacilityClosed(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.facility.closed"
+    reason: Reason
+
+
+class FacilityReinstated(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.facility.reinstated"
+    reason: Reason
+
+
+class FacilityUpdated(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.facility.updated"
+
+
+class EnrolmentUpdated(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.enrolment.updated"
+    month: Month
+
+
+class AssessmentFacts(BaseModel):
+    id: Uuid
+    method: Literal["self", "peer", "commissioned"]
+    grade: Annotated[str, Field(min_length=1, max_length=8)]
+    assessed_on: date
+
+
+class AssessmentRecorded(FacilityFacts):
+    event_type: ClassVar[str] = "cradle.registry.assessment.recorded"
+    assessment: AssessmentFacts
+
+
+EVENTS: tuple[type[DomainEvent], ...] = (
+    FacilitySubmitted,
+    FacilityReviewed,
+    FacilityApproved,
+    FacilityRejected,
+    FacilitySuspended,
+    FacilityClosed,
+    FacilityReinstated,
+    FacilityUpdated,
+    EnrolmentUpdated,
+    AssessmentRecorded,
+)

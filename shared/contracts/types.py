@@ -1,0 +1,26 @@
+"""Field types shared by the contracts: a constraint is declared here once, so whatever a producer
+may emit every consumer accepts (and a consumer's table can hold)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+# Every id in Cradle is str(uuid.uuid4()): lowercase, 36 characters (the consumers' columns).
+Uuid = Annotated[
+    str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
+DistrictCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+TownCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{9}$")]
+Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+# A decision's reference (文号): the workforce keeps it on the ban, in a 100-character column.
+DecisionRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Count = Annotated[int, Field(ge=0)]
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
