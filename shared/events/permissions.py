@@ -46,6 +46,9 @@ def service_permissions(namespace: Namespace, service: str) -> Permissions:
         "$JS.API.INFO",
         *(f"$JS.API.STREAM.INFO.{stream}" for stream in streams_used(namespace, service)),
     ]
+    if service == "gateway":
+        # The gateway reads back its newest audit checkpoint so it never vouches for a shortened chain.
+        publish.append(f"$JS.API.STREAM.MSG.GET.{namespace.stream('gateway')}")
     for stream, durable in consumed(namespace, service):
         publish += [
             f"$JS.API.CONSUMER.CREATE.{stream}.{durable}",

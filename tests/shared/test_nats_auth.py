@@ -131,6 +131,28 @@ async def test_only_the_provisioning_credential_manages_streams(
         await nc.close()
 
 
+async def test_only_the_gateway_reads_back_its_audit_checkpoints(
+    secured: tuple[NatsProcess, BusTrust], namespace: str
+) -> None:
+    server, trust = secured
+    ns = Namespace(namespace)
+    subject = f"{namespace}.gateway.audit.checkpoint"
+    gateway = Client()
+    nc = await gateway.connect(server.url, trust.creds_path("gateway"), "gateway")
+    registry = Client()
+    other = await registry.connect(server.url, trust.creds_path("registry"), "registry")
+    try:
+        js = nc.jetstream(timeout=2)
+        await js.publish(subject, b'{"seq": 1}')
+        assert (await js.get_last_msg(ns.stream("gateway"), subject)).data == b'{"seq": 1}'
+        with pytest.raises((TimeoutError, NatsError)):
+            await other.jetstream(timeout=1).get_last_msg(ns.stream("gateway"), subject)
+        assert await registry.violation(f"$JS.API.STREAM.MSG.GET.{ns.stream('gateway')}")
+    finally:
+        await nc.close()
+        await other.close()
+
+
 def test_each_service_may_read_exactly_the_streams_its_handlers_consume() -> None:
     """The permissions come from READS; a handler added for a new source must widen them too."""
     for service, handlers in (
