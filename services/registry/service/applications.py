@@ -153,11 +153,10 @@ async def _change_status(
 
 
 def may_change_status(caller: Identity, facility: Facility) -> bool:
-    """The education bureau citywide, a district for its own facilities."""
-    if caller.kind == ClientKind.admin:
-        return True
+    """The education bureau citywide, a district for its own facilities. Not the admin client: it
+    administers clients and acts for no bureau or district (separation of duties)."""
     if caller.kind == ClientKind.bureau:
-        return caller.bureau == "EDU"
+        return caller.is_bureau("EDU")
     return caller.kind == ClientKind.district and caller.district_code == facility.district_code
 
 

@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import CreditEntry, Facility, InspectionRecord
 from services.registry.schemas import CreditEntryCreate, CreditEntryRead, FailedItem, InspectionRead
-from shared.errors import Forbidden
-from shared.identity import ClientKind, Identity
+from shared.identity import Identity, require_bureau
 
 log = structlog.get_logger("cradle.registry.credit")
 
@@ -55,8 +54,9 @@ async def credit_record(*, session: AsyncSession, facility_id: str) -> list[Cred
 async def write_entry(
     *, session: AsyncSession, caller: Identity, facility: Facility, data: CreditEntryCreate
 ) -> CreditEntry:
-    if not (caller.kind == ClientKind.admin or (caller.kind == ClientKind.bureau and caller.bureau == "EDU")):
-        raise Forbidden("Credit entries are written by EDU (and by the platform from events).")
+    # A public entry about a facility is EDU's word (the lead bureau); the admin client acts for no
+    # bureau. Entries from the other services' events are written by the platform (entry_from_event).
+    require_bureau(caller, "EDU", action="Writing a credit entry by hand")
     entry = CreditEntry(
         id=str(uuid.uuid4()),
         facility_id=facility.id,

@@ -19,7 +19,8 @@ from shared.identity import ClientKind, Identity
 
 
 def _is_edu(caller: Identity) -> bool:
-    return caller.kind == ClientKind.admin or (caller.kind == ClientKind.bureau and caller.bureau == "EDU")
+    # EDU's own clients only: the admin client acts for no bureau, whatever scopes it holds.
+    return caller.is_bureau("EDU")
 
 
 def check_may_assess(caller: Identity, facility: Facility, method: AssessmentMethod) -> None:
