@@ -1,5 +1,7 @@
 """Video systems that speak NATS publish to `cradle.ingest.cctv.<facility_id>` (one event, or a JSON
-array of events, per message; `Nats-Msg-Id` = the event id lets JetStream drop a re-send). The
+array of events, per message; `Nats-Msg-Id` = `<facility_id>:<event_id>` lets JetStream drop a
+re-send — the facility is in it because the stream's duplicate window is city-wide, while an event
+id is unique only within its facility, as in the table). The
 JetStream ack the device receives is its proof of durability; this consumer then stores the events
 through the same path as `POST /v1/cctv-events` and acks each message only after the commit.
 
@@ -10,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
+import orjson
 import structlog
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -22,6 +24,7 @@ from services.monitoring.config import MonitoringSettings
 from services.monitoring.service.ingest import Ingest
 from shared.events.bus import EventBus
 from shared.identity import ClientKind, Identity
+from shared.jsonlimits import json_depth_exceeds
 
 log = structlog.get_logger("cradle.monitoring.ingest")
 
@@ -98,9 +101,15 @@ class IngestConsumer:
         by_facility: dict[str, tuple[list[Msg], list[Any]]] = {}
         for message in messages:
             facility_id = message.subject.rsplit(".", 1)[-1]
+            # A poison message is terminated, never redelivered: too deep to parse safely, or not JSON.
+            if json_depth_exceeds(message.data, self.settings.max_json_depth):
+                self.rejected += 1
+                log.warning("ingest_too_deep", subject=message.subject, limit=self.settings.max_json_depth)
+                await message.term()
+                continue
             try:
-                body = json.loads(message.data)
-            except ValueError:
+                body = orjson.loads(message.data)
+            except orjson.JSONDecodeError:
                 self.rejected += 1
                 log.warning("ingest_unparseable", subject=message.subject)
                 await message.term()

@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.monitoring.casework import jobs as casework_jobs
@@ -102,10 +102,9 @@ async def purge_routine_events(
     purged = 0
     while True:
         async with session_scope(maker) as session:
-            chunk = select(CctvEvent.event_id).where(CctvEvent.received_at < cutoff).limit(PURGE_CHUNK)
-            result = await session.execute(
-                delete(CctvEvent).where(CctvEvent.event_id.in_(chunk.scalar_subquery()))
-            )
+            key = (CctvEvent.event_id, CctvEvent.facility_id)  # an event id is unique per facility only
+            chunk = select(*key).where(CctvEvent.received_at < cutoff).limit(PURGE_CHUNK)
+            result = await session.execute(delete(CctvEvent).where(tuple_(*key).in_(chunk)))
         purged += result.rowcount or 0
         if (result.rowcount or 0) < PURGE_CHUNK:
             return purged

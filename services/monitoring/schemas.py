@@ -6,11 +6,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.clock import Timestamp
 from shared.errors import FieldError
+from shared.text import Payload, line, text
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$")]
 # Printable ASCII without spaces: the sender's event id, used as a key and in logs.
 EventId = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,100}$")]
@@ -33,17 +34,17 @@ class CameraCreate(BaseModel):
 
     facility_id: Uuid
     location: CameraLocation
-    vendor: Annotated[Text, Field(max_length=100)]
-    external_id: Annotated[Text, Field(max_length=100, description="The video system's own id")]
-    label: Annotated[Text, Field(max_length=200)] | None = None
+    vendor: line(100)
+    external_id: Annotated[line(100), Field(description="The video system's own id")]
+    label: line(200) | None = None
 
 
 class CameraUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     location: CameraLocation | None = None
-    vendor: Annotated[Text, Field(max_length=100)] | None = None
-    label: Annotated[Text, Field(max_length=200)] | None = None
+    vendor: line(100) | None = None
+    label: line(200) | None = None
     active: bool | None = None
 
 
@@ -70,7 +71,7 @@ class CctvEventIn(BaseModel):
 
     event_id: EventId
     camera_id: Uuid | None = None
-    external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    external_id: line(100) | None = None
     facility_id: Uuid
     # A Literal, not the enum, so the event's JSON schema stays self-contained (it is inlined in the
     # batch's request body).
@@ -85,8 +86,13 @@ class CctvEventIn(BaseModel):
         "abuse_suspected",
         "video_loss",
     ]
-    occurred_at: AwareDatetime
-    payload: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: Timestamp
+    payload: Payload = Field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes an event unique: the sender's id within its facility."""
+        return (self.event_id, self.facility_id)
 
     @model_validator(mode="after")
     def _names_a_camera(self) -> CctvEventIn:
@@ -103,7 +109,9 @@ class RejectedEvent(BaseModel):
 
 class IngestReply(BaseModel):
     accepted: int = Field(description="New events stored by this call")
-    duplicates: int = Field(description="Events whose event_id was already stored (ignored)")
+    duplicates: int = Field(
+        description="Events whose event_id was already stored for their facility (ignored)"
+    )
     rejected: list[RejectedEvent]
     alerts_raised: int = 0
 
@@ -141,4 +149,4 @@ class AlertDetail(AlertRead):
 class AlertAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: Annotated[str, Field(max_length=2000)] = ""
+    note: text(2000) = ""

@@ -46,8 +46,8 @@ INSERT INTO cctv_event ({EVENT_COLUMNS})
 SELECT e, c, f, t, o, $6, p::json
 FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::timestamptz[], $7::text[])
     AS u(e, c, f, t, o, p)
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
+ON CONFLICT (event_id, facility_id) DO NOTHING
+RETURNING event_id, facility_id
 """
 
 
@@ -202,7 +202,8 @@ class Ingest:
         async with self._writing(), session_scope(self.maker) as session:
             await self.directory.load(session, [event for _, event in parsed])
             accepted: list[Accepted] = []
-            seen: set[str] = set()
+            # An event id is the sender's: unique within its facility, not across the city.
+            seen: set[tuple[str, str]] = set()
             in_batch_duplicates = 0
             whole_city = caller.sees_whole_city()
             visible: dict[str, bool] = {}
@@ -222,16 +223,14 @@ class Ingest:
                     rejected.append(
                         _reject(index, event, "facility_id", "the camera belongs to another facility")
                     )
-                elif event.event_id in seen:
+                elif event.key in seen:
                     in_batch_duplicates += 1
                 else:
-                    seen.add(event.event_id)
+                    seen.add(event.key)
                     accepted.append(Accepted(index, event, camera, facility))
             stored = await self._insert(session, accepted, now) if accepted else set()
-            alerts = await self._raise_alerts(
-                session, [a for a in accepted if a.event.event_id in stored], now
-            )
-        self._note_presence(a for a in accepted if a.event.event_id in stored)
+            alerts = await self._raise_alerts(session, [a for a in accepted if a.event.key in stored], now)
+        self._note_presence(a for a in accepted if a.event.key in stored)
         rejected.sort(key=lambda r: r.index)
         return IngestReply(
             accepted=len(stored),
@@ -248,7 +247,10 @@ class Ingest:
         async with self._sqlite_writer:
             yield
 
-    async def _insert(self, session: AsyncSession, accepted: list[Accepted], now: datetime) -> set[str]:
+    async def _insert(
+        self, session: AsyncSession, accepted: list[Accepted], now: datetime
+    ) -> set[tuple[str, str]]:
+        """The (event id, facility) of each event stored now; a repeat is left out."""
         connection = await session.connection()
         if connection.dialect.name == "postgresql":
             result = await connection.exec_driver_sql(
@@ -263,7 +265,7 @@ class Ingest:
                     [orjson.dumps(a.event.payload).decode() for a in accepted],
                 ),
             )
-            return {row[0] for row in result}
+            return {(row[0], row[1]) for row in result}
         received = sqlite_time(now)
         params: list[Any] = []
         for a in accepted:
@@ -279,10 +281,10 @@ class Ingest:
         values = ",".join(["(?,?,?,?,?,?,?)"] * len(accepted))
         result = await connection.exec_driver_sql(
             f"INSERT INTO cctv_event ({EVENT_COLUMNS}) VALUES {values} "
-            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            "ON CONFLICT (event_id, facility_id) DO NOTHING RETURNING event_id, facility_id",
             tuple(params),
         )
-        return {row[0] for row in result}
+        return {(row[0], row[1]) for row in result}
 
     async def _raise_alerts(self, session: AsyncSession, stored: list[Accepted], now: datetime) -> int:
         """Set-based: one query finds the active alerts the batch's alerting events fold into, one
