@@ -13,8 +13,16 @@ from services.workforce.handlers import HANDLERS
 from services.workforce.models import metadata
 from services.workforce.router import router
 from services.workforce.service.ban_checks import CheckAudit
-from services.workforce.service.common import WORKFORCE_SESSION_KEY, Workforce
+from services.workforce.service.common import ID_NUMBER, PHONE, WORKFORCE_SESSION_KEY, Workforce
+from shared.pii_keys import SealedColumn, refuse_lost_keys
 from shared.service import create_service_app
+
+# Every encrypted field, for the start-up key check and `cradle keys rotate`.
+SEALED_COLUMNS = (
+    SealedColumn("practitioner", "id_number_key_id", "id_number_encrypted", ID_NUMBER),
+    SealedColumn("practitioner", "phone_key_id", "phone_encrypted", PHONE),
+    SealedColumn("ban", "id_number_key_id", "id_number_encrypted", ID_NUMBER),
+)
 
 
 def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
@@ -55,4 +63,11 @@ def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
                         await task
 
     app.router.lifespan_context = lifespan
+    refuse_lost_keys(
+        app,
+        service="workforce",
+        columns=SEALED_COLUMNS,
+        database_url=settings.database_url,
+        configured=settings.pii_keys,
+    )
     return app

@@ -35,6 +35,7 @@ from gateway import service as gateway_service
 from gateway.hashing import Argon2Cost, SecretHasher
 from shared.cli.audit import app as audit_app
 from shared.cli.dlq import app as dlq_app
+from shared.cli.keys import app as keys_app
 from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys, load_pii_keys
 from shared.cli.nats import admin_creds_from_env, provision
 from shared.cli.nats import app as nats_app
@@ -45,6 +46,7 @@ app = typer.Typer(help="Cradle, Shanghai's childcare information platform.", no_
 app.add_typer(audit_app, name="audit")
 app.add_typer(nats_app, name="nats")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(keys_app, name="keys")
 console = Console()
 
 

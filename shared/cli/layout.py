@@ -6,12 +6,14 @@ import json
 import os
 import secrets
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.identity import generate_keypair
 from shared.pii import new_key
+from shared.pii_keys import new_key_id, require_keys_sync
 
 SERVICES = ("registry", "workforce", "monitoring", "guidance")
 DATABASES = ("gateway", *SERVICES)
@@ -96,10 +98,32 @@ def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
         )
     pii_file = keys_dir / PII_SERVICES[service]
     if not pii_file.exists():
-        kid = service[0] + datetime.now(UTC).strftime("%Y%m%d")
+        # Never a new key over rows sealed under a lost one: refuse, naming the key to restore.
+        refuse_lost_keys(service, keys_dir.parent, configured=())
+        kid = new_key_id()
         _write_private(pii_file, json.dumps({"active": kid, "keys": {kid: new_key()}, "hmac": new_key()}))
     stored = json.loads(pii_file.read_text())
     return PiiKeys(stored["keys"], stored["active"], stored["hmac"])
+
+
+def refuse_lost_keys(service: str, base: Path, *, configured: Iterable[str]) -> None:
+    """LostKeys (one line, exit) when the service's database holds rows sealed under a key id
+    not in `configured` — before `cradle up` starts anything."""
+    from shared.cli.keys import sealed_columns  # the services' column lists: imported only here
+
+    require_keys_sync(
+        database_url(service, base), service=service, columns=sealed_columns(service), configured=configured
+    )
+
+
+def save_pii_keys(service: str, keys_dir: Path, keys: PiiKeys) -> None:
+    """Rewrite a service's key file (rotation, retirement); owner-only, replaced atomically."""
+    target = keys_dir / PII_SERVICES[service]
+    staging = target.with_suffix(".tmp")
+    _write_private(
+        staging, json.dumps({"active": keys.active_key_id, "keys": keys.keys, "hmac": keys.hmac_key})
+    )
+    os.replace(staging, target)
 
 
 # The gateway's audit keys under <data>/keys/: the chain's HMAC key, the checkpoints' Ed25519 pair.
@@ -153,6 +177,8 @@ def load_or_create_keys(base: Path) -> Keys:
         stored = json.loads(jwt_file.read_text())
         keys.jwt_keys, keys.jwt_active_kid = stored["keys"], stored["active"]
     keys.pii = {service: load_pii_keys(service, keys_dir) for service in PII_SERVICES}
+    for service, pii in keys.pii.items():  # e.g. a key file restored from a backup older than a rotation
+        refuse_lost_keys(service, base, configured=pii.keys)
     keys.audit_hmac_key, keys.audit_signing_key = load_audit_keys(keys_dir)
     return keys
 

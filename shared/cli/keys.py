@@ -1,0 +1,127 @@
+"""`cradle keys rotate|reencrypt|retire`: personal-data keys of an embedded deployment (the files
+under <data>/keys/). Rotation adds a key, makes it active and re-seals every row under it; only
+then may the old key be retired. Keys given by environment (a secret store) rotate there."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import text
+
+from shared.cli.layout import PII_SERVICES, PiiKeys, data_dir, database_url, load_pii_keys, save_pii_keys
+from shared.db import make_engine
+from shared.pii import decode_key, new_key
+from shared.pii_keys import SealedColumn, new_key_id, reencrypt, rows_under
+
+app = typer.Typer(help="Personal-data keys: rotate, re-encrypt, retire.", no_args_is_help=True)
+console = Console(soft_wrap=True)
+ServiceOption = Annotated[str | None, typer.Option("--service", help="workforce or guidance (default: both)")]
+
+
+def sealed_columns(service: str) -> tuple[SealedColumn, ...]:
+    if service == "workforce":
+        from services.workforce.app import SEALED_COLUMNS
+    elif service == "guidance":
+        from services.guidance.app import SEALED_COLUMNS
+    elif service == "gateway":  # parents' phone numbers, sealed as gateway/parents.py does
+        return (
+            SealedColumn("parent_account", "phone_key_id", "phone_encrypted", "parent.phone", "parent_id"),
+        )
+    else:
+        raise ValueError(f"{service} holds no personal data")
+    return SEALED_COLUMNS
+
+
+def _services(service: str | None) -> list[str]:
+    if service is None:
+        return list(PII_SERVICES)
+    if service not in PII_SERVICES:
+        raise typer.BadParameter(f"one of {', '.join(PII_SERVICES)}", param_hint="--service")
+    return [service]
+
+
+def _file_keys(service: str) -> PiiKeys:
+    if os.environ.get(f"{service.upper()}_PII_KEYS"):
+        console.print(
+            f"[red]{service}: keys come from {service.upper()}_PII_KEYS; rotate them in your secret store."
+        )
+        raise typer.Exit(2)
+    return load_pii_keys(service, data_dir() / "keys")
+
+
+async def _reencrypt(service: str, keys: PiiKeys) -> int:
+    from shared.pii import PiiCipher
+
+    cipher = PiiCipher({kid: decode_key(key) for kid, key in keys.keys.items()}, keys.active_key_id)
+    engine = make_engine(database_url(service, data_dir()))
+    try:
+        return await reencrypt(engine, columns=sealed_columns(service), cipher=cipher)
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def rotate(service: ServiceOption = None) -> None:
+    """Add a new key, make it active, and re-encrypt every row under it."""
+    for name in _services(service):
+        keys = _file_keys(name)
+        kid = new_key_id()
+        keys.keys[kid] = new_key()
+        keys.active_key_id = kid
+        save_pii_keys(name, data_dir() / "keys", keys)  # first: a crash below leaves a resumable state
+        done = asyncio.run(_reencrypt(name, keys))
+        console.print(f"{name}: key [bold]{kid}[/] active; {done} values re-encrypted")
+    console.print(
+        "Restart the services (`cradle up`) so they encrypt with the new key; back up <data>/keys/."
+    )
+
+
+@app.command("reencrypt")
+def reencrypt_command(service: ServiceOption = None) -> None:
+    """Re-encrypt every row not yet under the active key (resumes an interrupted rotation)."""
+    for name in _services(service):
+        keys = _file_keys(name)
+        done = asyncio.run(_reencrypt(name, keys))
+        console.print(f"{name}: {done} values re-encrypted under {keys.active_key_id}")
+
+
+async def _in_use(service: str, key_id: str) -> int:
+    engine = make_engine(database_url(service, data_dir()))
+    try:
+        count = await rows_under(engine, sealed_columns(service), key_id)
+        if service == "guidance":  # link codes sealed in stored idempotent replies (kept 24 hours)
+            async with engine.connect() as connection:
+                query = text("SELECT COUNT(*) FROM idempotency_record WHERE body LIKE :pattern")
+                pattern = f'%"link_code": "{key_id}:%'
+                count += (await connection.execute(query, {"pattern": pattern})).scalar_one()
+        return count
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def retire(key_id: str, service: ServiceOption = None) -> None:
+    """Remove a key once no row uses it; refuses the active key and a key still in use."""
+    holders = [name for name in _services(service) if key_id in _file_keys(name).keys]
+    if not holders:
+        console.print(f"[red]No key {key_id} in {', '.join(_services(service))}.")
+        raise typer.Exit(1)
+    for name in holders:
+        keys = _file_keys(name)
+        if keys.active_key_id == key_id:
+            console.print(f"[red]{name}: {key_id} is the active key; rotate first.")
+            raise typer.Exit(1)
+        in_use = asyncio.run(_in_use(name, key_id))
+        if in_use:
+            console.print(
+                f"[red]{name}: {in_use} values are still encrypted under {key_id}; "
+                f"run `cradle keys reencrypt --service {name}` first."
+            )
+            raise typer.Exit(1)
+        del keys.keys[key_id]
+        save_pii_keys(name, data_dir() / "keys", keys)
+        console.print(f"{name}: key {key_id} retired")
