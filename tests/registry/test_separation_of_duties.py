@@ -83,9 +83,9 @@ async def test_admin_neither_assesses_nor_designates(registry: Registry) -> None
         "assessor": "上海市托育服务评估中心",
     }
     for method in ("commissioned", "peer", "self"):
-        refused = await registry.client.post(
-            f"/v1/facilities/{facility['id']}/assessments", json={**assessment, "method": method}, headers=admin
-        )
+        body = {**assessment, "method": method}
+        path = f"/v1/facilities/{facility['id']}/assessments"
+        refused = await registry.client.post(path, json=body, headers=admin)
         assert refused.status_code == 403, refused.text
     designation = {"designated": True, "reason": "2026 年度市级示范性托育机构"}
     refused = await registry.client.post(
