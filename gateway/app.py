@@ -19,6 +19,8 @@ from gateway.audit import AuditWriter, ChainKey
 from gateway.auth import ClientStatus, TokenCache
 from gateway.checkpoints import checkpoint_publisher
 from gateway.config import GatewaySettings
+from gateway.device_credentials import DeviceBus
+from gateway.devices import router as devices_router
 from gateway.frontdoor import FrontDoor, GatewayMetrics, Runtime
 from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, ParentAccount
@@ -126,6 +128,7 @@ def create_app(
             queue=settings.sign_in_hash_queue,
         )
         app.state.phone_keys = PhoneKeys.from_settings(settings)
+        app.state.device_bus = DeviceBus.from_settings(settings)
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.documents = documents
@@ -159,6 +162,7 @@ def create_app(
     app.add_middleware(JsonLimits, max_body_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     app.add_middleware(FrontDoor, runtime=runtime)
     app.include_router(router)
+    app.include_router(devices_router)
 
     def own_document() -> dict[str, object]:
         return get_openapi(

@@ -38,6 +38,8 @@ DEFAULT_ROUTES: list[RouteRule] = [
         pattern=r"^/v1/monitoring/figures$", service="monitoring", scopes=[*MONITORING, "indicators:read"]
     ),
     RouteRule(pattern=r"^/v1/guidance/figures$", service="guidance", scopes=[*GUIDANCE, "indicators:read"]),
+    # /v1/facilities/{id}/profile and /device-credentials never reach this table: the gateway answers
+    # them itself (gateway/routes.py, is_own).
     RouteRule(pattern=r"^/v1/facilities/[^/]+/staffing$", service="workforce", scopes=WORKFORCE),
     RouteRule(pattern=r"^/v1/facilities/[^/]+/risk$", service="monitoring", scopes=MONITORING),
     RouteRule(pattern=r"^/v1/(divisions|public/.*)$", service="registry", public_methods=["GET", "HEAD"]),
@@ -193,6 +195,11 @@ class GatewaySettings(PersonalDataKeys):
     )
     # The gateway's own NATS credential (`.creds`); it may publish `<namespace>.gateway.>` only.
     nats_creds: Path | None = Field(default=None, validation_alias=AliasChoices("NATS_CREDS", "nats_creds"))
+    # Device credentials (gateway/device_credentials.py), both from `cradle nats init`: the issuer's
+    # keys (`device_issuer.json`) and the system-account `claims.creds` that pushes revocations. Unset:
+    # the device-credential routes answer 503 (the list still works).
+    device_issuer_file: Path | None = None
+    nats_claims_creds: Path | None = None
     openapi_refresh_seconds: float = Field(default=60.0, ge=1)
 
     log_format: str = Field(default="json", validation_alias=AliasChoices("CRADLE_LOG_FORMAT", "log_format"))
@@ -246,6 +253,9 @@ class GatewaySettings(PersonalDataKeys):
         unknown = sorted({r.service for r in self.routes} - set(self.upstreams()))
         if unknown:
             raise ValueError(f"routes name unknown services: {', '.join(unknown)}")
+        if (self.device_issuer_file is None) != (self.nats_claims_creds is None):
+            # Issuing without the power to revoke would hand out credentials no one can take back.
+            raise ValueError("set both GATEWAY_DEVICE_ISSUER_FILE and GATEWAY_NATS_CLAIMS_CREDS, or neither")
         return self
 
     def upstreams(self) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The gateway's own tables: its client store and the audit log (a hash chain)."""
+"""The gateway's own tables: its client store, the audit log (a hash chain) and the device
+credentials it issued."""
 
 from __future__ import annotations
 
@@ -103,3 +104,27 @@ class ParentAccount(GatewayModel, table=True):
     enabled: bool = True
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class DeviceCredential(GatewayModel, table=True):
+    """A NATS credential the gateway issued to a facility's video system (gateway/device_credentials.py).
+    Only the public half is kept: the `.creds` text is shown once and never stored. `nats_user` is what
+    a revocation names on the bus; every revoked row is carried in the account's revocations."""
+
+    __tablename__ = "device_credential"
+    __table_args__ = (Index("ix_device_credential_facility", "facility_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(max_length=64)
+    label: str = Field(max_length=200)
+    subject: str = Field(max_length=200)
+    nats_user: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_by: str = Field(max_length=64)
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    revoked_by: str | None = Field(default=None, max_length=64)

@@ -11,6 +11,7 @@ from gateway.config import RouteRule
 # Served by the gateway itself (FastAPI routes), never forwarded.
 OWN_PREFIXES = ("/v1/auth/", "/v1/admin/", "/v1/audit", "/v1/indicators")
 OWN_VIEW = re.compile(r"^/v1/facilities/[^/]+/profile$")  # composed from several services
+OWN_DEVICES = re.compile(r"^/v1/facilities/[^/]+/device-credentials(/[^/]+)?$")  # NATS credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,4 +44,6 @@ class RouteTable:
 
 
 def is_own(path: str) -> bool:
-    return path.startswith(OWN_PREFIXES) or OWN_VIEW.match(path) is not None
+    if path.startswith(OWN_PREFIXES):
+        return True
+    return OWN_VIEW.match(path) is not None or OWN_DEVICES.match(path) is not None

@@ -206,15 +206,19 @@ def user_jwt(
     signer: NKey,
     permissions: Permissions | None,
     issued_at: int | None = None,
+    expires_at: int | None = None,
 ) -> str:
     """A user of `account`, signed by the account's key or one of its signing keys. No permissions:
-    the user may do anything in the account (the provisioning credential)."""
+    the user may do anything in the account (the provisioning credential). Past `expires_at` the
+    server refuses the JWT and closes its connections."""
     nats: dict[str, Any] = {"type": "user", "subs": -1, "data": -1, "payload": -1}
     if permissions is not None:
         nats |= permissions.claims()
     if signer.public_key != account:
         nats["issuer_account"] = account
-    return encode_jwt(issuer=signer, subject=user, name=name, nats=nats, issued_at=issued_at)
+    return encode_jwt(
+        issuer=signer, subject=user, name=name, nats=nats, issued_at=issued_at, expires_at=expires_at
+    )
 
 
 def creds(jwt: str, seed: str) -> str:
