@@ -33,7 +33,7 @@ from services.monitoring.casework.schemas import (
     ResultCreate,
 )
 from services.monitoring.casework.service import inspections, plans
-from services.monitoring.casework.service.access import reads_district
+from services.monitoring.casework.service.access import reads_city, reads_district
 from services.monitoring.models import InspectionPlan, Inspector
 from services.monitoring.service.common import as_utc, check_version, utcnow
 from shared.errors import Forbidden
@@ -78,7 +78,7 @@ async def list_inspectors(
         district_code = district_code or caller.district_code
         if not reads_district(caller, district_code or ""):
             return Page[InspectorRead](items=[])
-    elif not caller.sees_whole_city():
+    elif not reads_city(caller):
         raise Forbidden("Inspectors are listed for districts and bureaus.")
     query = select(Inspector).order_by(Inspector.id).limit(paging.limit + 1)
     if district_code is not None:
@@ -135,7 +135,7 @@ async def list_plans(
         if district_code not in (None, caller.district_code):
             return Page[PlanRead](items=[])
         district_code = caller.district_code
-    elif not caller.sees_whole_city():
+    elif not reads_city(caller):
         raise Forbidden("Inspection plans are for districts and bureaus.")
     query = (
         select(InspectionPlan)

@@ -21,10 +21,22 @@ def require_supervisor(caller: Identity, district_code: str, what: str) -> None:
         raise Forbidden(f"Only the district's guidance centre or the EDU bureau {what}.")
 
 
+def refuse_admin(caller: Identity, what: str) -> None:
+    """Reporting and escalating are the casework's own acts: not the admin client's, whose scopes
+    open every path but which acts for no one."""
+    if caller.kind == ClientKind.admin:
+        raise Forbidden(f"The admin client administers clients; it does not {what}.")
+
+
+def reads_city(caller: Identity) -> bool:
+    """The city's bureaus read every district's casework; the admin client reads none of it."""
+    return caller.kind == ClientKind.bureau
+
+
 def reads_district(caller: Identity, district_code: str) -> bool:
-    """Plans and planned inspections: the district, any bureau, admins; never the facilities
-    (a 双随机 inspection is unannounced)."""
-    if caller.sees_whole_city():
+    """Plans and planned inspections: the district and the city's bureaus; never the facilities
+    (a 双随机 inspection is unannounced), nor the admin client."""
+    if reads_city(caller):
         return True
     return caller.kind == ClientKind.district and caller.district_code == district_code
 

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.casework.schemas import DistrictFigures, Figures
+from services.monitoring.casework.service.access import reads_city
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.models import Alert, Facility, Incident, Inspection
 from shared.errors import Forbidden
@@ -19,7 +20,7 @@ from shared.identity import ClientKind, Identity
 
 
 def _district_scope(caller: Identity, column: ColumnElement[str]) -> ColumnElement[bool]:
-    if caller.sees_whole_city():
+    if reads_city(caller):
         return true()
     if caller.kind == ClientKind.district and caller.district_code:
         return column == caller.district_code

@@ -18,7 +18,7 @@ from services.monitoring.casework.schemas import (
     RectificationCreate,
     ResultCreate,
 )
-from services.monitoring.casework.service.access import reads_district, require_supervisor
+from services.monitoring.casework.service.access import reads_city, reads_district, require_supervisor
 from services.monitoring.casework.service.risk import local_today
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.events import InspectionCompleted, InspectionItem, RectificationCompleted
@@ -82,7 +82,7 @@ async def list_inspections(
     query = select(Inspection).order_by(Inspection.id).limit(page.limit + 1)
     if caller.kind == ClientKind.district:
         query = query.where(Inspection.district_code == caller.district_code)
-    elif not caller.sees_whole_city():
+    elif not reads_city(caller):
         query = query.join(Facility, Facility.id == Inspection.facility_id).where(
             visible_facilities_clause(caller), Inspection.status == "completed"
         )
