@@ -6,7 +6,8 @@ an operator with a signing key, the system account, the CRADLE account with two 
 for services, one the gateway holds to issue device credentials), a `.creds` file per process
 (admin for provisioning, one per service, `claims` for the gateway's account updates) and
 `device_issuer.json` for the gateway. `server-config` renders a nats-server config with a `full`
-resolver preloaded with the two accounts; `provision` creates or updates the streams."""
+resolver preloaded with the two accounts; `provision` creates or updates the streams; `rotate`
+gives one process a new key and `revoke` shuts old keys out on every node."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from shared.nats_auth import (
     Permissions,
     claims_lookup_subject,
     creds,
+    creds_jwt,
+    decode_jwt,
     operator_jwt,
     user_jwt,
     write_private,
@@ -237,6 +240,26 @@ async def provision(url: str, *, namespace: str, replicas: int, credentials: Pat
         await nc.close()
 
 
+def rotate_user(trust: BusTrust, name: str) -> tuple[str, str]:
+    """A new key and JWT, same permissions, for one service's credential (or admin's); the file is
+    replaced. Returns (old user, new user): the old one works until it is revoked (`cradle nats revoke`)."""
+    if name not in (ADMIN, *SERVICES):
+        raise ValueError(f"unknown credential {name!r}: one of {', '.join((ADMIN, *SERVICES))}")
+    path = trust.creds_path(name)
+    old = decode_jwt(creds_jwt(path.read_text()))["sub"]
+    permissions = None if name == ADMIN else service_permissions(Namespace(trust.namespace), name)
+    user = NKey.new("user")
+    token = user_jwt(
+        user.public_key,
+        name=name,
+        account=trust.account,
+        signer=_seed(trust.directory, "services_signing"),
+        permissions=permissions,
+    )
+    write_private(path, creds(token, user.seed))
+    return old, user.public_key
+
+
 def default_dir() -> Path:
     from shared.cli.layout import data_dir
 
@@ -279,6 +302,55 @@ def provision_command(
     """Create or update the namespace's streams with the admin credential."""
     asyncio.run(provision(url, namespace=namespace, replicas=replicas, credentials=credentials))
     console.print(f"[green]provisioned[/] the {namespace} streams on {url}")
+
+
+@app.command("rotate")
+def rotate_command(
+    name: str = typer.Argument(..., help="admin or a service: registry, workforce, … gateway"),
+    directory: Path = typer.Option(None, "--dir", help="The `init` directory (default: <data>/keys/nats)."),
+) -> None:
+    """Replace one process's .creds with a new key (same permissions); the old key keeps working
+    until `cradle nats revoke` names it, so deploy the new file first."""
+    trust = _existing(directory or default_dir())
+    old, new = rotate_user(trust, name)
+    console.print(f"{trust.creds_path(name)}: new user {new}")
+    console.print(f"once every {name} runs with it: cradle nats revoke {old}")
+
+
+@app.command("revoke")
+def revoke_command(
+    users: list[str] = typer.Argument(..., help="NATS user public keys (U…)"),
+    url: str = typer.Option("nats://127.0.0.1:4222", envvar="NATS_URL"),
+    directory: Path = typer.Option(None, "--dir", help="The `init` directory (default: <data>/keys/nats)."),
+) -> None:
+    """Revoke users of the CRADLE account on every node now (their connections close); for devices,
+    use the gateway's DELETE …/device-credentials/{id}, which also records it."""
+    from gateway.device_credentials import DeviceIssuer
+
+    trust = _existing(directory or default_dir())
+    for user in users:
+        if not user.startswith("U"):
+            raise typer.BadParameter(f"{user} is not a NATS user public key")
+    issuer = DeviceIssuer.from_file(trust.device_issuer)
+    asyncio.run(issuer.revoke(nats_url=url, claims_creds=trust.creds_path(CLAIMS), users=users))
+    console.print(f"[green]revoked[/] {len(users)} user(s) on {url}")
+
+
+def _existing(directory: Path) -> BusTrust:
+    manifest = directory / "trust.json"
+    if not manifest.exists():
+        raise typer.BadParameter(f"no `cradle nats init` output in {directory}")
+    return BusTrust(directory=directory, **json.loads(manifest.read_text()))
+
+
+def gateway_bus_env(trust: BusTrust) -> dict[str, str]:
+    """What the gateway needs on the bus: its own credential (audit checkpoints) and, to issue and
+    revoke device credentials, the issuer's keys and the system-account `claims` credential."""
+    return {
+        "NATS_CREDS": str(trust.creds_path("gateway")),
+        "GATEWAY_DEVICE_ISSUER_FILE": str(trust.device_issuer),
+        "GATEWAY_NATS_CLAIMS_CREDS": str(trust.creds_path(CLAIMS)),
+    }
 
 
 def admin_creds_from_env() -> Path | None:

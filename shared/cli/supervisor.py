@@ -23,7 +23,7 @@ from shared.cli.layout import (
     gateway_env,
     service_env,
 )
-from shared.cli.nats import ADMIN, BusTrust, admin_creds_from_env, provision
+from shared.cli.nats import ADMIN, BusTrust, admin_creds_from_env, gateway_bus_env, provision
 from shared.cli.nats_server import embedded_nats_config, nats_server_binary, wait_for_port
 from shared.events.streams import DEFAULT_NAMESPACE
 
@@ -165,11 +165,10 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None) -> i
 
         host = os.environ.get("CRADLE_GATEWAY_HOST", "127.0.0.1")
         port = int(os.environ.get("CRADLE_GATEWAY_PORT", "8000"))
-        await supervisor.spawn(
-            "gateway",
-            uvicorn_args("gateway", host, port),
-            gateway_env(base=base, keys=keys, upstreams=upstreams, nats_url=nats_url),
-        )
+        env = gateway_env(base=base, keys=keys, upstreams=upstreams, nats_url=nats_url)
+        if trust is not None:  # the embedded server: the gateway's credentials and device issuer keys
+            env |= gateway_bus_env(trust)
+        await supervisor.spawn("gateway", uvicorn_args("gateway", host, port), env)
         gateway = f"http://{host}:{port}"
         await wait_healthy(gateway + "/healthz")
         console.rule("[bold green]Cradle is up")
