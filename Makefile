@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint bench lock clean
+.PHONY: install up test lint dup bench lock clean
 
 install: $(STAMP)
 
@@ -23,6 +23,14 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Repeated code (docs/ARCHITECTURE.md, "Repeated code"): pylint's R0801 findings of 6 or more similar
+# lines, and the lines they repeat (each finding's shared block, ending with "(duplicate-code)").
+dup: install
+	$(BIN)/pylint --disable=all --enable=duplicate-code --min-similarity-lines=6 gateway services shared \
+	  | awk '/R0801/ { n++; block = 1; next } block && /^==/ { next } \
+	    block { lines++; if (/\(duplicate-code\)$$/) block = 0 } \
+	    END { printf "%d R0801 findings, %d duplicated lines\n", n, lines }'
 
 # Each benchmark prints its figures next to a baseline measured in the same run (bench/README.md).
 bench: install
