@@ -76,16 +76,31 @@ class UtcDateTime(SQLITE_DATETIME):
         return process
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+# The pool's defaults, also ServiceSettings' (db_pool_size, db_max_overflow, db_pool_timeout_seconds).
+POOL_SIZE = 10
+POOL_MAX_OVERFLOW = 10
+POOL_TIMEOUT_SECONDS = 15.0
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = POOL_SIZE,
+    max_overflow: int = POOL_MAX_OVERFLOW,
+    pool_timeout: float = POOL_TIMEOUT_SECONDS,
+) -> AsyncEngine:
+    """`pool_size` connections kept open, `max_overflow` more opened for a burst; past both, a
+    request waits in the pool's queue up to `pool_timeout` seconds for one to come back (then a 503,
+    shared/errors.py). The wait is shorter than the gateway's upstream timeout, so a burst queues
+    and the caller still gets an answer, not the gateway's 504."""
     url = async_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 10})
+        engine = create_async_engine(url, connect_args={"timeout": 10}, **pool)
         engine.dialect.colspecs = {**engine.dialect.colspecs, DateTime: UtcDateTime}
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=5
-    )
+    return create_async_engine(url, pool_pre_ping=True, **pool)
 
 
 @event.listens_for(Session, "after_commit")

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from services.guidance.models import Booking, GuidanceSession
-from tests.guidance.conftest import Guide
+from tests.guidance.conftest import Guide, start_guide
+from tests.support import DatabaseFactory
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 ROUNDS = 5
@@ -75,3 +77,31 @@ async def test_cancellations_racing_bookings_keep_the_count_exact(guide: Guide) 
             )
         ).scalar_one()
     assert booked == active == won
+
+
+async def test_a_burst_beyond_the_pool_queues_for_a_connection(
+    backend: str,
+    db_factories: dict[str, DatabaseFactory],
+    shared_nats_url: str,
+    run_id: str,
+    keys: dict[str, Any],
+) -> None:
+    """Fifteen concurrent bookings through a pool of two connections: the thirteen that find none
+    free wait for one (db_pool_timeout_seconds) instead of failing with a 503."""
+    families, capacity = 15, 4
+    async with start_guide(
+        databases=db_factories[backend],
+        nats_url=shared_nats_url,
+        namespace=f"t{run_id}pool{backend}",
+        keys=keys,
+        db_pool_size=1,
+        db_max_overflow=1,
+    ) as small:
+        assert small.app.state.engine.pool.size() == 1
+        parents = [(await small.parent_with_family())[0] for _ in range(families)]
+        session = await small.session(
+            capacity=capacity, starts_at=(datetime.now(UTC) + timedelta(days=3)).isoformat()
+        )
+        replies = await asyncio.gather(*(small.book(session["id"], headers) for headers in parents))
+        outcome = Counter(r.status_code for r in replies)
+        assert outcome == {201: capacity, 409: families - capacity}, (outcome, [r.text for r in replies][:3])
