@@ -15,8 +15,9 @@ drops) it measures, against a baseline taken in the same run on the same NATS se
   the relay) to the message reaching a JetStream ordered consumer (and a core NATS subscriber) on
   the subject: p50 / p99 in ms.
 
-Each run uses its own stream namespace (`bench<hex>`), created with `ensure_streams` and deleted at
-the end. Loopback only; every loop is bounded; the whole run stays well under a minute at N=5000.
+Each run uses its own stream namespace (`bench<hex>`), created by the provisioning step
+(`shared.cli.nats.provision`, as `cradle migrate` runs it) and deleted at the end. Loopback only;
+every loop is bounded; the whole run stays well under a minute at N=5000.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ from sqlalchemy import MetaData, Row, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.cli.nats import provision
 from shared.contracts import EVENT_MODELS
 from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine
 from shared.events.bus import EventBus
 from shared.events.envelope import CloudEvent, DomainEvent
 from shared.events.outbox import OutboxRelay, OutboxWriter, emit, outbox_session_info
-from shared.events.streams import Namespace, ensure_streams, stream_configs
+from shared.events.streams import Namespace, stream_configs
 from shared.events.tables import inbox_table, outbox_table
 from shared.observability import Metrics
 
@@ -271,7 +273,7 @@ async def run_backend(
     latency_relay: OutboxRelay | None = None
     subs: list[Any] = []
     try:
-        with phase(f"{backend}: bus connect + ensure_streams"):
+        with phase(f"{backend}: bus connect + wait for streams"):
             await asyncio.wait_for(bus.wait_ready(), timeout=10)
         # Initialise nats-py's async-publish reply subscription outside the timed section, like the
         # baseline's warm-up does (one round trip to the server).
@@ -534,7 +536,8 @@ async def main(n: int, backend: str) -> int:
     results: list[BackendResult] = []
     exit_code = 0
     try:
-        await ensure_streams(js, ns, replicas=1)
+        # As `cradle migrate` does: the provisioning step (anonymous here: the bench's NATS has no auth).
+        await provision(NATS_URL, namespace=ns.name, replicas=1, credentials=None)
         await js.add_stream(
             StreamConfig(
                 name=baseline_stream,
