@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.identity import ClientKind
+from shared.text import FreeText, Name
 
 SCOPES = frozenset(
     "registry:read registry:write registry:review workforce:read workforce:write workforce:ban "
@@ -27,7 +28,7 @@ class TokenResponse(BaseModel):
 class ClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Name
     kind: Literal[ClientKind.bureau, ClientKind.district, ClientKind.operator, ClientKind.app]
     bureau: str | None = None
     district_code: Annotated[str, StringConstraints(pattern=r"^3101\d{2}$")] | None = None
@@ -114,7 +115,8 @@ class AuditRead(BaseModel):
 
 
 Phone = Annotated[str, StringConstraints(pattern=r"^1[3-9]\d{9}$")]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+# Not trimmed (spaces count), but never a NUL or a lone surrogate, which cannot be hashed as UTF-8.
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128), FreeText]
 
 
 class ParentRegister(BaseModel):
@@ -142,4 +144,4 @@ class ParentLogin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     phone: Phone
-    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128), FreeText]

@@ -5,14 +5,37 @@ conversion to UTC and PostgreSQL's range: such values are a 422 naming the field
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 RANGE = f"between {EARLIEST.year} and {LATEST.year - 1}"
+
+
+# Pydantic would also read a number (or a string of digits) as seconds since 1970: `on=0` would be
+# 1 January 1970. The documents say ISO 8601 text, so that is all a request may send.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def iso_date(value: object) -> object:
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    if isinstance(value, int | float):
+        raise ValueError("must be a date as YYYY-MM-DD, not a number")
+    return value
+
+
+def iso_time(value: object) -> object:
+    if isinstance(value, str) and not _ISO_TIME.match(value):
+        raise ValueError("must be a date and time as RFC 3339, e.g. 2026-11-28T09:30:00+08:00")
+    if isinstance(value, int | float):
+        raise ValueError("must be a date and time as RFC 3339, not a number")
+    return value
 
 
 def in_range(value: datetime) -> datetime:
@@ -35,5 +58,7 @@ def _document(schema: dict[str, Any]) -> None:
     schema.setdefault("description", f"RFC 3339 with an offset, {RANGE} in UTC")
 
 
-Timestamp = Annotated[AwareDatetime, AfterValidator(in_range), Field(json_schema_extra=_document)]
-Day = Annotated[date, AfterValidator(day_in_range)]
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(iso_time), AfterValidator(in_range), Field(json_schema_extra=_document)
+]
+Day = Annotated[date, BeforeValidator(iso_date), AfterValidator(day_in_range)]

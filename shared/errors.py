@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -222,6 +222,22 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return await _unexpected(request, exc)
 
 
+async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value (class 22: out of range, too long, not storable). The request's
+    # types should have refused it first; a 422 either way, and a warning to find the loose type.
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in UNSTORABLE_TEXT_SQLSTATES:
+        return await _database_error(request, exc)
+    log.warning("value_refused_by_database", path=request.url.path, sqlstate=sqlstate, error=str(exc)[:200])
+    return problem_response(
+        status=422,
+        title="Invalid input",
+        type_="/problems/invalid-input",
+        detail="The request holds a value the database cannot store (out of range, or not storable text).",
+        errors=[FieldError(field="body", message="holds a value out of range or not storable")],
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
     return problem_response(status=500, title="Internal error", type_="/problems/internal")
@@ -237,5 +253,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConnectionError, _dependency_unavailable)
     app.add_exception_handler(OSError, _dependency_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_conflict)
+    app.add_exception_handler(DataError, _out_of_range)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

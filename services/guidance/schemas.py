@@ -8,7 +8,6 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,6 +16,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from shared.clock import Day, Timestamp
+from shared.text import OneLine, line, text
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The plan's guidance covers every child's age up to school: 0–6 years.
@@ -28,19 +30,13 @@ def shanghai_today() -> dt.date:
     return dt.datetime.now(SHANGHAI).date()
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold U+0000: refuse it here as bad input, not later as a server error.
-    if "\x00" in value:
-        raise ValueError("must not contain the NUL character")
-    return value
-
-
-Clean = AfterValidator(_no_nul)
-Text64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Clean]
-Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Clean]
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Clean]
-Note300 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), Clean]
-Note2000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), Clean]
+# Text as every service takes it (shared/text.py): `Text*` one line, 1–n characters; `Note*` free
+# text, may be empty.
+Text64 = line(64)
+Text100 = line(100)
+Text200 = line(200)
+Note300 = text(300)
+Note2000 = text(2000)
 TownCode = Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
 DistrictCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 Uuid = Annotated[
@@ -49,7 +45,7 @@ Uuid = Annotated[
 # Mainland mobile numbers: 11 digits, 1 then 3–9 (the gateway's parent accounts use the same rule).
 Phone = Annotated[str, StringConstraints(pattern=r"^1[3-9]\d{9}$")]
 Topic = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
-Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=500), Clean]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=500), OneLine]
 
 
 class PlaceKind(StrEnum):
@@ -150,9 +146,7 @@ class StationCreate(BaseModel):
     name: Text200
     town_code: TownCode
     address: Note300 = ""
-    opened_on: dt.date = Field(
-        default_factory=shanghai_today, description="The day it opened (default today)"
-    )
+    opened_on: Day = Field(default_factory=shanghai_today, description="The day it opened (default today)")
 
     @field_validator("opened_on")
     @classmethod
@@ -173,7 +167,7 @@ class PlaceCreate(BaseModel):
     town_code: TownCode | None = Field(default=None, validate_default=True)
     district_code: DistrictCode | None = Field(default=None, validate_default=True)
     address: Note300 = ""
-    opened_on: dt.date = Field(description="The day it opened, or was designated (child-friendly sites)")
+    opened_on: Day = Field(description="The day it opened, or was designated (child-friendly sites)")
 
     @field_validator("town_code")
     @classmethod
@@ -229,7 +223,7 @@ class GuardianCreate(BaseModel):
 class ChildCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    birth_date: dt.date
+    birth_date: Day
 
     @field_validator("birth_date")
     @classmethod
@@ -323,7 +317,7 @@ class LinkCode(BaseModel):
 class LinkRedeem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    code: Text64
 
 
 class FamilySummary(BaseModel):
@@ -344,7 +338,7 @@ class HomeVisitCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family_id: Uuid
-    visited_on: dt.date
+    visited_on: Day
     visitor: Text100
     topics: list[VisitTopic] = Field(min_length=1, max_length=10)
     notes: Note2000 = ""
@@ -387,8 +381,8 @@ class SessionCreate(BaseModel):
     kind: SessionKind
     title: Text200 | None = Field(default=None, description="By default the kind's Chinese name")
     description: Note2000 = ""
-    starts_at: dt.datetime
-    ends_at: dt.datetime | None = None
+    starts_at: Timestamp
+    ends_at: Timestamp | None = None
     capacity: int = Field(ge=1, le=100_000)
     place_id: Uuid | None = Field(default=None, validate_default=True)
     district_code: DistrictCode | None = Field(default=None, validate_default=True)

@@ -9,17 +9,21 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from shared.clock import Day
+from shared.text import line, text
+
 # Shanghai's bounding box (WGS-84), with a margin for 崇明's islands and 金山's coast.
 SHANGHAI_LAT = (30.66, 31.88)
 SHANGHAI_LON = (120.85, 122.20)
 AGE_CLASSES = ("infant", "toddler", "preschool")
 DEPARTMENTS = ("EDU", "HEALTH", "FIRE", "SAMR", "POLICE")
 
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Text200 = line(200)
+Address = line(300)
+Reason = text(2000, min_length=1)
+Note2000 = text(2000)
 Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d\Z")
 
 
 class FacilityKind(StrEnum):
@@ -223,7 +227,7 @@ class ReviewCreate(BaseModel):
 
     department: Annotated[str, StringConstraints(pattern="^(" + "|".join(DEPARTMENTS) + ")$")]
     decision: ReviewDecision
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
+    note: Note2000 = ""
 
     @model_validator(mode="after")
     def _rejection_says_why(self) -> ReviewCreate:
@@ -285,7 +289,7 @@ class AssessmentCreate(BaseModel):
         min_length=1, max_length=30, description="Dimension → score 0–100"
     )
     grade: Annotated[str, StringConstraints(pattern=r"^(A|B|C|D)$")]
-    assessed_on: date
+    assessed_on: Day
     assessor: Text200
 
     @field_validator("scores")
@@ -333,8 +337,8 @@ class CreditEntryCreate(BaseModel):
     polarity: CreditPolarity
     category: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
     title: Text200
-    detail: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
-    occurred_on: date
+    detail: Note2000 = ""
+    occurred_on: Day
 
     @field_validator("occurred_on")
     @classmethod

@@ -6,29 +6,21 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from shared.clock import Day
 from shared.pii import validate_national_id
+from shared.text import line, text
 
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold U+0000: refuse it here as bad input, not later as a server error.
-    if "\x00" in value:
-        raise ValueError("must not contain the NUL character")
-    return value
-
-
-Clean = AfterValidator(_no_nul)
-
-
-# Free text: trimmed, bounded, no NUL. `Note*` may be empty.
-Text64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Clean]
-Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Clean]
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Clean]
-Text300 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), Clean]
-Text1000 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), Clean]
-Note300 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), Clean]
-Note1000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000), Clean]
+# Text as every service takes it (shared/text.py): `Text*` one line, 1–n characters; `Text1000` and
+# `Note*` free text (`Note*` may be empty).
+Text64 = line(64)
+Text100 = line(100)
+Text200 = line(200)
+Text300 = line(300)
+Text1000 = text(1000, min_length=1)
+Note300 = text(300)
+Note1000 = text(1000)
 Uuid = Annotated[
     str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ]
@@ -145,8 +137,8 @@ class CertificateCreate(BaseModel):
     type: CertificateType
     number: Text64
     issuer: Text200
-    issued_on: dt.date
-    expires_on: dt.date
+    issued_on: Day
+    expires_on: Day
 
 
 class CertificateRead(BaseModel):
@@ -165,7 +157,7 @@ class TrainingCreate(BaseModel):
 
     category: TrainingCategory
     hours: float = Field(gt=0, le=200, description="hours of this course or session")
-    date: dt.date
+    date: Day
     provider: Text200
 
 
@@ -219,7 +211,7 @@ class EmploymentCreate(BaseModel):
     practitioner_id: Uuid
     facility_id: Uuid
     role: Role
-    start_date: dt.date
+    start_date: Day
     age_class: AgeClass | None = Field(default=None, description="the class a carer works with (ratios)")
     contract_type: ContractType = ContractType.labour_contract
     social_insurance_paid: bool = Field(default=False, description="社保 paid by the employer")
@@ -228,7 +220,7 @@ class EmploymentCreate(BaseModel):
 class EmploymentEnd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    end_date: dt.date
+    end_date: Day
     reason: EndReason
     note: Note300 | None = None
 

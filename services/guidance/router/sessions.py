@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -20,6 +19,7 @@ from services.guidance.schemas import (
 from services.guidance.service import sessions
 from services.guidance.service.common import etag
 from services.guidance.service.sessions import SessionFilters
+from shared.clock import Timestamp
 from shared.pagination import Page
 from shared.service import SessionDep
 
@@ -32,8 +32,8 @@ async def session_filters(
     district_code: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
     town_code: Annotated[str | None, Query(pattern=r"^\d{9}$")] = None,
     place_id: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F-]{36}$")] = None,
-    starts_from: Annotated[datetime | None, Query(alias="from", description="RFC 3339, with offset")] = None,
-    starts_before: Annotated[datetime | None, Query(alias="to", description="RFC 3339, with offset")] = None,
+    starts_from: Annotated[Timestamp | None, Query(alias="from", description="RFC 3339, with offset")] = None,
+    starts_before: Annotated[Timestamp | None, Query(alias="to", description="RFC 3339, with offset")] = None,
 ) -> SessionFilters:
     return SessionFilters(
         level=level,
