@@ -11,11 +11,11 @@ from pydantic import BaseModel
 
 from services.guidance.models import Family, GuidanceSession
 from services.guidance.service import sessions
-from services.guidance.service.common import PARENT_SCOPE, READ_SCOPE, WRITE_SCOPE, Guidance
+from services.guidance.service.common import PARENT_SCOPE, READ_SCOPE, WRITE_SCOPE, Guidance, writes_guidance
 from services.guidance.service.families import get_visible_family, open_code, seal_code
 from shared.errors import FieldError, Forbidden, InvalidInput
 from shared.idempotency import Idempotency
-from shared.identity import AuthenticatedDep, ClientKind, Identity, resolve_caller
+from shared.identity import AuthenticatedDep, Identity, resolve_caller
 from shared.service import SessionDep
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -44,7 +44,7 @@ Caller = Annotated[Identity, Depends(any_guidance_caller)]
 async def guidance_writer(caller: AuthenticatedDep) -> Identity:
     """Stations, sessions, visits and resources are written with `guidance:write`, never by a parent
     (checked before the body, so a refused caller learns nothing from validation)."""
-    if caller.kind == ClientKind.parent or not caller.has_scope(WRITE_SCOPE):
+    if not writes_guidance(caller):
         raise Forbidden("This needs the `guidance:write` scope.")
     return caller
 

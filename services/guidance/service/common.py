@@ -97,9 +97,21 @@ async def town_or_422(session: AsyncSession, town_code: str, field: str = "town_
     return town
 
 
+def acts_for_city(caller: Identity) -> bool:
+    """The city's bureaus act and read city-wide. The admin client does not: it administers clients
+    and acts for no bureau or district (separation of duties), whatever scopes it holds."""
+    return caller.kind == ClientKind.bureau
+
+
+def writes_guidance(caller: Identity) -> bool:
+    """`guidance:write` held by a station's, district's or bureau's client; never a parent's account
+    and never the admin client (whose `admin` scope stands for every scope)."""
+    return caller.kind not in (ClientKind.parent, ClientKind.admin) and caller.has_scope(WRITE_SCOPE)
+
+
 def check_area(caller: Identity, district_code: str) -> None:
     """A district client writes only in its own district; the city's bureaus anywhere."""
-    if caller.sees_whole_city():
+    if acts_for_city(caller):
         return
     if caller.kind == ClientKind.district and caller.district_code == district_code:
         return
@@ -139,15 +151,18 @@ async def linked_family_id(session: AsyncSession, caller: Identity) -> str | Non
 
 
 def sees_families(caller: Identity) -> bool:
+    # Families are personal data: the admin client, which holds every scope, reads none of them.
+    if caller.kind == ClientKind.admin:
+        return False
     return caller.has_scope(READ_SCOPE) or caller.has_scope(WRITE_SCOPE)
 
 
 def families_visible_to(caller: Identity) -> ColumnElement[bool]:
-    """For lists: bureaus and admin see the city, a district its district, anyone else nothing
-    (a parent reads its own family by id)."""
+    """For lists: bureaus see the city, a district its district, anyone else nothing (a parent
+    reads its own family by id)."""
     if not sees_families(caller):
         return false()
-    if caller.sees_whole_city():
+    if acts_for_city(caller):
         return true()
     if caller.kind == ClientKind.district and caller.district_code:
         return Family.district_code == caller.district_code
@@ -159,7 +174,7 @@ async def may_see_family(session: AsyncSession, caller: Identity, family: Family
         return await linked_family_id(session, caller) == family.id
     if not sees_families(caller):
         return False
-    if caller.sees_whole_city():
+    if acts_for_city(caller):
         return True
     return caller.kind == ClientKind.district and caller.district_code == family.district_code
 

@@ -27,7 +27,6 @@ from services.guidance.schemas import (
 from services.guidance.service.common import (
     LINK_CODE,
     PHONE,
-    WRITE_SCOPE,
     Guidance,
     age_in_months,
     as_utc,
@@ -43,6 +42,7 @@ from services.guidance.service.common import (
     shanghai_today,
     town_or_422,
     utcnow,
+    writes_guidance,
 )
 from services.guidance.service.tallies import set_in_need
 from shared.errors import CradleError, Forbidden, invalid
@@ -105,7 +105,7 @@ async def register_family(
     parent = is_parent(caller)
     if parent and await linked_family_id(session, caller) is not None:
         raise AlreadyLinked("This app account is already linked to a family.")
-    if not parent and not caller.has_scope(WRITE_SCOPE):
+    if not parent and not writes_guidance(caller):
         raise Forbidden("This needs the `guidance:write` scope, or a parent's app account.")
     town = await town_or_422(session, data.town_code)
     if not parent:
@@ -268,7 +268,7 @@ async def update_family(
         staff_only = sorted(set(changes) - {"grandparent_carers", "has_handbook"})
         if staff_only:
             raise Forbidden(f"Only a guidance station or district changes {', '.join(staff_only)}.")
-    elif not caller.has_scope(WRITE_SCOPE):
+    elif not writes_guidance(caller):
         raise Forbidden("This needs the `guidance:write` scope.")
     for field, value in changes.items():
         if value is None:
@@ -284,7 +284,7 @@ async def update_family(
 
 
 async def add_child(*, session: AsyncSession, caller: Identity, family: Family, data: ChildCreate) -> Family:
-    if not (is_parent(caller) or caller.has_scope(WRITE_SCOPE)):
+    if not (is_parent(caller) or writes_guidance(caller)):
         raise Forbidden("This needs the `guidance:write` scope, or the family's parent.")
     session.add(Child(id=new_id(), family_id=family.id, birth_date=data.birth_date))
     family.version += 1
@@ -297,7 +297,7 @@ async def reissue_link_code(
     *, session: AsyncSession, guidance: Guidance, caller: Identity, family: Family
 ) -> str:
     """A new one-time code (the old one stops working), for a parent who lost it."""
-    if is_parent(caller) or not caller.has_scope(WRITE_SCOPE):
+    if not writes_guidance(caller):
         raise Forbidden("This needs the `guidance:write` scope.")
     code = new_link_code(guidance, family)
     family.version += 1

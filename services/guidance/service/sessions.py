@@ -31,13 +31,14 @@ from services.guidance.schemas import (
     SessionRead,
 )
 from services.guidance.service.common import (
-    WRITE_SCOPE,
+    acts_for_city,
     as_utc,
     check_area,
     is_parent,
     linked_family_id,
     new_id,
     utcnow,
+    writes_guidance,
 )
 from services.guidance.service.families import get_visible_family
 from services.guidance.service.places import get_place
@@ -96,7 +97,7 @@ def booking_read(b: Booking) -> BookingRead:
 
 
 def require_writer(caller: Identity) -> None:
-    if is_parent(caller) or not caller.has_scope(WRITE_SCOPE):
+    if not writes_guidance(caller):
         raise Forbidden("This needs the `guidance:write` scope.")
 
 
@@ -114,7 +115,7 @@ async def schedule(*, session: AsyncSession, caller: Identity, data: SessionCrea
     if district_code is not None and await session.get(District, district_code) is None:
         raise invalid("district_code", "is not a district of Shanghai")
     if data.level == SessionLevel.city:
-        if not caller.sees_whole_city():
+        if not acts_for_city(caller):
             raise Forbidden("City-level sessions are scheduled by the city's bureaus.")
     else:
         assert district_code is not None
@@ -305,9 +306,9 @@ async def cancel_booking(
 
 
 def may_organise(caller: Identity, gs: GuidanceSession) -> bool:
-    if is_parent(caller) or not caller.has_scope(WRITE_SCOPE):
+    if not writes_guidance(caller):
         return False
-    if caller.sees_whole_city() or gs.organiser_client_id == caller.client_id:
+    if acts_for_city(caller) or gs.organiser_client_id == caller.client_id:
         return True
     return caller.kind == ClientKind.district and caller.district_code == gs.district_code
 
@@ -418,7 +419,7 @@ async def list_sessions(
 async def bookings_of_session(
     *, session: AsyncSession, caller: Identity, gs: GuidanceSession
 ) -> list[Booking]:
-    if not may_organise(caller, gs) and not (caller.sees_whole_city() and not is_parent(caller)):
+    if not may_organise(caller, gs) and not acts_for_city(caller):
         raise Forbidden("The bookings are the organiser's and the district's to see.")
     rows = await session.execute(
         select(Booking).where(Booking.session_id == gs.id).order_by(Booking.booked_at, Booking.id)

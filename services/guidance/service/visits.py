@@ -11,7 +11,7 @@ from services.guidance.errors import FamilyNotFound, VisitNotFound
 from services.guidance.events import VisitRecorded
 from services.guidance.models import Family, HomeVisit
 from services.guidance.schemas import HomeVisitCreate, HomeVisitRead
-from services.guidance.service.common import WRITE_SCOPE, as_utc, check_area, is_parent, new_id, utcnow
+from services.guidance.service.common import as_utc, check_area, new_id, utcnow, writes_guidance
 from services.guidance.service.families import get_visible_family
 from shared.errors import Forbidden, invalid
 from shared.events.outbox import emit
@@ -36,7 +36,7 @@ def to_read(visit: HomeVisit) -> HomeVisitRead:
 
 
 async def record_visit(*, session: AsyncSession, caller: Identity, data: HomeVisitCreate) -> HomeVisit:
-    if is_parent(caller) or not caller.has_scope(WRITE_SCOPE):
+    if not writes_guidance(caller):
         raise Forbidden("This needs the `guidance:write` scope.")
     family = await get_visible_family(session=session, caller=caller, family_id=data.family_id)
     check_area(caller, family.district_code)
