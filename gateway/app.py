@@ -121,12 +121,7 @@ def create_app(
             client, settings.upstreams(), retry_seconds=settings.openapi_refresh_seconds
         )
         app.state.hasher = await asyncio.to_thread(SecretHasher, settings.secret_hashing)
-        app.state.sign_in = SignInGuard(
-            runtime.limiter,
-            settings.sign_in_limits,
-            workers=settings.sign_in_hash_workers,
-            queue=settings.sign_in_hash_queue,
-        )
+        app.state.sign_in = SignInGuard.from_settings(settings, runtime.limiter)
         app.state.phone_keys = PhoneKeys.from_settings(settings)
         app.state.device_bus = DeviceBus.from_settings(settings)
         app.state.engine = engine

@@ -88,18 +88,19 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
 
 
 class SignInLimits(BaseModel):
-    """Buckets for sign-in attempts (client secrets and parents' passwords), taken before any argon2
-    work. Keyed three ways: by address, by account and address, and by account alone. The account-wide
-    bucket refills faster than one address may try one account (`per_account.rate` >
-    `per_account_address.rate`, checked below), so an attacker on one address can never drain it and
-    lock out the account's owner elsewhere; only many addresses at once can, and that is what it is for
-    (a distributed guess at one secret)."""
+    """Buckets of failed sign-ins (wrong client secrets and parents' passwords; a success spends
+    nothing), looked at before any argon2 work. Keyed three ways: by address, by account and address,
+    and by account alone. The account-wide bucket refills faster and holds more than one address's
+    bucket at one account (`per_account` > `per_account_address`, checked below), so an attacker on
+    one address can never drain it and lock out the account's owner elsewhere; only many addresses at
+    once can, and that is what it is for (a distributed guess at one secret). A pair that signed in
+    recently is held to its own bucket only (SignInGuard)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    per_address: RateLimit = RateLimit(rate=2, burst=60)
-    per_account_address: RateLimit = RateLimit(rate=0.2, burst=10)
-    per_account: RateLimit = RateLimit(rate=2, burst=60)
+    per_address: RateLimit = RateLimit(rate=0.1, burst=10)
+    per_account_address: RateLimit = RateLimit(rate=1 / 60, burst=5)
+    per_account: RateLimit = RateLimit(rate=0.1, burst=20)
 
     @model_validator(mode="after")
     def _one_address_cannot_drain_an_account(self) -> SignInLimits:
@@ -134,14 +135,25 @@ class GatewaySettings(PersonalDataKeys):
     # Parents: this many wrong passwords in a row lock the account for `parent_lockout_seconds`.
     parent_max_failures: int = Field(default=5, ge=1)
     parent_lockout_seconds: int = Field(default=900, ge=1)
-    # `GATEWAY_SIGN_IN_LIMITS='{"per_address": {"rate": 2, "burst": 60}}'` (429 with Retry-After). Behind
-    # a load balancer, uvicorn must trust its X-Forwarded-For (FORWARDED_ALLOW_IPS), or every caller
-    # shares the balancer's address and its bucket.
+    # `GATEWAY_SIGN_IN_LIMITS='{"per_address": {"rate": 0.1, "burst": 10}}'`: failed sign-ins allowed
+    # (429 with Retry-After past them). Behind a load balancer, uvicorn must trust its X-Forwarded-For
+    # (FORWARDED_ALLOW_IPS), or every caller shares the balancer's address and its buckets.
     sign_in_limits: SignInLimits = Field(default_factory=SignInLimits)
-    # argon2 runs on this many threads; at most `sign_in_hash_queue` more attempts wait for one, the rest
-    # are refused at once (503), so a flood of guesses cannot queue unbounded hashing ahead of a client.
+    # An (account, address) pair that signed in within this long is known: its argon2 runs on a lane of
+    # its own and only its own failures can refuse it. At most `sign_in_known_max_pairs` are kept in
+    # memory (the oldest forgotten first); with REDIS_URL they are kept in Redis too, for every replica.
+    sign_in_known_seconds: int = Field(default=30 * 86400, ge=60, le=366 * 86400)
+    sign_in_known_max_pairs: int = Field(default=100_000, ge=1, le=10_000_000)
+    # The known lane: this many argon2 threads, at most `sign_in_known_queue` more waiting (then 503).
+    sign_in_known_workers: int = Field(default=2, ge=1, le=64)
+    sign_in_known_queue: int = Field(default=32, ge=0, le=10_000)
+    # The general lane (every other pair, and registrations): this many argon2 threads, a short queue
+    # holding at most one attempt per address, the rest refused at once (503 with Retry-After), so a
+    # flood of guesses never queues hashing ahead of a client. Its threads run this much nicer (Linux;
+    # 0: not at all), so while they hash, the known lane and the event loop keep the cores.
     sign_in_hash_workers: int = Field(default=2, ge=1, le=64)
-    sign_in_hash_queue: int = Field(default=16, ge=0, le=10_000)
+    sign_in_hash_queue: int = Field(default=4, ge=0, le=10_000)
+    sign_in_hash_nice: int = Field(default=10, ge=0, le=19)
     # A disabled client is refused within this many seconds on every gateway replica.
     client_cache_seconds: float = Field(default=3.0, ge=0, le=60)
     # The signed internal identity lives 60 s; one signature is reused per caller for this long.

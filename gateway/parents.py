@@ -19,7 +19,7 @@ from gateway.config import GatewaySettings
 from gateway.errors import TooManyRequests
 from gateway.hashing import SecretHasher
 from gateway.models import ParentAccount
-from gateway.ratelimit import SignInGuard
+from gateway.ratelimit import SignInAttempt, SignInGuard
 from gateway.schemas import ParentRegister, TokenResponse
 from gateway.service import TOKEN_AUDIENCE, TOKEN_ISSUER, sign_token
 from shared.errors import Conflict, Unauthorized
@@ -52,6 +52,7 @@ class LoginClaim:
     """One login attempt, counted before its password is checked. `parent_id` None: no such phone
     (the password is still checked, against a dummy hash, so the answer takes as long)."""
 
+    attempt: SignInAttempt
     parent_id: str | None = None
     password_hash: str | None = None
     enabled: bool = False
@@ -97,11 +98,14 @@ async def register(
     address: str,
     data: ParentRegister,
 ) -> TokenResponse:
-    # Registration hashes a password: the address's sign-in bucket pays for it, like a login.
-    await guard.admit(address=address, account=None)
+    # Registration hashes a password on the general lane, refused to an address whose failures
+    # emptied its bucket; asking for a phone that is taken counts as a failure (it is how numbers
+    # would be enumerated), a new account does not.
+    attempt = await guard.admit(address=address, account=None)
     phone_hash = phones.lookup.digest(data.phone)
     taken = select(ParentAccount.parent_id).where(ParentAccount.phone_hash == phone_hash)
     if (await session.execute(taken)).first() is not None:
+        await guard.settle(attempt, succeeded=False)
         raise Conflict("This phone number is already registered; log in instead.")
     now = datetime.now(UTC)
     sealed = phones.cipher.encrypt(data.phone, context=PHONE)
@@ -110,7 +114,7 @@ async def register(
         phone_hash=phone_hash,
         phone_key_id=sealed.key_id,
         phone_encrypted=sealed.ciphertext,
-        password_hash=await guard.run(hasher.hash, data.password),
+        password_hash=await guard.run(attempt, hasher.hash, data.password),
         family_id=data.family_id,
         created_at=now,
         updated_at=now,
@@ -120,6 +124,8 @@ async def register(
         await session.flush()
     except IntegrityError:  # the same phone registered at the same moment
         raise Conflict("This phone number is already registered; log in instead.") from None
+    # Whoever set the password from here is known here: a login from this address takes the known lane.
+    await guard.remember(account=_account(phone_hash), address=address)
     return parent_token(settings=settings, parent_id=parent.parent_id, family_id=parent.family_id)
 
 
@@ -135,9 +141,28 @@ async def claim_login(
     """Count the attempt before any argon2 work, in one statement (`failed_logins + 1 … RETURNING`),
     so parallel attempts each see their own count: at most `parent_max_failures` of them get a
     password check before the lock. A right password resets the count afterwards (`login`).
-    Raises TooManyRequests when the address or account has tried too often or the account is locked."""
+    Raises TooManyRequests when the address or account has failed too often or the account is locked.
+
+    A known pair (this phone signed in from this address recently) is neither counted nor stopped by
+    the lock: the lock is what strangers' guesses set, and it must not lock the owner out from where
+    the owner signs in (OWASP: lock out untrusted clients only). Its own guesses are held by the
+    bucket of its pair (SignInGuard)."""
     phone_hash = phones.lookup.digest(phone)
-    await guard.admit(address=address, account=f"parent:{phone_hash}")
+    attempt = await guard.admit(address=address, account=_account(phone_hash))
+    if attempt.known:
+        found = (
+            await session.execute(
+                select(
+                    ParentAccount.parent_id,
+                    ParentAccount.password_hash,
+                    ParentAccount.enabled,
+                    ParentAccount.family_id,
+                ).where(ParentAccount.phone_hash == phone_hash)
+            )
+        ).first()
+        if found is None:
+            return LoginClaim(attempt)
+        return LoginClaim(attempt, *found)
     now = datetime.now(UTC)
     counted = (
         await session.execute(
@@ -162,13 +187,17 @@ async def claim_login(
         ).scalar_one_or_none()
         if locked_until is not None and locked_until > now:
             raise _locked_for((locked_until - now).total_seconds())
-        return LoginClaim()
+        return LoginClaim(attempt)
     parent_id, failures, password_hash, enabled, family_id = counted
     if failures > settings.parent_max_failures:
         # The allowance is spent by attempts still being checked: lock now, without checking this one.
         await _lock(session=session, settings=settings, parent_id=parent_id, now=now)
         raise _locked_for(settings.parent_lockout_seconds)
-    return LoginClaim(parent_id, password_hash, enabled, family_id, failures)
+    return LoginClaim(attempt, parent_id, password_hash, enabled, family_id, failures)
+
+
+def _account(phone_hash: str) -> str:
+    return f"parent:{phone_hash}"
 
 
 async def _lock(*, session: AsyncSession, settings: GatewaySettings, parent_id: str, now: datetime) -> None:
@@ -195,12 +224,14 @@ async def login(
 ) -> tuple[TokenResponse | None, Exception | None]:
     """Check the password of a counted attempt. Returns the token, or the refusal to raise once the
     lock (if this failure set one) is committed."""
-    ok = await guard.run(hasher.verify, claim.password_hash, password)
+    ok = await guard.run(claim.attempt, hasher.verify, claim.password_hash, password)
+    succeeded = ok and claim.parent_id is not None and claim.enabled
+    await guard.settle(claim.attempt, succeeded=succeeded)
     if claim.parent_id is None or not claim.enabled:
         return None, WrongCredentials("Wrong phone number or password.")
     now = datetime.now(UTC)
     if not ok:
-        if claim.failures >= settings.parent_max_failures:
+        if not claim.attempt.known and claim.failures >= settings.parent_max_failures:
             await _lock(session=session, settings=settings, parent_id=claim.parent_id, now=now)
         return None, WrongCredentials("Wrong phone number or password.")
     # A right password clears the count (this attempt's too), but not a lock others' failures set since.

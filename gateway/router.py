@@ -73,8 +73,9 @@ async def issue_token(
     guard: GuardDep,
     address: AddressDep,
 ) -> TokenResponse:
-    """OAuth2 client credentials: a short-lived bearer token for the client's scopes. Attempts are
-    limited per address and per client (429 with Retry-After) before any secret is checked."""
+    """OAuth2 client credentials: a short-lived bearer token for the client's scopes. Failed attempts
+    are limited per address and per client (429 with Retry-After, before any secret is checked); a
+    client that signed in from this address recently is checked on a lane of its own."""
     # The front door audits this call under the client id tried (a failure too), never the secret.
     request.state.audit_client_id = client_id
     return await service.issue_token(
@@ -120,8 +121,9 @@ async def login_parent(
     phones: PhoneKeysDep,
     address: AddressDep,
 ) -> TokenResponse:
-    """Phone and password → a `parent` token. Repeated wrong passwords lock the account a while;
-    attempts are limited per address and per account (429 with Retry-After)."""
+    """Phone and password → a `parent` token. Repeated wrong passwords lock the account a while, except
+    from where the parent signed in recently; failures are limited per address and per account (429
+    with Retry-After)."""
     try:
         claim = await parents.claim_login(
             session=session, settings=settings, guard=guard, phones=phones, address=address, phone=body.phone

@@ -166,12 +166,16 @@ async def issue_token(
     client_secret: str,
 ) -> TokenResponse:
     """OAuth2 client credentials → a short-lived HS256 JWT carrying the client's identity. The
-    sign-in buckets are taken first: a refused attempt costs no database read and no argon2."""
-    await guard.admit(address=address, account=f"client:{client_id}")
+    sign-in buckets are looked at first: a refused attempt costs no database read and no argon2; a
+    failure spends them, a success makes (client, address) a known pair (SignInGuard)."""
+    attempt = await guard.admit(address=address, account=f"client:{client_id}")
     client = await session.get(ApiClient, client_id)
-    ok = await guard.run(_secret_matches, hasher, client, client_secret)
-    if client is None or not ok or not client.enabled:
+    ok = await guard.run(attempt, _secret_matches, hasher, client, client_secret)
+    succeeded = client is not None and ok and client.enabled
+    await guard.settle(attempt, succeeded=succeeded)
+    if not succeeded:
         raise InvalidClient("Unknown client, wrong secret, or a disabled client.")
+    assert client is not None
     now = int(time.time())
     claims = {
         "iss": TOKEN_ISSUER,

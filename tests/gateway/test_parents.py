@@ -1,5 +1,6 @@
 """Parents: register and log in with phone and password, a `parent` token, lock-out that holds
-under parallel attempts, sign-in limits, phone numbers never stored in clear."""
+under parallel attempts and spares the owner where the owner signs in, sign-in limits that failures
+spend and successes do not, the known lane, phone numbers never stored in clear."""
 
 from __future__ import annotations
 
@@ -23,9 +24,23 @@ from shared.db import make_engine
 from shared.migrations import downgrade, upgrade
 from shared.pii import Encrypted, KeyedHasher, PiiCipher, decode_key
 from tests.gateway.conftest import Gateway, start_gateway
+from tests.gateway.test_sign_in import hold_slow_guesses, started
 from tests.support import DatabaseFactory
 
 PHONE = "13800138000"
+OWNER = "198.51.100.7"  # where the parent registered: a known address for the account
+
+
+def from_address(gw: Gateway, address: str) -> httpx.AsyncClient:
+    transport = ASGITransport(app=gw.app, client=(address, 4000))
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway")
+
+
+async def register_from_owner(gw: Gateway, password: str = "right-password") -> None:
+    async with from_address(gw, OWNER) as owner:
+        body = {"phone": PHONE, "password": password}
+        registered = await owner.post("/v1/auth/parents/register", json=body)
+        assert registered.status_code == 201, registered.text
 
 
 async def test_a_parent_registers_and_logs_in_for_a_parent_token(gw: Gateway) -> None:
@@ -65,15 +80,19 @@ async def test_repeated_wrong_passwords_lock_the_account(
     databases: DatabaseFactory, keys: dict[str, Any]
 ) -> None:
     async with start_gateway(databases=databases, keys=keys, parent_max_failures=3) as gw:
-        await gw.client.post("/v1/auth/parents/register", json={"phone": PHONE, "password": "right-password"})
+        await register_from_owner(gw)
         wrong = {"phone": PHONE, "password": "wrong-password"}
         codes = [(await gw.client.post("/v1/auth/parents/login", json=wrong)).status_code for _ in range(3)]
         assert codes == [401, 401, 401]
-        locked = await gw.client.post(
-            "/v1/auth/parents/login", json={"phone": PHONE, "password": "right-password"}
-        )
+        right = {"phone": PHONE, "password": "right-password"}
+        locked = await gw.client.post("/v1/auth/parents/login", json=right)
         assert locked.status_code == 429
         assert int(locked.headers["retry-after"]) > 800
+        async with from_address(gw, "192.0.2.30") as newcomer:  # locked from any address not yet known
+            assert (await newcomer.post("/v1/auth/parents/login", json=right)).status_code == 429
+        # Strangers' guesses do not lock the owner out where the owner signs in (OWASP's device lane).
+        async with from_address(gw, OWNER) as owner:
+            assert (await owner.post("/v1/auth/parents/login", json=right)).status_code == 200
         unknown = await gw.client.post(
             "/v1/auth/parents/login", json={"phone": "13900000000", "password": "whatever"}
         )
@@ -90,12 +109,13 @@ async def test_a_right_password_resets_the_failure_count(
     databases: DatabaseFactory, keys: dict[str, Any]
 ) -> None:
     async with start_gateway(databases=databases, keys=keys, parent_max_failures=2) as gw:
-        await gw.client.post("/v1/auth/parents/register", json={"phone": PHONE, "password": "right-password"})
+        await register_from_owner(gw)
         wrong = {"phone": PHONE, "password": "wrong-password"}
         right = {"phone": PHONE, "password": "right-password"}
-        for _ in range(3):
-            assert (await gw.client.post("/v1/auth/parents/login", json=wrong)).status_code == 401
-            assert (await gw.client.post("/v1/auth/parents/login", json=right)).status_code == 200
+        for n in range(3):  # each round from an address not yet known, where attempts are counted
+            async with from_address(gw, f"192.0.2.{n + 1}") as phone:
+                assert (await phone.post("/v1/auth/parents/login", json=wrong)).status_code == 401
+                assert (await phone.post("/v1/auth/parents/login", json=right)).status_code == 200
 
 
 GENEROUS = {  # sign-in buckets out of the way: these tests are about the lock-out itself
@@ -109,9 +129,9 @@ async def test_forty_parallel_wrong_passwords_cannot_get_round_the_lock(
     databases: DatabaseFactory, keys: dict[str, Any]
 ) -> None:
     async with start_gateway(
-        databases=databases, keys=keys, parent_max_failures=5, sign_in_limits=GENEROUS
+        databases=databases, keys=keys, parent_max_failures=5, sign_in_limits=GENEROUS, sign_in_hash_queue=40
     ) as gw:
-        await gw.client.post("/v1/auth/parents/register", json={"phone": PHONE, "password": "right-password"})
+        await register_from_owner(gw)
         hasher = gw.app.state.hasher
         verified = 0
         real_verify = hasher.verify
@@ -123,9 +143,12 @@ async def test_forty_parallel_wrong_passwords_cannot_get_round_the_lock(
 
         hasher.verify = counting_verify
         wrong = {"phone": PHONE, "password": "wrong-password"}
-        replies = await asyncio.gather(
-            *(gw.client.post("/v1/auth/parents/login", json=wrong) for _ in range(40))
-        )
+        phones = [from_address(gw, f"203.0.113.{n + 1}") for n in range(40)]  # forty strangers at once
+        try:
+            replies = await asyncio.gather(*(p.post("/v1/auth/parents/login", json=wrong) for p in phones))
+        finally:
+            for phone in phones:
+                await phone.aclose()
         codes = Counter(r.status_code for r in replies)
         # Each attempt is counted before its password is checked: five checks, then the lock.
         assert verified <= 5 and codes[401] == verified and codes[429] == 40 - verified, codes
@@ -147,20 +170,59 @@ async def test_sign_in_attempts_are_limited_before_any_password_is_checked(
     async with start_gateway(
         databases=databases, keys=keys, parent_max_failures=100, sign_in_limits=limits
     ) as gw:
-        await gw.client.post("/v1/auth/parents/register", json={"phone": PHONE, "password": "right-password"})
+        await register_from_owner(gw)
+        right = {"phone": PHONE, "password": "right-password"}
+        async with from_address(gw, OWNER) as owner:  # successes spend nothing: far past every burst
+            codes = [(await owner.post("/v1/auth/parents/login", json=right)).status_code for _ in range(8)]
+            assert codes == [200] * 8
         wrong = {"phone": PHONE, "password": "wrong-password"}
         codes = [(await gw.client.post("/v1/auth/parents/login", json=wrong)).status_code for _ in range(4)]
         assert codes == [401, 401, 401, 429]
         refused = await gw.client.post("/v1/auth/parents/login", json=wrong)
         assert refused.headers["content-type"] == "application/problem+json"
         assert int(refused.headers["retry-after"]) >= 1
-        # The owner, on another address, still logs in: the limit was this address's on this account.
-        elsewhere = ASGITransport(app=gw.app, client=("198.51.100.7", 4000))
+        # The owner, on an address never seen before, still logs in: the limit was this address's on
+        # this account, and one address cannot empty the account's bucket.
+        elsewhere = ASGITransport(app=gw.app, client=("192.0.2.99", 4000))
         async with httpx.AsyncClient(transport=elsewhere, base_url="http://gateway") as owner:
             right = await owner.post(
                 "/v1/auth/parents/login", json={"phone": PHONE, "password": "right-password"}
             )
             assert right.status_code == 200, right.text
+
+
+async def test_a_known_parent_is_served_while_strangers_fill_the_general_lane(
+    databases: DatabaseFactory, keys: dict[str, Any]
+) -> None:
+    async with start_gateway(
+        databases=databases, keys=keys, sign_in_hash_workers=1, sign_in_hash_queue=1
+    ) as gw:
+        await register_from_owner(gw)
+        release = hold_slow_guesses(gw)
+        general = gw.app.state.sign_in.general
+        strangers = [from_address(gw, f"203.0.113.{n}") for n in range(1, 4)]
+        try:
+            held = []
+            for n, stranger in enumerate(strangers[:2]):
+                guess = {"phone": PHONE, "password": f"slow-guess-{n}"}
+                held.append(asyncio.create_task(stranger.post("/v1/auth/parents/login", json=guess)))
+                await started(general, running=1, waiting=n)
+            full = await strangers[2].post(
+                "/v1/auth/parents/login", json={"phone": PHONE, "password": "slow-guess-2"}
+            )
+            assert full.status_code == 503 and int(full.headers["retry-after"]) >= 1
+            async with from_address(gw, OWNER) as owner:
+                served = await owner.post(
+                    "/v1/auth/parents/login", json={"phone": PHONE, "password": "right-password"}
+                )
+            assert served.status_code == 200, served.text
+            assert not held[0].done()
+            release.set()
+            assert [(await t).status_code for t in held] == [401, 401]
+        finally:
+            release.set()
+            for stranger in strangers:
+                await stranger.aclose()
 
 
 async def test_no_phone_number_is_stored_in_clear(databases: DatabaseFactory, keys: dict[str, Any]) -> None:
