@@ -7,8 +7,9 @@ What it does, all on loopback, in a temporary directory:
 
 1. migrates a SQLite workforce database and bulk-loads `--bans` bans (and their `person` rows) with
    SQLAlchemy Core executemany, in batches of 50,000 — each ban a distinct, valid ID number;
-2. starts a nats-server of its own, then the workforce service and the gateway as uvicorn
-   subprocesses (one worker each, as `cradle up` runs them), the gateway configured as
+2. starts a nats-server of its own and provisions the run's streams on it, then the workforce
+   service and the gateway as uvicorn subprocesses (one worker each, as `cradle up` runs them, with
+   keys made for the run: bench/stack.py), the gateway configured as
    `shared.cli.layout.gateway_env` configures it, with rate limits raised so the limiter never
    refuses the load (the benchmark measures the path, not the limiter);
 3. after `--warmup` unmeasured seconds, sends `POST /v1/ban-checks` for `--seconds` per path, with
@@ -18,8 +19,8 @@ What it does, all on loopback, in a temporary directory:
    (banned or not, as expected); every check writes its audit row, as in production;
 4. prints checks/s, p50 and p99 for both, and the ratio gateway / direct.
 
-The load generator (httpx) shares the machine's cores with the servers: compare the two figures
-with each other, within one run (BASELINES.md).
+The temporary directory is removed at the end. The load generator (httpx) shares the machine's cores
+with the servers: compare the two figures with each other, within one run (BASELINES.md).
 """
 
 from __future__ import annotations
@@ -27,17 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
-import json
-import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -47,18 +42,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from sqlalchemy import create_engine, event
 
-from gateway import service as gateway_service
+from bench.stack import (
+    ADMIN_SECRET,
+    bench_keys,
+    ensure_admin,
+    gateway_env,
+    namespace,
+    processes,
+    provision_streams,
+    service_env,
+    start_nats,
+    uvicorn,
+    wait_healthy,
+    workdir,
+)
 from services.workforce.models import Ban, Person
-from shared.cli.layout import Keys, free_port, gateway_env
-from shared.cli.nats_server import nats_server_args
-from shared.db import make_engine
-from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner, generate_keypair
+from shared.cli.layout import free_port
+from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from shared.migrations import upgrade
-from shared.pii import KeyedHasher, PiiCipher, mask, national_id_check_char, new_key
+from shared.pii import KeyedHasher, PiiCipher, mask, national_id_check_char
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH = 50_000
-ADMIN_SECRET = "bench-admin-" + uuid.uuid4().hex
 
 
 def banned_id(n: int) -> str:
@@ -185,76 +189,16 @@ async def run_load(
     return Result(name, checks, elapsed, latencies, errors)
 
 
-async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{url} exited with {process.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get(url + "/healthz", timeout=1)).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} not healthy within {timeout}s")
-
-
-def uvicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as handle:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                app,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-
-
-@contextlib.contextmanager
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        yield started
-    finally:
-        for process in reversed(started):
-            if process.poll() is None:
-                process.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(10)
-            if process.poll() is None:
-                process.kill()
-
-
-async def ensure_admin(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        from sqlalchemy.ext.asyncio import async_sessionmaker
-
-        async with async_sessionmaker(engine)() as session, session.begin():
-            await gateway_service.ensure_admin_client(session=session, secret=ADMIN_SECRET)
-    finally:
-        await engine.dispose()
-
-
 async def main(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="cradle-bench-ban-"))
-    private_pem, public_pem = generate_keypair()
-    keys = Keys(private_pem, public_pem, {"bench1": base64.b64encode(os.urandom(36)).decode()}, "bench1")
-    pii_key, hmac_key = new_key(), new_key()
-    hasher = KeyedHasher(base64.b64decode(hmac_key))
-    cipher = PiiCipher({"b1": base64.b64decode(pii_key)}, "b1")
+    with workdir("cradle-bench-ban-") as work:
+        await run(args, work)
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    keys = bench_keys()
+    pii = keys.pii["workforce"]  # the bans are sealed and hashed with the keys the service runs with
+    hasher = KeyedHasher(base64.b64decode(pii.hmac_key))
+    cipher = PiiCipher({kid: base64.b64decode(key) for kid, key in pii.keys.items()}, pii.active_key_id)
 
     workforce_db = f"sqlite+aiosqlite:///{work / 'workforce.db'}"
     gateway_db = f"sqlite+aiosqlite:///{work / 'gateway.db'}"
@@ -265,47 +209,30 @@ async def main(args: argparse.Namespace) -> None:
     rows_per_second = await asyncio.to_thread(load_bans, workforce_db, args.bans, hasher, cipher)
     await ensure_admin(gateway_db)
 
-    nats_port, workforce_port, gateway_port = free_port(), free_port(), free_port()
-    nats_url = f"nats://127.0.0.1:{nats_port}"
-    workforce_env = {
-        "WORKFORCE_DATABASE_URL": workforce_db,
-        "CRADLE_INTERNAL_VERIFY_KEY": keys.internal_verify_key,
-        "NATS_URL": nats_url,
-        "CRADLE_EVENT_NAMESPACE": "benchban",
-        "WORKFORCE_PII_KEYS": json.dumps({"b1": pii_key}),
-        "WORKFORCE_PII_ACTIVE_KEY_ID": "b1",
-        "WORKFORCE_PII_HMAC_KEY": hmac_key,
-        "WORKFORCE_JOBS_INTERVAL_SECONDS": "0",
-        "CRADLE_LOG_FORMAT": "json",
-        "CRADLE_LOG_LEVEL": "WARNING",
-    }
+    workforce_port, gateway_port = free_port(), free_port()
+    ns = namespace("benchban")
     unlimited = {"rate": 1_000_000, "burst": 10_000_000}
-    upstreams = {
-        "workforce": f"http://127.0.0.1:{workforce_port}",
-        **{s: f"http://127.0.0.1:{free_port()}" for s in ("registry", "monitoring", "guidance")},
-    }
-    gw_env = gateway_env(base=work, keys=keys, upstreams=upstreams) | {
-        "GATEWAY_DATABASE_URL": gateway_db,
-        "GATEWAY_RATE_LIMITS": json.dumps({"bureau": unlimited, "admin": unlimited}),
-        "CRADLE_LOG_FORMAT": "json",
-        "CRADLE_LOG_LEVEL": "WARNING",
-    }
     with processes() as started:
-        with (work / "nats.log").open("wb") as nats_log:
-            started.append(
-                subprocess.Popen(  # noqa: ASYNC220  (a server for the whole run, not awaited)
-                    nats_server_args(port=nats_port, store_dir=work / "nats"),
-                    stdout=nats_log,
-                    stderr=nats_log,
-                )
-            )
+        nats_url = await start_nats(work, started)
+        await provision_streams(nats_url, ns)  # as `cradle up` does before the services start
+        workforce_env = service_env(
+            "workforce", database_url=workforce_db, keys=keys, nats_url=nats_url, ns=ns
+        ) | {"WORKFORCE_JOBS_INTERVAL_SECONDS": "0"}
+        direct_url, gateway_url = f"http://127.0.0.1:{workforce_port}", f"http://127.0.0.1:{gateway_port}"
+        gw_env = gateway_env(
+            keys=keys,
+            upstreams={"workforce": direct_url},
+            database_url=gateway_db,
+            nats_url=nats_url,
+            ns=ns,
+            rate_limits={"bureau": unlimited, "admin": unlimited},
+        )
         started.append(
             uvicorn("services.workforce.app:create_app", workforce_port, workforce_env, work / "wf.log")
         )
         started.append(uvicorn("gateway.app:create_app", gateway_port, gw_env, work / "gw.log"))
-        direct_url, gateway_url = upstreams["workforce"], f"http://127.0.0.1:{gateway_port}"
-        await wait_healthy(direct_url, started[1])
-        await wait_healthy(gateway_url, started[2])
+        await wait_healthy(direct_url, started[1], log=work / "wf.log")
+        await wait_healthy(gateway_url, started[2], log=work / "gw.log")
 
         async with httpx.AsyncClient(base_url=gateway_url) as client:
             token = await client.post(

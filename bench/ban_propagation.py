@@ -3,9 +3,10 @@ and every facility's credit entry written, p50 / p99 over `--bans` bans, in one 
 
     .venv/bin/python bench/ban_propagation.py [--bans 100] [--facilities 2]
 
-On loopback, in a temporary directory, with SQLite databases: a nats-server of its own, then the
-registry, the workforce and the gateway as uvicorn subprocesses (one worker each, as `cradle up`
-runs them; outbox poll fallback left at its default, so delivery is the commit-woken path). Through
+On loopback, in a temporary directory, with SQLite databases: a nats-server of its own with the run's
+streams provisioned, then the registry, the workforce and the gateway as uvicorn subprocesses (one
+worker each, as `cradle up` runs them, with keys made for the run: bench/stack.py; outbox poll
+fallback left at its default, so delivery is the commit-woken path). Through
 the gateway it applies for and approves `--facilities` facilities, registers `--bans` certified
 practitioners and hires each at every facility. Then, one ban at a time:
 
@@ -25,13 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import date, timedelta
@@ -43,12 +40,23 @@ import httpx
 import nats
 from nats.js.api import StreamConfig
 
-from bench.ban_check import ADMIN_SECRET, ensure_admin, processes, uvicorn, wait_healthy
-from shared.cli.layout import Keys, free_port, gateway_env
-from shared.cli.nats_server import nats_server_args
-from shared.identity import generate_keypair
+from bench.stack import (
+    ADMIN_SECRET,
+    bench_keys,
+    ensure_admin,
+    gateway_env,
+    namespace,
+    processes,
+    provision_streams,
+    service_env,
+    start_nats,
+    uvicorn,
+    wait_healthy,
+    workdir,
+)
+from shared.cli.layout import free_port
 from shared.migrations import upgrade
-from shared.pii import national_id_check_char, new_key
+from shared.pii import national_id_check_char
 
 REVIEWERS = ("EDU", "HEALTH", "FIRE", "SAMR")
 FACILITY = {
@@ -97,53 +105,43 @@ async def floor(nats_url: str, n: int) -> list[float]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="cradle-bench-propagation-"))
-    private_pem, public_pem = generate_keypair()
-    keys = Keys(private_pem, public_pem, {"bench1": base64.b64encode(os.urandom(36)).decode()}, "bench1")
+    with workdir("cradle-bench-propagation-") as work:
+        await start(args, work)
+
+
+async def start(args: argparse.Namespace, work: Path) -> None:
+    keys = bench_keys()
     urls = {
         name: f"sqlite+aiosqlite:///{work / f'{name}.db'}" for name in ("registry", "workforce", "gateway")
     }
     for name, url in urls.items():
         await asyncio.to_thread(upgrade, name, url)
     await ensure_admin(urls["gateway"])
-    pii_key, hmac_key = new_key(), new_key()
 
-    nats_port, registry_port, workforce_port, gateway_port = (free_port() for _ in range(4))
-    nats_url = f"nats://127.0.0.1:{nats_port}"
-    common = {
-        "CRADLE_INTERNAL_VERIFY_KEY": keys.internal_verify_key,
-        "NATS_URL": nats_url,
-        "CRADLE_EVENT_NAMESPACE": "benchprop",
-        "CRADLE_LOG_FORMAT": "json",
-        "CRADLE_LOG_LEVEL": "WARNING",
-    }
-    registry_env = common | {"REGISTRY_DATABASE_URL": urls["registry"]}
-    workforce_env = common | {
-        "WORKFORCE_DATABASE_URL": urls["workforce"],
-        "WORKFORCE_PII_KEYS": json.dumps({"b1": pii_key}),
-        "WORKFORCE_PII_ACTIVE_KEY_ID": "b1",
-        "WORKFORCE_PII_HMAC_KEY": hmac_key,
-        "WORKFORCE_JOBS_INTERVAL_SECONDS": "0",
-    }
+    registry_port, workforce_port, gateway_port = (free_port() for _ in range(3))
+    ns = namespace("benchprop")
     unlimited = {"rate": 1_000_000, "burst": 10_000_000}
     upstreams = {
         "registry": f"http://127.0.0.1:{registry_port}",
         "workforce": f"http://127.0.0.1:{workforce_port}",
-        **{s: f"http://127.0.0.1:{free_port()}" for s in ("monitoring", "guidance")},
-    }
-    gw_env = gateway_env(base=work, keys=keys, upstreams=upstreams) | {
-        "GATEWAY_DATABASE_URL": urls["gateway"],
-        "GATEWAY_RATE_LIMITS": json.dumps({kind: unlimited for kind in ("bureau", "admin", "operator")}),
-        "CRADLE_LOG_FORMAT": "json",
-        "CRADLE_LOG_LEVEL": "WARNING",
     }
     with processes() as started:
-        with (work / "nats.log").open("wb") as log:
-            started.append(
-                subprocess.Popen(  # noqa: ASYNC220  (a server for the whole run, not awaited)
-                    nats_server_args(port=nats_port, store_dir=work / "nats"), stdout=log, stderr=log
-                )
-            )
+        nats_url = await start_nats(work, started)
+        await provision_streams(nats_url, ns)  # as `cradle up` does before the services start
+        registry_env = service_env(
+            "registry", database_url=urls["registry"], keys=keys, nats_url=nats_url, ns=ns
+        )
+        workforce_env = service_env(
+            "workforce", database_url=urls["workforce"], keys=keys, nats_url=nats_url, ns=ns
+        ) | {"WORKFORCE_JOBS_INTERVAL_SECONDS": "0"}
+        gw_env = gateway_env(
+            keys=keys,
+            upstreams=upstreams,
+            database_url=urls["gateway"],
+            nats_url=nats_url,
+            ns=ns,
+            rate_limits={kind: unlimited for kind in ("bureau", "admin", "operator")},
+        )
         started.append(
             uvicorn("services.registry.app:create_app", registry_port, registry_env, work / "reg.log")
         )
@@ -152,8 +150,10 @@ async def main(args: argparse.Namespace) -> None:
         )
         started.append(uvicorn("gateway.app:create_app", gateway_port, gw_env, work / "gw.log"))
         gateway = f"http://127.0.0.1:{gateway_port}"
-        for process, url in zip(started[1:], (*upstreams.values(),)[:2] + (gateway,), strict=True):
-            await wait_healthy(url, process)
+        for process, url, log in zip(
+            started[1:], (*upstreams.values(), gateway), ("reg.log", "wf.log", "gw.log"), strict=True
+        ):
+            await wait_healthy(url, process, log=work / log)
         async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
             await run(args, client, nats_url)
 
@@ -244,11 +244,7 @@ async def run(args: argparse.Namespace, client: httpx.AsyncClient, nats_url: str
             .raise_for_status()
             .json()
         )
-        return {
-            e["id"]
-            for e in record
-            if e.get("source_event_type") == "cradle.workforce.ban.issued"
-        }
+        return {e["id"] for e in record if e.get("source_event_type") == "cradle.workforce.ban.issued"}
 
     ended_ms, credit_ms = [], []
     for n, _person_id in people:

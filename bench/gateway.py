@@ -18,8 +18,11 @@ then runs `wrk` against `GET /v1/facilities/{id}`:
 Rounds alternate direct/gateway/gw-httpx; the median of each is printed with p99, the CPU each
 process spent per request (from /proc), and the ratios. `--profile DIR` samples the registry and
 the gateway with py-spy during one more gateway run (collapsed stacks). The audit log is checked
-afterwards: one record per request, chain intact. Needs `wrk` (apt) and NATS
-(CRADLE_BENCH_NATS_URL, default nats://127.0.0.1:4222) for the registry's event bus.
+afterwards, once the gateways have stopped (each publishes a last signed checkpoint as it stops):
+one record per request, chain intact and held against the newest checkpoint, as `cradle audit verify`
+does. Needs `wrk` (apt) and NATS (CRADLE_BENCH_NATS_URL, default nats://127.0.0.1:4222) for the
+registry's events and the gateways' audit checkpoints, in a namespace of the run's own (`benchgw<hex>`),
+provisioned before the processes start and deleted at the end.
 """
 
 from __future__ import annotations
@@ -27,15 +30,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,17 +45,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from gateway import service as gateway_service
+from bench.stack import (
+    ADMIN_SECRET,
+    NATS_URL,
+    bench_keys,
+    delete_streams,
+    ensure_admin,
+    gateway_env,
+    namespace,
+    processes,
+    provision_streams,
+    service_env,
+    uvicorn,
+    workdir,
+)
+from gateway.audit import ChainKey
 from gateway.audit import count as audit_count
-from gateway.audit import verify as audit_verify
-from shared.cli.layout import free_port
+from gateway.checkpoints import load_verify_key
+from shared.cli.audit import verify_chain
+from shared.cli.layout import Keys, free_port
 from shared.db import make_engine
-from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner, generate_keypair
+from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from shared.migrations import upgrade
 
-ROOT = Path(__file__).resolve().parents[1]
-NATS_URL = os.environ.get("CRADLE_BENCH_NATS_URL", "nats://127.0.0.1:4222")
-ADMIN_SECRET = "bench-admin-secret-" + os.urandom(8).hex()
 FACILITY = {
     "name": "徐汇区天平街道社区托育点",
     "kind": "community_point",
@@ -96,36 +108,11 @@ def measured(run: Callable[[], Result], processes: dict[str, subprocess.Popen[by
     return result
 
 
-def uvicorn(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )
-
-
 def wait_up(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -156,78 +143,70 @@ def wrk(url: str, header: str, *, seconds: int, connections: int) -> Result:
     return Result(rps, p50, p99, total, int(bad.group(1)) if bad else 0)
 
 
-async def bootstrap_admin(url: str) -> None:
+async def audited(url: str) -> int:
     engine = make_engine(url)
     try:
-        from sqlalchemy.ext.asyncio import async_sessionmaker
-
-        async with async_sessionmaker(engine)() as session, session.begin():
-            await gateway_service.ensure_admin_client(session=session, secret=ADMIN_SECRET)
+        return await audit_count(engine)
     finally:
         await engine.dispose()
 
 
-async def audit_state(url: str) -> tuple[int, bool]:
-    engine = make_engine(url)
-    try:
-        return await audit_count(engine), (await audit_verify(engine)).ok
-    finally:
-        await engine.dispose()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+async def chain_intact(url: str, keys: Keys, ns: str) -> str:
+    """`cradle audit verify`'s check: every record's keyed hash and link, held against the newest
+    signed checkpoint on the namespace's stream."""
+    report = await verify_chain(
+        url,
+        key=ChainKey.from_base64(keys.audit_hmac_key),
+        nats_url=NATS_URL,
+        namespace=ns,
+        verify_key=load_verify_key(keys.audit_signing_key),
     )
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        help="also sample both processes with py-spy during one more gateway run; collapsed stacks here",
-    )
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk")
+    if not report.ok:
+        return f"False ({report.problem})"
+    if report.checkpoint is None:
+        return "False (no checkpoint vouches for the records)"
+    return f"True (checkpoint at record {report.checkpoint.seq}, {report.unanchored} newer)"
 
-    workdir = Path(tempfile.mkdtemp(prefix="cradle-bench-gw-"))
-    private_pem, public_pem = generate_keypair()
-    registry_db = f"sqlite+aiosqlite:///{workdir / 'registry.db'}"
-    gateway_db = f"sqlite+aiosqlite:///{workdir / 'gateway.db'}"
+
+def measure(
+    args: argparse.Namespace, work: Path, keys: Keys, ns: str
+) -> tuple[tuple[list[Result], list[Result], list[Result]], str, int]:
+    """Registry and both gateways up, the client and facility made, the wrk rounds; the processes
+    are stopped on return. Returns the rounds, the facility's path and the audit count before them."""
+    registry_db = f"sqlite+aiosqlite:///{work / 'registry.db'}"
+    gateway_db = f"sqlite+aiosqlite:///{work / 'gateway.db'}"
     upgrade("registry", registry_db)
     upgrade("gateway", gateway_db)
-    asyncio.run(bootstrap_admin(gateway_db))
+    asyncio.run(ensure_admin(gateway_db))
     registry_port, gateway_port, httpx_port = free_port(), free_port(), free_port()
     registry_url, gateway_url = f"http://127.0.0.1:{registry_port}", f"http://127.0.0.1:{gateway_port}"
     httpx_gateway_url = f"http://127.0.0.1:{httpx_port}"
-    common = {"CRADLE_LOG_LEVEL": "WARNING", "CRADLE_LOG_FORMAT": "json"}
-    gateway_env = {
-        **common,
-        "GATEWAY_DATABASE_URL": gateway_db,
-        "CRADLE_INTERNAL_SIGNING_KEY": private_pem,
-        "GATEWAY_JWT_KEYS": json.dumps({"bench": os.urandom(32).hex()}),
-        "GATEWAY_JWT_ACTIVE_KID": "bench",
-        "GATEWAY_REGISTRY_URL": registry_url,
-        "GATEWAY_RATE_LIMITS": json.dumps({"bureau": {"rate": 1_000_000, "burst": 1_000_000}}),
-    }
-    processes = [
-        uvicorn(
-            "services.registry.app:create_app",
-            registry_port,
-            {
-                **common,
-                "REGISTRY_DATABASE_URL": registry_db,
-                "CRADLE_INTERNAL_VERIFY_KEY": public_pem,
-                "NATS_URL": NATS_URL,
-                "CRADLE_EVENT_NAMESPACE": "bench" + os.urandom(3).hex(),
-            },
-        ),
-        uvicorn("gateway.app:create_app", gateway_port, {**gateway_env, "GATEWAY_UPSTREAM_CLIENT": "native"}),
-        # The same gateway forwarding through the pooled httpx.AsyncClient instead, for comparison.
-        uvicorn("gateway.app:create_app", httpx_port, {**gateway_env, "GATEWAY_UPSTREAM_CLIENT": "httpx"}),
-    ]
-    try:
+    gw_env = gateway_env(
+        keys=keys,
+        upstreams={"registry": registry_url},
+        database_url=gateway_db,
+        nats_url=NATS_URL,
+        ns=ns,
+        rate_limits={"bureau": {"rate": 1_000_000, "burst": 1_000_000}},
+    )
+    registry_env = service_env("registry", database_url=registry_db, keys=keys, nats_url=NATS_URL, ns=ns)
+    with processes() as started:
+        started += [
+            uvicorn("services.registry.app:create_app", registry_port, registry_env, fast=True),
+            uvicorn(
+                "gateway.app:create_app",
+                gateway_port,
+                {**gw_env, "GATEWAY_UPSTREAM_CLIENT": "native"},
+                fast=True,
+            ),
+            # The same gateway forwarding through the pooled httpx.AsyncClient instead, for comparison.
+            uvicorn(
+                "gateway.app:create_app",
+                httpx_port,
+                {**gw_env, "GATEWAY_UPSTREAM_CLIENT": "httpx"},
+                fast=True,
+            ),
+        ]
         wait_up(registry_url)
         wait_up(gateway_url)
         wait_up(httpx_gateway_url)
@@ -254,16 +233,16 @@ def main() -> None:
                 raise SystemExit(f"could not create the facility: {facility.status_code} {facility.text}")
             path = f"/v1/facilities/{facility.json()['id']}"
             assert http.get(path, headers=bearer).status_code == 200
-        audited_before, _ = asyncio.run(audit_state(gateway_db))
+        audited_before = asyncio.run(audited(gateway_db))
 
-        signer = IdentitySigner(private_pem)
+        signer = IdentitySigner(keys.internal_signing_key)
         identity = Identity(
             client_id=client["client_id"], kind=ClientKind.bureau, bureau="EDU", scopes=["registry:read"]
         )
         direct: list[Result] = []
         through: list[Result] = []
         through_httpx: list[Result] = []
-        named = {"registry": processes[0], "gateway": processes[1], "gateway-httpx": processes[2]}
+        named = {"registry": started[0], "gateway": started[1], "gateway-httpx": started[2]}
         bearer_header = f"Authorization: Bearer {token}"
         for _ in range(args.rounds):
             header = f"{IDENTITY_HEADER}: {signer.sign(identity)}"  # lives 60 s: signed per run
@@ -297,7 +276,7 @@ def main() -> None:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-                for name, process in zip(("registry", "gateway"), processes[:2], strict=True)
+                for name, process in zip(("registry", "gateway"), started[:2], strict=True)
             ]
             wrk(
                 gateway_url + path,
@@ -307,14 +286,37 @@ def main() -> None:
             )
             for sampler in samplers:
                 sampler.wait(60)
-        time.sleep(1.0)  # the audit writer flushes every 200 ms
-        audited_after, chain_ok = asyncio.run(audit_state(gateway_db))
+    return (direct, through, through_httpx), path, audited_before
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="also sample both processes with py-spy during one more gateway run; collapsed stacks here",
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    keys = bench_keys()
+    ns = namespace("benchgw")
+    asyncio.run(provision_streams(NATS_URL, ns))  # as `cradle up` does before the services start
+    try:
+        with workdir("cradle-bench-gw-") as work:
+            results, path, audited_before = measure(args, work, keys, ns)
+            # The gateways have stopped: each published a last checkpoint covering its final flush.
+            audited_after = asyncio.run(audited(f"sqlite+aiosqlite:///{work / 'gateway.db'}"))
+            chain_ok = asyncio.run(chain_intact(f"sqlite+aiosqlite:///{work / 'gateway.db'}", keys, ns))
     finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(20)
-        shutil.rmtree(workdir, ignore_errors=True)
+        asyncio.run(delete_streams(NATS_URL, ns))
+    direct, through, through_httpx = results
 
     def med(results: list[Result], attr: str) -> float:
         return statistics.median(getattr(r, attr) for r in results)

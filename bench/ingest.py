@@ -9,9 +9,9 @@ What it does, on loopback, in a temporary directory:
 1. migrates the monitoring and gateway databases (SQLite files, or a fresh PostgreSQL database for
    monitoring with --backend postgres) and writes a city's worth of approved facilities (one per 10
    cameras) and `--cameras` cameras into monitoring's tables with Core executemany;
-2. starts a nats-server of its own, then the monitoring service and the gateway as uvicorn
-   subprocesses (one worker each, as `cradle up` runs them), rate limits raised so the limiter never
-   refuses the load;
+2. starts a nats-server of its own and provisions the run's streams on it, then the monitoring
+   service and the gateway as uvicorn subprocesses (one worker each, as `cradle up` runs them, with
+   keys made for the run: bench/stack.py), rate limits raised so the limiter never refuses the load;
 3. ceiling: publishes every event of the run, one JSON message each with `Nats-Msg-Id` = event id,
    with `js.publish_async` and all acks awaited (500 in flight at a time), to a stream of the
    benchmark's own on the same server;
@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
 import random
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -50,12 +47,24 @@ import nats
 from nats.js.api import StreamConfig
 from sqlalchemy import insert
 
-from bench.ban_check import ADMIN_SECRET, ensure_admin, processes, uvicorn, wait_healthy
+from bench.stack import (
+    ADMIN_SECRET,
+    bench_keys,
+    ensure_admin,
+    gateway_env,
+    namespace,
+    processes,
+    provision_streams,
+    service_env,
+    start_nats,
+    uvicorn,
+    wait_healthy,
+    workdir,
+)
 from services.monitoring.models import Camera, Facility
-from shared.cli.layout import Keys, free_port, gateway_env
-from shared.cli.nats_server import nats_server_args
+from shared.cli.layout import Keys, free_port
 from shared.db import make_engine
-from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner, generate_keypair
+from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from shared.migrations import upgrade
 
 PG_ADMIN = os.environ.get("CRADLE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -178,9 +187,12 @@ async def post_batches(
 
 
 async def main(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="cradle-bench-ingest-"))
-    private_pem, public_pem = generate_keypair()
-    keys = Keys(private_pem, public_pem, {"bench1": base64.b64encode(os.urandom(36)).decode()}, "bench1")
+    with workdir("cradle-bench-ingest-") as work:
+        await prepare(args, work)
+
+
+async def prepare(args: argparse.Namespace, work: Path) -> None:
+    keys = bench_keys()
     pg_database = None
     if args.backend == "postgres":
         pg_database = f"bench_ingest_{uuid.uuid4().hex[:8]}"
@@ -214,45 +226,32 @@ async def run(
     gateway_db: str,
     cameras: list[tuple[str, str]],
 ) -> None:
-    nats_port, monitoring_port, gateway_port = free_port(), free_port(), free_port()
-    nats_url = f"nats://127.0.0.1:{nats_port}"
-    monitoring_env = {
-        "MONITORING_DATABASE_URL": monitoring_db,
-        "CRADLE_INTERNAL_VERIFY_KEY": keys.internal_verify_key,
-        "NATS_URL": nats_url,
-        "CRADLE_EVENT_NAMESPACE": "benchingest",
-        "MONITORING_JOBS_INTERVAL_SECONDS": "0",
-        "CRADLE_LOG_FORMAT": "json",
-        "CRADLE_LOG_LEVEL": "WARNING",
-    }
+    monitoring_port, gateway_port = free_port(), free_port()
+    ns = namespace("benchingest")
     unlimited = {"rate": 1_000_000, "burst": 10_000_000}
-    upstreams = {
-        "monitoring": f"http://127.0.0.1:{monitoring_port}",
-        **{s: f"http://127.0.0.1:{free_port()}" for s in ("registry", "workforce", "guidance")},
-    }
-    gw_env = gateway_env(base=work, keys=keys, upstreams=upstreams) | {
-        "GATEWAY_DATABASE_URL": gateway_db,
-        "GATEWAY_RATE_LIMITS": json.dumps({"bureau": unlimited, "admin": unlimited}),
-        "CRADLE_LOG_FORMAT": "json",
-        "CRADLE_LOG_LEVEL": "WARNING",
-    }
+    upstreams = {"monitoring": f"http://127.0.0.1:{monitoring_port}"}
     rng = random.Random(2026)
     with processes() as started:
-        with (work / "nats.log").open("wb") as nats_log:
-            started.append(
-                subprocess.Popen(  # noqa: ASYNC220  (a server for the whole run, not awaited)
-                    nats_server_args(port=nats_port, store_dir=work / "nats"),
-                    stdout=nats_log,
-                    stderr=nats_log,
-                )
-            )
+        nats_url = await start_nats(work, started)
+        await provision_streams(nats_url, ns)  # as `cradle up` does before the services start
+        monitoring_env = service_env(
+            "monitoring", database_url=monitoring_db, keys=keys, nats_url=nats_url, ns=ns
+        ) | {"MONITORING_JOBS_INTERVAL_SECONDS": "0"}
+        gw_env = gateway_env(
+            keys=keys,
+            upstreams=upstreams,
+            database_url=gateway_db,
+            nats_url=nats_url,
+            ns=ns,
+            rate_limits={"bureau": unlimited, "admin": unlimited},
+        )
         started.append(
             uvicorn("services.monitoring.app:create_app", monitoring_port, monitoring_env, work / "mon.log")
         )
         started.append(uvicorn("gateway.app:create_app", gateway_port, gw_env, work / "gw.log"))
         gateway_url = f"http://127.0.0.1:{gateway_port}"
-        await wait_healthy(upstreams["monitoring"], started[1])
-        await wait_healthy(gateway_url, started[2])
+        await wait_healthy(upstreams["monitoring"], started[1], log=work / "mon.log")
+        await wait_healthy(gateway_url, started[2], log=work / "gw.log")
         bearer = await video_platform_token(gateway_url)
 
         nc = await nats.connect(nats_url)

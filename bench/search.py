@@ -59,16 +59,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-import nats
 import sniffio  # noqa: F401  (httpx imports it on every request when it is missing: see BASELINES.md)
 import structlog
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from bench.stack import NATS_URL, delete_streams, provision_streams
 from services.registry.demo import seed_facilities
 from shared.cli.layout import free_port
 from shared.db import make_engine
-from shared.events.streams import Namespace, stream_configs
+from shared.events.streams import Namespace
 from shared.identity import (
     IDENTITY_HEADER,
     PUBLIC_IDENTITY,
@@ -80,7 +80,6 @@ from shared.identity import (
 from shared.migrations import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
-NATS_URL = os.environ.get("CRADLE_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 WARMUP_SECONDS = 1.0
 RESIGN_SECONDS = 20.0  # internal tokens live 60 s
 START_TIMEOUT = 30.0
@@ -492,17 +491,6 @@ async def seed(url: str, count: int, namespace: str) -> int:
         await engine.dispose()
 
 
-async def delete_streams(ns: Namespace) -> None:
-    nc = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0)
-    try:
-        js = nc.jetstream(timeout=5)
-        for config in stream_configs(ns, replicas=1):
-            with contextlib.suppress(Exception):
-                await js.delete_stream(config.name)
-    finally:
-        await nc.close()
-
-
 async def run(args: argparse.Namespace, workdir: Path, ns: Namespace, servers: Servers) -> int:
     started = time.perf_counter()
     db_path = workdir / "registry.db"
@@ -530,6 +518,8 @@ async def run(args: argparse.Namespace, workdir: Path, ns: Namespace, servers: S
     (app_dir / "bench_trivial_app.py").write_text(TRIVIAL_APP)
     registry_port, trivial_port = free_port(), free_port()
     common = {"CRADLE_LOG_LEVEL": "WARNING", "CRADLE_LOG_FORMAT": "json"}
+    with phase("provision streams"):
+        await provision_streams(NATS_URL, ns.name)  # as `cradle up` does before the services start
     with phase("start servers"):
         servers.start(
             "registry",
@@ -690,7 +680,7 @@ def main() -> int:
     finally:
         servers.stop()
         with contextlib.suppress(Exception):
-            asyncio.run(delete_streams(ns))
+            asyncio.run(delete_streams(NATS_URL, ns.name))
         shutil.rmtree(workdir, ignore_errors=True)
         signal.signal(signal.SIGTERM, previous_term)
 
