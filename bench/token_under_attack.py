@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,37 +35,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from bench.stack import (
+    NATS_URL,
+    bench_keys,
+    delete_streams,
+    gateway_env,
+    namespace,
+    provision_streams,
+    uvicorn,
+    workdir,
+)
 from gateway import service as gateway_service
-from gateway.config import GatewaySettings, SignInLimits
+from gateway.config import SignInLimits
 from gateway.hashing import Argon2Cost, SecretHasher
 from gateway.schemas import ClientCreate
 from shared.cli.layout import free_port
 from shared.db import make_engine
-from shared.identity import ClientKind, generate_keypair
+from shared.identity import ClientKind
 from shared.migrations import upgrade
-from shared.pii import new_key
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def gateway_env(database_url: str) -> dict[str, str]:
-    private_pem, _ = generate_keypair()
-    env = {
-        "GATEWAY_DATABASE_URL": database_url,
-        "CRADLE_INTERNAL_SIGNING_KEY": private_pem,
-        "GATEWAY_JWT_KEYS": json.dumps({"b1": base64.b64encode(os.urandom(48)).decode()}),
-        "GATEWAY_JWT_ACTIVE_KID": "b1",
-        "GATEWAY_PII_KEYS": json.dumps({"b1": new_key()}),
-        "GATEWAY_PII_ACTIVE_KEY_ID": "b1",
-        "GATEWAY_PII_HMAC_KEY": new_key(),
-        "CRADLE_LOG_LEVEL": "ERROR",
-    }
-    fields = GatewaySettings.model_fields  # settings other work adds (the audit chain's keys)
-    if "audit_hmac_key" in fields:
-        env["GATEWAY_AUDIT_HMAC_KEY"] = new_key()
-    if "audit_signing_key" in fields:
-        env["GATEWAY_AUDIT_SIGNING_KEY"] = generate_keypair()[0]
-    return env
 
 
 async def make_client(database_url: str) -> tuple[str, str]:
@@ -155,20 +140,24 @@ def main() -> None:
     parser.add_argument("--attackers", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="cradle-bench-attack-"))
-    database_url = f"sqlite+aiosqlite:///{workdir / 'gateway.db'}"
-    env = gateway_env(database_url)
+    ns = namespace("benchattack")
+    asyncio.run(provision_streams(NATS_URL, ns))  # the gateway's audit checkpoints go to its stream
+    try:
+        with workdir("cradle-bench-attack-") as work:
+            attack(args, work, ns)
+    finally:
+        asyncio.run(delete_streams(NATS_URL, ns))
+
+
+def attack(args: argparse.Namespace, work: Path, ns: str) -> None:
+    database_url = f"sqlite+aiosqlite:///{work / 'gateway.db'}"
+    env = gateway_env(keys=bench_keys(), upstreams={}, database_url=database_url, nats_url=NATS_URL, ns=ns)
+    env["CRADLE_LOG_LEVEL"] = "ERROR"
     os.environ.update(env)  # the migration reads the PII keys from the environment
     upgrade("gateway", database_url)
     client_id, secret = asyncio.run(make_client(database_url))
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-         "--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )
+    process = uvicorn("gateway.app:create_app", port, env, fast=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -185,7 +174,10 @@ def main() -> None:
         asyncio.run(run(base, client_id, secret, args))
     finally:
         process.terminate()
-        process.wait(15)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(15)
+        if process.poll() is None:
+            process.kill()
 
 
 if __name__ == "__main__":
