@@ -4,9 +4,10 @@
 
 Builds a temp SQLite registry database (migrated, `seed_facilities` writes a plausible city), starts
 the registry as a uvicorn subprocess (one worker, its own event namespace `benchsearch<hex>` on the
-local NATS) and, as the baseline, a trivial FastAPI app (one GET returning a list of 20 small dicts)
-as another uvicorn subprocess. Before measuring, it waits for the registry's outbox relay to publish
-the seeded events, so the relay does not compete with the searches.
+local NATS, its streams provisioned first, as `cradle up` does) and, as the baseline, a trivial
+FastAPI app (one GET returning a list of 20 small dicts) as another uvicorn subprocess. Before
+measuring, it waits for the registry's outbox relay to publish the seeded events, so the relay does
+not compete with the searches.
 
 Every scenario is driven by the same async load generator (uvloop, httpx with `sniffio` installed):
 `--concurrency` workers, each looping on its GET for a 1 s warm-up (not recorded) then `--seconds`
