@@ -25,6 +25,12 @@ class UpstreamUnavailable(ServiceUnavailable):
         self.reason = reason
 
 
+class UpstreamBadReply(UpstreamUnavailable):
+    """A service answered something that is not HTTP/1.1 the gateway can pass on."""
+
+    status, title, type = 502, "Bad gateway", "/problems/bad-gateway"
+
+
 class PayloadTooLarge(CradleError):
     status, title, type = 413, "Payload too large", "/problems/too-large"
 

@@ -8,8 +8,14 @@ from collections.abc import AsyncIterator
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.errors import ClientDisconnected, PayloadTooLarge, ReplyCut, UpstreamUnavailable
-from gateway.upstream import UpstreamClient, UpstreamError, UpstreamTimeout
+from gateway.errors import (
+    ClientDisconnected,
+    PayloadTooLarge,
+    ReplyCut,
+    UpstreamBadReply,
+    UpstreamUnavailable,
+)
+from gateway.upstream import UpstreamClient, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from shared.errors import BadRequest
 from shared.identity import IDENTITY_HEADER, IdentitySigner
 
@@ -29,8 +35,11 @@ HOP_BY_HOP = frozenset(
 )
 # The gateway's own server sets these on the way out.
 NOT_RETURNED = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
-# Never passed through from the caller: the gateway is the only source of these.
+# Never passed through from the caller: the gateway is the only source of these. `Expect` is
+# answered by the gateway's own server (uvicorn sends the caller its 100 Continue when the body is
+# read); the service gets a body already in hand, so asking it to continue would only invite a 1xx.
 NOT_FORWARDED = HOP_BY_HOP | {
+    b"expect",
     b"host",
     b"authorization",
     b"content-length",
@@ -100,6 +109,13 @@ class Forwarder:
         self.retry_after = retry_after
 
     def _unavailable(self, service: str, why: str, exc: Exception) -> UpstreamUnavailable:
+        if isinstance(exc, UpstreamProtocolError):
+            return UpstreamBadReply(
+                f"The {service} service answered something that is not valid HTTP/1.1.",
+                retry_after=self.retry_after,
+                service=service,
+                reason=exc.reason,
+            )
         return UpstreamUnavailable(
             f"The {service} service {why}; retry shortly.",
             retry_after=self.retry_after,
@@ -124,12 +140,13 @@ class Forwarder:
         declared: int | None = None
         chunked = False
         headers: list[tuple[bytes, bytes]] = []
+        listed = _connection_options(scope["headers"])
         for name, value in scope["headers"]:
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else -1
             elif name == b"transfer-encoding":
                 chunked = True
-            if name not in NOT_FORWARDED:
+            if name not in NOT_FORWARDED and name not in listed:
                 headers.append((name, value))
         headers.append((b"x-cradle-identity", identity_token.encode()))
         headers.append((b"x-request-id", request_id.encode()))
@@ -169,7 +186,8 @@ class Forwarder:
             raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
         started = False
         try:
-            response_headers = [(name, value) for name, value in upstream.headers if name not in NOT_RETURNED]
+            dropped = NOT_RETURNED | _connection_options(upstream.headers)
+            response_headers = [(name, value) for name, value in upstream.headers if name not in dropped]
             response_headers.extend(extra_headers)
             length = _content_length(upstream.headers)
             if length is not None and length <= self.send_whole_below:
@@ -194,6 +212,17 @@ class Forwarder:
             raise ReplyCut(service, upstream.status) from exc
         finally:
             await upstream.aclose()
+
+
+def _connection_options(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The headers `Connection` names are hop-by-hop too (RFC 9110 §7.6.1)."""
+    named = [
+        token.strip().lower()
+        for name, value in headers
+        if name == b"connection"
+        for token in value.split(b",")
+    ]
+    return frozenset(token for token in named if token)
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

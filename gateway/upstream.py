@@ -22,6 +22,8 @@ import httpx
 Headers = list[tuple[bytes, bytes]]
 Body = bytes | AsyncIterator[bytes] | None
 MAX_BUFFERED = 256 * 1024  # past this much unread reply, stop reading from the service
+# RFC 9110 §9.2.2: a request with one of these may be sent twice with the effect of once.
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
 
 class UpstreamError(Exception):
@@ -83,9 +85,12 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers: Headers = []
         self.headers_done = False
+        self.interim = False  # inside a 1xx response, which is read and dropped
+        self.until_eof = False  # a reply with neither a length nor chunks ends when the service closes
         self.complete = False
         self.keep_alive = False
         self.got_bytes = False
+        self.sent = False  # some of the request reached the socket: the service may have acted on it
         self.head_only = False
         self.buffer: deque[bytes] = deque()
         self.buffered = 0
@@ -104,9 +109,15 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"malformed reply: {exc}"))
             self.close()
+        except httptools.HttpParserUpgrade:
+            self._fail(UpstreamProtocolError("the service switched protocols unasked"))
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.until_eof and self.headers_done and exc is None and not self.complete:
+            self.complete = True  # a clean close is how such a reply ends (RFC 9112 §6.3, rule 8)
+            self._wake()
         if not self.complete:
             self._fail(UpstreamConnectError("the service closed the connection"))
         if self._drained is not None and not self._drained.done():
@@ -125,8 +136,23 @@ class _Connection(asyncio.Protocol):
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # RFC 9110 §15.2: 100 Continue, 103 Early Hints … precede the final reply; never forward
+            # one as if it were the answer. 101 would switch protocols, which the gateway never asks.
+            if status == 101:
+                self._fail(UpstreamProtocolError("the service switched protocols unasked (101)"))
+                self.close()
+                return
+            self.headers = []
+            self.interim = True
+            return
+        self.status = status
         self.keep_alive = self.parser.should_keep_alive()
+        framed = any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
+        if not framed and status not in (204, 304) and not self.head_only:
+            self.until_eof = True
+            self.keep_alive = False
         self.headers_done = True
         if self.head_only:  # the parser cannot know a HEAD reply has no body: end it here
             self.complete = True
@@ -144,6 +170,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.interim:  # the end of a 1xx: the final reply follows on the same connection
+            self.interim = False
+            return
         self.complete = True
         self._wake()
 
@@ -175,6 +204,7 @@ class _Connection(asyncio.Protocol):
     async def write(self, data: bytes, timeout: float) -> None:
         if self.closed or self.transport is None:
             raise self.error or UpstreamConnectError("the connection is closed")
+        self.sent = True
         self.transport.write(data)
         if not self._writable:
             self._drained = self.loop.create_future()
@@ -353,9 +383,12 @@ class NativeUpstream:
                 await connection.read_headers(self.timeout)
             except UpstreamError as exc:
                 pool.discard(connection)
-                # A reused connection the service had just closed: once more on a fresh one.
+                # A reused keep-alive connection the service had just closed or reset, before any
+                # byte of a reply: once more on a fresh one — unless the service may have acted on
+                # a request that is not safe to repeat (a POST would create its record twice).
                 stale = connection.used and not connection.got_bytes and isinstance(exc, UpstreamConnectError)
-                if attempt == 1 and stale and replayable:
+                safe = method in IDEMPOTENT or not connection.sent
+                if attempt == 1 and stale and safe and replayable:
                     continue
                 raise
             except BaseException:

@@ -27,8 +27,10 @@ from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
 from services.workforce.app import create_app as create_workforce
 from services.workforce.config import WorkforceSettings
+from shared.cli.layout import free_port
 from shared.identity import generate_keypair
 from shared.pii import new_key
+from tests.servers import serving
 from tests.support import (
     CHEAP_HASHING,
     MACHINE_NATS_URL,
@@ -209,14 +211,33 @@ SERVICES: dict[str, tuple[type, Any]] = {
 @dataclass
 class Stack(ActsAsClients):
     """The gateway in front of the services a test needs (registry and workforce unless it asks for
-    more), all real, in this process."""
+    more), all real, in this process: reached in-process through `transport`, or (`network=True`)
+    each under its own uvicorn server, through the upstream client production uses."""
 
     gateway: FastAPI
     apps: dict[str, FastAPI]
     client: httpx.AsyncClient
     namespace: str
-    transport: HostTransport  # the gateway's way to the services: drop one to take it "down"
+    transport: HostTransport | None  # the in-process way to the services; None over the network
     tokens: dict[str, str] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def down(self, service: str) -> Iterator[None]:
+        """The service stops answering the gateway (connection refused) until the block ends."""
+        if self.transport is not None:
+            saved = self.transport.transports.pop(service)
+            try:
+                yield
+            finally:
+                self.transport.transports[service] = saved
+            return
+        upstreams = self.gateway.state.runtime.forwarder.upstreams
+        saved_url = upstreams[service]
+        upstreams[service] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        try:
+            yield
+        finally:
+            upstreams[service] = saved_url
 
     @property
     def registry(self) -> FastAPI:
@@ -246,6 +267,7 @@ async def start_stack(
     overrides: dict[str, dict[str, Any]] | None = None,
     workforce_overrides: dict[str, Any] | None = None,
     nats_admin_creds: Path | None = None,  # a server in operator mode: the provisioning credential
+    network: bool = False,
 ) -> AsyncIterator[Stack]:
     overrides = dict(overrides or {})
     if workforce_overrides:
@@ -265,33 +287,40 @@ async def start_stack(
                 **overrides.get(name, {}),
             )
         )
-    transport = HostTransport(apps)
-    gateway = create_gateway(
-        GatewaySettings(
-            database_url=await databases.fresh("gateway"),
-            internal_signing_key=keys["signing"],
-            jwt_keys=keys["jwt_keys"],
-            jwt_active_kid=keys["jwt_active_kid"],
-            pii_keys={"t1": keys["pii_key"]},
-            pii_active_key_id="t1",
-            pii_hmac_key=keys["pii_hmac_key"],
-            audit_hmac_key=keys["audit_hmac_key"],
-            audit_signing_key=keys["audit_signing_key"],
-            nats_url=nats_url,
-            event_namespace=namespace,
-            registry_url="http://registry",
-            workforce_url="http://workforce",
-            monitoring_url="http://monitoring",
-            guidance_url="http://guidance",
-            log_format="console",
-            log_level="WARNING",
-            secret_hashing=CHEAP_HASHING,
-        ),
-        transport=transport,
-    )
     async with contextlib.AsyncExitStack() as stack:
-        for app in (*apps.values(), gateway):
+        for app in apps.values():
             await stack.enter_async_context(running(app))
+        urls = {name: f"http://{name}" for name in SERVICES}
+        transport: HostTransport | None = None
+        if network:  # each service under uvicorn; the gateway reaches them with its native client
+            for name, app in apps.items():
+                urls[name] = await stack.enter_async_context(serving(app))
+        else:
+            transport = HostTransport(apps)
+        gateway = create_gateway(
+            GatewaySettings(
+                database_url=await databases.fresh("gateway"),
+                internal_signing_key=keys["signing"],
+                jwt_keys=keys["jwt_keys"],
+                jwt_active_kid=keys["jwt_active_kid"],
+                pii_keys={"t1": keys["pii_key"]},
+                pii_active_key_id="t1",
+                pii_hmac_key=keys["pii_hmac_key"],
+                audit_hmac_key=keys["audit_hmac_key"],
+                audit_signing_key=keys["audit_signing_key"],
+                nats_url=nats_url,
+                event_namespace=namespace,
+                registry_url=urls["registry"],
+                workforce_url=urls["workforce"],
+                monitoring_url=urls["monitoring"],
+                guidance_url=urls["guidance"],
+                log_format="console",
+                log_level="WARNING",
+                secret_hashing=CHEAP_HASHING,
+            ),
+            transport=transport,
+        )
+        await stack.enter_async_context(running(gateway))
         async with gateway.state.sessionmaker() as session, session.begin():
             await gateway_service.ensure_admin_client(
                 session=session, hasher=gateway.state.hasher, secret=ADMIN_SECRET

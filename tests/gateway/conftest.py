@@ -1,5 +1,11 @@
-"""The gateway in front of the real registry (in this process), with settings a test may change;
-and a registry in a uvicorn subprocess for the tests that kill a service."""
+"""The gateway in front of the real registry, with settings a test may change; and a registry in a
+uvicorn subprocess for the tests that kill a service.
+
+The suite runs as production does: each service under its own uvicorn server on a free port, and
+the gateway reaching it through its native HTTP/1.1 client over real sockets (the in-process
+transport would hide the client's bugs — a forwarded 100 Continue passed every in-process test).
+The servers live in the test's own event loop, so starting one costs about what the in-process
+stack did; a test that brings its own `transport=` still gets the in-process path."""
 
 from __future__ import annotations
 
@@ -24,10 +30,12 @@ from gateway.config import GatewaySettings
 from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
 from shared.cli.layout import free_port
-from tests.conftest import ADMIN_SECRET, ActsAsClients, service_settings
-from tests.support import CHEAP_HASHING, DatabaseFactory, HostTransport, eventually, running
+from tests.conftest import ADMIN_SECRET, ActsAsClients, Stack, service_settings, start_stack
+from tests.servers import serving
+from tests.support import CHEAP_HASHING, DatabaseFactory, eventually, running
 
 ROOT = Path(__file__).resolve().parents[2]
+SERVICE_NAMES = ("registry", "workforce", "monitoring", "guidance")
 
 
 @dataclass
@@ -39,6 +47,7 @@ class Gateway(ActsAsClients):
     database_url: str
     services: dict[str, FastAPI] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)  # where the gateway reaches each service
 
     async def bureau(self, scopes: list[str] | None = None, bureau: str = "EDU") -> dict[str, str]:
         return await self.headers_for(
@@ -93,24 +102,34 @@ async def start_gateway(
     services: dict[str, FastAPI] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     database_url: str | None = None,
-    network: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[Gateway]:
+    """`services` are served under uvicorn and reached with the native client, unless a test passes
+    its own in-process `transport`; a service neither served nor given a `<name>_url` refuses
+    connections (a port nothing listens on)."""
     url = database_url or await databases.fresh("gateway")
     services = services or {}
-    app = create_gateway(
-        gateway_settings(database_url=url, keys=keys, **overrides),
-        transport=None if network else transport or HostTransport(services),
-    )
-    async with running(app):
+    async with contextlib.AsyncExitStack() as stack:
+        urls: dict[str, str] = {}
+        if transport is None:
+            for name in SERVICE_NAMES:
+                if f"{name}_url" in overrides:
+                    urls[name] = overrides.pop(f"{name}_url")
+                elif name in services:
+                    urls[name] = await stack.enter_async_context(serving(services[name]))
+                else:
+                    urls[name] = f"http://127.0.0.1:{free_port()}"
+            overrides |= {f"{name}_url": base for name, base in urls.items()}
+        app = create_gateway(gateway_settings(database_url=url, keys=keys, **overrides), transport=transport)
+        await stack.enter_async_context(running(app))
         async with app.state.sessionmaker() as session, session.begin():
             await gateway_service.ensure_admin_client(
                 session=session, hasher=app.state.hasher, secret=ADMIN_SECRET
             )
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
-        ) as client:
-            yield Gateway(app=app, client=client, database_url=url, services=services)
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+        )
+        yield Gateway(app=app, client=client, database_url=url, services=services, urls=urls)
 
 
 @pytest.fixture
@@ -128,6 +147,35 @@ async def registry_app(
     )
     async with running(app):
         yield app
+
+
+@pytest.fixture
+async def stack(
+    databases: DatabaseFactory, shared_nats_url: str, namespace: str, keys: dict[str, Any]
+) -> AsyncIterator[Stack]:
+    """tests/conftest.py's stack, over real sockets."""
+    async with start_stack(
+        databases=databases, nats_url=shared_nats_url, namespace=namespace, keys=keys, network=True
+    ) as s:
+        yield s
+
+
+@pytest.fixture
+async def full_stack(
+    databases: DatabaseFactory, shared_nats_url: str, namespace: str, keys: dict[str, Any]
+) -> AsyncIterator[Stack]:
+    """tests/conftest.py's full stack (all four services, their scheduled jobs left to the tests),
+    over real sockets."""
+    async with start_stack(
+        databases=databases,
+        nats_url=shared_nats_url,
+        namespace=namespace,
+        keys=keys,
+        services=("registry", "workforce", "monitoring", "guidance"),
+        overrides={"monitoring": {"jobs_interval_seconds": 0}, "workforce": {"jobs_interval_seconds": 0}},
+        network=True,
+    ) as s:
+        yield s
 
 
 @pytest.fixture
@@ -180,6 +228,11 @@ class ServiceProcess:
                 return False
 
         await eventually(up, timeout=30, interval=0.2)
+        # A gateway fetches the service's OpenAPI document as it starts, and generating it holds the
+        # child's event loop for 1–2 s: done here, so a test's short upstream timeout (1 s) times
+        # the request under test, not that.
+        async with httpx.AsyncClient() as client:
+            (await client.get(f"{self.url}/openapi.json", timeout=60)).raise_for_status()
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

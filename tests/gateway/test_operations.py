@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway.openapi import merge
+from shared.cli.layout import free_port
 from tests.gateway.conftest import Gateway, start_gateway
-from tests.support import DatabaseFactory, HostTransport, eventually
+from tests.servers import serving
+from tests.support import DatabaseFactory, eventually
 
 
 async def test_openapi_merges_the_services_with_the_gateways_own(gw: Gateway) -> None:
@@ -43,18 +45,18 @@ async def test_openapi_merges_the_services_with_the_gateways_own(gw: Gateway) ->
 async def test_a_down_service_is_left_out_and_added_once_it_is_up(
     databases: DatabaseFactory, keys: dict[str, Any], registry_app: FastAPI
 ) -> None:
-    transport = HostTransport({})
+    port = free_port()
     async with start_gateway(
-        databases=databases, keys=keys, transport=transport, openapi_refresh_seconds=1
+        databases=databases, keys=keys, registry_url=f"http://127.0.0.1:{port}", openapi_refresh_seconds=1
     ) as gw:
         without = (await gw.client.get("/openapi.json")).json()
         assert "/v1/facilities" not in without["paths"] and "/v1/auth/token" in without["paths"]
-        transport.transports["registry"] = HostTransport({"registry": registry_app}).transports["registry"]
 
         async def merged() -> bool:
             return "/v1/facilities" in (await gw.client.get("/openapi.json")).json()["paths"]
 
-        await eventually(merged, timeout=5, interval=0.3)
+        async with serving(registry_app, port=port):
+            await eventually(merged, timeout=5, interval=0.3)
 
 
 def test_a_schema_two_services_define_differently_is_kept_apart() -> None:

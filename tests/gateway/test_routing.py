@@ -7,29 +7,37 @@ import asyncio
 import json
 import signal
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import GatewaySettings
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from tests.conftest import facility_body
 from tests.gateway.conftest import Gateway, ServiceProcess, start_gateway
-from tests.support import DatabaseFactory, HostTransport
+from tests.support import DatabaseFactory
 
 
-class Recording(HostTransport):
-    """The in-process services, remembering the last request the gateway sent them."""
+@dataclass
+class Seen:
+    headers: httpx.Headers
 
-    def __init__(self, apps: dict[str, FastAPI]) -> None:
-        super().__init__(apps)
-        self.seen: list[httpx.Request] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        return await super().handle_async_request(request)
+class Recording:
+    """A service, remembering the headers of every request the gateway sent it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.seen: list[Seen] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.seen.append(Seen(httpx.Headers(scope["headers"])))
+        await self.app(scope, receive, send)
 
 
 async def test_an_unmatched_path_is_a_404_problem(gw: Gateway) -> None:
@@ -49,8 +57,8 @@ async def test_methods_that_are_not_forwarded_are_405(gw: Gateway) -> None:
 async def test_status_headers_and_body_come_back_unchanged(
     databases: DatabaseFactory, keys: dict[str, Any], registry_app: FastAPI
 ) -> None:
-    transport = Recording({"registry": registry_app})
-    async with start_gateway(databases=databases, keys=keys, transport=transport) as gw:
+    transport = Recording(registry_app)
+    async with start_gateway(databases=databases, keys=keys, services={"registry": transport}) as gw:
         headers = await gw.bureau(["registry:read", "registry:write"])
         created = await gw.client.post(
             "/v1/facilities",
@@ -130,7 +138,6 @@ async def gateway_to_process(
     async with start_gateway(
         databases=databases,
         keys=keys,
-        network=True,
         registry_url=registry_process.url,
         upstream_timeout_seconds=1.0,
     ) as gw:

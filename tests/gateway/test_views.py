@@ -34,11 +34,8 @@ DOMAIN_IDS = {
 @contextlib.contextmanager
 def down(stack: Stack, service: str) -> Iterator[None]:
     """The service stops answering the gateway (connection refused) until the block ends."""
-    saved = stack.transport.transports.pop(service)
-    try:
+    with stack.down(service):
         yield
-    finally:
-        stack.transport.transports[service] = saved
 
 
 async def approved_everywhere(stack: Stack, operator: dict[str, str]) -> str:
