@@ -33,6 +33,7 @@ from gateway.schemas import (
     SecretRotation,
     TokenResponse,
 )
+from shared.clock import Timestamp
 from shared.errors import invalid
 from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
 from shared.service import SessionDep
@@ -202,7 +203,7 @@ async def list_audit(
     session: SessionDep,
     _reader: AuditReaderDep,
     client_id: Annotated[str | None, Query(max_length=64, pattern=CLIENT_ID)] = None,
-    since: datetime | None = None,
+    since: Timestamp | None = None,
     path: Annotated[
         str | None, Query(max_length=1024, pattern=r"^/[^\x00-\x1f\x7f]*$", description="A path prefix")
     ] = None,

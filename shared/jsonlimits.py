@@ -5,6 +5,7 @@ here, cheaply, instead of failing (or stalling the process) somewhere inside the
 
 from __future__ import annotations
 
+import json
 import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +28,39 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     not count; malformed JSON is left to the parser (this only measures)."""
     brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
     return len(brackets) > limit and _deeper(brackets, limit)
+
+
+# An escaped UTF-16 surrogate (`\\ud800`): half of a pair, or — alone — not text at all. Python's
+# parser hands a lone one back as a str that no UTF-8 encoder (pydantic-core's, the database
+# driver's) can write, deep inside validation: refused here as malformed JSON instead.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate(body: bytes) -> str | None:
+    """The first lone surrogate in the body's strings or keys, as `U+D800`, or None. Parses only
+    bodies that escape a surrogate at all (rare: a pair is an emoji written ASCII-only)."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # malformed: the route's parser says so
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            found = _LONE.search(item)
+            if found:
+                return f"U+{ord(found.group()):04X}"
+    return None
+
+
+_LONE = re.compile("[\ud800-\udfff]")
 
 
 def _deeper(brackets: bytes, limit: int) -> bool:
@@ -104,6 +138,17 @@ class JsonLimits:
                 detail=f"The JSON body {message}.",
                 errors=[FieldError(field="body", message=message)],
                 extra={"max_depth": self.max_depth},
+            )
+            await response(scope, receive, send)
+            return
+        surrogate = lone_surrogate(body) if may_be_json(scope) else None
+        if surrogate is not None:
+            response = problem_response(
+                status=400,
+                title="Malformed JSON",
+                type_="/problems/malformed-json",
+                detail=f"The body holds a lone surrogate ({surrogate}): not text in any encoding.",
+                errors=[FieldError(field="body", message=f"holds a lone surrogate ({surrogate})")],
             )
             await response(scope, receive, send)
             return

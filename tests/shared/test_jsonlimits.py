@@ -110,3 +110,19 @@ async def test_forms_are_not_measured() -> None:
             "/raw", content=b"a=[[[[", headers={"content-type": "application/x-www-form-urlencoded"}
         )
     assert response.status_code == 200 and response.json() == {"size": 6}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'{"a": "\\ud800"}', 400),  # a lone high surrogate
+        (b'{"\\udfff": 1}', 400),  # a lone low one, in a key
+        (b'{"a": "\\ud83d\\ude00"}', 200),  # a pair: an emoji written ASCII-only
+        (b'{"a": "\\\\ud800"}', 200),  # an escaped backslash, then text
+    ],
+)
+async def test_lone_surrogates_are_malformed_json(body: bytes, status: int) -> None:
+    response = await call(app(), body)
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert "lone surrogate" in response.json()["detail"]
