@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from shared.contracts.types import Code, DecisionRef, DistrictCode, Month, Uuid
+from shared.contracts.types import INT32_MAX, Code, DecisionRef, DistrictCode, Month, Uuid
 from shared.events.envelope import DomainEvent
 
 IncidentCategory = Literal["abuse", "injury", "illness_outbreak", "food_safety", "fire", "other"]
@@ -41,7 +41,7 @@ class AlertFacts(DomainEvent):
     type: Annotated[str, Field(min_length=1, max_length=48)]
     severity: Literal["info", "low", "medium", "high", "critical"]
     status: Literal["open", "acknowledged", "resolved", "escalated"]
-    count: Annotated[int, Field(ge=1)]
+    count: Annotated[int, Field(ge=1, le=INT32_MAX)]
 
     def subject_id(self) -> str:
         return self.alert_id
@@ -103,6 +103,37 @@ class IncidentUnfounded(DomainEvent):
     category: IncidentCategory
     decision_ref: DecisionRef
     decided_at: datetime
+
+    def subject_id(self) -> str:
+        return self.incident_id
+
+
+class FindingProposed(DomainEvent):
+    """A district's abuse finding, waiting for EDU's confirmation: it names nobody and bans nobody."""
+
+    event_type: ClassVar[str] = "cradle.monitoring.finding.proposed"
+    finding_id: Uuid
+    incident_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    category: IncidentCategory
+    decision_ref: DecisionRef
+    proposed_at: datetime
+
+    def subject_id(self) -> str:
+        return self.incident_id
+
+
+class FindingRejected(DomainEvent):
+    """EDU rejected a proposed finding: the incident is open for a new finding."""
+
+    event_type: ClassVar[str] = "cradle.monitoring.finding.rejected"
+    finding_id: Uuid
+    incident_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    rejected_at: datetime
 
     def subject_id(self) -> str:
         return self.incident_id
@@ -183,6 +214,8 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     IncidentReported,
     IncidentConfirmed,
     IncidentUnfounded,
+    FindingProposed,
+    FindingRejected,
     DeadlineMissed,
     InspectionCompleted,
     RectificationOverdue,

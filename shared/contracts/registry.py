@@ -8,10 +8,10 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from shared.contracts.types import (
+    INT32_MAX,
     ClientId,
     ClockTime,
     Code,
-    Count,
     DistrictCode,
     Month,
     Name,
@@ -24,10 +24,14 @@ from shared.events.envelope import DomainEvent
 FacilityStatus = Literal["submitted", "approved", "rejected", "suspended", "closed"]
 
 
+# Places and children per age class, as the registry takes them (at most 1,000 each).
+PerClass = Annotated[int, Field(ge=0, le=1000)]
+
+
 class Places(BaseModel):
-    infant: Count
-    toddler: Count
-    preschool: Count
+    infant: PerClass
+    toddler: PerClass
+    preschool: PerClass
 
 
 class OpeningHours(BaseModel):
@@ -58,7 +62,7 @@ class FacilityFacts(DomainEvent):
     capacity: Places
     enrolment: Places
     opening_hours: Annotated[list[OpeningHours], Field(max_length=14)]
-    version: Annotated[int, Field(ge=1)]  # consumers ignore an event older than what they hold
+    version: Annotated[int, Field(ge=1, le=INT32_MAX)]  # consumers ignore an event older than what they hold
     occurred_at: datetime
 
     def subject_id(self) -> str:

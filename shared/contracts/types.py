@@ -5,20 +5,32 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
+
+from shared.text import OneLine
 
 # Every id in Cradle is str(uuid.uuid4()): lowercase, 36 characters (the consumers' columns).
 Uuid = Annotated[
     str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ]
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+# For request bodies naming an id that will travel in an event: any case in, lowercase out.
+UuidAnyCase = Annotated[Uuid, BeforeValidator(_lower)]
 DistrictCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 TownCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{9}$")]
 Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 # A decision's reference (文号): the workforce keeps it on the ban, in a 100-character column.
-DecisionRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+DecisionRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), OneLine]
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Count = Annotated[int, Field(ge=0)]
+# Consumers keep counts and versions in INTEGER columns.
+INT32_MAX = 2_147_483_647
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]

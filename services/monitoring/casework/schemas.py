@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.clock import Day, Timestamp
+from shared.contracts.types import DecisionRef, UuidAnyCase
 from shared.text import FreeText
 
 # Text as every service takes it (shared/text.py): no NUL, other control characters or lone surrogates.
@@ -23,7 +24,8 @@ Uuid = Annotated[
 DistrictCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Seed = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,64}$")]
-PractitionerIds = Annotated[list[Uuid], Field(max_length=50)]
+# The contract's own types: what the API takes, the incident.confirmed event can carry.
+PractitionerIds = Annotated[list[UuidAnyCase], Field(max_length=50)]
 
 
 class IncidentCategory(StrEnum):
@@ -102,7 +104,7 @@ class FindingCreate(BaseModel):
     category: IncidentCategory
     abuser_practitioner_ids: PractitionerIds = Field(default_factory=list)
     responsible_manager_ids: PractitionerIds = Field(default_factory=list)
-    decision_ref: Annotated[Text, Field(max_length=200)]
+    decision_ref: DecisionRef
     note: Annotated[Note, Field(max_length=2000)] = ""
 
 
@@ -112,7 +114,7 @@ class FindingConfirm(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    decision_ref: Annotated[Text, Field(max_length=200)] | None = None
+    decision_ref: DecisionRef | None = None
     note: Annotated[Note, Field(max_length=2000)] = ""
 
 
