@@ -105,8 +105,17 @@ PARAMETER_OF = {
     "client": "client_id",
 }
 
+# A device credential of no one's: the facility check answers before the credential is looked up.
+SOME_CREDENTIAL = str(uuid.uuid4())
 FACILITY_ATTACKS = [
     a("GET", "/v1/facilities/{facility}"),
+    a("GET", "/v1/facilities/{facility}/device-credentials"),
+    a("POST", "/v1/facilities/{facility}/device-credentials", body=lambda s: {"label": "摄像头"}),
+    a(
+        "DELETE",
+        "/v1/facilities/{facility}/device-credentials/" + SOME_CREDENTIAL,
+        "DELETE /v1/facilities/{facility_id}/device-credentials/{credential_id}",
+    ),
     a("PATCH", "/v1/facilities/{facility}", body=lambda s: {"name": "被改名的托育点"}),
     a("GET", "/v1/facilities/{facility}/versions"),
     a("GET", "/v1/facilities/{facility}/application"),
@@ -293,8 +302,9 @@ WORKFORCE_ATTACKS = [
     a("POST", "/v1/bans/{ban}/rescind", body=lambda s: {"reason": "x", "authority_ref": "x"}),
     a("POST", "/v1/bans/{ban}/notifications/{facility}/acknowledge"),
     # Not here: hiring the victim's practitioner at one's own facility (POST /v1/employments naming
-    # their practitioner_id). That is the job-change flow by design: whoever holds the person's ID
-    # number learns the practitioner id from the 409 of POST /v1/practitioners, and hires with it.
+    # their practitioner_id) takes no object in its path; it is 404 unless the person is visible to
+    # the hiring operator (tests/workforce/test_hiring.py), the job change going through registering
+    # the person by ID number (POST /v1/practitioners finds the record and grants access).
 ]
 
 MONITORING_ATTACKS = [
@@ -319,6 +329,8 @@ MONITORING_ATTACKS = [
             "decision_ref": "x",
         },
     ),
+    a("POST", "/v1/incidents/{incident}/findings/confirm", body=lambda s: {"note": "x"}),
+    a("POST", "/v1/incidents/{incident}/findings/reject", body=lambda s: {"reason": "x"}),
     a("GET", "/v1/inspections/{inspection}"),
     a(
         "POST",
