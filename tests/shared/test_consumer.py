@@ -90,3 +90,33 @@ async def test_an_unreadable_message_is_parked_at_once_and_the_next_one_still_fl
                 return await session.get(FacilityProjection, facility_id)
 
         assert await eventually(projected)
+
+
+async def test_a_payload_breaking_its_contract_is_parked_at_once_with_the_reason(
+    databases: Any, shared_nats_url: str, namespace: str, keys: dict[str, Any]
+) -> None:
+    """No retry can mend a payload: it is dead-lettered on its first delivery, saying why, and the
+    event itself travels unchanged for a replay once the producer or the consumer is fixed."""
+    ns = Namespace(namespace)
+    async with start_stack(
+        databases=databases, nats_url=shared_nats_url, namespace=namespace, keys=keys
+    ) as stack:
+        await eventually(lambda: stack.workforce.state.bus.connected)
+        broken = CloudEvent(
+            source="/cradle/registry",
+            type=SUBMITTED,
+            data={"facility_id": "not-a-uuid", "name": "托育点", "status": "submitted", "version": 1},
+        )
+        nc = await nats.connect(shared_nats_url)
+        try:
+            await nc.jetstream().publish(ns.subject(SUBMITTED), broken.model_dump_json().encode())
+        finally:
+            await nc.close()
+        [parked] = await eventually(lambda: dead_letters(shared_nats_url, ns))
+        headers = parked.headers or {}
+        assert headers["Cradle-Event-Id"] == broken.id and headers["Cradle-Event-Type"] == SUBMITTED
+        assert headers["Cradle-Original-Subject"] == ns.subject(SUBMITTED)
+        assert "breaks the contract" in headers["Cradle-Error"] and "facility_id" in headers["Cradle-Error"]
+        assert CloudEvent.model_validate_json(parked.data) == broken
+        async with stack.workforce.state.sessionmaker() as session:
+            assert (await session.execute(select(func.count()).select_from(inbox))).scalar_one() == 0
