@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.monitoring.casework.schemas import RiskListItem, RiskReason
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.models import Alert, Facility, Incident, Inspection
+from services.monitoring.service.alerts import DEAD_LETTER
 
 ACTIVE = ("open", "acknowledged")
 WORKFORCE_TYPES = ("ban_issued", "hire_blocked")
@@ -88,8 +89,11 @@ async def compute(
     ids = select(Facility.id).where(scope).scalar_subquery()
     counts: dict[str, dict[str, int]] = defaultdict(dict)
 
+    # A dead letter is the platform's failure, not the facility's: it never raises a risk score.
     critical = and_(
-        Alert.severity == "critical", Alert.status.in_(ACTIVE), Alert.type.not_in(WORKFORCE_TYPES)
+        Alert.severity == "critical",
+        Alert.status.in_(ACTIVE),
+        Alert.type.not_in((*WORKFORCE_TYPES, DEAD_LETTER)),
     )
     recent = Alert.raised_at >= cutoff
     alert_rows = await session.execute(
