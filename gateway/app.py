@@ -25,7 +25,7 @@ from gateway.frontdoor import FrontDoor, GatewayMetrics, Runtime
 from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, ParentAccount
 from gateway.openapi import ServiceDocuments, merge
-from gateway.parents import PARENT_PREFIX, PhoneKeys
+from gateway.parents import PARENT_PREFIX, SEALED_COLUMNS, PhoneKeys
 from gateway.proxy import Forwarder
 from gateway.ratelimit import SignInGuard, make_limiter
 from gateway.router import router
@@ -38,6 +38,7 @@ from shared.identity import IdentitySigner
 from shared.jsonlimits import JsonLimits
 from shared.logging import configure_logging
 from shared.observability import Metrics
+from shared.pii_keys import refuse_lost_keys
 
 TITLE = "Cradle API"
 
@@ -212,6 +213,13 @@ def create_app(
             runtime.metrics.audit_written.set(runtime.audit.written)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    refuse_lost_keys(
+        app,
+        service="gateway",
+        columns=SEALED_COLUMNS,
+        database_url=settings.database_url,
+        configured=settings.pii_keys,
+    )
     return app
 
 

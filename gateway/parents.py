@@ -25,9 +25,12 @@ from gateway.service import TOKEN_AUDIENCE, TOKEN_ISSUER, sign_token
 from shared.errors import Conflict, Unauthorized
 from shared.identity import ClientKind
 from shared.pii import KeyedHasher, PiiCipher
+from shared.pii_keys import SealedColumn
 
 PARENT_PREFIX = "parent-"
 PHONE = "parent.phone"  # the cipher's context: a sealed phone copied into another column won't open
+# Every encrypted field of the gateway, for the start-up key check and `cradle keys rotate`.
+SEALED_COLUMNS = (SealedColumn("parent_account", "phone_key_id", "phone_encrypted", PHONE, "parent_id"),)
 
 
 class WrongCredentials(Unauthorized):

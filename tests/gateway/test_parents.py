@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 from gateway.parents import PHONE as PHONE_CONTEXT
 from shared.db import make_engine
 from shared.migrations import downgrade, upgrade
-from shared.pii import Encrypted, KeyedHasher, PiiCipher, decode_key
+from shared.pii import Encrypted, KeyedHasher, PiiCipher, decode_key, new_key
+from shared.pii_keys import LostKeys
 from tests.gateway.conftest import Gateway, start_gateway
 from tests.gateway.test_sign_in import hold_slow_guesses, started
 from tests.support import DatabaseFactory
@@ -301,3 +302,16 @@ async def test_the_migration_encrypts_existing_phones_with_the_keys_from_the_env
     assert row[0] == KeyedHasher(decode_key(keys["pii_hmac_key"], exact=False)).digest(PHONE)
     cipher = PiiCipher({"t1": decode_key(keys["pii_key"])}, "t1")
     assert cipher.decrypt(Encrypted(row[1], row[2]), context=PHONE_CONTEXT) == PHONE
+
+
+async def test_a_gateway_without_the_key_of_stored_phones_refuses_to_start(
+    databases: DatabaseFactory, keys: dict[str, Any]
+) -> None:
+    url = await databases.fresh("gateway")
+    async with start_gateway(databases=databases, keys=keys, database_url=url) as gw:
+        await register_from_owner(gw)
+    # The key file lost and a new key made: the stored numbers would never open again.
+    stranger = {"pii_keys": {"k-new": new_key()}, "pii_active_key_id": "k-new"}
+    with pytest.raises(LostKeys, match="key id t1, which is not configured"):
+        async with start_gateway(databases=databases, keys=keys, database_url=url, **stranger):
+            pass

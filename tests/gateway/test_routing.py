@@ -206,6 +206,9 @@ async def test_the_route_table_is_configuration(
     monkeypatch.setenv("GATEWAY_JWT_ACTIVE_KID", keys["jwt_active_kid"])
     monkeypatch.setenv("GATEWAY_AUDIT_HMAC_KEY", keys["audit_hmac_key"])
     monkeypatch.setenv("GATEWAY_AUDIT_SIGNING_KEY", keys["audit_signing_key"])
+    monkeypatch.setenv("GATEWAY_PII_KEYS", json.dumps({"t1": keys["pii_key"]}))
+    monkeypatch.setenv("GATEWAY_PII_ACTIVE_KEY_ID", "t1")
+    monkeypatch.setenv("GATEWAY_PII_HMAC_KEY", keys["pii_hmac_key"])
     monkeypatch.setenv(
         "GATEWAY_ROUTES",
         json.dumps([{"pattern": "^/v1/towns(/|$)", "service": "registry", "scopes": ["registry:read"]}]),
