@@ -3,6 +3,7 @@ started from a directory that is not the repository, and stopped cleanly by SIGT
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from shared.cli.layout import free_port
+from tests.support import CHEAP_HASHING
 
 SECRET = "cli-test-admin-secret-0123456789"
 
@@ -46,6 +48,9 @@ def test_cradle_up_serves_the_slice_and_stops_cleanly(tmp_path: Path) -> None:
         "CRADLE_GATEWAY_PORT": str(port),
         "CRADLE_ADMIN_SECRET": SECRET,
         "CRADLE_LOG_FORMAT": "json",
+        # The admin's secret is hashed at start-up and verified per token: production's argon2 cost
+        # is pinned by tests/gateway/test_hashing.py, not paid here.
+        "GATEWAY_SECRET_HASHING": json.dumps(CHEAP_HASHING),
     }
     log_path = tmp_path / "up.log"
     cradle = Path(sys.executable).parent / "cradle"
