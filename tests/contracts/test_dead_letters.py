@@ -107,6 +107,13 @@ async def test_a_dead_letter_alerts_degrades_and_is_replayed_once(
         )
         assert listed.exit_code == 0, listed.output
         assert letter.event_id is not None and letter.event_id[:8] in listed.output
+        shown = await asyncio.to_thread(
+            CliRunner().invoke,
+            cradle,
+            ["dlq", "show", str(letter.seq), "--url", shared_nats_url, "--namespace", namespace],
+        )
+        assert shown.exit_code == 0, shown.output
+        assert letter.event_id in shown.output and "the projection is broken" in shown.output
 
         # Fixed: the replay makes the effect happen, once, and the service is ready again.
         state["broken"] = False
