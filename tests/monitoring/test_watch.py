@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import nats
 from sqlalchemy import select, update
@@ -190,9 +191,16 @@ async def test_silent_cameras_alert_during_opening_hours_only(mon: MonitoringSta
     quiet = await mon.camera(facility["id"])
     settings = mon.monitoring.state.settings
     maker = mon.monitoring.state.sessionmaker
-    now = datetime.now(UTC)
+    # Mid-morning in Shanghai, whatever the clock says: at 23:40 the twenty minutes below would
+    # cross the facility's closing time (the test once failed around Shanghai's midnight).
+    shanghai = ZoneInfo("Asia/Shanghai")
+    now = (datetime.now(shanghai) + timedelta(days=1)).replace(hour=10, minute=0).astimezone(UTC)
     await mon.send([cctv_event(camera), cctv_event(quiet)])
     await mon.monitoring.state.ingest.flush_presence()
+    async with maker() as session, session.begin():  # both heard from at `now`
+        await session.execute(
+            update(Camera).where(Camera.id.in_([camera["id"], quiet["id"]])).values(last_seen_at=now)
+        )
     assert await raise_offline_alerts(maker=maker, settings=settings, now=now) == 0
 
     # Twenty minutes on, with only `camera` heard from in between.
