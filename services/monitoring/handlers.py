@@ -1,6 +1,6 @@
 """Events the monitoring service consumes (contracts in docs/EVENTS.md): the registry's facilities,
-kept as a projection, and the workforce's bans, blocked hires and unacknowledged ban notices, each
-an alert for the facility's district."""
+kept as a projection; the workforce's employments, kept as a projection (whom a finding may name);
+and its bans, blocked hires and unacknowledged ban notices, each an alert for the facility's district."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.monitoring.models import Facility
+from services.monitoring.models import EmploymentRecord, Facility
 from services.monitoring.service.alerts import raise_alert
 from services.monitoring.service.common import as_utc, utcnow
 from shared.contracts import payload_of
 from shared.contracts.registry import FacilityFacts
-from shared.contracts.workforce import BanIssued, BanNotificationUnacknowledged, HireBlocked, StaffingAssessed
+from shared.contracts.workforce import (
+    BanIssued,
+    BanNotificationUnacknowledged,
+    EmploymentEnded,
+    EmploymentStarted,
+    HireBlocked,
+    StaffingAssessed,
+)
 from shared.events.consumer import Handler
 from shared.events.envelope import CloudEvent
 
@@ -138,6 +145,30 @@ async def on_staffing_assessed(event: CloudEvent, session: AsyncSession) -> None
     facility.staffing_shortfall = staffing.shortfall
 
 
+async def on_employment_changed(event: CloudEvent, session: AsyncSession) -> None:
+    """Started or ended: one row per employment, whom a finding may name. An employment ends once,
+    so an `ended` that came first is never undone by its late `started`."""
+    facts = (
+        payload_of(event, EmploymentEnded)
+        if event.type == EmploymentEnded.event_type
+        else payload_of(event, EmploymentStarted)
+    )
+    record = await session.get(EmploymentRecord, facts.employment_id, with_for_update=True)
+    if record is None:
+        record = EmploymentRecord(
+            employment_id=facts.employment_id,
+            practitioner_id=facts.practitioner_id,
+            facility_id=facts.facility_id,
+            updated_at=utcnow(),
+        )
+        session.add(record)
+    if isinstance(facts, EmploymentEnded):
+        record.end_date = facts.end_date
+    else:
+        record.start_date = facts.start_date
+    record.updated_at = utcnow()
+
+
 HANDLERS: dict[str, Handler] = {
     "cradle.registry.facility.submitted": on_facility_changed,
     "cradle.registry.facility.approved": on_facility_changed,
@@ -151,4 +182,6 @@ HANDLERS: dict[str, Handler] = {
     "cradle.workforce.hire.blocked": on_hire_blocked,
     "cradle.workforce.ban_notification.unacknowledged": on_ban_notification_unacknowledged,
     "cradle.workforce.staffing.assessed": on_staffing_assessed,
+    "cradle.workforce.employment.started": on_employment_changed,
+    "cradle.workforce.employment.ended": on_employment_changed,
 }

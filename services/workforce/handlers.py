@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.workforce.models import FacilityProjection, Practitioner
+from services.workforce.models import Employment, FacilityProjection, Practitioner
 from services.workforce.service import staffing
 from services.workforce.service.bans import ban_practitioner_for_incident
-from services.workforce.service.common import as_utc, utcnow
+from services.workforce.service.common import as_utc, shanghai_today, utcnow
 from shared.contracts import payload_of
 from shared.contracts.monitoring import IncidentConfirmed
 from shared.contracts.registry import FacilityFacts
@@ -66,13 +66,50 @@ async def on_facility_changed(event: CloudEvent, session: AsyncSession) -> None:
 on_facility_submitted = on_facility_changed
 
 
+class FindingNamesStrangers(Exception):
+    """A confirmed finding names someone the facility did not employ at or after the incident: nobody
+    is banned on its word, and the event is dead-lettered, where operators look."""
+
+
+async def _not_employed_there(
+    session: AsyncSession, *, incident: IncidentConfirmed, practitioner_ids: list[str]
+) -> list[str]:
+    """The named people with no employment at the incident's facility lasting to the incident's day."""
+    since = shanghai_today(incident.occurred_at or incident.decided_at)
+    rows = await session.execute(
+        select(Employment.practitioner_id).where(
+            Employment.facility_id == incident.facility_id,
+            Employment.practitioner_id.in_(practitioner_ids),
+            or_(Employment.end_date.is_(None), Employment.end_date >= since),
+        )
+    )
+    employed = set(rows.scalars())
+    return [pid for pid in practitioner_ids if pid not in employed]
+
+
 async def on_incident_confirmed(event: CloudEvent, session: AsyncSession) -> None:
     """A confirmed finding bans every named abuser and responsible manager, once: the inbox drops a
-    redelivery, and a re-publish under a new event id finds the ban of this incident already there."""
+    redelivery, and a re-publish under a new event id finds the ban of this incident already there.
+    Every named person is checked first (defence in depth): one stranger, and nobody is banned."""
     incident = payload_of(event, IncidentConfirmed)
     named = [(pid, "abuser") for pid in incident.abuser_practitioner_ids] + [
         (pid, "responsible_manager") for pid in incident.responsible_manager_ids
     ]
+    # The contract guarantees well-formed ids; whether they worked there is ours to check.
+    strangers = await _not_employed_there(
+        session, incident=incident, practitioner_ids=sorted({pid for pid, _ in named})
+    )
+    if strangers:
+        log.error(
+            "incident_names_people_not_employed_there",
+            incident_id=incident.incident_id,
+            facility_id=incident.facility_id,
+            practitioner_ids=strangers,
+        )
+        raise FindingNamesStrangers(
+            f"incident {incident.incident_id} names people not employed at facility "
+            f"{incident.facility_id} at or after the incident: {', '.join(strangers)}; nobody was banned"
+        )
     seen: set[str] = set()
     for practitioner_id, role in named:
         if practitioner_id in seen:
@@ -80,15 +117,7 @@ async def on_incident_confirmed(event: CloudEvent, session: AsyncSession) -> Non
         seen.add(practitioner_id)
         practitioner = (
             await session.execute(select(Practitioner).where(Practitioner.id == practitioner_id))
-        ).scalar_one_or_none()
-        if practitioner is None:
-            # Not ours to invent: the others are still banned, and this is logged for the district.
-            log.error(
-                "incident_names_unknown_practitioner",
-                incident_id=incident.incident_id,
-                practitioner_id=practitioner_id,
-            )
-            continue
+        ).scalar_one()  # an employment row names them, so they exist
         await ban_practitioner_for_incident(
             session=session,
             practitioner=practitioner,
