@@ -21,7 +21,8 @@ GUIDANCE = ["guidance:read", "guidance:write", "guidance:pii", "parent"]
 
 class RouteRule(BaseModel):
     """One line of the route table: a path pattern, the service that serves it, and the scopes of
-    which a caller needs at least one (`admin` always passes). `public` methods need no token."""
+    which a caller needs at least one (`Identity.has_scope`: the admin client passes with the
+    oversight reads its `admin` scope implies). `public` methods need no token."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

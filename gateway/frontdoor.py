@@ -205,7 +205,7 @@ class FrontDoor:
             if caller is rt.public_caller:
                 if method not in route.public_methods:
                     raise Unauthorized("This path needs a token from POST /v1/auth/token.")
-            elif route.scopes and "admin" not in identity.scopes and route.scopes.isdisjoint(identity.scopes):
+            elif route.scopes and not any(identity.has_scope(s) for s in route.scopes):
                 raise MissingScope(f"This path needs one of the scopes: {', '.join(sorted(route.scopes))}.")
             assert rt.forwarder is not None
             outcome["status"] = await rt.forwarder.forward(

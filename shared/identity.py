@@ -34,6 +34,16 @@ class ClientKind(StrEnum):
     public = "public"  # an anonymous caller of the public paths
 
 
+ADMIN_SCOPE = "admin"
+# Separation of duties: the admin client administers clients (`/v1/admin/clients`) and oversees;
+# its `admin` scope stands for these reads and nothing more. Never a write, a review, a ban, an
+# ingest, a `*:pii` (unmasked personal data) or `parent`: each of those is a bureau's, a district's,
+# an operator's or a family's own act, held by that client explicitly.
+ADMIN_OVERSIGHT_SCOPES = frozenset(
+    {"registry:read", "workforce:read", "monitoring:read", "guidance:read", "indicators:read", "audit:read"}
+)
+
+
 class Identity(BaseModel):
     client_id: str
     kind: ClientKind
@@ -44,16 +54,21 @@ class Identity(BaseModel):
     family_id: str | None = None  # a parent's family, for the guidance service
 
     def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        """The admin client holds `admin` and the oversight reads it implies, whatever else its
+        scopes list says; every other client holds exactly what it was granted."""
+        if self.kind == ClientKind.admin:
+            return ADMIN_SCOPE in self.scopes and (scope == ADMIN_SCOPE or scope in ADMIN_OVERSIGHT_SCOPES)
+        return scope in self.scopes and scope != ADMIN_SCOPE
 
     def is_bureau(self, *departments: str) -> bool:
         """A bureau client of one of these departments. Acting for a department (banning, answering
         a background check, confirming a finding) needs both: the `bureau` field alone proves
-        nothing on another kind of client, and the admin client, who administers clients, holds
-        every scope but acts for no department (separation of duties)."""
+        nothing on another kind of client, and the admin client acts for no department."""
         return self.kind == ClientKind.bureau and self.bureau is not None and self.bureau in departments
 
     def sees_whole_city(self) -> bool:
+        """Which facilities (and the records hanging off them) a reader may see: the bureaus and,
+        for oversight, the admin client. Visibility only; what a caller may do is its scopes'."""
         return self.kind in (ClientKind.admin, ClientKind.bureau)
 
     def may_see_facility(self, *, facility_id: str, district_code: str, owner_client_id: str | None) -> bool:

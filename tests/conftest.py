@@ -190,6 +190,16 @@ class ActsAsClients:
             self.tokens["admin"] = await self.token("admin", ADMIN_SECRET)
         return {"Authorization": f"Bearer {self.tokens['admin']}"}
 
+    async def operator(self) -> dict[str, str]:
+        """One operator client, made on first use: facilities are submitted and edited by their
+        operator, never by the admin client (separation of duties)."""
+        if "operator" not in self.tokens:
+            created = await self.new_client(
+                name="测试托育机构", kind="operator", scopes=["registry:read", "registry:write"]
+            )
+            self.tokens["operator"] = await self.token(created["client_id"], created["client_secret"])
+        return {"Authorization": f"Bearer {self.tokens['operator']}"}
+
     async def new_client(self, **body: Any) -> dict[str, Any]:
         response = await self.client.post("/v1/admin/clients", json=body, headers=await self.admin())
         assert response.status_code == 201, response.text

@@ -54,7 +54,7 @@ def counting(handler: Any, *, fail_first: int = 0) -> tuple[Any, dict[str, int]]
 
 async def submit(stack: Stack, **overrides: Any) -> dict[str, Any]:
     response = await stack.client.post(
-        "/v1/facilities", json=facility_body(**overrides), headers=await stack.admin()
+        "/v1/facilities", json=facility_body(**overrides), headers=await stack.operator()
     )
     assert response.status_code == 201, response.text
     return response.json()
@@ -142,7 +142,7 @@ async def test_a_service_refuses_requests_that_did_not_come_through_the_gateway(
         ).status_code == 401
 
         # A client's own bearer token is not an internal identity either.
-        client_token = (await stack.admin())["Authorization"]
+        client_token = (await stack.operator())["Authorization"]
         response = await direct.post("/v1/facilities", json=body, headers={"Authorization": client_token})
         assert response.status_code == 401
 
@@ -175,7 +175,7 @@ async def test_a_malformed_facility_gets_a_problem_naming_every_bad_field_and_wr
         capacity={"infant": -1, "toddler": 5},
     )
     del body["address"]
-    response = await stack.client.post("/v1/facilities", json=body, headers=await stack.admin())
+    response = await stack.client.post("/v1/facilities", json=body, headers=await stack.operator())
 
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -198,7 +198,7 @@ async def test_a_malformed_facility_gets_a_problem_naming_every_bad_field_and_wr
 
 async def test_an_unknown_town_is_a_422_on_town_code(stack: Stack) -> None:
     response = await stack.client.post(
-        "/v1/facilities", json=facility_body(town_code="310199999"), headers=await stack.admin()
+        "/v1/facilities", json=facility_body(town_code="310199999"), headers=await stack.operator()
     )
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["town_code"]
@@ -207,7 +207,9 @@ async def test_an_unknown_town_is_a_422_on_town_code(stack: Stack) -> None:
 
 async def test_the_event_is_a_cloudevent_carrying_the_request_id(stack: Stack) -> None:
     response = await stack.client.post(
-        "/v1/facilities", json=facility_body(), headers={**await stack.admin(), "X-Request-Id": "req-slice-1"}
+        "/v1/facilities",
+        json=facility_body(),
+        headers={**await stack.operator(), "X-Request-Id": "req-slice-1"},
     )
     assert response.status_code == 201
     assert response.headers["x-request-id"] == "req-slice-1"

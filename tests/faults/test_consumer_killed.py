@@ -33,7 +33,7 @@ from tests.support import DatabaseFactory, NatsProcess, eventually
 EVENTS = 600
 KILL_AFTER = 60  # handled events before the kill: well inside the stream, whatever the machine's pace
 COMPLETED = "cradle.monitoring.inspection.completed"
-ADMIN = Identity(client_id="admin", kind=ClientKind.admin, scopes=["admin"])
+APPLICANT = Identity(client_id="operator-1", kind=ClientKind.operator, scopes=["registry:write"])
 
 
 @pytest.fixture
@@ -92,12 +92,12 @@ async def test_a_registry_killed_mid_stream_and_restarted_applies_each_event_onc
     )
     try:
         await process.start()
-        admin = {IDENTITY_HEADER: IdentitySigner(keys["signing"]).sign(ADMIN)}
+        applicant = {IDENTITY_HEADER: IdentitySigner(keys["signing"]).sign(APPLICANT)}
         facility_ids = []
         async with httpx.AsyncClient(base_url=process.url) as client:
             for n in range(2):
                 created = await client.post(
-                    "/v1/facilities", json=facility_body(name=f"托育点 {n}"), headers=admin
+                    "/v1/facilities", json=facility_body(name=f"托育点 {n}"), headers=applicant
                 )
                 assert created.status_code == 201, created.text
                 facility_ids.append(created.json()["id"])

@@ -127,7 +127,7 @@ async def test_a_cluster_node_killed_under_event_traffic_loses_and_repeats_nothi
         facility = (await mon.approved_facility())["id"]
         device_camera = await mon.camera(facility)
         http_camera = await mon.camera(facility)
-        admin = await stack.admin()
+        applicant = await stack.operator()
 
         device_creds = tmp_path / "device.creds"
         device_id = str(uuid.uuid4())
@@ -195,7 +195,7 @@ async def test_a_cluster_node_killed_under_event_traffic_loses_and_repeats_nothi
         async def applications() -> None:
             for n in range(FACILITIES):
                 created = await stack.client.post(
-                    "/v1/facilities", json=facility_body(name=f"集群托育点 {n}"), headers=admin
+                    "/v1/facilities", json=facility_body(name=f"集群托育点 {n}"), headers=applicant
                 )
                 assert created.status_code == 201, created.text
                 submitted.append(created.json()["id"])

@@ -61,15 +61,15 @@ async def test_requests_during_a_postgres_restart_get_503_never_500_and_nothing_
             databases=db_factories["sqlite"],
             keys=keys,
             services={"registry": registry},
-            rate_limits=DEFAULT_RATE_LIMITS | {"admin": RateLimit(rate=100_000, burst=100_000)},
+            rate_limits=DEFAULT_RATE_LIMITS | {"operator": RateLimit(rate=100_000, burst=100_000)},
         ) as gw,
     ):
-        admin = await gw.admin()
+        applicant = await gw.operator()
         replies: list[Reply] = []
         stop = asyncio.Event()
 
         async def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
-            headers = {**admin, **kwargs.pop("headers", {})}
+            headers = {**applicant, **kwargs.pop("headers", {})}
             return await gw.client.request(method, path, headers=headers, **kwargs)
 
         async def worker() -> None:

@@ -1,5 +1,5 @@
 """The admin client administers clients and acts for no bureau or district (separation of duties):
-its `admin` scope stands for every scope, yet it opens no station, registers no family, records no
+its `admin` scope stands only for oversight reads, so it opens no station, registers no family, records no
 home visit, schedules no session (city-level ones are the bureaus'), publishes nothing, and reads
 no family's personal data. Each refusal writes nothing; the bureau or district does the same."""
 

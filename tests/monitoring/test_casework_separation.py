@@ -1,5 +1,5 @@
 """Separation of duties in the casework: the admin client administers clients and acts for no
-district and no bureau. Its scopes get it through the gateway, but it neither reports, escalates,
+district and no bureau. Its oversight read gets it through the gateway, but it neither reports, escalates,
 finds, confirms nor rejects, draws plans or records inspections, and it does not read the
 districts' unannounced plans. Each refusal leaves the casework as it was."""
 
@@ -73,6 +73,26 @@ async def test_admin_neither_reports_nor_escalates(mon: MonitoringStack) -> None
     assert isinstance(still, Alert) and still.status == "open" and still.incident_id is None
 
 
+async def test_admin_neither_acknowledges_nor_resolves_an_alert_but_reads_it(mon: MonitoringStack) -> None:
+    facility_id = await owned_facility(mon)
+    admin, district = await mon.stack.admin(), await mon.headers("district")
+    camera = await mon.camera(facility_id)
+    assert (await mon.send([cctv_event(camera, "abuse_suspected")])).status_code == 200
+    [alert] = await alerts_where(mon, facility_id=facility_id, type="abuse_suspected")
+    for action in ("ack", "resolve"):
+        body = {"note": "已处理"}
+        refused = await mon.client.post(f"/v1/alerts/{alert.id}/{action}", json=body, headers=admin)
+        assert refused.status_code == 403, refused.text
+    [still] = await alerts_where(mon, id=alert.id)
+    assert still.status == "open" and still.version == alert.version
+    read = await mon.client.get(f"/v1/alerts/{alert.id}", headers=admin)
+    assert read.status_code == 200 and read.json()["status"] == "open", read.text
+    acknowledged = await mon.client.post(f"/v1/alerts/{alert.id}/ack", json={}, headers=district)
+    assert acknowledged.status_code == 200 and acknowledged.json()["status"] == "acknowledged", (
+        acknowledged.text
+    )
+
+
 async def test_admin_neither_plans_nor_inspects_nor_reads_the_plans(
     mon: MonitoringStack, keys: dict[str, Any]
 ) -> None:
@@ -108,6 +128,8 @@ async def test_admin_neither_plans_nor_inspects_nor_reads_the_plans(
     assert inspection["id"] not in [i["id"] for i in listed]  # planned: not the admin's to see
     result = {"items": [{"code": "food_safety", "passed": True}], "outcome": "pass"}
     refused = await mon.client.post(f"/v1/inspections/{inspection['id']}/result", json=result, headers=admin)
-    assert refused.status_code == 404, refused.text  # it does not see a planned one
+    assert refused.status_code == 403, refused.text  # it holds no `monitoring:write`
+    unseen = await mon.client.get(f"/v1/inspections/{inspection['id']}", headers=admin)
+    assert unseen.status_code == 404, unseen.text  # nor does it see a planned one
     after = (await mon.client.get(f"/v1/inspections/{inspection['id']}", headers=district)).json()
     assert after["status"] == "planned"

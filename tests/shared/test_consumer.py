@@ -47,7 +47,7 @@ async def test_an_event_that_always_fails_is_dead_lettered_after_max_deliver(
         databases=databases, nats_url=shared_nats_url, namespace=namespace, keys=keys
     ) as stack:
         response = await stack.client.post(
-            "/v1/facilities", json=facility_body(), headers=await stack.admin()
+            "/v1/facilities", json=facility_body(), headers=await stack.operator()
         )
         assert response.status_code == 201
 
@@ -81,7 +81,7 @@ async def test_an_unreadable_message_is_parked_at_once_and_the_next_one_still_fl
         assert parked[0].data == b"not json at all"
 
         response = await stack.client.post(
-            "/v1/facilities", json=facility_body(), headers=await stack.admin()
+            "/v1/facilities", json=facility_body(), headers=await stack.operator()
         )
         facility_id = response.json()["id"]
 

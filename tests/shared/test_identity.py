@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import Unauthorized
-from shared.identity import ClientKind, Identity, IdentitySigner, IdentityVerifier, generate_keypair
+from shared.identity import (
+    ADMIN_OVERSIGHT_SCOPES,
+    ClientKind,
+    Identity,
+    IdentitySigner,
+    IdentityVerifier,
+    generate_keypair,
+)
 
 
 def test_a_signed_identity_verifies_with_the_public_key() -> None:
@@ -46,3 +53,54 @@ def test_facility_visibility(caller: Identity, visible: bool) -> None:
     assert (
         caller.may_see_facility(facility_id="f-1", district_code="310104", owner_client_id="owner") is visible
     )
+
+
+ADMIN = Identity(client_id="admin", kind=ClientKind.admin, scopes=["admin"])
+OVERSIGHT = sorted(ADMIN_OVERSIGHT_SCOPES)
+DOMAIN_ACTS = [
+    "registry:write",
+    "registry:review",
+    "workforce:write",
+    "workforce:ban",
+    "workforce:pii",
+    "monitoring:ingest",
+    "monitoring:write",
+    "guidance:write",
+    "guidance:pii",
+    "parent",
+]
+
+
+def test_the_oversight_reads_are_reads() -> None:
+    assert OVERSIGHT == [
+        "audit:read",
+        "guidance:read",
+        "indicators:read",
+        "monitoring:read",
+        "registry:read",
+        "workforce:read",
+    ]
+
+
+@pytest.mark.parametrize("scope", ["admin", *OVERSIGHT])
+def test_the_admin_scope_implies_the_oversight_reads(scope: str) -> None:
+    assert ADMIN.has_scope(scope)
+
+
+@pytest.mark.parametrize("scope", DOMAIN_ACTS)
+def test_the_admin_client_holds_no_domain_act_nor_pii(scope: str) -> None:
+    assert not ADMIN.has_scope(scope)
+    # Not even granted explicitly: the admin client's row cannot be given a bureau's duties.
+    assert not Identity(client_id="admin", kind=ClientKind.admin, scopes=["admin", scope]).has_scope(scope)
+
+
+def test_an_admin_kind_without_the_admin_scope_holds_nothing() -> None:
+    assert not Identity(client_id="admin", kind=ClientKind.admin).has_scope("registry:read")
+
+
+def test_other_clients_hold_exactly_their_scopes_and_never_admin() -> None:
+    scopes = ["registry:review", "admin"]
+    bureau = Identity(client_id="b", kind=ClientKind.bureau, bureau="EDU", scopes=scopes)
+    assert bureau.has_scope("registry:review")
+    assert not bureau.has_scope("registry:read")
+    assert not bureau.has_scope("admin")

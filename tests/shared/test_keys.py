@@ -33,7 +33,7 @@ from tests.workforce.conftest import new_id_number
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_ID = re.compile(r"k\d{8}-[0-9a-f]{6}")
-ADMIN = Identity(client_id="admin", kind=ClientKind.admin, scopes=["admin"])
+EMPLOYER = Identity(client_id="operator-1", kind=ClientKind.operator, scopes=["workforce:write"])
 POLICE = Identity(
     client_id="police", kind=ClientKind.bureau, bureau="POLICE", scopes=["workforce:read", "workforce:pii"]
 )
@@ -106,7 +106,7 @@ async def test_a_lost_key_file_stops_start_up_and_a_rotation_keeps_every_number_
                             "phone": "13812345678",
                             "nationality": "CN",
                         },
-                        headers={IDENTITY_HEADER: signer.sign(ADMIN)},
+                        headers={IDENTITY_HEADER: signer.sign(EMPLOYER)},
                     )
                     assert created.status_code == 201, created.text
                     people[created.json()["id"]] = number

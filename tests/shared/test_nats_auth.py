@@ -178,7 +178,7 @@ async def test_an_event_flows_from_one_service_to_another_on_their_own_credentia
         nats_admin_creds=trust.creds_path(ADMIN),
     ) as stack:
         response = await stack.client.post(
-            "/v1/facilities", json=facility_body(), headers=await stack.admin()
+            "/v1/facilities", json=facility_body(), headers=await stack.operator()
         )
         assert response.status_code == 201, response.text
 

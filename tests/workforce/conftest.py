@@ -68,6 +68,9 @@ def workforce_settings(
 
 ADMIN = Identity(client_id="admin", kind=ClientKind.admin, scopes=["admin"])
 BUREAU_SCOPES = ["workforce:read", "workforce:write", "workforce:ban", "workforce:pii"]
+# Who acts when a test does not say: EDU, city-wide with every workforce scope. Not the admin
+# client, which administers clients and only reads (masked) here.
+CITY = Identity(client_id="edu-city", kind=ClientKind.bureau, bureau="EDU", scopes=BUREAU_SCOPES)
 
 
 @dataclass
@@ -90,7 +93,7 @@ class WorkforceStack:
     def gateway(self) -> httpx.AsyncClient:
         return self.stack.client
 
-    def sign(self, identity: Identity = ADMIN) -> dict[str, str]:
+    def sign(self, identity: Identity = CITY) -> dict[str, str]:
         return {IDENTITY_HEADER: self.signer.sign(identity)}
 
     def operator(self, *facility_ids: str, scopes: list[str] | None = None) -> dict[str, str]:

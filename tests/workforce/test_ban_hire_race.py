@@ -15,7 +15,7 @@ from services.workforce.schemas import BanCreate, EmploymentCreate
 from services.workforce.service import bans, hiring
 from shared.db import session_scope
 from shared.identity import ClientKind, Identity
-from tests.workforce.conftest import WorkforceStack
+from tests.workforce.conftest import CITY, WorkforceStack
 
 
 async def test_concurrent_ban_and_hire_never_leave_a_banned_person_employed(wf: WorkforceStack) -> None:
@@ -60,7 +60,6 @@ async def _interleaved(
     commit the first. Without the per-person lock the second would not see the first."""
     maker = wf.workforce.state.sessionmaker
     workforce = wf.workforce.state.workforce
-    admin = Identity(client_id="admin", kind=ClientKind.admin, scopes=["admin"])
     police = Identity(client_id="police", kind=ClientKind.bureau, bureau="POLICE", scopes=["workforce:ban"])
     hire_body = EmploymentCreate(
         practitioner_id=str(person["id"]),
@@ -77,7 +76,7 @@ async def _interleaved(
     )
 
     async def hire(session: AsyncSession) -> object:
-        return await hiring.hire(session=session, workforce=workforce, caller=admin, data=hire_body)
+        return await hiring.hire(session=session, workforce=workforce, caller=CITY, data=hire_body)
 
     async def ban(session: AsyncSession) -> object:
         return await bans.issue_ban_from_request(

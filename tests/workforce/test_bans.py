@@ -15,7 +15,7 @@ from services.workforce.app import create_app
 from services.workforce.models import Ban, BanCheck, BanNotification, BanRescission, Employment, HireAttempt
 from shared.identity import ClientKind, Identity, IdentitySigner
 from tests.support import DatabaseFactory, running
-from tests.workforce.conftest import WorkforceStack, new_id_number, workforce_settings
+from tests.workforce.conftest import ADMIN, WorkforceStack, new_id_number, workforce_settings
 
 
 async def test_a_ban_ends_every_active_employment_and_names_the_facilities(wf: WorkforceStack) -> None:
@@ -107,13 +107,14 @@ BAN_SCOPES = ["workforce:read", "workforce:write", "workforce:ban"]
 
 
 async def test_only_edu_and_police_bureau_clients_ban_whatever_scopes_others_hold(wf: WorkforceStack) -> None:
-    """The scope reaches the path; the law decides who acts: the admin (who holds every scope), a
-    district, an operator and a bureau of another department are all refused, and nothing changes."""
+    """The scope reaches the path; the law decides who acts: a district, an operator and a bureau
+    of another department are all refused, and nothing changes. (The admin client holds no
+    `workforce:ban` at all.)"""
     facility = await wf.facility()
     person = await wf.employed(facility)
-    admin_client = Identity(client_id="admin", kind=ClientKind.admin, scopes=["admin"])
+    refused = await wf.ban(person["raw_id_number"], headers=wf.sign(ADMIN))
+    assert refused.status_code == 403, refused.text
     for who in (
-        wf.sign(admin_client),
         wf.district(scopes=BAN_SCOPES),
         wf.operator(facility, scopes=BAN_SCOPES),
         wf.bureau("HEALTH"),
@@ -149,7 +150,7 @@ async def test_a_rescission_is_recorded_beside_the_ban_which_is_never_deleted(wf
         path + "/rescind", json=body, headers=wf.bureau(scopes=["workforce:read"])
     )
     assert not_allowed.status_code == 403
-    for stranger in (wf.sign(), wf.district(scopes=BAN_SCOPES), wf.bureau("HEALTH")):
+    for stranger in (wf.sign(ADMIN), wf.district(scopes=BAN_SCOPES), wf.bureau("HEALTH")):
         refused = await wf.direct.post(path + "/rescind", json=body, headers=stranger)
         assert refused.status_code == 403, refused.text
     edu = wf.bureau("EDU")

@@ -26,9 +26,9 @@ async def reviewers(wf: WorkforceStack) -> dict[str, dict[str, str]]:
 
 
 async def approved_facility(
-    wf: WorkforceStack, admin: dict[str, str], bureaus: dict[str, dict[str, str]], **overrides: Any
+    wf: WorkforceStack, applicant: dict[str, str], bureaus: dict[str, dict[str, str]], **overrides: Any
 ) -> str:
-    submitted = await wf.gateway.post("/v1/facilities", json=facility_body(**overrides), headers=admin)
+    submitted = await wf.gateway.post("/v1/facilities", json=facility_body(**overrides), headers=applicant)
     assert submitted.status_code == 201, submitted.text
     facility_id = submitted.json()["id"]
     for department in DEPARTMENTS:
@@ -45,11 +45,11 @@ async def approved_facility(
 async def test_a_ban_ends_employment_at_two_facilities_and_both_get_a_credit_entry(
     wf: WorkforceStack,
 ) -> None:
-    admin = await wf.stack.admin()
+    admin, applicant = await wf.stack.admin(), await wf.stack.operator()
     bureaus = await reviewers(wf)
-    xuhui = await approved_facility(wf, admin, bureaus)
+    xuhui = await approved_facility(wf, applicant, bureaus)
     jingan = await approved_facility(
-        wf, admin, bureaus, name="静安区托育园", town_code="310106006", lat=31.23, lon=121.45
+        wf, applicant, bureaus, name="静安区托育园", town_code="310106006", lat=31.23, lon=121.45
     )
 
     operator = await wf.stack.headers_for(

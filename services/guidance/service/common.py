@@ -105,8 +105,8 @@ def acts_for_city(caller: Identity) -> bool:
 
 def writes_guidance(caller: Identity) -> bool:
     """`guidance:write` held by a station's, district's or bureau's client; never a parent's account
-    and never the admin client (whose `admin` scope stands for every scope)."""
-    return caller.kind not in (ClientKind.parent, ClientKind.admin) and caller.has_scope(WRITE_SCOPE)
+    (the admin client never holds it: `Identity.has_scope`)."""
+    return caller.kind != ClientKind.parent and caller.has_scope(WRITE_SCOPE)
 
 
 def check_area(caller: Identity, district_code: str) -> None:
@@ -151,7 +151,7 @@ async def linked_family_id(session: AsyncSession, caller: Identity) -> str | Non
 
 
 def sees_families(caller: Identity) -> bool:
-    # Families are personal data: the admin client, which holds every scope, reads none of them.
+    # Families are personal data: the admin client's oversight (`guidance:read`) stops short of them.
     if caller.kind == ClientKind.admin:
         return False
     return caller.has_scope(READ_SCOPE) or caller.has_scope(WRITE_SCOPE)

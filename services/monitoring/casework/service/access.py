@@ -1,6 +1,7 @@
 """Who may do what in the casework, beyond seeing a facility (service/common.py): the supervisors of
 a district are its district client and the EDU bureau (the lead bureau). The admin client
-administers clients and acts for no one (separation of duties), whatever scopes it holds."""
+administers clients and acts for no one (separation of duties): it holds no `monitoring:write`
+(`Identity.has_scope`), so it neither reports nor escalates, and reads no casework here."""
 
 from __future__ import annotations
 
@@ -19,13 +20,6 @@ def supervises(caller: Identity, district_code: str) -> bool:
 def require_supervisor(caller: Identity, district_code: str, what: str) -> None:
     if not supervises(caller, district_code):
         raise Forbidden(f"Only the district's guidance centre or the EDU bureau {what}.")
-
-
-def refuse_admin(caller: Identity, what: str) -> None:
-    """Reporting and escalating are the casework's own acts: not the admin client's, whose scopes
-    open every path but which acts for no one."""
-    if caller.kind == ClientKind.admin:
-        raise Forbidden(f"The admin client administers clients; it does not {what}.")
 
 
 def reads_city(caller: Identity) -> bool:
