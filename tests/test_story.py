@@ -15,16 +15,57 @@ audit chain verifies."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from gateway import audit
 from services.workforce.models import BanCheck
-from tests.conftest import Stack, facility_body
-from tests.support import eventually
+from shared.cli.nats import ADMIN, init_trust
+from tests.conftest import SERVICES, Stack, facility_body, start_stack
+from tests.support import DatabaseFactory, NatsProcess, eventually
 from tests.workforce.conftest import new_id_number
+
+
+@pytest.fixture
+async def full_stack(
+    databases: DatabaseFactory,
+    namespace: str,
+    keys: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Stack]:
+    """The story on a bus that refuses anonymous connections, as `cradle up` runs it: a nats-server of
+    the test's own in operator mode, streams made by the provisioning credential, and every process
+    on its own credential (each may publish only its own subjects)."""
+    trust = init_trust(tmp_path / "trust", namespace=namespace)
+    server = NatsProcess(tmp_path / "nats", trust=trust)
+    await server.start()
+    try:
+        monkeypatch.setenv("NATS_CREDS", str(trust.creds_path("gateway")))  # the stack's gateway
+        own = {name: {"nats_creds": trust.creds_path(name)} for name in SERVICES}
+        no_jobs = {"jobs_interval_seconds": 0}  # the story runs the services' jobs itself
+        async with start_stack(
+            databases=databases,
+            nats_url=server.url,
+            namespace=namespace,
+            keys=keys,
+            services=tuple(SERVICES),
+            overrides={
+                "registry": own["registry"],
+                "workforce": own["workforce"] | no_jobs,
+                "monitoring": own["monitoring"] | no_jobs,
+                "guidance": own["guidance"],
+            },
+            nats_admin_creds=trust.creds_path(ADMIN),
+        ) as stack:
+            yield stack
+    finally:
+        await server.stop()
 
 REVIEWERS = ("EDU", "HEALTH", "FIRE", "SAMR")
 MONITORING = ["monitoring:read", "monitoring:write", "monitoring:ingest"]
