@@ -27,9 +27,10 @@ from gateway.models import ApiClient, ParentAccount
 from gateway.openapi import ServiceDocuments, merge
 from gateway.parents import PARENT_PREFIX, SEALED_COLUMNS, PhoneKeys
 from gateway.proxy import Forwarder
-from gateway.ratelimit import SignInGuard, make_limiter
+from gateway.ratelimit import make_limiter
 from gateway.router import router
 from gateway.routes import RouteTable
+from gateway.sign_in import SignInGuard
 from gateway.upstream import HttpxUpstream, NativeUpstream, UpstreamClient
 from gateway.views import Views
 from shared.db import make_engine

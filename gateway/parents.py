@@ -19,9 +19,9 @@ from gateway.config import GatewaySettings
 from gateway.errors import TooManyRequests
 from gateway.hashing import SecretHasher
 from gateway.models import ParentAccount
-from gateway.ratelimit import SignInAttempt, SignInGuard
 from gateway.schemas import ParentRegister, TokenResponse
 from gateway.service import TOKEN_AUDIENCE, TOKEN_ISSUER, sign_token
+from gateway.sign_in import SignInAttempt, SignInGuard
 from shared.errors import Conflict, Unauthorized
 from shared.identity import ClientKind
 from shared.pii import KeyedHasher, PiiCipher

@@ -21,7 +21,6 @@ from gateway.deps import (
 )
 from gateway.errors import TooManyRequests
 from gateway.parents import PhoneKeys
-from gateway.ratelimit import SignInGuard
 from gateway.schemas import (
     AuditRead,
     ClientCreate,
@@ -33,6 +32,7 @@ from gateway.schemas import (
     SecretRotation,
     TokenResponse,
 )
+from gateway.sign_in import SignInGuard
 from shared.clock import Timestamp
 from shared.errors import invalid
 from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor

@@ -16,8 +16,8 @@ from gateway.config import GatewaySettings
 from gateway.errors import ClientNotFound, InvalidClient
 from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, AuditRecord
-from gateway.ratelimit import SignInGuard
 from gateway.schemas import AuditRead, ClientCreate, ClientCreated, ClientRead, TokenResponse
+from gateway.sign_in import SignInGuard
 from shared.errors import Forbidden, Unauthorized
 from shared.identity import ClientKind, Identity
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from httpx import ASGITransport
 
-from gateway.ratelimit import Lane
+from gateway.sign_in import Lane
 from shared.errors import ServiceUnavailable
 from tests.conftest import ADMIN_SECRET
 from tests.gateway.conftest import Gateway, start_gateway
