@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.identity import ClientKind
+from shared.scalars import Integer
 from shared.text import FreeText, Name
 
 SCOPES = frozenset(
@@ -88,7 +89,7 @@ class ClientCreated(ClientRead):
 class SecretRotation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grace_seconds: int | None = Field(
+    grace_seconds: Integer | None = Field(
         default=None, ge=0, le=30 * 86400, description="How long the current secret keeps working."
     )
 

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from shared.clock import Day, Timestamp
+from shared.scalars import Flag, Integer
 from shared.text import OneLine, line, text
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -246,12 +247,12 @@ class FamilyCreate(BaseModel):
     town_code: TownCode
     guardians: list[GuardianCreate] = Field(min_length=1, max_length=6)
     children: list[ChildCreate] = Field(min_length=1, max_length=8)
-    in_need: bool = False
-    newborn: bool = False
-    grandparent_carers: bool | None = Field(
+    in_need: Flag = False
+    newborn: Flag = False
+    grandparent_carers: Flag | None = Field(
         default=None, description="隔代养育; by default true when a grandparent is among the guardians"
     )
-    has_handbook: bool = Field(default=False, description="Holds the 母子健康手册 (T19)")
+    has_handbook: Flag = Field(default=False, description="Holds the 母子健康手册 (T19)")
 
 
 class FamilyUpdate(BaseModel):
@@ -260,10 +261,10 @@ class FamilyUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    in_need: bool | None = None
-    newborn: bool | None = None
-    grandparent_carers: bool | None = None
-    has_handbook: bool | None = None
+    in_need: Flag | None = None
+    newborn: Flag | None = None
+    grandparent_carers: Flag | None = None
+    has_handbook: Flag | None = None
 
     @model_validator(mode="after")
     def _something_changes(self) -> FamilyUpdate:
@@ -383,7 +384,7 @@ class SessionCreate(BaseModel):
     description: Note2000 = ""
     starts_at: Timestamp
     ends_at: Timestamp | None = None
-    capacity: int = Field(ge=1, le=100_000)
+    capacity: Integer = Field(ge=1, le=100_000)
     place_id: Uuid | None = Field(default=None, validate_default=True)
     district_code: DistrictCode | None = Field(default=None, validate_default=True)
     venue: Note300 = ""
@@ -468,7 +469,7 @@ class AttendanceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family_ids: list[Uuid] = Field(min_length=1, max_length=500)
-    attended: bool = True
+    attended: Flag = True
 
     @field_validator("family_ids")
     @classmethod
@@ -492,8 +493,8 @@ class ResourceCreate(BaseModel):
     title: Text200
     summary: Note2000 = ""
     url: Url | None = None
-    age_from_months: int = Field(ge=0, le=MAX_AGE_MONTHS)
-    age_to_months: int = Field(ge=0, le=MAX_AGE_MONTHS)
+    age_from_months: Integer = Field(ge=0, le=MAX_AGE_MONTHS)
+    age_to_months: Integer = Field(ge=0, le=MAX_AGE_MONTHS)
     topics: list[Topic] = Field(default_factory=list, max_length=10)
     audience: Audience = Audience.parents
 

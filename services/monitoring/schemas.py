@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from shared.clock import Timestamp
 from shared.errors import FieldError
+from shared.scalars import Flag
 from shared.text import Payload, line, text
 
 Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$")]
@@ -45,7 +46,7 @@ class CameraUpdate(BaseModel):
     location: CameraLocation | None = None
     vendor: line(100) | None = None
     label: line(200) | None = None
-    active: bool | None = None
+    active: Flag | None = None
 
 
 class CameraRead(BaseModel):

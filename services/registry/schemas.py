@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.clock import Day
+from shared.scalars import Flag, Integer, Number
 from shared.text import line, text
 
 # Shanghai's bounding box (WGS-84), with a margin for 崇明's islands and 金山's coast.
@@ -56,9 +57,9 @@ class AgeClass(StrEnum):
 class PerAgeClass(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    infant: int = Field(ge=0, le=1000, description="乳儿班, 6–12 months")
-    toddler: int = Field(ge=0, le=1000, description="托小班, 12–24 months")
-    preschool: int = Field(ge=0, le=1000, description="托大班, 24–36 months")
+    infant: Integer = Field(ge=0, le=1000, description="乳儿班, 6–12 months")
+    toddler: Integer = Field(ge=0, le=1000, description="托小班, 12–24 months")
+    preschool: Integer = Field(ge=0, le=1000, description="托大班, 24–36 months")
 
 
 class Capacity(PerAgeClass):
@@ -68,15 +69,15 @@ class Capacity(PerAgeClass):
 class Classes(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    infant: int = Field(default=0, ge=0, le=50)
-    toddler: int = Field(default=0, ge=0, le=50)
-    preschool: int = Field(default=0, ge=0, le=50)
+    infant: Integer = Field(default=0, ge=0, le=50)
+    toddler: Integer = Field(default=0, ge=0, le=50)
+    preschool: Integer = Field(default=0, ge=0, le=50)
 
 
 class OpeningHours(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    days: list[int] = Field(min_length=1, max_length=7, description="1 = Monday … 7 = Sunday")
+    days: list[Integer] = Field(min_length=1, max_length=7, description="1 = Monday … 7 = Sunday")
     opens: str = Field(description="HH:MM")
     closes: str = Field(description="HH:MM")
 
@@ -111,12 +112,12 @@ class FacilityFields(BaseModel):
 
     name: Text200
     kind: FacilityKind
-    inclusive: bool
-    has_nursery_class: bool = False
+    inclusive: Flag
+    has_nursery_class: Flag = False
     town_code: Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
     address: Address
-    lat: float = Field(ge=SHANGHAI_LAT[0], le=SHANGHAI_LAT[1], description="WGS-84, inside Shanghai")
-    lon: float = Field(ge=SHANGHAI_LON[0], le=SHANGHAI_LON[1], description="WGS-84, inside Shanghai")
+    lat: Number = Field(ge=SHANGHAI_LAT[0], le=SHANGHAI_LAT[1], description="WGS-84, inside Shanghai")
+    lon: Number = Field(ge=SHANGHAI_LON[0], le=SHANGHAI_LON[1], description="WGS-84, inside Shanghai")
     operator_name: Text200
     service_modes: list[ServiceMode] = Field(min_length=1, max_length=3)
     capacity: Capacity
@@ -149,11 +150,11 @@ class FacilityUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text200 | None = None
-    inclusive: bool | None = None
-    has_nursery_class: bool | None = None
+    inclusive: Flag | None = None
+    has_nursery_class: Flag | None = None
     address: Address | None = None
-    lat: float | None = Field(default=None, ge=SHANGHAI_LAT[0], le=SHANGHAI_LAT[1])
-    lon: float | None = Field(default=None, ge=SHANGHAI_LON[0], le=SHANGHAI_LON[1])
+    lat: Number | None = Field(default=None, ge=SHANGHAI_LAT[0], le=SHANGHAI_LAT[1])
+    lon: Number | None = Field(default=None, ge=SHANGHAI_LON[0], le=SHANGHAI_LON[1])
     operator_name: Text200 | None = None
     service_modes: list[ServiceMode] | None = Field(default=None, min_length=1, max_length=3)
     capacity: Capacity | None = None
@@ -285,7 +286,7 @@ class AssessmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: AssessmentMethod
-    scores: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")], float] = Field(
+    scores: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")], Number] = Field(
         min_length=1, max_length=30, description="Dimension → score 0–100"
     )
     grade: Annotated[str, StringConstraints(pattern=r"^(A|B|C|D)$")]
@@ -322,7 +323,7 @@ class AssessmentRead(BaseModel):
 class Demonstration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    designated: bool
+    designated: Flag
     reason: Reason
 
 

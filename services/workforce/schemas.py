@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from shared.clock import Day
 from shared.pii import validate_national_id
+from shared.scalars import Flag, Integer, Number
 from shared.text import line, text
 
 # Text as every service takes it (shared/text.py): `Text*` one line, 1–n characters; `Text1000` and
@@ -120,7 +121,7 @@ class PractitionerRead(BaseModel):
 class GradeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    level: int = Field(ge=1, le=5, description="岗位分级 level, 1 (entry) to 5 (senior)")
+    level: Integer = Field(ge=1, le=5, description="岗位分级 level, 1 (entry) to 5 (senior)")
     reason: Text300
 
 
@@ -156,7 +157,7 @@ class TrainingCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     category: TrainingCategory
-    hours: float = Field(gt=0, le=200, description="hours of this course or session")
+    hours: Number = Field(gt=0, le=200, description="hours of this course or session")
     date: Day
     provider: Text200
 
@@ -214,7 +215,7 @@ class EmploymentCreate(BaseModel):
     start_date: Day
     age_class: AgeClass | None = Field(default=None, description="the class a carer works with (ratios)")
     contract_type: ContractType = ContractType.labour_contract
-    social_insurance_paid: bool = Field(default=False, description="社保 paid by the employer")
+    social_insurance_paid: Flag = Field(default=False, description="社保 paid by the employer")
 
 
 class EmploymentEnd(BaseModel):

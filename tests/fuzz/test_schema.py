@@ -6,7 +6,10 @@ times FUZZ_SCALE), drawn from a fixed seed (FUZZ_SEED) so a run repeats; two thi
 aimed at the seeded city's real objects (path parameters, and the ids inside bodies and queries),
 so the fuzzer gets past the 404s into the handlers. Failures are gathered over all operations and
 reported together, each with a curl command that reproduces it. FUZZ_STATS=1 prints the status
-codes each operation answered. Then schemathesis's coverage phase adds every boundary case once.
+codes each operation answered. Then schemathesis's coverage phase adds every boundary case once,
+and a negative phase sends cases that break the document (a wrong type, a value past a limit, an
+unknown property): both must be refused with a 4xx (`negative_data_rejection`), so what the
+document forbids the services refuse.
 
     .venv/bin/python -m pytest tests/fuzz/test_schema.py                      # SQLite, ~4 min
     FUZZ_BACKENDS=sqlite,postgres FUZZ_SCALE=2 .venv/bin/python -m pytest tests/fuzz
@@ -26,10 +29,12 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.config._checks import NegativeDataRejectionConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -59,6 +64,11 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
+# The negative phase: cases that break the document somewhere (a wrong type, a value past a limit, a
+# missing field, an unknown property…), each of which must be refused with a 4xx, never accepted and
+# never a 5xx. A budget per operation (times FUZZ_SCALE) keeps it near a minute.
+NEGATIVE_BUDGET = 4
+REJECTED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
 # Who calls: every kind of client (each holding every scope it may be granted, so the fuzzer gets
 # past the scope checks), a parent of the app, and nobody (no token).
 KINDS = list(BUDGET)
@@ -174,20 +184,32 @@ class Fuzzer:
         return [result.ok() for result in self.schema.get_all_operations()]
 
     def check(
-        self, operation: Any, mode: str, case: Any, headers: dict[str, str], found: dict[tuple[str, ...], str]
+        self,
+        operation: Any,
+        mode: str,
+        case: Any,
+        headers: dict[str, str],
+        found: dict[tuple[str, ...], str],
+        checks: list[Any] = CHECKS,
     ) -> None:
         """Send the case; each kind of failure (operation, mode, check, status) is kept once, with a
         curl command that reproduces it."""
         response = case.call(headers=headers)
         self.statuses[operation.label][response.status_code] += 1
         try:
-            case.validate_response(response, checks=CHECKS, headers=headers)
+            case.validate_response(response, checks=checks, headers=headers)
         except FailureGroup as group:
             for failure in group.exceptions:
                 name = (operation.label, mode, type(failure).__name__, str(response.status_code))
                 found.setdefault(name, f"{failure.title}: {failure.message}\n{case.as_curl_command()}")
 
-    def boundaries(self, operation: Any, headers: dict[str, str], found: dict[tuple[str, ...], str]) -> int:
+    def boundaries(
+        self,
+        operation: Any,
+        headers: dict[str, str],
+        found: dict[tuple[str, ...], str],
+        checks: list[Any] = CHECKS,
+    ) -> int:
         """Schemathesis's coverage phase: for every parameter and body field, the values at and just
         past its limits, missing required ones, wrong types, each once (no randomness). Where the
         path is not what a case varies, it names the seeded objects."""
@@ -213,6 +235,7 @@ class Fuzzer:
                 case,
                 headers,
                 found,
+                checks,
             )
         return calls
 
@@ -223,6 +246,7 @@ class Fuzzer:
         examples: int,
         headers: dict[str, str],
         found: dict[tuple[str, ...], str],
+        checks: list[Any] = CHECKS,
     ) -> int:
         """`examples` cases of `mode`, drawn by hypothesis. Returns the number of calls."""
         key = (operation.label, mode)
@@ -242,7 +266,7 @@ class Fuzzer:
         def run(case: Any) -> None:
             nonlocal calls
             calls += 1
-            self.check(operation, mode.value, case, headers, found)
+            self.check(operation, mode.value, case, headers, found, checks)
 
         try:
             run()
@@ -279,15 +303,47 @@ def test_every_operation_keeps_to_the_document(kind: str, fuzzer: Fuzzer) -> Non
 def test_every_boundary_keeps_to_the_document(fuzzer: Fuzzer) -> None:
     """Schemathesis's coverage phase (deterministic: every limit, missing and mistyped fields,
     unexpected methods; about 5,600 cases) as EDU's bureau client with every scope, whom no scope or
-    object check stops (the admin client holds no write scope)."""
+    object check stops (the admin client holds no write scope). Its
+    negative cases (`on=0` for a date, a number past its maximum…) must be refused with a 4xx."""
     kind = "bureau"
     headers = fuzzer.city.callers[kind]
+    fuzzer.schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+        expected_statuses=REJECTED
+    )
     escaped_before = len(fuzzer.city.bridge.escaped)
     found: dict[tuple[str, ...], str] = {}
     calls = 0
+    checks = [*CHECKS, negative_data_rejection]
     for operation in fuzzer.operations():
         if operation.path.startswith(ANONYMOUS_ONLY):
-            calls += fuzzer.boundaries(operation, {}, found)
+            calls += fuzzer.boundaries(operation, {}, found, checks)
         else:
-            calls += fuzzer.boundaries(operation, headers, found)
+            calls += fuzzer.boundaries(operation, headers, found, checks)
+    fuzzer.verdict(kind, calls, found, escaped_before)
+
+
+def test_every_schema_invalid_request_is_refused(fuzzer: Fuzzer) -> None:
+    """What the document forbids, the services refuse: negative cases (as EDU's bureau client with
+    every scope, whom no scope or object check stops before the validation) answered with a 4xx —
+    a case that is accepted means the document promises more than the code checks, or the code
+    accepts more than it documents."""
+    kind = "bureau"
+    headers = fuzzer.city.callers[kind]
+    fuzzer.schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+        expected_statuses=REJECTED
+    )
+    escaped_before = len(fuzzer.city.bridge.escaped)
+    found: dict[tuple[str, ...], str] = {}
+    calls = 0
+    examples = max(1, round(NEGATIVE_BUDGET * SCALE))
+    for operation in fuzzer.operations():
+        anonymous = operation.path.startswith(ANONYMOUS_ONLY)
+        calls += fuzzer.run(
+            operation,
+            GenerationMode.NEGATIVE,
+            examples,
+            {} if anonymous else headers,
+            found,
+            [not_a_server_error, negative_data_rejection],
+        )
     fuzzer.verdict(kind, calls, found, escaped_before)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.clock import Day, Timestamp
 from shared.contracts.types import DecisionRef, UuidAnyCase
+from shared.scalars import Flag, Integer
 from shared.text import FreeText
 
 # Text as every service takes it (shared/text.py): no NUL, other control characters or lone surrogates.
@@ -192,7 +193,7 @@ class InspectorCreate(BaseModel):
 class InspectorUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    active: bool
+    active: Flag
 
 
 class InspectorRead(BaseModel):
@@ -208,7 +209,7 @@ class PlanCreate(BaseModel):
 
     district_code: DistrictCode
     month: Month = Field(description="YYYY-MM")
-    sample_size: Annotated[int, Field(ge=1, le=500, description="Facilities to draw")]
+    sample_size: Annotated[Integer, Field(ge=1, le=500, description="Facilities to draw")]
     seed: Seed | None = Field(default=None, description="Generated (and stored) when absent")
 
 
@@ -236,7 +237,7 @@ class InspectionItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: ItemCode
-    passed: bool
+    passed: Flag
     note: Annotated[Note, Field(max_length=2000)] | None = None
 
 
