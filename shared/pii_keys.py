@@ -9,9 +9,10 @@ refusal to start, naming the key that is missing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,9 +22,12 @@ from typing import TypeVar
 from fastapi import FastAPI
 from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.db import make_engine
+from shared.errors import problem_response
 from shared.pii import Encrypted, PiiCipher
 
 T = TypeVar("T")
@@ -151,21 +155,80 @@ def refuse_lost_keys(
     database_url: str,
     configured: Iterable[str],
 ) -> None:
-    """Wrap the app's lifespan: before anything starts, refuse if rows use a key it lacks."""
+    """Wrap the app's lifespan: before anything starts, refuse if rows use a key it lacks. A database
+    that cannot be reached yet does not stop the start (requests answer 503 until it returns, as
+    for any outage): the check then runs in the background as soon as it answers, and a lost key
+    found that way refuses every request with a 503 naming it."""
     inner = app.router.lifespan_context
     key_ids = list(configured)
+    verdict = _KeysVerdict()
+    app.add_middleware(_RefuseWhenKeysLost, verdict=verdict)
+
+    async def check() -> None:
+        await require_keys(database_url, service=service, columns=columns, configured=key_ids)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        later: asyncio.Task[None] | None = None
         try:
-            await require_keys(database_url, service=service, columns=columns, configured=key_ids)
+            await check()
         except LostKeys:
             logging.getLogger("uvicorn.error").addFilter(_OneLine())
             raise
-        async with inner(app):
-            yield
+        except (OSError, SQLAlchemyError) as exc:
+            log.warning("%s: personal-data keys unchecked, the database is unreachable (%s)", service, exc)
+            later = asyncio.create_task(_check_when_reachable(check, verdict), name="pii-key-check")
+        try:
+            async with inner(app):
+                yield
+        finally:
+            if later is not None:
+                later.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await later
 
     app.router.lifespan_context = lifespan  # type: ignore[assignment]
+
+
+class _KeysVerdict:
+    lost: LostKeys | None = None
+
+
+async def _check_when_reachable(check: Callable[[], Awaitable[None]], verdict: _KeysVerdict) -> None:
+    while True:
+        await asyncio.sleep(5)
+        try:
+            await check()
+            return
+        except LostKeys as lost:
+            log.critical("%s", lost)
+            verdict.lost = lost
+            return
+        except (OSError, SQLAlchemyError):
+            continue
+
+
+class _RefuseWhenKeysLost:
+    """Pure ASGI (one attribute read per request): once a lost key is found, nothing is served
+    that could read or write personal data under the wrong keys; /healthz still answers."""
+
+    def __init__(self, app: ASGIApp, *, verdict: _KeysVerdict) -> None:
+        self.app = app
+        self.verdict = verdict
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lost = self.verdict.lost
+        if lost is not None and scope["type"] == "http" and scope["path"] != "/healthz":
+            response = problem_response(
+                status=503,
+                title="Personal-data keys missing",
+                type_="/problems/unavailable",
+                detail=str(lost),
+                headers={"Retry-After": "60"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 async def reencrypt(

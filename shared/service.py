@@ -106,7 +106,7 @@ def create_service_app(
         app.state.bus = bus
         app.state.relay = relay
         app.state.consumers = consumers
-        await refresh_planner_statistics(engine)
+        await _refresh_statistics(engine)  # a database down at start: 503s until it returns, not a crash
         maintenance = asyncio.create_task(_refresh_statistics_hourly(engine), name="planner-statistics")
         bus.start()
         relay.start()
@@ -153,13 +153,17 @@ def create_service_app(
     return app
 
 
+async def _refresh_statistics(engine: AsyncEngine) -> None:
+    try:
+        await refresh_planner_statistics(engine)
+    except Exception as exc:  # statistics are an optimisation: never let them take the service down
+        structlog.get_logger("cradle.db").warning("statistics_refresh_failed", error=str(exc)[:200])
+
+
 async def _refresh_statistics_hourly(engine: AsyncEngine) -> None:
     while True:
         await asyncio.sleep(3600)
-        try:
-            await refresh_planner_statistics(engine)
-        except Exception as exc:  # statistics are an optimisation: never let them take the service down
-            structlog.get_logger("cradle.db").warning("statistics_refresh_failed", error=str(exc)[:200])
+        await _refresh_statistics(engine)
 
 
 def _group_by_source(handlers: dict[str, Handler]) -> dict[str, dict[str, Handler]]:

@@ -61,13 +61,23 @@ def test_cradle_up_serves_the_slice_and_stops_cleanly(tmp_path: Path) -> None:
     try:
         gateway = f"http://127.0.0.1:{port}"
         wait_for(gateway + "/healthz", process)
-        token = httpx.post(
-            gateway + "/v1/auth/token",
-            data={"grant_type": "client_credentials", "client_id": "admin", "client_secret": SECRET},
-        ).json()["access_token"]
+        def token(client_id: str, secret: str) -> str:
+            form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+            return httpx.post(gateway + "/v1/auth/token", data=form).json()["access_token"]
+
+        # The admin client registers an operator, which applies for its facility (admin acts for nobody).
+        operator = httpx.post(
+            gateway + "/v1/admin/clients",
+            headers={"Authorization": f"Bearer {token('admin', SECRET)}"},
+            json={
+                "name": "静安区社区服务中心",
+                "kind": "operator",
+                "scopes": ["registry:read", "registry:write"],
+            },
+        ).json()
         created = httpx.post(
             gateway + "/v1/facilities",
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token(operator['client_id'], operator['client_secret'])}"},
             json={
                 "name": "静安区社区托育点",
                 "kind": "community_point",

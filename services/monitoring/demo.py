@@ -79,7 +79,7 @@ def projection_row(event: CloudEvent, now: datetime) -> dict[str, object]:
         "town_code": facts.town_code,
         "status": facts.status,
         "owner_client_id": facts.owner_client_id,
-        "opening_hours": facts.opening_hours,
+        "opening_hours": [period.model_dump() for period in facts.opening_hours],
         "enrolled": enrolled.infant + enrolled.toddler + enrolled.preschool if enrolled else 0,
         "staffing_in_ratio": None,
         "staffing_shortfall": 0,

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from services.workforce.app import create_app as create_workforce
@@ -28,7 +30,7 @@ from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigne
 from shared.pii import new_key
 from shared.pii_keys import LostKeys
 from tests.conftest import service_settings, start_stack
-from tests.support import DatabaseFactory, running
+from tests.support import DatabaseFactory, eventually, running
 from tests.workforce.conftest import new_id_number
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,3 +225,49 @@ async def test_under_uvicorn_a_missing_key_is_one_line_and_no_traceback(
     assert process.returncode != 0
     assert "k20250101-abcdef" in output and "deploy/README.md" in output
     assert "Traceback" not in output, output
+
+
+async def test_a_lost_key_found_once_the_database_answers_refuses_every_request(
+    db_factories: dict[str, DatabaseFactory], shared_nats_url: str, namespace: str, keys: dict[str, Any]
+) -> None:
+    """A database down at start-up does not stop the start (requests are 503s, as in any outage);
+    the keys are checked as soon as it answers, and a lost one then refuses everything."""
+    written = await db_factories["sqlite"].fresh("workforce")
+    signer = IdentitySigner(keys["signing"])
+
+    def workforce(url: str, key_id: str) -> Any:
+        pii = {"pii_keys": {key_id: new_key()}, "pii_active_key_id": key_id}
+        return create_workforce(
+            service_settings(
+                WorkforceSettings, url=url, nats_url=shared_nats_url, namespace=namespace, keys=keys, **pii
+            )
+        )
+
+    first = workforce(written, "k20261203-aaaaaa")
+    async with (
+        running(first),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url="http://w") as c,
+    ):
+        body = {"id_number": new_id_number(), "name": "张三", "phone": "13812345678", "nationality": "CN"}
+        created = await c.post(
+            "/v1/practitioners", json=body, headers={IDENTITY_HEADER: signer.sign(EMPLOYER)}
+        )
+        assert created.status_code == 201, created.text
+
+    later = Path(make_url(written).database or "").parent / "not-yet" / "workforce.db"
+    second = workforce(f"sqlite+aiosqlite:///{later}", "k20261203-bbbbbb")  # the first key lost
+    async with (
+        running(second),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://w") as c,
+    ):
+        later.parent.mkdir()
+        shutil.copyfile(make_url(written).database or "", later)
+
+        async def refused() -> bool:
+            reply = await c.get("/v1/practitioners", headers={IDENTITY_HEADER: signer.sign(POLICE)})
+            return reply.status_code == 503 and reply.json()["title"] == "Personal-data keys missing"
+
+        await eventually(refused, timeout=30, interval=0.5)
+        reply = await c.get("/v1/practitioners", headers={IDENTITY_HEADER: signer.sign(POLICE)})
+        assert "k20261203-aaaaaa" in reply.json()["detail"]
+        assert (await c.get("/healthz")).status_code == 200
