@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import pytest
+
 from services.monitoring.models import Facility as MonitoredFacility
 from services.workforce.models import FacilityProjection
 from tests.conftest import Stack, facility_body
@@ -29,6 +31,13 @@ DOMAIN_IDS = {
     "guidance_events",
     "observation_room_pilots",
 }
+
+
+@pytest.fixture(autouse=True)
+def patient_views(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part is `unavailable` here because its service refuses connections, never because a loaded
+    machine took longer than production's 3 s to answer (a complete profile once failed so)."""
+    monkeypatch.setenv("GATEWAY_VIEW_PART_TIMEOUT_SECONDS", "30")
 
 
 @contextlib.contextmanager
