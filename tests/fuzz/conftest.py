@@ -21,6 +21,7 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 
+from shared.cli.nats import CLAIMS, init_trust
 from tests.conftest import Stack, start_stack
 from tests.fuzz.world import EVERY_SCOPE, XUHUI, Estate, World, unlimited
 from tests.support import DatabaseFactory
@@ -137,16 +138,27 @@ def fuzz_city(
     shared_nats_url: str,
     run_id: str,
     keys: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[FuzzCity]:
     if request.param not in db_factories:
         pytest.skip(f"{request.param} is not reachable")
-    with start_blocking_portal() as portal, contextlib.ExitStack() as exits:
+    namespace = f"t{run_id}fz{next(_stacks)}"
+    # The gateway issues device credentials as deployed (its issuer keys from `cradle nats init`),
+    # so the fuzzer meets that path's real answers rather than "not configured" 503s.
+    trust = init_trust(tmp_path_factory.mktemp("trust"), namespace=namespace)
+    with (
+        start_blocking_portal() as portal,
+        contextlib.ExitStack() as exits,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        env.setenv("GATEWAY_DEVICE_ISSUER_FILE", str(trust.device_issuer))
+        env.setenv("GATEWAY_NATS_CLAIMS_CREDS", str(trust.creds_path(CLAIMS)))
         stack: Stack = exits.enter_context(
             portal.wrap_async_context_manager(
                 start_stack(
                     databases=db_factories[request.param],
                     nats_url=shared_nats_url,
-                    namespace=f"t{run_id}fz{next(_stacks)}",
+                    namespace=namespace,
                     keys=keys,
                     services=FUZZ_SERVICES,
                     overrides={
