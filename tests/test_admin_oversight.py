@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from services.registry.models import Facility
 from services.workforce.models import PiiAccess, Practitioner
 from tests.conftest import Stack, facility_body
+from tests.support import eventually
 from tests.workforce.conftest import new_id_number
 
 PURPOSE = {"X-Purpose": "oversight: complaint 2026-017"}
@@ -56,11 +57,14 @@ async def test_admin_submits_and_edits_no_facility_but_reads_them_the_clients_an
     assert clients.status_code == 200, clients.text
     assert "测试托育机构" in {c["name"] for c in clients.json()["items"]}
 
-    audit = await stack.client.get("/v1/audit", params={"client_id": "admin"}, headers=admin)
-    assert audit.status_code == 200, audit.text
-    assert ("POST", "/v1/facilities", 403) in {
-        (r["method"], r["path"], r["status"]) for r in audit.json()["items"]
-    }
+    async def refusal_audited() -> bool:  # audit records are written in batches, a moment later
+        audit = await stack.client.get("/v1/audit", params={"client_id": "admin"}, headers=admin)
+        assert audit.status_code == 200, audit.text
+        return ("POST", "/v1/facilities", 403) in {
+            (r["method"], r["path"], r["status"]) for r in audit.json()["items"]
+        }
+
+    await eventually(refusal_audited, timeout=15)
 
     # The operator, not the admin, holds none of the admin paths.
     assert (await stack.client.get("/v1/admin/clients", headers=operator)).status_code == 403
