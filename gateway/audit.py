@@ -31,6 +31,7 @@ from shared.pii import MIN_HMAC_KEY_BYTES, decode_key
 
 GENESIS = "0" * 64
 log = structlog.get_logger("cradle.gateway.audit")
+STOP_TIMEOUT_SECONDS = 10.0
 record_table = AuditRecord.__table__
 head_table = AuditChainHead.__table__
 
@@ -218,12 +219,20 @@ class AuditWriter:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+        # Bounded, like every shutdown here: a database that stops answering must not hold the
+        # process (what is still pending is then logged as lost, below).
         if self._task is not None:
-            await self._task
+            try:
+                await asyncio.wait_for(self._task, STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.error("audit_writer_stop_timed_out", pending=len(self.pending))
         # Whatever arrived while the loop was ending; a failing database is tried a few more times.
         for _ in range(3):
-            if not self.pending or await self.flush():
-                break
+            try:
+                if not self.pending or await asyncio.wait_for(self.flush(), STOP_TIMEOUT_SECONDS):
+                    break
+            except TimeoutError:
+                pass
             await asyncio.sleep(0.2)
         if self.pending:
             log.error("audit_records_lost_at_shutdown", count=len(self.pending))
