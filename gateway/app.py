@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
+import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -42,6 +43,7 @@ from shared.observability import Metrics
 from shared.pii_keys import refuse_lost_keys
 
 TITLE = "Cradle API"
+SHUTDOWN_STEP_SECONDS = 10.0
 
 
 def create_app(
@@ -139,13 +141,14 @@ def create_app(
         finally:
             warm.cancel()
             with contextlib.suppress(BaseException):
-                await warm
+                await asyncio.wait_for(warm, SHUTDOWN_STEP_SECONDS)
             await audit.stop()
-            await checkpoints.stop()  # after the writer: the last checkpoint covers its final flush
+            # After the writer: the last checkpoint covers its final flush.
+            await _bounded("audit checkpoints", checkpoints.stop(), seconds=30)
             app.state.sign_in.close()
-            await runtime.limiter.close()
-            await client.aclose()
-            await engine.dispose()
+            await _bounded("rate limiter", runtime.limiter.close())
+            await _bounded("upstream client", client.aclose())
+            await _bounded("database pool", engine.dispose())
 
     app = FastAPI(
         title=TITLE, lifespan=lifespan, version="0.1.0", openapi_url=None, docs_url=None, redoc_url=None
@@ -222,6 +225,15 @@ def create_app(
         configured=settings.pii_keys,
     )
     return app
+
+
+async def _bounded(step: str, closing: Awaitable[None], *, seconds: float = SHUTDOWN_STEP_SECONDS) -> None:
+    """Shutting down never waits on a peer that does not answer (a PostgreSQL connection's close
+    once held a test's teardown for minutes); a step that overruns is logged and left behind."""
+    try:
+        await asyncio.wait_for(closing, seconds)
+    except TimeoutError:
+        structlog.get_logger("cradle.gateway").error("shutdown_step_timed_out", step=step, seconds=seconds)
 
 
 async def _service_health(runtime: Runtime) -> dict[str, str]:

@@ -120,7 +120,11 @@ def create_service_app(
                 await consumer.stop()
             await relay.stop()
             await bus.close()
-            await engine.dispose()
+            # Bounded: a PostgreSQL connection's close that gets no answer must not hold the process.
+            try:
+                await asyncio.wait_for(engine.dispose(), 10)
+            except TimeoutError:
+                structlog.get_logger("cradle.db").error("engine_dispose_timed_out", service=service)
 
     app = FastAPI(title=title, lifespan=lifespan, version="0.1.0")
     app.state.identity_verifier = IdentityVerifier(settings.internal_verify_key.get_secret_value())

@@ -85,8 +85,7 @@ async def checkpointed(gw: Gateway) -> Checkpoint:
 
 async def read_checkpoint(gw: Gateway) -> Checkpoint | None:
     publisher = gw.app.state.checkpoints
-    js = publisher.bus.js
-    assert js is not None
+    js = await asyncio.wait_for(publisher.bus.wait_ready(), 30)  # the gateway connects in the background
     return await latest_checkpoint(js, publisher.bus.namespace, publisher.signing_key.public_key())
 
 
