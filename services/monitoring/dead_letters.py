@@ -18,12 +18,12 @@ from services.monitoring.service.alerts import raise_dead_letter_alert
 from services.monitoring.service.common import utcnow
 from shared.db import session_scope
 from shared.events.bus import EventBus
+from shared.events.consumer import stop_pulling
 from shared.events.deadletters import ALERTING_DURABLE, DeadLetter, waiting_filter
 
 log = structlog.get_logger("cradle.monitoring.dead_letters")
 
 DURABLE = ALERTING_DURABLE
-STOP_TIMEOUT_SECONDS = 5.0
 RETRY_SECONDS = 5.0
 
 
@@ -51,14 +51,8 @@ class DeadLetterConsumer:
         self._task = asyncio.create_task(self._run(), name="consumer-dead-letters")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, STOP_TIMEOUT_SECONDS)
-        if self._subscription is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._subscription.unsubscribe(), STOP_TIMEOUT_SECONDS)
-            self._subscription = None
+        await stop_pulling(self._task, self._subscription)
+        self._subscription = None
 
     async def _run(self) -> None:
         stream = self.bus.namespace.dead_letter_stream

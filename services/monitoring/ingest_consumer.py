@@ -23,13 +23,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.service.ingest import Ingest
 from shared.events.bus import EventBus
+from shared.events.consumer import stop_pulling
 from shared.identity import ClientKind, Identity
 from shared.jsonlimits import json_depth_exceeds
 
 log = structlog.get_logger("cradle.monitoring.ingest")
 
 DURABLE = "monitoring-ingest"
-STOP_TIMEOUT_SECONDS = 5.0
 
 
 def device_identity(facility_id: str) -> Identity:
@@ -55,14 +55,8 @@ class IngestConsumer:
         self._task = asyncio.create_task(self._run(), name="consumer-ingest")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, STOP_TIMEOUT_SECONDS)
-        if self._subscription is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._subscription.unsubscribe(), STOP_TIMEOUT_SECONDS)
-            self._subscription = None
+        await stop_pulling(self._task, self._subscription)
+        self._subscription = None
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
@@ -31,6 +32,19 @@ log = structlog.get_logger("cradle.consumer")
 
 Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
 STOP_TIMEOUT_SECONDS = 5.0
+
+
+async def stop_pulling(task: asyncio.Task[None] | None, subscription: Any) -> None:
+    """Stop a pull loop and its subscription. Bounded: shutting down never waits on a broker or a
+    database that does not answer."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
+    if subscription is not None:
+        # A fetch cut short leaves messages the connection's drain would wait on forever.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(subscription.unsubscribe(), STOP_TIMEOUT_SECONDS)
 
 
 async def dead_letter_concern(bus: EventBus, service: str, *, consumers: bool) -> str | None:
@@ -99,16 +113,8 @@ class EventConsumer:
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.stream}-{self.durable}")
 
     async def stop(self) -> None:
-        """Bounded: shutting down never waits on a broker or a database that does not answer."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, STOP_TIMEOUT_SECONDS)
-        if self._subscription is not None:
-            # A fetch cut short leaves messages the connection's drain would wait on forever.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._subscription.unsubscribe(), STOP_TIMEOUT_SECONDS)
-            self._subscription = None
+        await stop_pulling(self._task, self._subscription)
+        self._subscription = None
 
     async def _run(self) -> None:
         while True:
