@@ -167,6 +167,26 @@ def service_settings(
     return cls(**(values | overrides))
 
 
+def gateway_settings(*, database_url: str, keys: dict[str, Any], **overrides: Any) -> GatewaySettings:
+    """The gateway every test stack runs: the suite's keys, cheap hashing, services by host name."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "internal_signing_key": keys["signing"],
+        "jwt_keys": keys["jwt_keys"],
+        "jwt_active_kid": keys["jwt_active_kid"],
+        "pii_keys": {"t1": keys["pii_key"]},
+        "pii_active_key_id": "t1",
+        "pii_hmac_key": keys["pii_hmac_key"],
+        "audit_hmac_key": keys["audit_hmac_key"],
+        "audit_signing_key": keys["audit_signing_key"],
+        **{f"{name}_url": f"http://{name}" for name in SERVICES},
+        "secret_hashing": CHEAP_HASHING,
+        "log_format": "console",
+        "log_level": "WARNING",
+    }
+    return GatewaySettings(**(values | overrides))
+
+
 class ActsAsClients:
     """Getting tokens and registering clients through the gateway; mixed into the test stacks,
     which provide `client` (an httpx client on the gateway) and a `tokens` cache."""
@@ -308,25 +328,12 @@ async def start_stack(
         else:
             transport = HostTransport(apps)
         gateway = create_gateway(
-            GatewaySettings(
+            gateway_settings(
                 database_url=await databases.fresh("gateway"),
-                internal_signing_key=keys["signing"],
-                jwt_keys=keys["jwt_keys"],
-                jwt_active_kid=keys["jwt_active_kid"],
-                pii_keys={"t1": keys["pii_key"]},
-                pii_active_key_id="t1",
-                pii_hmac_key=keys["pii_hmac_key"],
-                audit_hmac_key=keys["audit_hmac_key"],
-                audit_signing_key=keys["audit_signing_key"],
+                keys=keys,
                 nats_url=nats_url,
                 event_namespace=namespace,
-                registry_url=urls["registry"],
-                workforce_url=urls["workforce"],
-                monitoring_url=urls["monitoring"],
-                guidance_url=urls["guidance"],
-                log_format="console",
-                log_level="WARNING",
-                secret_hashing=CHEAP_HASHING,
+                **{f"{name}_url": url for name, url in urls.items()},
             ),
             transport=transport,
         )

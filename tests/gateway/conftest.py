@@ -31,8 +31,9 @@ from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
 from shared.cli.layout import free_port
 from tests.conftest import ADMIN_SECRET, ActsAsClients, Stack, service_settings, start_stack
+from tests.conftest import gateway_settings as suite_gateway_settings
 from tests.servers import serving
-from tests.support import CHEAP_HASHING, DatabaseFactory, eventually, running
+from tests.support import DatabaseFactory, eventually, running
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAMES = ("registry", "workforce", "monitoring", "guidance")
@@ -70,28 +71,9 @@ def checkpoints_to_the_tests_namespace(
 
 
 def gateway_settings(*, database_url: str, keys: dict[str, Any], **overrides: Any) -> GatewaySettings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "internal_signing_key": keys["signing"],
-        "jwt_keys": keys["jwt_keys"],
-        "jwt_active_kid": keys["jwt_active_kid"],
-        "pii_keys": {"t1": keys["pii_key"]},
-        "pii_active_key_id": "t1",
-        "pii_hmac_key": keys["pii_hmac_key"],
-        "audit_hmac_key": keys["audit_hmac_key"],
-        "audit_signing_key": keys["audit_signing_key"],
-        "audit_checkpoint_seconds": 0.5,
-        "registry_url": "http://registry",
-        "workforce_url": "http://workforce",
-        "monitoring_url": "http://monitoring",
-        "guidance_url": "http://guidance",
-        "audit_flush_seconds": 0.05,
-        "secret_hashing": CHEAP_HASHING,
-        "log_format": "console",
-        "log_level": "WARNING",
-    }
-    values.update(overrides)
-    return GatewaySettings(**values)
+    """The suite's gateway, checkpointing and flushing its audit fast for the tests that read it."""
+    fast_audit = {"audit_checkpoint_seconds": 0.5, "audit_flush_seconds": 0.05}
+    return suite_gateway_settings(database_url=database_url, keys=keys, **(fast_audit | overrides))
 
 
 @contextlib.asynccontextmanager

@@ -26,15 +26,13 @@ from sqlalchemy import func, select
 
 from gateway import service as gateway_service
 from gateway.app import create_app as create_gateway
-from gateway.config import GatewaySettings
 from services.guidance.app import create_app as create_guidance
 from services.guidance.config import GuidanceSettings
 from shared.events.envelope import CloudEvent
 from shared.events.streams import Namespace
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
-from tests.conftest import ADMIN_SECRET, ActsAsClients
+from tests.conftest import ADMIN_SECRET, ActsAsClients, gateway_settings
 from tests.support import (
-    CHEAP_HASHING,
     DatabaseFactory,
     HostTransport,
     eventually,
@@ -235,25 +233,11 @@ async def start_guide(
         )
     )
     gateway = create_gateway(
-        GatewaySettings(
+        gateway_settings(
             database_url=await databases.fresh("gateway"),
-            internal_signing_key=keys["signing"],
-            jwt_keys=keys["jwt_keys"],
-            jwt_active_kid=keys["jwt_active_kid"],
-            pii_keys={"t1": keys["pii_key"]},
-            pii_active_key_id="t1",
-            pii_hmac_key=keys["pii_hmac_key"],
-            audit_hmac_key=keys["audit_hmac_key"],
-            audit_signing_key=keys["audit_signing_key"],
+            keys=keys,
             nats_url=nats_url,
             event_namespace=namespace,
-            registry_url="http://registry",
-            workforce_url="http://workforce",
-            monitoring_url="http://monitoring",
-            guidance_url="http://guidance",
-            log_format="console",
-            log_level="WARNING",
-            secret_hashing=CHEAP_HASHING,
         ),
         transport=HostTransport({"guidance": app}),
     )
