@@ -29,7 +29,7 @@ lint: install
 # Repeated code (docs/ARCHITECTURE.md, "Repeated code"): pylint's R0801 findings of 6 or more similar
 # lines, and the lines they repeat (each finding's shared block, ending with "(duplicate-code)").
 dup: install
-	$(BIN)/pylint --disable=all --enable=duplicate-code --min-similarity-lines=6 gateway services shared \
+	$(BIN)/pylint --disable=all --enable=duplicate-code --min-similarity-lines=6 cradle gateway services shared \
 	  | awk '/R0801/ { n++; block = 1; next } block && /^==/ { next } \
 	    block { lines++; if (/\(duplicate-code\)$$/) block = 0 } \
 	    END { printf "%d R0801 findings, %d duplicated lines\n", n, lines }'

@@ -10,7 +10,7 @@ What it does, all on loopback, in a temporary directory:
 2. starts a nats-server of its own and provisions the run's streams on it, then the workforce
    service and the gateway as uvicorn subprocesses (one worker each, as `cradle up` runs them, with
    keys made for the run: bench/stack.py), the gateway configured as
-   `shared.cli.layout.gateway_env` configures it, with rate limits raised so the limiter never
+   `cradle.layout.gateway_env` configures it, with rate limits raised so the limiter never
    refuses the load (the benchmark measures the path, not the limiter);
 3. after `--warmup` unmeasured seconds, sends `POST /v1/ban-checks` for `--seconds` per path, with
    `--concurrency` connections, half for banned people and half for people who are not: first
@@ -56,8 +56,8 @@ from bench.stack import (
     wait_healthy,
     workdir,
 )
+from cradle.layout import free_port
 from services.workforce.models import Ban, Person
-from shared.cli.layout import free_port
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from shared.migrations import upgrade
 from shared.pii import KeyedHasher, PiiCipher, mask, national_id_check_char

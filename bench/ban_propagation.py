@@ -54,7 +54,7 @@ from bench.stack import (
     wait_healthy,
     workdir,
 )
-from shared.cli.layout import free_port
+from cradle.layout import free_port
 from shared.migrations import upgrade
 from shared.pii import national_id_check_char
 

@@ -59,11 +59,11 @@ from bench.stack import (
     uvicorn,
     workdir,
 )
+from cradle.audit import verify_chain
+from cradle.layout import Keys, free_port
 from gateway.audit import ChainKey
 from gateway.audit import count as audit_count
 from gateway.checkpoints import load_verify_key
-from shared.cli.audit import verify_chain
-from shared.cli.layout import Keys, free_port
 from shared.db import make_engine
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from shared.migrations import upgrade

@@ -61,8 +61,8 @@ from bench.stack import (
     wait_healthy,
     workdir,
 )
+from cradle.layout import Keys, free_port
 from services.monitoring.models import Camera, Facility
-from shared.cli.layout import Keys, free_port
 from shared.db import make_engine
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from shared.migrations import upgrade

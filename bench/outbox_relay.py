@@ -16,7 +16,7 @@ drops) it measures, against a baseline taken in the same run on the same NATS se
   the subject: p50 / p99 in ms.
 
 Each run uses its own stream namespace (`bench<hex>`), created by the provisioning step
-(`shared.cli.nats.provision`, as `cradle migrate` runs it) and deleted at the end. Loopback only;
+(`cradle.nats.provision`, as `cradle migrate` runs it) and deleted at the end. Loopback only;
 every loop is bounded; the whole run stays well under a minute at N=5000.
 """
 
@@ -49,7 +49,7 @@ from sqlalchemy import MetaData, Row, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.cli.nats import provision
+from cradle.nats import provision
 from shared.contracts import EVENT_MODELS
 from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine
 from shared.events.bus import EventBus

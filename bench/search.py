@@ -66,8 +66,8 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from bench.stack import NATS_URL, delete_streams, provision_streams
+from cradle.layout import free_port
 from services.registry.demo import seed_facilities
-from shared.cli.layout import free_port
 from shared.db import make_engine
 from shared.events.streams import Namespace
 from shared.identity import (

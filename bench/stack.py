@@ -26,13 +26,13 @@ import httpx
 import nats
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from cradle.layout import PII_SERVICES, SERVICES, Keys, PiiKeys, free_port
+from cradle.layout import gateway_env as layout_gateway_env
+from cradle.layout import service_env as layout_service_env
+from cradle.nats import provision
+from cradle.nats_server import nats_server_args, wait_for_port
 from gateway import service as gateway_service
 from gateway.hashing import Argon2Cost, SecretHasher
-from shared.cli.layout import PII_SERVICES, SERVICES, Keys, PiiKeys, free_port
-from shared.cli.layout import gateway_env as layout_gateway_env
-from shared.cli.layout import service_env as layout_service_env
-from shared.cli.nats import provision
-from shared.cli.nats_server import nats_server_args, wait_for_port
 from shared.db import make_engine
 from shared.events.streams import Namespace, stream_configs
 from shared.identity import generate_keypair

@@ -46,11 +46,11 @@ from bench.stack import (
     uvicorn,
     workdir,
 )
+from cradle.layout import free_port
 from gateway import service as gateway_service
 from gateway.config import GatewaySettings, SignInLimits
 from gateway.hashing import Argon2Cost, SecretHasher
 from gateway.schemas import ClientCreate
-from shared.cli.layout import free_port
 from shared.db import make_engine
 from shared.identity import ClientKind
 from shared.migrations import upgrade

@@ -16,6 +16,7 @@ import nats
 import pytest
 from fastapi import FastAPI
 
+from cradle.layout import free_port
 from gateway import service as gateway_service
 from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
@@ -27,7 +28,6 @@ from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
 from services.workforce.app import create_app as create_workforce
 from services.workforce.config import WorkforceSettings
-from shared.cli.layout import free_port
 from shared.identity import generate_keypair
 from shared.pii import new_key
 from tests.servers import serving

@@ -21,9 +21,9 @@ import nats
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from shared.cli.layout import free_port
-from shared.cli.nats import BusTrust, Cluster, provision, server_config
-from shared.cli.nats_server import nats_server_args, nats_server_binary, wait_for_port
+from cradle.layout import free_port
+from cradle.nats import BusTrust, Cluster, provision, server_config
+from cradle.nats_server import nats_server_args, nats_server_binary, wait_for_port
 from shared.migrations import upgrade
 from shared.nats_auth import write_private
 
@@ -131,7 +131,7 @@ class DatabaseFactory:
 
 class NatsProcess:
     """A nats-server of the test's own, which it may stop and start; the machine's is never touched.
-    Given a `trust` (shared/cli/nats.py), it runs in operator mode with that deployment's config,
+    Given a `trust` (cradle/nats.py), it runs in operator mode with that deployment's config,
     as `cradle up` does: anonymous connections are refused."""
 
     def __init__(

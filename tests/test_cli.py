@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.cli.layout import free_port
+from cradle.layout import free_port
 from tests.support import CHEAP_HASHING
 
 SECRET = "cli-test-admin-secret-0123456789"

@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
+from cradle import SCALES, Scale, app
+from cradle.layout import load_or_create_keys
 from services.monitoring import handlers as monitoring_handlers
 from services.monitoring.demo import seed_monitoring
 from services.monitoring.models import Camera
@@ -38,8 +40,6 @@ from services.workforce.models import outbox as workforce_outbox
 from services.workforce.service.common import ID_NUMBER, WORKFORCE_SESSION_KEY, Workforce, shanghai_today
 from services.workforce.service.rechecks import run_annual_recheck
 from services.workforce.service.staffing import facility_staffing
-from shared.cli import SCALES, Scale, app
-from shared.cli.layout import load_or_create_keys
 from shared.db import make_engine
 from shared.events.envelope import CloudEvent
 from shared.pii import mask, validate_national_id

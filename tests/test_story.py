@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cradle.nats import ADMIN, init_trust
 from gateway import audit
 from services.workforce.models import BanCheck
-from shared.cli.nats import ADMIN, init_trust
 from tests.conftest import SERVICES, Stack, facility_body, start_stack
 from tests.support import DatabaseFactory, NatsProcess, eventually
 from tests.workforce.conftest import new_id_number

@@ -14,11 +14,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from cradle import app as cradle
+from cradle.dlq import list_letters, replay_letters
 from services.monitoring.models import Alert
 from services.workforce.handlers import HANDLERS
 from services.workforce.models import FacilityProjection, inbox
-from shared.cli import app as cradle
-from shared.cli.dlq import list_letters, replay_letters
 from shared.events.envelope import CloudEvent
 from tests.conftest import facility_body, start_stack
 from tests.monitoring.conftest import MonitoringStack

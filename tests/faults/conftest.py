@@ -24,9 +24,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from shared.cli.layout import free_port
-from shared.cli.nats import ADMIN, BusTrust, Cluster, init_trust, server_config
-from shared.cli.nats_server import nats_server_args, nats_server_binary
+from cradle.layout import free_port
+from cradle.nats import ADMIN, BusTrust, Cluster, init_trust, server_config
+from cradle.nats_server import nats_server_args, nats_server_binary
 from shared.events.streams import Namespace
 from shared.nats_auth import write_private
 from tests.monitoring.conftest import MonitoringStack

@@ -21,7 +21,7 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 
-from shared.cli.nats import CLAIMS, init_trust
+from cradle.nats import CLAIMS, init_trust
 from tests.conftest import Stack, start_stack
 from tests.fuzz.world import EVERY_SCOPE, XUHUI, Estate, World, unlimited
 from tests.support import DatabaseFactory

@@ -24,12 +24,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from cradle.layout import free_port
 from gateway import service as gateway_service
 from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
 from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
-from shared.cli.layout import free_port
 from tests.conftest import ADMIN_SECRET, ActsAsClients, Stack, service_settings, start_stack
 from tests.conftest import gateway_settings as suite_gateway_settings
 from tests.servers import serving

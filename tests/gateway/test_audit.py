@@ -18,11 +18,11 @@ from nats.js.errors import ServerError
 from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
+from cradle.audit import app as audit_cli
 from gateway import audit
 from gateway.audit import ChainKey, PendingRecord, record_hash
 from gateway.checkpoints import Checkpoint, CheckpointInvalid, latest_checkpoint, load_signing_key
 from gateway.models import AuditChainHead, AuditRecord
-from shared.cli.audit import app as audit_cli
 from shared.events.streams import Namespace
 from shared.identity import generate_keypair
 from tests.conftest import facility_body

@@ -18,10 +18,10 @@ from fastapi import FastAPI
 from nats.errors import Error as NatsError
 from sqlalchemy import select
 
+from cradle.layout import free_port
+from cradle.nats import ADMIN, CLAIMS, BusTrust, Cluster, init_trust
 from gateway.device_credentials import DeviceIssuer
 from gateway.models import AuditRecord
-from shared.cli.layout import free_port
-from shared.cli.nats import ADMIN, CLAIMS, BusTrust, Cluster, init_trust
 from shared.events.permissions import inbox_prefix
 from shared.events.streams import Namespace
 from shared.nats_auth import creds_jwt, decode_jwt

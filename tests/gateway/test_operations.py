@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from cradle.layout import free_port
 from gateway.openapi import merge
-from shared.cli.layout import free_port
 from tests.gateway.conftest import Gateway, start_gateway
 from tests.servers import serving
 from tests.support import DatabaseFactory, eventually

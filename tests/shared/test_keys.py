@@ -21,10 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+from cradle import app as cradle
+from cradle.layout import PII_SERVICES, PiiKeys, load_or_create_keys, load_pii_keys, save_pii_keys
 from services.workforce.app import create_app as create_workforce
 from services.workforce.config import WorkforceSettings
-from shared.cli import app as cradle
-from shared.cli.layout import PII_SERVICES, PiiKeys, load_or_create_keys, load_pii_keys, save_pii_keys
 from shared.db import make_engine
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from shared.pii import new_key

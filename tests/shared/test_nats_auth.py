@@ -15,12 +15,12 @@ from nats.errors import Error as NatsError
 from nats.js.api import StreamConfig
 from sqlalchemy import func, select
 
+from cradle.nats import ADMIN, BusTrust, init_trust
 from services.monitoring import ingest_consumer
 from services.monitoring.handlers import HANDLERS as MONITORING_HANDLERS
 from services.registry.handlers import HANDLERS as REGISTRY_HANDLERS
 from services.workforce.handlers import HANDLERS as WORKFORCE_HANDLERS
 from services.workforce.models import FacilityProjection
-from shared.cli.nats import ADMIN, BusTrust, init_trust
 from shared.events.permissions import inbox_prefix
 from shared.events.streams import INGEST_DURABLE, READS, SERVICES, Namespace
 from tests.conftest import facility_body, start_stack

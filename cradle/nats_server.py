@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from shared.cli.nats import BusTrust, init_trust, server_config
+from cradle.nats import BusTrust, init_trust, server_config
 from shared.nats_auth import write_private
 
 

@@ -109,7 +109,7 @@ def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
 def refuse_lost_keys(service: str, base: Path, *, configured: Iterable[str]) -> None:
     """LostKeys (one line, exit) when the service's database holds rows sealed under a key id
     not in `configured` — before `cradle up` starts anything."""
-    from shared.cli.keys import sealed_columns  # the services' column lists: imported only here
+    from cradle.keys import sealed_columns  # the services' column lists: imported only here
 
     require_keys_sync(
         database_url(service, base), service=service, columns=sealed_columns(service), configured=configured

@@ -31,14 +31,14 @@ from rich.text import Text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from cradle.audit import app as audit_app
+from cradle.dlq import app as dlq_app
+from cradle.keys import app as keys_app
+from cradle.layout import DATABASES, data_dir, database_url, load_or_create_keys, load_pii_keys
+from cradle.nats import admin_creds_from_env, provision
+from cradle.nats import app as nats_app
 from gateway import service as gateway_service
 from gateway.hashing import Argon2Cost, SecretHasher
-from shared.cli.audit import app as audit_app
-from shared.cli.dlq import app as dlq_app
-from shared.cli.keys import app as keys_app
-from shared.cli.layout import DATABASES, data_dir, database_url, load_or_create_keys, load_pii_keys
-from shared.cli.nats import admin_creds_from_env, provision
-from shared.cli.nats import app as nats_app
 from shared.db import make_engine
 from shared.migrations import upgrade
 
@@ -372,7 +372,7 @@ def bootstrap_admin() -> None:
 @app.command()
 def up() -> None:
     """Start NATS (unless NATS_URL is set), every service and the gateway, in the foreground."""
-    from shared.cli.supervisor import run_up
+    from cradle.supervisor import run_up
 
     base = data_dir()
     keys = load_or_create_keys(base)

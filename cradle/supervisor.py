@@ -15,7 +15,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from shared.cli.layout import (
+from cradle.layout import (
     SERVICES,
     Keys,
     database_url,
@@ -23,8 +23,8 @@ from shared.cli.layout import (
     gateway_env,
     service_env,
 )
-from shared.cli.nats import ADMIN, BusTrust, admin_creds_from_env, gateway_bus_env, provision
-from shared.cli.nats_server import embedded_nats_config, nats_server_binary, wait_for_port
+from cradle.nats import ADMIN, BusTrust, admin_creds_from_env, gateway_bus_env, provision
+from cradle.nats_server import embedded_nats_config, nats_server_binary, wait_for_port
 from shared.events.streams import DEFAULT_NAMESPACE
 
 COLOURS = {

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import text
 
-from shared.cli.layout import PII_SERVICES, PiiKeys, data_dir, database_url, load_pii_keys, save_pii_keys
+from cradle.layout import PII_SERVICES, PiiKeys, data_dir, database_url, load_pii_keys, save_pii_keys
 from shared.db import make_engine
 from shared.pii import decode_key, new_key
 from shared.pii_keys import SealedColumn, new_key_id, reencrypt, rows_under

@@ -13,9 +13,9 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 
+from cradle.layout import AUDIT_HMAC_FILE, AUDIT_VERIFY_FILE, data_dir, database_url
 from gateway.audit import ChainKey, ChainReport, verify
 from gateway.checkpoints import Checkpoint, CheckpointInvalid, latest_checkpoint, load_verify_key
-from shared.cli.layout import AUDIT_HMAC_FILE, AUDIT_VERIFY_FILE, data_dir, database_url
 from shared.db import make_engine
 from shared.events.streams import DEFAULT_NAMESPACE, Namespace
 

@@ -261,7 +261,7 @@ def rotate_user(trust: BusTrust, name: str) -> tuple[str, str]:
 
 
 def default_dir() -> Path:
-    from shared.cli.layout import data_dir
+    from cradle.layout import data_dir
 
     return data_dir() / "keys" / "nats"
 
