@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from services.registry.config import RegistrySettings
+from services.registry.directory import ON_DIRECTORY_WRITE, FacilityDirectory
 from services.registry.handlers import HANDLERS
 from services.registry.models import metadata
 from services.registry.public import public_router
@@ -11,10 +15,28 @@ from shared.service import create_service_app
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
-    return create_service_app(
-        settings=settings or RegistrySettings(),
+    settings = settings or RegistrySettings()
+    directory = FacilityDirectory(poll_seconds=settings.directory_poll_seconds)
+    app = create_service_app(
+        settings=settings,
         title="Cradle registry",
         metadata=metadata,
         routers=[router, public_router],
         handlers=HANDLERS,
+        session_context={ON_DIRECTORY_WRITE: directory.mark_stale},
     )
+    shared_lifespan = app.router.lifespan_context
+
+    # The in-memory directory the searches read, kept current beside the shared lifespan.
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with shared_lifespan(app):
+            directory.start(app.state.sessionmaker)
+            app.state.directory = directory
+            try:
+                yield
+            finally:
+                await directory.stop()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -18,3 +18,6 @@ class RegistrySettings(ServiceSettings):
     default_search_radius_m: int = Field(default=1000, ge=1)
     max_search_radius_m: int = Field(default=50_000, ge=1)
     public_inspection_years: int = Field(default=3, ge=1)
+    # How often each replica asks the database whether any facility changed (services/registry/
+    # directory.py): the longest another replica's write stays unseen by this one's searches.
+    directory_poll_seconds: float = Field(default=1.0, gt=0)

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from services.registry.config import RegistrySettings
+from services.registry.directory import FacilityDirectory
 from services.registry.models import Facility
 from services.registry.service import facilities
 from shared.identity import AuthenticatedDep
@@ -16,6 +17,13 @@ async def registry_settings(request: Request) -> RegistrySettings:
 
 
 SettingsDep = Annotated[RegistrySettings, Depends(registry_settings)]
+
+
+async def facility_directory(request: Request) -> FacilityDirectory:
+    return request.app.state.directory
+
+
+DirectoryDep = Annotated[FacilityDirectory, Depends(facility_directory)]
 FacilityId = Annotated[str, Path(max_length=64)]
 
 

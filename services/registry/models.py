@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, Date, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Index, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -89,6 +89,20 @@ class Facility(RegistryModel, table=True):
     submitted_at: datetime = Field(sa_column=_at())
     approved_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     updated_at: datetime = Field(sa_column=_at())
+    # Stamped by a database trigger on every insert and update (directory_revision): what the
+    # in-memory directory of each replica reloads. Never set by the code.
+    change_revision: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0", index=True)
+    )
+
+
+class DirectoryRevision(RegistryModel, table=True):
+    """One row: the last revision stamped on a facility (see Facility.change_revision)."""
+
+    __tablename__ = "directory_revision"
+
+    id: int = Field(primary_key=True)
+    revision: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class FacilityReview(RegistryModel, table=True):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
-from services.registry.deps import FacilityId, SettingsDep
+from services.registry.deps import DirectoryDep, FacilityId, SettingsDep
 from services.registry.errors import FacilityNotFound
 from services.registry.models import Facility
 from services.registry.router import Filters, Paging
@@ -15,8 +15,7 @@ from services.registry.schemas import (
     PublicFacility,
     PublicFacilityPage,
 )
-from services.registry.service import credit, facilities, search
-from services.registry.service.search import FacilityFilters
+from services.registry.service import credit, facilities
 from shared.pagination import Page
 from shared.service import SessionDep
 
@@ -55,11 +54,10 @@ async def approved_or_404(session: SessionDep, facility_id: str) -> Facility:
 
 
 @public_router.get("/facilities", response_model=Page[PublicFacility])
-async def public_search(session: SessionDep, filters: Filters, paging: Paging) -> Page[PublicFacility]:
+async def public_search(directory: DirectoryDep, filters: Filters, paging: Paging) -> Response:
     """Approved facilities, filtered; nearest first with `near=lat,lon` (default radius 1,000 m)."""
-    approved_only = FacilityFilters(**{**filters.__dict__, "status": FacilityStatus.approved})
-    rows, cursor = await search.search(session=session, caller=None, filters=approved_only, page=paging)
-    return Page[PublicFacility](items=[to_public(f, d) for f, d in rows], next_cursor=cursor)
+    page = await directory.search(caller=None, filters=filters, page=paging, public=True)
+    return Response(page, media_type="application/json")
 
 
 @public_router.get("/facilities/{facility_id}", response_model=PublicFacilityPage)

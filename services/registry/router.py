@@ -7,8 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
-from services.registry.deps import FacilityDep, FacilityToChangeDep, SettingsDep
-from services.registry.models import Facility
+from services.registry.deps import DirectoryDep, FacilityDep, FacilityToChangeDep, SettingsDep
 from services.registry.schemas import (
     AgeClass,
     ApplicationRead,
@@ -33,7 +32,7 @@ from services.registry.schemas import (
     StatusChange,
     StatusChangeRead,
 )
-from services.registry.service import applications, coverage, credit, divisions, facilities, quality, search
+from services.registry.service import applications, coverage, credit, divisions, facilities, quality
 from services.registry.service.search import FacilityFilters, Near
 from shared.errors import Forbidden, invalid
 from shared.idempotency import IdempotencyDep
@@ -98,29 +97,6 @@ async def search_filters(
 Filters = Annotated[FacilityFilters, Depends(search_filters)]
 
 
-def to_summary(f: Facility, distance: float | None) -> FacilitySummary:
-    return FacilitySummary(
-        id=f.id,
-        name=f.name,
-        kind=f.kind,
-        inclusive=f.inclusive,
-        has_nursery_class=f.has_nursery_class,
-        status=f.status,
-        district_code=f.district_code,
-        town_code=f.town_code,
-        address=f.address,
-        lat=f.lat,
-        lon=f.lon,
-        service_modes=f.service_modes,
-        capacity=facilities.capacity_of(f),
-        free_places=facilities.free_places_of(f),
-        license_no=f.license_no,
-        grade=f.grade,
-        is_demonstration=f.is_demonstration,
-        distance_m=distance,
-    )
-
-
 @router.get("/divisions", response_model=list[DistrictRead], tags=["divisions"])
 async def list_divisions(session: SessionDep) -> list[DistrictRead]:
     """Shanghai's 16 districts with their 街镇 (public)."""
@@ -141,11 +117,11 @@ async def submit_facility(
 
 @router.get("/facilities", response_model=Page[FacilitySummary], tags=["facilities"])
 async def search_facilities(
-    session: SessionDep, caller: Reader, filters: Filters, paging: Paging
-) -> Page[FacilitySummary]:
+    directory: DirectoryDep, caller: Reader, filters: Filters, paging: Paging
+) -> Response:
     """Facilities you may see, filtered; nearest first with `near=lat,lon`."""
-    rows, cursor = await search.search(session=session, caller=caller, filters=filters, page=paging)
-    return Page[FacilitySummary](items=[to_summary(f, d) for f, d in rows], next_cursor=cursor)
+    page = await directory.search(caller=caller, filters=filters, page=paging, public=False)
+    return Response(page, media_type="application/json")
 
 
 @router.get("/facilities/{facility_id}", response_model=FacilityRead, tags=["facilities"])

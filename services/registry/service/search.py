@@ -94,7 +94,9 @@ def filtered(query: Select, filters: FacilityFilters) -> Select:
 async def search(
     *, session: AsyncSession, caller: Identity | None, filters: FacilityFilters, page: PageParams
 ) -> tuple[list[tuple[Facility, float | None]], str | None]:
-    """Facilities matching the filters, a page at a time: by id, or by distance when `near` is given."""
+    """Facilities matching the filters, a page at a time: by id, or by distance when `near` is given.
+    The requests are answered by the in-memory directory (services/registry/directory.py); this is
+    the same search in SQL, the reference its tests hold it to."""
     query = filtered(visible_to(select(Facility), caller), filters)
     if filters.near is None:
         if page.after:

@@ -1,0 +1,356 @@
+"""The facility directory: every facility held in memory by each registry replica, so searches are
+answered without the database, ORM objects or pydantic.
+
+Each facility is kept as the few fields the filters read plus its JSON, serialized once per change
+(public and summary shapes, up to the trailing `"distance_m":`, which a search appends). Indexes:
+all facilities by id, by status, district and town (each sorted by id, for cursor pages), and a grid
+of 0.02° cells for `near`.
+
+Staying current, on any number of replicas: a database trigger stamps every facility insert and
+update with the next value of the one-row `directory_revision` counter (migration registry_0003),
+whose lock orders the revisions by commit. A replica holds the revision it has read up to and loads
+only the facilities stamped past it:
+- after a commit of its own that wrote anything, before its next search (so a caller reads its own
+  writes on the replica that took them), and
+- every `REGISTRY_DIRECTORY_POLL_SECONDS` (one single-row read when nothing changed), for the other
+  replicas' writes, event handlers, and anything written straight to the database.
+Facilities are never deleted, so the directory only adds and replaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import dataclasses
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from services.registry.models import DirectoryRevision, Facility
+from services.registry.schemas import AGE_CLASSES, FacilityStatus, FacilitySummary, PublicFacility
+from services.registry.service.search import EARTH_RADIUS_M, FacilityFilters, distance_m
+from shared.errors import invalid
+from shared.identity import ClientKind, Identity
+from shared.pagination import PageParams, encode_cursor
+
+log = structlog.get_logger("cradle.registry.directory")
+
+# In a session's `info` (the registry's sessionmaker puts it there): called after a commit that wrote.
+ON_DIRECTORY_WRITE = "cradle_on_directory_write"
+_WROTE = "cradle_directory_wrote"
+
+CELL_DEGREES = 0.02  # ≈ 2.2 km north–south: a 1–3 km search reads a handful of cells
+_DISTANCE_TAIL = b"null}"  # what a serialized item ends with before its distance goes in
+
+
+@dataclass(slots=True)
+class Entry:
+    """One facility: what the filters and visibility read, and its two serialized shapes."""
+
+    id: str
+    status: str
+    district_code: str
+    town_code: str
+    kind: str
+    inclusive: bool
+    service_modes: frozenset[str]
+    free: dict[str, int]  # age class → capacity minus enrolment (may be ≤ 0)
+    owner_client_id: str | None
+    lat: float
+    lon: float
+    public_head: bytes  # `{…,"distance_m":` of PublicFacility
+    summary_head: bytes  # the same of FacilitySummary
+
+
+@dataclass(slots=True)
+class Index:
+    ids: list[str]
+    entries: list[Entry]
+
+
+def _to_entry(row: Any) -> Entry:
+    """A facility row (Core) → its entry. Pydantic runs here, once per change, so the bytes are
+    exactly what the response models would have produced."""
+    fields = dict(row._mapping)
+    fields["capacity"] = {a: fields[f"capacity_{a}"] for a in AGE_CLASSES}
+    free = {a: fields[f"capacity_{a}"] - fields[f"enrolled_{a}"] for a in AGE_CLASSES}
+    fields["free_places"] = {a: max(0, n) for a, n in free.items()}
+    public = PublicFacility.model_validate(fields).model_dump_json().encode()
+    summary = FacilitySummary.model_validate(fields).model_dump_json().encode()
+    assert public.endswith(_DISTANCE_TAIL) and summary.endswith(_DISTANCE_TAIL)
+    return Entry(
+        id=row.id,
+        status=row.status,
+        district_code=row.district_code,
+        town_code=row.town_code,
+        kind=row.kind,
+        inclusive=bool(row.inclusive),
+        service_modes=frozenset(row.service_modes),
+        free=free,
+        owner_client_id=row.owner_client_id,
+        lat=row.lat,
+        lon=row.lon,
+        public_head=public[: -len(_DISTANCE_TAIL)],
+        summary_head=summary[: -len(_DISTANCE_TAIL)],
+    )
+
+
+def _cell(lat: float, lon: float) -> tuple[int, int]:
+    return math.floor(lat / CELL_DEGREES), math.floor(lon / CELL_DEGREES)
+
+
+def _index(entries: Iterable[Entry]) -> Index:
+    ordered = sorted(entries, key=lambda e: e.id)
+    return Index(ids=[e.id for e in ordered], entries=ordered)
+
+
+class FacilityDirectory:
+    def __init__(self, *, poll_seconds: float) -> None:
+        self.poll_seconds = poll_seconds
+        self.revision = -1  # nothing loaded yet
+        self._maker: async_sessionmaker[AsyncSession] | None = None
+        self._entries: dict[str, Entry] = {}
+        self._stale = True
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._all = Index([], [])
+        self._by_status: dict[str, Index] = {}
+        self._by_district: dict[str, Index] = {}
+        self._by_town: dict[str, Index] = {}
+        self._grid: dict[tuple[int, int], list[Entry]] = {}
+
+    # ------------------------------------------------------------------------------ keeping current
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    def start(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        self._maker = maker
+        self._task = asyncio.create_task(self._poll_forever(), name="registry-directory")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            self._stale = True
+            try:
+                await self.current()
+            except Exception as exc:  # the database away: the next poll or search tries again
+                log.warning("directory_refresh_failed", error=str(exc)[:200])
+
+    async def current(self) -> None:
+        """Load what changed since the revision held, if anything may have."""
+        if not self._stale:
+            return
+        async with self._lock:
+            if not self._stale:
+                return
+            self._stale = False  # a write committed from here on marks it again
+            try:
+                await self._load_changes()
+            except BaseException:
+                self._stale = True
+                raise
+
+    async def _load_changes(self) -> None:
+        assert self._maker is not None, "the directory starts with the app"
+        async with self._maker() as session:
+            # The revision first: every change up to it has committed (the counter's lock), so the
+            # rows read next hold at least those.
+            revision = (await session.execute(select(DirectoryRevision.revision))).scalar_one()
+            if revision == self.revision:
+                return
+            table = Facility.__table__
+            rows = (await session.execute(select(table).where(table.c.change_revision > self.revision))).all()
+        if rows:
+            for row in rows:
+                self._entries[row.id] = _to_entry(row)
+            self._rebuild()
+        log.info("directory_loaded", revision=revision, changed=len(rows), facilities=len(self._entries))
+        self.revision = revision
+
+    def _rebuild(self) -> None:
+        entries = list(self._entries.values())
+        self._all = _index(entries)
+        groups: dict[str, dict[str, list[Entry]]] = {"status": {}, "district": {}, "town": {}}
+        grid: dict[tuple[int, int], list[Entry]] = defaultdict(list)
+        for e in entries:
+            groups["status"].setdefault(e.status, []).append(e)
+            groups["district"].setdefault(e.district_code, []).append(e)
+            groups["town"].setdefault(e.town_code, []).append(e)
+            grid[_cell(e.lat, e.lon)].append(e)
+        self._by_status = {k: _index(v) for k, v in groups["status"].items()}
+        self._by_district = {k: _index(v) for k, v in groups["district"].items()}
+        self._by_town = {k: _index(v) for k, v in groups["town"].items()}
+        self._grid = dict(grid)
+
+    # ----------------------------------------------------------------------------------- searching
+
+    async def search(
+        self, *, caller: Identity | None, filters: FacilityFilters, page: PageParams, public: bool
+    ) -> bytes:
+        """A page as `{"items": [...], "next_cursor": …}` JSON, the same facilities in the same order
+        as services/registry/service/search.py's SQL would give (its tests hold both)."""
+        await self.current()
+        if public:
+            caller, filters = None, dataclasses.replace(filters, status=FacilityStatus.approved)
+        match = _matcher(caller, filters)
+        if filters.near is None:
+            items, cursor = self._by_id(match, filters, caller, page)
+        else:
+            items, cursor = self._nearest(match, filters, page)
+        head = (lambda e: e.public_head) if public else (lambda e: e.summary_head)
+        body = b",".join(
+            head(e) + (_DISTANCE_TAIL if d is None else orjson.dumps(d) + b"}") for e, d in items
+        )
+        return b'{"items":[' + body + b'],"next_cursor":' + orjson.dumps(cursor) + b"}"
+
+    def _candidates(self, filters: FacilityFilters, caller: Identity | None) -> Index:
+        """The smallest index the filters (or the caller's district) allow."""
+        options = [self._all]
+        if filters.town_code:
+            options.append(self._by_town.get(filters.town_code, Index([], [])))
+        district = filters.district_code
+        if district is None and caller is not None and caller.kind == ClientKind.district:
+            district = caller.district_code
+        if district:
+            options.append(self._by_district.get(district, Index([], [])))
+        status = filters.status.value if filters.status else (None if caller else "approved")
+        if status:
+            options.append(self._by_status.get(status, Index([], [])))
+        return min(options, key=lambda index: len(index.ids))
+
+    def _by_id(
+        self, match: Any, filters: FacilityFilters, caller: Identity | None, page: PageParams
+    ) -> tuple[list[tuple[Entry, float | None]], str | None]:
+        index = self._candidates(filters, caller)
+        start = bisect.bisect_right(index.ids, str(page.after[0])) if page.after else 0
+        found: list[tuple[Entry, float | None]] = []
+        for entry in index.entries[start:]:
+            if match(entry):
+                found.append((entry, None))
+                if len(found) > page.limit:
+                    break
+        more = len(found) > page.limit
+        found = found[: page.limit]
+        return found, encode_cursor([found[-1][0].id]) if more and found else None
+
+    def _nearest(
+        self, match: Any, filters: FacilityFilters, page: PageParams
+    ) -> tuple[list[tuple[Entry, float | None]], str | None]:
+        n = filters.near
+        assert n is not None
+        # The same bounding box the SQL search applies, then the exact circle.
+        dlat = math.degrees(n.radius_m / EARTH_RADIUS_M)
+        dlon = dlat / max(math.cos(math.radians(n.lat)), 0.01)
+        south, north, west, east = n.lat - dlat, n.lat + dlat, n.lon - dlon, n.lon + dlon
+        (row_lo, col_lo), (row_hi, col_hi) = _cell(south, west), _cell(north, east)
+        if (row_hi - row_lo + 1) * (col_hi - col_lo + 1) > len(self._grid):
+            boxed: Iterable[Entry] = self._all.entries
+        else:
+            boxed = (
+                e
+                for r in range(row_lo, row_hi + 1)
+                for c in range(col_lo, col_hi + 1)
+                for e in self._grid.get((r, c), ())
+            )
+        ranked = []
+        for e in boxed:
+            if south <= e.lat <= north and west <= e.lon <= east and match(e):
+                d = round(distance_m(n.lat, n.lon, e.lat, e.lon), 1)
+                if d <= n.radius_m:
+                    ranked.append((d, e.id, e))
+        ranked.sort(key=lambda t: (t[0], t[1]))
+        if page.after and len(page.after) == 2:
+            try:
+                last = (float(page.after[0]), str(page.after[1]))
+            except (TypeError, ValueError):
+                raise invalid("cursor", "is not a cursor this API returned") from None
+            ranked = [t for t in ranked if (t[0], t[1]) > last]
+        window = ranked[: page.limit]
+        cursor = (
+            encode_cursor([window[-1][0], window[-1][1]]) if len(ranked) > page.limit and window else None
+        )
+        return [(e, d) for d, _, e in window], cursor
+
+
+def _matcher(caller: Identity | None, filters: FacilityFilters) -> Any:
+    """One predicate for the caller's visibility and the filters (search.py's visible_to and filtered)."""
+    tests: list[Any] = []
+    if caller is None:
+        tests.append(lambda e: e.status == "approved")
+    elif not caller.sees_whole_city():
+        if caller.kind == ClientKind.district and caller.district_code:
+            own_district = caller.district_code
+            tests.append(lambda e: e.district_code == own_district)
+        elif caller.kind == ClientKind.operator:
+            client_id, own = caller.client_id, frozenset(caller.facility_ids or ())
+            tests.append(lambda e: e.owner_client_id == client_id or e.id in own)
+        else:
+            return lambda e: False
+    if filters.district_code:
+        district = filters.district_code
+        tests.append(lambda e: e.district_code == district)
+    if filters.town_code:
+        town = filters.town_code
+        tests.append(lambda e: e.town_code == town)
+    if filters.kind:
+        kind = filters.kind.value
+        tests.append(lambda e: e.kind == kind)
+    if filters.inclusive is not None:
+        inclusive = filters.inclusive
+        tests.append(lambda e: e.inclusive == inclusive)
+    if filters.status:
+        status = filters.status.value
+        tests.append(lambda e: e.status == status)
+    if filters.service_mode:
+        mode = filters.service_mode.value
+        tests.append(lambda e: mode in e.service_modes)
+    if filters.free_places:
+        age = filters.free_places.value
+        tests.append(lambda e: e.free[age] > 0)
+    if not tests:
+        return lambda e: True
+    if len(tests) == 1:
+        return tests[0]
+    return lambda e: all(test(e) for test in tests)
+
+
+# ------------------------------------------------------------------------------------ local writes
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, _context: object) -> None:
+    if ON_DIRECTORY_WRITE in session.info:
+        session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement(state: ORMExecuteState) -> None:
+    if (state.is_insert or state.is_update or state.is_delete) and ON_DIRECTORY_WRITE in state.session.info:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _directory_after_commit(session: Session) -> None:
+    if session.info.pop(_WROTE, False):
+        session.info[ON_DIRECTORY_WRITE]()
+
+
+@event.listens_for(Session, "after_rollback")
+def _directory_after_rollback(session: Session) -> None:
+    session.info.pop(_WROTE, None)
