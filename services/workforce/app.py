@@ -11,7 +11,7 @@ from services.workforce import jobs
 from services.workforce.config import WorkforceSettings
 from services.workforce.handlers import HANDLERS
 from services.workforce.models import metadata
-from services.workforce.router import router
+from services.workforce.router import ROUTERS
 from services.workforce.service.ban_checks import CheckAudit
 from services.workforce.service.common import ID_NUMBER, PHONE, WORKFORCE_SESSION_KEY, Workforce
 from shared.pii_keys import SealedColumn, refuse_lost_keys
@@ -32,7 +32,7 @@ def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
         settings=settings,
         title="Cradle workforce",
         metadata=metadata,
-        routers=[router],
+        routers=ROUTERS,
         handlers=HANDLERS,
         session_context={WORKFORCE_SESSION_KEY: workforce},
     )

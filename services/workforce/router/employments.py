@@ -1,0 +1,81 @@
+"""Employments: hiring (every check in one transaction), a facility's staff, ending."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from fastapi import APIRouter, Response
+
+from services.workforce.deps import EmploymentDep, IdQuery, WorkforceDep
+from services.workforce.router.common import PageDep, Reader, Writer, problem
+from services.workforce.schemas import EmploymentCreate, EmploymentEnd, EmploymentRead
+from services.workforce.service import hiring
+from services.workforce.service.common import get_visible_facility
+from shared.errors import PROBLEM_JSON
+from shared.idempotency import IdempotencyDep
+from shared.pagination import Page
+from shared.service import SessionDep
+
+router = APIRouter(prefix="/v1", tags=["workforce"])
+
+
+@router.post(
+    "/employments",
+    status_code=201,
+    response_model=EmploymentRead,
+    responses={409: {"description": "banned, flagged, not approved or already employed"}},
+)
+async def hire(
+    body: EmploymentCreate, session: SessionDep, caller: Writer, workforce: WorkforceDep, idem: IdempotencyDep
+) -> Response:
+    """Hire: the facility approved, the person not banned nor flagged, a valid certificate for the
+    role, all checked in one transaction. A refusal for a ban is recorded and published."""
+    if replay := await idem.replay():
+        return replay
+    outcome = await hiring.hire(session=session, workforce=workforce, caller=caller, data=body)
+    if isinstance(outcome, hiring.HireRefused):
+        refusal = problem(outcome.problem)
+        await idem.remember(
+            status_code=refusal.status_code,
+            body=json.loads(refusal.body),
+            headers={"content-type": PROBLEM_JSON},
+        )
+        return refusal
+    employment = await hiring.read_employment(session=session, employment=outcome)
+    return await idem.respond(201, employment, {"Location": f"/v1/employments/{outcome.id}"})
+
+
+@router.get("/employments", response_model=Page[EmploymentRead])
+async def list_employments(
+    session: SessionDep,
+    caller: Reader,
+    page: PageDep,
+    facility_id: IdQuery,
+    status: Literal["active", "ended"] | None = "active",
+    social_insurance_paid: bool | None = None,
+) -> Page[EmploymentRead]:
+    """A facility's staff; `social_insurance_paid=false` shows who lacks 社保."""
+    facility = await get_visible_facility(session=session, caller=caller, facility_id=facility_id)
+    return await hiring.list_employments(
+        session=session,
+        facility=facility,
+        status=status,
+        social_insurance_paid=social_insurance_paid,
+        page=page,
+    )
+
+
+@router.get("/employments/{employment_id}", response_model=EmploymentRead)
+async def read_employment(employment: EmploymentDep, session: SessionDep, _caller: Reader) -> EmploymentRead:
+    return await hiring.read_employment(session=session, employment=employment)
+
+
+@router.post("/employments/{employment_id}/end", response_model=EmploymentRead)
+async def end_employment(
+    employment: EmploymentDep, body: EmploymentEnd, session: SessionDep, caller: Writer, idem: IdempotencyDep
+) -> Response:
+    if replay := await idem.replay():
+        return replay
+    ended = await hiring.end_employment(session=session, caller=caller, employment=employment, data=body)
+    return await idem.respond(200, await hiring.read_employment(session=session, employment=ended))
