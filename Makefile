@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint dup bench lock clean
+.PHONY: install up test lint dup bench lock messages clean
 
 install: $(STAMP)
 
@@ -45,6 +45,14 @@ bench: install
 	$(BIN)/python bench/ingest.py --backend postgres
 	$(BIN)/python bench/guidance_figures.py
 	$(BIN)/python bench/ban_propagation.py
+
+# The texts of replies (shared/i18n.py): extracted from the code into the template, merged into each
+# language's catalogue (translate the new or changed entries there; they are compiled at start-up).
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k tr -k N_ --no-location --sort-output --omit-header \
+	  -w 110 -o shared/locale/cradle.pot gateway services shared
+	$(BIN)/pybabel update -i shared/locale/cradle.pot -d shared/locale -D cradle -l zh_CN \
+	  -w 110 --no-fuzzy-matching --ignore-obsolete
 
 # Re-pin after changing pyproject.toml's dependencies: resolves in a scratch venv, writes both locks.
 lock:

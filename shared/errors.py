@@ -10,10 +10,12 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SkipValidation, ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.i18n import N_, localize, pydantic_message, tr
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("cradle.errors")
@@ -21,7 +23,8 @@ log = structlog.get_logger("cradle.errors")
 
 class FieldError(BaseModel):
     field: str
-    message: str
+    # Kept as given: a `shared.i18n.Text` is translated when the problem is rendered.
+    message: SkipValidation[str]
 
 
 class Problem(BaseModel):
@@ -103,8 +106,10 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
-    body["errors"] = [e.model_dump() for e in errors]
+    # In the caller's language (shared/i18n.py); field names stay as they are.
+    body: dict[str, Any] = {"type": type_, "title": localize(title), "status": status}
+    body["detail"] = localize(detail)
+    body["errors"] = [{"field": e.field, "message": localize(e.message)} for e in errors]
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
@@ -120,15 +125,23 @@ def field_errors(raw: Sequence[Any]) -> list[FieldError]:
             where, loc = loc[0], loc[1:]
         else:
             where = None
-        message = err.get("msg", "invalid")
+        message = pydantic_message(err) if "type" in err else err.get("msg", "invalid")
         if err.get("type") == "json_invalid":
             # Pydantic puts the character position where a field name would be.
-            loc, message = [], f"{message} at character {'.'.join(loc) or '0'}"
+            position = ".".join(loc) or "0"
+            loc, message = [], tr("{message} at character {position}", message=message, position=position)
         field = ".".join(loc) or (where or "body")
         if where in ("query", "path", "header"):
-            message = f"{message} ({where} parameter)"
+            message = tr(_PARAMETER_MESSAGES[where], message=message)
         out.append(FieldError(field=field, message=message))
     return out
+
+
+_PARAMETER_MESSAGES = {
+    "query": N_("{message} (query parameter)"),
+    "path": N_("{message} (path parameter)"),
+    "header": N_("{message} (header parameter)"),
+}
 
 
 async def _cradle_error(request: Request, exc: Exception) -> JSONResponse:
@@ -160,7 +173,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         status=422,
         title="Invalid input",
         type_="/problems/invalid-input",
-        detail=f"{len(errors)} field(s) are invalid: " + ", ".join(e.field for e in errors),
+        detail=tr(
+            "{count} field(s) are invalid: {fields}",
+            count=len(errors),
+            fields=", ".join(e.field for e in errors),
+        ),
         errors=errors,
     )
 
