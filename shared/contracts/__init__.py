@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.contracts import guidance, monitoring, registry, workforce
+from shared.contracts import delivery, guidance, monitoring, registry, workforce
 from shared.events.envelope import CloudEvent, DomainEvent
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,7 +31,7 @@ def _index(*modules: tuple[type[DomainEvent], ...]) -> dict[str, type[DomainEven
 
 
 EVENT_MODELS: dict[str, type[DomainEvent]] = _index(
-    registry.EVENTS, workforce.EVENTS, monitoring.EVENTS, guidance.EVENTS
+    registry.EVENTS, workforce.EVENTS, monitoring.EVENTS, guidance.EVENTS, delivery.EVENTS
 )
 
 

@@ -15,7 +15,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 log = structlog.get_logger("cradle.streams")
 
-SERVICES = ("registry", "workforce", "monitoring", "guidance", "gateway")
+SERVICES = ("registry", "workforce", "monitoring", "guidance", "gateway", "delivery")
 # Whose streams each service consumes (its durable there is named after it). Its NATS credential
 # may read those and no other; tests/shared/test_nats_auth.py checks this against the handlers.
 READS: dict[str, tuple[str, ...]] = {
@@ -24,6 +24,9 @@ READS: dict[str, tuple[str, ...]] = {
     "monitoring": ("registry", "workforce"),
     "guidance": (),
     "gateway": (),
+    # What the API's callers may see, pushed to their webhooks and feed (not the devices' raw events,
+    # not the gateway's audit checkpoints).
+    "delivery": ("registry", "workforce", "monitoring", "guidance"),
 }
 # The devices' stream has one reader: monitoring's ingest consumer (services/monitoring/ingest_consumer.py).
 INGEST_READER = "monitoring"

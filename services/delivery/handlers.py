@@ -1,0 +1,35 @@
+"""Every event the API's callers may see, from the four producing services' streams: stored once
+(the consumer runner's inbox), its audience recorded, a delivery owed to each subscription that may
+see it. Registry facility events also keep the facility projection that decides those audiences."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.delivery.service.log import record_event, update_facility
+from shared.contracts import EVENT_MODELS
+from shared.contracts.registry import FacilityFacts
+from shared.events.consumer import Handler
+from shared.events.envelope import CloudEvent
+
+SOURCES = ("registry", "workforce", "monitoring", "guidance")
+
+
+async def on_event(event: CloudEvent, session: AsyncSession) -> None:
+    await record_event(session=session, event=event)
+
+
+async def on_facility_event(event: CloudEvent, session: AsyncSession) -> None:
+    await update_facility(session=session, event=event)
+    await record_event(session=session, event=event)
+
+
+def _handler(event_type: str) -> Handler:
+    return on_facility_event if issubclass(EVENT_MODELS[event_type], FacilityFacts) else on_event
+
+
+HANDLERS: dict[str, Handler] = {
+    event_type: _handler(event_type)
+    for event_type in sorted(EVENT_MODELS)
+    if event_type.split(".")[1] in SOURCES
+}

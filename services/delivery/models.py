@@ -1,0 +1,158 @@
+"""delivery's tables, in its own metadata: the event log (each source event stored once, with the
+facilities, districts or client it is about), the facility projection that decides those, the
+subscriptions, one delivery row per (subscription, event) and every attempt to send it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from shared.events.tables import inbox_table, outbox_table
+
+
+class DeliveryModel(SQLModel, registry=registry()):
+    pass
+
+
+metadata = DeliveryModel.metadata
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+SERIAL = BigInteger().with_variant(Integer, "sqlite")
+EVERY_DISTRICT = "*"  # an audience row for events every district may read (city sessions, resources)
+
+
+def _at(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class FacilityProjection(DeliveryModel, table=True):
+    """Which district a facility is in and which operator client applied for it, from the
+    registry's facility events: what decides who may see an event about the facility."""
+
+    __tablename__ = "facility_projection"
+
+    facility_id: str = Field(primary_key=True, max_length=36)
+    district_code: str = Field(max_length=6)
+    owner_client_id: str | None = Field(default=None, max_length=64)
+    version: int = 0
+    source_event_at: datetime = Field(sa_column=_at())
+
+
+class EventRecord(DeliveryModel, table=True):
+    """A source event, once (the consumer's inbox), numbered in arrival order: `seq` is the feed's
+    cursor. `scope` is what a reader needs to see it (`<service>:read`); none for the events about a
+    client's own subscriptions, which only that client sees."""
+
+    __tablename__ = "event_record"
+    __table_args__ = (Index("ix_event_record_time", "time"),)
+
+    seq: int | None = Field(default=None, sa_column=Column(SERIAL, primary_key=True, autoincrement=True))
+    event_id: str = Field(max_length=64, unique=True)
+    type: str = Field(max_length=255, index=True)
+    subject: str | None = Field(default=None, max_length=64)
+    scope: str | None = Field(default=None, max_length=32)
+    time: datetime = Field(sa_column=_at())
+    recorded_at: datetime = Field(sa_column=_at())
+    body: str = Field(sa_column=Column(Text, nullable=False))  # the CloudEvent, JSON, as received
+
+
+class EventAudience(DeliveryModel, table=True):
+    """Who besides the city's bureaus may see an event: a facility (its operator, and its district),
+    a district (or every district, `*`), or one client. An event with no row is the bureaus' only."""
+
+    __tablename__ = "event_audience"
+    __table_args__ = (
+        Index("ix_event_audience_facility", "facility_id", "event_seq"),
+        Index("ix_event_audience_owner", "owner_client_id", "event_seq"),
+        Index("ix_event_audience_district", "district_code", "event_seq"),
+        Index("ix_event_audience_client", "client_id", "event_seq"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(SERIAL, primary_key=True, autoincrement=True))
+    event_seq: int = Field(
+        sa_column=Column(SERIAL, ForeignKey("event_record.seq"), nullable=False, index=True)
+    )
+    facility_id: str | None = Field(default=None, max_length=36)
+    district_code: str | None = Field(default=None, max_length=6)
+    owner_client_id: str | None = Field(default=None, max_length=64)
+    client_id: str | None = Field(default=None, max_length=64)
+
+
+class Subscription(DeliveryModel, table=True):
+    """A client's webhook. `identity` is the caller as it subscribed (kind, district, facilities,
+    scopes): what it may read decides what is sent. The secret signs every delivery; after a
+    rotation the previous one signs too until `previous_secret_until`."""
+
+    __tablename__ = "subscription"
+
+    id: str = Field(primary_key=True, max_length=36)
+    client_id: str = Field(max_length=64, index=True)
+    identity: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    url: str = Field(max_length=2048)
+    event_types: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    description: str | None = Field(default=None, max_length=200)
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=300)
+    disabled_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    secret: str = Field(max_length=100)
+    previous_secret: str | None = Field(default=None, max_length=100)
+    previous_secret_until: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    failing_since: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    created_at: datetime = Field(sa_column=_at())
+    updated_at: datetime = Field(sa_column=_at())
+    version: int = 1
+
+
+class Delivery(DeliveryModel, table=True):
+    """One event owed to one subscription. `order_key` (the event's subject) keeps a subscription's
+    events about one entity in order: only the oldest undelivered one of a key is sent. A replica
+    claims a row by leasing it (`lease_until`)."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+        Index("ix_delivery_order", "subscription_id", "order_key", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(SERIAL, primary_key=True, autoincrement=True))
+    subscription_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("subscription.id", ondelete="CASCADE"), nullable=False)
+    )
+    event_seq: int = Field(sa_column=Column(SERIAL, ForeignKey("event_record.seq"), nullable=False))
+    order_key: str = Field(max_length=64)
+    status: str = Field(max_length=16)  # pending | delivered | cancelled
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_at())
+    lease_until: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    leased_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_column=_at())
+    delivered_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+
+
+class DeliveryAttempt(DeliveryModel, table=True):
+    """Every attempt: what came back (status, latency, the first KiB of the reply) or what failed."""
+
+    __tablename__ = "delivery_attempt"
+    __table_args__ = (Index("ix_delivery_attempt_subscription", "subscription_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(SERIAL, primary_key=True, autoincrement=True))
+    delivery_id: int = Field(
+        sa_column=Column(SERIAL, ForeignKey("delivery.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    subscription_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("subscription.id", ondelete="CASCADE"), nullable=False)
+    )
+    event_id: str = Field(max_length=64)
+    event_type: str = Field(max_length=255)
+    attempt: int
+    attempted_at: datetime = Field(sa_column=_at())
+    status_code: int | None = None
+    latency_ms: float
+    outcome: str = Field(max_length=16)  # delivered | failed
+    error: str | None = Field(default=None, max_length=500)
+    response_excerpt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
