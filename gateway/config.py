@@ -10,7 +10,7 @@ from gateway.checkpoints import load_signing_key
 from gateway.hashing import Argon2Cost
 from shared.jsonlimits import DEFAULT_MAX_JSON_DEPTH
 from shared.pii import MIN_HMAC_KEY_BYTES, decode_key
-from shared.settings import PersonalDataKeys
+from shared.settings import DatabaseSettings, PersonalDataKeys, with_password
 
 # Scope families: a route is reachable with any scope of its family (the service checks the exact one).
 REGISTRY = ["registry:read", "registry:write", "registry:review"]
@@ -112,14 +112,14 @@ class SignInLimits(BaseModel):
         return self
 
 
-class GatewaySettings(PersonalDataKeys):
+class GatewaySettings(PersonalDataKeys, DatabaseSettings):
     """`GATEWAY_PII_*`: the keys of parents' phone numbers (PersonalDataKeys: same names and checks as
-    every service's)."""
+    every service's); `GATEWAY_DATABASE_URL` and `_PASSWORD` (DatabaseSettings). Any variable may be
+    given as a file instead, `<VAR>_FILE` (shared/settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     service_name: str = "gateway"
-    database_url: str
     # Ed25519 private key (PEM) that signs the identity forwarded to the services.
     internal_signing_key: SecretStr = Field(
         validation_alias=AliasChoices("CRADLE_INTERNAL_SIGNING_KEY", "internal_signing_key")
@@ -182,6 +182,10 @@ class GatewaySettings(PersonalDataKeys):
 
     rate_limits: dict[str, RateLimit] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
+    # Redis's password apart from its URL, so it can come from a file (`REDIS_PASSWORD_FILE`).
+    redis_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_PASSWORD", "redis_password")
+    )
     redis_key_prefix: str = "cradle:ratelimit:"
 
     audit_retention_days: float = Field(default=180, gt=0)
@@ -209,6 +213,10 @@ class GatewaySettings(PersonalDataKeys):
     )
     # The gateway's own NATS credential (`.creds`); it may publish `<namespace>.gateway.>` only.
     nats_creds: Path | None = Field(default=None, validation_alias=AliasChoices("NATS_CREDS", "nats_creds"))
+    # The CA (PEM) of the NATS servers' certificates, for `tls://` URLs (unset: the system's CAs).
+    nats_tls_ca: Path | None = Field(
+        default=None, validation_alias=AliasChoices("NATS_TLS_CA", "nats_tls_ca")
+    )
     # Device credentials (gateway/device_credentials.py), both from `cradle nats init`: the issuer's
     # keys (`device_issuer.json`) and the system-account `claims.creds` that pushes revocations. Unset:
     # the device-credential routes answer 503 (the list still works).
@@ -270,6 +278,12 @@ class GatewaySettings(PersonalDataKeys):
         if (self.device_issuer_file is None) != (self.nats_claims_creds is None):
             # Issuing without the power to revoke would hand out credentials no one can take back.
             raise ValueError("set both GATEWAY_DEVICE_ISSUER_FILE and GATEWAY_NATS_CLAIMS_CREDS, or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _redis_password_into_url(self) -> GatewaySettings:
+        if self.redis_url and self.redis_password is not None:
+            self.redis_url = with_password(self.redis_url, self.redis_password.get_secret_value())
         return self
 
     def upstreams(self) -> dict[str, str]:

@@ -2,30 +2,128 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from shared.db import POOL_MAX_OVERFLOW, POOL_SIZE, POOL_TIMEOUT_SECONDS
 from shared.jsonlimits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH
 from shared.pii import KEY_BYTES, MIN_HMAC_KEY_BYTES, KeyedHasher, PiiCipher, decode_key
 
+FILE_SUFFIX = "_FILE"
 
-class ServiceSettings(BaseSettings):
-    """Per-service settings. `REGISTRY_DATABASE_URL` etc. come from the subclass's env prefix;
-    the cross-service ones (`NATS_URL`, the internal identity keys) are read unprefixed."""
+
+def read_secret_file(variable: str, path: str) -> str:
+    """The content of a secret file named by `<variable>_FILE`, without its final line break (as the
+    postgres image and `$(cat file)` read them)."""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SettingsError(f"{variable}{FILE_SUFFIX}={path}: cannot read it ({reason})") from None
+
+
+def env_or_file(variable: str) -> str | None:
+    """`<variable>` from the environment, or the content of the file `<variable>_FILE` names."""
+    value, path = os.environ.get(variable), os.environ.get(variable + FILE_SUFFIX)
+    if value is not None and path is not None:
+        raise SettingsError(f"{variable} and {variable}{FILE_SUFFIX} are both set: keep one")
+    return read_secret_file(variable, path) if path is not None else value
+
+
+def with_password(url: str, password: str | None) -> str:
+    """The URL (a database's, Redis's) with this password in it, escaped as URLs need, so any
+    character goes; a password already in the URL is replaced."""
+    if not password:
+        return url
+    parts = urlsplit(url)
+    user = parts.username or ""  # as written, still escaped
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+class EnvOrFileSettingsSource(EnvSettingsSource):
+    """Environment variables, where `<VAR>_FILE=/run/secrets/…` stands for `<VAR>`: the value is that
+    file's content. Secrets then live in files (compose or Kubernetes secrets) rather than in the
+    environment, which `docker inspect` and child processes see. Setting both is refused. The files
+    are read here, when the source is made, so an error reaches the caller as it is written (pydantic-
+    settings would wrap one raised while fields are read into a message that names neither)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        suffix = FILE_SUFFIX if self.case_sensitive else FILE_SUFFIX.lower()
+        variables = dict(self.env_vars)
+        names = {
+            env_name
+            for field_name, field in settings_cls.model_fields.items()
+            for _key, env_name, _complex in self._extract_field_info(field, field_name)
+        }
+        for env_name in sorted(names):
+            path = self.env_vars.get(env_name + suffix)
+            if path is not None:
+                variable = env_name.upper()
+                if self.env_vars.get(env_name) is not None:
+                    raise SettingsError(f"{variable} and {variable}{FILE_SUFFIX} are both set: keep one")
+                variables[env_name] = read_secret_file(variable, path)
+        self.env_vars = variables
+
+
+class CradleSettings(BaseSettings):
+    """Every settings class of the project: read from the environment, with `<VAR>_FILE` for secrets."""
 
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
-    service_name: str = "service"
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, EnvOrFileSettingsSource(settings_cls), dotenv_settings, file_secret_settings
+
+
+class DatabaseSettings(CradleSettings):
+    """A process's database: `<PREFIX>_DATABASE_URL` without a secret in it, and the role's password
+    apart (`<PREFIX>_DATABASE_PASSWORD`, or `_FILE`), which is put into the URL escaped."""
+
     database_url: str
+    database_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _password_into_url(self) -> DatabaseSettings:
+        if self.database_password is not None:
+            self.database_url = with_password(self.database_url, self.database_password.get_secret_value())
+        return self
+
+
+class ServiceSettings(DatabaseSettings):
+    """Per-service settings. `REGISTRY_DATABASE_URL` etc. come from the subclass's env prefix;
+    the cross-service ones (`NATS_URL`, the internal identity keys) are read unprefixed."""
+
+    service_name: str = "service"
     nats_url: str = Field(
         default="nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL", "nats_url")
     )
     # This process's NATS credential (a `.creds` file: `cradle nats init` writes one per service).
     # Unset: an anonymous connection, which only a development server accepts.
     nats_creds: Path | None = Field(default=None, validation_alias=AliasChoices("NATS_CREDS", "nats_creds"))
+    # The CA (PEM) that signed the NATS servers' certificates, for `tls://` URLs; unset, the
+    # system's CAs verify them.
+    nats_tls_ca: Path | None = Field(
+        default=None, validation_alias=AliasChoices("NATS_TLS_CA", "nats_tls_ca")
+    )
     # Subjects are `<event_namespace>.<service>.<entity>.<verb>`; tests use their own namespace so
     # parallel runs on one NATS server never see each other's events.
     event_namespace: str = Field(
@@ -72,7 +170,7 @@ class ServiceSettings(BaseSettings):
         return value
 
 
-class PersonalDataKeys(BaseSettings):
+class PersonalDataKeys(CradleSettings):
     """The keys of a process that holds personal data (ID or phone numbers), with no defaults — a
     deployment brings its own (`cradle up` generates them). `<PREFIX>_PII_KEYS='{"k2026a": "<base64
     of 32 bytes>"}'`: every listed key decrypts, the active one encrypts, so a key is rotated by
