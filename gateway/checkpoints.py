@@ -277,6 +277,7 @@ def checkpoint_publisher(
         client_name="gateway",
         streams=[namespace.stream("gateway")],
         credentials=settings.nats_creds,
+        tls_ca=settings.nats_tls_ca,
         inbox_prefix=inbox_prefix("gateway"),
     )
     return CheckpointPublisher(

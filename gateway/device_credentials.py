@@ -35,6 +35,7 @@ from gateway.views import Views
 from shared.errors import Forbidden, NotFound, ServiceUnavailable
 from shared.events.permissions import device_permissions, inbox_prefix
 from shared.events.streams import Namespace
+from shared.events.tls import client_tls
 from shared.identity import ClientKind, Identity
 from shared.nats_auth import (
     AccountClaims,
@@ -96,13 +97,16 @@ class DeviceIssuer:
         )
         return IssuedDevice(user=user.public_key, creds=creds(token, user.seed))
 
-    async def revoke(self, *, nats_url: str, claims_creds: Path, users: list[str]) -> None:
+    async def revoke(
+        self, *, nats_url: str, claims_creds: Path, users: list[str], tls_ca: Path | None = None
+    ) -> None:
         """Revoke these device users now: their JWTs stop working and their connections close, on
         every node. The cluster's current account JWT is the base, so nothing else changes."""
         nc = await nats.connect(
             nats_url.split(","),
             name="cradle-gateway-claims",
             user_credentials=str(claims_creds),
+            tls=client_tls(tls_ca),
             connect_timeout=5,
             allow_reconnect=False,
             max_reconnect_attempts=0,
@@ -134,6 +138,7 @@ class DeviceBus:
     issuer: DeviceIssuer
     nats_url: str
     claims_creds: Path
+    tls_ca: Path | None = None
     # Revocations of one replica one at a time (lookup → push); replicas serialize in PostgreSQL.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -149,7 +154,12 @@ class DeviceBus:
             )
         if not settings.nats_claims_creds.is_file():
             raise ValueError(f"GATEWAY_NATS_CLAIMS_CREDS: no file {settings.nats_claims_creds}")
-        return cls(issuer=issuer, nats_url=settings.nats_url, claims_creds=settings.nats_claims_creds)
+        return cls(
+            issuer=issuer,
+            nats_url=settings.nats_url,
+            claims_creds=settings.nats_claims_creds,
+            tls_ca=settings.nats_tls_ca,
+        )
 
 
 def _not_configured() -> ServiceUnavailable:
@@ -274,7 +284,9 @@ async def revoke_credential(
     users = [*(await session.execute(revoked)).scalars(), row.nats_user]
     async with bus.lock:
         try:
-            await bus.issuer.revoke(nats_url=bus.nats_url, claims_creds=bus.claims_creds, users=users)
+            await bus.issuer.revoke(
+                nats_url=bus.nats_url, claims_creds=bus.claims_creds, users=users, tls_ca=bus.tls_ca
+            )
         except (NatsError, NatsAuthError, TimeoutError, OSError) as exc:
             log.warning("device_revocation_failed", credential_id=credential_id, error=type(exc).__name__)
             raise ServiceUnavailable(

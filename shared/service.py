@@ -62,6 +62,7 @@ def create_service_app(
             client_name=service,
             streams=streams_used(namespace, service),
             credentials=settings.nats_creds,
+            tls_ca=settings.nats_tls_ca,
             inbox_prefix=inbox_prefix(service),
         )
         session_info = outbox_session_info(OutboxWriter(outbox, namespace, f"/cradle/{service}"))

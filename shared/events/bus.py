@@ -16,6 +16,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from shared.events.streams import Namespace, wait_for_streams
+from shared.events.tls import client_tls
 
 log = structlog.get_logger("cradle.bus")
 
@@ -30,6 +31,7 @@ class EventBus:
         client_name: str,
         streams: Sequence[str] = (),
         credentials: Path | None = None,
+        tls_ca: Path | None = None,
         inbox_prefix: str = "_INBOX",
     ) -> None:
         self.url = url
@@ -38,6 +40,7 @@ class EventBus:
         self.client_name = client_name
         self.streams = tuple(streams)
         self.credentials = credentials
+        self.tls = client_tls(tls_ca)  # made once: a bad CA file fails the start, not each attempt
         self.inbox_prefix = inbox_prefix
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
@@ -77,6 +80,7 @@ class EventBus:
                     disconnected_cb=self._disconnected,
                     error_cb=self._error,
                     user_credentials=str(self.credentials) if self.credentials else None,
+                    tls=self.tls,
                     inbox_prefix=self.inbox_prefix,
                 )
                 js = nc.jetstream(timeout=5)
