@@ -18,6 +18,7 @@ from gateway.audit import ChainKey, ChainReport, verify
 from gateway.checkpoints import Checkpoint, CheckpointInvalid, latest_checkpoint, load_verify_key
 from shared.db import make_engine
 from shared.events.streams import DEFAULT_NAMESPACE, Namespace
+from shared.events.tls import client_tls_from_env
 
 app = typer.Typer(help="The gateway's audit log.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -37,6 +38,7 @@ async def read_checkpoint(
             allow_reconnect=False,
             name="cradle-audit-verify",
             user_credentials=str(credentials) if credentials else None,
+            tls=client_tls_from_env(),
         )
     except Exception as exc:
         raise CheckpointUnavailable(f"{type(exc).__name__}: {exc}"[:200]) from exc

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from shared.events.deadletters import DeadLetter, get_dead_letter, list_dead_letters, replay
 from shared.events.streams import DEFAULT_NAMESPACE, Namespace
+from shared.events.tls import client_tls_from_env
 
 app = typer.Typer(help="Dead letters: events a consumer gave up on.", no_args_is_help=True)
 console = Console()
@@ -33,6 +34,7 @@ async def jetstream(url: str, credentials: Path | None) -> AsyncIterator[JetStre
         connect_timeout=3,
         allow_reconnect=False,
         user_credentials=str(credentials) if credentials else None,
+        tls=client_tls_from_env(),
     )
     try:
         yield nc.jetstream(timeout=5)

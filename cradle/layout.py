@@ -14,6 +14,7 @@ from pathlib import Path
 from shared.identity import generate_keypair
 from shared.pii import new_key
 from shared.pii_keys import new_key_id, require_keys_sync
+from shared.settings import env_or_file, with_password
 
 SERVICES = ("registry", "workforce", "monitoring", "guidance")
 DATABASES = ("gateway", *SERVICES)
@@ -32,8 +33,12 @@ def data_dir() -> Path:
 
 
 def database_url(name: str, base: Path) -> str:
-    """`<NAME>_DATABASE_URL` when set, else a SQLite file under the data directory."""
-    return os.environ.get(f"{name.upper()}_DATABASE_URL") or f"sqlite+aiosqlite:///{base / (name + '.db')}"
+    """`<NAME>_DATABASE_URL` when set (with `<NAME>_DATABASE_PASSWORD` put into it; either may be a
+    file, `_FILE`, as the services read them), else a SQLite file under the data directory."""
+    url = env_or_file(f"{name.upper()}_DATABASE_URL")
+    if not url:
+        return f"sqlite+aiosqlite:///{base / (name + '.db')}"
+    return with_password(url, env_or_file(f"{name.upper()}_DATABASE_PASSWORD"))
 
 
 def _write_private(path: Path, content: str) -> None:

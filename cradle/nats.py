@@ -22,8 +22,10 @@ import nats
 import typer
 from rich.console import Console
 
+from cradle.nats_tls import TlsFiles, make_ca, make_server_cert
 from shared.events.permissions import service_permissions
 from shared.events.streams import DEFAULT_NAMESPACE, SERVICES, Namespace, ensure_streams
+from shared.events.tls import client_tls_from_env
 from shared.nats_auth import (
     AccountClaims,
     NKey,
@@ -170,6 +172,29 @@ class Cluster:
     listen: str = "0.0.0.0:6222"
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """A node's certificate and key and the CA that signed every node's (paths as the node sees them):
+    clients must speak TLS, and routes verify each other's certificate both ways."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+
+    def block(self, *, verify: bool) -> str:
+        files = f"cert_file: {json.dumps(self.cert_file)}, key_file: {json.dumps(self.key_file)}"
+        ca = f"ca_file: {json.dumps(self.ca_file)}"
+        return f"tls {{ {files}, {ca}, verify: {str(verify).lower()}, timeout: 5 }}"
+
+
+# Where the compose file mounts the files `cradle nats tls` writes (docker-compose.yml, secrets).
+COMPOSE_TLS = ServerTls(
+    cert_file="/run/secrets/nats-tls-cert",
+    key_file="/run/secrets/nats-tls-key",
+    ca_file="/run/secrets/nats-ca",
+)
+
+
 def server_config(
     trust: BusTrust,
     *,
@@ -179,10 +204,13 @@ def server_config(
     port: int = 4222,
     cluster: Cluster | None = None,
     http_port: int | None = None,
+    tls: ServerTls | None = None,
 ) -> str:
     """A nats-server configuration: operator mode (no anonymous connection is accepted), a `full`
     resolver that keeps account JWTs under the store and takes updates at run time, preloaded with
-    the system and the CRADLE accounts. `server_name` may be `$VAR` (read from the environment)."""
+    the system and the CRADLE accounts. `server_name` may be `$VAR` (read from the environment).
+    With `tls`, clients connect over TLS only (they authenticate with their credentials, not a
+    certificate) and routes present and verify certificates both ways."""
 
     def q(value: str) -> str:
         return value if value.startswith("$") else json.dumps(value)
@@ -208,6 +236,8 @@ def server_config(
     ]
     if http_port is not None:
         lines.append(f"http_port: {http_port}")
+    if tls is not None:
+        lines.append(tls.block(verify=False))
     if cluster is not None:
         password = trust.route_password
         routes = ", ".join(
@@ -219,6 +249,7 @@ def server_config(
             f"  listen: {q(cluster.listen)}",
             f"  authorization {{ user: {q(ROUTE_USER)}, password: {q(password)} }}",
             f"  routes: [{routes}]",
+            *([f"  {tls.block(verify=True)}"] if tls is not None else []),
             "}",
         ]
     return "\n".join(lines) + "\n"
@@ -233,6 +264,7 @@ async def provision(url: str, *, namespace: str, replicas: int, credentials: Pat
         allow_reconnect=False,
         max_reconnect_attempts=0,
         user_credentials=str(credentials) if credentials else None,
+        tls=client_tls_from_env(),
     )
     try:
         await ensure_streams(nc.jetstream(timeout=10), Namespace(namespace), replicas=replicas)
@@ -274,6 +306,9 @@ def init_command(
         "", help="Also write nats-server.conf for this cluster: comma-separated host:port routes."
     ),
     store_dir: str = typer.Option("/data", help="The nodes' JetStream store (with --cluster)."),
+    tls: bool = typer.Option(
+        True, help="With --cluster: TLS for clients and routes, from the files `cradle nats tls` makes."
+    ),
 ) -> None:
     """Make the operator, accounts, keys and every process's .creds (once; kept if present)."""
     trust = init_trust(directory or default_dir(), namespace=namespace)
@@ -285,6 +320,7 @@ def init_command(
             host="0.0.0.0",
             cluster=Cluster(name="cradle", routes=[r.strip() for r in cluster.split(",") if r.strip()]),
             http_port=8222,
+            tls=COMPOSE_TLS if tls else None,
         )
         write_private(trust.directory / "nats-server.conf", config)
     console.print(f"bus credentials in [bold]{trust.directory}[/] (account {trust.account})")
@@ -332,8 +368,29 @@ def revoke_command(
         if not user.startswith("U"):
             raise typer.BadParameter(f"{user} is not a NATS user public key")
     issuer = DeviceIssuer.from_file(trust.device_issuer)
-    asyncio.run(issuer.revoke(nats_url=url, claims_creds=trust.creds_path(CLAIMS), users=users))
+    ca_file = os.environ.get("NATS_TLS_CA")
+    tls_ca = Path(ca_file) if ca_file else None
+    claims = trust.creds_path(CLAIMS)
+    asyncio.run(issuer.revoke(nats_url=url, claims_creds=claims, users=users, tls_ca=tls_ca))
     console.print(f"[green]revoked[/] {len(users)} user(s) on {url}")
+
+
+@app.command("tls")
+def tls_command(
+    hosts: str = typer.Option(
+        ..., help="Every name and address clients and nodes use: nats-1,nats-2,nats-3,bus.example.gov.cn"
+    ),
+    directory: Path = typer.Option(None, "--dir", help="The `init` directory (default: <data>/keys/nats)."),
+    days: int = typer.Option(825, min=1, max=3650, help="How long the node certificate is valid."),
+) -> None:
+    """Make the bus's CA (once) and a node certificate signed by it under <dir>/tls/; run it again to
+    renew the certificate or add a name (the CA stays, so clients need nothing new)."""
+    files = TlsFiles((directory or default_dir()) / "tls")
+    make_ca(files)
+    make_server_cert(files, [h.strip() for h in hosts.split(",") if h.strip()], days=days)
+    console.print(f"CA {files.ca} (every client's NATS_TLS_CA)")
+    console.print(f"node certificate {files.cert}, its key {files.key}")
+    console.print(f"keep {files.ca_key} offline: it signs node certificates, nothing running needs it")
 
 
 def _existing(directory: Path) -> BusTrust:
