@@ -63,7 +63,8 @@ def migrate_all(names: tuple[str, ...] | list[str]) -> None:
         url = database_url(name, base)
         if name == "gateway":  # its migration encrypts existing parents' phones with the gateway's keys
             for variable, value in load_pii_keys("gateway", base / "keys").env("gateway").items():
-                os.environ.setdefault(variable, value)
+                if variable + "_FILE" not in os.environ:  # then the migration reads the file itself
+                    os.environ.setdefault(variable, value)
         upgrade(name, url)
         console.print(f"[green]migrated[/] {name:<10} {_redact(url)}")
 

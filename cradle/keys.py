@@ -43,7 +43,7 @@ def _services(service: str | None) -> list[str]:
 
 
 def _file_keys(service: str) -> PiiKeys:
-    if os.environ.get(f"{service.upper()}_PII_KEYS"):
+    if os.environ.get(f"{service.upper()}_PII_KEYS") or os.environ.get(f"{service.upper()}_PII_KEYS_FILE"):
         console.print(
             f"[red]{service}: keys come from {service.upper()}_PII_KEYS; rotate them in your secret store."
         )

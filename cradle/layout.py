@@ -95,11 +95,12 @@ def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
     """From `<SERVICE>_PII_*` when set (production: a secret store); otherwise made once and kept:
     losing the HMAC key would lose every lookup by ID or phone number."""
     prefix = service.upper()
-    if os.environ.get(f"{prefix}_PII_KEYS"):
+    given = env_or_file(f"{prefix}_PII_KEYS")
+    if given:
         return PiiKeys(
-            json.loads(os.environ[f"{prefix}_PII_KEYS"]),
-            os.environ.get(f"{prefix}_PII_ACTIVE_KEY_ID", ""),
-            os.environ.get(f"{prefix}_PII_HMAC_KEY", ""),
+            json.loads(given),
+            env_or_file(f"{prefix}_PII_ACTIVE_KEY_ID") or "",
+            env_or_file(f"{prefix}_PII_HMAC_KEY") or "",
         )
     pii_file = keys_dir / PII_SERVICES[service]
     if not pii_file.exists():
@@ -143,8 +144,8 @@ def load_audit_keys(keys_dir: Path) -> tuple[str, str]:
     """(HMAC key, signing key) from `GATEWAY_AUDIT_HMAC_KEY` / `GATEWAY_AUDIT_SIGNING_KEY` when set;
     otherwise made once and kept: with the HMAC key lost, no record written with it verifies."""
     hmac_key, signing_key = (
-        os.environ.get("GATEWAY_AUDIT_HMAC_KEY"),
-        os.environ.get("GATEWAY_AUDIT_SIGNING_KEY"),
+        env_or_file("GATEWAY_AUDIT_HMAC_KEY"),
+        env_or_file("GATEWAY_AUDIT_SIGNING_KEY"),
     )
     if hmac_key and signing_key:
         return hmac_key, signing_key
