@@ -57,9 +57,9 @@ from bench.stack import (
     workdir,
 )
 from cradle.layout import free_port
+from cradle.migrations import upgrade
 from services.workforce.models import Ban, Person
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
-from shared.migrations import upgrade
 from shared.pii import KeyedHasher, PiiCipher, mask, national_id_check_char
 
 BATCH = 50_000

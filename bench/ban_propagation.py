@@ -55,7 +55,7 @@ from bench.stack import (
     workdir,
 )
 from cradle.layout import free_port
-from shared.migrations import upgrade
+from cradle.migrations import upgrade
 from shared.pii import national_id_check_char
 
 REVIEWERS = ("EDU", "HEALTH", "FIRE", "SAMR")

@@ -61,12 +61,12 @@ from bench.stack import (
 )
 from cradle.audit import verify_chain
 from cradle.layout import Keys, free_port
+from cradle.migrations import upgrade
 from gateway.audit import ChainKey
 from gateway.audit import count as audit_count
 from gateway.checkpoints import load_verify_key
 from shared.db import make_engine
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
-from shared.migrations import upgrade
 
 FACILITY = {
     "name": "徐汇区天平街道社区托育点",

@@ -33,13 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import text
 
+from cradle.migrations import upgrade
+from cradle.seed.guidance import seed_guidance
 from services.guidance.config import GuidanceSettings
-from services.guidance.demo import seed_guidance
 from services.guidance.service.common import Guidance, shanghai_today
 from services.guidance.service.figures import figures
 from shared.db import make_engine
 from shared.identity import generate_keypair
-from shared.migrations import upgrade
 
 
 async def timed(runs: int, call) -> tuple[float, float]:  # type: ignore[no-untyped-def]

@@ -62,10 +62,10 @@ from bench.stack import (
     workdir,
 )
 from cradle.layout import Keys, free_port
+from cradle.migrations import upgrade
 from services.monitoring.models import Camera, Facility
 from shared.db import make_engine
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
-from shared.migrations import upgrade
 
 PG_ADMIN = os.environ.get("CRADLE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ALWAYS_OPEN = [{"days": [1, 2, 3, 4, 5, 6, 7], "opens": "00:00", "closes": "23:59"}]

@@ -67,7 +67,8 @@ from rich.table import Table as RichTable
 
 from bench.stack import NATS_URL, delete_streams, provision_streams
 from cradle.layout import free_port
-from services.registry.demo import seed_facilities
+from cradle.migrations import upgrade
+from cradle.seed.registry import seed_facilities
 from shared.db import make_engine
 from shared.events.streams import Namespace
 from shared.identity import (
@@ -78,7 +79,6 @@ from shared.identity import (
     IdentitySigner,
     generate_keypair,
 )
-from shared.migrations import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP_SECONDS = 1.0

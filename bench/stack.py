@@ -26,11 +26,12 @@ import httpx
 import nats
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from cradle.layout import PII_SERVICES, SERVICES, Keys, PiiKeys, free_port
+from cradle.layout import Keys, PiiKeys, free_port
 from cradle.layout import gateway_env as layout_gateway_env
 from cradle.layout import service_env as layout_service_env
 from cradle.nats import provision
 from cradle.nats_server import nats_server_args, wait_for_port
+from cradle.services import PERSONAL_DATA, SERVICES
 from gateway import service as gateway_service
 from gateway.hashing import Argon2Cost, SecretHasher
 from shared.db import make_engine
@@ -50,7 +51,7 @@ def bench_keys() -> Keys:
     personal-data service's AES and lookup keys, the gateway's audit HMAC key and checkpoint key."""
     private_pem, public_pem = generate_keypair()
     keys = Keys(private_pem, public_pem, {"bench1": secrets.token_urlsafe(48)}, "bench1")
-    keys.pii = {service: PiiKeys({"b1": new_key()}, "b1", new_key()) for service in PII_SERVICES}
+    keys.pii = {service: PiiKeys({"b1": new_key()}, "b1", new_key()) for service in PERSONAL_DATA}
     keys.audit_hmac_key = new_key()
     keys.audit_signing_key = generate_keypair()[0]
     return keys

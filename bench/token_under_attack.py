@@ -47,13 +47,13 @@ from bench.stack import (
     workdir,
 )
 from cradle.layout import free_port
+from cradle.migrations import upgrade
 from gateway import service as gateway_service
 from gateway.config import GatewaySettings, SignInLimits
 from gateway.hashing import Argon2Cost, SecretHasher
 from gateway.schemas import ClientCreate
 from shared.db import make_engine
 from shared.identity import ClientKind
-from shared.migrations import upgrade
 
 
 async def make_client(database_url: str) -> tuple[str, str]:

@@ -7,10 +7,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from enum import StrEnum
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -18,29 +15,27 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
-from rich.text import Text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from cradle.audit import app as audit_app
 from cradle.dlq import app as dlq_app
 from cradle.keys import app as keys_app
-from cradle.layout import DATABASES, data_dir, database_url, load_or_create_keys, load_pii_keys
+from cradle.layout import data_dir, database_url, load_or_create_keys, load_pii_keys
+from cradle.migrations import upgrade
 from cradle.nats import admin_creds_from_env, provision
 from cradle.nats import app as nats_app
+from cradle.seed import RateColumn, SeedRun, Steps
+from cradle.services import PROCESSES, SERVICES, load
 from gateway import service as gateway_service
 from gateway.hashing import Argon2Cost, SecretHasher
 from shared.db import make_engine
-from shared.migrations import upgrade
 
 app = typer.Typer(help="Cradle, Shanghai's childcare information platform.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -90,10 +85,10 @@ def migrate(
     service: list[str] = typer.Argument(None, help="Databases to migrate (default: all)."),
 ) -> None:
     """Apply every pending migration (default: every service's database)."""
-    names = service or list(DATABASES)
-    unknown = sorted(set(names) - set(DATABASES))
+    names = service or list(PROCESSES)
+    unknown = sorted(set(names) - set(PROCESSES))
     if unknown:
-        raise typer.BadParameter(f"unknown: {', '.join(unknown)}; known: {', '.join(DATABASES)}")
+        raise typer.BadParameter(f"unknown: {', '.join(unknown)}; known: {', '.join(PROCESSES)}")
     migrate_all(names)
     # With an external NATS (production), the streams are part of the schema: provisioned here,
     # with the admin credential (NATS_ADMIN_CREDS), before any service starts.
@@ -121,37 +116,6 @@ SCALES: dict[Scale, dict[str, int]] = {
 }
 
 
-class _Rate(ProgressColumn):
-    """Rows a second over the whole step so far."""
-
-    def render(self, task: Task) -> Text:
-        elapsed = task.finished_time or task.elapsed
-        counts = task.fields.get("counts", True)
-        rate = task.completed / elapsed if counts and elapsed and task.completed else None
-        return Text(f"{rate:>9,.0f}/s" if rate else " " * 11, style="progress.data.speed")
-
-
-class _Steps:
-    """A progress bar per step of the seeding, added when the step first reports."""
-
-    def __init__(self, bar: Progress) -> None:
-        self.bar = bar
-        self.tasks: dict[str, TaskID] = {}
-        self.rows: dict[str, int] = {}
-
-    def report(self, step: str, done: int, total: int | None) -> None:
-        """`total` None: a step that only says it is running."""
-        if step not in self.tasks:
-            self.tasks[step] = self.bar.add_task(step, total=total, counts=total is not None)
-        self.bar.update(self.tasks[step], completed=done, total=total)
-        self.rows[step] = done
-
-    def counter(self, step: str, total: int) -> Callable[[int], None]:
-        """For seeders that report each batch's size rather than how far they are."""
-        self.report(step, 0, total)
-        return lambda n: self.report(step, self.rows[step] + n, total)
-
-
 @app.command("seed-demo")
 def seed_demo(
     scale: Scale = typer.Option(
@@ -177,34 +141,29 @@ def seed_demo(
     cameras; guidance's stations, families, sessions and resources. Their events leave through the
     outboxes when the services run."""
     preset = SCALES[scale]
-    n_facilities = facilities if facilities is not None else preset["facilities"]
-    n_practitioners = practitioners if practitioners is not None else preset["practitioners"]
-    n_cameras = cameras if cameras is not None else preset["cameras"]
-    n_families = families if families is not None else preset["families"]
+    given = {
+        "facilities": facilities,
+        "practitioners": practitioners,
+        "cameras": cameras,
+        "families": families,
+    }
+    counts = {name: value if value is not None else preset[name] for name, value in given.items()}
     namespace = os.environ.get("CRADLE_EVENT_NAMESPACE", "cradle")
     console.print(
-        f"seeding [bold]{scale.value}[/]: {n_facilities:,} facilities, {n_practitioners:,} practitioners, "
-        f"{n_cameras:,} cameras, {n_families:,} families (seed {seed})"
+        f"seeding [bold]{scale.value}[/]: {counts['facilities']:,} facilities, "
+        f"{counts['practitioners']:,} practitioners, {counts['cameras']:,} cameras, "
+        f"{counts['families']:,} families (seed {seed})"
     )
     started = time.perf_counter()
-    wanted = {
-        "registry": True,
-        "workforce": n_practitioners > 0,
-        "monitoring": n_cameras > 0,
-        "guidance": n_families > 0,
-    }
-    migrate_all([name for name, on in wanted.items() if on])
-    migrated = time.perf_counter() - started
-    laps = asyncio.run(
-        _seed_city(
-            facilities=n_facilities,
-            practitioners=n_practitioners,
-            cameras=n_cameras,
-            families=n_families,
-            seed=seed,
-            namespace=namespace,
-        )
+    migrate_all(
+        [
+            name
+            for name, process in SERVICES.items()
+            if process.seed_quantity and counts[process.seed_quantity] > 0
+        ]
     )
+    migrated = time.perf_counter() - started
+    laps = asyncio.run(_seed_city(counts=counts, seed=seed, namespace=namespace))
     table = Table(title="seed-demo", show_edge=False)
     for column in ("step", "seconds"):
         table.add_column(column, justify="left" if column == "step" else "right")
@@ -215,146 +174,32 @@ def seed_demo(
     console.print(table)
 
 
-async def _seed_city(
-    *, facilities: int, practitioners: int, cameras: int, families: int, seed: int, namespace: str
-) -> list[tuple[str, float]]:
-    """Every service's seeding, one after the other; returns each step's time (its parts indented)."""
-    from services.registry.demo import seed_facilities
-    from shared.events.envelope import CloudEvent
-
+async def _seed_city(*, counts: dict[str, int], seed: int, namespace: str) -> list[tuple[str, float]]:
+    """Every service's seeding step in the table's order (those given a count above 0); returns
+    each step's time (its parts indented)."""
     base = data_dir()
-    keys = load_or_create_keys(base)
-    laps: list[tuple[str, float]] = []
     columns = (
         TextColumn("[bold]{task.description:<22}"),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
-        _Rate(),
+        RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console) as bar:
-        steps = _Steps(bar)
-
-        # The registry's facility events, as it writes them to its outbox. This is the composition
-        # root: handing them to the workforce's and monitoring's seeders is what NATS would do, and
-        # their projections are built from them exactly as their consumers would (same facts,
-        # version and event time), so the real events, when the outbox relay sends them, change
-        # nothing. No service reads another's database.
-        events: list[CloudEvent] = []
-        clock = time.perf_counter()
-        async with _engine("registry", base) as engine:
-            written = await seed_facilities(
-                engine,
-                count=facilities,
-                seed=seed,
-                namespace=namespace,
-                progress=steps.counter("registry facilities", facilities),
-                events_out=events,
-            )
-        seconds = time.perf_counter() - clock
-        laps.append(("registry", seconds))
-        console.print(f"[green]{written:,}[/] facilities written in {seconds:.1f} s")
-
-        if practitioners:
-            from services.workforce.config import WorkforceSettings
-            from services.workforce.demo import seed_workforce
-            from services.workforce.service.common import Workforce
-
-            clock = time.perf_counter()
-            url = database_url("workforce", base)
-            settings = WorkforceSettings(
-                database_url=url,
-                internal_verify_key=keys.internal_verify_key,
-                **keys.pii["workforce"].settings(),  # type: ignore[arg-type]
-            )
-            async with _engine("workforce", base) as engine:
-                staff = await seed_workforce(
-                    engine,
-                    workforce=Workforce.from_settings(settings),
-                    facilities=events,
-                    practitioners=practitioners,
-                    seed=seed,
-                    namespace=namespace,
-                    progress=steps.report,
-                )
-            seconds = time.perf_counter() - clock
-            laps.append(("workforce", seconds))
-            laps.extend((f"  {name}", seconds) for name, seconds in staff.seconds.items())
-            console.print(
-                f"[green]{staff.practitioners:,}[/] practitioners ({staff.certificates:,} certificates, "
-                f"{staff.employments:,} active employments incl. {staff.directors:,} directors, "
-                f"{staff.ended_employments:,} ended), {staff.facilities:,} projected facilities, "
-                f"{staff.staffing_events:,} staffing events ({staff.out_of_ratio:,} out of ratio), "
-                f"written in {seconds:.1f} s"
-            )
-
-        if cameras:
-            from services.monitoring.demo import seed_monitoring
-
-            clock = time.perf_counter()
-            async with _engine("monitoring", base) as engine:
-                watch = await seed_monitoring(
-                    engine, facilities=events, cameras=cameras, seed=seed, progress=steps.report
-                )
-            seconds = time.perf_counter() - clock
-            laps.append(("monitoring", seconds))
-            laps.extend((f"  {name}", seconds) for name, seconds in watch.seconds.items())
-            console.print(
-                f"[green]{watch.cameras:,}[/] cameras at {watch.facilities_with_cameras:,} facilities, "
-                f"{watch.facilities:,} projected facilities, written in {seconds:.1f} s"
-            )
-
-        if families:
-            from services.guidance.config import GuidanceSettings
-            from services.guidance.demo import seed_guidance
-            from services.guidance.service.common import Guidance
-
-            clock = time.perf_counter()
-            url = database_url("guidance", base)
-            guidance_settings = GuidanceSettings(
-                database_url=url,
-                internal_verify_key=keys.internal_verify_key,
-                **keys.pii["guidance"].settings(),  # type: ignore[arg-type]
-            )
-            family_step = steps.counter("guidance families", families)
-            after_families = "guidance the rest"  # visits, sessions, bookings, resources: no counts
-
-            def on_families(_step: str, n: int) -> None:
-                family_step(n)
-                if steps.rows["guidance families"] >= families and after_families not in steps.tasks:
-                    steps.report(after_families, 0, None)
-
-            async with _engine("guidance", base) as engine:
-                report = await seed_guidance(
-                    engine,
-                    guidance=Guidance.from_settings(guidance_settings),
-                    families=families,
-                    seed=seed,
-                    namespace=namespace,
-                    progress=on_families,
-                )
-            steps.report(after_families, 1, 1)
-            seconds = time.perf_counter() - clock
-            laps.append(("guidance", seconds))
-            laps.extend((f"  {name}", seconds) for name, seconds in report.seconds.items())
-            console.print(
-                f"[green]{report.families:,}[/] families ({report.guardians:,} guardians, "
-                f"{report.children:,} children), {report.places:,} places, {report.sessions:,} sessions, "
-                f"{report.bookings:,} bookings, {report.resources:,} resources pushed {report.pushes:,} "
-                f"times, written in {seconds:.1f} s"
-            )
-    return laps
-
-
-@asynccontextmanager
-async def _engine(name: str, base: Path) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url(name, base))
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
+        run = SeedRun(
+            base=base,
+            keys=load_or_create_keys(base),
+            seed=seed,
+            namespace=namespace,
+            steps=Steps(bar),
+            console=console,
+        )
+        for process in SERVICES.values():
+            if process.seeder and process.seed_quantity and counts[process.seed_quantity] > 0:
+                await load(process.seeder)(run, counts[process.seed_quantity])
+    return run.laps
 
 
 @app.command("bootstrap-admin")
@@ -377,7 +222,7 @@ def up() -> None:
 
     base = data_dir()
     keys = load_or_create_keys(base)
-    migrate_all(DATABASES)
+    migrate_all(list(PROCESSES))
     shown = asyncio.run(_bootstrap_admin(os.environ.get("CRADLE_ADMIN_SECRET") or None))
     sys.exit(asyncio.run(run_up(base=base, keys=keys, admin_secret_shown=shown)))
 

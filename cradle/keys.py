@@ -12,33 +12,31 @@ import typer
 from rich.console import Console
 from sqlalchemy import text
 
-from cradle.layout import PII_SERVICES, PiiKeys, data_dir, database_url, load_pii_keys, save_pii_keys
+from cradle.layout import PiiKeys, data_dir, database_url, load_pii_keys, save_pii_keys
+from cradle.services import PERSONAL_DATA
 from shared.db import make_engine
 from shared.pii import decode_key, new_key
 from shared.pii_keys import SealedColumn, new_key_id, reencrypt, rows_under
 
 app = typer.Typer(help="Personal-data keys: rotate, re-encrypt, retire.", no_args_is_help=True)
 console = Console(soft_wrap=True)
-ServiceOption = Annotated[str | None, typer.Option("--service", help="workforce or guidance (default: both)")]
+ServiceOption = Annotated[
+    str | None,
+    typer.Option("--service", help=f"One of {', '.join(PERSONAL_DATA)} (default: all of them)"),
+]
 
 
 def sealed_columns(service: str) -> tuple[SealedColumn, ...]:
-    if service == "workforce":
-        from services.workforce.app import SEALED_COLUMNS
-    elif service == "guidance":
-        from services.guidance.app import SEALED_COLUMNS
-    elif service == "gateway":  # parents' phone numbers
-        from gateway.parents import SEALED_COLUMNS
-    else:
+    if service not in PERSONAL_DATA:
         raise ValueError(f"{service} holds no personal data")
-    return SEALED_COLUMNS
+    return PERSONAL_DATA[service].sealed()
 
 
 def _services(service: str | None) -> list[str]:
     if service is None:
-        return list(PII_SERVICES)
-    if service not in PII_SERVICES:
-        raise typer.BadParameter(f"one of {', '.join(PII_SERVICES)}", param_hint="--service")
+        return list(PERSONAL_DATA)
+    if service not in PERSONAL_DATA:
+        raise typer.BadParameter(f"one of {', '.join(PERSONAL_DATA)}", param_hint="--service")
     return [service]
 
 

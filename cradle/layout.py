@@ -11,13 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cradle.services import PERSONAL_DATA
 from shared.identity import generate_keypair
 from shared.pii import new_key
 from shared.pii_keys import new_key_id, require_keys_sync
 from shared.settings import env_or_file, with_password
-
-SERVICES = ("registry", "workforce", "monitoring", "guidance")
-DATABASES = ("gateway", *SERVICES)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -46,14 +44,6 @@ def _write_private(path: Path, content: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(content)
-
-
-# The services that hold personal data, and the file under <data>/keys/ their keys are kept in.
-PII_SERVICES = {
-    "workforce": "pii_keys.json",
-    "guidance": "guidance_pii_keys.json",
-    "gateway": "gateway_pii_keys.json",  # parents' phone numbers
-}
 
 
 @dataclass
@@ -91,6 +81,13 @@ class Keys:
         return self.pii["workforce"].keys if "workforce" in self.pii else {}
 
 
+def key_file(service: str) -> str:
+    """The file under <data>/keys/ that keeps a process's personal-data keys."""
+    file = PERSONAL_DATA[service].pii_key_file
+    assert file is not None
+    return file
+
+
 def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
     """From `<SERVICE>_PII_*` when set (production: a secret store); otherwise made once and kept:
     losing the HMAC key would lose every lookup by ID or phone number."""
@@ -102,7 +99,7 @@ def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
             env_or_file(f"{prefix}_PII_ACTIVE_KEY_ID") or "",
             env_or_file(f"{prefix}_PII_HMAC_KEY") or "",
         )
-    pii_file = keys_dir / PII_SERVICES[service]
+    pii_file = keys_dir / key_file(service)
     if not pii_file.exists():
         # Never a new key over rows sealed under a lost one: refuse, naming the key to restore.
         refuse_lost_keys(service, keys_dir.parent, configured=())
@@ -115,16 +112,17 @@ def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
 def refuse_lost_keys(service: str, base: Path, *, configured: Iterable[str]) -> None:
     """LostKeys (one line, exit) when the service's database holds rows sealed under a key id
     not in `configured` — before `cradle up` starts anything."""
-    from cradle.keys import sealed_columns  # the services' column lists: imported only here
-
     require_keys_sync(
-        database_url(service, base), service=service, columns=sealed_columns(service), configured=configured
+        database_url(service, base),
+        service=service,
+        columns=PERSONAL_DATA[service].sealed(),
+        configured=configured,
     )
 
 
 def save_pii_keys(service: str, keys_dir: Path, keys: PiiKeys) -> None:
     """Rewrite a service's key file (rotation, retirement); owner-only, replaced atomically."""
-    target = keys_dir / PII_SERVICES[service]
+    target = keys_dir / key_file(service)
     staging = target.with_suffix(".tmp")
     _write_private(
         staging, json.dumps({"active": keys.active_key_id, "keys": keys.keys, "hmac": keys.hmac_key})
@@ -182,7 +180,7 @@ def load_or_create_keys(base: Path) -> Keys:
             _write_private(jwt_file, json.dumps({"active": kid, "keys": {kid: secrets.token_urlsafe(48)}}))
         stored = json.loads(jwt_file.read_text())
         keys.jwt_keys, keys.jwt_active_kid = stored["keys"], stored["active"]
-    keys.pii = {service: load_pii_keys(service, keys_dir) for service in PII_SERVICES}
+    keys.pii = {service: load_pii_keys(service, keys_dir) for service in PERSONAL_DATA}
     for service, pii in keys.pii.items():  # e.g. a key file restored from a backup older than a rotation
         refuse_lost_keys(service, base, configured=pii.keys)
     keys.audit_hmac_key, keys.audit_signing_key = load_audit_keys(keys_dir)

@@ -131,7 +131,7 @@ def init_trust(directory: Path, *, namespace: str = DEFAULT_NAMESPACE) -> BusTru
         ADMIN: (account, keys["services_signing"], None),
         CLAIMS: (sys_account, keys["sys"], claims_permissions(account)),
     }
-    for service in SERVICES:
+    for service in SERVICES:  # every process on the bus, as the bus layout declares them
         users[service] = (account, keys["services_signing"], service_permissions(ns, service))
     for name, (user_account, signer, permissions) in users.items():
         user = NKey.new("user")

@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from cradle.layout import (
-    SERVICES,
     Keys,
     database_url,
     free_port,
@@ -25,17 +24,10 @@ from cradle.layout import (
 )
 from cradle.nats import ADMIN, BusTrust, admin_creds_from_env, gateway_bus_env, provision
 from cradle.nats_server import embedded_nats_config, nats_server_binary, wait_for_port
+from cradle.services import PROCESSES, SERVICES
 from shared.events.streams import DEFAULT_NAMESPACE
 
-COLOURS = {
-    "nats": "grey50",
-    "registry": "cyan",
-    "workforce": "magenta",
-    "monitoring": "yellow",
-    "guidance": "green",
-    "gateway": "bold blue",
-}
-APPS = {name: f"services.{name}.app:create_app" for name in SERVICES} | {"gateway": "gateway.app:create_app"}
+COLOURS = {"nats": "grey50"} | {name: process.colour for name, process in PROCESSES.items()}
 STOP_GRACE_SECONDS = 10.0
 
 
@@ -118,7 +110,7 @@ def uvicorn_args(name: str, host: str, port: int) -> list[str]:
         sys.executable,
         "-m",
         "uvicorn",
-        APPS[name],
+        PROCESSES[name].app,
         "--factory",
         "--host",
         host,

@@ -1,5 +1,6 @@
-"""Alembic, driven from code: each service keeps its migrations in `<package>/migrations/` and its
-own version table; `cradle migrate` and the tests call `upgrade`."""
+"""Alembic, driven from code: each process keeps its migrations in `<package>/migrations/` and its
+own version table (`alembic_version_<name>`); `cradle migrate` and the tests call `upgrade` through
+cradle/migrations.py, which knows each process's package."""
 
 from __future__ import annotations
 
@@ -13,31 +14,23 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db import async_url, is_sqlite
 
-MIGRATION_PACKAGES = {
-    "gateway": "gateway",
-    "registry": "services.registry",
-    "workforce": "services.workforce",
-    "monitoring": "services.monitoring",
-    "guidance": "services.guidance",
-}
 
-
-def alembic_config(service: str, database_url: str) -> Config:
+def alembic_config(package: str, service: str, database_url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", f"{MIGRATION_PACKAGES[service]}:migrations")
+    config.set_main_option("script_location", f"{package}:migrations")
     config.set_main_option("file_template", "%%(year)d-%%(month).2d-%%(day).2d_%%(slug)s")
     config.attributes["database_url"] = database_url
     config.attributes["service"] = service
     return config
 
 
-def upgrade(service: str, database_url: str, revision: str = "head") -> None:
+def upgrade(package: str, service: str, database_url: str, revision: str = "head") -> None:
     """Blocking: call from a thread when an event loop is running."""
-    command.upgrade(alembic_config(service, database_url), revision)
+    command.upgrade(alembic_config(package, service, database_url), revision)
 
 
-def downgrade(service: str, database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(service, database_url), revision)
+def downgrade(package: str, service: str, database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(package, service, database_url), revision)
 
 
 def run_env(metadata: MetaData) -> None:

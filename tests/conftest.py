@@ -17,17 +17,10 @@ import pytest
 from fastapi import FastAPI
 
 from cradle.layout import free_port
+from cradle.services import SERVICES as SERVICE_TABLE
 from gateway import service as gateway_service
 from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
-from services.guidance.app import create_app as create_guidance
-from services.guidance.config import GuidanceSettings
-from services.monitoring.app import create_app as create_monitoring
-from services.monitoring.config import MonitoringSettings
-from services.registry.app import create_app as create_registry
-from services.registry.config import RegistrySettings
-from services.workforce.app import create_app as create_workforce
-from services.workforce.config import WorkforceSettings
 from shared.identity import generate_keypair
 from shared.pii import new_key
 from tests.servers import serving
@@ -230,11 +223,9 @@ class ActsAsClients:
         return {"Authorization": f"Bearer {await self.token(created['client_id'], created['client_secret'])}"}
 
 
+# Each service's settings class and app factory, from the one table (cradle/services.py).
 SERVICES: dict[str, tuple[type, Any]] = {
-    "registry": (RegistrySettings, create_registry),
-    "workforce": (WorkforceSettings, create_workforce),
-    "monitoring": (MonitoringSettings, create_monitoring),
-    "guidance": (GuidanceSettings, create_guidance),
+    name: (process.settings, process.create_app) for name, process in SERVICE_TABLE.items()
 }
 
 
@@ -368,7 +359,7 @@ async def full_stack(
         nats_url=shared_nats_url,
         namespace=namespace,
         keys=keys,
-        services=("registry", "workforce", "monitoring", "guidance"),
+        services=tuple(SERVICES),
         overrides={"monitoring": {"jobs_interval_seconds": 0}, "workforce": {"jobs_interval_seconds": 0}},
     ) as s:
         yield s

@@ -22,9 +22,9 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from cradle.layout import free_port
+from cradle.migrations import upgrade
 from cradle.nats import BusTrust, Cluster, provision, server_config
 from cradle.nats_server import nats_server_args, nats_server_binary, wait_for_port
-from shared.migrations import upgrade
 from shared.nats_auth import write_private
 
 T = TypeVar("T")

@@ -17,16 +17,16 @@ from typer.testing import CliRunner
 
 from cradle import SCALES, Scale, app
 from cradle.layout import load_or_create_keys
+from cradle.seed.monitoring import seed_monitoring
+from cradle.seed.registry import seed_facilities
+from cradle.seed.workforce import seed_workforce
 from services.monitoring import handlers as monitoring_handlers
-from services.monitoring.demo import seed_monitoring
 from services.monitoring.models import Camera
 from services.monitoring.models import Facility as WatchedFacility
-from services.registry.demo import seed_facilities
 from services.registry.models import Facility
 from services.registry.models import outbox as registry_outbox
 from services.workforce import handlers as workforce_handlers
 from services.workforce.config import WorkforceSettings
-from services.workforce.demo import seed_workforce
 from services.workforce.models import (
     BackgroundCheck,
     Certificate,

@@ -10,8 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from cradle.migrations import downgrade, upgrade
+from cradle.services import PROCESSES
 from shared.db import make_engine
-from shared.migrations import MIGRATION_PACKAGES, downgrade, upgrade
 from tests.support import DatabaseFactory
 
 
@@ -24,7 +25,7 @@ async def table_names(url: str) -> set[str]:
         await engine.dispose()
 
 
-@pytest.mark.parametrize("service", sorted(MIGRATION_PACKAGES))
+@pytest.mark.parametrize("service", sorted(PROCESSES))
 async def test_migrations_round_trip(service: str, databases: DatabaseFactory) -> None:
     url = await databases.fresh(service)  # cloned from a database migrated to head
     at_head = await table_names(url)
@@ -38,10 +39,10 @@ async def test_migrations_round_trip(service: str, databases: DatabaseFactory) -
     assert await table_names(url) == at_head
 
 
-@pytest.mark.parametrize("service", sorted(MIGRATION_PACKAGES))
+@pytest.mark.parametrize("service", sorted(PROCESSES))
 async def test_the_models_match_what_the_migrations_built(service: str, databases: DatabaseFactory) -> None:
     url = await databases.fresh(service)
-    metadata = importlib.import_module(f"{MIGRATION_PACKAGES[service]}.models").metadata
+    metadata = importlib.import_module(f"{PROCESSES[service].package}.models").metadata
     opts = {"compare_type": True, "version_table": f"alembic_version_{service}"}
     engine = make_engine(url)
     try:

@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from cradle.migrations import upgrade
 from gateway.config import DEFAULT_RATE_LIMITS, RateLimit
 from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
 from services.registry.models import Facility, FacilityStatusChange, FacilityVersion
 from services.registry.models import outbox as registry_outbox
 from shared.idempotency import IDEMPOTENCY
-from shared.migrations import upgrade
 from tests.conftest import facility_body, service_settings
 from tests.faults.conftest import PostgresProcess, rows
 from tests.gateway.conftest import start_gateway

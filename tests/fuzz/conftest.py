@@ -22,11 +22,11 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 
 from cradle.nats import CLAIMS, init_trust
-from tests.conftest import Stack, start_stack
+from tests.conftest import SERVICES, Stack, start_stack
 from tests.fuzz.world import EVERY_SCOPE, XUHUI, Estate, World, unlimited
 from tests.support import DatabaseFactory
 
-FUZZ_SERVICES = ("registry", "workforce", "monitoring", "guidance")
+FUZZ_SERVICES = tuple(SERVICES)
 _stacks = itertools.count(1)
 
 

@@ -30,13 +30,13 @@ from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
 from services.registry.app import create_app as create_registry
 from services.registry.config import RegistrySettings
-from tests.conftest import ADMIN_SECRET, ActsAsClients, Stack, service_settings, start_stack
+from tests.conftest import ADMIN_SECRET, SERVICES, ActsAsClients, Stack, service_settings, start_stack
 from tests.conftest import gateway_settings as suite_gateway_settings
 from tests.servers import serving
 from tests.support import DatabaseFactory, eventually, running
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_NAMES = ("registry", "workforce", "monitoring", "guidance")
+SERVICE_NAMES = tuple(SERVICES)
 
 
 @dataclass
@@ -153,7 +153,7 @@ async def full_stack(
         nats_url=shared_nats_url,
         namespace=namespace,
         keys=keys,
-        services=("registry", "workforce", "monitoring", "guidance"),
+        services=SERVICE_NAMES,
         overrides={"monitoring": {"jobs_interval_seconds": 0}, "workforce": {"jobs_interval_seconds": 0}},
         network=True,
     ) as s:

@@ -19,9 +19,9 @@ from httpx import ASGITransport
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from cradle.migrations import downgrade, upgrade
 from gateway.parents import PHONE as PHONE_CONTEXT
 from shared.db import make_engine
-from shared.migrations import downgrade, upgrade
 from shared.pii import Encrypted, KeyedHasher, PiiCipher, decode_key, new_key
 from shared.pii_keys import LostKeys
 from tests.gateway.conftest import Gateway, start_gateway

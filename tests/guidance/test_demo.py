@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from services.guidance.demo import seed_guidance
+from cradle.seed.guidance import seed_guidance
 from services.guidance.models import (
     Booking,
     Child,

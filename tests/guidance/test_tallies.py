@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.guidance.demo import seed_guidance
+from cradle.migrations import downgrade, upgrade
+from cradle.seed.guidance import seed_guidance
 from services.guidance.models import Booking, Family, FamilyYear, ResourcePush
 from services.guidance.service.common import Guidance, shanghai_today
 from services.guidance.service.figures import figures
 from shared.db import make_engine
-from shared.migrations import downgrade, upgrade
 from tests.guidance.conftest import HUANGPU, HUANGPU_TOWN, XUHUI, Guide, guidance_settings
 from tests.support import DatabaseFactory
 

@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import func, select
 
-from services.registry.demo import seed_facilities
+from cradle.seed.registry import seed_facilities
 from services.registry.models import Facility, LicenseSequence, Town, outbox
 from services.registry.schemas import SHANGHAI_LAT, SHANGHAI_LON
 from shared.db import make_engine

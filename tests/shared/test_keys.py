@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from cradle import app as cradle
-from cradle.layout import PII_SERVICES, PiiKeys, load_or_create_keys, load_pii_keys, save_pii_keys
+from cradle.layout import PiiKeys, load_or_create_keys, load_pii_keys, save_pii_keys
+from cradle.services import PERSONAL_DATA
 from services.workforce.app import create_app as create_workforce
 from services.workforce.config import WorkforceSettings
 from shared.db import make_engine
@@ -48,7 +49,7 @@ async def deployment(
     """A data directory of its own, the PII services' databases built by their migrations."""
     monkeypatch.setenv("CRADLE_DATA_DIR", str(tmp_path))
     env = {"CRADLE_DATA_DIR": str(tmp_path)}
-    for service in PII_SERVICES:
+    for service in PERSONAL_DATA:
         monkeypatch.delenv(f"{service.upper()}_PII_KEYS", raising=False)
         env[f"{service.upper()}_DATABASE_URL"] = await databases.fresh(service)
         monkeypatch.setenv(f"{service.upper()}_DATABASE_URL", env[f"{service.upper()}_DATABASE_URL"])
@@ -124,7 +125,7 @@ async def test_a_lost_key_file_stops_start_up_and_a_rotation_keeps_every_number_
     assert await stored_key_ids(deployment["WORKFORCE_DATABASE_URL"]) == {first}
 
     # The key file is lost: `cradle up` (which loads the keys first) refuses, names the key, makes none.
-    key_file = base / "keys" / PII_SERVICES["workforce"]
+    key_file = base / "keys" / PERSONAL_DATA["workforce"].pii_key_file
     saved = key_file.read_text()
     key_file.unlink()
     with pytest.raises(LostKeys) as refused:

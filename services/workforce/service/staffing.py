@@ -47,7 +47,7 @@ async def active_carers(
     return {(facility_id, age_class): count for facility_id, age_class, count in rows.all()}
 
 
-def _staffing(
+def staffing_of(
     workforce: Workforce, facility: FacilityProjection, carers: dict[tuple[str, str | None], int]
 ) -> StaffingRead:
     classes = []
@@ -80,7 +80,7 @@ async def facility_staffing(
     *, session: AsyncSession, workforce: Workforce, facility: FacilityProjection
 ) -> StaffingRead:
     carers = await active_carers(session, workforce.settings.caring_roles, [facility.facility_id])
-    return _staffing(workforce, facility, carers)
+    return staffing_of(workforce, facility, carers)
 
 
 async def announce(session: AsyncSession, facility_ids: set[str] | list[str]) -> None:
@@ -102,7 +102,7 @@ async def announce(session: AsyncSession, facility_ids: set[str] | list[str]) ->
         session, workforce.settings.caring_roles, [f.facility_id for f in facilities]
     )
     for facility in facilities:
-        staffing = _staffing(workforce, facility, carers)
+        staffing = staffing_of(workforce, facility, carers)
         await emit(
             session,
             StaffingAssessed(
@@ -153,7 +153,7 @@ async def out_of_ratio(
         carers = await active_carers(
             session, workforce.settings.caring_roles, [f.facility_id for f in facilities]
         )
-        found.extend(s for s in (_staffing(workforce, f, carers) for f in facilities) if not s.met)
+        found.extend(s for s in (staffing_of(workforce, f, carers) for f in facilities) if not s.met)
         offset_query = query.where(FacilityProjection.facility_id > facilities[-1].facility_id)
         if len(facilities) < chunk:
             break

@@ -29,6 +29,9 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from cradle.layout import database_url
+from cradle.seed import SeedRun
+from services.workforce.config import WorkforceSettings
 from services.workforce.events import AgeClassStaffingFacts, StaffingAssessed
 from services.workforce.handlers import FacilityFacts
 from services.workforce.models import (
@@ -595,7 +598,7 @@ async def announce_staffing(
     progress: Progress | None = None,
 ) -> tuple[int, int]:
     """What `staffing.announce` publishes after a hire, for many facilities at once: their
-    staffing by the service's own verdict (`staffing._staffing`), one `staffing.assessed` each,
+    staffing by the service's own verdict (`staffing.staffing_of`), one `staffing.assessed` each,
     500 facilities to a transaction and one executemany into the outbox (announcing facility by
     facility costs a statement per event). Returns how many events, and how many of them say the
     facility is out of ratio."""
@@ -622,7 +625,7 @@ async def announce_staffing(
             assessed_at = datetime.now(UTC)
             events = []
             for facility in sorted(facilities, key=lambda f: f.facility_id):
-                verdict = staffing._staffing(workforce, facility, carers)
+                verdict = staffing.staffing_of(workforce, facility, carers)
                 events.append(
                     StaffingAssessed(
                         facility_id=facility.facility_id,
@@ -647,3 +650,33 @@ async def announce_staffing(
         if progress:
             progress("staffing events", min(start + 500, len(facility_ids)), len(facility_ids))
     return written, out_of_ratio
+
+
+async def seed_step(run: SeedRun, count: int) -> None:
+    """`cradle seed-demo`'s workforce step: `count` practitioners, with the data directory's keys."""
+    clock = time.perf_counter()
+    settings = WorkforceSettings(
+        database_url=database_url("workforce", run.base),
+        internal_verify_key=run.keys.internal_verify_key,
+        **run.keys.pii["workforce"].settings(),  # type: ignore[arg-type]
+    )
+    async with run.engine("workforce") as engine:
+        staff = await seed_workforce(
+            engine,
+            workforce=Workforce.from_settings(settings),
+            facilities=run.facility_events,
+            practitioners=count,
+            seed=run.seed,
+            namespace=run.namespace,
+            progress=run.steps.report,
+        )
+    seconds = time.perf_counter() - clock
+    run.laps.append(("workforce", seconds))
+    run.laps.extend((f"  {name}", seconds) for name, seconds in staff.seconds.items())
+    run.console.print(
+        f"[green]{staff.practitioners:,}[/] practitioners ({staff.certificates:,} certificates, "
+        f"{staff.employments:,} active employments incl. {staff.directors:,} directors, "
+        f"{staff.ended_employments:,} ended), {staff.facilities:,} projected facilities, "
+        f"{staff.staffing_events:,} staffing events ({staff.out_of_ratio:,} out of ratio), "
+        f"written in {seconds:.1f} s"
+    )

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cradle.seed import SeedRun
 from services.monitoring.handlers import FacilityFacts
 from services.monitoring.models import Camera, Facility
 from services.monitoring.service.common import as_utc
@@ -210,3 +211,19 @@ async def seed_monitoring(
     await refresh_planner_statistics(engine)
     lap("cameras and statistics")
     return report
+
+
+async def seed_step(run: SeedRun, count: int) -> None:
+    """`cradle seed-demo`'s monitoring step: the facility projection and `count` cameras."""
+    clock = time.perf_counter()
+    async with run.engine("monitoring") as engine:
+        watch = await seed_monitoring(
+            engine, facilities=run.facility_events, cameras=count, seed=run.seed, progress=run.steps.report
+        )
+    seconds = time.perf_counter() - clock
+    run.laps.append(("monitoring", seconds))
+    run.laps.extend((f"  {name}", seconds) for name, seconds in watch.seconds.items())
+    run.console.print(
+        f"[green]{watch.cameras:,}[/] cameras at {watch.facilities_with_cameras:,} facilities, "
+        f"{watch.facilities:,} projected facilities, written in {seconds:.1f} s"
+    )

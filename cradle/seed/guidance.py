@@ -18,6 +18,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from cradle.layout import database_url
+from cradle.seed import SeedRun
+from services.guidance.config import GuidanceSettings
 from services.guidance.models import (
     Booking,
     Child,
@@ -555,3 +558,40 @@ async def seed_guidance(
     await refresh_planner_statistics(engine)
     lap("events and statistics")
     return report
+
+
+async def seed_step(run: SeedRun, count: int) -> None:
+    """`cradle seed-demo`'s guidance step: `count` families and all that hangs on them."""
+    clock = time.perf_counter()
+    settings = GuidanceSettings(
+        database_url=database_url("guidance", run.base),
+        internal_verify_key=run.keys.internal_verify_key,
+        **run.keys.pii["guidance"].settings(),  # type: ignore[arg-type]
+    )
+    family_step = run.steps.counter("guidance families", count)
+    after_families = "guidance the rest"  # visits, sessions, bookings, resources: no counts
+
+    def on_families(_step: str, n: int) -> None:
+        family_step(n)
+        if run.steps.rows["guidance families"] >= count and after_families not in run.steps.tasks:
+            run.steps.report(after_families, 0, None)
+
+    async with run.engine("guidance") as engine:
+        report = await seed_guidance(
+            engine,
+            guidance=Guidance.from_settings(settings),
+            families=count,
+            seed=run.seed,
+            namespace=run.namespace,
+            progress=on_families,
+        )
+    run.steps.report(after_families, 1, 1)
+    seconds = time.perf_counter() - clock
+    run.laps.append(("guidance", seconds))
+    run.laps.extend((f"  {name}", seconds) for name, seconds in report.seconds.items())
+    run.console.print(
+        f"[green]{report.families:,}[/] families ({report.guardians:,} guardians, "
+        f"{report.children:,} children), {report.places:,} places, {report.sessions:,} sessions, "
+        f"{report.bookings:,} bookings, {report.resources:,} resources pushed {report.pushes:,} "
+        f"times, written in {seconds:.1f} s"
+    )

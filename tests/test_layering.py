@@ -1,0 +1,109 @@
+"""The house's floors, read from the source with `ast`: `shared/` is the ground floor and knows no
+service nor the gateway; a service knows only itself and `shared/`; the gateway knows `shared/` and
+no service's code; only `cradle/` (the composition root), the tests and the benchmarks know them all."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRST_PARTY = {"cradle", "gateway", "services", "shared"}
+
+
+def imported_modules(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """(line, module) for every import statement, and every `importlib.import_module("…")` or
+    `__import__("…")` of a constant, anywhere in the file (functions included)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and (
+                (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__"))
+            )
+        ):
+            yield node.lineno, node.args[0].value
+
+
+def refused(path: Path, module: str) -> str | None:
+    """Why `path` may not import `module`, or None when it may."""
+    parts = path.relative_to(ROOT).parts
+    target = module.split(".")
+    if target[0] not in FIRST_PARTY:
+        return None
+    floor = parts[0]
+    if floor == "shared" and target[0] != "shared":
+        return "shared/ imports only shared/"
+    if floor == "gateway" and target[0] in ("cradle", "services"):
+        return "the gateway imports no service and not the composition root"
+    if floor == "services":
+        own = parts[1]
+        if target[0] in ("cradle", "gateway"):
+            return "a service imports neither the gateway nor the composition root"
+        if target[0] == "services" and len(target) > 1 and target[1] != own:
+            return f"services/{own} imports another service"
+    return None
+
+
+def sources() -> list[Path]:
+    return sorted(
+        path
+        for floor in ("shared", "gateway", "services")
+        for path in (ROOT / floor).rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
+
+
+def arrows(paths: list[Path]) -> list[str]:
+    found = []
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for line, module in imported_modules(tree):
+            reason = refused(path, module)
+            if reason:
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {module}: {reason}")
+    return found
+
+
+def test_no_floor_imports_one_above_it() -> None:
+    assert arrows(sources()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "reason"),
+    [
+        ("shared/x.py", "from services.registry.models import Facility", "shared/ imports only shared/"),
+        ("shared/events/x.py", "import gateway.audit", "shared/ imports only shared/"),
+        ("shared/x.py", "import importlib\nimportlib.import_module('cradle.services')", "shared/"),
+        ("shared/x.py", "def f():\n    from cradle import layout", "shared/ imports only shared/"),
+        ("gateway/x.py", "from services.workforce import models", "the gateway imports no service"),
+        ("services/registry/x.py", "from services.workforce.models import Ban", "another service"),
+        ("services/registry/x.py", "from cradle.services import SERVICES", "composition root"),
+    ],
+)
+def test_each_kind_of_arrow_is_caught(path: str, source: str, reason: str) -> None:
+    """The walker itself: a file on each floor with a forbidden import is reported."""
+    found = [refused(ROOT / path, module) or "" for _, module in imported_modules(ast.parse(source))]
+    assert any(reason in why for why in found), found
+
+
+def test_allowed_arrows_pass() -> None:
+    for path, module in (
+        ("services/registry/x.py", "services.registry.models"),
+        ("services/registry/x.py", "shared.db"),
+        ("gateway/x.py", "shared.identity"),
+        ("cradle/x.py", "services.registry.app"),
+        ("shared/x.py", "sqlalchemy.orm"),
+    ):
+        assert refused(ROOT / path, module) is None, (path, module)
