@@ -2,17 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -25,6 +24,7 @@ from gateway.devices import router as devices_router
 from gateway.frontdoor import FrontDoor, GatewayMetrics, Runtime
 from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, ParentAccount
+from gateway.oauth import router as oauth_router
 from gateway.openapi import ServiceDocuments, merge
 from gateway.parents import PARENT_PREFIX, SEALED_COLUMNS, PhoneKeys
 from gateway.proxy import Forwarder
@@ -35,11 +35,11 @@ from gateway.sign_in import SignInGuard
 from gateway.upstream import HttpxUpstream, NativeUpstream, UpstreamClient
 from gateway.views import Views
 from shared.db import make_engine
-from shared.errors import install_error_handlers, problem_response
+from shared.errors import install_error_handlers
 from shared.identity import IdentitySigner
 from shared.jsonlimits import JsonLimits
 from shared.logging import configure_logging
-from shared.observability import Metrics
+from shared.observability import Metrics, MetricsListener, Readiness, health_router
 from shared.pii_keys import refuse_lost_keys
 
 TITLE = "Cradle API"
@@ -135,10 +135,16 @@ def create_app(
         app.state.views = Views(forwarder=runtime.forwarder, timeout=settings.view_part_timeout_seconds)
         await audit.start()
         checkpoints.start()
+        listener = MetricsListener(
+            metrics=metrics, readiness=readiness, host=settings.metrics_host, port=settings.metrics_port
+        )
+        await listener.start()
+        app.state.metrics_listener = listener
         warm = asyncio.create_task(documents.refresh())
         try:
             yield
         finally:
+            await listener.stop()
             warm.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(warm, SHUTDOWN_STEP_SECONDS)
@@ -161,6 +167,7 @@ def create_app(
     # bounded by max_body_bytes, and measured by the service that parses them).
     app.add_middleware(JsonLimits, max_body_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     app.add_middleware(FrontDoor, runtime=runtime)
+    app.include_router(oauth_router)
     app.include_router(router)
     app.include_router(devices_router)
 
@@ -181,41 +188,45 @@ def create_app(
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} — docs")
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": "gateway"}
+    async def database_ready() -> str | None:
+        async with app.state.engine.connect() as connection:
+            await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2)
+        return None
 
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> Response:
-        """Ready when its database answers; says which services are up (a down service makes its
-        paths 503, not the gateway unready)."""
-        services = await _service_health(runtime)
-        reasons: dict[str, str] = {}
-        try:
-            async with request.app.state.engine.connect() as connection:
-                await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2)
-        except Exception as exc:  # a readiness probe reports, it never raises
-            reasons["database"] = f"{type(exc).__name__}: {exc}"[:200]
+    async def audit_keeping_up() -> str | None:
         if runtime.audit is not None and runtime.audit.overloaded:
-            reasons["audit"] = "too many records waiting to be written"
-        checks = {"database": reasons.get("database", "ok"), "audit": reasons.get("audit", "ok")}
-        if reasons:
-            return problem_response(
-                status=503,
-                title="Not ready",
-                type_="/problems/unavailable",
-                detail="; ".join(f"{k}: {v}" for k, v in reasons.items()),
-                headers={"Retry-After": "5"},
-                extra={"checks": checks, "services": services},
-            )
-        return JSONResponse({"status": "ready", "checks": checks, "services": services})
+            return "too many records waiting to be written"
+        return None
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
+    async def checkpoints_publishable() -> str | None:
+        checkpoints = getattr(app.state, "checkpoints", None)
+        return checkpoints.bus.concern() if checkpoints is not None else None
+
+    def service_up(name: str) -> Callable[[], Awaitable[str | None]]:
+        async def probe() -> str | None:
+            return await _service_down(runtime, name)
+
+        return probe
+
+    # Unready (503) when its database or the audit writer fails; a service down makes only its own
+    # paths 503, and NATS away only delays the audit checkpoints: degraded, with the reason.
+    readiness = Readiness(
+        "gateway",
+        unready={"database": database_ready, "audit": audit_keeping_up},
+        degraded={
+            "nats": checkpoints_publishable,
+            **{name: service_up(name) for name in settings.upstreams()},
+        },
+    )
+    app.state.readiness = readiness
+    app.include_router(health_router("gateway", readiness))
+
+    async def sample_audit() -> None:
         if runtime.audit is not None:
             runtime.metrics.audit_pending.set(len(runtime.audit.pending))
             runtime.metrics.audit_written.set(runtime.audit.written)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    metrics.samplers["audit"] = sample_audit
 
     refuse_lost_keys(
         app,
@@ -236,17 +247,12 @@ async def _bounded(step: str, closing: Awaitable[None], *, seconds: float = SHUT
         structlog.get_logger("cradle.gateway").error("shutdown_step_timed_out", step=step, seconds=seconds)
 
 
-async def _service_health(runtime: Runtime) -> dict[str, str]:
+async def _service_down(runtime: Runtime, name: str) -> str | None:
+    """None when the service answers its /healthz within a second, else why not."""
     assert runtime.forwarder is not None
-    client = runtime.forwarder.client
-
-    async def probe(base: str) -> str:
-        try:
-            status, _ = await client.get(f"{base}/healthz", timeout=1.0)
-        except httpx.HTTPError as exc:
-            return f"down: {type(exc).__name__}"
-        return "up" if status == 200 else f"down: HTTP {status}"
-
-    upstreams = runtime.settings.upstreams()
-    results = await asyncio.gather(*(probe(base) for base in upstreams.values()))
-    return dict(zip(upstreams, results, strict=True))
+    base = runtime.forwarder.upstreams[name]
+    try:
+        status, _ = await runtime.forwarder.client.get(f"{base}/healthz", timeout=1.0)
+    except httpx.HTTPError as exc:
+        return f"down: {type(exc).__name__}"
+    return None if status == 200 else f"down: HTTP {status}"

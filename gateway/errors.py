@@ -8,6 +8,18 @@ class InvalidClient(Unauthorized):
     type = "/problems/invalid-client"
 
 
+class UnauthorizedClient(Forbidden):
+    """The client proved who it is but may not get a token (it is disabled)."""
+
+    title = "Unauthorized client"
+
+
+class ScopeNotGranted(Forbidden):
+    """A token was asked for a scope the client does not hold."""
+
+    title = "Scope not granted"
+
+
 class ClientNotFound(NotFound):
     title = "Client not found"
 

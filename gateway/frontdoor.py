@@ -26,6 +26,7 @@ from gateway.errors import (
     TooManyRequests,
     UpstreamUnavailable,
 )
+from gateway.oauth import NO_STORE, TOKEN_PATH
 from gateway.proxy import Forwarder
 from gateway.ratelimit import Decision, Limiter
 from gateway.routes import RouteTable, is_own
@@ -37,12 +38,15 @@ from shared.errors import (
     Unauthorized,
     problem_response,
 )
-from shared.identity import PUBLIC_IDENTITY, Identity
+from shared.i18n import CHINESE, ENGLISH, language_headers, negotiate, set_locale, tr, use_locale
+from shared.identity import PUBLIC_IDENTITY, ClientKind, Identity
 from shared.observability import Metrics, new_request_id
 
 log = structlog.get_logger("cradle.gateway")
 FORWARDED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 NOT_AUDITED_STATUS = 499  # the caller left before an answer
+# The parents' app and the parents' own accounts are answered in Chinese unless they ask otherwise.
+CHINESE_BY_DEFAULT = frozenset({ClientKind.parent, ClientKind.app})
 
 
 class GatewayMetrics:
@@ -137,7 +141,11 @@ class FrontDoor:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        authorization = rid_raw = purpose = None
+        with use_locale(ENGLISH):  # the caller's language once the caller is known (set_locale)
+            await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        authorization = rid_raw = purpose = language = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
@@ -145,12 +153,16 @@ class FrontDoor:
                 rid_raw = value
             elif name == b"x-purpose":
                 purpose = value
+            elif name == b"accept-language":
+                language = value.decode("latin-1")
         request_id = new_request_id(rid_raw.decode("latin-1") if rid_raw else None)
         scope.setdefault("state", {})["request_id"] = request_id
         rid_header = (b"x-request-id", request_id.encode())
         path: str = scope["path"]
         if not path.startswith("/v1/"):  # health, metrics, documents: not callers' business calls
-            await self.app(scope, receive, _with_headers(send, [rid_header], {}))
+            tag = negotiate(language)
+            set_locale(tag)
+            await self.app(scope, receive, _with_headers(send, [rid_header, *language_headers(tag)], {}))
             return
 
         rt = self.rt
@@ -163,12 +175,19 @@ class FrontDoor:
         route_label = "unmatched"
         try:
             denial: CradleError | None = None
-            if authorization is not None:
+            if path == TOKEN_PATH:
+                # The token endpoint authenticates the client itself (HTTP Basic or the form), and
+                # nothing it answers, a refusal included, may be stored by a cache.
+                extra.extend(NO_STORE)
+            elif authorization is not None:
                 try:
                     caller = self._authenticate(authorization)
                 except Unauthorized as exc:
                     denial = exc
             identity = caller.identity
+            tag = negotiate(language, default=CHINESE if identity.kind in CHINESE_BY_DEFAULT else ENGLISH)
+            set_locale(tag)
+            extra.extend(language_headers(tag))
             if denial is None and caller is not rt.public_caller:
                 assert rt.clients is not None
                 if not await rt.clients.enabled(identity.client_id):
@@ -178,8 +197,11 @@ class FrontDoor:
             if not decision.allowed:
                 rt.metrics.rate_limited.labels(identity.kind.value).inc()
                 raise TooManyRequests(
-                    f"Over this client's limit of {decision.limit} requests; "
-                    f"retry in {decision.retry_after} s."
+                    tr(
+                        "Over this client's limit of {limit} requests; retry in {seconds} s.",
+                        limit=decision.limit,
+                        seconds=decision.retry_after,
+                    )
                 )
             if denial is not None:
                 raise denial
@@ -198,16 +220,20 @@ class FrontDoor:
 
             route = rt.routes.match(path)
             if route is None:
-                raise NotFound(f"No such path: {path}")
+                raise NotFound(tr("No such path: {path}", path=path))
             route_label = route.name
             if method not in FORWARDED_METHODS:
-                raise MethodNotAllowed(f"{method} is not forwarded.")
+                raise MethodNotAllowed(tr("{method} is not forwarded.", method=method))
             if caller is rt.public_caller:
                 if method not in route.public_methods:
                     raise Unauthorized("This path needs a token from POST /v1/auth/token.")
             elif route.scopes and not any(identity.has_scope(s) for s in route.scopes):
-                raise MissingScope(f"This path needs one of the scopes: {', '.join(sorted(route.scopes))}.")
+                scopes = ", ".join(sorted(route.scopes))
+                raise MissingScope(tr("This path needs one of the scopes: {scopes}.", scopes=scopes))
             assert rt.forwarder is not None
+            # The service answers in the language negotiated here (a parent's default included).
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-language"]
+            scope["headers"].append((b"accept-language", tag.encode()))
             outcome["status"] = await rt.forwarder.forward(
                 scope,
                 receive,

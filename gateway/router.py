@@ -1,12 +1,12 @@
-"""The gateway's own paths: tokens, clients, the audit log. Everything else is forwarded by the
-front door (gateway/frontdoor.py) without reaching these routes."""
+"""The gateway's own paths: parents' sign-in, clients, the audit log (client tokens: gateway/oauth.py).
+Everything else is forwarded by the front door (gateway/frontdoor.py) without reaching these routes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from gateway import parents, service
 from gateway.deps import (
@@ -60,34 +60,6 @@ def client_address(request: Request) -> str:
 GuardDep = Annotated[SignInGuard, Depends(sign_in_guard)]
 PhoneKeysDep = Annotated[PhoneKeys, Depends(phone_keys)]
 AddressDep = Annotated[str, Depends(client_address)]
-
-
-@router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
-async def issue_token(
-    request: Request,
-    grant_type: Annotated[Literal["client_credentials"], Form()],
-    client_id: Annotated[str, Form(min_length=1, max_length=64, pattern=CLIENT_ID)],
-    client_secret: Annotated[str, Form(min_length=1, max_length=256)],
-    session: SessionDep,
-    settings: SettingsDep,
-    hasher: HasherDep,
-    guard: GuardDep,
-    address: AddressDep,
-) -> TokenResponse:
-    """OAuth2 client credentials: a short-lived bearer token for the client's scopes. Failed attempts
-    are limited per address and per client (429 with Retry-After, before any secret is checked); a
-    client that signed in from this address recently is checked on a lane of its own."""
-    # The front door audits this call under the client id tried (a failure too), never the secret.
-    request.state.audit_client_id = client_id
-    return await service.issue_token(
-        session=session,
-        settings=settings,
-        hasher=hasher,
-        guard=guard,
-        address=address,
-        client_id=client_id,
-        client_secret=client_secret,
-    )
 
 
 @router.post("/auth/parents/register", status_code=201, response_model=TokenResponse, tags=["auth"])

@@ -13,12 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import GatewaySettings
-from gateway.errors import ClientNotFound, InvalidClient
+from gateway.errors import ClientNotFound, InvalidClient, ScopeNotGranted, UnauthorizedClient
 from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, AuditRecord
 from gateway.schemas import AuditRead, ClientCreate, ClientCreated, ClientRead, TokenResponse
 from gateway.sign_in import SignInGuard
 from shared.errors import Forbidden, Unauthorized
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 
 ADMIN_CLIENT_ID = "admin"
@@ -102,7 +103,7 @@ async def list_clients(*, session: AsyncSession, limit: int, after: str | None) 
 async def get_client(*, session: AsyncSession, client_id: str) -> ApiClient:
     client = await session.get(ApiClient, client_id)
     if client is None:
-        raise ClientNotFound(f"No client {client_id}.")
+        raise ClientNotFound(tr("No client {client_id}.", client_id=client_id))
     return client
 
 
@@ -164,18 +165,24 @@ async def issue_token(
     address: str,
     client_id: str,
     client_secret: str,
+    scopes: list[str] | None = None,
 ) -> TokenResponse:
-    """OAuth2 client credentials → a short-lived HS256 JWT carrying the client's identity. The
-    sign-in buckets are looked at first: a refused attempt costs no database read and no argon2; a
-    failure spends them, a success makes (client, address) a known pair (SignInGuard)."""
+    """OAuth2 client credentials → a short-lived HS256 JWT carrying the client's identity, with
+    `scopes` (a subset of the client's) or all of its scopes. The sign-in buckets are looked at
+    first: a refused attempt costs no database read and no argon2; a failure (a disabled client's
+    too) spends them, a success makes (client, address) a known pair (SignInGuard)."""
     attempt = await guard.admit(address=address, account=f"client:{client_id}")
     client = await session.get(ApiClient, client_id)
     ok = await guard.run(attempt, _secret_matches, hasher, client, client_secret)
-    succeeded = client is not None and ok and client.enabled
-    await guard.settle(attempt, succeeded=succeeded)
-    if not succeeded:
-        raise InvalidClient("Unknown client, wrong secret, or a disabled client.")
-    assert client is not None
+    await guard.settle(attempt, succeeded=client is not None and ok and client.enabled)
+    if client is None or not ok:
+        raise InvalidClient("Unknown client or wrong secret.")
+    if not client.enabled:
+        raise UnauthorizedClient("This client is disabled.")
+    if scopes is not None:
+        missing = sorted(set(scopes) - set(client.scopes))
+        if missing:
+            raise ScopeNotGranted(f"Not granted to this client: {', '.join(missing)}.")
     now = int(time.time())
     claims = {
         "iss": TOKEN_ISSUER,
@@ -188,7 +195,7 @@ async def issue_token(
         "bureau": client.bureau,
         "district_code": client.district_code,
         "facility_ids": client.facility_ids,
-        "scope": " ".join(client.scopes),
+        "scope": " ".join(client.scopes if scopes is None else [s for s in client.scopes if s in scopes]),
     }
     return sign_token(settings=settings, claims=claims)
 

@@ -19,7 +19,7 @@ from gateway.config import GatewaySettings
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from tests.conftest import facility_body
 from tests.gateway.conftest import Gateway, ServiceProcess, start_gateway
-from tests.support import DatabaseFactory
+from tests.support import DatabaseFactory, listener_client
 
 
 @dataclass
@@ -173,7 +173,8 @@ async def test_a_service_killed_during_a_request_is_503(
     assert response.headers["retry-after"]
     after = await gw.client.get("/v1/facilities", headers=headers)
     assert after.status_code == 503
-    metrics = (await gw.client.get("/metrics")).text
+    async with listener_client(gw.app) as internal:
+        metrics = (await internal.get("/metrics")).text
     assert 'cradle_gateway_upstream_errors_total{reason="connect",service="registry"}' in metrics
 
 
@@ -260,7 +261,7 @@ async def test_odd_input_never_makes_a_500(gw: Gateway) -> None:
     assert bad_length.status_code < 500
 
 
-async def test_control_characters_in_the_gateways_own_inputs_are_422_not_500(gw: Gateway) -> None:
+async def test_control_characters_in_the_gateways_own_inputs_are_refused_not_500(gw: Gateway) -> None:
     admin = await gw.admin()
     for params in ({"client_id": "\x00"}, {"path": "/v1/\x00"}):
         response = await gw.client.get("/v1/audit", params=params, headers=admin)
@@ -269,4 +270,9 @@ async def test_control_characters_in_the_gateways_own_inputs_are_422_not_500(gw:
         "/v1/auth/token",
         data={"grant_type": "client_credentials", "client_id": "ad\x00min", "client_secret": "x\x00"},
     )
-    assert token.status_code == 422
+    assert token.status_code == 400 and token.json()["error"] == "invalid_request"  # RFC 6749 §5.2
+    secret = await gw.client.post(
+        "/v1/auth/token",
+        data={"grant_type": "client_credentials", "client_id": "admin", "client_secret": "x\x00"},
+    )
+    assert secret.status_code == 401 and secret.json()["error"] == "invalid_client"
