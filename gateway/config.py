@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 from gateway.checkpoints import load_signing_key
 from gateway.hashing import Argon2Cost
 from shared.jsonlimits import DEFAULT_MAX_JSON_DEPTH
+from shared.observability import MetricsListenerSettings
 from shared.pii import MIN_HMAC_KEY_BYTES, decode_key
 from shared.settings import DatabaseSettings, PersonalDataKeys, with_password
 
@@ -112,7 +113,7 @@ class SignInLimits(BaseModel):
         return self
 
 
-class GatewaySettings(PersonalDataKeys, DatabaseSettings):
+class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSettings):
     """`GATEWAY_PII_*`: the keys of parents' phone numbers (PersonalDataKeys: same names and checks as
     every service's); `GATEWAY_DATABASE_URL` and `_PASSWORD` (DatabaseSettings). Any variable may be
     given as a file instead, `<VAR>_FILE` (shared/settings.py)."""

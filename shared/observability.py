@@ -1,24 +1,57 @@
-"""Request ids, access metrics, and the /healthz /readyz /metrics endpoints every process serves."""
+"""Request ids, metrics and readiness for every process.
+
+The public port answers `/healthz` and a bare `/readyz` (its status only). `/metrics` and the
+readiness details (`/readyz` with its reasons) are served on a listener of their own
+(`<PREFIX>_METRICS_HOST`/`_PORT`), which only the operator's network reaches, as Prometheus expects."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import re
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
+import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pydantic import Field
+from pydantic_settings import BaseSettings
+from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from shared.errors import problem_response
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]  # returns None when ready, else the reason
+Sampler = Callable[[], Awaitable[None]]  # refreshes gauges just before a scrape
+CHECK_SECONDS = 3.0
+SAMPLE_SECONDS = 3.0
+log = structlog.get_logger("cradle.observability")
+
+
+class MetricsListenerSettings(BaseSettings):
+    """Where `/metrics` and the readiness details are served (`<PREFIX>_METRICS_HOST`, `_PORT`).
+    Port 0 takes a free port and logs it; a deployment sets a fixed one for Prometheus (compose: 9464)."""
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
 
 class Metrics:
@@ -58,7 +91,67 @@ class Metrics:
             ["service", "consumer"],
             registry=self.registry,
         )
+        # What a pager needs, refreshed by the samplers before each scrape.
+        self.outbox_backlog = Gauge(
+            "cradle_outbox_backlog",
+            "Outbox rows not yet acknowledged by JetStream",
+            ["service"],
+            registry=self.registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "cradle_outbox_oldest_age_seconds",
+            "Age of the oldest outbox row not yet acknowledged (0 when none waits)",
+            ["service"],
+            registry=self.registry,
+        )
+        self.consumer_pending = Gauge(
+            "cradle_consumer_pending_messages",
+            "Messages on the stream this durable consumer has not yet been delivered (JetStream num_pending)",
+            ["service", "stream", "consumer"],
+            registry=self.registry,
+        )
+        self.consumer_ack_pending = Gauge(
+            "cradle_consumer_ack_pending_messages",
+            "Messages delivered to this durable consumer and not yet acknowledged",
+            ["service", "stream", "consumer"],
+            registry=self.registry,
+        )
+        self.dead_letters_waiting = Gauge(
+            "cradle_dead_letters_waiting",
+            "Dead letters of this service's consumers waiting for `cradle dlq replay`",
+            ["service", "consumer"],
+            registry=self.registry,
+        )
+        self.sample_failures = Counter(
+            "cradle_metrics_sample_failures_total",
+            "Samplers that could not refresh their gauges at a scrape (database or NATS away)",
+            ["service", "sampler"],
+            registry=self.registry,
+        )
+        # The process's CPU, memory, file descriptors, Python version and garbage collector.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
+        self.samplers: dict[str, Sampler] = {}
         self.service = service
+
+    async def exposition(self) -> bytes:
+        """The registry in Prometheus text, after every sampler had its chance (bounded: a database
+        or broker that does not answer leaves its gauges as they were, and counts the failure)."""
+        if self.samplers:
+            names = list(self.samplers)
+            results = await asyncio.gather(
+                *(asyncio.wait_for(self.samplers[name](), SAMPLE_SECONDS) for name in names),
+                return_exceptions=True,
+            )
+            for name, result in zip(names, results, strict=True):
+                if isinstance(result, BaseException):
+                    self.sample_failures.labels(self.service, name).inc()
+                    log.debug(
+                        "metrics_sample_failed",
+                        sampler=name,
+                        error=f"{type(result).__name__}: {result}"[:200],
+                    )
+        return generate_latest(self.registry)
 
 
 def new_request_id(candidate: str | None) -> str:
@@ -115,55 +208,141 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
-def health_router(
-    metrics: Metrics, checks: dict[str, ReadinessCheck], degraded: dict[str, ReadinessCheck] | None = None
-) -> APIRouter:
-    """`checks` failing make the process unready (503); `degraded` ones leave it serving (200) but
-    say what needs an operator, e.g. dead letters waiting for a replay."""
-    router = APIRouter(include_in_schema=False)
-    warnings = degraded or {}
+class Readiness:
+    """One readiness shape for every process and every reason:
+    `{"status": "ready" | "degraded" | "unready", "service", "reasons": ["<check>: <why>", …],
+    "checks": {<check>: "ok" | <why>}}`. `unready` checks failing make it 503 (the process cannot
+    do its job: its database); `degraded` ones leave it serving, 200, but say what needs an operator
+    (NATS away while the outbox holds events, dead letters waiting, a service behind the gateway down)."""
 
-    async def run(group: dict[str, ReadinessCheck]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for name, check in group.items():
-            try:
-                reason = await check()
-            except Exception as exc:  # a readiness probe reports, it never raises
-                reason = f"{type(exc).__name__}: {exc}"[:200]
-            if reason:
-                found[name] = reason
-        return found
+    def __init__(
+        self, service: str, *, unready: dict[str, ReadinessCheck], degraded: dict[str, ReadinessCheck]
+    ) -> None:
+        self.service = service
+        self.unready = unready
+        self.degraded = degraded
+
+    async def report(self) -> tuple[int, dict[str, Any]]:
+        names = [*self.unready, *self.degraded]
+        checks = [*self.unready.values(), *self.degraded.values()]
+        found = await asyncio.gather(*(_run_check(check) for check in checks))
+        results = dict(zip(names, found, strict=True))
+        failing = [name for name in self.unready if results[name]]
+        reasons = [f"{name}: {results[name]}" for name in names if results[name]]
+        status = "unready" if failing else "degraded" if reasons else "ready"
+        body = {
+            "status": status,
+            "service": self.service,
+            "reasons": reasons,
+            "checks": {name: results[name] or "ok" for name in names},
+        }
+        return (503 if failing else 200), body
+
+    async def response(self, *, detailed: bool) -> JSONResponse:
+        """Public: the status alone. The metrics listener: everything."""
+        code, body = await self.report()
+        headers = {"Retry-After": "5"} if code == 503 else None
+        return JSONResponse(
+            body if detailed else {"status": body["status"]}, status_code=code, headers=headers
+        )
+
+
+async def _run_check(check: ReadinessCheck) -> str | None:
+    try:
+        return await asyncio.wait_for(check(), CHECK_SECONDS)
+    except TimeoutError:
+        return f"no answer within {CHECK_SECONDS:g} s"
+    except Exception as exc:  # a readiness probe reports, it never raises
+        return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def health_router(service: str, readiness: Readiness) -> APIRouter:
+    """The public port's `/healthz` and bare `/readyz`."""
+    router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": metrics.service}
+        return {"status": "ok", "service": service}
 
     @router.get("/readyz")
     async def readyz() -> Response:
-        failures = await run(checks)
-        if failures:
-            return problem_response(
-                status=503,
-                title="Not ready",
-                type_="/problems/unavailable",
-                detail="; ".join(f"{k}: {v}" for k, v in failures.items()),
-                headers={"Retry-After": "5"},
-                extra={"checks": {k: failures.get(k, "ok") for k in checks}},
-            )
-        concerns = await run(warnings)
-        body: dict[str, object] = {
-            "status": "degraded" if concerns else "ready",
-            "checks": {k: concerns.get(k, "ok") for k in (*checks, *warnings)},
-        }
-        if concerns:
-            body["reason"] = "; ".join(f"{k}: {v}" for k, v in concerns.items())
-        return Response(content=json.dumps(body, ensure_ascii=False), media_type="application/json")
-
-    @router.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return await readiness.response(detailed=False)
 
     return router
+
+
+class MetricsListener:
+    """`/metrics`, `/readyz` with its reasons and `/healthz` on a port of their own, served by
+    uvicorn on the process's own event loop (so the checks and samplers await like any request).
+    Only `startup`, `main_loop` and `shutdown` of uvicorn's server are used: `serve` would take
+    over the process's signal handlers from the main server."""
+
+    def __init__(self, *, metrics: Metrics, readiness: Readiness, host: str, port: int) -> None:
+        self.metrics = metrics
+        self.readiness = readiness
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._loop: asyncio.Task[None] | None = None
+
+        async def metrics_page(request: Any) -> Response:
+            return Response(await metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+        async def readyz(request: Any) -> Response:
+            return await readiness.response(detailed=True)
+
+        async def healthz(request: Any) -> Response:
+            return JSONResponse({"status": "ok", "service": metrics.service})
+
+        self.app = Starlette(
+            routes=[
+                Route("/metrics", metrics_page),
+                Route("/readyz", readyz),
+                Route("/healthz", healthz),
+            ]
+        )
+
+    @property
+    def url(self) -> str:
+        assert self.port is not None, "the listener has not started"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.requested_port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(
+                f"the metrics listener cannot bind {self.host}:{self.requested_port} ({exc.strerror}); "
+                f"set <PREFIX>_METRICS_PORT to a free port (0: any)"
+            ) from None
+        sock.set_inheritable(True)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, lifespan="off", log_config=None, access_log=False)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        self._server = server
+        self._loop = asyncio.create_task(server.main_loop(), name="metrics-listener")
+        log.info("metrics_listening", url=self.url)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        if self._loop is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._loop, 2)
+        self._server.force_exit = True  # scrapes in flight are not waited for
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._server.shutdown(), 5)
+        self._server = None
 
 
 def install_observability(app: FastAPI, metrics: Metrics) -> None:

@@ -7,7 +7,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import structlog
@@ -19,13 +19,21 @@ from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine, refresh_planner_
 from shared.errors import install_error_handlers
 from shared.events.bus import EventBus
 from shared.events.consumer import ConsumerPolicy, EventConsumer, Handler, dead_letter_concern
+from shared.events.deadletters import waiting_counts
 from shared.events.outbox import OutboxRelay, OutboxWriter, outbox_session_info
 from shared.events.permissions import inbox_prefix, streams_used
 from shared.events.streams import Namespace
+from shared.i18n import Localization
 from shared.identity import IdentityVerifier, current_caller
 from shared.jsonlimits import JsonLimits
 from shared.logging import configure_logging
-from shared.observability import Metrics, health_router, install_observability
+from shared.observability import (
+    Metrics,
+    MetricsListener,
+    Readiness,
+    health_router,
+    install_observability,
+)
 from shared.settings import ServiceSettings
 
 
@@ -107,6 +115,14 @@ def create_service_app(
         app.state.bus = bus
         app.state.relay = relay
         app.state.consumers = consumers
+        metrics.samplers["outbox"] = lambda: _sample_outbox(relay, metrics)
+        metrics.samplers["consumers"] = lambda: _sample_consumers(bus, metrics, app.state.durables)
+        metrics.samplers["dead_letters"] = lambda: _sample_dead_letters(bus, metrics, app.state.durables)
+        listener = MetricsListener(
+            metrics=metrics, readiness=readiness, host=settings.metrics_host, port=settings.metrics_port
+        )
+        await listener.start()
+        app.state.metrics_listener = listener
         await _refresh_statistics(engine)  # a database down at start: 503s until it returns, not a crash
         maintenance = asyncio.create_task(_refresh_statistics_hourly(engine), name="planner-statistics")
         bus.start()
@@ -121,6 +137,7 @@ def create_service_app(
                 await consumer.stop()
             await relay.stop()
             await bus.close()
+            await listener.stop()
             # Bounded: a PostgreSQL connection's close that gets no answer must not hold the process.
             try:
                 await asyncio.wait_for(engine.dispose(), 10)
@@ -128,11 +145,17 @@ def create_service_app(
                 structlog.get_logger("cradle.db").error("engine_dispose_timed_out", service=service)
 
     app = FastAPI(title=title, lifespan=lifespan, version="0.1.0")
+    app.state.metrics = metrics
+    # (stream, durable) of every consumer this process runs, for the lag gauges; a service with
+    # consumers of its own (monitoring's ingest and dead letters) adds them.
+    app.state.durables = [(namespace.stream(source), service) for source in _group_by_source(handlers or {})]
     app.state.identity_verifier = IdentityVerifier(settings.internal_verify_key.get_secret_value())
     app.state.idempotency_table = metadata.tables.get("idempotency_record")
     install_error_handlers(app)
     app.add_middleware(JsonLimits, max_body_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     install_observability(app, metrics)
+    # Outermost: every reply, a refusal by the middleware inside included, in the caller's language.
+    app.add_middleware(Localization)
 
     async def database_ready() -> str | None:
         async with app.state.engine.connect() as connection:
@@ -140,22 +163,57 @@ def create_service_app(
         return None
 
     async def nats_ready() -> str | None:
-        return None if app.state.bus.connected else "not connected"
+        return app.state.bus.concern()
 
     async def dead_letters_waiting() -> str | None:
         return await dead_letter_concern(app.state.bus, service, consumers=bool(handlers))
 
-    app.include_router(
-        health_router(
-            metrics,
-            {"database": database_ready, "nats": nats_ready},
-            degraded={"dead_letters": dead_letters_waiting},
-        )
+    # The database down: nothing can be done (503). NATS away: writes go on and their events wait in
+    # the outbox, so the process serves and says it is degraded.
+    readiness = Readiness(
+        service,
+        unready={"database": database_ready},
+        degraded={"nats": nats_ready, "dead_letters": dead_letters_waiting},
     )
+    app.state.readiness = readiness
+    app.include_router(health_router(service, readiness))
     for router in routers:
         # Every domain route verifies the gateway's identity token before anything else runs.
         app.include_router(router, dependencies=[Depends(current_caller)])
     return app
+
+
+async def _sample_outbox(relay: OutboxRelay, metrics: Metrics) -> None:
+    rows, oldest = await relay.backlog()
+    metrics.outbox_backlog.labels(metrics.service).set(rows)
+    age = (datetime.now(UTC) - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+    metrics.outbox_oldest_age.labels(metrics.service).set(max(age, 0.0))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite drops the offset
+
+
+async def _sample_consumers(bus: EventBus, metrics: Metrics, durables: list[tuple[str, str]]) -> None:
+    """num_pending per durable, from JetStream's consumer info: how far each consumer is behind."""
+    if not durables or not bus.connected or bus.js is None:
+        return
+    infos = await asyncio.gather(
+        *(bus.js.consumer_info(stream, durable) for stream, durable in durables), return_exceptions=True
+    )
+    for (stream, durable), info in zip(durables, infos, strict=True):
+        if isinstance(info, BaseException):
+            continue  # not declared yet (the consumer binds once the bus is there)
+        metrics.consumer_pending.labels(metrics.service, stream, durable).set(info.num_pending or 0)
+        metrics.consumer_ack_pending.labels(metrics.service, stream, durable).set(info.num_ack_pending or 0)
+
+
+async def _sample_dead_letters(bus: EventBus, metrics: Metrics, durables: list[tuple[str, str]]) -> None:
+    if not durables or not bus.connected or bus.js is None:
+        return
+    counts = await waiting_counts(bus.js, bus.namespace, metrics.service)
+    for consumer in {durable for _, durable in durables} | set(counts):
+        metrics.dead_letters_waiting.labels(metrics.service, consumer).set(counts.get(consumer, 0))
 
 
 async def _refresh_statistics(engine: AsyncEngine) -> None:

@@ -17,6 +17,7 @@ from pydantic_settings import (
 
 from shared.db import POOL_MAX_OVERFLOW, POOL_SIZE, POOL_TIMEOUT_SECONDS
 from shared.jsonlimits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH
+from shared.observability import MetricsListenerSettings
 from shared.pii import KEY_BYTES, MIN_HMAC_KEY_BYTES, KeyedHasher, PiiCipher, decode_key
 
 FILE_SUFFIX = "_FILE"
@@ -108,7 +109,7 @@ class DatabaseSettings(CradleSettings):
         return self
 
 
-class ServiceSettings(DatabaseSettings):
+class ServiceSettings(DatabaseSettings, MetricsListenerSettings):
     """Per-service settings. `REGISTRY_DATABASE_URL` etc. come from the subclass's env prefix;
     the cross-service ones (`NATS_URL`, the internal identity keys) are read unprefixed."""
 

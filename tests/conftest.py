@@ -289,12 +289,14 @@ async def start_stack(
     workforce_overrides: dict[str, Any] | None = None,
     nats_admin_creds: Path | None = None,  # a server in operator mode: the provisioning credential
     network: bool = False,
+    provision: bool = True,  # False: NATS is not there yet (the test provisions it when it starts it)
 ) -> AsyncIterator[Stack]:
     overrides = dict(overrides or {})
     if workforce_overrides:
         overrides["workforce"] = overrides.get("workforce", {}) | workforce_overrides
     replicas = max((o.get("nats_replicas", 1) for o in overrides.values()), default=1)
-    await provision_namespace(nats_url, namespace, replicas=replicas, credentials=nats_admin_creds)
+    if provision:
+        await provision_namespace(nats_url, namespace, replicas=replicas, credentials=nats_admin_creds)
     apps: dict[str, FastAPI] = {}
     for name in services:
         settings_class, create = SERVICES[name]

@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import nats
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from cradle.layout import free_port
@@ -242,3 +243,18 @@ async def provision_namespace(
     """What `cradle up` does before the services start: create the namespace's streams, which the
     services only wait for (their credentials may not create them)."""
     await provision(nats_url, namespace=namespace, replicas=replicas, credentials=credentials)
+
+
+def listener_client(app: FastAPI) -> httpx.AsyncClient:
+    """A client on the process's metrics listener (`/metrics`, `/readyz` with its reasons), which
+    is not its public port."""
+    return httpx.AsyncClient(base_url=app.state.metrics_listener.url, timeout=10)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    """The sample `name` whose labels include `labels`, from Prometheus text; None when absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None

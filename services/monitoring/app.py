@@ -12,12 +12,15 @@ from fastapi import FastAPI
 from services.monitoring import jobs
 from services.monitoring.casework.router import router as casework_router
 from services.monitoring.config import MonitoringSettings
+from services.monitoring.dead_letters import DURABLE as DEAD_LETTER_DURABLE
 from services.monitoring.dead_letters import DeadLetterConsumer
 from services.monitoring.handlers import HANDLERS
+from services.monitoring.ingest_consumer import DURABLE as INGEST_DURABLE
 from services.monitoring.ingest_consumer import IngestConsumer
 from services.monitoring.models import metadata
 from services.monitoring.router import router as watch_router
-from services.monitoring.service.ingest import Ingest
+from services.monitoring.service.ingest import Ingest, ingest_counter
+from shared.events.streams import Namespace
 from shared.service import create_service_app
 
 
@@ -30,13 +33,18 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
         routers=[watch_router, casework_router],
         handlers=HANDLERS,
     )
+    ingested = ingest_counter(app.state.metrics)
+    namespace = Namespace(settings.event_namespace)
+    if settings.ingest_consumer_enabled:
+        app.state.durables.append((namespace.ingest_stream, INGEST_DURABLE))
+    app.state.durables.append((namespace.dead_letter_stream, DEAD_LETTER_DURABLE))
     shared_lifespan = app.router.lifespan_context
 
     # The ingest path, its NATS consumer and the scheduled jobs run beside the shared lifespan.
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with shared_lifespan(app):
-            ingest = Ingest(settings=settings, maker=app.state.sessionmaker)
+            ingest = Ingest(settings=settings, maker=app.state.sessionmaker, counted=ingested)
             ingest.start()
             app.state.ingest = ingest
             ingest_consumer = None

@@ -98,6 +98,7 @@ class IngestConsumer:
             # A poison message is terminated, never redelivered: too deep to parse safely, or not JSON.
             if json_depth_exceeds(message.data, self.settings.max_json_depth):
                 self.rejected += 1
+                self.ingest.count(rejected=1)
                 log.warning("ingest_too_deep", subject=message.subject, limit=self.settings.max_json_depth)
                 await message.term()
                 continue
@@ -105,6 +106,7 @@ class IngestConsumer:
                 body = orjson.loads(message.data)
             except orjson.JSONDecodeError:
                 self.rejected += 1
+                self.ingest.count(rejected=1)
                 log.warning("ingest_unparseable", subject=message.subject)
                 await message.term()
                 continue

@@ -12,7 +12,7 @@ from services.workforce.config import WorkforceSettings
 from services.workforce.handlers import HANDLERS
 from services.workforce.models import metadata
 from services.workforce.router import ROUTERS
-from services.workforce.service.ban_checks import CheckAudit
+from services.workforce.service.ban_checks import CheckAudit, ban_check_counter
 from services.workforce.service.common import ID_NUMBER, PHONE, WORKFORCE_SESSION_KEY, Workforce
 from shared.pii_keys import SealedColumn, refuse_lost_keys
 from shared.service import create_service_app
@@ -37,13 +37,14 @@ def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
         session_context={WORKFORCE_SESSION_KEY: workforce},
     )
     app.state.workforce = workforce
+    checks = ban_check_counter(app.state.metrics)
     shared_lifespan = app.router.lifespan_context
 
     # The scheduled jobs run beside the shared lifespan's engine, relay and consumers.
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with shared_lifespan(app):
-            app.state.check_audit = CheckAudit(app.state.sessionmaker)
+            app.state.check_audit = CheckAudit(app.state.sessionmaker, checks=checks)
             task = None
             if settings.jobs_interval_seconds > 0:
                 task = asyncio.create_task(

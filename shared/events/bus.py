@@ -1,12 +1,17 @@
 """One NATS connection per process. It keeps trying in the background when NATS is down at start,
 so a service serves requests (writing events to its outbox) while the broker is away. It connects
 with the process's own credential (a `.creds` file) when one is configured, and only waits for the
-streams it uses: creating them is the provisioning step's job, never a service's."""
+streams it uses: creating them is the provisioning step's job, never a service's.
+
+nats-py's `connect` with unlimited reconnects never returns while no server answers, so each
+attempt here is bounded (every server tried twice) and only a live connection reconnects without
+limit. While the bus is away the log says so once a minute, not once per attempt."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +24,9 @@ from shared.events.streams import Namespace, wait_for_streams
 from shared.events.tls import client_tls
 
 log = structlog.get_logger("cradle.bus")
+WARN_EVERY_SECONDS = 60.0
+# Per attempt: a server that refused this many times is dropped until the next attempt.
+ATTEMPT_RECONNECTS = 1
 
 
 class EventBus:
@@ -48,6 +56,11 @@ class EventBus:
         self._connector: asyncio.Task[None] | None = None
         self._on_reconnect: list[Callable[[], None]] = []
         self._closing = False
+        self._watcher: asyncio.Task[None] | None = None
+        # When the bus was last seen usable (or the process started), and why it is not now.
+        self.away_since: float | None = time.time()
+        self.last_error: str | None = None
+        self.failed_attempts = 0
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         self._on_reconnect.append(callback)
@@ -56,6 +69,14 @@ class EventBus:
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected and self._ready.is_set()
 
+    def concern(self) -> str | None:
+        """For readiness: why events cannot leave now, or None."""
+        if self.connected:
+            return None
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.away_since or time.time()))
+        why = f": {self.last_error}" if self.last_error else ""
+        return f"not connected to {self.url} since {since}{why}; events wait in the outbox"
+
     async def wait_ready(self) -> JetStreamContext:
         await self._ready.wait()
         assert self.js is not None
@@ -63,6 +84,7 @@ class EventBus:
 
     def start(self) -> None:
         self._connector = asyncio.create_task(self._connect_until_ready(), name="nats-connect")
+        self._watcher = asyncio.create_task(self._warn_while_away(), name="nats-watch")
 
     async def _connect_until_ready(self) -> None:
         delay = 0.2
@@ -74,7 +96,7 @@ class EventBus:
                     name=self.client_name,
                     connect_timeout=2,
                     allow_reconnect=True,
-                    max_reconnect_attempts=-1,
+                    max_reconnect_attempts=ATTEMPT_RECONNECTS,
                     reconnect_time_wait=0.5,
                     reconnected_cb=self._reconnected,
                     disconnected_cb=self._disconnected,
@@ -83,12 +105,16 @@ class EventBus:
                     tls=self.tls,
                     inbox_prefix=self.inbox_prefix,
                 )
+                # Connected: from now on a lost connection is retried without limit, in the background.
+                nc.options["max_reconnect_attempts"] = -1
                 js = nc.jetstream(timeout=5)
                 await wait_for_streams(js, self.streams)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("nats_unavailable", url=self.url, error=f"{type(exc).__name__}: {exc}"[:200])
+                self.last_error = _describe(exc)
+                self.failed_attempts += 1
+                log.debug("nats_attempt_failed", url=self.url, error=self.last_error)
                 with contextlib.suppress(Exception):
                     if nc is not None and not nc.is_closed:
                         await nc.close()
@@ -97,31 +123,52 @@ class EventBus:
                 continue
             self.nc, self.js = nc, js
             self._ready.set()
+            self.away_since, self.last_error = None, None
             log.info("nats_connected", url=self.url)
             for callback in self._on_reconnect:
                 callback()
             return
 
+    async def _warn_while_away(self) -> None:
+        """One warning a minute while events cannot leave, whether the bus never answered or went away."""
+        warned_at = float("-inf")
+        while True:
+            await asyncio.sleep(1.0)
+            if self.connected or self._closing:
+                continue
+            now = time.monotonic()
+            if now - warned_at >= WARN_EVERY_SECONDS:
+                warned_at = now
+                log.warning("nats_unavailable", reason=self.concern())
+
     async def _reconnected(self) -> None:
+        self.away_since, self.last_error = None, None
         log.info("nats_reconnected")
         for callback in self._on_reconnect:
             callback()
 
     async def _disconnected(self) -> None:
         if not self._closing:
+            self.away_since = self.away_since or time.time()
             log.warning("nats_disconnected")
 
     async def _error(self, exc: Exception) -> None:
-        log.debug("nats_error", error=f"{type(exc).__name__}: {exc}"[:200])
+        self.last_error = _describe(exc)
+        log.debug("nats_error", error=self.last_error)
 
     async def close(self) -> None:
         self._closing = True
-        if self._connector is not None:
-            self._connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._connector, 5)
+        for task in (self._connector, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 5)
         if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.drain(), timeout=5)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.close(), 5)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]

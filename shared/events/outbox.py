@@ -248,6 +248,17 @@ class OutboxRelay:
             )
         return result.rowcount or 0
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """Rows not yet acknowledged, and when the oldest of them was written (the pager's view)."""
+        t = self.table
+        async with self.maker() as session:
+            rows, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(t.c.created_at)).where(t.c.sent_at.is_(None))
+                )
+            ).one()
+        return int(rows), oldest
+
     async def pending_count(self) -> int:
         async with self.maker() as session:
             return int(

@@ -52,7 +52,7 @@ async def count(engine: AsyncEngine, statement: Any) -> int:
 async def handled_metrics(process: ServiceProcess) -> dict[str, float]:
     """The restarted process's own `cradle_events_handled_total`, by outcome."""
     async with httpx.AsyncClient() as client:
-        text = (await client.get(f"{process.url}/metrics", timeout=5)).text
+        text = (await client.get(f"{process.metrics_url}/metrics", timeout=5)).text
     outcomes: dict[str, float] = {}
     for labels, value in re.findall(r"^cradle_events_handled_total\{([^}]*)\} (\S+)$", text, re.M):
         outcome = re.search(r'outcome="([^"]+)"', labels)

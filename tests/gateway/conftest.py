@@ -173,12 +173,18 @@ class ServiceProcess:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
-        self.env = env
+        self.metrics_port = free_port()
+        self.env = {"REGISTRY_METRICS_PORT": str(self.metrics_port), **env}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Its metrics listener: `/metrics` and the readiness reasons."""
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     async def start(self) -> None:
         # Popen, not an asyncio subprocess: the test kills it from the same loop it awaits on.

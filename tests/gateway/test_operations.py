@@ -10,7 +10,7 @@ from cradle.layout import free_port
 from gateway.openapi import merge
 from tests.gateway.conftest import Gateway, start_gateway
 from tests.servers import serving
-from tests.support import DatabaseFactory, eventually
+from tests.support import DatabaseFactory, eventually, listener_client
 
 
 async def test_openapi_merges_the_services_with_the_gateways_own(gw: Gateway) -> None:
@@ -107,12 +107,13 @@ async def test_docs_show_the_merged_document(gw: Gateway) -> None:
 
 
 async def test_readyz_says_which_services_are_up(gw: Gateway) -> None:
-    response = await gw.client.get("/readyz")
-    assert response.status_code == 200
-    body = response.json()
+    public = await gw.client.get("/readyz")
+    assert public.status_code == 200 and public.json() == {"status": "degraded"}  # guidance is down
+    async with listener_client(gw.app) as internal:
+        body = (await internal.get("/readyz")).json()
     assert body["checks"]["database"] == "ok"
-    assert body["services"]["registry"] == "up"
-    assert body["services"]["guidance"].startswith("down")
+    assert body["checks"]["registry"] == "ok"
+    assert body["checks"]["guidance"].startswith("down")
     assert (await gw.client.get("/healthz")).json()["status"] == "ok"
 
 
@@ -121,7 +122,9 @@ async def test_metrics_count_requests_by_route_status_and_client_kind(gw: Gatewa
     await gw.client.get("/v1/facilities", headers=headers)
     await gw.client.get("/v1/nowhere", headers=headers)
     await gw.client.get("/v1/stations", headers=await gw.admin())
-    text = (await gw.client.get("/metrics")).text
+    assert (await gw.client.get("/metrics")).status_code == 404  # not on the public port
+    async with listener_client(gw.app) as internal:
+        text = (await internal.get("/metrics")).text
     assert (
         'cradle_gateway_requests_total{client_kind="bureau",method="GET",'
         'route="^/v1/(facilities|coverage)(/|$)",status="200"} 1.0'

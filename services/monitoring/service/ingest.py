@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import structlog
+from prometheus_client import Counter
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,11 +30,12 @@ from services.monitoring.events import AlertRaised
 from services.monitoring.models import Alert, AlertTransition, Camera, Facility
 from services.monitoring.schemas import CctvEventIn, IngestReply, RejectedEvent
 from services.monitoring.service.alerts import ACTIVE_STATUSES, ALERTING_SEVERITIES
-from services.monitoring.service.common import as_utc, new_id, utcnow
+from shared.clock import as_utc, new_id, utcnow
 from shared.db import is_sqlite, session_scope
 from shared.errors import FieldError, field_errors
 from shared.events.outbox import emit_many
 from shared.identity import Identity
+from shared.observability import Metrics
 
 log = structlog.get_logger("cradle.monitoring.ingest")
 
@@ -152,10 +154,26 @@ class Directory:
         return self.by_external.get((event.facility_id, event.external_id))
 
 
+def ingest_counter(metrics: Metrics) -> Counter:
+    return Counter(
+        "cradle_ingest_events_total",
+        "CCTV events received over HTTP or NATS, by outcome: stored, duplicate, rejected",
+        ["outcome"],
+        registry=metrics.registry,
+    )
+
+
 class Ingest:
-    def __init__(self, *, settings: MonitoringSettings, maker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        *,
+        settings: MonitoringSettings,
+        maker: async_sessionmaker[AsyncSession],
+        counted: Counter | None = None,
+    ) -> None:
         self.settings = settings
         self.maker = maker
+        self.counted = counted
         self.directory = Directory()
         self.presence: dict[str, tuple[datetime, str]] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -232,12 +250,21 @@ class Ingest:
             alerts = await self._raise_alerts(session, [a for a in accepted if a.event.key in stored], now)
         self._note_presence(a for a in accepted if a.event.key in stored)
         rejected.sort(key=lambda r: r.index)
+        duplicates = len(accepted) - len(stored) + in_batch_duplicates
+        self.count(stored=len(stored), duplicate=duplicates, rejected=len(rejected))
         return IngestReply(
             accepted=len(stored),
-            duplicates=len(accepted) - len(stored) + in_batch_duplicates,
+            duplicates=duplicates,
             rejected=rejected,
             alerts_raised=alerts,
         )
+
+    def count(self, **outcomes: int) -> None:
+        if self.counted is None:
+            return
+        for outcome, events in outcomes.items():
+            if events:
+                self.counted.labels(outcome).inc(events)
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[None]:

@@ -7,18 +7,30 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.workforce.models import Ban, BanCheck
 from services.workforce.schemas import BanCheckResult, BanSummary
-from services.workforce.service.common import Workforce, new_id, utcnow
+from services.workforce.service.common import Workforce
+from shared.clock import new_id, utcnow
 from shared.db import session_scope
 from shared.errors import Forbidden, invalid
 from shared.identity import Identity
+from shared.observability import Metrics
 from shared.pii import NationalIdError, validate_national_id
 
 CHECK_SCOPE = "workforce:read"
+
+
+def ban_check_counter(metrics: Metrics) -> Counter:
+    return Counter(
+        "cradle_ban_checks_total",
+        "Ban checks answered (their audit row committed), by outcome: banned, not_banned, invalid, refused",
+        ["outcome"],
+        registry=metrics.registry,
+    )
 
 
 class CheckAudit:
@@ -27,8 +39,11 @@ class CheckAudit:
     go into the next. One writer instead of one per request: SQLite's single write lock is never
     fought over, and PostgreSQL flushes its log once per batch rather than once per check."""
 
-    def __init__(self, maker: async_sessionmaker[AsyncSession], *, max_batch: int = 500) -> None:
+    def __init__(
+        self, maker: async_sessionmaker[AsyncSession], *, checks: Counter | None = None, max_batch: int = 500
+    ) -> None:
         self.maker = maker
+        self.checks = checks
         self.max_batch = max_batch
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -57,7 +72,9 @@ class CheckAudit:
                     self._pending = []
                     raise
                 continue
-            for _, done in batch:
+            for row, done in batch:
+                if self.checks is not None:
+                    self.checks.labels(row["outcome"]).inc()
                 if not done.done():
                     done.set_result(None)
 
