@@ -9,6 +9,7 @@ from gateway.frontdoor import Runtime, caller_of
 from gateway.hashing import SecretHasher
 from gateway.views import Views
 from shared.errors import Forbidden, Unauthorized
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 
 
@@ -46,7 +47,7 @@ def requires(scope: str) -> object:
         if caller.kind == ClientKind.public:
             raise Unauthorized("This path needs a token from POST /v1/auth/token.")
         if not caller.has_scope(scope):
-            raise Forbidden(f"This needs the `{scope}` scope.")
+            raise Forbidden(tr("This needs the `{scope}` scope.", scope=scope))
         return caller
 
     guard.__name__ = f"requires_{scope.replace(':', '_')}"

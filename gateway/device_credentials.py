@@ -36,6 +36,7 @@ from shared.errors import Forbidden, NotFound, ServiceUnavailable
 from shared.events.permissions import device_permissions, inbox_prefix
 from shared.events.streams import Namespace
 from shared.events.tls import client_tls
+from shared.i18n import N_, tr
 from shared.identity import ClientKind, Identity
 from shared.nats_auth import (
     AccountClaims,
@@ -186,21 +187,21 @@ async def facility_for_devices(
     """The registry's record of the facility, if this caller may manage its devices; else 404 (it
     may not see it) or 403 (it sees it, but is not who manages its devices)."""
     if caller.kind == ClientKind.operator and facility_id not in caller.facility_ids:
-        raise NotFound(f"No facility {facility_id} that you may see.")
+        raise NotFound(tr("No facility {facility_id} that you may see.", facility_id=facility_id))
     token = views.forwarder.signer.sign(caller, request_id=request_id)
     part = await views.fetch("registry", f"/v1/facilities/{quote(facility_id, safe='')}", token, request_id)
     if part.status == "not_found":
-        raise NotFound(f"No facility {facility_id} that you may see.")
+        raise NotFound(tr("No facility {facility_id} that you may see.", facility_id=facility_id))
     if part.status == "not_permitted":
         raise Forbidden("Finding the facility needs the `registry:read` scope.")
     if part.status != "ok" or not isinstance(part.data, dict):
         raise ServiceUnavailable(part.reason or "The registry did not answer.", retry_after=5)
     # The registry decided; checked again here so a district never manages another's facility.
     if caller.kind == ClientKind.district and part.data.get("district_code") != caller.district_code:
-        raise NotFound(f"No facility {facility_id} that you may see.")
+        raise NotFound(tr("No facility {facility_id} that you may see.", facility_id=facility_id))
     if not may_manage(caller, issuing=issuing):
-        who = "its operator" if issuing else "its operator, its district or the EDU bureau"
-        raise Forbidden(f"Only {who} manages a facility's device credentials.")
+        who = N_("its operator") if issuing else N_("its operator, its district or the EDU bureau")
+        raise Forbidden(tr("Only {who} manages a facility's device credentials.", who=who))
     return part.data
 
 
@@ -277,7 +278,13 @@ async def revoke_credential(
     )
     row = (await session.execute(query)).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"No device credential {credential_id} of facility {facility_id}.")
+        raise NotFound(
+            tr(
+                "No device credential {credential_id} of facility {facility_id}.",
+                credential_id=credential_id,
+                facility_id=facility_id,
+            )
+        )
     if row.revoked_at is not None:
         return row
     revoked = select(DeviceCredential.nats_user).where(DeviceCredential.revoked_at.is_not(None))

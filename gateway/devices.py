@@ -15,6 +15,7 @@ from gateway.deps import OptionalCallerDep, ViewsDep
 from gateway.device_credentials import DeviceBus
 from gateway.models import DeviceCredential
 from shared.errors import Forbidden, Unauthorized, invalid
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
 from shared.service import SessionDep
@@ -66,7 +67,7 @@ def _caller_with(caller: Identity, *scopes: str) -> Identity:
     if caller.kind == ClientKind.public:
         raise Unauthorized("This path needs a token from POST /v1/auth/token.")
     if not any(caller.has_scope(scope) for scope in scopes):
-        raise Forbidden(f"This needs one of the scopes: {', '.join(scopes)}.")
+        raise Forbidden(tr("This needs one of the scopes: {scopes}.", scopes=", ".join(scopes)))
     return caller
 
 

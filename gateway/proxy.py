@@ -17,6 +17,7 @@ from gateway.errors import (
 )
 from gateway.upstream import UpstreamClient, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from shared.errors import BadRequest
+from shared.i18n import N_, tr
 from shared.identity import IDENTITY_HEADER, IdentitySigner
 
 HOP_BY_HOP = frozenset(
@@ -69,7 +70,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+            raise PayloadTooLarge(tr("The body is larger than {limit} bytes.", limit=limit))
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -84,7 +85,7 @@ async def stream_body(receive: Receive, limit: int, counter: _Counter) -> AsyncI
         counter.size += len(chunk)
         if counter.size > limit:
             counter.too_large = True
-            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+            raise PayloadTooLarge(tr("The body is larger than {limit} bytes.", limit=limit))
         if chunk:
             yield chunk
         if not message.get("more_body", False):
@@ -111,13 +112,13 @@ class Forwarder:
     def _unavailable(self, service: str, why: str, exc: Exception) -> UpstreamUnavailable:
         if isinstance(exc, UpstreamProtocolError):
             return UpstreamBadReply(
-                f"The {service} service answered something that is not valid HTTP/1.1.",
+                tr("The {service} service answered something that is not valid HTTP/1.1.", service=service),
                 retry_after=self.retry_after,
                 service=service,
                 reason=exc.reason,
             )
         return UpstreamUnavailable(
-            f"The {service} service {why}; retry shortly.",
+            tr("The {service} service {why}; retry shortly.", service=service, why=why),
             retry_after=self.retry_after,
             service=service,
             reason=getattr(exc, "reason", type(exc).__name__),
@@ -158,7 +159,7 @@ class Forwarder:
         if declared is not None and declared < 0:
             raise BadRequest("Content-Length is not a number.")
         if declared is not None and declared > limit:
-            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+            raise PayloadTooLarge(tr("The body is larger than {limit} bytes.", limit=limit))
         counter = _Counter()
         content: bytes | AsyncIterator[bytes] | None
         if declared is None and not chunked:
@@ -175,19 +176,24 @@ class Forwarder:
         try:
             upstream = await self.client.send(method, self.upstreams[service], target, headers, content)
         except UpstreamTimeout as exc:
-            raise self._unavailable(service, "did not answer in time", exc) from exc
+            raise self._unavailable(service, N_("did not answer in time"), exc) from exc
         except UpstreamError as exc:
             if counter.too_large:
-                raise PayloadTooLarge(f"The body is larger than {limit} bytes.") from exc
-            raise self._unavailable(service, "is unavailable", exc) from exc
+                raise PayloadTooLarge(tr("The body is larger than {limit} bytes.", limit=limit)) from exc
+            raise self._unavailable(service, N_("is unavailable"), exc) from exc
 
         if counter.too_large:  # the service answered a body we cut short: that answer is not theirs
             await upstream.aclose()
-            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+            raise PayloadTooLarge(tr("The body is larger than {limit} bytes.", limit=limit))
         started = False
         try:
-            dropped = NOT_RETURNED | _connection_options(upstream.headers)
-            response_headers = [(name, value) for name, value in upstream.headers if name not in dropped]
+            dropped = NOT_RETURNED | _connection_options(upstream.headers) | {b"content-language"}
+            ours = set(extra_headers)  # the gateway's own (its Content-Language, Vary) are not repeated
+            response_headers = [
+                (name, value)
+                for name, value in upstream.headers
+                if name not in dropped and (name, value) not in ours
+            ]
             response_headers.extend(extra_headers)
             length = _content_length(upstream.headers)
             if length is not None and length <= self.send_whole_below:
@@ -208,7 +214,7 @@ class Forwarder:
         except UpstreamError as exc:
             # Before the reply started this is still a clean 503; after, the caller sees a cut reply.
             if not started:
-                raise self._unavailable(service, "failed while answering", exc) from exc
+                raise self._unavailable(service, N_("failed while answering"), exc) from exc
             raise ReplyCut(service, upstream.status) from exc
         finally:
             await upstream.aclose()

@@ -24,6 +24,7 @@ from gateway.config import GatewaySettings, RateLimit, SignInLimits
 from gateway.errors import TooManyRequests
 from gateway.ratelimit import Limiter, RedisLimiter
 from shared.errors import ServiceUnavailable
+from shared.i18n import tr
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -255,7 +256,7 @@ class SignInGuard:
             decision = await self.limiter.take(key, limit, "peek")
             if not decision.allowed:
                 raise TooManyRequests(
-                    f"Too many failed sign-ins; retry in {decision.retry_after} s.",
+                    tr("Too many failed sign-ins; retry in {seconds} s.", seconds=decision.retry_after),
                     headers={"Retry-After": str(decision.retry_after)},
                 )
         return attempt

@@ -21,6 +21,7 @@ import structlog
 from gateway.proxy import Forwarder
 from gateway.upstream import UpstreamError
 from shared.errors import NotFound
+from shared.i18n import N_, tr, translate
 from shared.identity import ClientKind, Identity
 
 log = structlog.get_logger("cradle.gateway.views")
@@ -123,7 +124,7 @@ class Views:
         if parts["facility"].status == "not_found" or all(
             p.status in ("not_found", "not_permitted") for p in parts.values()
         ):
-            raise NotFound(f"No facility {facility_id} that you may see.")
+            raise NotFound(tr("No facility {facility_id} that you may see.", facility_id=facility_id))
         last = parts["last_inspection"]
         if last.status == "ok":
             items = last.data.get("items", []) if isinstance(last.data, dict) else []
@@ -191,7 +192,7 @@ class Indicator:
     def evaluate(self, sources: dict[str, Part]) -> dict[str, Any]:
         row: dict[str, Any] = {
             "id": self.id,
-            "name": self.name,
+            "name": translate(self.name),
             "task": self.task,
             "unit": self.unit,
             "target": self.target,
@@ -225,7 +226,7 @@ def _city(figures: dict[str, Any]) -> dict[str, Any]:
 INDICATORS: tuple[Indicator, ...] = (
     Indicator(
         "new_inclusive_points",
-        "New inclusive childcare points in the year",
+        N_("New inclusive childcare points in the year"),
         "T1",
         "coverage",
         50,
@@ -234,7 +235,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "inclusive_town_coverage",
-        "Share of 街镇 with ≥ 1 inclusive point",
+        N_("Share of 街镇 with ≥ 1 inclusive point"),
         "T1",
         "coverage",
         0.85,
@@ -244,7 +245,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "central_street_coverage",
-        "Share of central-city 街道 with ≥ 1 inclusive point",
+        N_("Share of central-city 街道 with ≥ 1 inclusive point"),
         "T1",
         "coverage",
         1.0,
@@ -254,7 +255,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "kindergarten_nursery_share",
-        "Kindergartens with a nursery class / all kindergartens",
+        N_("Kindergartens with a nursery class / all kindergartens"),
         "§2(1)",
         "coverage",
         0.5,
@@ -264,7 +265,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "guidance_station_coverage",
-        "街镇 with a guidance station",
+        N_("街镇 with a guidance station"),
         "T2",
         "guidance",
         1.0,
@@ -274,7 +275,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "child_friendly_sites",
-        "New child-friendly community sites in the year",
+        N_("New child-friendly community sites in the year"),
         "T3",
         "guidance",
         50,
@@ -283,7 +284,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "development_bases",
-        "Districts with ≥ 1 early-development base; bases citywide",
+        N_("Districts with ≥ 1 early-development base; bases citywide"),
         "T18",
         "guidance",
         {"districts": 16, "bases": 18},
@@ -292,7 +293,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "certified_rate",
-        "Practitioners in certified roles with a valid certificate",
+        N_("Practitioners in certified roles with a valid certificate"),
         "§2(3)",
         "certification",
         1.0,
@@ -302,7 +303,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "training_compliance",
-        "Practitioners meeting 72 h skills + 40 h ethics",
+        N_("Practitioners meeting 72 h skills + 40 h ethics"),
         "§2(3)",
         "training",
         1.0,
@@ -312,7 +313,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "annual_onsite_inspection",
-        "Facilities inspected on site at least once in the year",
+        N_("Facilities inspected on site at least once in the year"),
         "§2(2)",
         "monitoring",
         1.0,
@@ -325,7 +326,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "newborn_home_visits",
-        "Newborn families with ≥ 1 home visit",
+        N_("Newborn families with ≥ 1 home visit"),
         "§2(4)",
         "guidance",
         1.0,
@@ -338,7 +339,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "offline_guidance",
-        "Families in need with ≥ 6 offline sessions",
+        N_("Families in need with ≥ 6 offline sessions"),
         "§2(4)",
         "guidance",
         1.0,
@@ -351,7 +352,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "guidance_events",
-        "City-level / district-level 育儿加油站 events",
+        N_("City-level / district-level 育儿加油站 events"),
         "T23",
         "guidance",
         {"city": 2, "district": 16},
@@ -360,7 +361,7 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         "observation_room_pilots",
-        "Districts with a play-observation room pilot",
+        N_("Districts with a play-observation room pilot"),
         "T20",
         "guidance",
         16,

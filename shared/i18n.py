@@ -5,7 +5,7 @@ translated from gettext catalogues.
 The catalogues are `shared/locale/<locale>/LC_MESSAGES/cradle.po`, extracted with `make messages`
 (pybabel, babel.cfg) and compiled in-process with Babel when first used, so a fresh install needs no
 build step. The English text in the code is the message id; a text with values is written as a
-template (`tr("No facility {facility_id}.", facility_id=...)`) and translated when rendered, in the
+template with its values (`tr`, names in braces) and translated when rendered, in the
 language of the request being answered (a context variable set by `Localization`, or by the
 gateway's front door, which knows the caller)."""
 
@@ -59,7 +59,8 @@ class Text(str):
 
 
 def tr(template: str, /, **params: Any) -> Text:
-    """A text for a reply: `tr("Inspection {id} was cancelled.", id=inspection.id)`."""
+    """A text for a reply, a template and its values: the English now, the caller's language when
+    the reply is rendered."""
     return Text(template, **params)
 
 
@@ -247,7 +248,7 @@ PYDANTIC_MESSAGES = (
     N_("Invalid JSON: {error}"),
     N_("Input should be a valid URL, {error}"),
     N_("Input should be a valid time"),
-    N_("Input should be a valid time format, {error}"),
+    N_("Input should be in a valid time format, {error}"),
     N_("Input should be a valid decimal"),
     N_("Date should be in the future"),
     N_("Date should be in the past"),

@@ -1,19 +1,22 @@
 """The Babel extraction method for Cradle's Python (babel.cfg, `make messages`): Babel's own
 extractor for the marked texts (`tr(...)`, `N_(...)`), plus the texts a problem reply carries that
 are written without a marker — an error class's `title`, the literal detail of a raised error, a
-literal field message (`invalid(field, "…")`, `FieldError(message="…")`), and the title and
-detail of a `problem_response(...)`."""
+literal field message (`invalid(field, "…")`, `FieldError(message="…")`), the title and detail
+of a `problem_response(...)`, and the act a `require_bureau(..., action="…")` refuses."""
 
 from __future__ import annotations
 
 import ast
 import builtins
+import re
 from collections.abc import Collection, Iterator, Mapping
 from io import BytesIO
 from typing import IO, Any
 
 from babel.messages.extract import extract_python
 
+# A protocol's code (OAuth's `invalid_client`), not a text: never translated.
+CODE = re.compile(r"[a-z0-9_]*")
 Extracted = tuple[int, str | None, str | tuple[str | None, ...], list[str]]
 BUILTIN_EXCEPTIONS = frozenset(
     name
@@ -49,6 +52,8 @@ def problem_texts(source: str) -> Iterator[tuple[int, str]]:
                 yield from _literal(node.args[1:2])
             elif name == "FieldError":
                 yield from _keywords(node, "message")
+            elif name == "require_bureau":
+                yield from _keywords(node, "action")
 
 
 def _class_titles(node: ast.ClassDef) -> Iterator[tuple[int, str]]:
@@ -74,7 +79,7 @@ def _name(func: ast.expr) -> str | None:
 
 def _literal(nodes: list[ast.expr]) -> Iterator[tuple[int, str]]:
     for node in nodes:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and not CODE.fullmatch(node.value):
             yield node.lineno, node.value
 
 

@@ -16,6 +16,7 @@ from fastapi import Depends, Header, Request, params
 from pydantic import BaseModel, Field
 
 from shared.errors import Forbidden, Unauthorized
+from shared.i18n import tr
 from shared.observability import request_id_of
 
 IDENTITY_HEADER = "x-cradle-identity"
@@ -182,7 +183,7 @@ def scope_guard(scope: str) -> params.Depends:
 
     async def guard(caller: AuthenticatedDep) -> Identity:
         if not caller.has_scope(scope):
-            raise Forbidden(f"This needs the `{scope}` scope.")
+            raise Forbidden(tr("This needs the `{scope}` scope.", scope=scope))
         return caller
 
     guard.__name__ = f"requires_{scope.replace(':', '_')}"
@@ -192,7 +193,13 @@ def scope_guard(scope: str) -> params.Depends:
 def require_bureau(caller: Identity, *departments: str, action: str) -> None:
     """403 unless the caller is a bureau client of one of `departments` (see `Identity.is_bureau`)."""
     if not caller.is_bureau(*departments):
-        raise Forbidden(f"{action} is for {' and '.join(departments)} bureau clients only.")
+        raise Forbidden(
+            tr(
+                "{action} is for {departments} bureau clients only.",
+                action=action,
+                departments=" and ".join(departments),
+            )
+        )
 
 
 async def purpose(

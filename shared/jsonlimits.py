@@ -11,6 +11,7 @@ import re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import FieldError, problem_response
+from shared.i18n import tr
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_JSON_DEPTH = 32
@@ -130,12 +131,12 @@ class JsonLimits:
             await self._too_large(scope, receive, send)
             return
         if may_be_json(scope) and json_depth_exceeds(body, self.max_depth):
-            message = f"nests arrays and objects deeper than {self.max_depth} levels"
+            message = tr("nests arrays and objects deeper than {max_depth} levels", max_depth=self.max_depth)
             response = problem_response(
                 status=422,
                 title="Invalid input",
                 type_="/problems/too-deep",
-                detail=f"The JSON body {message}.",
+                detail=tr("The JSON body {message}.", message=message),
                 errors=[FieldError(field="body", message=message)],
                 extra={"max_depth": self.max_depth},
             )
@@ -147,8 +148,11 @@ class JsonLimits:
                 status=400,
                 title="Malformed JSON",
                 type_="/problems/malformed-json",
-                detail=f"The body holds a lone surrogate ({surrogate}): not text in any encoding.",
-                errors=[FieldError(field="body", message=f"holds a lone surrogate ({surrogate})")],
+                detail=tr(
+                    "The body holds a lone surrogate ({surrogate}): not text in any encoding.",
+                    surrogate=surrogate,
+                ),
+                errors=[FieldError(field="body", message=tr("holds a lone surrogate ({s})", s=surrogate))],
             )
             await response(scope, receive, send)
             return
@@ -185,7 +189,7 @@ class JsonLimits:
             status=413,
             title="Payload too large",
             type_="/problems/too-large",
-            detail=f"The body is larger than {self.max_body_bytes} bytes.",
+            detail=tr("The body is larger than {limit} bytes.", limit=self.max_body_bytes),
             extra={"max_body_bytes": self.max_body_bytes},
             # The rest of the body is not read: the connection cannot be reused for another request.
             headers={"Connection": "close"},

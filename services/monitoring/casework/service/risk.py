@@ -30,23 +30,24 @@ from services.monitoring.casework.schemas import RiskListItem, RiskReason
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.models import Alert, Facility, Incident, Inspection
 from services.monitoring.service.alerts import DEAD_LETTER
+from shared.i18n import N_, translate
 
 ACTIVE = ("open", "acknowledged")
 WORKFORCE_TYPES = ("ban_issued", "hire_blocked")
 # Facilities whose risk is listed: those that operate (or did until a suspension).
 LISTED_STATUSES = ("approved", "suspended")
 DETAILS: dict[str, str] = {
-    "open_critical_alerts": "critical alert(s) open or acknowledged",
-    "confirmed_abuse": "abuse incident(s) confirmed in the last {days} days",
-    "confirmed_incidents": "other incident(s) confirmed in the last {days} days",
-    "reported_late": "incident(s) reported after the deadline in the last {days} days",
-    "failed_inspections": "failed inspection(s) in the last {days} days",
-    "rectify_inspections": "inspection(s) requiring rectification in the last {days} days",
-    "overdue_rectifications": "rectification(s) past their deadline and not done",
-    "bans": "lifetime ban(s) of staff in the last {days} days",
-    "hire_blocked": "blocked hire(s) of banned or flagged people in the last {days} days",
-    "staffing_out_of_ratio": "staff-to-child ratio not met at the last assessment",
-    "staffing_shortfall": "carer(s) missing to meet the ratio",
+    "open_critical_alerts": N_("critical alert(s) open or acknowledged"),
+    "confirmed_abuse": N_("abuse incident(s) confirmed in the last {days} days"),
+    "confirmed_incidents": N_("other incident(s) confirmed in the last {days} days"),
+    "reported_late": N_("incident(s) reported after the deadline in the last {days} days"),
+    "failed_inspections": N_("failed inspection(s) in the last {days} days"),
+    "rectify_inspections": N_("inspection(s) requiring rectification in the last {days} days"),
+    "overdue_rectifications": N_("rectification(s) past their deadline and not done"),
+    "bans": N_("lifetime ban(s) of staff in the last {days} days"),
+    "hire_blocked": N_("blocked hire(s) of banned or flagged people in the last {days} days"),
+    "staffing_out_of_ratio": N_("staff-to-child ratio not met at the last assessment"),
+    "staffing_shortfall": N_("carer(s) missing to meet the ratio"),
 }
 
 
@@ -166,7 +167,7 @@ async def compute(
                 code=code,
                 count=count,
                 points=round(count * settings.risk_weights.get(code, 0), 2),
-                detail=DETAILS[code].format(days=settings.risk_lookback_days),
+                detail=translate(DETAILS[code], days=settings.risk_lookback_days),
             )
             for code, count in found.items()
             if code in DETAILS
