@@ -23,6 +23,8 @@ IDENTITY_HEADER = "x-cradle-identity"
 INTERNAL_AUDIENCE = "cradle-internal"
 INTERNAL_ISSUER = "cradle-gateway"
 INTERNAL_TOKEN_TTL_SECONDS = 60
+IDENTITY_LEEWAY_SECONDS = 5
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 class ClientKind(StrEnum):
@@ -124,13 +126,28 @@ class IdentitySigner:
 
 
 class IdentityVerifier:
+    """Verifies the gateway's identity tokens. The gateway reuses a signed token for a caller's
+    requests of a few seconds, so a verified one is kept (by its text, bounded) until it expires:
+    one Ed25519 check per token, not per request."""
+
     def __init__(self, public_pem: str) -> None:
         key = serialization.load_pem_public_key(public_pem.encode())
         if not isinstance(key, Ed25519PublicKey):
             raise ValueError("the internal verify key must be an Ed25519 public key")
         self._key = key
+        self._verified: dict[str, tuple[Identity, float]] = {}
 
     def verify(self, token: str) -> Identity:
+        known = self._verified.get(token)
+        if known is not None and time.time() <= known[1]:
+            return known[0]
+        identity, expires_at = self._check(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()
+        self._verified[token] = (identity, expires_at)
+        return identity
+
+    def _check(self, token: str) -> tuple[Identity, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -139,9 +156,9 @@ class IdentityVerifier:
                 audience=INTERNAL_AUDIENCE,
                 issuer=INTERNAL_ISSUER,
                 options={"require": ["exp", "iat", "aud", "iss", "sub"]},
-                leeway=5,
+                leeway=IDENTITY_LEEWAY_SECONDS,
             )
-            return Identity.model_validate(claims["idn"])
+            return Identity.model_validate(claims["idn"]), float(claims["exp"]) + IDENTITY_LEEWAY_SECONDS
         except (jwt.PyJWTError, KeyError, ValueError) as exc:
             raise Unauthorized("The internal identity token is invalid or expired.") from exc
 

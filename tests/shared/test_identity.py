@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import time
+from datetime import datetime, tzinfo
+
 import pytest
 
 from shared.errors import Unauthorized
@@ -20,6 +23,24 @@ def test_a_signed_identity_verifies_with_the_public_key() -> None:
     )
     token = IdentitySigner(private_pem).sign(identity, request_id="r-1")
     assert IdentityVerifier(public_pem).verify(token) == identity
+
+
+def test_a_verified_identity_is_kept_only_until_its_token_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    private_pem, public_pem = generate_keypair()
+    verifier = IdentityVerifier(public_pem)
+    token = IdentitySigner(private_pem).sign(Identity(client_id="op-1", kind=ClientKind.operator))
+    assert verifier.verify(token) is verifier.verify(token)  # checked once, then kept
+    later = time.time() + 120  # past the token's 60 s and the 5 s leeway
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Later:
+            return cls.fromtimestamp(later, tz)
+
+    monkeypatch.setattr("jwt.api_jwt.datetime", Later)
+    monkeypatch.setattr("shared.identity.time.time", lambda: later)
+    with pytest.raises(Unauthorized):
+        verifier.verify(token)
 
 
 def test_a_token_from_another_key_is_refused() -> None:
