@@ -1,15 +1,42 @@
 """Times and dates every service accepts alike: a `Timestamp` carries its offset (a naive time is
 refused, since nobody can tell which clock it was read from) and lies, in UTC, within `EARLIEST` ..
 `LATEST`; a `Day` lies within the same years. Year 1 or 9999 with an offset overflows the
-conversion to UTC and PostgreSQL's range: such values are a 422 naming the field, never a 500."""
+conversion to UTC and PostgreSQL's range: such values are a 422 naming the field, never a 500.
+
+Also the one clock and calendar every service reads: `utcnow`, `as_utc` (SQLite hands back naive
+times), Shanghai's zone and today, and `new_id` for every row's id."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+
+# The city's calendar: business days, opening hours and the plan's years are Shanghai's.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def shanghai_today(now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(SHANGHAI).date()
+
+
+def new_id() -> str:
+    """Every id in Cradle: str(uuid.uuid4()), lowercase, 36 characters."""
+    return str(uuid.uuid4())
+
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)

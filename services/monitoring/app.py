@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.monitoring import jobs
-from services.monitoring.casework.router import router as casework_router
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.dead_letters import DURABLE as DEAD_LETTER_DURABLE
 from services.monitoring.dead_letters import DeadLetterConsumer
@@ -18,7 +17,7 @@ from services.monitoring.handlers import HANDLERS
 from services.monitoring.ingest_consumer import DURABLE as INGEST_DURABLE
 from services.monitoring.ingest_consumer import IngestConsumer
 from services.monitoring.models import metadata
-from services.monitoring.router import router as watch_router
+from services.monitoring.router import ROUTERS
 from services.monitoring.service.ingest import Ingest, ingest_counter
 from shared.events.streams import Namespace
 from shared.service import create_service_app
@@ -30,7 +29,7 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
         settings=settings,
         title="Cradle monitoring",
         metadata=metadata,
-        routers=[watch_router, casework_router],
+        routers=ROUTERS,
         handlers=HANDLERS,
     )
     ingested = ingest_counter(app.state.metrics)

@@ -15,7 +15,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.monitoring.service.alerts import raise_dead_letter_alert
-from services.monitoring.service.common import utcnow
+from shared.clock import utcnow
 from shared.db import session_scope
 from shared.events.bus import EventBus
 from shared.events.consumer import stop_pulling

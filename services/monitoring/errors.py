@@ -1,3 +1,5 @@
+"""monitoring's error types, the watch's and the casework's (rendered by the one problem+json handler)."""
+
 from shared.errors import Conflict, CradleError, NotFound
 
 
@@ -24,3 +26,37 @@ class BatchTooLarge(CradleError):
 
 class StaleVersion(CradleError):
     status, title, type = 412, "Precondition failed", "/problems/stale-version"
+
+
+# ---- the casework ----------------------------------------------------------------------------
+
+
+class IncidentNotFound(NotFound):
+    title = "Incident not found"
+
+
+class InspectionNotFound(NotFound):
+    title = "Inspection not found"
+
+
+class PlanNotFound(NotFound):
+    title = "Inspection plan not found"
+
+
+class InspectorNotFound(NotFound):
+    title = "Inspector not found"
+
+
+class AlreadyDecided(Conflict):
+    title = "Already decided"
+    type = "/problems/already-decided"
+
+
+class NotEnoughInspectors(Conflict):
+    title = "Not enough inspectors"
+    type = "/problems/not-enough-inspectors"
+
+
+class NothingToDraw(Conflict):
+    title = "Nothing to draw"
+    type = "/problems/nothing-to-draw"

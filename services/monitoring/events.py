@@ -1,5 +1,8 @@
 """Events the monitoring service publishes. Their payload models live in
-shared/contracts/monitoring.py, one definition for this producer and every consumer (docs/EVENTS.md)."""
+shared/contracts/monitoring.py, one definition for this producer and every consumer (docs/EVENTS.md).
+
+The casework's own events about findings under review (`finding.proposed`, `finding.rejected`)
+name no person and ban nobody: only `incident.confirmed`, published when a finding is final, does."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from shared.contracts.monitoring import (
     AlertRaised,
     CameraRegistered,
     DeadlineMissed,
+    FindingProposed,
+    FindingRejected,
     IncidentConfirmed,
     IncidentReported,
     IncidentUnfounded,
@@ -25,6 +30,8 @@ __all__ = [
     "AlertRaised",
     "CameraRegistered",
     "DeadlineMissed",
+    "FindingProposed",
+    "FindingRejected",
     "IncidentConfirmed",
     "IncidentReported",
     "IncidentUnfounded",

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.models import EmploymentRecord, Facility
 from services.monitoring.service.alerts import raise_alert
-from services.monitoring.service.common import as_utc, utcnow
+from shared.clock import as_utc, utcnow
 from shared.contracts import payload_of
 from shared.contracts.registry import FacilityFacts
 from shared.contracts.workforce import (

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.monitoring.casework.jobs import run_due
+from services.monitoring.jobs import flag_missed_deadlines
 from services.monitoring.models import Alert, EmploymentRecord
 from tests.monitoring.casework_support import direct, incident_body, owned_facility, parent
 from tests.monitoring.conftest import MonitoringStack, cctv_event
@@ -318,13 +318,13 @@ async def an_overdue_finding_raises_once_even_if_run_twice(
     app = mon.monitoring
     maker, settings = app.state.sessionmaker, app.state.settings
     soon = datetime.now(UTC) + timedelta(hours=1)
-    assert await run_due(maker=maker, settings=settings, now=soon) == {
+    assert await flag_missed_deadlines(maker=maker, settings=settings, now=soon) == {
         "findings_overdue": 0,
         "rectifications_overdue": 0,
     }
     later = datetime.now(UTC) + timedelta(hours=settings.finding_deadline_hours + 1)
-    assert (await run_due(maker=maker, settings=settings, now=later))["findings_overdue"] == 1
-    assert (await run_due(maker=maker, settings=settings, now=later + timedelta(minutes=1)))[
+    assert (await flag_missed_deadlines(maker=maker, settings=settings, now=later))["findings_overdue"] == 1
+    assert (await flag_missed_deadlines(maker=maker, settings=settings, now=later + timedelta(minutes=1)))[
         "findings_overdue"
     ] == 0
 

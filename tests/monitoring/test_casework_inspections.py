@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from services.monitoring.casework.jobs import run_due
+from services.monitoring.jobs import flag_missed_deadlines
 from services.monitoring.models import Alert
 from tests.monitoring.casework_support import direct, owned_facility
 from tests.monitoring.conftest import MonitoringStack
@@ -111,10 +111,14 @@ async def test_a_result_is_recorded_once_and_rectified_once(
     app = mon.monitoring
     maker, settings = app.state.sessionmaker, app.state.settings
     on_time = datetime.combine(rectify_by, time(12), SHANGHAI)
-    assert (await run_due(maker=maker, settings=settings, now=on_time))["rectifications_overdue"] == 0
+    assert (await flag_missed_deadlines(maker=maker, settings=settings, now=on_time))[
+        "rectifications_overdue"
+    ] == 0
     late = on_time + timedelta(days=1)
-    assert (await run_due(maker=maker, settings=settings, now=late))["rectifications_overdue"] == 1
-    assert (await run_due(maker=maker, settings=settings, now=late + timedelta(hours=1)))[
+    assert (await flag_missed_deadlines(maker=maker, settings=settings, now=late))[
+        "rectifications_overdue"
+    ] == 1
+    assert (await flag_missed_deadlines(maker=maker, settings=settings, now=late + timedelta(hours=1)))[
         "rectifications_overdue"
     ] == 0
     async with maker() as session:
@@ -199,7 +203,7 @@ async def test_the_registry_records_what_the_casework_publishes(
     assert failed.status_code == 200, failed.text
     app = mon.monitoring
     later = datetime.combine(rectify_by + timedelta(days=1), time(9), SHANGHAI)
-    await run_due(maker=app.state.sessionmaker, settings=app.state.settings, now=later)
+    await flag_missed_deadlines(maker=app.state.sessionmaker, settings=app.state.settings, now=later)
     incident = await mon.client.post(
         "/v1/incidents",
         json={

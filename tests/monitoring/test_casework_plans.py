@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import update
 
-from services.monitoring.casework.service.draw import draw
-from services.monitoring.casework.service.plans import coverage_of
 from services.monitoring.models import InspectionPlan
+from services.monitoring.service.draw import draw
+from services.monitoring.service.plans import coverage_of
 from tests.monitoring.casework_support import (
     EDU,
     HUANGPU,

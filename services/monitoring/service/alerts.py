@@ -8,16 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.errors import AlertNotFound, TransitionNotAllowed
 from services.monitoring.events import AlertChanged, AlertRaised
 from services.monitoring.models import Alert, AlertTransition, Facility
-from services.monitoring.service.common import as_utc, may_see, new_id
+from services.monitoring.schemas import AlertDetail, AlertRead, AlertTransitionRead
+from services.monitoring.service.common import may_see, visible_facilities_clause
+from shared.clock import as_utc, new_id
+from shared.errors import invalid
 from shared.events.deadletters import DeadLetter
 from shared.events.outbox import emit
 from shared.identity import Identity
+from shared.pagination import Page, PageParams, make_page
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 # An event a consumer (any service's) gave up on: its effect has not happened anywhere it should.
@@ -213,4 +217,78 @@ async def raise_dead_letter_alert(
             "reason": letter.reason[:500],
             "dead_letter_seq": letter.seq,
         },
+    )
+
+
+@dataclass(frozen=True)
+class AlertFilters:
+    facility_id: str | None = None
+    district_code: str | None = None
+    status: str | None = None
+    severity: str | None = None
+    type: str | None = None
+
+
+def alert_read(alert: Alert) -> AlertRead:
+    read = AlertRead.model_validate(alert, from_attributes=True)
+    read.raised_at, read.first_at, read.last_at = (
+        as_utc(alert.raised_at),
+        as_utc(alert.first_at),
+        as_utc(alert.last_at),
+    )
+    return read
+
+
+async def list_alerts(
+    *, session: AsyncSession, caller: Identity, filters: AlertFilters, paging: PageParams
+) -> Page[AlertRead]:
+    """Newest first, of the facilities the caller may see."""
+    query = (
+        select(Alert)
+        .join(Facility, Facility.id == Alert.facility_id)
+        .where(visible_facilities_clause(caller))
+        .order_by(Alert.raised_at.desc(), Alert.id.desc())
+        .limit(paging.limit + 1)
+    )
+    for column, value in (
+        (Alert.facility_id, filters.facility_id),
+        (Alert.district_code, filters.district_code),
+        (Alert.status, filters.status),
+        (Alert.severity, filters.severity),
+        (Alert.type, filters.type),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if paging.after:
+        if len(paging.after) != 2:
+            raise invalid("cursor", "is not a cursor this API returned")
+        try:
+            raised_at = datetime.fromisoformat(str(paging.after[0]))
+        except ValueError:
+            raise invalid("cursor", "is not a cursor this API returned") from None
+        last_id = str(paging.after[1])
+        query = query.where(
+            or_(Alert.raised_at < raised_at, and_(Alert.raised_at == raised_at, Alert.id < last_id))
+        )
+    rows = [alert_read(alert) for alert in (await session.execute(query)).scalars()]
+    return make_page(rows, limit=paging.limit, position_of=lambda a: [a.raised_at.isoformat(), a.id])
+
+
+async def alert_detail(*, session: AsyncSession, alert: Alert) -> AlertDetail:
+    history = (
+        await session.execute(
+            select(AlertTransition)
+            .where(AlertTransition.alert_id == alert.id)
+            .order_by(AlertTransition.at, AlertTransition.id)
+        )
+    ).scalars()
+    read = alert_read(alert)
+    return AlertDetail(
+        **read.model_dump(),
+        history=[
+            AlertTransitionRead(
+                from_status=t.from_status, to_status=t.to_status, actor=t.actor, note=t.note, at=as_utc(t.at)
+            )
+            for t in history
+        ],
     )

@@ -12,10 +12,17 @@ from services.monitoring.errors import CameraNotFound
 from services.monitoring.events import CameraRegistered
 from services.monitoring.models import Camera, Facility
 from services.monitoring.schemas import CameraCreate, CameraRead, CameraUpdate
-from services.monitoring.service.common import as_utc, check_version, get_visible_facility, may_see, new_id
+from services.monitoring.service.common import (
+    check_version,
+    get_visible_facility,
+    may_see,
+    visible_facilities_clause,
+)
+from shared.clock import as_utc, new_id
 from shared.errors import Conflict
 from shared.events.outbox import emit
 from shared.identity import Identity
+from shared.pagination import PageParams
 
 NO_CAMERAS_FOR = frozenset({"rejected", "closed"})
 
@@ -109,3 +116,28 @@ async def update(
         camera.version += 1
     await session.flush()
     return camera
+
+
+async def list_cameras(
+    *,
+    session: AsyncSession,
+    caller: Identity,
+    paging: PageParams,
+    facility_id: str | None = None,
+    active: bool | None = None,
+) -> list[Camera]:
+    """The cameras of the facilities the caller may see, by id, one more than the page holds."""
+    query = (
+        select(Camera)
+        .join(Facility, Facility.id == Camera.facility_id)
+        .where(visible_facilities_clause(caller))
+        .order_by(Camera.id)
+        .limit(paging.limit + 1)
+    )
+    if facility_id is not None:
+        query = query.where(Camera.facility_id == facility_id)
+    if active is not None:
+        query = query.where(Camera.active == active)
+    if paging.after:
+        query = query.where(Camera.id > str(paging.after[0]))
+    return list((await session.execute(query)).scalars())

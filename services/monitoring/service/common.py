@@ -3,28 +3,15 @@ facilities (an operator sees its own, a district its district; anything else is 
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.errors import FacilityNotFound, StaleVersion
 from services.monitoring.models import Facility
+
+# Still importable from here for cradle/seed (the clock itself is shared/clock.py).
+from shared.clock import as_utc as as_utc
 from shared.identity import ClientKind, Identity
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def may_see(caller: Identity, facility: Facility) -> bool:

@@ -1,0 +1,230 @@
+"""Inspectors, 双随机 plans (draw, read, verify) and inspections (ad hoc, results, rectification)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from services.monitoring.deps import (
+    DistrictFilter,
+    IdFilter,
+    IfMatch,
+    Paging,
+    PathId,
+    Reader,
+    SettingsDep,
+    Writer,
+    etag,
+)
+from services.monitoring.schemas import (
+    InspectionCreate,
+    InspectionRead,
+    InspectorCreate,
+    InspectorRead,
+    InspectorUpdate,
+    Month,
+    PlanCreate,
+    PlanRead,
+    PlanVerification,
+    RectificationCreate,
+    ResultCreate,
+)
+from services.monitoring.service import inspections, plans
+from services.monitoring.service.common import check_version
+from shared.clock import utcnow
+from shared.idempotency import IdempotencyDep
+from shared.pagination import Page, make_page
+from shared.service import SessionDep
+
+router = APIRouter(prefix="/v1", tags=["inspections"])
+InspectionStatus = Annotated[str | None, Query(pattern=r"^(planned|completed|cancelled)$")]
+
+
+# ---- inspectors ------------------------------------------------------------------------------
+
+
+@router.post("/inspectors", status_code=201, response_model=InspectorRead, tags=["inspections"])
+async def add_inspector(
+    body: InspectorCreate, session: SessionDep, caller: Writer, idem: IdempotencyDep
+) -> JSONResponse:
+    """Register an inspector of a district (the district's guidance centre or the EDU bureau)."""
+    if replay := await idem.replay():
+        return replay
+    inspector = await plans.add_inspector(session=session, caller=caller, data=body, now=utcnow())
+    return await idem.respond(
+        201, plans.inspector_read(inspector), {"Location": f"/v1/inspectors/{inspector.id}"}
+    )
+
+
+@router.get("/inspectors", response_model=Page[InspectorRead], tags=["inspections"])
+async def list_inspectors(
+    session: SessionDep,
+    caller: Reader,
+    paging: Paging,
+    district_code: DistrictFilter = None,
+    active: bool | None = None,
+) -> Page[InspectorRead]:
+    return await plans.list_inspectors(
+        session=session, caller=caller, paging=paging, district_code=district_code, active=active
+    )
+
+
+@router.patch("/inspectors/{inspector_id}", response_model=InspectorRead, tags=["inspections"])
+async def update_inspector(
+    inspector_id: PathId, body: InspectorUpdate, session: SessionDep, caller: Writer
+) -> InspectorRead:
+    """Retire an inspector (`active: false`): later draws leave them out."""
+    inspector = await plans.get_inspector(session=session, caller=caller, inspector_id=inspector_id)
+    return plans.inspector_read(await plans.update_inspector(session=session, inspector=inspector, data=body))
+
+
+# ---- plans -----------------------------------------------------------------------------------
+
+
+@router.post("/inspection-plans", status_code=201, response_model=PlanRead, tags=["inspections"])
+async def draw_plan(
+    body: PlanCreate, session: SessionDep, caller: Writer, settings: SettingsDep, idem: IdempotencyDep
+) -> JSONResponse:
+    """Draw a district's 双随机 plan for a month: `sample_size` approved facilities, each paired with
+    two of the district's active inspectors (none who inspected it in the previous month's draw).
+    Facilities not yet inspected on site this year come first, riskier ones sooner. The seed and
+    every input are stored (see `/verification`). Drawing the same month again replaces the plan
+    (its inspections are cancelled) until one of them has a result (409)."""
+    if replay := await idem.replay():
+        return replay
+    plan = await plans.draw_plan(session=session, caller=caller, data=body, settings=settings, now=utcnow())
+    return await idem.respond(
+        201, await plans.to_read(session, plan), {"Location": f"/v1/inspection-plans/{plan.id}"}
+    )
+
+
+@router.get("/inspection-plans", response_model=Page[PlanRead], tags=["inspections"])
+async def list_plans(
+    session: SessionDep,
+    caller: Reader,
+    paging: Paging,
+    district_code: DistrictFilter = None,
+    month: Annotated[Month | None, Query()] = None,
+) -> Page[PlanRead]:
+    """Plans you may see, newest month first."""
+    return await plans.list_plans(
+        session=session, caller=caller, paging=paging, district_code=district_code, month=month
+    )
+
+
+@router.get("/inspection-plans/{plan_id}", response_model=PlanRead, tags=["inspections"])
+async def read_plan(plan_id: PathId, session: SessionDep, caller: Reader) -> PlanRead:
+    plan = await plans.get_visible_plan(session=session, caller=caller, plan_id=plan_id)
+    return await plans.to_read(session, plan)
+
+
+@router.get("/inspection-plans/{plan_id}/verification", response_model=PlanVerification, tags=["inspections"])
+async def verify_plan(plan_id: PathId, session: SessionDep, caller: Reader) -> PlanVerification:
+    """Re-run the draw from the stored seed and inputs; `matches` says whether it gives the stored plan."""
+    plan = await plans.get_visible_plan(session=session, caller=caller, plan_id=plan_id)
+    return await plans.verify(session=session, plan=plan)
+
+
+# ---- inspections -----------------------------------------------------------------------------
+
+
+@router.post("/inspections", status_code=201, response_model=InspectionRead, tags=["inspections"])
+async def plan_inspection(
+    body: InspectionCreate, session: SessionDep, caller: Writer, idem: IdempotencyDep
+) -> JSONResponse:
+    """An on-site inspection outside the monthly draw."""
+    if replay := await idem.replay():
+        return replay
+    inspection = await inspections.create_adhoc(session=session, caller=caller, data=body, now=utcnow())
+    headers = {"Location": f"/v1/inspections/{inspection.id}", **etag(inspection.version)}
+    return await idem.respond(201, inspections.to_read(inspection), headers)
+
+
+@router.get("/inspections", response_model=Page[InspectionRead], tags=["inspections"])
+async def list_inspections(
+    session: SessionDep,
+    caller: Reader,
+    paging: Paging,
+    facility_id: IdFilter = None,
+    district_code: DistrictFilter = None,
+    status: InspectionStatus = None,
+    plan_id: IdFilter = None,
+) -> Page[InspectionRead]:
+    """Facilities see only their completed inspections."""
+    rows = await inspections.list_inspections(
+        session=session,
+        caller=caller,
+        filters=inspections.InspectionFilters(
+            facility_id=facility_id, district_code=district_code, status=status, plan_id=plan_id
+        ),
+        page=paging,
+    )
+    items = [inspections.to_read(i) for i in rows]
+    return make_page(items, limit=paging.limit, position_of=lambda i: [i.id])
+
+
+@router.get("/inspections/{inspection_id}", response_model=InspectionRead, tags=["inspections"])
+async def read_inspection(inspection_id: PathId, session: SessionDep, caller: Reader) -> JSONResponse:
+    inspection, _ = await inspections.get_visible_inspection(
+        session=session, caller=caller, inspection_id=inspection_id
+    )
+    return JSONResponse(
+        inspections.to_read(inspection).model_dump(mode="json"), headers=etag(inspection.version)
+    )
+
+
+@router.post("/inspections/{inspection_id}/result", response_model=InspectionRead, tags=["inspections"])
+async def record_result(
+    inspection_id: PathId,
+    body: ResultCreate,
+    session: SessionDep,
+    caller: Writer,
+    settings: SettingsDep,
+    idem: IdempotencyDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """The checklist result, recorded once (409 after); publishes `inspection.completed`. `rectify`
+    needs a future `rectify_by`; `pass` cannot have a failed item."""
+    if replay := await idem.replay():
+        return replay
+    inspection, facility = await inspections.get_visible_inspection(
+        session=session, caller=caller, inspection_id=inspection_id, for_update=True
+    )
+    check_version("inspection", inspection.version, if_match)
+    inspection = await inspections.record_result(
+        session=session,
+        caller=caller,
+        inspection=inspection,
+        facility=facility,
+        data=body,
+        settings=settings,
+        now=utcnow(),
+    )
+    return await idem.respond(200, inspections.to_read(inspection), etag(inspection.version))
+
+
+@router.post(
+    "/inspections/{inspection_id}/rectification", response_model=InspectionRead, tags=["inspections"]
+)
+async def record_rectification(
+    inspection_id: PathId,
+    body: RectificationCreate,
+    session: SessionDep,
+    caller: Writer,
+    settings: SettingsDep,
+    idem: IdempotencyDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """The district confirms the facility rectified what failed; publishes `rectification.completed`."""
+    if replay := await idem.replay():
+        return replay
+    inspection, _ = await inspections.get_visible_inspection(
+        session=session, caller=caller, inspection_id=inspection_id, for_update=True
+    )
+    check_version("inspection", inspection.version, if_match)
+    inspection = await inspections.record_rectification(
+        session=session, caller=caller, inspection=inspection, data=body, settings=settings, now=utcnow()
+    )
+    return await idem.respond(200, inspections.to_read(inspection), etag(inspection.version))

@@ -1,0 +1,117 @@
+"""Cameras and the CCTV event batches their senders post."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.monitoring.schemas.common import (
+    EventId,
+    Uuid,
+)
+from shared.clock import Timestamp
+from shared.errors import FieldError
+from shared.scalars import Flag
+from shared.text import Payload, line
+
+
+class CameraLocation(StrEnum):
+    classroom = "classroom"
+    sleeping_room = "sleeping_room"
+    kitchen = "kitchen"
+    dining_room = "dining_room"
+    entrance = "entrance"
+    corridor = "corridor"
+    outdoor = "outdoor"
+    toilet_area = "toilet_area"  # the area outside, never inside, per privacy rules
+    other = "other"
+
+
+class CameraCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    facility_id: Uuid
+    location: CameraLocation
+    vendor: line(100)
+    external_id: Annotated[line(100), Field(description="The video system's own id")]
+    label: line(200) | None = None
+
+
+class CameraUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    location: CameraLocation | None = None
+    vendor: line(100) | None = None
+    label: line(200) | None = None
+    active: Flag | None = None
+
+
+class CameraRead(BaseModel):
+    id: str
+    facility_id: str
+    location: str
+    vendor: str
+    external_id: str
+    label: str | None
+    active: bool
+    status: str = Field(description="online | offline | never_seen, from the last event or heartbeat")
+    last_seen_at: datetime | None
+    last_event_type: str | None
+    registered_at: datetime
+    version: int = 1
+
+
+class CctvEventIn(BaseModel):
+    """One event from a video system. Name the camera by Cradle's `camera_id` or by the video
+    system's `external_id` (unique within the facility)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: EventId
+    camera_id: Uuid | None = None
+    external_id: line(100) | None = None
+    facility_id: Uuid
+    # A Literal, not the enum, so the event's JSON schema stays self-contained (it is inlined in the
+    # batch's request body).
+    type: Literal[
+        "heartbeat",
+        "motion",
+        "prolonged_crying",
+        "fall",
+        "intrusion",
+        "smoke_fire",
+        "tamper",
+        "abuse_suspected",
+        "video_loss",
+    ]
+    occurred_at: Timestamp
+    payload: Payload = Field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes an event unique: the sender's id within its facility."""
+        return (self.event_id, self.facility_id)
+
+    @model_validator(mode="after")
+    def _names_a_camera(self) -> CctvEventIn:
+        if (self.camera_id is None) == (self.external_id is None):
+            raise ValueError("give exactly one of camera_id and external_id")
+        return self
+
+
+class RejectedEvent(BaseModel):
+    index: int
+    event_id: str | None = None
+    errors: list[FieldError]
+
+
+class IngestReply(BaseModel):
+    accepted: int = Field(description="New events stored by this call")
+    duplicates: int = Field(
+        description="Events whose event_id was already stored for their facility (ignored)"
+    )
+    rejected: list[RejectedEvent]
+    alerts_raised: int = 0
