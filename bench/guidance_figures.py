@@ -36,8 +36,9 @@ from sqlalchemy import text
 from cradle.migrations import upgrade
 from cradle.seed.guidance import seed_guidance
 from services.guidance.config import GuidanceSettings
-from services.guidance.service.common import Guidance, shanghai_today
+from services.guidance.service.common import Guidance
 from services.guidance.service.figures import figures
+from shared.clock import shanghai_today
 from shared.db import make_engine
 from shared.identity import generate_keypair
 

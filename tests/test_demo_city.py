@@ -37,9 +37,10 @@ from services.workforce.models import (
     Recheck,
 )
 from services.workforce.models import outbox as workforce_outbox
-from services.workforce.service.common import ID_NUMBER, WORKFORCE_SESSION_KEY, Workforce, shanghai_today
+from services.workforce.service.common import ID_NUMBER, WORKFORCE_SESSION_KEY, Workforce
 from services.workforce.service.rechecks import run_annual_recheck
 from services.workforce.service.staffing import facility_staffing
+from shared.clock import shanghai_today
 from shared.db import make_engine
 from shared.events.envelope import CloudEvent
 from shared.pii import mask, validate_national_id

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -17,18 +16,13 @@ from pydantic import (
     model_validator,
 )
 
-from shared.clock import Day, Timestamp
+from shared.clock import Day, Timestamp, shanghai_today
 from shared.scalars import Flag, Integer
 from shared.text import OneLine, line, text
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The plan's guidance covers every child's age up to school: 0–6 years.
 MAX_CHILD_AGE_YEARS = 6
 MAX_AGE_MONTHS = 12 * MAX_CHILD_AGE_YEARS + 11
-
-
-def shanghai_today() -> dt.date:
-    return dt.datetime.now(SHANGHAI).date()
 
 
 # Text as every service takes it (shared/text.py): `Text*` one line, 1–n characters; `Note*` free

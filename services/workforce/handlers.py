@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.workforce.models import Employment, FacilityProjection, Practitioner
 from services.workforce.service import staffing
 from services.workforce.service.bans import ban_practitioner_for_incident
-from services.workforce.service.common import as_utc, shanghai_today, utcnow
+from shared.clock import as_utc, shanghai_today, utcnow
 from shared.contracts import payload_of
 from shared.contracts.monitoring import IncidentConfirmed
 from shared.contracts.registry import FacilityFacts

@@ -12,7 +12,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.workforce.service import bans, practitioners, rechecks
-from services.workforce.service.common import Workforce, utcnow
+from services.workforce.service.common import Workforce
+from shared.clock import utcnow
 from shared.db import session_scope
 
 log = structlog.get_logger("cradle.workforce.jobs")

@@ -18,8 +18,9 @@ from services.guidance.models import (
     ResourcePush,
     outbox,
 )
-from services.guidance.service.common import PHONE, Guidance, shanghai_today
+from services.guidance.service.common import PHONE, Guidance
 from services.guidance.service.figures import figures
+from shared.clock import shanghai_today
 from shared.db import make_engine
 from tests.guidance.conftest import guidance_settings
 from tests.support import DatabaseFactory

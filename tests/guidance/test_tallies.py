@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from cradle.migrations import downgrade, upgrade
 from cradle.seed.guidance import seed_guidance
 from services.guidance.models import Booking, Family, FamilyYear, ResourcePush
-from services.guidance.service.common import Guidance, shanghai_today
+from services.guidance.service.common import Guidance
 from services.guidance.service.figures import figures
+from shared.clock import shanghai_today
 from shared.db import make_engine
 from tests.guidance.conftest import HUANGPU, HUANGPU_TOWN, XUHUI, Guide, guidance_settings
 from tests.support import DatabaseFactory

@@ -8,7 +8,7 @@ from typing import Any
 
 from services.workforce.jobs import run_due_jobs
 from services.workforce.models import BackgroundCheck, BanNotification, Recheck
-from services.workforce.service.common import shanghai_today
+from shared.clock import shanghai_today
 from tests.workforce.conftest import WorkforceStack, start_workforce_stack
 
 

@@ -29,8 +29,9 @@ from services.guidance.schemas import (
     LinkRedeem,
 )
 from services.guidance.service import families, resources, sessions, visits
-from services.guidance.service.common import as_utc, etag, is_parent, linked_family_id
+from services.guidance.service.common import etag, is_parent, linked_family_id
 from services.guidance.service.families import FamilyFilters
+from shared.clock import as_utc
 from shared.errors import CradleError
 from shared.identity import PurposeDep, RequestIdDep
 from shared.pagination import Page

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query, Request
 
 from services.guidance.schemas import Figures
 from services.guidance.service import figures
-from services.guidance.service.common import READ_SCOPE, WRITE_SCOPE, is_parent, shanghai_today
+from services.guidance.service.common import READ_SCOPE, WRITE_SCOPE, is_parent
+from shared.clock import shanghai_today
 from shared.errors import Forbidden
 from shared.identity import AuthenticatedDep
 from shared.service import SessionDep

@@ -3,11 +3,9 @@ divisions, and who may see which family."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.guidance.config import GuidanceSettings
 from services.guidance.errors import StaleVersion
 from services.guidance.models import Family, FamilyLink, PiiAccess, Town
+
+# Still importable from here for cradle/seed (the clock itself is shared/clock.py).
+from shared.clock import shanghai_today as shanghai_today
 from shared.errors import Forbidden, ServiceUnavailable, invalid
 from shared.identity import ClientKind, Identity
 from shared.pii import Encrypted, KeyedHasher, PiiCipher
 from shared.pii_audit import may_unmask, record_unmasked_read
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # AES-GCM associated data: a ciphertext only decrypts in the kind of field it was made for.
 PHONE = "guardian.phone"
 LINK_CODE = "family.link_code"
@@ -28,23 +28,6 @@ PII_SCOPE = "guidance:pii"
 READ_SCOPE = "guidance:read"
 WRITE_SCOPE = "guidance:write"
 PARENT_SCOPE = "parent"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def shanghai_today(now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(SHANGHAI).date()
 
 
 def add_months(day: date, months: int) -> date:

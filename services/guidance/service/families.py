@@ -29,7 +29,6 @@ from services.guidance.service.common import (
     PHONE,
     Guidance,
     age_in_months,
-    as_utc,
     audit_pii_read,
     check_area,
     check_version,
@@ -37,14 +36,12 @@ from services.guidance.service.common import (
     is_parent,
     linked_family_id,
     may_see_family,
-    new_id,
     reveals_pii,
-    shanghai_today,
     town_or_422,
-    utcnow,
     writes_guidance,
 )
 from services.guidance.service.tallies import set_in_need
+from shared.clock import as_utc, new_id, shanghai_today, utcnow
 from shared.errors import CradleError, Forbidden, invalid
 from shared.events.outbox import emit
 from shared.identity import Identity

@@ -28,7 +28,7 @@ from services.guidance.schemas import (
     SessionKind,
     SessionLevel,
 )
-from services.guidance.service.common import shanghai_today, utcnow
+from shared.clock import shanghai_today, utcnow
 from shared.divisions import LEGAL_TOWN_TYPES
 
 EVENT_KIND = SessionKind.parenting_station_event.value  # 育儿加油站 (T23)

@@ -13,7 +13,8 @@ from services.guidance.errors import PlaceNotFound
 from services.guidance.events import PlaceOpened
 from services.guidance.models import District, Place
 from services.guidance.schemas import PlaceCreate, PlaceKind, PlaceRead, StationCreate
-from services.guidance.service.common import as_utc, check_area, new_id, town_or_422, utcnow
+from services.guidance.service.common import check_area, town_or_422
+from shared.clock import as_utc, new_id, utcnow
 from shared.errors import invalid
 from shared.events.outbox import emit
 from shared.identity import Identity

@@ -28,9 +28,10 @@ from services.guidance.errors import ResourceNotFound
 from services.guidance.events import ResourcePublished
 from services.guidance.models import Child, Family, Resource, ResourcePush
 from services.guidance.schemas import Audience, FeedItem, ResourceCreate, ResourceKind, ResourceRead
-from services.guidance.service.common import add_months, age_in_months, as_utc, new_id, shanghai_today, utcnow
+from services.guidance.service.common import add_months, age_in_months
 from services.guidance.service.sessions import require_writer
 from services.guidance.service.tallies import count_push
+from shared.clock import as_utc, new_id, shanghai_today, utcnow
 from shared.errors import invalid
 from shared.events.outbox import emit
 from shared.identity import Identity

@@ -32,17 +32,15 @@ from services.guidance.schemas import (
 )
 from services.guidance.service.common import (
     acts_for_city,
-    as_utc,
     check_area,
     is_parent,
     linked_family_id,
-    new_id,
-    utcnow,
     writes_guidance,
 )
 from services.guidance.service.families import get_visible_family
 from services.guidance.service.places import get_place
 from services.guidance.service.tallies import count_attendance, utc_year
+from shared.clock import as_utc, new_id, utcnow
 from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, invalid
 from shared.events.outbox import emit
 from shared.identity import ClientKind, Identity

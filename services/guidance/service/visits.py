@@ -11,8 +11,9 @@ from services.guidance.errors import FamilyNotFound, VisitNotFound
 from services.guidance.events import VisitRecorded
 from services.guidance.models import Family, HomeVisit
 from services.guidance.schemas import HomeVisitCreate, HomeVisitRead
-from services.guidance.service.common import as_utc, check_area, new_id, utcnow, writes_guidance
+from services.guidance.service.common import check_area, writes_guidance
 from services.guidance.service.families import get_visible_family
+from shared.clock import as_utc, new_id, utcnow
 from shared.errors import Forbidden, invalid
 from shared.events.outbox import emit
 from shared.identity import Identity

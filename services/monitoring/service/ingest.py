@@ -30,7 +30,7 @@ from services.monitoring.events import AlertRaised
 from services.monitoring.models import Alert, AlertTransition, Camera, Facility
 from services.monitoring.schemas import CctvEventIn, IngestReply, RejectedEvent
 from services.monitoring.service.alerts import ACTIVE_STATUSES, ALERTING_SEVERITIES
-from services.monitoring.service.common import as_utc, new_id, utcnow
+from shared.clock import as_utc, new_id, utcnow
 from shared.db import is_sqlite, session_scope
 from shared.errors import FieldError, field_errors
 from shared.events.outbox import emit_many

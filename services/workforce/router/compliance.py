@@ -15,8 +15,8 @@ from services.workforce.schemas import (
     TrainingCompliance,
 )
 from services.workforce.service import certification, rechecks, staffing, training
-from services.workforce.service.common import get_visible_facility, shanghai_today
-from shared.clock import Day
+from services.workforce.service.common import get_visible_facility
+from shared.clock import Day, shanghai_today
 from shared.pagination import Page
 from shared.service import SessionDep
 

@@ -14,7 +14,7 @@ from services.workforce.schemas import (
     BackgroundCheckRead,
     BackgroundCheckResolve,
 )
-from services.workforce.service.common import new_id, utcnow
+from shared.clock import new_id, utcnow
 from shared.errors import Forbidden, invalid
 from shared.identity import Identity, require_bureau
 from shared.pagination import Page, PageParams, make_page

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.workforce.models import Ban, BanCheck
 from services.workforce.schemas import BanCheckResult, BanSummary
-from services.workforce.service.common import Workforce, new_id, utcnow
+from services.workforce.service.common import Workforce
+from shared.clock import new_id, utcnow
 from shared.db import session_scope
 from shared.errors import Forbidden, invalid
 from shared.identity import Identity

@@ -36,18 +36,15 @@ from services.workforce.service import staffing
 from services.workforce.service.common import (
     ID_NUMBER,
     Workforce,
-    as_utc,
     audit_pii_read,
     get_visible_facility,
     lock_person,
     may_see,
-    new_id,
     reveals_pii,
-    shanghai_today,
-    utcnow,
     visible_facilities,
 )
 from services.workforce.service.hiring import close, ended_event
+from shared.clock import as_utc, new_id, shanghai_today, utcnow
 from shared.events.outbox import emit
 from shared.identity import Identity, require_bureau
 from shared.pii import Encrypted, mask

@@ -3,11 +3,8 @@ the per-person lock, and who may see which facility and practitioner."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,33 +21,21 @@ from services.workforce.models import (
     Practitioner,
     PractitionerAccess,
 )
+
+# Still importable from here for cradle/seed (the clock itself is shared/clock.py).
+from shared.clock import SHANGHAI as SHANGHAI
+from shared.clock import as_utc as as_utc
+from shared.clock import shanghai_today as shanghai_today
+from shared.clock import utcnow
 from shared.errors import ServiceUnavailable
 from shared.identity import ClientKind, Identity
 from shared.pii import Encrypted, KeyedHasher, PiiCipher
 from shared.pii_audit import may_unmask, record_unmasked_read
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # AES-GCM associated data: a ciphertext only decrypts in the kind of field it was made for.
 ID_NUMBER = "national_id"
 PHONE = "phone"
 PII_SCOPE = "workforce:pii"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def shanghai_today(now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(SHANGHAI).date()
 
 
 WORKFORCE_SESSION_KEY = "cradle_workforce"

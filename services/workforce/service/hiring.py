@@ -42,10 +42,8 @@ from services.workforce.service.common import (
     lock_person,
     may_see,
     may_see_practitioner,
-    new_id,
-    shanghai_today,
-    utcnow,
 )
+from shared.clock import new_id, shanghai_today, utcnow
 from shared.errors import CradleError, invalid
 from shared.events.outbox import emit
 from shared.identity import Identity

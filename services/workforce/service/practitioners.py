@@ -25,11 +25,9 @@ from services.workforce.service.common import (
     Workforce,
     audit_pii_read,
     lock_person,
-    new_id,
     reveals_pii,
-    shanghai_today,
-    utcnow,
 )
+from shared.clock import new_id, shanghai_today, utcnow
 from shared.errors import Conflict, FieldError, invalid
 from shared.events.outbox import emit
 from shared.identity import Identity

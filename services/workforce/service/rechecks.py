@@ -21,15 +21,9 @@ from services.workforce.models import (
 )
 from services.workforce.schemas import RecheckSummary
 from services.workforce.service import staffing
-from services.workforce.service.common import (
-    Workforce,
-    as_utc,
-    lock_person,
-    new_id,
-    shanghai_today,
-    visible_facilities,
-)
+from services.workforce.service.common import Workforce, lock_person, visible_facilities
 from services.workforce.service.hiring import close, ended_event
+from shared.clock import as_utc, new_id, shanghai_today
 from shared.db import session_scope
 from shared.events.outbox import emit
 from shared.identity import Identity

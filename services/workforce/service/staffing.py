@@ -11,13 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.workforce.events import AgeClassStaffingFacts, StaffingAssessed
 from services.workforce.models import Employment, FacilityProjection
 from services.workforce.schemas import AgeClass, AgeClassStaffing, StaffingRead
-from services.workforce.service.common import (
-    ACTIVE,
-    WORKFORCE_SESSION_KEY,
-    Workforce,
-    utcnow,
-    visible_facilities,
-)
+from services.workforce.service.common import ACTIVE, WORKFORCE_SESSION_KEY, Workforce, visible_facilities
+from shared.clock import utcnow
 from shared.events.outbox import emit
 from shared.identity import Identity
 from shared.pagination import Page, PageParams, make_page

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.workforce.events import TrainingRecorded
 from services.workforce.models import Employment, FacilityProjection, Practitioner, Training
 from services.workforce.schemas import TrainingCompliance, TrainingCreate, TrainingRead, TrainingTotals
-from services.workforce.service.common import Workforce, new_id, shanghai_today, utcnow, visible_facilities
+from services.workforce.service.common import Workforce, visible_facilities
+from shared.clock import new_id, shanghai_today, utcnow
 from shared.errors import invalid
 from shared.events.outbox import emit
 from shared.identity import Identity
