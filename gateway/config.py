@@ -18,6 +18,7 @@ REGISTRY = ["registry:read", "registry:write", "registry:review"]
 WORKFORCE = ["workforce:read", "workforce:write", "workforce:ban", "workforce:pii"]
 MONITORING = ["monitoring:ingest", "monitoring:read", "monitoring:write"]
 GUIDANCE = ["guidance:read", "guidance:write", "guidance:pii", "parent"]
+EVENTS = ["events:read", "events:subscribe"]  # the feed, and webhooks (the delivery service)
 
 
 class RouteRule(BaseModel):
@@ -66,6 +67,7 @@ DEFAULT_ROUTES: list[RouteRule] = [
         service="guidance",
         scopes=GUIDANCE,
     ),
+    RouteRule(pattern=r"^/v1/(subscriptions|events)(/|$)", service="delivery", scopes=EVENTS),
 ]
 
 
@@ -166,6 +168,7 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
     workforce_url: str = "http://127.0.0.1:8002"
     monitoring_url: str = "http://127.0.0.1:8003"
     guidance_url: str = "http://127.0.0.1:8004"
+    delivery_url: str = "http://127.0.0.1:8005"
     routes: list[RouteRule] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
@@ -293,4 +296,5 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
             "workforce": self.workforce_url.rstrip("/"),
             "monitoring": self.monitoring_url.rstrip("/"),
             "guidance": self.guidance_url.rstrip("/"),
+            "delivery": self.delivery_url.rstrip("/"),
         }

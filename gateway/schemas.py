@@ -13,7 +13,7 @@ from shared.text import FreeText, Name
 SCOPES = frozenset(
     "registry:read registry:write registry:review workforce:read workforce:write workforce:ban "
     "workforce:pii monitoring:ingest monitoring:read monitoring:write guidance:read guidance:write "
-    "guidance:pii indicators:read audit:read admin parent".split()
+    "guidance:pii indicators:read audit:read events:read events:subscribe admin parent".split()
 )
 BUREAUS = frozenset("EDU HEALTH CIVIL SAMR POLICE FIRE HRSS WOMEN WCWC FINANCE".split())
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
