@@ -1,6 +1,8 @@
 """`cradle keys rotate|reencrypt|retire`: personal-data keys of an embedded deployment (the files
 under <data>/keys/). Rotation adds a key, makes it active and re-seals every row under it; only
-then may the old key be retired. Keys given by environment (a secret store) rotate there."""
+then may the old key be retired. Keys given by a secret store (`<SERVICE>_PII_KEYS`, or the file its
+`_FILE` names, as in compose) are added and removed there; `reencrypt` and `retire`'s checks work on
+them as on the files."""
 
 from __future__ import annotations
 
@@ -40,13 +42,29 @@ def _services(service: str | None) -> list[str]:
     return [service]
 
 
+def _store_variable(service: str) -> str | None:
+    """The variable the keys come from when a secret store gives them, else None (<data>/keys/)."""
+    for variable in (f"{service.upper()}_PII_KEYS", f"{service.upper()}_PII_KEYS_FILE"):
+        if os.environ.get(variable):
+            return variable
+    return None
+
+
+def _keys(service: str) -> PiiKeys:
+    """The keys the service runs with, wherever they come from."""
+    return load_pii_keys(service, data_dir() / "keys")
+
+
 def _file_keys(service: str) -> PiiKeys:
-    if os.environ.get(f"{service.upper()}_PII_KEYS") or os.environ.get(f"{service.upper()}_PII_KEYS_FILE"):
+    """The keys under <data>/keys/, which this command may rewrite."""
+    store = _store_variable(service)
+    if store:
         console.print(
-            f"[red]{service}: keys come from {service.upper()}_PII_KEYS; rotate them in your secret store."
+            f"[red]{service}: keys come from {store}; add the new key there and make it active, restart "
+            f"the service, then run `cradle keys reencrypt --service {service}` (deploy/README.md)."
         )
         raise typer.Exit(2)
-    return load_pii_keys(service, data_dir() / "keys")
+    return _keys(service)
 
 
 async def _reencrypt(service: str, keys: PiiKeys) -> int:
@@ -80,7 +98,7 @@ def rotate(service: ServiceOption = None) -> None:
 def reencrypt_command(service: ServiceOption = None) -> None:
     """Re-encrypt every row not yet under the active key (resumes an interrupted rotation)."""
     for name in _services(service):
-        keys = _file_keys(name)
+        keys = _keys(name)
         done = asyncio.run(_reencrypt(name, keys))
         console.print(f"{name}: {done} values re-encrypted under {keys.active_key_id}")
 
@@ -102,12 +120,12 @@ async def _in_use(service: str, key_id: str) -> int:
 @app.command()
 def retire(key_id: str, service: ServiceOption = None) -> None:
     """Remove a key once no row uses it; refuses the active key and a key still in use."""
-    holders = [name for name in _services(service) if key_id in _file_keys(name).keys]
+    holders = [name for name in _services(service) if key_id in _keys(name).keys]
     if not holders:
         console.print(f"[red]No key {key_id} in {', '.join(_services(service))}.")
         raise typer.Exit(1)
     for name in holders:
-        keys = _file_keys(name)
+        keys = _keys(name)
         if keys.active_key_id == key_id:
             console.print(f"[red]{name}: {key_id} is the active key; rotate first.")
             raise typer.Exit(1)
@@ -118,6 +136,10 @@ def retire(key_id: str, service: ServiceOption = None) -> None:
                 f"run `cradle keys reencrypt --service {name}` first."
             )
             raise typer.Exit(1)
+        store = _store_variable(name)
+        if store:
+            console.print(f"{name}: no value uses {key_id}; remove it from {store} and restart the service")
+            continue
         del keys.keys[key_id]
         save_pii_keys(name, data_dir() / "keys", keys)
         console.print(f"{name}: key {key_id} retired")
