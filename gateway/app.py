@@ -9,9 +9,8 @@ from datetime import timedelta
 import httpx
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -21,6 +20,7 @@ from gateway.checkpoints import checkpoint_publisher
 from gateway.config import GatewaySettings
 from gateway.device_credentials import DeviceBus
 from gateway.devices import router as devices_router
+from gateway.docs import install_docs
 from gateway.frontdoor import FrontDoor, GatewayMetrics, Runtime
 from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, ParentAccount
@@ -184,9 +184,7 @@ def create_app(
         services = await request.app.state.documents.refresh()
         return JSONResponse(merge(own_document(), services))
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} — docs")
+    install_docs(app, title=TITLE)
 
     async def database_ready() -> str | None:
         async with app.state.engine.connect() as connection:

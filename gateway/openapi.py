@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import structlog
 
+from gateway.oauth import OAUTH_ERROR_SCHEMA
 from gateway.upstream import UpstreamClient
 
 log = structlog.get_logger("cradle.gateway.openapi")
@@ -99,6 +100,9 @@ def merge(own: JSON, services: dict[str, JSON]) -> JSON:
                 merged.setdefault("tags", []).append(tag)
                 tags.add(tag.get("name"))
     schemas.setdefault("Problem", copy.deepcopy(PROBLEM_SCHEMA))
+    # The token endpoint's errors refer to it by name (gateway/oauth.py): a dangling reference
+    # breaks ReDoc outright.
+    schemas.setdefault("OAuthError", copy.deepcopy(OAUTH_ERROR_SCHEMA))
     for item in paths.values():
         for method, operation in item.items():
             if isinstance(operation, dict) and "responses" in operation:
