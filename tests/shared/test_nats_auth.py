@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from cradle.nats import ADMIN, BusTrust, init_trust
 from services.monitoring import ingest_consumer
+from services.delivery.handlers import HANDLERS as DELIVERY_HANDLERS
 from services.monitoring.handlers import HANDLERS as MONITORING_HANDLERS
 from services.registry.handlers import HANDLERS as REGISTRY_HANDLERS
 from services.workforce.handlers import HANDLERS as WORKFORCE_HANDLERS
@@ -159,6 +160,7 @@ def test_each_service_may_read_exactly_the_streams_its_handlers_consume() -> Non
         ("registry", REGISTRY_HANDLERS),
         ("workforce", WORKFORCE_HANDLERS),
         ("monitoring", MONITORING_HANDLERS),
+        ("delivery", DELIVERY_HANDLERS),
     ):
         sources = {event_type.split(".")[1] for event_type in handlers}
         assert sources == set(READS[service]), service
