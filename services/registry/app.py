@@ -4,6 +4,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.middleware import Middleware
 
 from services.registry.config import RegistrySettings
 from services.registry.directory import ON_DIRECTORY_WRITE, FacilityDirectory
@@ -11,6 +13,7 @@ from services.registry.handlers import HANDLERS
 from services.registry.models import metadata
 from services.registry.public import public_router
 from services.registry.router import router
+from services.registry.search_path import DirectSearch, SearchRoute
 from shared.service import create_service_app
 
 
@@ -25,6 +28,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         handlers=HANDLERS,
         session_context={ON_DIRECTORY_WRITE: directory.mark_stale},
     )
+    # Innermost of the middleware (add_middleware would put it outermost, before metrics and ids).
+    app.user_middleware.append(Middleware(DirectSearch, routes=search_routes()))
     shared_lifespan = app.router.lifespan_context
 
     # The in-memory directory the searches read, kept current beside the shared lifespan.
@@ -40,3 +45,17 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def search_routes() -> dict[str, SearchRoute]:
+    """The two search routes DirectSearch answers the plain requests of."""
+    gets = {
+        route.path: route
+        for r in (router, public_router)
+        for route in r.routes
+        if isinstance(route, APIRoute) and "GET" in route.methods
+    }
+    return {
+        "/v1/public/facilities": SearchRoute(gets["/v1/public/facilities"], public=True, scope=None),
+        "/v1/facilities": SearchRoute(gets["/v1/facilities"], public=False, scope="registry:read"),
+    }

@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from services.registry.models import DirectoryRevision, Facility
 from services.registry.schemas import AGE_CLASSES, FacilityStatus, FacilitySummary, PublicFacility
-from services.registry.service.search import EARTH_RADIUS_M, FacilityFilters, distance_m
+from services.registry.service.search import EARTH_RADIUS_M, FacilityFilters
 from shared.errors import invalid
 from shared.identity import ClientKind, Identity
 from shared.pagination import PageParams, encode_cursor
@@ -67,6 +67,8 @@ class Entry:
     owner_client_id: str | None
     lat: float
     lon: float
+    lat_radians: float  # math.radians(lat) and its cosine, for the haversine of every near search
+    cos_lat: float
     public_head: bytes  # `{…,"distance_m":` of PublicFacility
     summary_head: bytes  # the same of FacilitySummary
 
@@ -99,6 +101,8 @@ def _to_entry(row: Any) -> Entry:
         owner_client_id=row.owner_client_id,
         lat=row.lat,
         lon=row.lon,
+        lat_radians=math.radians(row.lat),
+        cos_lat=math.cos(math.radians(row.lat)),
         public_head=public[: -len(_DISTANCE_TAIL)],
         summary_head=summary[: -len(_DISTANCE_TAIL)],
     )
@@ -119,7 +123,10 @@ class FacilityDirectory:
         self.revision = -1  # nothing loaded yet
         self._maker: async_sessionmaker[AsyncSession] | None = None
         self._entries: dict[str, Entry] = {}
-        self._stale = True
+        # Generations: each possible change (a commit here, a poll) asks for one; a load serves
+        # every generation asked for before it began, never one asked for while it ran.
+        self._asked = 1
+        self._served = 0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._all = Index([], [])
@@ -131,7 +138,11 @@ class FacilityDirectory:
     # ------------------------------------------------------------------------------ keeping current
 
     def mark_stale(self) -> None:
-        self._stale = True
+        self._asked += 1
+
+    @property
+    def stale(self) -> bool:
+        return self._served < self._asked
 
     def start(self, maker: async_sessionmaker[AsyncSession]) -> None:
         self._maker = maker
@@ -146,7 +157,7 @@ class FacilityDirectory:
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
-            self._stale = True
+            self.mark_stale()
             try:
                 await self.current()
             except Exception as exc:  # the database away: the next poll or search tries again
@@ -154,17 +165,15 @@ class FacilityDirectory:
 
     async def current(self) -> None:
         """Load what changed since the revision held, if anything may have."""
-        if not self._stale:
+        wanted = self._asked
+        if self._served >= wanted:
             return
         async with self._lock:
-            if not self._stale:
+            if self._served >= wanted:
                 return
-            self._stale = False  # a write committed from here on marks it again
-            try:
-                await self._load_changes()
-            except BaseException:
-                self._stale = True
-                raise
+            serving = self._asked  # asked before this load reads anything: it will see them
+            await self._load_changes()
+            self._served = serving
 
     async def _load_changes(self) -> None:
         assert self._maker is not None, "the directory starts with the app"
@@ -268,11 +277,18 @@ class FacilityDirectory:
                 for c in range(col_lo, col_hi + 1)
                 for e in self._grid.get((r, c), ())
             )
+        # search.distance_m inlined with each facility's radians and cosine computed once: the
+        # same operations on the same values, so the same metres to the last bit.
+        p1 = math.radians(n.lat)
+        cos_p1 = math.cos(p1)
+        sin, asin, sqrt, radians, radius = math.sin, math.asin, math.sqrt, math.radians, n.radius_m
         ranked = []
         for e in boxed:
             if south <= e.lat <= north and west <= e.lon <= east and match(e):
-                d = round(distance_m(n.lat, n.lon, e.lat, e.lon), 1)
-                if d <= n.radius_m:
+                dp, dl = e.lat_radians - p1, radians(e.lon - n.lon)
+                a = sin(dp / 2) ** 2 + cos_p1 * e.cos_lat * sin(dl / 2) ** 2
+                d = round(2 * EARTH_RADIUS_M * asin(sqrt(a)), 1)
+                if d <= radius:
                     ranked.append((d, e.id, e))
         ranked.sort(key=lambda t: (t[0], t[1]))
         if page.after and len(page.after) == 2:
@@ -288,46 +304,45 @@ class FacilityDirectory:
         return [(e, d) for d, _, e in window], cursor
 
 
-def _matcher(caller: Identity | None, filters: FacilityFilters) -> Any:
-    """One predicate for the caller's visibility and the filters (search.py's visible_to and filtered)."""
-    tests: list[Any] = []
+def _matcher(caller: Identity | None, filters: FacilityFilters) -> Callable[[Entry], bool]:
+    """One predicate for the caller's visibility and the filters (search.py's visible_to and
+    filtered), a single function: it runs for every candidate."""
+    district = filters.district_code
+    town = filters.town_code
+    kind = filters.kind.value if filters.kind else None
+    inclusive = filters.inclusive
+    status = filters.status.value if filters.status else None
+    mode = filters.service_mode.value if filters.service_mode else None
+    age = filters.free_places.value if filters.free_places else None
+    owner: str | None = None
+    own: frozenset[str] = frozenset()
     if caller is None:
-        tests.append(lambda e: e.status == "approved")
+        if status not in (None, "approved"):
+            return lambda e: False
+        status = "approved"
     elif not caller.sees_whole_city():
         if caller.kind == ClientKind.district and caller.district_code:
-            own_district = caller.district_code
-            tests.append(lambda e: e.district_code == own_district)
+            if district not in (None, caller.district_code):
+                return lambda e: False
+            district = caller.district_code
         elif caller.kind == ClientKind.operator:
-            client_id, own = caller.client_id, frozenset(caller.facility_ids or ())
-            tests.append(lambda e: e.owner_client_id == client_id or e.id in own)
+            owner, own = caller.client_id, frozenset(caller.facility_ids or ())
         else:
             return lambda e: False
-    if filters.district_code:
-        district = filters.district_code
-        tests.append(lambda e: e.district_code == district)
-    if filters.town_code:
-        town = filters.town_code
-        tests.append(lambda e: e.town_code == town)
-    if filters.kind:
-        kind = filters.kind.value
-        tests.append(lambda e: e.kind == kind)
-    if filters.inclusive is not None:
-        inclusive = filters.inclusive
-        tests.append(lambda e: e.inclusive == inclusive)
-    if filters.status:
-        status = filters.status.value
-        tests.append(lambda e: e.status == status)
-    if filters.service_mode:
-        mode = filters.service_mode.value
-        tests.append(lambda e: mode in e.service_modes)
-    if filters.free_places:
-        age = filters.free_places.value
-        tests.append(lambda e: e.free[age] > 0)
-    if not tests:
-        return lambda e: True
-    if len(tests) == 1:
-        return tests[0]
-    return lambda e: all(test(e) for test in tests)
+
+    def match(e: Entry) -> bool:
+        return (
+            (status is None or e.status == status)
+            and (district is None or e.district_code == district)
+            and (town is None or e.town_code == town)
+            and (kind is None or e.kind == kind)
+            and (inclusive is None or e.inclusive == inclusive)
+            and (mode is None or mode in e.service_modes)
+            and (age is None or e.free[age] > 0)
+            and (owner is None or e.owner_client_id == owner or e.id in own)
+        )
+
+    return match
 
 
 # ------------------------------------------------------------------------------------ local writes

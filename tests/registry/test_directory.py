@@ -211,3 +211,34 @@ async def test_the_directory_pages_exactly_as_the_sql_search(registry: Registry)
                 )
                 compared += sum(len(items) for items, _ in expected)
     assert compared > 1000  # the comparisons saw facilities, not only empty pages
+
+
+async def test_the_short_path_and_the_route_answer_alike(registry: Registry) -> None:
+    """A plain search is answered before FastAPI's routing (services/registry/search_path.py); a
+    repeated parameter sends the same search through the route. Both answers must be the same."""
+    for i in range(4):
+        await registry.approved(name=f"点{i}", lat=CENTRE[0] + i * 0.001, lon=CENTRE[1])
+    await registry.submit(inclusive=False)
+    searches = [
+        (
+            "/v1/public/facilities",
+            {"near": f"{CENTRE[0]},{CENTRE[1]}", "radius_m": "2000", "limit": "3"},
+            None,
+        ),
+        ("/v1/public/facilities", {"free_places": "toddler", "limit": "2"}, None),
+        ("/v1/facilities", {"inclusive": "false", "limit": "2"}, "EDU"),
+        ("/v1/facilities", {"district_code": "310101", "limit": "2"}, "district"),
+    ]
+    for path, params, who in searches:
+        headers = registry[who] if who else {}
+        short = await registry.client.get(path, params=params, headers=headers)
+        routed = await registry.client.get(
+            path, params=[*params.items(), ("limit", params["limit"])], headers=headers
+        )
+        assert short.status_code == routed.status_code == 200, (short.text, routed.text)
+        assert short.json() == routed.json()
+        assert short.json()["items"] or path == "/v1/facilities" and who == "district"
+        cursor = short.json()["next_cursor"]
+        if cursor:
+            following = await registry.client.get(path, params={**params, "cursor": cursor}, headers=headers)
+            assert following.status_code == 200 and following.json()["items"]
