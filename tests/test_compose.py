@@ -8,6 +8,7 @@ NATS image is the version `make up` runs."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -159,3 +160,16 @@ def test_no_application_container_holds_a_secret_in_its_environment(deployment: 
                 "_FILE"
             )
             assert not looks_secret, f"{service}: {variable}={value} (give it as {variable}_FILE)"
+
+
+def test_the_gateway_believes_forwarded_addresses_from_the_hosts_proxy_only(
+    deployment: dict[str, Any],
+) -> None:
+    """The proxy on the Docker host arrives from the compose network's gateway: that address alone."""
+    subnet = ipaddress.ip_network(
+        deployment["document"]["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    )
+    trusted = container_env(deployment, "gateway")["FORWARDED_ALLOW_IPS"]
+    assert trusted == str(next(subnet.hosts()))
+    ports = deployment["document"]["services"]["gateway"]["ports"]
+    assert [interpolate(port, {}) for port in ports] == ["127.0.0.1:8000:8000"]
