@@ -8,9 +8,15 @@ import os
 import sys
 import time
 from enum import StrEnum
+from importlib.metadata import version
+from pathlib import Path
 
+import click
 import typer
+from nats.errors import Error as NatsError
+from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,16 +29,34 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from typer.core import TyperCommand
 
 from cradle.audit import app as audit_app
 from cradle.dlq import app as dlq_app
 from cradle.keys import app as keys_app
-from cradle.layout import data_dir, database_url, load_or_create_keys, load_pii_keys
+from cradle.layout import (
+    Keys,
+    data_dir,
+    database_url,
+    gateway_env,
+    load_or_create_keys,
+    load_pii_keys,
+    service_env,
+)
 from cradle.migrations import upgrade
 from cradle.nats import admin_creds_from_env, provision
 from cradle.nats import app as nats_app
+from cradle.preflight import (
+    DataDirLock,
+    Misconfigured,
+    check_database,
+    check_port,
+    check_settings,
+    settings_help,
+    up_settings,
+)
 from cradle.seed import RateColumn, SeedRun, Steps
-from cradle.services import PROCESSES, SERVICES, load
+from cradle.services import GATEWAY, PROCESSES, SERVICES, load
 from gateway import service as gateway_service
 from gateway.hashing import Argon2Cost, SecretHasher
 from shared.db import make_engine
@@ -45,8 +69,18 @@ app.add_typer(keys_app, name="keys")
 console = Console()
 
 
+def _show_version(wanted: bool) -> None:
+    if wanted:
+        print(f"cradle {version('cradle')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def private_files() -> None:
+def private_files(
+    _version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
     # Databases (and their -wal/-shm), the NATS store and key files hold personal data and secrets:
     # everything this process and its children create is the owner's alone (0600 files, 0700 dirs).
     os.umask(0o077)
@@ -89,18 +123,25 @@ def migrate(
     unknown = sorted(set(names) - set(PROCESSES))
     if unknown:
         raise typer.BadParameter(f"unknown: {', '.join(unknown)}; known: {', '.join(PROCESSES)}")
+    asyncio.run(_check_databases(data_dir(), names))
     migrate_all(names)
     # With an external NATS (production), the streams are part of the schema: provisioned here,
     # with the admin credential (NATS_ADMIN_CREDS), before any service starts.
     if os.environ.get("NATS_URL"):
-        asyncio.run(
-            provision(
-                os.environ["NATS_URL"],
-                namespace=os.environ.get("CRADLE_EVENT_NAMESPACE", "cradle"),
-                replicas=int(os.environ.get("CRADLE_NATS_REPLICAS", "1")),
-                credentials=admin_creds_from_env(),
+        try:
+            asyncio.run(
+                provision(
+                    os.environ["NATS_URL"],
+                    namespace=os.environ.get("CRADLE_EVENT_NAMESPACE", "cradle"),
+                    replicas=int(os.environ.get("CRADLE_NATS_REPLICAS", "1")),
+                    credentials=admin_creds_from_env(),
+                )
             )
-        )
+        except (OSError, NatsError, TimeoutError) as exc:
+            raise Misconfigured(
+                f"NATS_URL: cannot provision the streams on {os.environ['NATS_URL']} "
+                f"({type(exc).__name__}: {exc}); check the URL, NATS_ADMIN_CREDS and NATS_TLS_CA"
+            ) from None
         console.print(f"[green]provisioned[/] streams on {os.environ['NATS_URL']}")
 
 
@@ -215,17 +256,71 @@ def bootstrap_admin() -> None:
         console.print("admin exists; set CRADLE_ADMIN_SECRET to give it a new secret")
 
 
-@app.command()
+class _UpCommand(TyperCommand):
+    """`cradle up --help` ends with every setting it and its processes read, generated from their
+    settings classes when the help is shown (not at every start of the command line)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        table = Table(title="Settings (environment; <VAR>_FILE names a file holding the value)", box=None)
+        table.add_column("variable", style="bold", no_wrap=True)
+        table.add_column("what")
+        for group, settings in settings_help().items():
+            table.add_row(f"[dim]— {escape(group)}[/]", "")
+            for setting in settings:
+                table.add_row(setting.variable, escape(setting.description))
+        Console().print(table)
+
+
+@app.command(cls=_UpCommand)
 def up() -> None:
-    """Start NATS (unless NATS_URL is set), every service and the gateway, in the foreground."""
+    """Start NATS (unless NATS_URL is set), every service and the gateway, in the foreground. Before
+    anything starts, the data directory is locked (one `cradle up` each), and the gateway's port,
+    every database, the keys and every process's settings are checked: a problem is one line naming
+    the setting, and nothing starts."""
     from cradle.supervisor import run_up
 
+    settings = up_settings()
     base = data_dir()
-    keys = load_or_create_keys(base)
-    migrate_all(list(PROCESSES))
-    shown = asyncio.run(_bootstrap_admin(os.environ.get("CRADLE_ADMIN_SECRET") or None))
-    sys.exit(asyncio.run(run_up(base=base, keys=keys, admin_secret_shown=shown)))
+    lock = DataDirLock(base)
+    lock.acquire()
+    try:
+        check_port(settings.gateway_host, settings.gateway_port, variable="CRADLE_GATEWAY_PORT")
+        asyncio.run(_check_databases(base, list(PROCESSES)))
+        keys = load_or_create_keys(base)
+        _check_process_settings(base, keys, nats_url=settings.nats_url)
+        migrate_all(list(PROCESSES))
+        shown = asyncio.run(_bootstrap_admin(os.environ.get("CRADLE_ADMIN_SECRET") or None))
+        code = asyncio.run(run_up(base=base, keys=keys, admin_secret_shown=shown))
+    finally:
+        lock.release()
+    sys.exit(code)
+
+
+async def _check_databases(base: Path, names: list[str]) -> None:
+    """These processes' databases, at once; the first problem in the table's order is reported."""
+    checks = [check_database(f"{name.upper()}_DATABASE_URL", database_url(name, base)) for name in names]
+    for outcome in await asyncio.gather(*checks, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def _check_process_settings(base: Path, keys: Keys, *, nats_url: str | None) -> None:
+    """Each process's settings as it will read them, before any starts (the NATS and upstream
+    addresses, known only once they run, stand in as loopback ones)."""
+    bus = nats_url or "nats://127.0.0.1:4222"
+    for name, process in PROCESSES.items():
+        if name == GATEWAY.name:
+            upstreams = {service: "http://127.0.0.1:8001" for service in SERVICES}
+            env = gateway_env(base=base, keys=keys, upstreams=upstreams, nats_url=bus)
+        else:
+            env = service_env(name, base=base, keys=keys, nats_url=bus)
+        check_settings(name, process.settings, env)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SettingsError as exc:  # e.g. both <VAR> and <VAR>_FILE set: the message names them
+        print(exc, file=sys.stderr)
+        sys.exit(1)

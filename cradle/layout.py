@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cradle.preflight import Misconfigured
 from cradle.services import PERSONAL_DATA
 from shared.identity import generate_keypair
-from shared.pii import new_key
+from shared.pii import KEY_BYTES, MIN_HMAC_KEY_BYTES, decode_key, new_key
 from shared.pii_keys import new_key_id, require_keys_sync
 from shared.settings import env_or_file, with_password
 
@@ -94,10 +95,19 @@ def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
     prefix = service.upper()
     given = env_or_file(f"{prefix}_PII_KEYS")
     if given:
-        return PiiKeys(
-            json.loads(given),
-            env_or_file(f"{prefix}_PII_ACTIVE_KEY_ID") or "",
-            env_or_file(f"{prefix}_PII_HMAC_KEY") or "",
+        try:
+            listed = json.loads(given)
+        except json.JSONDecodeError:
+            raise Misconfigured(
+                f'{prefix}_PII_KEYS: not JSON; give {{"<key id>": "<base64 of 32 bytes>", …}}'
+            ) from None
+        return checked_pii_keys(
+            PiiKeys(
+                listed,
+                env_or_file(f"{prefix}_PII_ACTIVE_KEY_ID") or "",
+                env_or_file(f"{prefix}_PII_HMAC_KEY") or "",
+            ),
+            source=f"{prefix}_PII_KEYS",
         )
     pii_file = keys_dir / key_file(service)
     if not pii_file.exists():
@@ -105,8 +115,37 @@ def load_pii_keys(service: str, keys_dir: Path) -> PiiKeys:
         refuse_lost_keys(service, keys_dir.parent, configured=())
         kid = new_key_id()
         _write_private(pii_file, json.dumps({"active": kid, "keys": {kid: new_key()}, "hmac": new_key()}))
-    stored = json.loads(pii_file.read_text())
-    return PiiKeys(stored["keys"], stored["active"], stored["hmac"])
+    try:
+        stored = json.loads(pii_file.read_text())
+        keys = PiiKeys(stored["keys"], stored["active"], stored["hmac"])
+    except (ValueError, KeyError, TypeError):
+        raise Misconfigured(
+            f"{pii_file}: not a key file (JSON with active, keys and hmac); restore it from your key "
+            "backup (deploy/README.md, 'Personal-data keys')"
+        ) from None
+    return checked_pii_keys(keys, source=str(pii_file))
+
+
+def checked_pii_keys(keys: PiiKeys, *, source: str) -> PiiKeys:
+    """The keys, or one line naming where they came from and what is wrong with them (the services
+    would refuse them too, but only once started, one by one)."""
+    try:
+        if not isinstance(keys.keys, dict) or not keys.keys:
+            raise ValueError("holds no key")
+        for key_id, key in keys.keys.items():
+            try:
+                decode_key(str(key), min_bytes=KEY_BYTES)
+            except ValueError as exc:
+                raise ValueError(f"key {key_id!r} {exc}") from None
+        if keys.active_key_id not in keys.keys:
+            raise ValueError(f"the active key id {keys.active_key_id!r} is not one of its keys")
+        try:
+            decode_key(str(keys.hmac_key), min_bytes=MIN_HMAC_KEY_BYTES, exact=False)
+        except ValueError as exc:
+            raise ValueError(f"the lookup-hash (HMAC) key {exc}") from None
+    except ValueError as exc:
+        raise Misconfigured(f"{source}: {exc}") from None
+    return keys
 
 
 def refuse_lost_keys(service: str, base: Path, *, configured: Iterable[str]) -> None:

@@ -255,6 +255,11 @@ def server_config(
     return "\n".join(lines) + "\n"
 
 
+async def _raised_instead(_error: Exception) -> None:
+    """nats-py logs each failed attempt with its traceback unless given a callback; connect raises
+    the error that matters."""
+
+
 async def provision(url: str, *, namespace: str, replicas: int, credentials: Path | None) -> None:
     """Create or update every stream of the namespace (the admin credential's one job)."""
     nc = await nats.connect(
@@ -262,7 +267,10 @@ async def provision(url: str, *, namespace: str, replicas: int, credentials: Pat
         name="cradle-provision",
         connect_timeout=5,
         allow_reconnect=False,
-        max_reconnect_attempts=0,
+        # Each server twice, then NoServersError: nats-py reads 0 as "no limit" and would retry a
+        # server that does not answer for ever, inside connect.
+        max_reconnect_attempts=1,
+        error_cb=_raised_instead,
         user_credentials=str(credentials) if credentials else None,
         tls=client_tls_from_env(),
     )

@@ -24,11 +24,16 @@ from cradle.layout import (
 )
 from cradle.nats import ADMIN, BusTrust, admin_creds_from_env, gateway_bus_env, provision
 from cradle.nats_server import embedded_nats_config, nats_server_binary, wait_for_port
+from cradle.preflight import settings_of
 from cradle.services import PROCESSES, SERVICES
 from shared.events.streams import DEFAULT_NAMESPACE
 
 COLOURS = {"nats": "grey50"} | {name: process.colour for name, process in PROCESSES.items()}
 STOP_GRACE_SECONDS = 10.0
+PROVISION_SECONDS = 20.0
+# A process may be degraded for a moment while it connects: readiness is read until every one is
+# ready or this long has passed.
+SETTLE_SECONDS = 10.0
 
 
 @dataclass
@@ -105,6 +110,49 @@ async def wait_healthy(url: str, *, timeout: float = 60.0) -> None:
             await asyncio.sleep(0.2)
 
 
+class Listeners:
+    """Each process's metrics listener (`/metrics`, `/readyz` with its reasons) on a loopback port
+    `cradle up` picks, so it can read why a process is not ready."""
+
+    def __init__(self) -> None:
+        self.urls: dict[str, str] = {}
+
+    def env(self, name: str) -> dict[str, str]:
+        variables = {s.field: s.variable for s in settings_of(PROCESSES[name].settings)}
+        if "metrics_port" not in variables:
+            return {}
+        port = free_port()
+        self.urls[name] = f"http://127.0.0.1:{port}"
+        env = {variables["metrics_port"]: str(port)}
+        if "metrics_host" in variables:
+            env[variables["metrics_host"]] = "127.0.0.1"
+        return env
+
+    async def troubles(self, public: dict[str, str]) -> dict[str, tuple[str, list[str]]]:
+        """{process: (status, reasons)} for every process not ready once they have settled."""
+        deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            while True:
+                states = await asyncio.gather(*(self._read(client, n, u) for n, u in public.items()))
+                found = dict(zip(public, states, strict=True))
+                troubles = {name: state for name, state in found.items() if state[0] != "ready"}
+                if not troubles or asyncio.get_running_loop().time() > deadline:
+                    return troubles
+                await asyncio.sleep(0.5)
+
+    async def _read(self, client: httpx.AsyncClient, name: str, public: str) -> tuple[str, list[str]]:
+        detailed = self.urls.get(name)
+        for url in ([detailed] if detailed else []) + [public]:
+            try:
+                body = (await client.get(url + "/readyz")).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            if isinstance(body, dict) and isinstance(body.get("status"), str):
+                reasons = body.get("reasons")
+                return body["status"], [str(r) for r in reasons] if isinstance(reasons, list) else []
+        return "unanswered", ["/readyz did not answer"]
+
+
 def uvicorn_args(name: str, host: str, port: int) -> list[str]:
     return [
         sys.executable,
@@ -143,15 +191,30 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None) -> i
             nats_url = f"nats://127.0.0.1:{port}"
             admin_creds = trust.creds_path(ADMIN)
         supervisor.say("nats", f"using {nats_url}")
-        # The streams exist before any service starts: services may only wait for them.
-        await provision(nats_url, namespace=namespace, replicas=1, credentials=admin_creds)
+        # The streams exist before any service starts: services may only wait for them. An external
+        # server that does not answer is no reason to refuse writes (the outboxes keep the events):
+        # the services start degraded, and say so.
+        try:
+            await asyncio.wait_for(
+                provision(nats_url, namespace=namespace, replicas=1, credentials=admin_creds),
+                PROVISION_SECONDS,
+            )
+        except Exception as exc:
+            if trust is not None:  # our own server: something is really wrong
+                raise
+            reason = f"{type(exc).__name__}: {exc}".rstrip(": ") if str(exc) else type(exc).__name__
+            supervisor.say(
+                "nats", f"{nats_url} unreachable ({reason}): streams not provisioned", style="yellow"
+            )
 
+        listeners = Listeners()
         upstreams: dict[str, str] = {}
         for name in SERVICES:
             port = free_port()
             upstreams[name] = f"http://127.0.0.1:{port}"
             creds = trust.creds_path(name) if trust is not None else None
             env = service_env(name, base=base, keys=keys, nats_url=nats_url, nats_creds=creds)
+            env |= listeners.env(name)
             await supervisor.spawn(name, uvicorn_args(name, "127.0.0.1", port), env)
         await asyncio.gather(*(wait_healthy(url + "/healthz") for url in upstreams.values()))
 
@@ -160,10 +223,21 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None) -> i
         env = gateway_env(base=base, keys=keys, upstreams=upstreams, nats_url=nats_url)
         if trust is not None:  # the embedded server: the gateway's credentials and device issuer keys
             env |= gateway_bus_env(trust)
+        env |= listeners.env("gateway")
         await supervisor.spawn("gateway", uvicorn_args("gateway", host, port), env)
         gateway = f"http://{host}:{port}"
         await wait_healthy(gateway + "/healthz")
-        console.rule("[bold green]Cradle is up")
+        # Up is what every process's readiness says, not that it answers.
+        public = {**upstreams, "gateway": f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"}
+        troubles = await listeners.troubles(public)
+        if troubles:
+            console.rule("[bold yellow]Cradle is running, degraded")
+            for name, (status, reasons) in troubles.items():
+                for reason in reasons or [status]:
+                    console.print(f"[yellow]{status:<9}[/] {name:<10} {escape(reason)}")
+            console.print("(each process's /readyz, on its metrics listener, says the same)")
+        else:
+            console.rule("[bold green]Cradle is up")
         console.print(f"gateway      {gateway}   (API docs: {gateway}/docs)")
         console.print(f"data         {base}")
         console.print("admin id     admin")
