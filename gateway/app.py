@@ -9,7 +9,6 @@ from datetime import timedelta
 import httpx
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -25,7 +24,7 @@ from gateway.frontdoor import FrontDoor, GatewayMetrics, Runtime
 from gateway.hashing import SecretHasher
 from gateway.models import ApiClient, ParentAccount
 from gateway.oauth import router as oauth_router
-from gateway.openapi import ServiceDocuments, merge
+from gateway.openapi import ServiceDocuments, gateway_document, merge
 from gateway.parents import PARENT_PREFIX, SEALED_COLUMNS, PhoneKeys
 from gateway.proxy import Forwarder
 from gateway.ratelimit import make_limiter
@@ -40,6 +39,7 @@ from shared.identity import IdentitySigner
 from shared.jsonlimits import JsonLimits
 from shared.logging import configure_logging
 from shared.observability import Metrics, MetricsListener, Readiness, health_router
+from shared.operation_ids import operation_id
 from shared.pii_keys import refuse_lost_keys
 
 TITLE = "Cradle API"
@@ -157,7 +157,13 @@ def create_app(
             await _bounded("database pool", engine.dispose())
 
     app = FastAPI(
-        title=TITLE, lifespan=lifespan, version="0.1.0", openapi_url=None, docs_url=None, redoc_url=None
+        title=TITLE,
+        lifespan=lifespan,
+        version="0.1.0",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.runtime = runtime
@@ -171,18 +177,10 @@ def create_app(
     app.include_router(router)
     app.include_router(devices_router)
 
-    def own_document() -> dict[str, object]:
-        return get_openapi(
-            title=TITLE,
-            version=app.version,
-            description="Every Cradle service behind one gateway. Tokens: POST /v1/auth/token.",
-            routes=app.routes,
-        )
-
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:
         services = await request.app.state.documents.refresh()
-        return JSONResponse(merge(own_document(), services))
+        return JSONResponse(merge(gateway_document(), services))
 
     install_docs(app, title=TITLE)
 

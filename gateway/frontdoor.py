@@ -192,8 +192,8 @@ class FrontDoor:
                 assert rt.clients is not None
                 if not await rt.clients.enabled(identity.client_id):
                     denial = InvalidClient("This client is disabled or no longer exists.")
-            decision = await self._rate_limit(scope, caller, denial)
-            extra.extend(decision.headers())
+            decision, policy = await self._rate_limit(scope, caller, denial)
+            extra.extend(decision.headers(policy))
             if not decision.allowed:
                 rt.metrics.rate_limited.labels(identity.kind.value).inc()
                 raise TooManyRequests(
@@ -297,7 +297,10 @@ class FrontDoor:
             raise Unauthorized("Use `Authorization: Bearer <token>` with a token from POST /v1/auth/token.")
         return self.rt.tokens.caller(token)
 
-    async def _rate_limit(self, scope: Scope, caller: Caller, denial: CradleError | None) -> Decision:
+    async def _rate_limit(
+        self, scope: Scope, caller: Caller, denial: CradleError | None
+    ) -> tuple[Decision, str]:
+        """The decision and the name of the policy it applied (the caller's kind, or `public`)."""
         rt = self.rt
         if caller is rt.public_caller or denial is not None:
             client = scope.get("client")
@@ -305,9 +308,8 @@ class FrontDoor:
         else:
             key, kind = f"client:{caller.identity.client_id}", caller.identity.kind.value
         assert rt.limiter is not None
-        return await rt.limiter.take(
-            key, rt.settings.rate_limits.get(kind) or rt.settings.rate_limits["public"]
-        )
+        policy = kind if kind in rt.settings.rate_limits else "public"
+        return await rt.limiter.take(key, rt.settings.rate_limits[policy]), policy
 
 
 def _with_headers(send: Send, extra: list[tuple[bytes, bytes]], outcome: dict[str, int]) -> Send:

@@ -1,6 +1,7 @@
 """One OpenAPI document for the whole API: the gateway's own merged with each service's, fetched
 from the service's `/openapi.json` and cached; a service that is down is left out and asked again
-on the next request after `retry_seconds`."""
+on the next request after `retry_seconds`. The same merge, run on every service's document at
+release time (`python -m cradle.openapi`), is the committed docs/openapi.json."""
 
 from __future__ import annotations
 
@@ -8,16 +9,30 @@ import asyncio
 import copy
 import json
 import time
+from functools import cache
 from typing import Any
 
 import httpx
 import structlog
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
-from gateway.oauth import OAUTH_ERROR_SCHEMA
+from gateway.devices import router as devices_router
+from gateway.oauth import OAUTH_ERROR_SCHEMA, TOKEN_PATH
+from gateway.oauth import router as oauth_router
+from gateway.router import router
 from gateway.upstream import UpstreamClient
+from shared.operation_ids import operation_id
 
 log = structlog.get_logger("cradle.gateway.openapi")
 JSON = dict[str, Any]
+TITLE = "Cradle API"
+VERSION = "0.1.0"
+DESCRIPTION = (
+    "Every Cradle service behind one gateway. Tokens: POST /v1/auth/token (OAuth 2.0 client "
+    "credentials). Conventions, errors, pagination, idempotency and rate limits: docs/API.md."
+)
+OWN_ROUTERS = (oauth_router, router, devices_router)
 OPERATIONAL = ("/healthz", "/readyz", "/metrics")
 PROBLEM_JSON = "application/problem+json"
 # RFC 9457, as shared/errors.py renders every error; extension members (e.g. `current_version`) may follow.
@@ -40,7 +55,7 @@ PROBLEM_SCHEMA: JSON = {
         },
     },
 }
-# The errors any path may answer (API.md, Conventions): the gateway's own (token, scope, unknown
+# The errors any path may answer (docs/API.md, Errors): the gateway's own (token, scope, unknown
 # path, rate limit, a service down) and the services' (bad input, an object you may not see).
 PROBLEMS = {
     "400": "Bad request (malformed JSON, a path or header that cannot be read)",
@@ -54,6 +69,73 @@ PROBLEMS = {
 CHANGE_PROBLEMS = {"409": "Conflicts with the current state of the resource"}
 BODY_PROBLEMS = {"413": "The body is too large"}
 VERSION_PROBLEMS = {"412": "If-Match names an older version: reload and apply the change again"}
+# The token endpoint's own refusals are OAuth's (gateway/oauth.py); only these are HTTP's there.
+TOKEN_PROBLEMS = ("413", "429", "503")
+# FastAPI's 422 body, replaced everywhere by Problem: left out of the document once unused.
+FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
+
+# The current IETF draft's fields (draft-ietf-httpapi-ratelimit-headers), as gateway/ratelimit.py
+# sends them on every /v1 reply; Retry-After on a 429 or 503.
+RATE_LIMIT_HEADERS: JSON = {
+    "RateLimit-Policy": {
+        "description": 'The caller\'s quota policy: `"<kind>";q=<requests>;w=<seconds>` (a bucket of q '
+        "requests that refills completely in w seconds; kind is the client's kind, or `public`).",
+        "schema": {"type": "string", "examples": ['"operator";q=120;w=60']},
+    },
+    "RateLimit": {
+        "description": 'What is left of it: `"<kind>";r=<remaining>;t=<seconds until full>`.',
+        "schema": {"type": "string", "examples": ['"operator";r=119;t=1']},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+
+# Every tag's description, in the order the document lists them. A route with a tag not here fails
+# tests/gateway/test_openapi_document.py: add its description.
+TAGS: dict[str, str] = {
+    "auth": "Tokens: OAuth 2.0 client credentials for systems (HTTP Basic or the form), a phone and "
+    "password for parents; the authorization server's metadata (RFC 8414).",
+    "admin": "The API's clients (bureaus, districts, operators, apps): registration, secrets, "
+    "disabling. Scope `admin`.",
+    "audit": "The gateway's tamper-evident record of every call. Scope `audit:read`.",
+    "views": "Composed by the gateway from several services: a facility's profile, the plan's indicators.",
+    "device credentials": "NATS credentials for a facility's video system, to publish CCTV events to "
+    "the bus directly.",
+    "divisions": "Shanghai's districts and towns (public).",
+    "facilities": "The registry of childcare facilities: applications, records, versions, enrolment.",
+    "applications": "Departments' reviews of a facility's application, and its status changes.",
+    "quality": "Quality assessments and demonstration facilities.",
+    "credit": "A facility's credit record and inspection history.",
+    "coverage": "Inclusive childcare points per district and town against the plan.",
+    "public": "What anyone may read about approved facilities, without a token.",
+    "workforce": "Practitioners, certificates, trainings and grades, background checks, employments, "
+    "lifetime bans and ban checks, staffing and training compliance.",
+    "cameras": "Cameras registered per facility.",
+    "cctv": "CCTV events in batches from facilities' video systems.",
+    "alerts": "Alerts raised from CCTV events: acknowledge, resolve, escalate.",
+    "incidents": "Incidents, findings and their confirmation, which bans the people named.",
+    "inspections": "Inspectors, random inspection plans, inspections, results and rectification.",
+    "risk": "Facilities' risk scores with their reasons.",
+    "indicators": "The figures behind the plan's indicators.",
+    "places": "Guidance stations and other places where families are served.",
+    "families": "Families, their children, home visits and the resources fitting the children's ages.",
+    "sessions": "Parenting guidance sessions, bookings and attendance.",
+    "resources": "Guidance resources for families.",
+    "figures": "Guidance figures per district and for the city.",
+    "subscriptions": "Webhook subscriptions of bureaus' systems (Standard Webhooks) and their deliveries.",
+    "events": "The events a client may read, a page at a time or as a stream.",
+}
+
+
+@cache
+def gateway_document() -> JSON:
+    """The gateway's own paths (tokens, clients, audit, views, device credentials)."""
+    app = FastAPI(title=TITLE, version=VERSION, generate_unique_id_function=operation_id)
+    for own in OWN_ROUTERS:
+        app.include_router(own)
+    return get_openapi(title=TITLE, version=VERSION, description=DESCRIPTION, routes=app.routes)
 
 
 def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
@@ -71,23 +153,41 @@ def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
     return node
 
 
+def _collisions(own: JSON, services: dict[str, JSON]) -> dict[str, dict[str, str]]:
+    """Per service, its schema names that another document defines differently, each renamed to
+    `<Service><Name>` on every side that is a service's (the gateway's own names stand), so a
+    name never depends on which document came first."""
+    definitions: dict[str, list[tuple[str | None, Any]]] = {}
+    for name, schema in own.get("components", {}).get("schemas", {}).items():
+        definitions.setdefault(name, []).append((None, schema))
+    for service, document in services.items():
+        for name, schema in document.get("components", {}).get("schemas", {}).items():
+            definitions.setdefault(name, []).append((service, schema))
+    renames: dict[str, dict[str, str]] = {service: {} for service in services}
+    for name, defined in definitions.items():
+        if any(schema != defined[0][1] for _, schema in defined[1:]):
+            for service, _ in defined:
+                if service is not None:
+                    renames[service][name] = service.capitalize() + name
+    return renames
+
+
 def merge(own: JSON, services: dict[str, JSON]) -> JSON:
-    """Paths and schemas of every service added to the gateway's document. A schema name two
-    documents define differently is prefixed with its service's name (refs rewritten)."""
+    """Paths and schemas of every service added to the gateway's document (renamed where two
+    define one name differently), with the errors, rate-limit headers, tags and security every
+    path shares."""
     merged = copy.deepcopy(own)
     paths: JSON = merged.setdefault("paths", {})
     schemas: JSON = merged.setdefault("components", {}).setdefault("schemas", {})
-    tags = {t["name"] for t in merged.get("tags", [])}
+    renames = _collisions(own, services)
+    used_tags: set[str] = set()
     for service, document in sorted(services.items()):
-        theirs: JSON = document.get("components", {}).get("schemas", {})
-        renames = {
-            name: f"{service}_{name}"
-            for name, schema in theirs.items()
-            if name in schemas and schemas[name] != schema
-        }
-        document = _rename_refs(document, renames)
+        document = _rename_refs(document, renames[service])
         for name, schema in document.get("components", {}).get("schemas", {}).items():
-            schemas.setdefault(renames.get(name, name), schema)
+            renamed = renames[service].get(name)
+            if renamed is not None:
+                schema["title"] = renamed  # generators name their models after the title
+            schemas.setdefault(renamed or name, schema)
         for path, item in document.get("paths", {}).items():
             if path in OPERATIONAL:
                 continue
@@ -95,31 +195,65 @@ def merge(own: JSON, services: dict[str, JSON]) -> JSON:
             for method, operation in item.items():
                 operation.setdefault("tags", [service])
                 target.setdefault(method, operation)
-        for tag in document.get("tags", []):
-            if tag.get("name") not in tags:
-                merged.setdefault("tags", []).append(tag)
-                tags.add(tag.get("name"))
     schemas.setdefault("Problem", copy.deepcopy(PROBLEM_SCHEMA))
-    # The token endpoint's errors refer to it by name (gateway/oauth.py): a dangling reference
-    # breaks ReDoc outright.
     schemas.setdefault("OAuthError", copy.deepcopy(OAUTH_ERROR_SCHEMA))
-    for item in paths.values():
+    for path, item in paths.items():
         for method, operation in item.items():
             if isinstance(operation, dict) and "responses" in operation:
-                _document_problems(method, operation)
-    merged.setdefault("components", {})["securitySchemes"] = {
+                _item_schemas_as_extensions(operation)
+                _document_problems(path, method, operation)
+                if path.startswith("/v1/"):
+                    _document_rate_limits(operation)
+                used_tags.update(operation.get("tags", []))
+    text = json.dumps(paths)
+    for name in FASTAPI_VALIDATION:
+        if f'"#/components/schemas/{name}"' not in text:
+            schemas.pop(name, None)
+    merged["components"]["headers"] = copy.deepcopy(RATE_LIMIT_HEADERS)
+    merged["components"]["securitySchemes"] = {
         "bearer": {
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT",
-            "description": "POST /v1/auth/token",
-        }
+            "description": "A token from POST /v1/auth/token",
+        },
+        "clientBasic": {
+            "type": "http",
+            "scheme": "basic",
+            "description": "The client's id and secret, for POST /v1/auth/token only (RFC 6749 §2.3.1)",
+        },
     }
     merged["security"] = [{"bearer": []}, {}]
+    merged["tags"] = [
+        {"name": name, "description": TAGS.get(name, "")}
+        for name in [*TAGS, *sorted(used_tags - set(TAGS))]
+        if name in used_tags
+    ]
     return merged
 
 
-def _document_problems(method: str, operation: JSON) -> None:
+def _item_schemas_as_extensions(operation: JSON) -> None:
+    """OpenAPI 3.2's `itemSchema` (FastAPI gives a Server-Sent Events stream one) is not 3.1, which
+    this document is: the stream is a string, each event's shape kept as `x-item-schema`."""
+    for response in operation["responses"].values():
+        for media in response.get("content", {}).values():
+            if "itemSchema" in media:
+                media["x-item-schema"] = media.pop("itemSchema")
+                media.setdefault("schema", {"type": "string"})
+
+
+def _document_rate_limits(operation: JSON) -> None:
+    for status, response in operation["responses"].items():
+        if "$ref" in response:
+            continue
+        headers = response.setdefault("headers", {})
+        for name in ("RateLimit-Policy", "RateLimit"):
+            headers.setdefault(name, {"$ref": f"#/components/headers/{name}"})
+        if status in ("429", "503"):
+            headers.setdefault("Retry-After", {"$ref": "#/components/headers/Retry-After"})
+
+
+def _document_problems(path: str, method: str, operation: JSON) -> None:
     """Errors are `application/problem+json` (shared/errors.py): FastAPI's own 422 (`{"detail"}`)
     and described-only error responses get the Problem body, and the errors every path may answer
     are added."""
@@ -133,6 +267,8 @@ def _document_problems(method: str, operation: JSON) -> None:
         for p in operation.get("parameters", [])
     ):
         expected |= VERSION_PROBLEMS
+    if path == TOKEN_PATH:
+        expected = {status: expected[status] for status in TOKEN_PROBLEMS}
     responses: JSON = operation["responses"]
     problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for status, description in expected.items():

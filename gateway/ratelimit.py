@@ -26,12 +26,14 @@ class Decision:
     remaining: int
     reset_seconds: int  # until the bucket is full again
     retry_after: int  # until the next request would pass (0 when allowed)
+    window_seconds: int  # an empty bucket refills completely in this long
 
-    def headers(self) -> list[tuple[bytes, bytes]]:
+    def headers(self, policy: str) -> list[tuple[bytes, bytes]]:
+        """The IETF draft's fields (draft-ietf-httpapi-ratelimit-headers): the policy, a bucket of
+        `q` requests refilled in `w` seconds, and what is left of it, `r` requests, full in `t` s."""
         out = [
-            (b"ratelimit-limit", str(self.limit).encode()),
-            (b"ratelimit-remaining", str(self.remaining).encode()),
-            (b"ratelimit-reset", str(self.reset_seconds).encode()),
+            (b"ratelimit-policy", f'"{policy}";q={self.limit};w={self.window_seconds}'.encode()),
+            (b"ratelimit", f'"{policy}";r={self.remaining};t={self.reset_seconds}'.encode()),
         ]
         if not self.allowed:
             out.append((b"retry-after", str(self.retry_after).encode()))
@@ -46,6 +48,7 @@ def _decide(tokens: float, allowed: bool, limit: RateLimit) -> Decision:
         remaining=max(0, int(tokens)),
         reset_seconds=max(0, math.ceil(missing / limit.rate)),
         retry_after=0 if allowed else max(1, math.ceil((1 - tokens) / limit.rate)),
+        window_seconds=max(1, math.ceil(limit.burst / limit.rate)),
     )
 
 

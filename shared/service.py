@@ -34,6 +34,7 @@ from shared.observability import (
     health_router,
     install_observability,
 )
+from shared.operation_ids import operation_id
 from shared.settings import ServiceSettings
 
 
@@ -144,7 +145,7 @@ def create_service_app(
             except TimeoutError:
                 structlog.get_logger("cradle.db").error("engine_dispose_timed_out", service=service)
 
-    app = FastAPI(title=title, lifespan=lifespan, version="0.1.0")
+    app = FastAPI(title=title, lifespan=lifespan, version="0.1.0", generate_unique_id_function=operation_id)
     app.state.metrics = metrics
     # (stream, durable) of every consumer this process runs, for the lag gauges; a service with
     # consumers of its own (monitoring's ingest and dead letters) adds them.

@@ -39,7 +39,10 @@ async def test_openapi_merges_the_services_with_the_gateways_own(gw: Gateway) ->
                 collect(value)
 
     collect(document)
-    assert refs and all(r.rsplit("/", 1)[1] in schemas for r in refs)
+    assert refs and all(r.rsplit("/", 1)[1] in schemas for r in refs if r.startswith("#/components/schemas/"))
+    headers = document["components"]["headers"]
+    assert all(r.rsplit("/", 1)[1] in headers for r in refs if r.startswith("#/components/headers/"))
+    assert all(r.startswith(("#/components/schemas/", "#/components/headers/")) for r in refs)
 
 
 async def test_a_down_service_is_left_out_and_added_once_it_is_up(
@@ -65,11 +68,17 @@ def test_a_schema_two_services_define_differently_is_kept_apart() -> None:
         "paths": {"/v1/x": {"get": {"responses": {"200": {"$ref": "#/components/schemas/Page"}}}}},
         "components": {"schemas": {"Page": {"type": "array"}}},
     }
-    merged = merge(own, {"registry": service})
-    assert merged["components"]["schemas"]["Page"] == {"type": "object"}
-    assert merged["components"]["schemas"]["registry_Page"] == {"type": "array"}
+    same = {"paths": {}, "components": {"schemas": {"Item": {"type": "string"}, "Page": {"type": "array"}}}}
+    merged = merge(own, {"registry": service, "guidance": same})
+    schemas = merged["components"]["schemas"]
+    # The gateway's own name stands; each service's differing one is named after its service (title
+    # too: generators name models by it), whichever document came first.
+    assert schemas["Page"] == {"type": "object"}
+    assert schemas["RegistryPage"] == {"type": "array", "title": "RegistryPage"}
+    assert schemas["GuidancePage"] == {"type": "array", "title": "GuidancePage"}
+    assert schemas["Item"] == {"type": "string"}  # one definition: no rename
     ref = merged["paths"]["/v1/x"]["get"]["responses"]["200"]["$ref"]
-    assert ref == "#/components/schemas/registry_Page"
+    assert ref == "#/components/schemas/RegistryPage"
 
 
 def test_errors_are_documented_as_problem_json() -> None:

@@ -42,6 +42,13 @@ async def limiter_settings(request: pytest.FixtureRequest) -> AsyncIterator[dict
     yield {"redis_url": REDIS_URL, "redis_key_prefix": f"cradle-test:{uuid.uuid4().hex}:"}
 
 
+def rate_limit(value: str) -> tuple[str, dict[str, int]]:
+    """A `RateLimit` field item, `"<policy>";r=<remaining>;t=<seconds>` → (policy, {"r": …, "t": …})."""
+    name, *parameters = value.split(";")
+    assert name.startswith('"') and name.endswith('"'), value
+    return name.strip('"'), {key: int(number) for key, number in (p.split("=") for p in parameters)}
+
+
 def tight(kind: str, rate: float, burst: int) -> dict[str, Any]:
     return {"rate_limits": {kind: RateLimit(rate=rate, burst=burst)}}
 
@@ -59,18 +66,21 @@ async def test_past_the_burst_a_client_gets_429_with_retry_after_and_every_reply
         headers = await gw.bureau()
         replies = [await gw.client.get("/v1/facilities", headers=headers) for _ in range(4)]
         assert [r.status_code for r in replies] == [200, 200, 200, 429]
-        assert [r.headers["ratelimit-remaining"] for r in replies] == ["2", "1", "0", "0"]
-        assert all(r.headers["ratelimit-limit"] == "3" for r in replies)
+        # The IETF draft's fields: the bureau policy, 3 requests refilled in 6 s; what is left of it.
+        assert all(r.headers["ratelimit-policy"] == '"bureau";q=3;w=6' for r in replies)
+        left = [rate_limit(r.headers["ratelimit"]) for r in replies]
+        assert [(name, fields["r"]) for name, fields in left] == [("bureau", n) for n in (2, 1, 0, 0)]
         refused = replies[-1]
         assert refused.headers["content-type"] == "application/problem+json"
         assert 1 <= int(refused.headers["retry-after"]) <= 2
-        assert 1 <= int(refused.headers["ratelimit-reset"]) <= 6
-        # Errors carry the headers too.
+        assert 1 <= left[-1][1]["t"] <= 6
+        # Errors carry the headers too, under the public policy for a caller without a valid token.
         for response in (
             await gw.client.get("/v1/nowhere"),
             await gw.client.get("/v1/facilities", headers={"Authorization": "Bearer nope"}),
         ):
-            assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= set(response.headers)
+            assert response.headers["ratelimit-policy"].startswith('"public";q=')
+            assert rate_limit(response.headers["ratelimit"])[0] == "public"
 
 
 async def test_one_clients_flood_does_not_slow_or_starve_another(
