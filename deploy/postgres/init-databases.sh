@@ -9,7 +9,7 @@
 # else. psql's usual variables (PGHOST, PGPORT, PGUSER) say where, when not run by the image.
 set -Eeuo pipefail
 
-CRADLE_DATABASES="${CRADLE_DATABASES:-gateway registry workforce monitoring guidance}"
+CRADLE_DATABASES="${CRADLE_DATABASES:-gateway registry workforce monitoring guidance delivery}"
 CRADLE_DB_PASSWORD_DIR="${CRADLE_DB_PASSWORD_DIR:-/run/secrets}"
 superuser="${POSTGRES_USER:-${PGUSER:-postgres}}"
 
