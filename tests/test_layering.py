@@ -107,3 +107,13 @@ def test_allowed_arrows_pass() -> None:
         ("shared/x.py", "sqlalchemy.orm"),
     ):
         assert refused(ROOT / path, module) is None, (path, module)
+
+
+def test_the_process_table_and_the_bus_layout_name_the_same_processes() -> None:
+    """A new service is a row in cradle/services.py and its stream in shared/events/streams.py
+    (from which its NATS credential is made): one without the other would start without a
+    credential or leave a credential without a process."""
+    from cradle.services import PROCESSES
+    from shared.events.streams import READS, SERVICES
+
+    assert set(PROCESSES) == set(SERVICES) == set(READS)
