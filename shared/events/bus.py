@@ -25,6 +25,7 @@ from shared.events.tls import client_tls
 
 log = structlog.get_logger("cradle.bus")
 WARN_EVERY_SECONDS = 60.0
+WARN_AFTER_SECONDS = 5.0  # a start-up's first connection is not worth a warning
 # Per attempt: a server that refused this many times is dropped until the next attempt.
 ATTEMPT_RECONNECTS = 1
 
@@ -61,6 +62,7 @@ class EventBus:
         self.away_since: float | None = time.time()
         self.last_error: str | None = None
         self.failed_attempts = 0
+        self._attempt: NATS | None = None  # the connection being set up, until its streams are there
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         self._on_reconnect.append(callback)
@@ -74,6 +76,8 @@ class EventBus:
         if self.connected:
             return None
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.away_since or time.time()))
+        if self.nc is None and self._attempt is not None and self._attempt.is_connected:
+            return f"connected to {self.url}, waiting since {since} for the streams (`cradle nats provision`)"
         why = f": {self.last_error}" if self.last_error else ""
         return f"not connected to {self.url} since {since}{why}; events wait in the outbox"
 
@@ -105,6 +109,7 @@ class EventBus:
                     tls=self.tls,
                     inbox_prefix=self.inbox_prefix,
                 )
+                self._attempt = nc
                 # Connected: from now on a lost connection is retried without limit, in the background.
                 nc.options["max_reconnect_attempts"] = -1
                 js = nc.jetstream(timeout=5)
@@ -121,7 +126,7 @@ class EventBus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            self.nc, self.js = nc, js
+            self.nc, self.js, self._attempt = nc, js, None
             self._ready.set()
             self.away_since, self.last_error = None, None
             log.info("nats_connected", url=self.url)
@@ -137,7 +142,8 @@ class EventBus:
             if self.connected or self._closing:
                 continue
             now = time.monotonic()
-            if now - warned_at >= WARN_EVERY_SECONDS:
+            away = time.time() - (self.away_since or time.time())
+            if away >= WARN_AFTER_SECONDS and now - warned_at >= WARN_EVERY_SECONDS:
                 warned_at = now
                 log.warning("nats_unavailable", reason=self.concern())
 

@@ -22,7 +22,7 @@ from services.workforce.models import FacilityProjection, inbox
 from shared.events.envelope import CloudEvent
 from tests.conftest import facility_body, start_stack
 from tests.monitoring.conftest import MonitoringStack
-from tests.support import DatabaseFactory, eventually, listener_client
+from tests.support import DatabaseFactory, eventually, listener_client, metric_value
 
 SUBMITTED = "cradle.registry.facility.submitted"
 
@@ -38,13 +38,10 @@ async def readiness(app: FastAPI) -> dict[str, Any]:
     return response.json()
 
 
-async def dead_letter_metric(app: FastAPI) -> float:
+async def dead_letter_metric(app: FastAPI, name: str = "cradle_dead_letters_total") -> float:
     async with listener_client(app) as client:
         text = (await client.get("/metrics")).text
-    for line in text.splitlines():
-        if line.startswith("cradle_dead_letters_total{") and 'consumer="workforce"' in line:
-            return float(line.rsplit(" ", 1)[-1])
-    return 0.0
+    return metric_value(text, name, consumer="workforce") or 0.0
 
 
 async def dead_letter_alerts(mon: MonitoringStack, who: str) -> list[dict[str, Any]]:
@@ -99,6 +96,7 @@ async def test_a_dead_letter_alerts_degrades_and_is_replayed_once(
         assert any(reason.startswith("dead_letters: 1 dead letter") for reason in ready["reasons"])
         assert (await readiness(stack.registry))["status"] == "ready"
         assert await dead_letter_metric(stack.workforce) == 1.0
+        assert await dead_letter_metric(stack.workforce, "cradle_dead_letters_waiting") == 1.0
 
         [letter] = await list_letters(url=shared_nats_url, namespace=namespace)
         assert (letter.service, letter.consumer, letter.event_type) == ("workforce", "workforce", SUBMITTED)
@@ -127,6 +125,7 @@ async def test_a_dead_letter_alerts_degrades_and_is_replayed_once(
 
         assert (await eventually(projected)).status == "submitted"
         assert (await eventually(_ready(stack.workforce)))["status"] == "ready"
+        assert await dead_letter_metric(stack.workforce, "cradle_dead_letters_waiting") == 0.0
 
         # Replaying again does nothing: the letter is no longer waiting; and should a replay be
         # published twice (cut short before it was recorded), the consumer's inbox drops the copy.

@@ -1,0 +1,107 @@
+"""The alert rules (deploy/prometheus/alerts.yml) and the Grafana dashboard (deploy/grafana/) name
+only metrics that Cradle's processes export: every name in every expression is found on the
+metrics listeners of a running stack (all four services and the gateway)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Stack
+from tests.support import listener_client
+
+ROOT = Path(__file__).resolve().parent.parent
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "cradle.json"
+# Recorded by Prometheus itself for every target, not by the processes.
+PROMETHEUS_OWN = frozenset({"up"})
+KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "inf", "nan"})
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_MATCHERS = re.compile(r"\{[^}]*\}")
+_RANGES = re.compile(r"\[[^\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_NUMBERS = re.compile(r"\b[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?\b")
+_NAMES = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads: what is left once strings, label matchers,
+    ranges, grouping clauses, functions (a name before `(`), keywords and numbers are taken out."""
+    rest = _STRINGS.sub(" ", expr)
+    rest = _MATCHERS.sub(" ", rest)
+    rest = _RANGES.sub(" ", rest)
+    rest = _GROUPING.sub(" ", rest)
+    rest = _NUMBERS.sub(" ", rest)
+    names = set()
+    for match in _NAMES.finditer(rest):
+        is_function = rest[match.end() :].lstrip().startswith("(")
+        if not is_function and match.group(0).lower() not in KEYWORDS:
+            names.add(match.group(0))
+    return names
+
+
+def test_metric_names_are_read_from_promql() -> None:
+    assert metric_names(
+        'sum by (service, status) (rate(cradle_http_requests_total{status=~"5.."}[5m])) '
+        "/ sum by (service) (rate(cradle_http_requests_total[5m])) > 0.05"
+    ) == {"cradle_http_requests_total"}
+    assert metric_names(
+        "histogram_quantile(0.99, sum by (le) (rate(cradle_gateway_request_seconds_bucket[5m]))) > 2"
+    ) == {"cradle_gateway_request_seconds_bucket"}
+    assert metric_names("a > 0 and on (service, consumer) b == 0") == {"a", "b"}
+    assert metric_names('process_resident_memory_bytes{job="cradle"} > 650e6') == {
+        "process_resident_memory_bytes"
+    }
+
+
+def alert_expressions() -> dict[str, str]:
+    rules = yaml.safe_load(ALERTS.read_text())
+    found = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
+    assert found, "no alert rules"
+    for name, rule in ((r["alert"], r) for g in rules["groups"] for r in g["rules"]):
+        assert rule["labels"]["severity"] in ("critical", "warning"), name
+        assert rule["annotations"]["summary"], name
+    return found
+
+
+def dashboard_expressions() -> dict[str, str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    found = {panel["title"]: target["expr"] for panel in dashboard["panels"] for target in panel["targets"]}
+    assert found, "no panels"
+    return found
+
+
+async def exported_names(stack: Stack) -> set[str]:
+    """Every sample name the processes can export, histograms' and counters' suffixes included."""
+    names: set[str] = set()
+    for app in (stack.gateway, *stack.apps.values()):
+        async with listener_client(app) as client:
+            text = (await client.get("/metrics")).text
+        for family in text_string_to_metric_families(text):
+            names.add(family.name)
+            suffixes = {
+                "counter": ("_total", "_created"),
+                "histogram": ("_bucket", "_sum", "_count", "_created"),
+                "summary": ("_sum", "_count", "_created"),
+                "info": ("_info",),
+            }.get(family.type, ())
+            names.update(family.name + suffix for suffix in suffixes)
+            names.update(sample.name for sample in family.samples)
+    return names
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_alerts_and_dashboard_name_only_exported_metrics(full_stack: Stack) -> None:
+    exported = await exported_names(full_stack) | PROMETHEUS_OWN
+    for source, expressions in (
+        ("alerts.yml", alert_expressions()),
+        ("cradle.json", dashboard_expressions()),
+    ):
+        for title, expr in expressions.items():
+            unknown = metric_names(expr) - exported
+            assert not unknown, f"{source}: {title} reads {sorted(unknown)}, which no process exports"
