@@ -17,6 +17,7 @@ from gateway.audit import AuditWriter, ChainKey
 from gateway.auth import ClientStatus, TokenCache
 from gateway.checkpoints import checkpoint_publisher
 from gateway.config import GatewaySettings
+from gateway.deprecations import DeprecationNotices, Deprecations
 from gateway.device_credentials import DeviceBus
 from gateway.devices import router as devices_router
 from gateway.docs import install_docs
@@ -180,9 +181,12 @@ def create_app(
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:
         services = await request.app.state.documents.refresh()
-        return JSONResponse(merge(gateway_document(), services))
+        return JSONResponse(request.app.state.deprecations.mark(merge(gateway_document(), services)))
 
     install_docs(app, title=TITLE)
+    # Declared once (gateway/deprecations.py): notices on every answer, `deprecated` in the document.
+    app.state.deprecations = Deprecations(settings.deprecations)
+    app.add_middleware(DeprecationNotices, deprecations=app.state.deprecations)
 
     async def database_ready() -> str | None:
         async with app.state.engine.connect() as connection:

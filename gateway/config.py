@@ -7,6 +7,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, fiel
 from pydantic_settings import SettingsConfigDict
 
 from gateway.checkpoints import load_signing_key
+from gateway.deprecations import DEPRECATED, Deprecated
 from gateway.hashing import Argon2Cost
 from shared.jsonlimits import DEFAULT_MAX_JSON_DEPTH
 from shared.observability import MetricsListenerSettings
@@ -184,6 +185,10 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
     # Each service's part of a composite view (profile, indicators) waits at most this long.
     view_part_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
 
+    # Deprecated /v1 paths and fields (gateway/deprecations.py, docs/API-CHANGES.md): the code's own
+    # declarations unless set, e.g. `GATEWAY_DEPRECATIONS='[{"path": "/v1/…", "since": "…",
+    # "sunset": "…", "link": "…"}]'`.
+    deprecations: list[Deprecated] = Field(default_factory=lambda: list(DEPRECATED))
     rate_limits: dict[str, RateLimit] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
     # Redis's password apart from its URL, so it can come from a file (`REDIS_PASSWORD_FILE`).
