@@ -30,7 +30,9 @@ MAX_VALID_DAYS = 5 * 366
 
 
 class DeviceCredentialCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"label": "NVR, building 2", "valid_days": 365}]}
+    )
 
     label: Name = Field(description="What the device is, e.g. `NVR, building 2`")
     valid_days: int | None = Field(

@@ -93,7 +93,7 @@ RATE_LIMIT_HEADERS: JSON = {
 }
 
 # Every tag's description, in the order the document lists them. A route with a tag not here fails
-# tests/gateway/test_openapi_document.py: add its description.
+# tests/test_openapi_document.py: add its description.
 TAGS: dict[str, str] = {
     "auth": "Tokens: OAuth 2.0 client credentials for systems (HTTP Basic or the form), a phone and "
     "password for parents; the authorization server's metadata (RFC 8414).",

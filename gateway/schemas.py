@@ -27,7 +27,19 @@ class TokenResponse(BaseModel):
 
 
 class ClientCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "天平街道社区服务中心",
+                    "kind": "operator",
+                    "facility_ids": ["3fa85f64-5717-4562-b3fc-2c963f66afa6"],
+                    "scopes": ["registry:read", "registry:write"],
+                }
+            ]
+        },
+    )
 
     name: Name
     kind: Literal[ClientKind.bureau, ClientKind.district, ClientKind.operator, ClientKind.app]
@@ -87,7 +99,7 @@ class ClientCreated(ClientRead):
 
 
 class SecretRotation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"grace_seconds": 86400}]})
 
     grace_seconds: Integer | None = Field(
         default=None, ge=0, le=30 * 86400, description="How long the current secret keeps working."
@@ -121,7 +133,10 @@ Password = Annotated[str, StringConstraints(min_length=8, max_length=128), FreeT
 
 
 class ParentRegister(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"phone": "13812345678", "password": "correct-horse-battery"}]},
+    )
 
     phone: Phone = Field(description="Mainland mobile number, 11 digits")
     password: Password
@@ -142,7 +157,10 @@ class ParentRegister(BaseModel):
 
 
 class ParentLogin(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"phone": "13812345678", "password": "correct-horse-battery"}]},
+    )
 
     phone: Phone
     password: Annotated[str, StringConstraints(min_length=1, max_length=128), FreeText]

@@ -29,7 +29,18 @@ Url = Annotated[str, Field(min_length=8, max_length=2048)]
 
 
 class SubscriptionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://edu.example.gov.cn/hooks/cradle",
+                    "event_types": ["cradle.workforce.ban.*"],
+                    "description": "教委禁业名单同步",
+                }
+            ]
+        },
+    )
 
     url: Url
     event_types: list[EventTypeGlob] = Field(min_length=1, max_length=50)
@@ -37,7 +48,7 @@ class SubscriptionCreate(BaseModel):
 
 
 class SubscriptionUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": False}]})
 
     url: Url | None = None
     event_types: list[EventTypeGlob] | None = Field(default=None, min_length=1, max_length=50)

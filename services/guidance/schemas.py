@@ -136,7 +136,19 @@ def _distinct(values: list[str]) -> list[str]:
 
 
 class StationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "天平街道育儿指导站",
+                    "town_code": "310104003",
+                    "address": "天平路 120 号",
+                    "opened_on": "2026-03-02",
+                }
+            ]
+        },
+    )
 
     name: Text200
     town_code: TownCode
@@ -155,7 +167,19 @@ class PlaceCreate(BaseModel):
     """Any kind of place. Every kind but `development_base` is tied to a 街镇; a base names its
     district, and may name a 街镇 too."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "guidance_station",
+                    "name": "天平街道育儿指导站",
+                    "town_code": "310104003",
+                    "opened_on": "2026-03-02",
+                }
+            ]
+        },
+    )
 
     kind: PlaceKind
     name: Text200
@@ -216,7 +240,7 @@ class GuardianCreate(BaseModel):
 
 
 class ChildCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"birth_date": "2025-11-20"}]})
 
     birth_date: Day
 
@@ -236,7 +260,19 @@ class ChildCreate(BaseModel):
 
 
 class FamilyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "town_code": "310104003",
+                    "guardians": [{"relation": "mother"}],
+                    "children": [{"birth_date": "2025-11-20"}],
+                    "newborn": True,
+                }
+            ]
+        },
+    )
 
     town_code: TownCode
     guardians: list[GuardianCreate] = Field(min_length=1, max_length=6)
@@ -253,7 +289,7 @@ class FamilyUpdate(BaseModel):
     """A partial edit (PATCH) of the family's flags; parents may change only their own
     `grandparent_carers` and `has_handbook`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"in_need": True}]})
 
     in_need: Flag | None = None
     newborn: Flag | None = None
@@ -310,7 +346,7 @@ class LinkCode(BaseModel):
 
 
 class LinkRedeem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"code": "7KQ2-9XPM"}]})
 
     code: Text64
 
@@ -330,7 +366,20 @@ class FamilySummary(BaseModel):
 
 
 class HomeVisitCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "family_id": "9b2e4c1a-7d3f-4e8a-b5c6-1f0a2d3e4b5c",
+                    "visited_on": "2026-03-02",
+                    "visitor": "王芳",
+                    "topics": ["newborn_visit"],
+                    "notes": "家长咨询辅食添加",
+                }
+            ]
+        },
+    )
 
     family_id: Uuid
     visited_on: Day
@@ -370,7 +419,21 @@ class SessionCreate(BaseModel):
     """A city-level session needs no place; a district-level one names its district (or a place in
     it); a station-level one names its guidance station."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "level": "station",
+                    "kind": "parenting_station_event",
+                    "title": "婴幼儿睡眠讲座",
+                    "starts_at": "2026-03-14T09:30:00+08:00",
+                    "capacity": 30,
+                    "place_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                }
+            ]
+        },
+    )
 
     level: SessionLevel
     kind: SessionKind
@@ -438,7 +501,10 @@ class SessionRead(BaseModel):
 
 
 class BookingCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"family_id": "9b2e4c1a-7d3f-4e8a-b5c6-1f0a2d3e4b5c"}]},
+    )
 
     family_id: Uuid | None = Field(
         default=None, description="Parents book for their linked family and may leave it out"
@@ -460,7 +526,12 @@ class FamilyBookingRead(BookingRead):
 
 
 class AttendanceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"family_ids": ["9b2e4c1a-7d3f-4e8a-b5c6-1f0a2d3e4b5c"], "attended": True}]
+        },
+    )
 
     family_ids: list[Uuid] = Field(min_length=1, max_length=500)
     attended: Flag = True
@@ -481,7 +552,20 @@ class AttendanceRead(BaseModel):
 
 
 class ResourceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "article",
+                    "title": "6—12 月龄辅食添加",
+                    "age_from_months": 6,
+                    "age_to_months": 12,
+                    "topics": ["feeding"],
+                }
+            ]
+        },
+    )
 
     kind: ResourceKind
     title: Text200

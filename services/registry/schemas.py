@@ -141,13 +141,33 @@ class FacilityFields(BaseModel):
 
 
 class FacilityCreate(FacilityFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "天平街道社区托育点",
+                    "kind": "community_point",
+                    "inclusive": True,
+                    "has_nursery_class": False,
+                    "town_code": "310104003",
+                    "address": "天平路 100 号",
+                    "lat": 31.205,
+                    "lon": 121.44,
+                    "operator_name": "天平街道社区服务中心",
+                    "service_modes": ["full_day", "hourly"],
+                    "capacity": {"infant": 10, "toddler": 15, "preschool": 20},
+                }
+            ]
+        }
+    )
+
     pass
 
 
 class FacilityUpdate(BaseModel):
     """A partial edit (PATCH): only the fields given change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"address": "天平路 102 号"}]})
 
     name: Text200 | None = None
     inclusive: Flag | None = None
@@ -224,7 +244,12 @@ class ReviewDecision(StrEnum):
 
 
 class ReviewCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"department": "HEALTH", "decision": "approve", "note": "卫生评价合格"}]
+        },
+    )
 
     department: Annotated[str, StringConstraints(pattern="^(" + "|".join(DEPARTMENTS) + ")$")]
     decision: ReviewDecision
@@ -259,7 +284,10 @@ class StatusTarget(StrEnum):
 
 
 class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": "suspended", "reason": "消防检查不合格，停业整改"}]},
+    )
 
     status: StatusTarget
     reason: Reason
@@ -273,6 +301,10 @@ class StatusChangeRead(BaseModel):
 
 
 class EnrolmentReport(PerAgeClass):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"month": "2026-03", "infant": 8, "toddler": 12, "preschool": 15}]}
+    )
+
     month: Month
 
 
@@ -283,7 +315,20 @@ class AssessmentMethod(StrEnum):
 
 
 class AssessmentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "method": "self",
+                    "scores": {"safety": 92, "care": 88},
+                    "grade": "A",
+                    "assessed_on": "2026-03-02",
+                    "assessor": "天平街道社区服务中心",
+                }
+            ]
+        },
+    )
 
     method: AssessmentMethod
     scores: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")], Number] = Field(
@@ -321,7 +366,10 @@ class AssessmentRead(BaseModel):
 
 
 class Demonstration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"designated": True, "reason": "2026 年市级示范托育机构"}]},
+    )
 
     designated: Flag
     reason: Reason
@@ -333,7 +381,19 @@ class CreditPolarity(StrEnum):
 
 
 class CreditEntryCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "polarity": "positive",
+                    "category": "commendation",
+                    "title": "区级优秀托育机构",
+                    "occurred_on": "2026-03-02",
+                }
+            ]
+        },
+    )
 
     polarity: CreditPolarity
     category: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]

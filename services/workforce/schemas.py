@@ -90,7 +90,9 @@ def _id_number(value: str) -> str:
 
 
 class PractitionerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"id_number": "11010519491231002X", "name": "张丽"}]}
+    )
 
     id_number: RawIdNumber = Field(
         description="居民身份证号, GB 11643: 18 characters, check character X upper-case"
@@ -119,7 +121,9 @@ class PractitionerRead(BaseModel):
 
 
 class GradeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"level": 3, "reason": "年度考核优秀"}]}
+    )
 
     level: Integer = Field(ge=1, le=5, description="岗位分级 level, 1 (entry) to 5 (senior)")
     reason: Text300
@@ -133,7 +137,20 @@ class GradeRead(BaseModel):
 
 
 class CertificateCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "infant_carer",
+                    "number": "3101042026000173",
+                    "issuer": "上海市人力资源和社会保障局",
+                    "issued_on": "2025-06-30",
+                    "expires_on": "2028-06-30",
+                }
+            ]
+        },
+    )
 
     type: CertificateType
     number: Text64
@@ -154,7 +171,12 @@ class CertificateRead(BaseModel):
 
 
 class TrainingCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"category": "ethics", "hours": 8, "date": "2026-03-02", "provider": "上海开放大学"}]
+        },
+    )
 
     category: TrainingCategory
     hours: Number = Field(gt=0, le=200, description="hours of this course or session")
@@ -207,7 +229,19 @@ class TrainingCompliance(BaseModel):
 
 
 class EmploymentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "practitioner_id": "9b2e4c1a-7d3f-4e8a-b5c6-1f0a2d3e4b5c",
+                    "facility_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                    "role": "infant_carer",
+                    "start_date": "2026-03-02",
+                }
+            ]
+        },
+    )
 
     practitioner_id: Uuid
     facility_id: Uuid
@@ -219,7 +253,9 @@ class EmploymentCreate(BaseModel):
 
 
 class EmploymentEnd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"end_date": "2026-06-30", "reason": "resigned"}]}
+    )
 
     end_date: Day
     reason: EndReason
@@ -243,21 +279,28 @@ class EmploymentRead(BaseModel):
 
 
 class BackgroundCheckCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"employment_id": "9b2e4c1a-7d3f-4e8a-b5c6-1f0a2d3e4b5c", "reason": "hire"}]
+        },
+    )
 
     employment_id: Uuid | None = None
     reason: Literal["hire", "other"] = "hire"
 
 
 class BackgroundCheckAnswer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"result": "clear"}]})
 
     result: Literal["clear", "flagged"]
     note: Note1000 | None = None
 
 
 class BackgroundCheckResolve(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"note": "公安回函无违法记录"}]}
+    )
 
     note: Text1000
 
@@ -276,7 +319,20 @@ class BackgroundCheckRead(BaseModel):
 
 
 class BanCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id_number": "11010519491231002X",
+                    "name": "张丽",
+                    "reason": "虐待幼儿，情节严重",
+                    "decision_ref": "沪教托〔2026〕12号",
+                    "role": "abuser",
+                }
+            ]
+        },
+    )
 
     id_number: RawIdNumber
     name: Text100
@@ -289,7 +345,12 @@ class BanCreate(BaseModel):
 
 
 class BanRescind(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"reason": "行政复议撤销原决定", "authority_ref": "沪府复〔2026〕5号"}]
+        },
+    )
 
     reason: Text1000
     authority_ref: Text100
@@ -331,7 +392,9 @@ class BanRead(BaseModel):
 
 
 class BanCheckRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"id_number": "11010519491231002X"}]}
+    )
 
     # Validated by the service, not here, so that an invalid number is still an audited check.
     id_number: RawIdNumber

@@ -41,6 +41,8 @@ class AlertDetail(AlertRead):
 
 
 class AlertAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"note": "已调阅录像，情况属实"}]}
+    )
 
     note: text(2000) = ""

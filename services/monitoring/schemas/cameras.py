@@ -31,7 +31,20 @@ class CameraLocation(StrEnum):
 
 
 class CameraCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "facility_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                    "location": "classroom",
+                    "vendor": "海康威视",
+                    "external_id": "NVR-02-CH07",
+                    "label": "二楼小班教室",
+                }
+            ]
+        },
+    )
 
     facility_id: Uuid
     location: CameraLocation
@@ -41,7 +54,7 @@ class CameraCreate(BaseModel):
 
 
 class CameraUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "二楼托小班教室"}]})
 
     location: CameraLocation | None = None
     vendor: line(100) | None = None
@@ -68,7 +81,20 @@ class CctvEventIn(BaseModel):
     """One event from a video system. Name the camera by Cradle's `camera_id` or by the video
     system's `external_id` (unique within the facility)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "nvr02-20260302-000173",
+                    "external_id": "NVR-02-CH07",
+                    "facility_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                    "type": "heartbeat",
+                    "occurred_at": "2026-03-02T09:30:00+08:00",
+                }
+            ]
+        },
+    )
 
     event_id: EventId
     camera_id: Uuid | None = None

@@ -62,7 +62,20 @@ class FindingOutcome(StrEnum):
 
 
 class IncidentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "facility_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                    "category": "abuse",
+                    "severity": "high",
+                    "occurred_at": "2026-03-02T09:30:00+08:00",
+                    "description": "家长反映幼儿手臂有淤青",
+                }
+            ]
+        },
+    )
 
     facility_id: Uuid
     category: IncidentCategory
@@ -78,7 +91,12 @@ class IncidentCreate(BaseModel):
 class Escalation(BaseModel):
     """An alert that turned out to be an incident."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"category": "abuse", "severity": "high", "description": "录像显示保育员推搡幼儿"}]
+        },
+    )
 
     category: IncidentCategory
     severity: Severity
@@ -88,7 +106,12 @@ class Escalation(BaseModel):
 
 
 class FindingCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"outcome": "unfounded", "category": "abuse", "decision_ref": "徐教托〔2026〕3号"}]
+        },
+    )
 
     outcome: FindingOutcome
     category: IncidentCategory
@@ -102,14 +125,19 @@ class FindingConfirm(BaseModel):
     """EDU confirms the proposed finding as it stands; its own reference, when given, is the one
     the ban records."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"decision_ref": "沪教托〔2026〕12号", "note": "经复核，事实清楚"}]},
+    )
 
     decision_ref: DecisionRef | None = None
     note: Annotated[Note, Field(max_length=2000)] = ""
 
 
 class FindingReject(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "证据不足，退回区里补充调查"}]}
+    )
 
     reason: Annotated[Text, Field(max_length=2000)]
 

@@ -21,14 +21,16 @@ from shared.scalars import Flag, Integer
 
 
 class InspectorCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"district_code": "310104", "name": "李明"}]}
+    )
 
     district_code: DistrictCode
     name: Annotated[Text, Field(max_length=100)]
 
 
 class InspectorUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"active": False}]})
 
     active: Flag
 
@@ -42,7 +44,10 @@ class InspectorRead(BaseModel):
 
 
 class PlanCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"district_code": "310104", "month": "2026-04", "sample_size": 5}]},
+    )
 
     district_code: DistrictCode
     month: Month = Field(description="YYYY-MM")
@@ -137,14 +142,29 @@ class PlanVerification(BaseModel):
 class InspectionCreate(BaseModel):
     """An on-site inspection outside the monthly draw."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "facility_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                    "inspector_ids": ["9b2e4c1a-7d3f-4e8a-b5c6-1f0a2d3e4b5c"],
+                }
+            ]
+        },
+    )
 
     facility_id: Uuid
     inspector_ids: Annotated[list[Uuid], Field(min_length=1, max_length=10)]
 
 
 class ResultCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"items": [{"code": "food_safety", "passed": True}], "outcome": "pass"}]
+        },
+    )
 
     items: Annotated[list[InspectionItemIn], Field(min_length=1, max_length=len(ItemCode))]
     outcome: InspectionOutcome
@@ -153,7 +173,10 @@ class ResultCreate(BaseModel):
 
 
 class RectificationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"rectified_on": "2026-03-20", "note": "消防通道已清理"}]},
+    )
 
     rectified_on: Day
     note: Annotated[Text, Field(max_length=2000)]
