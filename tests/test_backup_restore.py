@@ -27,12 +27,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from cradle import app as cradle
+from cradle.nats import init_trust
 from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from cradle import app as cradle
-from cradle.nats import init_trust
 from services.workforce.app import create_app as create_workforce
 from services.workforce.config import WorkforceSettings
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
@@ -44,6 +44,7 @@ from tests.workforce.conftest import new_id_number
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "deploy" / "README.md"
 INIT_DATABASES = ROOT / "deploy" / "postgres" / "init-databases.sh"
+SERVICES = ("gateway", "registry", "workforce", "monitoring", "guidance")
 EMPLOYER = Identity(client_id="operator-1", kind=ClientKind.operator, scopes=["workforce:write"])
 POLICE = Identity(
     client_id="police", kind=ClientKind.bureau, bureau="POLICE", scopes=["workforce:read", "workforce:pii"]
@@ -95,7 +96,7 @@ async def roles(pg_available: bool, run_id: str) -> AsyncIterator[dict[str, str]
     """Two services' database (and role) names of this run's own; both dropped afterwards."""
     if not pg_available:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    names = {service: f"cradle_{run_id}_bk_{service}" for service in ("workforce", "registry")}
+    names = {service: f"cradle_{run_id}_bk_{service}" for service in SERVICES}
     yield names
     for name in names.values():
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -156,16 +157,14 @@ async def test_a_database_restored_by_the_guide_reads_back_decrypted_with_the_re
         migrate_env[f"{service.upper()}_DATABASE_PASSWORD_FILE"] = str(
             secrets_dir / f"postgres-{name}-password"
         )
-    for variable in ("NATS_URL", "WORKFORCE_DATABASE_PASSWORD", "REGISTRY_DATABASE_PASSWORD"):
-        monkeypatch.delenv(
-            variable, raising=False
-        )  # no stream provisioning here: the namespace has its streams
-    migrated = await asyncio.to_thread(
-        CliRunner().invoke, cradle, ["migrate", "workforce", "registry"], env=migrate_env
-    )
+    # No stream provisioning here (no NATS_URL): the namespace has its streams.
+    for variable in ("NATS_URL", *(f"{service.upper()}_DATABASE_PASSWORD" for service in SERVICES)):
+        monkeypatch.delenv(variable, raising=False)
+    migrated = await asyncio.to_thread(CliRunner().invoke, cradle, ["migrate", *SERVICES], env=migrate_env)
     assert migrated.exit_code == 0, migrated.output
-    tables = await table_owners(env, workforce_db)
-    assert tables and set(tables.values()) == {workforce_db}, tables
+    for name in roles.values():  # every migration ran as its database's role, and owns what it made
+        tables = await table_owners(env, name)
+        assert tables and set(tables.values()) == {name}, tables
 
     # The workforce as compose runs it: every secret from a file.
     service_env = {
