@@ -16,6 +16,7 @@ from services.registry.schemas import (
     PublicFacilityPage,
 )
 from services.registry.service import credit, facilities
+from shared.i18n import tr
 from shared.pagination import Page
 from shared.service import SessionDep
 
@@ -49,7 +50,7 @@ def to_public(facility: Facility, distance: float | None = None) -> PublicFacili
 async def approved_or_404(session: SessionDep, facility_id: str) -> Facility:
     facility = await session.get(Facility, facility_id)
     if facility is None or facility.status != FacilityStatus.approved:
-        raise FacilityNotFound(f"No approved facility {facility_id}.")
+        raise FacilityNotFound(tr("No approved facility {facility_id}.", facility_id=facility_id))
     return facility
 
 

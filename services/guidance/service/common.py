@@ -17,6 +17,7 @@ from services.guidance.models import Family, FamilyLink, PiiAccess, Town
 # Still importable from here for cradle/seed (the clock itself is shared/clock.py).
 from shared.clock import shanghai_today as shanghai_today
 from shared.errors import Forbidden, ServiceUnavailable, invalid
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 from shared.pii import Encrypted, KeyedHasher, PiiCipher
 from shared.pii_audit import may_unmask, record_unmasked_read
@@ -98,7 +99,7 @@ def check_area(caller: Identity, district_code: str) -> None:
         return
     if caller.kind == ClientKind.district and caller.district_code == district_code:
         return
-    raise Forbidden(f"You may not act for district {district_code}.")
+    raise Forbidden(tr("You may not act for district {district_code}.", district_code=district_code))
 
 
 def check_version(version: int, if_match: str | None) -> None:

@@ -44,6 +44,7 @@ from services.guidance.service.tallies import set_in_need
 from shared.clock import as_utc, new_id, shanghai_today, utcnow
 from shared.errors import CradleError, Forbidden, invalid
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import Identity
 from shared.pagination import PageParams, encode_cursor
 from shared.pii import mask
@@ -252,7 +253,7 @@ async def get_visible_family(
     """404 both when it does not exist and when the caller may not see it: never reveal existence."""
     family = await session.get(Family, family_id, with_for_update=for_update or None)
     if family is None or not await may_see_family(session, caller, family):
-        raise FamilyNotFound(f"No family {family_id} that you may see.")
+        raise FamilyNotFound(tr("No family {family_id} that you may see.", family_id=family_id))
     return family
 
 

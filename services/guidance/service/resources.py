@@ -34,6 +34,7 @@ from services.guidance.service.tallies import count_push
 from shared.clock import as_utc, new_id, shanghai_today, utcnow
 from shared.errors import invalid
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import Identity
 from shared.pagination import PageParams, encode_cursor
 
@@ -142,7 +143,7 @@ async def push(*, session: AsyncSession, resource: Resource, now: datetime) -> i
 async def get_resource(*, session: AsyncSession, resource_id: str) -> Resource:
     found = await session.get(Resource, resource_id)
     if found is None:
-        raise ResourceNotFound(f"No resource {resource_id}.")
+        raise ResourceNotFound(tr("No resource {resource_id}.", resource_id=resource_id))
     return found
 
 

@@ -43,6 +43,7 @@ from services.guidance.service.tallies import count_attendance, utc_year
 from shared.clock import as_utc, new_id, utcnow
 from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, invalid
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 from shared.pagination import PageParams, encode_cursor
 
@@ -160,7 +161,7 @@ async def get_session(*, session: AsyncSession, session_id: str) -> GuidanceSess
     """Sessions are public events: anyone with a guidance scope or a parent's account reads them."""
     found = await session.get(GuidanceSession, session_id)
     if found is None:
-        raise SessionNotFound(f"No session {session_id}.")
+        raise SessionNotFound(tr("No session {session_id}.", session_id=session_id))
     return found
 
 
@@ -175,7 +176,7 @@ async def _family_for(
                 type="/problems/not-linked",
             )
         if family_id is not None and family_id != linked:
-            raise FamilyNotFound(f"No family {family_id} that you may see.")
+            raise FamilyNotFound(tr("No family {family_id} that you may see.", family_id=family_id))
         family_id = linked
     else:
         require_writer(caller)
@@ -217,7 +218,7 @@ async def book(
         )
     ).scalar_one_or_none()
     if taken is None:
-        raise SessionFull(f"All {gs.capacity} places are taken.", capacity=gs.capacity)
+        raise SessionFull(tr("All {capacity} places are taken.", capacity=gs.capacity), capacity=gs.capacity)
     if existing is not None:
         # A cancelled booking comes back; only one of two concurrent re-bookings finds it cancelled.
         revived = await session.execute(
@@ -263,11 +264,16 @@ async def cancel_booking(
     """Cancellation frees the place, until the session starts."""
     booking = await session.get(Booking, booking_id)
     if booking is None or booking.session_id != gs.id:
-        raise BookingNotFound(f"No booking {booking_id} for this session.")
+        raise BookingNotFound(tr("No booking {booking_id} for this session.", booking_id=booking_id))
     try:
         await _family_for(session, caller, booking.family_id)
     except FamilyNotFound:
-        raise BookingNotFound(f"No booking {booking_id} for this session.") from None
+        raise BookingNotFound(
+            tr(
+                "No booking {booking_id} for this session.",
+                booking_id=booking_id,
+            )
+        ) from None
     now = utcnow()
     if as_utc(gs.starts_at) <= now:
         raise SessionClosed("This session has already started; a booking can no longer be cancelled.")

@@ -16,6 +16,7 @@ from services.guidance.service.families import get_visible_family
 from shared.clock import as_utc, new_id, utcnow
 from shared.errors import Forbidden, invalid
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import Identity
 from shared.pagination import PageParams, encode_cursor
 
@@ -23,11 +24,11 @@ from shared.pagination import PageParams, encode_cursor
 async def get_visible_visit(*, session: AsyncSession, caller: Identity, visit_id: str) -> HomeVisit:
     visit = await session.get(HomeVisit, visit_id)
     if visit is None:
-        raise VisitNotFound(f"No home visit {visit_id} that you may see.")
+        raise VisitNotFound(tr("No home visit {visit_id} that you may see.", visit_id=visit_id))
     try:
         await get_visible_family(session=session, caller=caller, family_id=visit.family_id)
     except FamilyNotFound:
-        raise VisitNotFound(f"No home visit {visit_id} that you may see.") from None
+        raise VisitNotFound(tr("No home visit {visit_id} that you may see.", visit_id=visit_id)) from None
     return visit
 
 

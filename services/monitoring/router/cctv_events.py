@@ -11,6 +11,7 @@ from services.monitoring.deps import IngestDep, Sender, SettingsDep
 from services.monitoring.errors import BatchTooLarge
 from services.monitoring.schemas import CctvEventIn, IngestReply
 from shared.errors import BadRequest, invalid
+from shared.i18n import tr
 
 router = APIRouter(prefix="/v1", tags=["cctv"])
 
@@ -47,7 +48,12 @@ async def ingest_events(
     comes only after the events are committed."""
     body = await request.body()
     if len(body) > settings.max_batch_bytes:
-        raise BatchTooLarge(f"A batch is at most {settings.max_batch_bytes} bytes.")
+        raise BatchTooLarge(
+            tr(
+                "A batch is at most {max_batch_bytes} bytes.",
+                max_batch_bytes=settings.max_batch_bytes,
+            )
+        )
     try:
         items = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -20,6 +20,7 @@ from shared.clock import as_utc, new_id
 from shared.errors import invalid
 from shared.events.deadletters import DeadLetter
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import Identity
 from shared.pagination import Page, PageParams, make_page
 
@@ -140,7 +141,7 @@ async def get_visible_alert(
         query = query.with_for_update(of=Alert)
     row = (await session.execute(query)).first()
     if row is None or not may_see(caller, row.Facility):
-        raise AlertNotFound(f"No alert {alert_id} that you may see.")
+        raise AlertNotFound(tr("No alert {alert_id} that you may see.", alert_id=alert_id))
     return row.Alert, row.Facility
 
 
@@ -155,7 +156,13 @@ async def transition(
     incident_id: str | None = None,
 ) -> Alert:
     if to_status not in ALLOWED[alert.status]:
-        raise TransitionNotAllowed(f"An alert that is {alert.status} cannot become {to_status}.")
+        raise TransitionNotAllowed(
+            tr(
+                "An alert that is {status} cannot become {to_status}.",
+                status=alert.status,
+                to_status=to_status,
+            )
+        )
     session.add(
         AlertTransition(
             id=new_id(),

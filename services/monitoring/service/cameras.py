@@ -21,6 +21,7 @@ from services.monitoring.service.common import (
 from shared.clock import as_utc, new_id
 from shared.errors import Conflict
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import Identity
 from shared.pagination import PageParams
 
@@ -57,12 +58,22 @@ def to_read(
 async def register(*, session: AsyncSession, caller: Identity, data: CameraCreate, now: datetime) -> Camera:
     facility = await get_visible_facility(session=session, caller=caller, facility_id=data.facility_id)
     if facility.status in NO_CAMERAS_FOR:
-        raise Conflict(f"The facility is {facility.status}: no cameras can be registered for it.")
+        raise Conflict(
+            tr(
+                "The facility is {status}: no cameras can be registered for it.",
+                status=facility.status,
+            )
+        )
     taken = await session.execute(
         select(Camera.id).where(Camera.facility_id == facility.id, Camera.external_id == data.external_id)
     )
     if taken.first() is not None:
-        raise Conflict(f"This facility already has a camera with external_id {data.external_id!r}.")
+        raise Conflict(
+            tr(
+                "This facility already has a camera with external_id {external_id!r}.",
+                external_id=data.external_id,
+            )
+        )
     camera = Camera(
         id=new_id(),
         facility_id=facility.id,
@@ -101,7 +112,7 @@ async def get_visible_camera(
         query = query.with_for_update(of=Camera)
     row = (await session.execute(query)).first()
     if row is None or not may_see(caller, row.Facility):
-        raise CameraNotFound(f"No camera {camera_id} that you may see.")
+        raise CameraNotFound(tr("No camera {camera_id} that you may see.", camera_id=camera_id))
     return row.Camera
 
 

@@ -11,6 +11,7 @@ from services.monitoring.models import Facility
 
 # Still importable from here for cradle/seed (the clock itself is shared/clock.py).
 from shared.clock import as_utc as as_utc
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 
 
@@ -41,7 +42,7 @@ async def get_visible_facility(
         query = query.with_for_update()
     facility = (await session.execute(query)).scalar_one_or_none()
     if facility is None or not may_see(caller, facility):
-        raise FacilityNotFound(f"No facility {facility_id} that you may see.")
+        raise FacilityNotFound(tr("No facility {facility_id} that you may see.", facility_id=facility_id))
     return facility
 
 
@@ -51,4 +52,10 @@ def check_version(what: str, version: int, if_match: str | None) -> None:
         return
     wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
     if str(version) not in wanted:
-        raise StaleVersion(f"The {what} is at version {version}; reload it and decide again.")
+        raise StaleVersion(
+            tr(
+                "The {what} is at version {version}; reload it and decide again.",
+                what=what,
+                version=version,
+            )
+        )

@@ -35,6 +35,7 @@ from services.monitoring.service.incidents import ACTIVE_ALERT
 from shared.clock import SHANGHAI, as_utc, new_id
 from shared.errors import Conflict, FieldError, InvalidInput
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import Identity, require_bureau
 
 PROPOSED, CONFIRMED, REJECTED, FINAL = "proposed", "confirmed", "rejected", "final"
@@ -137,7 +138,12 @@ async def record_finding(
 ) -> Incident:
     require_supervisor(caller, facility.district_code, "records findings")
     if incident.status == PROPOSED:
-        raise AlreadyDecided(f"A finding on incident {incident.id} awaits EDU's confirmation or rejection.")
+        raise AlreadyDecided(
+            tr(
+                "A finding on incident {incident_id} awaits EDU's confirmation or rejection.",
+                incident_id=incident.id,
+            )
+        )
     if incident.status != "reported":
         raise AlreadyDecided(
             f"Incident {incident.id} was already found {incident.status} ({incident.decision_ref}); "
@@ -206,7 +212,13 @@ async def _proposed(session: AsyncSession, incident: Incident) -> Finding:
         )
     ).scalar_one_or_none()
     if incident.status != PROPOSED or finding is None:
-        raise NothingProposed(f"Incident {incident.id} is {incident.status}: no finding awaits confirmation.")
+        raise NothingProposed(
+            tr(
+                "Incident {incident_id} is {status}: no finding awaits confirmation.",
+                incident_id=incident.id,
+                status=incident.status,
+            )
+        )
     return finding
 
 

@@ -21,6 +21,7 @@ from services.monitoring.service.access import is_parent
 from services.monitoring.service.common import may_see, visible_facilities_clause
 from shared.clock import as_utc
 from shared.errors import invalid
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 from shared.pagination import PageParams
 
@@ -46,7 +47,7 @@ async def get_visible_incident(
         query = query.with_for_update(of=Incident)
     row = (await session.execute(query)).first()
     if row is None:
-        raise IncidentNotFound(f"No incident {incident_id} that you may see.")
+        raise IncidentNotFound(tr("No incident {incident_id} that you may see.", incident_id=incident_id))
     incident, facility = row.Incident, row.Facility
     visible = (
         incident.reporter_client_id == caller.client_id
@@ -54,7 +55,7 @@ async def get_visible_incident(
         else may_see(caller, facility)
     )
     if not visible:
-        raise IncidentNotFound(f"No incident {incident_id} that you may see.")
+        raise IncidentNotFound(tr("No incident {incident_id} that you may see.", incident_id=incident_id))
     return incident, facility
 
 

@@ -25,6 +25,7 @@ from services.monitoring.service.common import get_visible_facility
 from shared.clock import as_utc, new_id
 from shared.errors import invalid
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 
 # What each kind of caller may report as (the first is the default).
@@ -75,7 +76,7 @@ async def _facility_for_report(*, session: AsyncSession, caller: Identity, facil
     if is_parent(caller) or caller.kind == ClientKind.app:
         facility = await session.get(Facility, facility_id)
         if facility is None or facility.status != "approved":
-            raise FacilityNotFound(f"No approved facility {facility_id}.")
+            raise FacilityNotFound(tr("No approved facility {facility_id}.", facility_id=facility_id))
         return facility
     return await get_visible_facility(session=session, caller=caller, facility_id=facility_id)
 

@@ -28,6 +28,7 @@ from services.monitoring.service.risk import local_today
 from shared.clock import as_utc, new_id
 from shared.errors import FieldError, InvalidInput
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 from shared.pagination import PageParams
 
@@ -66,7 +67,12 @@ async def get_visible_inspection(
         query = query.with_for_update(of=Inspection)
     row = (await session.execute(query)).first()
     if row is None or not _visible(caller, row.Inspection, row.Facility):
-        raise InspectionNotFound(f"No inspection {inspection_id} that you may see.")
+        raise InspectionNotFound(
+            tr(
+                "No inspection {inspection_id} that you may see.",
+                inspection_id=inspection_id,
+            )
+        )
     return row.Inspection, row.Facility
 
 
@@ -184,7 +190,12 @@ async def record_result(
             f"{inspection.inspected_on}); a result is recorded once."
         )
     if inspection.status == "cancelled":
-        raise AlreadyDecided(f"Inspection {inspection.id} was cancelled when its plan was redrawn.")
+        raise AlreadyDecided(
+            tr(
+                "Inspection {inspection_id} was cancelled when its plan was redrawn.",
+                inspection_id=inspection.id,
+            )
+        )
     today = local_today(now, settings)
     if errors := _result_errors(data, today=today):
         raise InvalidInput("The inspection result is inconsistent.", errors=errors)
@@ -224,7 +235,12 @@ async def record_rectification(
 ) -> Inspection:
     require_supervisor(caller, inspection.district_code, "confirms rectifications")
     if inspection.status != "completed" or inspection.rectify_by is None:
-        raise AlreadyDecided(f"Inspection {inspection.id} asks for no rectification.")
+        raise AlreadyDecided(
+            tr(
+                "Inspection {inspection_id} asks for no rectification.",
+                inspection_id=inspection.id,
+            )
+        )
     if inspection.rectified_on is not None:
         raise AlreadyDecided(
             f"Inspection {inspection.id} was already rectified on {inspection.rectified_on}."

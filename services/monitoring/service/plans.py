@@ -37,6 +37,7 @@ from services.monitoring.service.access import reads_city, reads_district, requi
 from shared.clock import as_utc, new_id
 from shared.errors import Forbidden, invalid
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 from shared.pagination import Page, PageParams, make_page
 
@@ -56,7 +57,12 @@ async def add_inspector(
 async def get_inspector(*, session: AsyncSession, caller: Identity, inspector_id: str) -> Inspector:
     inspector = await session.get(Inspector, inspector_id, with_for_update=True)
     if inspector is None or not reads_district(caller, inspector.district_code):
-        raise InspectorNotFound(f"No inspector {inspector_id} that you may see.")
+        raise InspectorNotFound(
+            tr(
+                "No inspector {inspector_id} that you may see.",
+                inspector_id=inspector_id,
+            )
+        )
     require_supervisor(caller, inspector.district_code, "manages its inspectors")
     return inspector
 
@@ -146,7 +152,7 @@ async def draw_plan(
     scope = (Facility.district_code == district) & (Facility.status == "approved")
     risks = await risk.compute(session=session, scope=scope, settings=settings, now=now)
     if not risks:
-        raise NothingToDraw(f"District {district} has no approved facility to inspect.")
+        raise NothingToDraw(tr("District {district} has no approved facility to inspect.", district=district))
 
     replaced = await _current_plan(session, district, data.month)
     if replaced is not None:
@@ -264,7 +270,7 @@ async def draw_plan(
 async def get_visible_plan(*, session: AsyncSession, caller: Identity, plan_id: str) -> InspectionPlan:
     plan = await session.get(InspectionPlan, plan_id)
     if plan is None or not reads_district(caller, plan.district_code):
-        raise PlanNotFound(f"No inspection plan {plan_id} that you may see.")
+        raise PlanNotFound(tr("No inspection plan {plan_id} that you may see.", plan_id=plan_id))
     return plan
 
 

@@ -24,6 +24,7 @@ from services.registry.schemas import FacilityStatus, ReviewCreate, ReviewDecisi
 from services.registry.service.facilities import facts
 from shared.errors import Forbidden
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 
 # Which status a change may start from, for each target.
@@ -59,9 +60,19 @@ async def review(
     """A department's decision. While the application is open a department may change its mind;
     every required approval → approved with a licence; any rejection → rejected."""
     if caller.kind != ClientKind.bureau or caller.bureau != data.department:
-        raise NotYourDepartment(f"Only {data.department}'s own clients review for {data.department}.")
+        raise NotYourDepartment(
+            tr(
+                "Only {department}'s own clients review for {department}.",
+                department=data.department,
+            )
+        )
     if facility.status != FacilityStatus.submitted:
-        raise ApplicationClosed(f"The application was already decided: it is {facility.status}.")
+        raise ApplicationClosed(
+            tr(
+                "The application was already decided: it is {status}.",
+                status=facility.status,
+            )
+        )
     now = datetime.now(UTC)
     existing = (
         await session.execute(
@@ -166,7 +177,13 @@ async def change_status(
     if not may_change_status(caller, facility):
         raise Forbidden("Suspending, closing or reinstating is for EDU or the facility's district.")
     if facility.status not in ALLOWED_FROM[data.status]:
-        raise StatusChangeNotAllowed(f"A {facility.status} facility cannot become {data.status.value}.")
+        raise StatusChangeNotAllowed(
+            tr(
+                "A {status} facility cannot become {data_status_value}.",
+                status=facility.status,
+                data_status_value=data.status.value,
+            )
+        )
     now = datetime.now(UTC)
     await _change_status(session, facility, FacilityStatus(data.status.value), data.reason, caller, now)
     event = {

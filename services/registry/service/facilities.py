@@ -28,6 +28,7 @@ from services.registry.schemas import (
 )
 from shared.errors import FieldError, InvalidInput, invalid
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 
 
@@ -210,7 +211,7 @@ async def get_visible_facility(
         district_code=facility.district_code,
         owner_client_id=facility.owner_client_id,
     ):
-        raise FacilityNotFound(f"No facility {facility_id} that you may see.")
+        raise FacilityNotFound(tr("No facility {facility_id} that you may see.", facility_id=facility_id))
     return facility
 
 

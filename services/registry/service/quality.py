@@ -15,6 +15,7 @@ from services.registry.schemas import AssessmentCreate, AssessmentMethod, Demons
 from services.registry.service.facilities import facts
 from shared.errors import Forbidden
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 
 
@@ -35,7 +36,13 @@ def check_may_assess(caller: Identity, facility: Facility, method: AssessmentMet
     else:
         allowed = _is_edu(caller)
     if not allowed:
-        raise Forbidden(f"A {method.value} assessment is not recorded by a {caller.kind.value} client.")
+        raise Forbidden(
+            tr(
+                "A {value} assessment is not recorded by a {caller_kind_value} client.",
+                value=method.value,
+                caller_kind_value=caller.kind.value,
+            )
+        )
 
 
 async def record_assessment(

@@ -16,6 +16,7 @@ from services.workforce.schemas import (
 )
 from shared.clock import new_id, utcnow
 from shared.errors import Forbidden, invalid
+from shared.i18n import tr
 from shared.identity import Identity, require_bureau
 from shared.pagination import Page, PageParams, make_page
 
@@ -64,7 +65,12 @@ def _police(caller: Identity) -> None:
 async def get_check(*, session: AsyncSession, practitioner: Practitioner, check_id: str) -> BackgroundCheck:
     check = await session.get(BackgroundCheck, check_id)
     if check is None or check.practitioner_id != practitioner.id:
-        raise BackgroundCheckNotFound(f"No background check {check_id} of this practitioner.")
+        raise BackgroundCheckNotFound(
+            tr(
+                "No background check {check_id} of this practitioner.",
+                check_id=check_id,
+            )
+        )
     return check
 
 
@@ -73,7 +79,7 @@ async def answer_background_check(
 ) -> BackgroundCheck:
     _police(caller)
     if check.status != "pending":
-        raise BackgroundCheckState(f"This check is {check.status}, not pending.")
+        raise BackgroundCheckState(tr("This check is {status}, not pending.", status=check.status))
     check.status = data.result
     check.answered_by = caller.client_id
     check.answered_at = utcnow()
@@ -86,7 +92,12 @@ async def resolve_background_check(
 ) -> BackgroundCheck:
     _police(caller)
     if check.status != "flagged":
-        raise BackgroundCheckState(f"This check is {check.status}; only a flagged one is resolved.")
+        raise BackgroundCheckState(
+            tr(
+                "This check is {status}; only a flagged one is resolved.",
+                status=check.status,
+            )
+        )
     check.status = "resolved"
     check.resolved_by = caller.client_id
     check.resolved_at = utcnow()

@@ -17,6 +17,7 @@ from services.workforce.service.common import Workforce
 from shared.clock import new_id, utcnow
 from shared.db import session_scope
 from shared.errors import Forbidden, invalid
+from shared.i18n import tr
 from shared.identity import Identity
 from shared.observability import Metrics
 from shared.pii import NationalIdError, validate_national_id
@@ -110,7 +111,12 @@ async def check_ban(
         await audit.record(
             _row(caller, outcome="refused", id_hash=None, purpose=purpose, request_id=request_id)
         )
-        raise Forbidden(f"Ban checks need the `{CHECK_SCOPE}` scope; this attempt was recorded.")
+        raise Forbidden(
+            tr(
+                "Ban checks need the `{check_scope}` scope; this attempt was recorded.",
+                check_scope=CHECK_SCOPE,
+            )
+        )
     try:
         number = validate_national_id(id_number)
     except NationalIdError as exc:

@@ -46,6 +46,7 @@ from services.workforce.service.common import (
 from services.workforce.service.hiring import close, ended_event
 from shared.clock import as_utc, new_id, shanghai_today, utcnow
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import Identity, require_bureau
 from shared.pii import Encrypted, mask
 
@@ -229,7 +230,7 @@ async def get_visible_ban(*, session: AsyncSession, caller: Identity, ban_id: st
         )
         if visible.first() is not None:
             return ban
-    raise BanNotFound(f"No ban {ban_id} that you may see.")
+    raise BanNotFound(tr("No ban {ban_id} that you may see.", ban_id=ban_id))
 
 
 def notification_read(notification: BanNotification, *, acknowledge_within: timedelta) -> BanNotificationRead:
@@ -316,7 +317,7 @@ async def rescind_ban(*, session: AsyncSession, caller: Identity, ban: Ban, data
     await lock_person(session, ban.id_hash)
     await session.refresh(ban)
     if ban.status != "active":
-        raise BanAlreadyRescinded(f"Ban {ban.id} is already rescinded.")
+        raise BanAlreadyRescinded(tr("Ban {ban_id} is already rescinded.", ban_id=ban.id))
     now = utcnow()
     session.add(
         BanRescission(
@@ -349,7 +350,13 @@ async def acknowledge(
         )
     ).scalar_one_or_none()
     if notification is None:
-        raise NotificationNotFound(f"Facility {facility_id} has no notification of ban {ban_id}.")
+        raise NotificationNotFound(
+            tr(
+                "Facility {facility_id} has no notification of ban {ban_id}.",
+                facility_id=facility_id,
+                ban_id=ban_id,
+            )
+        )
     if notification.acknowledged_at is None:
         notification.acknowledged_at = utcnow()
         notification.acknowledged_by = caller.client_id

@@ -28,6 +28,7 @@ from shared.clock import as_utc as as_utc
 from shared.clock import shanghai_today as shanghai_today
 from shared.clock import utcnow
 from shared.errors import ServiceUnavailable
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 from shared.pii import Encrypted, KeyedHasher, PiiCipher
 from shared.pii_audit import may_unmask, record_unmasked_read
@@ -110,7 +111,7 @@ async def get_visible_facility(
     """404 both when the facility is unknown and when the caller may not see it."""
     facility = await session.get(FacilityProjection, facility_id)
     if facility is None or not may_see(caller, facility):
-        raise FacilityNotFound(f"No facility {facility_id} that you may see.")
+        raise FacilityNotFound(tr("No facility {facility_id} that you may see.", facility_id=facility_id))
     return facility
 
 
@@ -145,7 +146,12 @@ async def get_visible_practitioner(
     if practitioner is None or not await may_see_practitioner(
         session=session, caller=caller, practitioner=practitioner
     ):
-        raise PractitionerNotFound(f"No practitioner {practitioner_id} that you may see.")
+        raise PractitionerNotFound(
+            tr(
+                "No practitioner {practitioner_id} that you may see.",
+                practitioner_id=practitioner_id,
+            )
+        )
     return practitioner
 
 

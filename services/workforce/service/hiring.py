@@ -46,6 +46,7 @@ from services.workforce.service.common import (
 from shared.clock import new_id, shanghai_today, utcnow
 from shared.errors import CradleError, invalid
 from shared.events.outbox import emit
+from shared.i18n import tr
 from shared.identity import Identity
 from shared.pagination import Page, PageParams, make_page
 
@@ -230,7 +231,12 @@ async def get_visible_employment(
     employment = await session.get(Employment, employment_id)
     facility = await session.get(FacilityProjection, employment.facility_id) if employment else None
     if employment is None or facility is None or not may_see(caller, facility):
-        raise EmploymentNotFound(f"No employment {employment_id} that you may see.")
+        raise EmploymentNotFound(
+            tr(
+                "No employment {employment_id} that you may see.",
+                employment_id=employment_id,
+            )
+        )
     return employment
 
 
@@ -238,7 +244,13 @@ async def end_employment(
     *, session: AsyncSession, caller: Identity, employment: Employment, data: EmploymentEnd
 ) -> Employment:
     if employment.status != ACTIVE:
-        raise EmploymentEnded(f"Employment {employment.id} already ended on {employment.end_date}.")
+        raise EmploymentEnded(
+            tr(
+                "Employment {employment_id} already ended on {end_date}.",
+                employment_id=employment.id,
+                end_date=employment.end_date,
+            )
+        )
     if data.end_date < employment.start_date:
         raise invalid("end_date", f"is before the start date {employment.start_date.isoformat()}")
     close(employment, end_date=data.end_date, reason=data.reason.value, by=caller.client_id, note=data.note)
