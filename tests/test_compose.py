@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from cradle import app as cradle
 from gateway.config import GatewaySettings
+from services.delivery.config import DeliverySettings
 from services.guidance.config import GuidanceSettings
 from services.monitoring.config import MonitoringSettings
 from services.registry.config import RegistrySettings
@@ -33,9 +34,10 @@ SETTINGS: dict[str, type[Any]] = {
     "workforce": WorkforceSettings,
     "monitoring": MonitoringSettings,
     "guidance": GuidanceSettings,
+    "delivery": DeliverySettings,
     "gateway": GatewaySettings,
 }
-DATABASES = ("gateway", "registry", "workforce", "monitoring", "guidance")
+DATABASES = ("gateway", "registry", "workforce", "monitoring", "guidance", "delivery")
 VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 
 
