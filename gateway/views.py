@@ -21,7 +21,7 @@ import structlog
 from gateway.proxy import Forwarder
 from gateway.upstream import UpstreamError
 from shared.errors import NotFound
-from shared.i18n import N_, tr, translate
+from shared.i18n import N_, current_locale, localize, tr, translate
 from shared.identity import ClientKind, Identity
 
 log = structlog.get_logger("cradle.gateway.views")
@@ -47,7 +47,7 @@ class Part:
         if self.data is not None:
             out["data"] = self.data
         if self.reason:
-            out["reason"] = self.reason
+            out["reason"] = localize(self.reason)
         return out
 
 
@@ -62,6 +62,7 @@ class Views:
             (b"x-cradle-identity", identity_token.encode()),
             (b"x-request-id", request_id.encode()),
             (b"accept", b"application/json"),
+            (b"accept-language", current_locale().encode()),  # a part's texts in the caller's language
         ]
         base = self.forwarder.upstreams[service]
         try:
@@ -73,17 +74,22 @@ class Views:
                     await response.aclose()
         except (TimeoutError, UpstreamError) as exc:
             log.warning("view_part_unavailable", service=service, target=target, error=type(exc).__name__)
-            return Part("unavailable", reason=f"the {service} service did not answer")
+            return Part("unavailable", reason=tr("the {service} service did not answer", service=service))
         if response.status == 404:
             return Part("not_found")
         if response.status in (401, 403):
-            return Part("not_permitted", reason=f"this client may not read it from {service}")
+            reason = tr("this client may not read it from {service}", service=service)
+            return Part("not_permitted", reason=reason)
         if response.status != 200:
-            return Part("unavailable", reason=f"the {service} service answered {response.status}")
+            return Part(
+                "unavailable",
+                reason=tr("the {service} service answered {status}", service=service, status=response.status),
+            )
         try:
             return Part("ok", orjson.loads(body))
         except orjson.JSONDecodeError:
-            return Part("unavailable", reason=f"the {service} service answered something unreadable")
+            reason = tr("the {service} service answered something unreadable", service=service)
+            return Part("unavailable", reason=reason)
 
     async def gather(
         self, calls: dict[str, tuple[str, str]], identity_token: str, request_id: str
