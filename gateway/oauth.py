@@ -191,6 +191,7 @@ TOKEN_REQUEST_SCHEMA: dict[str, Any] = {
         }
     ],
 }
+TOKEN_REQUEST_REF = {"$ref": "#/components/schemas/TokenRequest"}
 NO_STORE_HEADERS = {
     "Cache-Control": {"schema": {"type": "string", "const": "no-store"}},
     "Pragma": {"schema": {"type": "string", "const": "no-cache"}},
@@ -203,7 +204,11 @@ OAUTH_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/OAu
     response_model=TokenResponse,
     tags=["auth"],
     openapi_extra={
-        "requestBody": {"required": True, "content": {FORM: {"schema": TOKEN_REQUEST_SCHEMA}}},
+        # The schema itself joins the document's components in gateway/openapi.py's merge.
+        "requestBody": {
+            "required": True,
+            "content": {FORM: {"schema": {"$ref": "#/components/schemas/TokenRequest"}}},
+        },
         "security": [{"clientBasic": []}, {}],
         "responses": {
             "200": {"description": "A bearer token", "headers": NO_STORE_HEADERS},

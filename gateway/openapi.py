@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from gateway.devices import router as devices_router
-from gateway.oauth import OAUTH_ERROR_SCHEMA, TOKEN_PATH
+from gateway.oauth import OAUTH_ERROR_SCHEMA, TOKEN_PATH, TOKEN_REQUEST_SCHEMA
 from gateway.oauth import router as oauth_router
 from gateway.router import router
 from gateway.upstream import UpstreamClient
@@ -197,6 +197,7 @@ def merge(own: JSON, services: dict[str, JSON]) -> JSON:
                 target.setdefault(method, operation)
     schemas.setdefault("Problem", copy.deepcopy(PROBLEM_SCHEMA))
     schemas.setdefault("OAuthError", copy.deepcopy(OAUTH_ERROR_SCHEMA))
+    schemas.setdefault("TokenRequest", copy.deepcopy(TOKEN_REQUEST_SCHEMA))
     for path, item in paths.items():
         for method, operation in item.items():
             if isinstance(operation, dict) and "responses" in operation:

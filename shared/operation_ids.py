@@ -42,6 +42,7 @@ OVERRIDES = {
     "session_bookings": "listSessionBookings",
     "hire": "hirePractitioner",
     "ban_check": "checkBans",
+    "ban_check_batch": "checkBansInBatch",
     "grade_history": "listGrades",
     "practitioner_training": "readPractitionerTraining",
     "background_check_queue": "listBackgroundCheckQueue",
