@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import json
 import random
+import ssl
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from shared.identity import Identity
 log = structlog.get_logger("cradle.delivery.sender")
 
 EXCERPT_BYTES = 1024
+MAX_CLIENTS = 2000  # kept-alive pools, one per subscription recently sent to
 CONTENT_TYPE = "application/cloudevents+json"
 
 
@@ -92,13 +94,11 @@ class Sender:
             allow_http_loopback=settings.allow_http_loopback, allowed_networks=settings.allowed_networks
         )
         self.worker_id = f"{settings.service_name}-{uuid.uuid4().hex[:12]}"
-        self.client = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,  # a redirect could point anywhere, past the address check
-            timeout=httpx.Timeout(settings.attempt_timeout_seconds, connect=settings.connect_timeout_seconds),
-            limits=httpx.Limits(max_connections=settings.workers, max_keepalive_connections=settings.workers),
-            trust_env=False,
-        )
+        self.transport = transport
+        # A small pool per subscription: one receiver's connections never queue another's requests,
+        # and httpx's pool scan (per request, over its connections) stays short.
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._tls = ssl.create_default_context()  # built once: loading the CAs costs ~0.1 s a time
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.workers)
         self._in_flight: Counter[str] = Counter()
@@ -125,8 +125,34 @@ class Sender:
         # again (at least once).
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._write(self._drain_results()), 5)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.client.aclose(), 5)
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), 5)
+        self._clients.clear()
+
+    def _client(self, subscription_id: str) -> httpx.AsyncClient:
+        client = self._clients.get(subscription_id)
+        if client is not None:
+            self._clients.move_to_end(subscription_id)
+            return client
+        if len(self._clients) >= MAX_CLIENTS:
+            _, oldest = self._clients.popitem(last=False)
+            task = asyncio.create_task(oldest.aclose())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        in_flight = self.settings.per_subscription_in_flight
+        client = httpx.AsyncClient(
+            transport=self.transport,
+            follow_redirects=False,  # a redirect could point anywhere, past the address check
+            timeout=httpx.Timeout(
+                self.settings.attempt_timeout_seconds, connect=self.settings.connect_timeout_seconds
+            ),
+            limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
+            trust_env=False,
+            verify=self._tls,
+        )
+        self._clients[subscription_id] = client
+        return client
 
     # --- claiming ---------------------------------------------------------------------------------
 
@@ -306,7 +332,7 @@ class Sender:
             }
             extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
             async with asyncio.timeout(self.settings.attempt_timeout_seconds):
-                async with self.client.stream(
+                async with self._client(claimed.subscription_id).stream(
                     "POST",
                     target.connect_url,
                     content=claimed.body.encode(),

@@ -1,0 +1,314 @@
+"""Webhook delivery benchmark: deliveries per second to 50 local subscribers, next to the raw
+JetStream consume rate measured in the same run, and the latency from an event's commit to a
+receiver's 2xx.
+
+    .venv/bin/python bench/delivery.py [--events N] [--subscribers 50] [--backend sqlite|postgres]
+
+- baseline: a pull consumer of the benchmark's own on the same stream fetches and acks the same N
+  events (batches of 256): messages per second;
+- delivery: the delivery service (its real app: consumers, event log, fan-out, sender) with 50
+  subscriptions (bureau clients, `cradle.registry.**`), each to its own URL on a receiver process on
+  127.0.0.1 (uvicorn, answers 204). N registry events are published to the registry's stream as
+  its outbox relay publishes them; one event to one subscriber is one delivery. Deliveries per
+  second from the first publish to the last delivery recorded, and the ratio to the baseline;
+- latency: for each delivery, from the event's commit (its CloudEvent `time`, stamped as it is
+  published) to the receiver's 2xx (the attempt's start plus its latency): p50 / p99.
+
+A namespace of its own on the machine's NATS (`bench<hex>`, streams deleted at the end); SQLite in a
+temp dir or a fresh PostgreSQL database (created and dropped). Loopback only; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+import httpx
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from rich.console import Console
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from cradle.layout import free_port
+from cradle.migrations import upgrade
+from cradle.nats import provision
+from services.delivery.app import create_app
+from services.delivery.config import DeliverySettings
+from services.delivery.models import Delivery, DeliveryAttempt, EventRecord
+from shared.contracts.registry import FacilitySubmitted, Places
+from shared.events.envelope import CloudEvent
+from shared.events.streams import Namespace
+from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner, generate_keypair
+
+NATS_URL = os.environ.get("CRADLE_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+PG_ADMIN_URL = os.environ.get("CRADLE_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+console = Console()
+
+RECEIVER = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+"""
+
+
+def facility_event(now: datetime) -> CloudEvent:
+    facility_id = str(uuid.uuid4())
+    facts = FacilitySubmitted(
+        facility_id=facility_id,
+        name="基准托育点",
+        kind="community_point",
+        inclusive=True,
+        has_nursery_class=False,
+        district_code="310104",
+        town_code="310104003",
+        status="submitted",
+        capacity=Places(infant=10, toddler=15, preschool=20),
+        enrolment=Places(infant=0, toddler=0, preschool=0),
+        opening_hours=[],
+        version=1,
+        occurred_at=now,
+    )
+    return CloudEvent(
+        source="/cradle/registry",
+        type=FacilitySubmitted.event_type,
+        subject=facility_id,
+        data=facts.model_dump(mode="json"),
+        time=now,
+    )
+
+
+async def raw_consume_rate(js: Any, stream: str, count: int) -> float:
+    """Messages per second a plain pull consumer fetches and acks from the stream."""
+    durable = f"bench-raw-{uuid.uuid4().hex[:6]}"
+    await js.add_consumer(
+        stream,
+        config=ConsumerConfig(
+            durable_name=durable, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT
+        ),
+    )
+    subscription = await js.pull_subscribe_bind(durable=durable, stream=stream)
+    got = 0
+    started = time.perf_counter()
+    while got < count:
+        messages = await subscription.fetch(256, timeout=5)
+        for message in messages:
+            await message.ack()
+        got += len(messages)
+    seconds = time.perf_counter() - started
+    await subscription.unsubscribe()
+    await js.delete_consumer(stream, durable)
+    return got / seconds
+
+
+async def database(backend: str, workdir: Path) -> tuple[str, str | None]:
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{workdir / 'delivery.db'}", None
+    name = f"bench_delivery_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+    return url, name
+
+
+async def drop_database(name: str | None) -> None:
+    if name is None:
+        return
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.close()
+
+
+async def run(events: int, subscribers: int, backend: str) -> None:
+    namespace = f"bench{uuid.uuid4().hex[:8]}"
+    ns = Namespace(namespace)
+    await provision(NATS_URL, namespace=namespace, replicas=1, credentials=None)
+    private_pem, public_pem = generate_keypair()
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="cradle-bench-delivery-"))
+    (workdir / "receiver.py").write_text(RECEIVER)
+    receiver = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is measured)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "receiver:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--http",
+            "httptools",
+        ],
+        cwd=workdir,
+    )
+    url, pg_name = await database(backend, workdir)
+    nc = await nats.connect(NATS_URL)
+    try:
+        await asyncio.to_thread(upgrade, "delivery", url)
+        settings = DeliverySettings(
+            database_url=url,
+            nats_url=NATS_URL,
+            event_namespace=namespace,
+            internal_verify_key=public_pem,
+            allow_http_loopback=True,
+            log_format="console",
+            log_level="WARNING",
+        )
+        app = create_app(settings)
+        signer = IdentitySigner(private_pem)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://delivery"
+            ) as client:
+                for index in range(subscribers):
+                    identity = Identity(
+                        client_id=f"bureau-{index}",
+                        kind=ClientKind.bureau,
+                        bureau="EDU",
+                        scopes=["registry:read", "events:subscribe"],
+                    )
+                    response = await client.post(
+                        "/v1/subscriptions",
+                        json={
+                            "url": f"http://127.0.0.1:{port}/hook/{index}",
+                            "event_types": ["cradle.registry.**"],
+                        },
+                        headers={IDENTITY_HEADER: signer.sign(identity)},
+                    )
+                    assert response.status_code == 201, response.text
+            for _ in range(100):  # the receiver process is up
+                with contextlib.suppress(httpx.TransportError):
+                    async with httpx.AsyncClient() as probe:
+                        await probe.post(f"http://127.0.0.1:{port}/")
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.wait_for(_bound(app), 30)
+
+            js = nc.jetstream()
+            started = time.perf_counter()
+            for _ in range(events):
+                event = facility_event(datetime.now(UTC))
+                await js.publish(
+                    ns.subject(event.type),
+                    event.model_dump_json(exclude_none=True).encode(),
+                    headers={"Nats-Msg-Id": event.id},
+                )
+            expected = events * subscribers
+            maker = app.state.sessionmaker
+            deadline = time.perf_counter() + 600
+            while time.perf_counter() < deadline:
+                async with maker() as session:
+                    done = (
+                        await session.execute(
+                            select(func.count()).select_from(Delivery).where(Delivery.status == "delivered")
+                        )
+                    ).scalar_one()
+                if done >= expected:
+                    break
+                await asyncio.sleep(0.05)
+            seconds = time.perf_counter() - started
+            async with maker() as session:
+                rows = (
+                    await session.execute(
+                        select(EventRecord.time, DeliveryAttempt.attempted_at, DeliveryAttempt.latency_ms)
+                        .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+                        .join(EventRecord, EventRecord.seq == Delivery.event_seq)
+                        .where(DeliveryAttempt.outcome == "delivered")
+                    )
+                ).all()
+                failed = (
+                    await session.execute(
+                        select(func.count())
+                        .select_from(DeliveryAttempt)
+                        .where(DeliveryAttempt.outcome == "failed")
+                    )
+                ).scalar_one()
+        latencies = sorted(
+            ((_utc(attempted) + timedelta(milliseconds=ms)) - _utc(committed)).total_seconds() * 1000
+            for committed, attempted, ms in rows
+        )
+        baseline = await raw_consume_rate(nc.jetstream(), ns.stream("registry"), events)
+        rate = len(rows) / seconds
+        console.print(
+            f"backend {backend}, {events} events x {subscribers} subscribers = {expected} deliveries"
+        )
+        console.print(f"raw JetStream consume (fetch 256 + ack), same stream:  {baseline:10,.0f} msgs/s")
+        console.print(
+            f"delivered (2xx recorded), first publish to last:       {rate:10,.0f} deliveries/s"
+            f"  ({len(rows):,} in {seconds:.1f} s, {failed} failed attempts)"
+        )
+        console.print(
+            f"ratio deliveries/s : msgs/s                            {rate / baseline:10.2f}x  (goal ≥ 0.3x)"
+        )
+        console.print(
+            f"commit → receiver's 2xx: p50 {_pct(latencies, 50):,.0f} ms, p99 {_pct(latencies, 99):,.0f} ms"
+        )
+        console.print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    finally:
+        receiver.terminate()
+        with contextlib.suppress(Exception):
+            receiver.wait(10)
+        js = nc.jetstream()
+        for info in await js.streams_info():
+            if info.config.name and info.config.name.startswith(namespace.upper()):
+                await js.delete_stream(info.config.name)
+        await nc.close()
+        await drop_database(pg_name)
+
+
+async def _bound(app: Any) -> None:
+    """The delivery service is on the bus (its consumers bind as it connects)."""
+    for _ in range(600):
+        if app.state.bus.connected:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _pct(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
+        if len(values) > 1
+        else values[0]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--subscribers", type=int, default=50)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    args = parser.parse_args()
+    asyncio.run(run(args.events, args.subscribers, args.backend))
+
+
+if __name__ == "__main__":
+    main()
