@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.clock import Day
+from shared.errors import FieldError
 from shared.pii import validate_national_id
 from shared.scalars import Flag, Integer, Number
 from shared.text import line, text
@@ -410,6 +411,37 @@ class BanSummary(BaseModel):
 class BanCheckResult(BaseModel):
     banned: bool
     bans: list[BanSummary]
+    checked_at: dt.datetime
+
+
+MAX_BATCH_CHECKS = 1000
+
+
+class BanCheckBatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"id_numbers": ["11010519491231002X", "310104198803150021"]}]},
+    )
+
+    # Each validated by the service, as the single check's: an invalid one is still an audited check.
+    id_numbers: list[RawIdNumber] = Field(min_length=1, max_length=MAX_BATCH_CHECKS)
+
+
+class BanCheckBatchItem(BaseModel):
+    index: int = Field(description="Position of the ID number in the request's `id_numbers`")
+    id_number_masked: str
+    banned: bool
+    bans: list[BanSummary]
+
+
+class RejectedIdNumber(BaseModel):
+    index: int
+    errors: list[FieldError]
+
+
+class BanCheckBatchResult(BaseModel):
+    items: list[BanCheckBatchItem] = Field(description="Every valid ID number, in request order")
+    rejected: list[RejectedIdNumber] = Field(description="Every invalid one, by index (each audited too)")
     checked_at: dt.datetime
 
 
