@@ -1,5 +1,5 @@
 """Which service serves which public path, from the route table in the settings. Paths reach the
-service unchanged (API.md)."""
+service unchanged (docs/API.md)."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class UtcDateTime(SQLITE_DATETIME):
     """SQLite keeps no offset. A `DateTime(timezone=True)` column is written in UTC and read back
     UTC-aware, as PostgreSQL's timestamptz is, so every time a service returns carries its offset
-    (API.md) on either database."""
+    (docs/API.md) on either database."""
 
     def bind_processor(self, dialect: Any) -> Callable[[Any], Any] | None:
         write = super().bind_processor(dialect)

@@ -11,7 +11,7 @@ from shared.identity import AuthenticatedDep
 from shared.service import SessionDep
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-# Ids are UUIDs (API.md); anything else is refused before it reaches a query.
+# Ids are UUIDs (docs/API.md); anything else is refused before it reaches a query.
 IdPath = Annotated[str, Path(pattern=UUID_PATTERN, description="a UUID")]
 IdQuery = Annotated[str, Query(pattern=UUID_PATTERN, description="a UUID")]
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 # object check, not a missing scope.
 ATTACKER_SCOPES = [s for s in EVERY_SCOPE if s not in ("workforce:ban", "audit:read")]
 # Read by any caller of their service, by design: the public registry, and guidance's stations,
-# places, sessions and resources (API.md; services/guidance/service/sessions.py `get_session`).
+# places, sessions and resources (docs/API.md; services/guidance/service/sessions.py `get_session`).
 PUBLIC_BY_DESIGN = {
     "GET /v1/public/facilities/{facility_id}",
     "GET /v1/public/facilities/{facility_id}/credit-record",

@@ -1,6 +1,6 @@
 """Times on SQLite as on PostgreSQL: a `DateTime(timezone=True)` column is stored in UTC and read
 back with its offset. (Found by tests/fuzz: SQLite handed back naive datetimes, so replies carried
-times without an offset, against API.md and the documented `date-time` format.)"""
+times without an offset, against docs/API.md and the documented `date-time` format.)"""
 
 from __future__ import annotations
 
