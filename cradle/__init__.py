@@ -196,13 +196,13 @@ def seed_demo(
         f"{counts['families']:,} families (seed {seed})"
     )
     started = time.perf_counter()
-    migrate_all(
-        [
-            name
-            for name, process in SERVICES.items()
-            if process.seed_quantity and counts[process.seed_quantity] > 0
-        ]
-    )
+    seeded = [
+        name
+        for name, process in SERVICES.items()
+        if process.seed_quantity and counts[process.seed_quantity] > 0
+    ]
+    asyncio.run(_check_databases(data_dir(), seeded))
+    migrate_all(seeded)
     migrated = time.perf_counter() - started
     laps = asyncio.run(_seed_city(counts=counts, seed=seed, namespace=namespace))
     table = Table(title="seed-demo", show_edge=False)
@@ -247,6 +247,7 @@ async def _seed_city(*, counts: dict[str, int], seed: int, namespace: str) -> li
 def bootstrap_admin() -> None:
     """Create the `admin` client in the gateway's database (GATEWAY_DATABASE_URL), or set its secret
     to CRADLE_ADMIN_SECRET. A generated secret is printed once."""
+    asyncio.run(_check_databases(data_dir(), [GATEWAY.name]))
     shown = asyncio.run(_bootstrap_admin(os.environ.get("CRADLE_ADMIN_SECRET") or None))
     if shown:
         console.print(f"admin secret [bold]{shown}[/]   (shown once: keep it)")

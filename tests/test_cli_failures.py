@@ -213,3 +213,13 @@ def test_migrate_names_an_unreachable_nats(data: Path, tmp_path: Path) -> None:
     url = f"nats://127.0.0.1:{free_port()}"
     line = one_line(cradle("migrate", "registry", env=base_env(data, NATS_URL=url), cwd=tmp_path))
     assert line.startswith(f"NATS_URL: cannot provision the streams on {url} (NoServersError")
+
+
+def test_the_other_commands_name_a_database_they_cannot_use(data: Path, tmp_path: Path) -> None:
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/gateway"
+    line = one_line(cradle("bootstrap-admin", env=base_env(data, GATEWAY_DATABASE_URL=closed), cwd=tmp_path))
+    assert line.startswith("GATEWAY_DATABASE_URL: cannot reach postgresql://postgres@127.0.0.1:")
+    missing = tmp_path / "no-such-directory" / "registry.db"
+    env = base_env(data, REGISTRY_DATABASE_URL=f"sqlite:///{missing}")
+    line = one_line(cradle("seed-demo", "--scale", "small", env=env, cwd=tmp_path))
+    assert line == f"REGISTRY_DATABASE_URL: the directory of {missing} does not exist"
