@@ -11,6 +11,7 @@ from standardwebhooks import Webhook
 
 from services.delivery.models import Subscription
 from tests.delivery.conftest import HUANGPU_TOWN, City, auth
+from tests.delivery.test_readme import verify_example
 from tests.support import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -26,11 +27,14 @@ async def test_a_bureau_receives_each_event_signed_with_its_secret(city: City) -
     facility = await city.facility(await city.operator())
 
     received = await eventually(lambda: city.receiver.at(url))
-    webhook = Webhook(subscription["secret"])
-    event = webhook.verify(received[0].body, received[0].headers)
+    # As the README tells a receiver to check it.
+    event = verify_example().verified_event(subscription["secret"], received[0].body, received[0].headers)
     assert event["type"] == "cradle.registry.facility.submitted"
     assert event["data"]["facility_id"] == facility["id"]
     assert received[0].headers["webhook-id"] == event["id"]
+    tampered = received[0].body.replace(facility["id"].encode(), b"00000000-0000-0000-0000-000000000000")
+    with pytest.raises(verify_example().WebhookVerificationError):
+        verify_example().verified_event(subscription["secret"], tampered, received[0].headers)
     assert received[0].headers["content-type"] == "application/cloudevents+json"
     # The secret is shown once: never again in a read.
     again = await city.client.get(f"/v1/subscriptions/{subscription['id']}", headers=auth(bureau))
