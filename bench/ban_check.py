@@ -28,11 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import random
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -131,62 +133,105 @@ def load_bans(url: str, count: int, hasher: KeyedHasher, cipher: PiiCipher) -> f
 @dataclass
 class Result:
     name: str
-    checks: int
+    checks: int  # requests answered
     seconds: float
     latencies_ms: list[float]
     errors: int
+    ids: int = 0  # ID numbers checked (a batch call checks many)
 
     @property
     def rate(self) -> float:
         return self.checks / self.seconds
+
+    @property
+    def id_rate(self) -> float:
+        return self.ids / self.seconds
 
     def quantile(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def run_load(
-    *,
-    name: str,
-    url: str,
-    headers_of: callable,
-    bans: int,
-    seconds: float,
-    concurrency: int,  # type: ignore[valid-type]
-) -> Result:
+Send = Callable[[httpx.AsyncClient, random.Random], Awaitable[tuple[bool, int]]]
+
+
+async def run_requests(*, name: str, url: str, send: Send, seconds: float, concurrency: int) -> Result:
+    """`concurrency` workers looping on `send` (which says whether the answer was right and how many
+    ID numbers it checked), every latency recorded; the same generator for every path."""
     latencies: list[float] = []
-    errors = 0
-    checks = 0
+    errors = checks = ids = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-
-        async def one(rng: random.Random) -> tuple[float, bool]:
-            banned = rng.random() < 0.5
-            number = banned_id(rng.randrange(bans)) if banned else clean_id(rng.randrange(bans))
-            began = time.perf_counter()
-            response = await client.post("/v1/ban-checks", json={"id_number": number}, headers=headers_of())
-            took = (time.perf_counter() - began) * 1000
-            ok = response.status_code == 200 and response.json()["banned"] is banned
-            return took, ok
-
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
         rng = random.Random(7)
-        for _ in range(200):  # warm-up: connections, caches, the JIT of SQLite's page cache
-            await one(rng)
+        for _ in range(20):  # warm-up: connections, caches, the JIT of SQLite's page cache
+            await send(client, rng)
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
 
         async def worker(seed: int) -> None:
-            nonlocal errors, checks
+            nonlocal errors, checks, ids
             local = random.Random(seed)
             while time.perf_counter() < deadline:
-                took, ok = await one(local)
-                latencies.append(took)
+                began = time.perf_counter()
+                ok, checked = await send(client, local)
+                latencies.append((time.perf_counter() - began) * 1000)
                 checks += 1
+                ids += checked
                 errors += 0 if ok else 1
 
         await asyncio.gather(*(worker(seed) for seed in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return Result(name, checks, elapsed, latencies, errors)
+    return Result(name, checks, elapsed, latencies, errors, ids)
+
+
+async def run_load(
+    *,
+    name: str,
+    url: str,
+    headers_of: Callable[[], dict[str, str]],
+    bans: int,
+    seconds: float,
+    concurrency: int,
+) -> Result:
+    """Single checks, half of banned people, half of people who are not."""
+
+    async def one(client: httpx.AsyncClient, rng: random.Random) -> tuple[bool, int]:
+        banned = rng.random() < 0.5
+        number = banned_id(rng.randrange(bans)) if banned else clean_id(rng.randrange(bans))
+        response = await client.post("/v1/ban-checks", json={"id_number": number}, headers=headers_of())
+        return response.status_code == 200 and response.json()["banned"] is banned, 1
+
+    return await run_requests(name=name, url=url, send=one, seconds=seconds, concurrency=concurrency)
+
+
+async def run_batches(
+    *, url: str, headers: dict[str, str], bans: int, size: int, seconds: float, concurrency: int
+) -> Result:
+    """Batch checks of `size` numbers, half banned, every answer checked item by item."""
+
+    async def one(client: httpx.AsyncClient, rng: random.Random) -> tuple[bool, int]:
+        expected = [rng.random() < 0.5 for _ in range(size)]
+        numbers = [banned_id(rng.randrange(bans)) if b else clean_id(rng.randrange(bans)) for b in expected]
+        response = await client.post("/v1/ban-checks/batch", json={"id_numbers": numbers}, headers=headers)
+        if response.status_code != 200:
+            return False, 0
+        items = response.json()["items"]
+        return [i["banned"] for i in items] == expected, len(items)
+
+    return await run_requests(
+        name=f"batch of {size:,}", url=url, send=one, seconds=seconds, concurrency=concurrency
+    )
+
+
+async def run_trivial(*, url: str, seconds: float, concurrency: int) -> Result:
+    """The baseline: the gateway's own /healthz, through the same generator."""
+
+    async def one(client: httpx.AsyncClient, _rng: random.Random) -> tuple[bool, int]:
+        return (await client.get("/healthz")).status_code == 200, 0
+
+    return await run_requests(
+        name="gateway /healthz", url=url, send=one, seconds=seconds, concurrency=concurrency
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -284,26 +329,50 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         await run_load(
             name="warm-up", url=direct_url, headers_of=direct_headers, **{**common, "seconds": args.warmup}
         )
+        trivial = await run_trivial(url=gateway_url, seconds=args.seconds, concurrency=args.concurrency)
         direct = await run_load(name="direct", url=direct_url, headers_of=direct_headers, **common)
         through = await run_load(name="gateway", url=gateway_url, headers_of=lambda: bearer, **common)
+        batch = await run_batches(
+            url=gateway_url,
+            headers=bearer,
+            bans=args.bans,
+            size=args.batch_size,
+            seconds=args.seconds,
+            concurrency=args.batch_concurrency,
+        )
 
     print()
     print(f"bans in the table:        {args.bans:,}  (bulk load {rows_per_second:,.0f} rows/s)")
-    for result in (direct, through):
+    for result in (trivial, direct, through):
         print(
-            f"{result.name + ':':<25} {result.rate:8,.0f} checks/s   p50 {result.quantile(0.50):6.1f} ms   "
+            f"{result.name + ':':<25} {result.rate:8,.0f} req/s      p50 {result.quantile(0.50):6.1f} ms   "
             f"p99 {result.quantile(0.99):6.1f} ms   "
-            f"({result.checks:,} checks, {result.errors} wrong or failed)"
+            f"({result.checks:,} requests, {result.errors} wrong or failed)"
         )
     print(
-        f"ratio gateway / direct:   {through.rate / direct.rate:.2f}x throughput, "
+        f"{batch.name + ':':<25} {batch.id_rate:8,.0f} IDs/s      p50 {batch.quantile(0.50):6.1f} ms   "
+        f"p99 {batch.quantile(0.99):6.1f} ms   "
+        f"({batch.checks:,} calls, {batch.ids:,} IDs, {batch.errors} wrong or failed; "
+        f"{args.batch_concurrency} connections)"
+    )
+    print(
+        "ratio single check through the gateway / gateway /healthz: "
+        f"{through.rate / trivial.rate:.2f}x throughput, "
+        f"{through.quantile(0.99) / trivial.quantile(0.99):.2f}x p99"
+    )
+    print(
+        f"ratio batch IDs/s / single checks/s (both through the gateway): {batch.id_rate / through.rate:.1f}x"
+    )
+    print(
+        f"ratio gateway / direct (single check): {through.rate / direct.rate:.2f}x throughput, "
         f"{through.quantile(0.99) / direct.quantile(0.99):.2f}x p99"
     )
     print(
         f"mean latency direct {statistics.fmean(direct.latencies_ms):.1f} ms, "
-        f"gateway {statistics.fmean(through.latencies_ms):.1f} ms"
+        f"gateway {statistics.fmean(through.latencies_ms):.1f} ms; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
     )
-    if direct.errors or through.errors:
+    if direct.errors or through.errors or batch.errors or trivial.errors:
         raise SystemExit("some checks failed or answered wrongly")
 
 
@@ -313,4 +382,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds before the first path")
+    parser.add_argument("--batch-size", type=int, default=1000, help="ID numbers per batch call (max 1,000)")
+    parser.add_argument("--batch-concurrency", type=int, default=4, help="batch calls in flight")
     asyncio.run(main(parser.parse_args()))
