@@ -42,6 +42,7 @@ from shared.logging import configure_logging
 from shared.observability import Metrics, MetricsListener, Readiness, health_router
 from shared.operation_ids import operation_id
 from shared.pii_keys import refuse_lost_keys
+from shared.tracing import FASTAPI_TELEMETRY_OFF, configure_tracing
 
 TITLE = "Cradle API"
 SHUTDOWN_STEP_SECONDS = 10.0
@@ -65,6 +66,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service="gateway", fmt=settings.log_format, level=settings.log_level)
+        configure_tracing("gateway")
         engine = make_engine(settings.database_url)
         limits = httpx.Limits(
             max_connections=settings.upstream_max_connections,
@@ -160,6 +162,7 @@ def create_app(
     app = FastAPI(
         title=TITLE,
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY_OFF,
         version="0.1.0",
         openapi_url=None,
         docs_url=None,

@@ -30,6 +30,7 @@ from gateway.oauth import NO_STORE, TOKEN_PATH
 from gateway.proxy import Forwarder
 from gateway.ratelimit import Decision, Limiter
 from gateway.routes import RouteTable, is_own
+from shared import tracing
 from shared.errors import (
     BadRequest,
     CradleError,
@@ -169,6 +170,13 @@ class FrontDoor:
         started = time.perf_counter()
         at = datetime.now(UTC)
         method: str = scope["method"]
+        # The gateway hop: a child of the caller's `traceparent` (or a new trace); the service's span,
+        # the outbox's publish and every consumer's handling continue it.
+        span, span_token = tracing.start_server_span(
+            f"gateway {method}",
+            tracing.context_from_headers(scope["headers"]),
+            {"cradle.service": "gateway", "cradle.request_id": request_id},
+        )
         caller = rt.public_caller
         extra: list[tuple[bytes, bytes]] = [rid_header]
         outcome = {"status": 500}
@@ -268,6 +276,7 @@ class FrontDoor:
         finally:
             elapsed = time.perf_counter() - started
             status = outcome["status"]
+            tracing.end_server_span(span, span_token, name=f"gateway {method} {route_label}", status=status)
             identity = caller.identity
             rt.metrics.observe(route_label, method, status, identity.kind.value, elapsed)
             if rt.audit is not None:

@@ -16,6 +16,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.upstream import UpstreamClient, UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from shared import tracing
 from shared.errors import BadRequest
 from shared.i18n import N_, tr
 from shared.identity import IDENTITY_HEADER, IdentitySigner
@@ -47,6 +48,7 @@ NOT_FORWARDED = HOP_BY_HOP | {
     IDENTITY_HEADER.encode(),
     b"x-request-id",
     b"x-forwarded-for",
+    *tracing.TRACE_HEADERS,  # the service continues the gateway's span, not the caller's
 }
 READ_WHOLE_BELOW = 1024 * 1024  # bodies this small are read once and sent with a length
 SEND_WHOLE_BELOW = 256 * 1024  # replies this small go back in one message
@@ -151,6 +153,7 @@ class Forwarder:
                 headers.append((name, value))
         headers.append((b"x-cradle-identity", identity_token.encode()))
         headers.append((b"x-request-id", request_id.encode()))
+        headers.extend(tracing.current_headers())
         client = scope.get("client")
         if client:
             headers.append((b"x-forwarded-for", str(client[0]).encode()))

@@ -36,12 +36,15 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import tracing
+
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]  # returns None when ready, else the reason
 Sampler = Callable[[], Awaitable[None]]  # refreshes gauges just before a scrape
 CHECK_SECONDS = 3.0
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes: no log line, no span
 SAMPLE_SECONDS = 3.0
 log = structlog.get_logger("cradle.observability")
 
@@ -177,6 +180,15 @@ class RequestContextMiddleware:
         raw = headers.get(b"x-request-id")
         request_id = new_request_id(raw.decode("latin-1") if raw else None)
         scope.setdefault("state", {})["request_id"] = request_id
+        method = scope["method"]
+        # The caller's (the gateway's) trace goes on here; probes start none.
+        span = token = None
+        if scope["path"] not in QUIET_PATHS:
+            span, token = tracing.start_server_span(
+                f"{self.metrics.service} {method}",
+                tracing.context_from(headers.get(b"traceparent"), headers.get(b"tracestate")),
+                {"cradle.service": self.metrics.service, "cradle.request_id": request_id},
+            )
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
         started = time.perf_counter()
@@ -198,10 +210,14 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
             self.metrics.requests.labels(self.metrics.service, method, template, str(status)).inc()
             self.metrics.latency.labels(self.metrics.service, method, template).observe(elapsed)
-            if template not in ("/healthz", "/readyz", "/metrics"):
+            if span is not None:
+                span.set_attribute("http.route", template)
+                tracing.end_server_span(
+                    span, token, name=f"{self.metrics.service} {method} {template}", status=status
+                )
+            if template not in QUIET_PATHS:
                 self.log.info(
                     "request", method=method, path=scope["path"], status=status, ms=round(elapsed * 1000, 1)
                 )

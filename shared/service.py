@@ -27,15 +27,10 @@ from shared.i18n import Localization
 from shared.identity import IdentityVerifier, current_caller
 from shared.jsonlimits import JsonLimits
 from shared.logging import configure_logging
-from shared.observability import (
-    Metrics,
-    MetricsListener,
-    Readiness,
-    health_router,
-    install_observability,
-)
+from shared.observability import Metrics, MetricsListener, Readiness, health_router, install_observability
 from shared.operation_ids import operation_id
 from shared.settings import ServiceSettings
+from shared.tracing import FASTAPI_TELEMETRY_OFF, configure_tracing
 
 
 def create_service_app(
@@ -58,6 +53,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service=service, fmt=settings.log_format, level=settings.log_level)
+        configure_tracing(service)
         engine = make_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
@@ -145,7 +141,13 @@ def create_service_app(
             except TimeoutError:
                 structlog.get_logger("cradle.db").error("engine_dispose_timed_out", service=service)
 
-    app = FastAPI(title=title, lifespan=lifespan, version="0.1.0", generate_unique_id_function=operation_id)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        version="0.1.0",
+        generate_unique_id_function=operation_id,
+        telemetry=FASTAPI_TELEMETRY_OFF,
+    )
     app.state.metrics = metrics
     # (stream, durable) of every consumer this process runs, for the lag gauges; a service with
     # consumers of its own (monitoring's ingest and dead letters) adds them.

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import tracing
 from shared.events.bus import EventBus
 from shared.events.deadletters import dead_letter_headers, facility_of, waiting_counts
 from shared.events.envelope import CloudEvent
@@ -149,10 +150,30 @@ class EventConsumer:
             await self._dead_letter(message, None, f"unparseable event: {exc}"[:500])
             return
         handler = self.handlers.get(event.type)
-        log_ctx = {"event_id": event.id, "event_type": event.type, "delivered": delivered}
         if handler is None:
             await message.ack()
             return
+        # Every line logged while handling it (the handler's own too) names the request that caused
+        # the event; events the handler emits carry the same request id and trace on.
+        bound = structlog.contextvars.bind_contextvars(request_id=event.requestid, event_id=event.id)
+        try:
+            with tracing.consumer_span(
+                f"process {event.type}",
+                tracing.context_from(event.traceparent, event.tracestate),
+                {
+                    "cradle.service": self.service,
+                    "messaging.system": "nats",
+                    "messaging.consumer.group.name": self.durable,
+                    "messaging.message.id": event.id,
+                    "cradle.request_id": event.requestid or "",
+                },
+            ):
+                await self._handle_parsed(message, event, handler, delivered)
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
+
+    async def _handle_parsed(self, message: Msg, event: CloudEvent, handler: Handler, delivered: int) -> None:
+        log_ctx = {"event_type": event.type, "delivered": delivered}
         try:
             duplicate = await self._handle_once(event, handler)
         except ValidationError as exc:

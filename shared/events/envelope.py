@@ -22,6 +22,10 @@ class CloudEvent(BaseModel):
     data: dict[str, object] = Field(default_factory=dict)
     # CloudEvents extension attribute: the request that caused the event, for tracing across services.
     requestid: str | None = None
+    # CloudEvents distributed-tracing extension (W3C Trace Context): the producer's span when the
+    # event was written; the relay's publish and every consumer's handling continue its trace.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class DomainEvent(BaseModel):

@@ -10,10 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import structlog
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import Row, Table, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import tracing
 from shared.contracts import contract_for
 from shared.db import OUTBOX_DIRTY
 from shared.events.bus import EventBus
@@ -45,7 +48,9 @@ def outbox_session_info(writer: OutboxWriter) -> dict[str, object]:
     return {OUTBOX_WRITER: writer}
 
 
-def _outbox_row(writer: OutboxWriter, event: DomainEvent, request_id: str | None) -> tuple[CloudEvent, dict]:
+def _outbox_row(
+    writer: OutboxWriter, event: DomainEvent, request_id: str | None, trace: dict[str, str]
+) -> tuple[CloudEvent, dict]:
     data = event.model_dump(mode="json")
     # The payload is checked against its type's contract as it will be read: an event built
     # without validation, or changed after, would otherwise reach consumers that refuse it.
@@ -57,6 +62,8 @@ def _outbox_row(writer: OutboxWriter, event: DomainEvent, request_id: str | None
         subject=event.subject_id(),
         data=data,
         requestid=request_id,
+        traceparent=trace.get("traceparent"),
+        tracestate=trace.get("tracestate"),
     )
     payload = envelope.model_dump_json(exclude_none=True)
     if len(payload.encode()) > MAX_EVENT_BYTES:
@@ -84,7 +91,8 @@ async def emit_many(session: AsyncSession, events: Sequence[DomainEvent]) -> lis
         return []
     writer: OutboxWriter = session.info[OUTBOX_WRITER]
     request_id = structlog.contextvars.get_contextvars().get("request_id")
-    built = [_outbox_row(writer, event, request_id) for event in events]
+    trace = tracing.current_fields()  # the request's (or the handled event's) span
+    built = [_outbox_row(writer, event, request_id, trace) for event in events]
     rows = [row for _, row in built]
     if len(rows) == 1:
         await session.execute(insert(writer.table).values(**rows[0]))
@@ -92,6 +100,26 @@ async def emit_many(session: AsyncSession, events: Sequence[DomainEvent]) -> lis
         await session.execute(insert(writer.table), rows)
     session.info[OUTBOX_DIRTY] = True
     return [envelope for envelope, _ in built]
+
+
+def _publish_span(row: Row) -> Span:
+    """The relay's publish of one event, in the trace of the request that wrote it."""
+    try:
+        envelope = orjson.loads(row.payload)
+    except orjson.JSONDecodeError:
+        envelope = {}
+    parent = tracing.context_from(envelope.get("traceparent"), envelope.get("tracestate"))
+    return tracing.tracer.start_span(
+        f"publish {row.subject}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.destination.name": row.subject,
+            "messaging.message.id": row.event_id,
+            "cradle.attempt": row.attempts + 1,
+        },
+    )
 
 
 class OutboxRelay:
@@ -187,6 +215,7 @@ class OutboxRelay:
         assert js is not None
         futures: dict[int, asyncio.Future[object]] = {}
         failures: dict[int, str] = {}
+        spans = {row.seq: _publish_span(row) for row in rows}
         for row in rows:
             try:
                 futures[row.seq] = await js.publish_async(
@@ -206,6 +235,10 @@ class OutboxRelay:
                 failures[seq] = _describe(future.exception())
             else:
                 acked.append(seq)
+        for seq, span in spans.items():
+            if seq in failures:
+                span.set_status(StatusCode.ERROR, failures[seq][:200])
+            span.end()
         if acked:
             self.metrics.events_published.labels(self.metrics.service).inc(len(acked))
         if failures:
