@@ -158,6 +158,7 @@ class _Documents:
             self.response(f"{where}[]", old_items, new_items)
 
     def operation(self, name: str, old: JSON, new: JSON) -> None:
+        self._seen.clear()  # a schema two operations share is reported under each; cycles end within one
         self.parameters(name, old.get("parameters", []), new.get("parameters", []))
         old_body = self.resolve(self.old, old.get("requestBody"))
         new_body = self.resolve(self.new, new.get("requestBody"))
