@@ -105,3 +105,24 @@ async def test_alerts_and_dashboard_name_only_exported_metrics(full_stack: Stack
         for title, expr in expressions.items():
             unknown = metric_names(expr) - exported
             assert not unknown, f"{source}: {title} reads {sorted(unknown)}, which no process exports"
+
+
+def test_prometheus_in_compose_scrapes_every_process_on_its_metrics_listener() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [job for job in scrape["scrape_configs"] if job["job_name"] == "cradle"]
+    targets = {target for config in job["static_configs"] for target in config["targets"]}
+    listening = set()
+    for name, service in compose["services"].items():
+        environment = service.get("environment") or {}
+        ports = {key: value for key, value in environment.items() if key.endswith("_METRICS_PORT")}
+        if not ports:
+            continue
+        ((variable, port),) = ports.items()
+        assert environment[variable.replace("_PORT", "_HOST")] == "0.0.0.0", name
+        assert str(port) in {str(p).split()[0] for p in service.get("expose", [])}, name
+        listening.add(f"{name}:{port}")
+    assert listening and targets == listening
+    prometheus = compose["services"]["prometheus"]
+    mounted = {volume.split(":")[1] for volume in prometheus["volumes"]}
+    assert set(scrape["rule_files"]) <= mounted and "/etc/prometheus/prometheus.yml" in mounted
