@@ -153,7 +153,7 @@ async def start(args: argparse.Namespace, work: Path) -> None:
         for process, url, log in zip(
             started[1:], (*upstreams.values(), gateway), ("reg.log", "wf.log", "gw.log"), strict=True
         ):
-            await wait_healthy(url, process, log=work / log)
+            await wait_healthy(url, process, log=work / log, degraded_ok=url == gateway)
         async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
             await run(args, client, nats_url)
 

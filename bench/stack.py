@@ -180,16 +180,23 @@ def tail(log: Path, lines: int = 20) -> str:
 
 
 async def wait_healthy(
-    url: str, process: subprocess.Popen[bytes], timeout: float = 60, log: Path | None = None
+    url: str,
+    process: subprocess.Popen[bytes],
+    timeout: float = 60,
+    log: Path | None = None,
+    *,
+    degraded_ok: bool = False,
 ) -> None:
-    """Until `url`/readyz answers 200: the process is up and its streams are there."""
+    """Until `url`/readyz says `ready`: the process is up and its streams are there. `degraded_ok`
+    for a gateway in front of only the services a bench runs (the others are down: degraded)."""
+    wanted = {"ready", "degraded"} if degraded_ok else {"ready"}
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"{url} exited with {process.returncode}\n{tail(log) if log else ''}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get(url + "/readyz", timeout=1)).status_code == 200:
+            with contextlib.suppress(httpx.TransportError, ValueError):
+                if (await client.get(url + "/readyz", timeout=1)).json().get("status") in wanted:
                     return
             await asyncio.sleep(0.2)
     raise RuntimeError(f"{url} not ready within {timeout:.0f}s\n{tail(log) if log else ''}")

@@ -103,7 +103,7 @@ async def test_a_registry_killed_mid_stream_and_restarted_applies_each_event_onc
                 facility_ids.append(created.json()["id"])
 
             async def bound() -> bool:
-                return (await client.get("/readyz")).status_code == 200
+                return (await client.get("/readyz")).json().get("status") == "ready"
 
             await eventually(bound, timeout=20)
 
