@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError, StatementError
 
+from services.delivery.handlers import HANDLERS as DELIVERY
 from services.monitoring.handlers import HANDLERS as MONITORING
 from services.registry.handlers import HANDLERS as REGISTRY
 from services.workforce.handlers import HANDLERS as WORKFORCE
@@ -38,6 +39,7 @@ CONSUMERS: dict[str, dict[str, Handler]] = {
     "registry": REGISTRY,
     "workforce": WORKFORCE,
     "monitoring": MONITORING,
+    "delivery": DELIVERY,
 }
 CONSUMED = sorted({event_type for handlers in CONSUMERS.values() for event_type in handlers})
 # Per type and backend: PostgreSQL holds values to their column types (SQLite does not), so it
