@@ -123,7 +123,7 @@ class FacilityDirectory:
         self.revision = -1  # nothing loaded yet
         self._maker: async_sessionmaker[AsyncSession] | None = None
         self._entries: dict[str, Entry] = {}
-        # Generations: each possible change (a commit here, a poll) asks for one; a load serves
+        # Generations: each commit here that wrote asks for one; a load serves
         # every generation asked for before it began, never one asked for while it ran.
         self._asked = 1
         self._served = 0
@@ -133,7 +133,9 @@ class FacilityDirectory:
         self._by_status: dict[str, Index] = {}
         self._by_district: dict[str, Index] = {}
         self._by_town: dict[str, Index] = {}
-        self._grid: dict[tuple[int, int], list[Entry]] = {}
+        # The grid of every facility (key None) and one per status: a public search reads only
+        # the approved facilities' cells.
+        self._grids: dict[str | None, dict[tuple[int, int], list[Entry]]] = {}
 
     # ------------------------------------------------------------------------------ keeping current
 
@@ -157,9 +159,8 @@ class FacilityDirectory:
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
-            self.mark_stale()
             try:
-                await self.current()
+                await self._poll()
             except Exception as exc:  # the database away: the next poll or search tries again
                 log.warning("directory_refresh_failed", error=str(exc)[:200])
 
@@ -173,7 +174,15 @@ class FacilityDirectory:
                 return
             serving = self._asked  # asked before this load reads anything: it will see them
             await self._load_changes()
-            self._served = serving
+            self._served = max(self._served, serving)
+
+    async def _poll(self) -> None:
+        """Other replicas' writes: loaded in the background, searches answering meanwhile from what
+        is held (at most a poll interval old, as it would be had the poll come a moment later)."""
+        async with self._lock:
+            serving = self._asked
+            await self._load_changes()
+            self._served = max(self._served, serving)
 
     async def _load_changes(self) -> None:
         assert self._maker is not None, "the directory starts with the app"
@@ -196,16 +205,18 @@ class FacilityDirectory:
         entries = list(self._entries.values())
         self._all = _index(entries)
         groups: dict[str, dict[str, list[Entry]]] = {"status": {}, "district": {}, "town": {}}
-        grid: dict[tuple[int, int], list[Entry]] = defaultdict(list)
+        grids: dict[str | None, dict[tuple[int, int], list[Entry]]] = defaultdict(lambda: defaultdict(list))
         for e in entries:
             groups["status"].setdefault(e.status, []).append(e)
             groups["district"].setdefault(e.district_code, []).append(e)
             groups["town"].setdefault(e.town_code, []).append(e)
-            grid[_cell(e.lat, e.lon)].append(e)
+            cell = _cell(e.lat, e.lon)
+            grids[None][cell].append(e)
+            grids[e.status][cell].append(e)
         self._by_status = {k: _index(v) for k, v in groups["status"].items()}
         self._by_district = {k: _index(v) for k, v in groups["district"].items()}
         self._by_town = {k: _index(v) for k, v in groups["town"].items()}
-        self._grid = dict(grid)
+        self._grids = {status: dict(grid) for status, grid in grids.items()}
 
     # ----------------------------------------------------------------------------------- searching
 
@@ -268,14 +279,15 @@ class FacilityDirectory:
         dlon = dlat / max(math.cos(math.radians(n.lat)), 0.01)
         south, north, west, east = n.lat - dlat, n.lat + dlat, n.lon - dlon, n.lon + dlon
         (row_lo, col_lo), (row_hi, col_hi) = _cell(south, west), _cell(north, east)
-        if (row_hi - row_lo + 1) * (col_hi - col_lo + 1) > len(self._grid):
-            boxed: Iterable[Entry] = self._all.entries
+        grid = self._grids.get(filters.status.value if filters.status else None, {})
+        if (row_hi - row_lo + 1) * (col_hi - col_lo + 1) > len(grid):
+            boxed: Iterable[Entry] = (e for cell in grid.values() for e in cell)
         else:
             boxed = (
                 e
                 for r in range(row_lo, row_hi + 1)
                 for c in range(col_lo, col_hi + 1)
-                for e in self._grid.get((r, c), ())
+                for e in grid.get((r, c), ())
             )
         # search.distance_m inlined with each facility's radians and cosine computed once: the
         # same operations on the same values, so the same metres to the last bit.
