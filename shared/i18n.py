@@ -314,15 +314,20 @@ def pydantic_message(error: dict[str, Any]) -> str:
     except (KeyError, TypeError, ValueError):
         return message
     context.setdefault("expected_plural", "" if _singular(context) else "s")
-    context = {
-        name: value if isinstance(value, str | int | float) else str(value) for name, value in context.items()
-    }
+    context = {name: _context_value(value) for name, value in context.items()}
     try:
         if template.format(**context) != message:
             return message
     except (KeyError, IndexError, ValueError):
         return message
     return Text(template, **context)
+
+
+def _context_value(value: Any) -> Any:
+    """A validator's own message stays a `Text` (translated in turn); other values as pydantic shows them."""
+    if isinstance(value, Exception) and value.args and isinstance(value.args[0], Text):
+        return value.args[0]
+    return value if isinstance(value, str | int | float) else str(value)
 
 
 def _singular(context: dict[str, Any]) -> bool:

@@ -25,23 +25,37 @@ BUILTIN_EXCEPTIONS = frozenset(
 )
 
 
+# Where a `ValueError` is a request's field message (pydantic's "Value error, …"): the request
+# types, shared and each service's. Elsewhere (settings, keys) it is for an operator's log.
+REQUEST_TYPES = re.compile(r"(^|/)(schemas(\.py|/)|shared/(clock|text|scalars|api|pii)\.py$)")
+
+
+def refuses_requests(path: str) -> bool:
+    return bool(REQUEST_TYPES.search(path.replace("\\", "/")))
+
+
 def extract(
     fileobj: IO[bytes], keywords: Collection[str], comment_tags: Collection[str], options: Mapping[str, Any]
 ) -> Iterator[Extracted]:
     source = fileobj.read()
     yield from extract_python(BytesIO(source), keywords, comment_tags, options)
     encoding = str(options.get("encoding", "utf-8"))
-    for lineno, text in problem_texts(source.decode(encoding)):
+    value_errors = refuses_requests(str(getattr(fileobj, "name", "")))
+    for lineno, text in problem_texts(source.decode(encoding), value_errors=value_errors):
         yield lineno, None, text, []
 
 
-def problem_texts(source: str) -> Iterator[tuple[int, str]]:
-    """(line, text) of every unmarked literal text a problem reply may carry."""
+def problem_texts(source: str, *, value_errors: bool = False) -> Iterator[tuple[int, str]]:
+    """(line, text) of every unmarked literal text a problem reply may carry; with `value_errors`,
+    a request type's `ValueError` messages too."""
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ClassDef):
             yield from _class_titles(node)
         elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
-            if _name(node.exc.func) not in BUILTIN_EXCEPTIONS | {"invalid"}:
+            name = _name(node.exc.func)
+            if value_errors and name == "ValueError":
+                yield from _literal(node.exc.args[:1])
+            elif name not in BUILTIN_EXCEPTIONS | {"invalid"}:
                 yield from _literal(node.exc.args[:1])
                 yield from _keywords(node.exc, "detail")
         elif isinstance(node, ast.Call):

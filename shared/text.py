@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, StringConstraints
 
+from shared.i18n import tr
+
 # C0 controls, DEL, C1 controls, surrogates. Free text allows \t \n \r.
 _CONTROL_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -23,23 +25,23 @@ MAX_PAYLOAD_DEPTH = 16
 
 def _describe(char: str) -> str:
     if char == "\x00":
-        return "the NUL character"
+        return tr("the NUL character")
     if "\ud800" <= char <= "\udfff":
-        return f"a lone surrogate (U+{ord(char):04X})"
-    return f"a control character (U+{ord(char):04X})"
+        return tr("a lone surrogate ({code})", code=f"U+{ord(char):04X}")
+    return tr("a control character ({code})", code=f"U+{ord(char):04X}")
 
 
 def refuse_control_in_line(value: str) -> str:
     found = _CONTROL_IN_LINE.search(value)
     if found:
-        raise ValueError(f"must be one line of text without {_describe(found.group())}")
+        raise ValueError(tr("must be one line of text without {what}", what=_describe(found.group())))
     return value
 
 
 def refuse_control_in_text(value: str) -> str:
     found = _CONTROL_IN_TEXT.search(value)
     if found:
-        raise ValueError(f"must not contain {_describe(found.group())}")
+        raise ValueError(tr("must not contain {what}", what=_describe(found.group())))
     return value
 
 
@@ -68,7 +70,7 @@ Text = text(2000)
 
 def _clean_payload(value: Any, depth: int = 0) -> Any:
     if depth > MAX_PAYLOAD_DEPTH:
-        raise ValueError(f"nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+        raise ValueError(tr("nests deeper than {levels} levels", levels=MAX_PAYLOAD_DEPTH))
     if isinstance(value, str):
         return refuse_control_in_text(value)
     if isinstance(value, float) and not math.isfinite(value):
