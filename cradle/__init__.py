@@ -325,3 +325,7 @@ def main() -> None:
     except SettingsError as exc:  # e.g. both <VAR> and <VAR>_FILE set: the message names them
         print(exc, file=sys.stderr)
         sys.exit(1)
+    except NatsError as exc:  # a command that needs the bus (dlq, audit verify, nats …) and none answers
+        url = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+        print(f"NATS_URL: {url}: {exc}; check NATS_URL, the .creds given and NATS_TLS_CA", file=sys.stderr)
+        sys.exit(1)

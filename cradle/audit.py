@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 
 from cradle.layout import AUDIT_HMAC_FILE, AUDIT_VERIFY_FILE, data_dir, database_url
+from cradle.nats import quiet
 from gateway.audit import ChainKey, ChainReport, verify
 from gateway.checkpoints import Checkpoint, CheckpointInvalid, latest_checkpoint, load_verify_key
 from shared.db import make_engine
@@ -36,6 +37,8 @@ async def read_checkpoint(
             nats_url.split(","),
             connect_timeout=3,
             allow_reconnect=False,
+            max_reconnect_attempts=1,  # a bounded try: see cradle.nats.quiet
+            error_cb=quiet,
             name="cradle-audit-verify",
             user_credentials=str(credentials) if credentials else None,
             tls=client_tls_from_env(),

@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from rich.console import Console
 from rich.table import Table
 
+from cradle.nats import quiet
 from shared.events.deadletters import DeadLetter, get_dead_letter, list_dead_letters, replay
 from shared.events.streams import DEFAULT_NAMESPACE, Namespace
 from shared.events.tls import client_tls_from_env
@@ -33,6 +34,8 @@ async def jetstream(url: str, credentials: Path | None) -> AsyncIterator[JetStre
         url.split(","),
         connect_timeout=3,
         allow_reconnect=False,
+        max_reconnect_attempts=1,  # a bounded try: see cradle.nats.quiet
+        error_cb=quiet,
         user_credentials=str(credentials) if credentials else None,
         tls=client_tls_from_env(),
     )

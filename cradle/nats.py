@@ -255,9 +255,11 @@ def server_config(
     return "\n".join(lines) + "\n"
 
 
-async def _raised_instead(_error: Exception) -> None:
-    """nats-py logs each failed attempt with its traceback unless given a callback; connect raises
-    the error that matters."""
+async def quiet(_error: Exception) -> None:
+    """The command line's error callback: nats-py logs each failed attempt with its traceback
+    unless given one, and connect raises the error that matters anyway. (Its attempts are bounded
+    by max_reconnect_attempts=1, each server twice: nats-py reads 0 as "no limit" and would retry a
+    server that does not answer for ever, inside connect.)"""
 
 
 async def provision(url: str, *, namespace: str, replicas: int, credentials: Path | None) -> None:
@@ -267,10 +269,8 @@ async def provision(url: str, *, namespace: str, replicas: int, credentials: Pat
         name="cradle-provision",
         connect_timeout=5,
         allow_reconnect=False,
-        # Each server twice, then NoServersError: nats-py reads 0 as "no limit" and would retry a
-        # server that does not answer for ever, inside connect.
-        max_reconnect_attempts=1,
-        error_cb=_raised_instead,
+        max_reconnect_attempts=1,  # a bounded try: see quiet
+        error_cb=quiet,
         user_credentials=str(credentials) if credentials else None,
         tls=client_tls_from_env(),
     )

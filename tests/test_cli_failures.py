@@ -223,3 +223,12 @@ def test_the_other_commands_name_a_database_they_cannot_use(data: Path, tmp_path
     env = base_env(data, REGISTRY_DATABASE_URL=f"sqlite:///{missing}")
     line = one_line(cradle("seed-demo", "--scale", "small", env=env, cwd=tmp_path))
     assert line == f"REGISTRY_DATABASE_URL: the directory of {missing} does not exist"
+
+
+def test_a_command_that_needs_the_bus_names_an_unreachable_one(data: Path, tmp_path: Path) -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    line = one_line(cradle("dlq", "list", env=base_env(data, NATS_URL=url), cwd=tmp_path))
+    assert line == (
+        f"NATS_URL: {url}: nats: no servers available for connection; "
+        "check NATS_URL, the .creds given and NATS_TLS_CA"
+    )
