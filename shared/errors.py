@@ -83,6 +83,12 @@ class Conflict(CradleError):
     status, title, type = 409, "Conflict", "/problems/conflict"
 
 
+class StaleVersion(CradleError):
+    """An `If-Match` naming a version the record has moved past."""
+
+    status, title, type = 412, "Precondition failed", "/problems/stale-version"
+
+
 class ServiceUnavailable(CradleError):
     status, title, type = 503, "Service unavailable", "/problems/unavailable"
 
@@ -144,17 +150,23 @@ _PARAMETER_MESSAGES = {
 }
 
 
+def error_response(error: CradleError) -> JSONResponse:
+    """The problem+json reply for an error: raised (the handler below) or returned, so that the
+    transaction which recorded a refusal still commits."""
+    return problem_response(
+        status=error.status,
+        title=error.title,
+        type_=error.type,
+        detail=error.detail,
+        errors=error.errors,
+        headers=error.headers,
+        extra=error.extra,
+    )
+
+
 async def _cradle_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CradleError)
-    return problem_response(
-        status=exc.status,
-        title=exc.title,
-        type_=exc.type,
-        detail=exc.detail,
-        errors=exc.errors,
-        headers=exc.headers,
-        extra=exc.extra,
-    )
+    return error_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

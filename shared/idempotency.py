@@ -4,9 +4,13 @@ crash can never leave a change without its record (or a record without its chang
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import re
+import typing
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -14,7 +18,7 @@ from typing import Annotated, Any
 from alembic import op
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -134,3 +138,63 @@ async def idempotency(
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What an idempotent route answers when the body alone is not enough: its headers too
+    (`Location`, `ETag`)."""
+
+    body: BaseModel
+    headers: dict[str, str] | None = None
+
+
+IdempotentRoute = Callable[..., Awaitable[BaseModel | Reply | Response]]
+
+
+def idempotent(
+    status_code: int = 200, *, dependency: Any = None
+) -> Callable[[IdempotentRoute], Callable[..., Awaitable[Response]]]:
+    """A POST route run once per `Idempotency-Key`: a repeat of the key with the same request replays
+    the first reply (`Idempotent-Replayed: true`) and runs nothing; the reply is stored in the
+    route's own transaction. The route returns its body, a `Reply` with headers, or a `Response`
+    it has remembered itself (a refusal that still commits). `dependency` is a service's own
+    `Annotated[Idempotency, Depends(...)]` when it stores replies differently (default: this
+    module's `IdempotencyDep`).
+
+        @router.post("/things", status_code=201, response_model=ThingRead)
+        @idempotent(201)
+        async def add_thing(body: ThingCreate, session: SessionDep, caller: Writer) -> ThingRead:
+            return await things.add(session=session, caller=caller, data=body)
+    """
+
+    def decorate(route: IdempotentRoute) -> Callable[..., Awaitable[Response]]:
+        # FastAPI reads the wrapper's signature: the route's own parameters, their annotations
+        # resolved in the route's module, and the idempotency dependency after them.
+        hints = typing.get_type_hints(route, include_extras=True)
+        signature = inspect.signature(route)
+        parameters = [
+            p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+        ]
+        parameters.append(
+            inspect.Parameter(
+                "idempotency", inspect.Parameter.KEYWORD_ONLY, annotation=dependency or IdempotencyDep
+            )
+        )
+
+        @functools.wraps(route)
+        async def run_once(*args: Any, idempotency: Idempotency, **kwargs: Any) -> Response:
+            if replay := await idempotency.replay():
+                return replay
+            result = await route(*args, **kwargs)
+            if isinstance(result, Response):
+                return result
+            reply = result if isinstance(result, Reply) else Reply(result)
+            return await idempotency.respond(status_code, reply.body, reply.headers)
+
+        run_once.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=parameters, return_annotation=Response
+        )
+        return run_once
+
+    return decorate

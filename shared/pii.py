@@ -17,6 +17,8 @@ from datetime import date
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.errors import ServiceUnavailable
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 MIN_HMAC_KEY_BYTES = 32
@@ -139,3 +141,27 @@ class KeyedHasher:
 
     def digest(self, value: str) -> str:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class PiiVault:
+    """A service's personal-data keys: seals and opens its fields, hashes ID numbers for lookup.
+    Each service's own holder (`Workforce`, `Guidance`) extends it with its settings."""
+
+    cipher: PiiCipher
+    hasher: KeyedHasher
+
+    def hash_id(self, id_number: str) -> str:
+        return self.hasher.digest(id_number)
+
+    def seal(self, value: str, *, context: str) -> Encrypted:
+        return self.cipher.encrypt(value, context=context)
+
+    def open(self, key_id: str, ciphertext: str, *, context: str) -> str:
+        try:
+            return self.cipher.decrypt(Encrypted(key_id, ciphertext), context=context)
+        except LookupError as exc:
+            # A key retired too early: a deployment fault, not the caller's, and not a 500.
+            raise ServiceUnavailable(
+                "Personal data is encrypted under a key this service no longer holds.", retry_after=300
+            ) from exc

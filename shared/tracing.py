@@ -4,8 +4,9 @@ Every process keeps an SDK tracer provider, so each request and each event has a
 (W3C `traceparent`/`tracestate`: in HTTP headers between the gateway and a service, and as
 CloudEvents extension attributes in every event). Spans leave the process only when the standard
 `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set: then an OTLP/HTTP
-exporter sends them in batches; otherwise they are dropped where they end. `OTEL_SERVICE_NAME` and
-the other standard variables apply as usual."""
+exporter sends them in batches; otherwise traces started here are not recorded at all (their ids
+still travel), and those a caller marked sampled are recorded and dropped where they end.
+`OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and the other standard variables apply as usual."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Link, Span, SpanKind
 
 TRACE_HEADERS = (b"traceparent", b"tracestate")
@@ -40,8 +42,13 @@ def configure_tracing(service: str) -> None:
     """Once per process (several apps in one test process share the first provider)."""
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    if any(os.environ.get(name) for name in EXPORT_VARIABLES):
+    exporting = any(os.environ.get(name) for name in EXPORT_VARIABLES)
+    # Nothing exported: a trace started here is not recorded (its ids are still made and carried),
+    # which costs a fraction of a recorded span; a caller's sampled `traceparent` is still followed.
+    # OTEL_TRACES_SAMPLER, when set, decides instead (the SDK reads it).
+    sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(ALWAYS_OFF)
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
+    if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

@@ -2,25 +2,26 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from services.guidance.models import Family, GuidanceSession
 from services.guidance.service import sessions
 from services.guidance.service.common import PARENT_SCOPE, READ_SCOPE, WRITE_SCOPE, Guidance, writes_guidance
 from services.guidance.service.families import get_visible_family, open_code, seal_code
+from shared.api import IdPath
 from shared.errors import FieldError, Forbidden, InvalidInput
-from shared.idempotency import Idempotency
+from shared.idempotency import Idempotency, IdempotentRoute
+from shared.idempotency import idempotent as shared_idempotent
 from shared.identity import AuthenticatedDep, Identity, resolve_caller
 from shared.service import SessionDep
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # Ids are UUIDs (docs/API.md); anything else is refused before it reaches a query.
-IdPath = Annotated[str, Path(pattern=UUID_PATTERN, description="a UUID")]
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -130,3 +131,8 @@ async def idempotency(
 
 
 IdempotencyDep = Annotated[GuidanceIdempotency, Depends(idempotency)]
+
+
+def idempotent(status_code: int = 200) -> Callable[[IdempotentRoute], Callable[..., Awaitable[Response]]]:
+    """`shared.idempotency.idempotent` with guidance's own record (keyed hash, sealed link code)."""
+    return shared_idempotent(status_code, dependency=IdempotencyDep)

@@ -54,10 +54,6 @@ class AlreadyBooked(Conflict):
     type = "/problems/already-booked"
 
 
-class StaleVersion(CradleError):
-    status, title, type = 412, "Precondition failed", "/problems/stale-version"
-
-
 class TooManyLinkAttempts(CradleError):
     status, title, type = 429, "Too many wrong link codes", "/problems/link-attempts"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +17,7 @@ from services.monitoring.ingest_consumer import IngestConsumer
 from services.monitoring.models import metadata
 from services.monitoring.router import ROUTERS
 from services.monitoring.service.ingest import Ingest, ingest_counter
+from shared.background import running_beside
 from shared.events.streams import Namespace
 from shared.service import create_service_app
 
@@ -57,24 +56,20 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
                 ack_wait_seconds=settings.consumer_ack_wait_seconds,
             )
             dead_letters.start()
-            task = None
-            if settings.jobs_interval_seconds > 0:
-                task = asyncio.create_task(
-                    jobs.run_forever(
-                        maker=app.state.sessionmaker,
-                        settings=settings,
-                        interval_seconds=settings.jobs_interval_seconds,
-                        before=ingest.flush_presence,
-                    ),
-                    name="monitoring-jobs",
+            scheduled = (
+                jobs.run_forever(
+                    maker=app.state.sessionmaker,
+                    settings=settings,
+                    interval_seconds=settings.jobs_interval_seconds,
+                    before=ingest.flush_presence,
                 )
+                if settings.jobs_interval_seconds > 0
+                else None
+            )
             try:
-                yield
+                async with running_beside(scheduled, name="monitoring-jobs"):
+                    yield
             finally:
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
                 await dead_letters.stop()
                 if ingest_consumer is not None:
                     await ingest_consumer.stop()

@@ -5,25 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Query, Request, params
+from fastapi import Depends, Path, Query, Request
 
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.service.ingest import Ingest
-from shared.errors import Forbidden
-from shared.identity import AuthenticatedDep, Identity, scope_guard
+from shared.api import any_scope
+from shared.identity import Identity, scope_guard
 from shared.pagination import PageParams, page_params
-
-
-def any_scope(*scopes: str) -> params.Depends:
-    """Like `scope_guard`, satisfied by any one of `scopes`."""
-
-    async def guard(caller: AuthenticatedDep) -> Identity:
-        if not any(caller.has_scope(scope) for scope in scopes):
-            raise Forbidden("This needs one of the scopes: " + ", ".join(f"`{s}`" for s in scopes) + ".")
-        return caller
-
-    guard.__name__ = "requires_" + "_or_".join(s.replace(":", "_") for s in scopes)
-    return Depends(guard)
 
 
 async def settings_of(request: Request) -> MonitoringSettings:
@@ -45,10 +33,5 @@ SettingsDep = Annotated[MonitoringSettings, Depends(settings_of)]
 IngestDep = Annotated[Ingest, Depends(ingest_of)]
 Paging = Annotated[PageParams, Depends(page_params)]
 PathId = Annotated[str, Path(max_length=64)]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 DistrictFilter = Annotated[str | None, Query(pattern=r"^\d{6}$")]
 IdFilter = Annotated[str | None, Query(max_length=64)]
-
-
-def etag(version: int) -> dict[str, str]:
-    return {"ETag": f'"{version}"'}

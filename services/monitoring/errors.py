@@ -24,10 +24,6 @@ class BatchTooLarge(CradleError):
     status, title, type = 413, "Batch too large", "/problems/batch-too-large"
 
 
-class StaleVersion(CradleError):
-    status, title, type = 412, "Precondition failed", "/problems/stale-version"
-
-
 # ---- the casework ----------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from services.monitoring.models import EmploymentRecord, Facility
 from services.monitoring.service.alerts import raise_alert
 from shared.clock import as_utc, utcnow
 from shared.contracts import payload_of
-from shared.contracts.registry import FacilityFacts
+from shared.contracts.registry import FACILITY_FACT_EVENTS, FacilityFacts
 from shared.contracts.workforce import (
     BanIssued,
     BanNotificationUnacknowledged,
@@ -170,14 +170,7 @@ async def on_employment_changed(event: CloudEvent, session: AsyncSession) -> Non
 
 
 HANDLERS: dict[str, Handler] = {
-    "cradle.registry.facility.submitted": on_facility_changed,
-    "cradle.registry.facility.approved": on_facility_changed,
-    "cradle.registry.facility.rejected": on_facility_changed,
-    "cradle.registry.facility.suspended": on_facility_changed,
-    "cradle.registry.facility.closed": on_facility_changed,
-    "cradle.registry.facility.reinstated": on_facility_changed,
-    "cradle.registry.facility.updated": on_facility_changed,
-    "cradle.registry.enrolment.updated": on_facility_changed,
+    **{model.event_type: on_facility_changed for model in FACILITY_FACT_EVENTS},
     "cradle.workforce.ban.issued": on_ban_issued,
     "cradle.workforce.hire.blocked": on_hire_blocked,
     "cradle.workforce.ban_notification.unacknowledged": on_ban_notification_unacknowledged,

@@ -1,4 +1,4 @@
-from shared.errors import Conflict, CradleError, Forbidden, NotFound
+from shared.errors import Conflict, Forbidden, NotFound
 
 
 class FacilityNotFound(NotFound):
@@ -18,7 +18,3 @@ class NotYourDepartment(Forbidden):
 class StatusChangeNotAllowed(Conflict):
     title = "Status change not allowed"
     type = "/problems/status-change"
-
-
-class StaleVersion(CradleError):
-    status, title, type = 412, "Precondition failed", "/problems/stale-version"

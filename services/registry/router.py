@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from services.registry.deps import DirectoryDep, FacilityDep, FacilityToChangeDep, SettingsDep
 from services.registry.schemas import (
@@ -34,8 +34,9 @@ from services.registry.schemas import (
 )
 from services.registry.service import applications, coverage, credit, divisions, facilities, quality
 from services.registry.service.search import FacilityFilters, Near
+from shared.api import IfMatch, etag
 from shared.errors import Forbidden, invalid
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import IdempotencyDep, Reply, idempotent
 from shared.identity import AuthenticatedDep, Identity, scope_guard
 from shared.pagination import Page, PageParams, page_params
 from shared.service import SessionDep
@@ -44,12 +45,7 @@ router = APIRouter(prefix="/v1")
 Reader = Annotated[Identity, scope_guard("registry:read")]
 Writer = Annotated[Identity, scope_guard("registry:write")]
 Reviewer = Annotated[Identity, scope_guard("registry:review")]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 Paging = Annotated[PageParams, Depends(page_params)]
-
-
-def etag(facility_version: int) -> dict[str, str]:
-    return {"ETag": f'"{facility_version}"'}
 
 
 def parse_near(near: str | None, radius_m: int | None, settings: SettingsDep) -> Near | None:
@@ -104,15 +100,14 @@ async def list_divisions(session: SessionDep) -> list[DistrictRead]:
 
 
 @router.post("/facilities", status_code=201, response_model=FacilityRead, tags=["facilities"])
+@idempotent(201)
 async def submit_facility(
-    body: FacilityCreate, session: SessionDep, caller: Writer, settings: SettingsDep, idem: IdempotencyDep
-) -> Response:
+    body: FacilityCreate, session: SessionDep, caller: Writer, settings: SettingsDep
+) -> Reply:
     """Apply for a facility (申办): it starts as `submitted`."""
-    if replay := await idem.replay():
-        return replay
     facility = await facilities.submit_facility(session=session, caller=caller, data=body, settings=settings)
     headers = {"Location": f"/v1/facilities/{facility.id}", **etag(facility.version)}
-    return await idem.respond(201, facilities.to_read(facility), headers)
+    return Reply(facilities.to_read(facility), headers)
 
 
 @router.get("/facilities", response_model=Page[FacilitySummary], tags=["facilities"])
@@ -172,36 +167,32 @@ async def read_application(
 
 
 @router.post("/facilities/{facility_id}/reviews", response_model=FacilityRead, tags=["applications"])
+@idempotent(200)
 async def review_application(
     body: ReviewCreate,
     facility: FacilityToChangeDep,
     session: SessionDep,
     caller: Reviewer,
     settings: SettingsDep,
-    idem: IdempotencyDep,
-) -> Response:
+) -> Reply:
     """A required department approves or rejects (its second review replaces its first)."""
-    if replay := await idem.replay():
-        return replay
     reviewed = await applications.review(
         session=session, caller=caller, facility=facility, data=body, settings=settings
     )
-    return await idem.respond(200, facilities.to_read(reviewed), etag(reviewed.version))
+    return Reply(facilities.to_read(reviewed), etag(reviewed.version))
 
 
 @router.post("/facilities/{facility_id}/status", response_model=FacilityRead, tags=["applications"])
+@idempotent(200)
 async def change_status(
     body: StatusChange,
     facility: FacilityToChangeDep,
     session: SessionDep,
     caller: Reviewer,
-    idem: IdempotencyDep,
-) -> Response:
+) -> Reply:
     """Suspend, close or reinstate (`approved`), with a reason that stays on record."""
-    if replay := await idem.replay():
-        return replay
     changed = await applications.change_status(session=session, caller=caller, facility=facility, data=body)
-    return await idem.respond(200, facilities.to_read(changed), etag(changed.version))
+    return Reply(facilities.to_read(changed), etag(changed.version))
 
 
 @router.get(
@@ -293,18 +284,16 @@ async def read_credit_record(
     response_model=CreditEntryRead,
     tags=["credit"],
 )
+@idempotent(201)
 async def write_credit_entry(
     body: CreditEntryCreate,
     facility: FacilityToChangeDep,
     session: SessionDep,
     caller: Reviewer,
-    idem: IdempotencyDep,
-) -> Response:
+) -> Reply:
     """A dated public entry, positive or negative, written by EDU."""
-    if replay := await idem.replay():
-        return replay
     entry = await credit.write_entry(session=session, caller=caller, facility=facility, data=body)
-    return await idem.respond(201, credit.to_entry_read(entry), {})
+    return Reply(credit.to_entry_read(entry), {})
 
 
 @router.get("/facilities/{facility_id}/inspections", response_model=list[InspectionRead], tags=["credit"])

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +12,7 @@ from services.workforce.models import metadata
 from services.workforce.router import ROUTERS
 from services.workforce.service.ban_checks import CheckAudit, ban_check_counter
 from services.workforce.service.common import ID_NUMBER, PHONE, WORKFORCE_SESSION_KEY, Workforce
+from shared.background import running_beside
 from shared.pii_keys import SealedColumn, refuse_lost_keys
 from shared.service import create_service_app
 
@@ -45,23 +44,17 @@ def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with shared_lifespan(app):
             app.state.check_audit = CheckAudit(app.state.sessionmaker, checks=checks)
-            task = None
-            if settings.jobs_interval_seconds > 0:
-                task = asyncio.create_task(
-                    jobs.run_forever(
-                        maker=app.state.sessionmaker,
-                        workforce=app.state.workforce,
-                        interval_seconds=settings.jobs_interval_seconds,
-                    ),
-                    name="workforce-jobs",
+            scheduled = (
+                jobs.run_forever(
+                    maker=app.state.sessionmaker,
+                    workforce=app.state.workforce,
+                    interval_seconds=settings.jobs_interval_seconds,
                 )
-            try:
+                if settings.jobs_interval_seconds > 0
+                else None
+            )
+            async with running_beside(scheduled, name="workforce-jobs"):
                 yield
-            finally:
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
 
     app.router.lifespan_context = lifespan
     refuse_lost_keys(

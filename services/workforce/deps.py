@@ -2,18 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Request
 
 from services.workforce.models import Employment, FacilityProjection, Practitioner
 from services.workforce.service.common import Workforce, get_visible_facility, get_visible_practitioner
 from services.workforce.service.hiring import get_visible_employment
+from shared.api import IdPath
 from shared.identity import AuthenticatedDep
 from shared.service import SessionDep
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # Ids are UUIDs (docs/API.md); anything else is refused before it reaches a query.
-IdPath = Annotated[str, Path(pattern=UUID_PATTERN, description="a UUID")]
-IdQuery = Annotated[str, Query(pattern=UUID_PATTERN, description="a UUID")]
 
 
 async def workforce(request: Request) -> Workforce:

@@ -15,7 +15,7 @@ from services.workforce.service.bans import ban_practitioner_for_incident
 from shared.clock import as_utc, shanghai_today, utcnow
 from shared.contracts import payload_of
 from shared.contracts.monitoring import IncidentConfirmed
-from shared.contracts.registry import FacilityFacts
+from shared.contracts.registry import FACILITY_FACT_EVENTS, FacilityFacts
 from shared.events.consumer import Handler
 from shared.events.envelope import CloudEvent
 
@@ -130,13 +130,6 @@ async def on_incident_confirmed(event: CloudEvent, session: AsyncSession) -> Non
 
 
 HANDLERS: dict[str, Handler] = {
-    "cradle.registry.facility.submitted": on_facility_changed,
-    "cradle.registry.facility.approved": on_facility_changed,
-    "cradle.registry.facility.rejected": on_facility_changed,
-    "cradle.registry.facility.suspended": on_facility_changed,
-    "cradle.registry.facility.closed": on_facility_changed,
-    "cradle.registry.facility.reinstated": on_facility_changed,
-    "cradle.registry.facility.updated": on_facility_changed,
-    "cradle.registry.enrolment.updated": on_facility_changed,
+    **{model.event_type: on_facility_changed for model in FACILITY_FACT_EVENTS},
     "cradle.monitoring.incident.confirmed": on_incident_confirmed,
 }

@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.events.tables import inbox_table, outbox_table
 from shared.idempotency import idempotency_table
+from shared.pii_audit import PiiAccessRecord
 
 
 class WorkforceModel(SQLModel, registry=registry()):
@@ -230,19 +231,10 @@ class BanCheck(WorkforceModel, table=True):
     request_id: str | None = Field(default=None, max_length=128)
 
 
-class PiiAccess(WorkforceModel, table=True):
-    """The audit of every unmasked read of personal data."""
+class PiiAccess(WorkforceModel, PiiAccessRecord, table=True):
+    """The audit of every unmasked read of personal data (shared/pii_audit.py)."""
 
     __tablename__ = "pii_access"
-
-    id: str = Field(primary_key=True, max_length=36)
-    accessed_at: datetime = Field(sa_column=_at(index=True))
-    client_id: str = Field(max_length=64, index=True)
-    record_type: str = Field(max_length=32)
-    record_id: str = Field(max_length=36, index=True)
-    fields: str = Field(max_length=100)
-    purpose: str = Field(max_length=300)
-    request_id: str | None = Field(default=None, max_length=128)
 
 
 class BackgroundCheck(WorkforceModel, table=True):

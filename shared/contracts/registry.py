@@ -118,6 +118,20 @@ class EnrolmentUpdated(FacilityFacts):
     month: Month
 
 
+# The facility events a consumer's projection of the facility keeps (all but the review, whose
+# facts arrive again with the decision): one handler takes them all, by `FacilityFacts`.
+FACILITY_FACT_EVENTS: tuple[type[FacilityFacts], ...] = (
+    FacilitySubmitted,
+    FacilityApproved,
+    FacilityRejected,
+    FacilitySuspended,
+    FacilityClosed,
+    FacilityReinstated,
+    FacilityUpdated,
+    EnrolmentUpdated,
+)
+
+
 class AssessmentFacts(BaseModel):
     id: Uuid
     method: Literal["self", "peer", "commissioned"]

@@ -4,16 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from services.guidance.deps import (
-    Caller,
-    FamilyDep,
-    FamilyToChangeDep,
-    GuidanceDep,
-    IdempotencyDep,
-    IdPath,
-    Writer,
-)
-from services.guidance.router.common import IfMatch, Paging, problem
+from services.guidance.deps import Caller, FamilyDep, FamilyToChangeDep, GuidanceDep, Writer, idempotent
+from services.guidance.router.common import Paging
 from services.guidance.schemas import (
     ChildCreate,
     FamilyBookingRead,
@@ -29,10 +21,12 @@ from services.guidance.schemas import (
     LinkRedeem,
 )
 from services.guidance.service import families, resources, sessions, visits
-from services.guidance.service.common import etag, is_parent, linked_family_id
+from services.guidance.service.common import is_parent, linked_family_id
 from services.guidance.service.families import FamilyFilters
+from shared.api import IdPath, IfMatch, etag
 from shared.clock import as_utc
-from shared.errors import CradleError
+from shared.errors import CradleError, error_response
+from shared.idempotency import Reply
 from shared.identity import PurposeDep, RequestIdDep
 from shared.pagination import Page
 from shared.service import SessionDep
@@ -50,19 +44,17 @@ async def family_filters(
 
 
 @router.post("/families", status_code=201, response_model=FamilyCreated)
+@idempotent(201)
 async def register_family(
     body: FamilyCreate,
     session: SessionDep,
     caller: Caller,
     guidance: GuidanceDep,
-    idem: IdempotencyDep,
     purpose: PurposeDep,
     request_id: RequestIdDep,
-) -> Response:
+) -> Reply:
     """A station or district registers a family (the reply holds a one-time `link_code` for its
     parents, shown once); a parent registering from the app is linked to the new family at once."""
-    if replay := await idem.replay():
-        return replay
     found, code = await families.register_family(session=session, guidance=guidance, caller=caller, data=body)
     read = families.to_read(
         found, session=session, guidance=guidance, caller=caller, purpose=None, request_id=None
@@ -73,7 +65,7 @@ async def register_family(
         link_code_expires_at=as_utc(found.family.link_code_expires_at) if code else None,
     )
     headers = {"Location": f"/v1/families/{found.family.id}", **etag(found.family.version)}
-    return await idem.respond(201, reply, headers)
+    return Reply(reply, headers)
 
 
 @router.get("/families", response_model=Page[FamilySummary])
@@ -92,27 +84,25 @@ async def list_families(
 
 
 @router.post("/families/link", response_model=FamilyRead)
+@idempotent(200)
 async def link_family(
     body: LinkRedeem,
     session: SessionDep,
     caller: Caller,
     guidance: GuidanceDep,
-    idem: IdempotencyDep,
     response: Response,
-) -> Response:
+) -> Reply:
     """A parent redeems the one-time code its station gave it; the code then stops working."""
-    if replay := await idem.replay():
-        return replay
     outcome = await families.redeem_link_code(
         session=session, guidance=guidance, caller=caller, code=body.code
     )
     if isinstance(outcome, CradleError):
-        return problem(outcome)
+        return error_response(outcome)
     found = await families.detail(session, outcome)
     read = families.to_read(
         found, session=session, guidance=guidance, caller=caller, purpose=None, request_id=None
     )
-    return await idem.respond(200, read, etag(outcome.version))
+    return Reply(read, etag(outcome.version))
 
 
 @router.get("/families/{family_id}", response_model=FamilyRead)
@@ -155,23 +145,21 @@ async def edit_family(
 
 
 @router.post("/families/{family_id}/children", status_code=201, response_model=FamilyRead)
+@idempotent(201)
 async def add_child(
     body: ChildCreate,
     family: FamilyToChangeDep,
     session: SessionDep,
     caller: Caller,
     guidance: GuidanceDep,
-    idem: IdempotencyDep,
-) -> Response:
+) -> Reply:
     """A child born (or newly cared for) in the family."""
-    if replay := await idem.replay():
-        return replay
     updated = await families.add_child(session=session, caller=caller, family=family, data=body)
     found = await families.detail(session, updated)
     read = families.to_read(
         found, session=session, guidance=guidance, caller=caller, purpose=None, request_id=None
     )
-    return await idem.respond(201, read, etag(updated.version))
+    return Reply(read, etag(updated.version))
 
 
 @router.post("/families/{family_id}/link-code", status_code=201, response_model=LinkCode)
@@ -209,15 +197,12 @@ async def family_feed(family: FamilyDep, session: SessionDep, paging: Paging) ->
 
 
 @router.post("/home-visits", status_code=201, response_model=HomeVisitRead)
-async def record_visit(
-    body: HomeVisitCreate, session: SessionDep, caller: Writer, idem: IdempotencyDep
-) -> Response:
+@idempotent(201)
+async def record_visit(body: HomeVisitCreate, session: SessionDep, caller: Writer) -> Reply:
     """A home visit (上门指导) to a family of your area (`guidance:write`)."""
-    if replay := await idem.replay():
-        return replay
     visit = await visits.record_visit(session=session, caller=caller, data=body)
     headers = {"Location": f"/v1/home-visits/{visit.id}", "ETag": '"1"'}
-    return await idem.respond(201, visits.to_read(visit), headers)
+    return Reply(visits.to_read(visit), headers)
 
 
 @router.get("/home-visits/{visit_id}", response_model=HomeVisitRead)

@@ -4,13 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from services.guidance.deps import Caller, IdempotencyDep, IdPath, Writer
+from services.guidance.deps import Caller, IdempotencyDep, Writer
 from services.guidance.router.common import Paging
 from services.guidance.schemas import MAX_AGE_MONTHS, Audience, ResourceCreate, ResourceKind, ResourceRead
 from services.guidance.service import resources
-from services.guidance.service.common import etag
 from services.guidance.service.resources import ResourceFilters
 from services.guidance.service.sessions import require_writer
+from shared.api import IdPath, etag
 from shared.pagination import Page
 from shared.service import SessionDep
 

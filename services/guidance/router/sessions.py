@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from services.guidance.deps import Caller, GuidanceSessionDep, IdempotencyDep, IdPath, Writer
+from services.guidance.deps import Caller, GuidanceSessionDep, IdempotencyDep, Writer, idempotent
 from services.guidance.router.common import Paging, utc_query
 from services.guidance.schemas import (
     AttendanceCreate,
@@ -17,9 +17,10 @@ from services.guidance.schemas import (
     SessionRead,
 )
 from services.guidance.service import sessions
-from services.guidance.service.common import etag
 from services.guidance.service.sessions import SessionFilters
+from shared.api import IdPath, etag
 from shared.clock import Timestamp
+from shared.idempotency import Reply
 from shared.pagination import Page
 from shared.service import SessionDep
 
@@ -78,16 +79,15 @@ async def read_session(gs: GuidanceSessionDep, response: Response) -> SessionRea
 
 
 @router.post("/sessions/{session_id}/bookings", status_code=201, response_model=BookingRead)
+@idempotent(201)
 async def book_session(
-    body: BookingCreate, gs: GuidanceSessionDep, session: SessionDep, caller: Caller, idem: IdempotencyDep
-) -> Response:
+    body: BookingCreate, gs: GuidanceSessionDep, session: SessionDep, caller: Caller
+) -> Reply:
     """A place for a family: parents book for their own; a full, past or cancelled session, or a
     second booking by the same family, is a 409."""
-    if replay := await idem.replay():
-        return replay
     booking, updated = await sessions.book(session=session, caller=caller, gs=gs, data=body)
     headers = {"Location": f"/v1/sessions/{gs.id}/bookings/{booking.id}"}
-    return await idem.respond(201, sessions.booking_read(booking), headers)
+    return Reply(sessions.booking_read(booking), headers)
 
 
 @router.get("/sessions/{session_id}/bookings", response_model=list[BookingRead])
@@ -98,22 +98,20 @@ async def session_bookings(gs: GuidanceSessionDep, session: SessionDep, caller: 
 
 
 @router.post("/sessions/{session_id}/bookings/{booking_id}/cancel", response_model=BookingRead)
+@idempotent(200)
 async def cancel_booking(
-    booking_id: IdPath, gs: GuidanceSessionDep, session: SessionDep, caller: Caller, idem: IdempotencyDep
-) -> Response:
+    booking_id: IdPath, gs: GuidanceSessionDep, session: SessionDep, caller: Caller
+) -> BookingRead:
     """Cancel a booking before the session starts: the place is free again."""
-    if replay := await idem.replay():
-        return replay
     booking = await sessions.cancel_booking(session=session, caller=caller, gs=gs, booking_id=booking_id)
-    return await idem.respond(200, sessions.booking_read(booking))
+    return sessions.booking_read(booking)
 
 
 @router.post("/sessions/{session_id}/attendance", response_model=AttendanceRead)
+@idempotent(200)
 async def record_attendance(
-    body: AttendanceCreate, gs: GuidanceSessionDep, session: SessionDep, caller: Caller, idem: IdempotencyDep
-) -> Response:
+    body: AttendanceCreate, gs: GuidanceSessionDep, session: SessionDep, caller: Caller
+) -> AttendanceRead:
     """The organiser marks which booked families came (`attended: false` corrects a mark)."""
-    if replay := await idem.replay():
-        return replay
     result = await sessions.record_attendance(session=session, caller=caller, gs=gs, data=body)
-    return await idem.respond(200, result)
+    return result

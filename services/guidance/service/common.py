@@ -11,15 +11,14 @@ from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.guidance.config import GuidanceSettings
-from services.guidance.errors import StaleVersion
 from services.guidance.models import Family, FamilyLink, PiiAccess, Town
 
 # Still importable from here for cradle/seed (the clock itself is shared/clock.py).
 from shared.clock import shanghai_today as shanghai_today
-from shared.errors import Forbidden, ServiceUnavailable, invalid
+from shared.errors import Forbidden, invalid
 from shared.i18n import tr
 from shared.identity import ClientKind, Identity
-from shared.pii import Encrypted, KeyedHasher, PiiCipher
+from shared.pii import PiiVault
 from shared.pii_audit import may_unmask, record_unmasked_read
 
 # AES-GCM associated data: a ciphertext only decrypts in the kind of field it was made for.
@@ -50,28 +49,14 @@ def age_in_months(birth: date, today: date) -> int:
 
 
 @dataclass(frozen=True)
-class Guidance:
+class Guidance(PiiVault):
     """The service's configuration and keys, built once per app."""
 
     settings: GuidanceSettings
-    cipher: PiiCipher
-    hasher: KeyedHasher
 
     @classmethod
     def from_settings(cls, settings: GuidanceSettings) -> Guidance:
         return cls(settings=settings, cipher=settings.cipher(), hasher=settings.hasher())
-
-    def seal(self, value: str, *, context: str) -> Encrypted:
-        return self.cipher.encrypt(value, context=context)
-
-    def open(self, key_id: str, ciphertext: str, *, context: str) -> str:
-        try:
-            return self.cipher.decrypt(Encrypted(key_id, ciphertext), context=context)
-        except LookupError as exc:
-            # A key retired too early: a deployment fault, not the caller's, and not a 500.
-            raise ServiceUnavailable(
-                "Personal data is encrypted under a key this service no longer holds.", retry_after=300
-            ) from exc
 
 
 async def town_or_422(session: AsyncSession, town_code: str, field: str = "town_code") -> Town:
@@ -100,22 +85,6 @@ def check_area(caller: Identity, district_code: str) -> None:
     if caller.kind == ClientKind.district and caller.district_code == district_code:
         return
     raise Forbidden(tr("You may not act for district {district_code}.", district_code=district_code))
-
-
-def check_version(version: int, if_match: str | None) -> None:
-    """`If-Match: "<version>"`: an editor working from an older version gets 412."""
-    if if_match is None:
-        return
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if "*" not in wanted and str(version) not in wanted:
-        raise StaleVersion(
-            f"The record is at version {version}; reload it and apply your change again.",
-            current_version=version,
-        )
-
-
-def etag(version: int) -> dict[str, str]:
-    return {"ETag": f'"{version}"'}
 
 
 # --- who sees which family -----------------------------------------------------------------------

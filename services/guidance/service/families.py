@@ -31,7 +31,6 @@ from services.guidance.service.common import (
     age_in_months,
     audit_pii_read,
     check_area,
-    check_version,
     families_visible_to,
     is_parent,
     linked_family_id,
@@ -41,6 +40,7 @@ from services.guidance.service.common import (
     writes_guidance,
 )
 from services.guidance.service.tallies import set_in_need
+from shared.api import check_version
 from shared.clock import as_utc, new_id, shanghai_today, utcnow
 from shared.errors import CradleError, Forbidden, invalid
 from shared.events.outbox import emit

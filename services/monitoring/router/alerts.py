@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from services.monitoring.deps import DistrictFilter, IdFilter, IfMatch, Paging, PathId, Reader, Writer, etag
+from services.monitoring.deps import DistrictFilter, IdFilter, Paging, PathId, Reader, Writer
 from services.monitoring.schemas import AlertAction, AlertDetail, AlertRead
 from services.monitoring.service import alerts
 from services.monitoring.service.alerts import AlertFilters
-from services.monitoring.service.common import check_version
+from shared.api import IfMatch, check_version, etag
 from shared.clock import utcnow
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import Reply, idempotent
 from shared.identity import Identity
 from shared.pagination import Page
 from shared.service import SessionDep
@@ -53,15 +53,12 @@ async def _move_alert(
     body: AlertAction | None,
     session: SessionDep,
     caller: Identity,
-    idem: IdempotencyDep,
     if_match: str | None,
-) -> JSONResponse:
-    if replay := await idem.replay():
-        return replay
+) -> Reply:
     alert, _ = await alerts.get_visible_alert(
         session=session, caller=caller, alert_id=alert_id, for_update=True
     )
-    check_version("alert", alert.version, if_match)
+    check_version(alert.version, if_match, what="alert")
     await alerts.transition(
         session,
         alert=alert,
@@ -71,18 +68,18 @@ async def _move_alert(
         now=utcnow(),
     )
     detail = await alerts.alert_detail(session=session, alert=alert)
-    return await idem.respond(200, detail, etag(alert.version))
+    return Reply(detail, etag(alert.version))
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertDetail)
+@idempotent(200)
 async def acknowledge_alert(
     alert_id: PathId,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
     body: AlertAction | None = None,
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Reply:
     """Someone is on it: open → acknowledged."""
     return await _move_alert(
         alert_id=alert_id,
@@ -90,20 +87,19 @@ async def acknowledge_alert(
         body=body,
         session=session,
         caller=caller,
-        idem=idem,
         if_match=if_match,
     )
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertDetail)
+@idempotent(200)
 async def resolve_alert(
     alert_id: PathId,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
     body: AlertAction | None = None,
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Reply:
     """Dealt with, nothing more to do: open or acknowledged → resolved (say how in `note`)."""
     return await _move_alert(
         alert_id=alert_id,
@@ -111,6 +107,5 @@ async def resolve_alert(
         body=body,
         session=session,
         caller=caller,
-        idem=idem,
         if_match=if_match,
     )

@@ -8,23 +8,14 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.monitoring.config import MonitoringSettings
-from services.monitoring.deps import (
-    IdFilter,
-    IfMatch,
-    IngestDep,
-    Paging,
-    PathId,
-    Reader,
-    SettingsDep,
-    Writer,
-    etag,
-)
+from services.monitoring.deps import IdFilter, IngestDep, Paging, PathId, Reader, SettingsDep, Writer
 from services.monitoring.models import Camera
 from services.monitoring.schemas import CameraCreate, CameraRead, CameraUpdate
 from services.monitoring.service import cameras
 from services.monitoring.service.ingest import Ingest
+from shared.api import IfMatch, etag
 from shared.clock import utcnow
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import Reply, idempotent
 from shared.pagination import Page, make_page
 from shared.service import SessionDep
 
@@ -41,20 +32,18 @@ def camera_read(camera: Camera, settings: MonitoringSettings, ingest: Ingest) ->
 
 
 @router.post("/cameras", status_code=201, response_model=CameraRead)
+@idempotent(201)
 async def register_camera(
     body: CameraCreate,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
     settings: SettingsDep,
     ingest: IngestDep,
-) -> JSONResponse:
+) -> Reply:
     """Register a facility's camera under the video system's own `external_id`."""
-    if replay := await idem.replay():
-        return replay
     camera = await cameras.register(session=session, caller=caller, data=body, now=utcnow())
     headers = {"Location": f"/v1/cameras/{camera.id}", **etag(camera.version)}
-    return await idem.respond(201, camera_read(camera, settings, ingest), headers)
+    return Reply(camera_read(camera, settings, ingest), headers)
 
 
 @router.get("/cameras", response_model=Page[CameraRead])

@@ -9,14 +9,12 @@ from fastapi.responses import JSONResponse
 from services.monitoring.deps import (
     DistrictFilter,
     IdFilter,
-    IfMatch,
     Paging,
     PathId,
     Reporter,
     ReportReader,
     SettingsDep,
     Writer,
-    etag,
 )
 from services.monitoring.schemas import (
     Escalation,
@@ -31,9 +29,9 @@ from services.monitoring.schemas import (
 )
 from services.monitoring.service import alerts, findings, incidents
 from services.monitoring.service import incident_queries as queries
-from services.monitoring.service.common import check_version
+from shared.api import IfMatch, check_version, etag
 from shared.clock import utcnow
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import Reply, idempotent
 from shared.pagination import Page, make_page
 from shared.service import SessionDep
 
@@ -41,39 +39,36 @@ router = APIRouter(prefix="/v1", tags=["incidents"])
 
 
 @router.post("/incidents", status_code=201, response_model=IncidentDetail)
+@idempotent(201)
 async def report_incident(
-    body: IncidentCreate, session: SessionDep, caller: Reporter, settings: SettingsDep, idem: IdempotencyDep
-) -> JSONResponse:
+    body: IncidentCreate, session: SessionDep, caller: Reporter, settings: SettingsDep
+) -> Reply:
     """Report an incident (突发事件). A facility reports within 2 h of an abuse, injury or illness
     outbreak and 24 h of anything else (settings): a late report is flagged, raises an alert and
     publishes `deadline.missed`. Parents report through the app about any approved facility."""
-    if replay := await idem.replay():
-        return replay
     incident = await incidents.report(
         session=session, caller=caller, data=body, settings=settings, now=utcnow()
     )
     headers = {"Location": f"/v1/incidents/{incident.id}", **etag(incident.version)}
-    return await idem.respond(201, await queries.to_detail(session, incident), headers)
+    return Reply(await queries.to_detail(session, incident), headers)
 
 
 @router.post("/alerts/{alert_id}/escalate", status_code=201, response_model=IncidentDetail, tags=["alerts"])
+@idempotent(201)
 async def escalate_alert(
     alert_id: PathId,
     body: Escalation,
     session: SessionDep,
     caller: Writer,
     settings: SettingsDep,
-    idem: IdempotencyDep,
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Reply:
     """Turn an open or acknowledged alert into an incident; the alert becomes `escalated` (409 if it
     is already resolved or escalated)."""
-    if replay := await idem.replay():
-        return replay
     alert, facility = await alerts.get_visible_alert(
         session=session, caller=caller, alert_id=alert_id, for_update=True
     )
-    check_version("alert", alert.version, if_match)
+    check_version(alert.version, if_match, what="alert")
     incident = await incidents.escalate(
         session=session,
         caller=caller,
@@ -84,7 +79,7 @@ async def escalate_alert(
         now=utcnow(),
     )
     headers = {"Location": f"/v1/incidents/{incident.id}", **etag(incident.version)}
-    return await idem.respond(201, await queries.to_detail(session, incident), headers)
+    return Reply(await queries.to_detail(session, incident), headers)
 
 
 @router.get("/incidents", response_model=Page[IncidentRead])
@@ -122,71 +117,65 @@ async def read_incident(incident_id: PathId, session: SessionDep, caller: Report
 
 
 @router.post("/incidents/{incident_id}/findings", response_model=IncidentDetail)
+@idempotent(200)
 async def record_finding(
     incident_id: PathId,
     body: FindingCreate,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Reply:
     """The district's (or the EDU bureau's) finding. Only people employed at the incident's facility
     at or after the incident may be named (422 naming each other one). A district's confirmed abuse
     is `proposed`: it bans nobody until EDU confirms it. Anything else is final at once (409 after);
     a confirmed one publishes `incident.confirmed`, on which the workforce bans the named for life."""
-    if replay := await idem.replay():
-        return replay
     incident, facility = await queries.get_visible_incident(
         session=session, caller=caller, incident_id=incident_id, for_update=True
     )
-    check_version("incident", incident.version, if_match)
+    check_version(incident.version, if_match, what="incident")
     incident = await findings.record_finding(
         session=session, caller=caller, incident=incident, facility=facility, data=body, now=utcnow()
     )
-    return await idem.respond(200, await queries.to_detail(session, incident), etag(incident.version))
+    return Reply(await queries.to_detail(session, incident), etag(incident.version))
 
 
 @router.post("/incidents/{incident_id}/findings/confirm", response_model=IncidentDetail)
+@idempotent(200)
 async def confirm_finding(
     incident_id: PathId,
     body: FindingConfirm,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Reply:
     """EDU confirms the district's proposed finding (403 for anyone else; 409 when none awaits): the
     incident is confirmed and `incident.confirmed` carries the named people to the workforce."""
-    if replay := await idem.replay():
-        return replay
     incident, _ = await queries.get_visible_incident(
         session=session, caller=caller, incident_id=incident_id, for_update=True
     )
-    check_version("incident", incident.version, if_match)
+    check_version(incident.version, if_match, what="incident")
     incident = await findings.confirm_finding(
         session=session, caller=caller, incident=incident, data=body, now=utcnow()
     )
-    return await idem.respond(200, await queries.to_detail(session, incident), etag(incident.version))
+    return Reply(await queries.to_detail(session, incident), etag(incident.version))
 
 
 @router.post("/incidents/{incident_id}/findings/reject", response_model=IncidentDetail)
+@idempotent(200)
 async def reject_finding(
     incident_id: PathId,
     body: FindingReject,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Reply:
     """EDU rejects the district's proposed finding, with its reason: nobody is banned, the proposal
     stays in the incident's findings, and the incident is `reported` again, open for a new finding."""
-    if replay := await idem.replay():
-        return replay
     incident, _ = await queries.get_visible_incident(
         session=session, caller=caller, incident_id=incident_id, for_update=True
     )
-    check_version("incident", incident.version, if_match)
+    check_version(incident.version, if_match, what="incident")
     incident = await findings.reject_finding(
         session=session, caller=caller, incident=incident, data=body, now=utcnow()
     )
-    return await idem.respond(200, await queries.to_detail(session, incident), etag(incident.version))
+    return Reply(await queries.to_detail(session, incident), etag(incident.version))

@@ -7,17 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from services.monitoring.deps import (
-    DistrictFilter,
-    IdFilter,
-    IfMatch,
-    Paging,
-    PathId,
-    Reader,
-    SettingsDep,
-    Writer,
-    etag,
-)
+from services.monitoring.deps import DistrictFilter, IdFilter, Paging, PathId, Reader, SettingsDep, Writer
 from services.monitoring.schemas import (
     InspectionCreate,
     InspectionRead,
@@ -32,9 +22,9 @@ from services.monitoring.schemas import (
     ResultCreate,
 )
 from services.monitoring.service import inspections, plans
-from services.monitoring.service.common import check_version
+from shared.api import IfMatch, check_version, etag
 from shared.clock import utcnow
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import Reply, idempotent
 from shared.pagination import Page, make_page
 from shared.service import SessionDep
 
@@ -46,16 +36,11 @@ InspectionStatus = Annotated[str | None, Query(pattern=r"^(planned|completed|can
 
 
 @router.post("/inspectors", status_code=201, response_model=InspectorRead, tags=["inspections"])
-async def add_inspector(
-    body: InspectorCreate, session: SessionDep, caller: Writer, idem: IdempotencyDep
-) -> JSONResponse:
+@idempotent(201)
+async def add_inspector(body: InspectorCreate, session: SessionDep, caller: Writer) -> Reply:
     """Register an inspector of a district (the district's guidance centre or the EDU bureau)."""
-    if replay := await idem.replay():
-        return replay
     inspector = await plans.add_inspector(session=session, caller=caller, data=body, now=utcnow())
-    return await idem.respond(
-        201, plans.inspector_read(inspector), {"Location": f"/v1/inspectors/{inspector.id}"}
-    )
+    return Reply(plans.inspector_read(inspector), {"Location": f"/v1/inspectors/{inspector.id}"})
 
 
 @router.get("/inspectors", response_model=Page[InspectorRead], tags=["inspections"])
@@ -84,20 +69,15 @@ async def update_inspector(
 
 
 @router.post("/inspection-plans", status_code=201, response_model=PlanRead, tags=["inspections"])
-async def draw_plan(
-    body: PlanCreate, session: SessionDep, caller: Writer, settings: SettingsDep, idem: IdempotencyDep
-) -> JSONResponse:
+@idempotent(201)
+async def draw_plan(body: PlanCreate, session: SessionDep, caller: Writer, settings: SettingsDep) -> Reply:
     """Draw a district's 双随机 plan for a month: `sample_size` approved facilities, each paired with
     two of the district's active inspectors (none who inspected it in the previous month's draw).
     Facilities not yet inspected on site this year come first, riskier ones sooner. The seed and
     every input are stored (see `/verification`). Drawing the same month again replaces the plan
     (its inspections are cancelled) until one of them has a result (409)."""
-    if replay := await idem.replay():
-        return replay
     plan = await plans.draw_plan(session=session, caller=caller, data=body, settings=settings, now=utcnow())
-    return await idem.respond(
-        201, await plans.to_read(session, plan), {"Location": f"/v1/inspection-plans/{plan.id}"}
-    )
+    return Reply(await plans.to_read(session, plan), {"Location": f"/v1/inspection-plans/{plan.id}"})
 
 
 @router.get("/inspection-plans", response_model=Page[PlanRead], tags=["inspections"])
@@ -131,15 +111,12 @@ async def verify_plan(plan_id: PathId, session: SessionDep, caller: Reader) -> P
 
 
 @router.post("/inspections", status_code=201, response_model=InspectionRead, tags=["inspections"])
-async def plan_inspection(
-    body: InspectionCreate, session: SessionDep, caller: Writer, idem: IdempotencyDep
-) -> JSONResponse:
+@idempotent(201)
+async def plan_inspection(body: InspectionCreate, session: SessionDep, caller: Writer) -> Reply:
     """An on-site inspection outside the monthly draw."""
-    if replay := await idem.replay():
-        return replay
     inspection = await inspections.create_adhoc(session=session, caller=caller, data=body, now=utcnow())
     headers = {"Location": f"/v1/inspections/{inspection.id}", **etag(inspection.version)}
-    return await idem.respond(201, inspections.to_read(inspection), headers)
+    return Reply(inspections.to_read(inspection), headers)
 
 
 @router.get("/inspections", response_model=Page[InspectionRead], tags=["inspections"])
@@ -176,23 +153,21 @@ async def read_inspection(inspection_id: PathId, session: SessionDep, caller: Re
 
 
 @router.post("/inspections/{inspection_id}/result", response_model=InspectionRead, tags=["inspections"])
+@idempotent(200)
 async def record_result(
     inspection_id: PathId,
     body: ResultCreate,
     session: SessionDep,
     caller: Writer,
     settings: SettingsDep,
-    idem: IdempotencyDep,
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Reply:
     """The checklist result, recorded once (409 after); publishes `inspection.completed`. `rectify`
     needs a future `rectify_by`; `pass` cannot have a failed item."""
-    if replay := await idem.replay():
-        return replay
     inspection, facility = await inspections.get_visible_inspection(
         session=session, caller=caller, inspection_id=inspection_id, for_update=True
     )
-    check_version("inspection", inspection.version, if_match)
+    check_version(inspection.version, if_match, what="inspection")
     inspection = await inspections.record_result(
         session=session,
         caller=caller,
@@ -202,29 +177,27 @@ async def record_result(
         settings=settings,
         now=utcnow(),
     )
-    return await idem.respond(200, inspections.to_read(inspection), etag(inspection.version))
+    return Reply(inspections.to_read(inspection), etag(inspection.version))
 
 
 @router.post(
     "/inspections/{inspection_id}/rectification", response_model=InspectionRead, tags=["inspections"]
 )
+@idempotent(200)
 async def record_rectification(
     inspection_id: PathId,
     body: RectificationCreate,
     session: SessionDep,
     caller: Writer,
     settings: SettingsDep,
-    idem: IdempotencyDep,
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Reply:
     """The district confirms the facility rectified what failed; publishes `rectification.completed`."""
-    if replay := await idem.replay():
-        return replay
     inspection, _ = await inspections.get_visible_inspection(
         session=session, caller=caller, inspection_id=inspection_id, for_update=True
     )
-    check_version("inspection", inspection.version, if_match)
+    check_version(inspection.version, if_match, what="inspection")
     inspection = await inspections.record_rectification(
         session=session, caller=caller, inspection=inspection, data=body, settings=settings, now=utcnow()
     )
-    return await idem.respond(200, inspections.to_read(inspection), etag(inspection.version))
+    return Reply(inspections.to_read(inspection), etag(inspection.version))

@@ -1,11 +1,6 @@
 """monitoring's request and reply bodies, one module per entity; every name importable from here."""
 
-from services.monitoring.schemas.alerts import (
-    AlertAction,
-    AlertDetail,
-    AlertRead,
-    AlertTransitionRead,
-)
+from services.monitoring.schemas.alerts import AlertAction, AlertDetail, AlertRead, AlertTransitionRead
 from services.monitoring.schemas.cameras import (
     CameraCreate,
     CameraLocation,
@@ -59,13 +54,7 @@ from services.monitoring.schemas.inspections import (
     RectificationCreate,
     ResultCreate,
 )
-from services.monitoring.schemas.risk import (
-    DistrictFigures,
-    Figures,
-    RiskListItem,
-    RiskRead,
-    RiskReason,
-)
+from services.monitoring.schemas.risk import DistrictFigures, Figures, RiskListItem, RiskRead, RiskReason
 
 __all__ = [
     "AlertAction",

@@ -8,10 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.monitoring.schemas.common import (
-    EventId,
-    Uuid,
-)
+from services.monitoring.schemas.common import EventId, Uuid
 from shared.clock import Timestamp
 from shared.errors import FieldError
 from shared.scalars import Flag

@@ -8,12 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.monitoring.schemas.common import (
-    Note,
-    PractitionerIds,
-    Text,
-    Uuid,
-)
+from services.monitoring.schemas.common import Note, PractitionerIds, Text, Uuid
 from shared.clock import Timestamp
 from shared.contracts.types import DecisionRef
 

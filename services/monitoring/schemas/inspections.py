@@ -8,14 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.monitoring.schemas.common import (
-    DistrictCode,
-    Month,
-    Note,
-    Seed,
-    Text,
-    Uuid,
-)
+from services.monitoring.schemas.common import DistrictCode, Month, Note, Seed, Text, Uuid
 from shared.clock import Day
 from shared.scalars import Flag, Integer
 

@@ -12,12 +12,8 @@ from services.monitoring.errors import CameraNotFound
 from services.monitoring.events import CameraRegistered
 from services.monitoring.models import Camera, Facility
 from services.monitoring.schemas import CameraCreate, CameraRead, CameraUpdate
-from services.monitoring.service.common import (
-    check_version,
-    get_visible_facility,
-    may_see,
-    visible_facilities_clause,
-)
+from services.monitoring.service.common import get_visible_facility, may_see, visible_facilities_clause
+from shared.api import check_version
 from shared.clock import as_utc, new_id
 from shared.errors import Conflict
 from shared.events.outbox import emit
@@ -119,7 +115,7 @@ async def get_visible_camera(
 async def update(
     *, session: AsyncSession, camera: Camera, data: CameraUpdate, if_match: str | None
 ) -> Camera:
-    check_version("camera", camera.version, if_match)
+    check_version(camera.version, if_match, what="camera")
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for field, value in changes.items():
         setattr(camera, field, value.value if hasattr(value, "value") else value)

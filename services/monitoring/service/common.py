@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.monitoring.errors import FacilityNotFound, StaleVersion
+from services.monitoring.errors import FacilityNotFound
 from services.monitoring.models import Facility
 
 # Still importable from here for cradle/seed (the clock itself is shared/clock.py).
@@ -44,18 +44,3 @@ async def get_visible_facility(
     if facility is None or not may_see(caller, facility):
         raise FacilityNotFound(tr("No facility {facility_id} that you may see.", facility_id=facility_id))
     return facility
-
-
-def check_version(what: str, version: int, if_match: str | None) -> None:
-    """`If-Match: "<version>"`: a change made from an older version is a 412 (absent or `*`: any)."""
-    if if_match is None or if_match.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if str(version) not in wanted:
-        raise StaleVersion(
-            tr(
-                "The {what} is at version {version}; reload it and decide again.",
-                what=what,
-                version=version,
-            )
-        )

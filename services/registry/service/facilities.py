@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.config import RegistrySettings
-from services.registry.errors import FacilityNotFound, StaleVersion, StatusChangeNotAllowed
+from services.registry.errors import FacilityNotFound, StatusChangeNotAllowed
 from services.registry.events import EnrolmentUpdated, FacilitySubmitted, FacilityUpdated, Places
 from services.registry.models import Enrolment, Facility, FacilityStatusChange, FacilityVersion, Town
 from services.registry.schemas import (
@@ -26,6 +26,7 @@ from services.registry.schemas import (
     OpeningHours,
     PerAgeClass,
 )
+from shared.api import check_version
 from shared.errors import FieldError, InvalidInput, invalid
 from shared.events.outbox import emit
 from shared.i18n import tr
@@ -215,19 +216,6 @@ async def get_visible_facility(
     return facility
 
 
-def check_version(facility: Facility, if_match: str | None) -> None:
-    """`If-Match: "<version>"`: an editor working from an older version gets 412, not a silent
-    overwrite."""
-    if if_match is None:
-        return
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if "*" not in wanted and str(facility.version) not in wanted:
-        raise StaleVersion(
-            f"The facility is at version {facility.version}; reload it and apply your change again.",
-            current_version=facility.version,
-        )
-
-
 async def record_version(*, session: AsyncSession, facility: Facility, caller: Identity) -> None:
     session.add(
         FacilityVersion(
@@ -250,7 +238,7 @@ async def update_facility(
     if_match: str | None,
     settings: RegistrySettings,
 ) -> Facility:
-    check_version(facility, if_match)
+    check_version(facility.version, if_match, what="facility")
     if facility.status == FacilityStatus.closed:
         raise StatusChangeNotAllowed("A closed facility's record is final.")
     changes = data.model_dump(exclude_unset=True)
@@ -300,7 +288,7 @@ async def report_enrolment(
     if_match: str | None,
 ) -> Facility:
     """Monthly enrolment per age class; a second report for the month replaces the first."""
-    check_version(facility, if_match)
+    check_version(facility.version, if_match, what="facility")
     if facility.status not in (FacilityStatus.approved, FacilityStatus.suspended):
         raise StatusChangeNotAllowed("Enrolment is reported for approved facilities.")
     over = [a for a in AGE_CLASSES if getattr(data, a) > getattr(facility, f"capacity_{a}")]

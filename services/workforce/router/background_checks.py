@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
-from services.workforce.deps import IdPath, PractitionerDep
+from services.workforce.deps import PractitionerDep
 from services.workforce.router.common import PageDep, Reader, Writer
 from services.workforce.schemas import (
     BackgroundCheckAnswer,
@@ -15,7 +15,8 @@ from services.workforce.schemas import (
     BackgroundCheckResolve,
 )
 from services.workforce.service import background_checks
-from shared.idempotency import IdempotencyDep
+from shared.api import IdPath
+from shared.idempotency import idempotent
 from shared.pagination import Page
 from shared.service import SessionDep
 
@@ -25,20 +26,18 @@ router = APIRouter(prefix="/v1", tags=["workforce"])
 @router.post(
     "/practitioners/{practitioner_id}/background-checks", status_code=201, response_model=BackgroundCheckRead
 )
+@idempotent(201)
 async def request_background_check(
     practitioner: PractitionerDep,
     body: BackgroundCheckCreate,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
-) -> Response:
+) -> BackgroundCheckRead:
     """资格审查: a request the police answer through the API."""
-    if replay := await idem.replay():
-        return replay
     check = await background_checks.request_background_check(
         session=session, caller=caller, practitioner=practitioner, data=body
     )
-    return await idem.respond(201, background_checks.check_read(check))
+    return background_checks.check_read(check)
 
 
 @router.get("/practitioners/{practitioner_id}/background-checks", response_model=list[BackgroundCheckRead])
@@ -51,43 +50,39 @@ async def list_background_checks(
 @router.post(
     "/practitioners/{practitioner_id}/background-checks/{check_id}/answer", response_model=BackgroundCheckRead
 )
+@idempotent(200)
 async def answer_background_check(
     practitioner: PractitionerDep,
     check_id: IdPath,
     body: BackgroundCheckAnswer,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
-) -> Response:
+) -> BackgroundCheckRead:
     """POLICE: clear or flagged. A flagged person cannot be hired until the flag is resolved."""
-    if replay := await idem.replay():
-        return replay
     check = await background_checks.get_check(session=session, practitioner=practitioner, check_id=check_id)
     check = await background_checks.answer_background_check(
         session=session, caller=caller, check=check, data=body
     )
-    return await idem.respond(200, background_checks.check_read(check))
+    return background_checks.check_read(check)
 
 
 @router.post(
     "/practitioners/{practitioner_id}/background-checks/{check_id}/resolve",
     response_model=BackgroundCheckRead,
 )
+@idempotent(200)
 async def resolve_background_check(
     practitioner: PractitionerDep,
     check_id: IdPath,
     body: BackgroundCheckResolve,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
-) -> Response:
-    if replay := await idem.replay():
-        return replay
+) -> BackgroundCheckRead:
     check = await background_checks.get_check(session=session, practitioner=practitioner, check_id=check_id)
     check = await background_checks.resolve_background_check(
         session=session, caller=caller, check=check, data=body
     )
-    return await idem.respond(200, background_checks.check_read(check))
+    return background_checks.check_read(check)
 
 
 @router.get("/compliance/background-checks", response_model=Page[BackgroundCheckRead])

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.workforce.deps import IdPath, WorkforceDep
+from services.workforce.deps import WorkforceDep
 from services.workforce.router.common import Banner, Reader, Writer
 from services.workforce.schemas import (
     BanCheckRequest,
@@ -17,7 +17,8 @@ from services.workforce.schemas import (
     BanRescind,
 )
 from services.workforce.service import ban_checks, bans
-from shared.idempotency import IdempotencyDep
+from shared.api import IdPath
+from shared.idempotency import idempotent
 from shared.identity import AuthenticatedDep, PurposeDep, RequestIdDep
 from shared.service import SessionDep
 
@@ -58,6 +59,7 @@ async def read_ban(
 
 
 @router.post("/bans/{ban_id}/rescind", response_model=BanRead)
+@idempotent(200)
 async def rescind_ban(
     ban_id: IdPath,
     body: BanRescind,
@@ -65,18 +67,14 @@ async def rescind_ban(
     caller: Banner,
     workforce: WorkforceDep,
     request_id: RequestIdDep,
-    idem: IdempotencyDep,
-) -> Response:
+) -> BanRead:
     """A ban is never deleted; a rescission with reason and authority is recorded beside it."""
-    if replay := await idem.replay():
-        return replay
     ban = await bans.get_visible_ban(session=session, caller=caller, ban_id=ban_id)
     ban = await bans.rescind_ban(session=session, caller=caller, ban=ban, data=body)
     # purpose=None: the reply is masked, so the stored replay holds no ID number either.
-    read = await bans.ban_read(
+    return await bans.ban_read(
         session=session, workforce=workforce, caller=caller, ban=ban, purpose=None, request_id=request_id
     )
-    return await idem.respond(200, read)
 
 
 @router.post("/bans/{ban_id}/notifications/{facility_id}/acknowledge", response_model=BanNotificationRead)

@@ -1,5 +1,4 @@
-"""What workforce's routers share: the scopes a caller needs, the year and paging queries, refusals
-that still commit.
+"""What workforce's routers share: the scopes a caller needs, the year and paging queries.
 
 Replies to POSTs are remembered under their Idempotency-Key (`idem.respond`). POSTs that carry an
 ID number (practitioners, bans, ban checks) take no key: their request hash would be a plain hash
@@ -11,10 +10,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query
-from fastapi.responses import JSONResponse
 
 from services.workforce.service import bans
-from shared.errors import CradleError, problem_response
 from shared.identity import Identity, scope_guard
 from shared.pagination import PageParams, page_params
 
@@ -31,16 +28,3 @@ async def ban_authority(caller: Annotated[Identity, scope_guard("workforce:ban")
 Banner = Annotated[Identity, Depends(ban_authority)]
 Year = Annotated[int, Query(ge=2000, le=2100, description="calendar year")]
 PageDep = Annotated[PageParams, Depends(page_params)]
-
-
-def problem(error: CradleError) -> JSONResponse:
-    """Render a refusal without raising, so the transaction that recorded it still commits."""
-    return problem_response(
-        status=error.status,
-        title=error.title,
-        type_=error.type,
-        detail=error.detail,
-        errors=error.errors,
-        headers=error.headers,
-        extra=error.extra,
-    )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.workforce.deps import UUID_PATTERN, FacilityDep, WorkforceDep
+from services.workforce.deps import FacilityDep, WorkforceDep
 from services.workforce.router.common import PageDep, Reader, Year
 from services.workforce.schemas import (
     CertificationCompliance,
@@ -16,6 +16,7 @@ from services.workforce.schemas import (
 )
 from services.workforce.service import certification, rechecks, staffing, training
 from services.workforce.service.common import get_visible_facility
+from shared.api import UUID_PATTERN
 from shared.clock import Day, shanghai_today
 from shared.pagination import Page
 from shared.service import SessionDep

@@ -7,13 +7,14 @@ from typing import Literal
 
 from fastapi import APIRouter, Response
 
-from services.workforce.deps import EmploymentDep, IdQuery, WorkforceDep
-from services.workforce.router.common import PageDep, Reader, Writer, problem
+from services.workforce.deps import EmploymentDep, WorkforceDep
+from services.workforce.router.common import PageDep, Reader, Writer
 from services.workforce.schemas import EmploymentCreate, EmploymentEnd, EmploymentRead
 from services.workforce.service import hiring
 from services.workforce.service.common import get_visible_facility
-from shared.errors import PROBLEM_JSON
-from shared.idempotency import IdempotencyDep
+from shared.api import IdQuery
+from shared.errors import PROBLEM_JSON, error_response
+from shared.idempotency import IdempotencyDep, idempotent
 from shared.pagination import Page
 from shared.service import SessionDep
 
@@ -35,7 +36,7 @@ async def hire(
         return replay
     outcome = await hiring.hire(session=session, workforce=workforce, caller=caller, data=body)
     if isinstance(outcome, hiring.HireRefused):
-        refusal = problem(outcome.problem)
+        refusal = error_response(outcome.problem)
         await idem.remember(
             status_code=refusal.status_code,
             body=json.loads(refusal.body),
@@ -72,10 +73,9 @@ async def read_employment(employment: EmploymentDep, session: SessionDep, _calle
 
 
 @router.post("/employments/{employment_id}/end", response_model=EmploymentRead)
+@idempotent(200)
 async def end_employment(
-    employment: EmploymentDep, body: EmploymentEnd, session: SessionDep, caller: Writer, idem: IdempotencyDep
-) -> Response:
-    if replay := await idem.replay():
-        return replay
+    employment: EmploymentDep, body: EmploymentEnd, session: SessionDep, caller: Writer
+) -> EmploymentRead:
     ended = await hiring.end_employment(session=session, caller=caller, employment=employment, data=body)
-    return await idem.respond(200, await hiring.read_employment(session=session, employment=ended))
+    return await hiring.read_employment(session=session, employment=ended)

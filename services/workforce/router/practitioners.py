@@ -19,7 +19,7 @@ from services.workforce.schemas import (
     TrainingTotals,
 )
 from services.workforce.service import practitioners, training
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import idempotent
 from shared.identity import PurposeDep, RequestIdDep
 from shared.service import SessionDep
 
@@ -84,20 +84,15 @@ async def read_practitioner(
 
 
 @router.post("/practitioners/{practitioner_id}/grades", status_code=201, response_model=GradeRead)
+@idempotent(201)
 async def set_grade(
     practitioner: PractitionerDep,
     body: GradeCreate,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
-) -> Response:
+) -> GradeRead:
     """岗位分级: a new level, kept in the practitioner's history."""
-    if replay := await idem.replay():
-        return replay
-    grade = await practitioners.set_grade(
-        session=session, caller=caller, practitioner=practitioner, data=body
-    )
-    return await idem.respond(201, grade)
+    return await practitioners.set_grade(session=session, caller=caller, practitioner=practitioner, data=body)
 
 
 @router.get("/practitioners/{practitioner_id}/grades", response_model=list[GradeRead])
@@ -108,19 +103,16 @@ async def grade_history(
 
 
 @router.post("/practitioners/{practitioner_id}/certificates", status_code=201, response_model=CertificateRead)
+@idempotent(201)
 async def add_certificate(
     practitioner: PractitionerDep,
     body: CertificateCreate,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
-) -> Response:
-    if replay := await idem.replay():
-        return replay
-    certificate = await practitioners.add_certificate(
+) -> CertificateRead:
+    return await practitioners.add_certificate(
         session=session, caller=caller, practitioner=practitioner, data=body
     )
-    return await idem.respond(201, certificate)
 
 
 @router.get("/practitioners/{practitioner_id}/certificates", response_model=list[CertificateRead])
@@ -131,19 +123,16 @@ async def list_certificates(
 
 
 @router.post("/practitioners/{practitioner_id}/trainings", status_code=201, response_model=TrainingRead)
+@idempotent(201)
 async def record_training(
     practitioner: PractitionerDep,
     body: TrainingCreate,
     session: SessionDep,
     caller: Writer,
-    idem: IdempotencyDep,
-) -> Response:
-    if replay := await idem.replay():
-        return replay
-    recorded = await training.record_training(
+) -> TrainingRead:
+    return await training.record_training(
         session=session, caller=caller, practitioner=practitioner, data=body
     )
-    return await idem.respond(201, recorded)
 
 
 class PractitionerTraining(BaseModel):

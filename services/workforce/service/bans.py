@@ -10,12 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.workforce.errors import BanAlreadyRescinded, BanExists, BanNotFound, NotificationNotFound
-from services.workforce.events import (
-    BanIssued,
-    BannedAt,
-    BanNotificationUnacknowledged,
-    BanRescinded,
-)
+from services.workforce.events import BanIssued, BannedAt, BanNotificationUnacknowledged, BanRescinded
 from services.workforce.models import (
     Ban,
     BanNotification,
@@ -53,6 +48,21 @@ from shared.pii import Encrypted, mask
 # Who may ban (DOMAIN.md, "Who may ban"): `workforce:ban` reaches the path, only these bureaus act.
 BAN_AUTHORITIES = ("EDU", "POLICE")
 SYSTEM = "workforce"  # who acts when an event, not a caller, causes the change
+
+
+def notify_employer(session: AsyncSession, *, ban: Ban, employment: Employment, now: datetime) -> None:
+    """The employer of a banned person is told, once per facility; unacknowledged past the deadline
+    (counted from `now`), its district is told."""
+    session.add(
+        BanNotification(
+            id=new_id(),
+            ban_id=ban.id,
+            facility_id=employment.facility_id,
+            district_code=employment.district_code,
+            employment_id=employment.id,
+            notified_at=now,
+        )
+    )
 
 
 async def issue_ban(
@@ -128,16 +138,7 @@ async def issue_ban(
             )
             if employment.facility_id not in notified:
                 notified.add(employment.facility_id)
-                session.add(
-                    BanNotification(
-                        id=new_id(),
-                        ban_id=ban.id,
-                        facility_id=employment.facility_id,
-                        district_code=employment.district_code,
-                        employment_id=employment.id,
-                        notified_at=now,
-                    )
-                )
+                notify_employer(session, ban=ban, employment=employment, now=now)
     if affected:
         await staffing.announce(session, {place.facility_id for place in affected})
     await emit(

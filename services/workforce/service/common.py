@@ -27,10 +27,9 @@ from shared.clock import SHANGHAI as SHANGHAI
 from shared.clock import as_utc as as_utc
 from shared.clock import shanghai_today as shanghai_today
 from shared.clock import utcnow
-from shared.errors import ServiceUnavailable
 from shared.i18n import tr
 from shared.identity import ClientKind, Identity
-from shared.pii import Encrypted, KeyedHasher, PiiCipher
+from shared.pii import PiiVault
 from shared.pii_audit import may_unmask, record_unmasked_read
 
 # AES-GCM associated data: a ciphertext only decrypts in the kind of field it was made for.
@@ -44,32 +43,15 @@ ACTIVE, ENDED = "active", "ended"  # employment statuses
 
 
 @dataclass(frozen=True)
-class Workforce:
+class Workforce(PiiVault):
     """The service's configuration and keys, built once per app (and in every session's `info` under
     WORKFORCE_SESSION_KEY, for code that only has a session, such as event handlers)."""
 
     settings: WorkforceSettings
-    cipher: PiiCipher
-    hasher: KeyedHasher
 
     @classmethod
     def from_settings(cls, settings: WorkforceSettings) -> Workforce:
         return cls(settings=settings, cipher=settings.cipher(), hasher=settings.hasher())
-
-    def hash_id(self, id_number: str) -> str:
-        return self.hasher.digest(id_number)
-
-    def seal(self, value: str, *, context: str) -> Encrypted:
-        return self.cipher.encrypt(value, context=context)
-
-    def open(self, key_id: str, ciphertext: str, *, context: str) -> str:
-        try:
-            return self.cipher.decrypt(Encrypted(key_id, ciphertext), context=context)
-        except LookupError as exc:
-            # A key retired too early: a deployment fault, not the caller's, and not a 500.
-            raise ServiceUnavailable(
-                "Personal data is encrypted under a key this service no longer holds.", retry_after=300
-            ) from exc
 
 
 async def lock_person(session: AsyncSession, id_hash: str) -> None:

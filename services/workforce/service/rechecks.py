@@ -21,6 +21,7 @@ from services.workforce.models import (
 )
 from services.workforce.schemas import RecheckSummary
 from services.workforce.service import staffing
+from services.workforce.service.bans import notify_employer
 from services.workforce.service.common import Workforce, lock_person, visible_facilities
 from services.workforce.service.hiring import close, ended_event
 from shared.clock import as_utc, new_id, shanghai_today
@@ -110,16 +111,7 @@ async def _recheck_one(
                 )
             )
             if known.first() is None:
-                session.add(
-                    BanNotification(
-                        id=new_id(),
-                        ban_id=ban.id,
-                        facility_id=employment.facility_id,
-                        district_code=employment.district_code,
-                        employment_id=employment.id,
-                        notified_at=now,
-                    )
-                )
+                notify_employer(session, ban=ban, employment=employment, now=now)
                 await session.flush()
     last_requested = (
         await session.execute(
