@@ -56,12 +56,7 @@ def create_app(
     settings = settings or GatewaySettings()
     metrics = Metrics("gateway")
     signer = IdentitySigner(settings.internal_signing_key.get_secret_value())
-    runtime = Runtime(
-        settings=settings,
-        routes=RouteTable(settings.routes),
-        metrics=GatewayMetrics(metrics),
-        tokens=TokenCache(settings, signer),
-    )
+    gateway_metrics = GatewayMetrics(metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,16 +107,24 @@ def create_app(
             max_pending=settings.audit_max_pending,
             retention=timedelta(days=settings.audit_retention_days),
         )
-        runtime.clients = ClientStatus(client_enabled, ttl=settings.client_cache_seconds)
-        runtime.limiter = make_limiter(settings.redis_url, prefix=settings.redis_key_prefix)
-        runtime.forwarder = Forwarder(
-            client=client,
-            upstreams=settings.upstreams(),
-            max_body_bytes=settings.max_body_bytes,
-            retry_after=settings.retry_after_seconds,
-            signer=signer,
+        # The front door's runtime, made whole here: nothing in it is filled in later.
+        runtime = Runtime(
+            settings=settings,
+            routes=RouteTable(settings.routes),
+            metrics=gateway_metrics,
+            tokens=TokenCache(settings, signer),
+            clients=ClientStatus(client_enabled, ttl=settings.client_cache_seconds),
+            limiter=make_limiter(settings.redis_url, prefix=settings.redis_key_prefix),
+            forwarder=Forwarder(
+                client=client,
+                upstreams=settings.upstreams(),
+                max_body_bytes=settings.max_body_bytes,
+                retry_after=settings.retry_after_seconds,
+                signer=signer,
+            ),
+            audit=audit,
         )
-        runtime.audit = audit
+        app.state.runtime = runtime
         checkpoints = checkpoint_publisher(settings, engine, hmac_key_id=chain_key.key_id)
         app.state.audit_key, app.state.checkpoints = chain_key, checkpoints
         documents = ServiceDocuments(
@@ -135,7 +138,11 @@ def create_app(
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.documents = documents
         app.state.forwarder = runtime.forwarder
-        app.state.views = Views(forwarder=runtime.forwarder, timeout=settings.view_part_timeout_seconds)
+        app.state.views = Views(
+            forwarder=runtime.forwarder,
+            timeout=settings.view_part_timeout_seconds,
+            targets=settings.plan_targets,
+        )
         await audit.start()
         checkpoints.start()
         listener = MetricsListener(
@@ -170,13 +177,12 @@ def create_app(
         generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
-    app.state.runtime = runtime
     app.state.metrics = metrics
     install_error_handlers(app)
     # Inside the front door: it reaches only the gateway's own paths (forwarded bodies are streamed,
     # bounded by max_body_bytes, and measured by the service that parses them).
     app.add_middleware(JsonLimits, max_body_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
-    app.add_middleware(FrontDoor, runtime=runtime)
+    app.add_middleware(FrontDoor, state=app.state)
     app.include_router(oauth_router)
     app.include_router(router)
     app.include_router(devices_router)
@@ -197,7 +203,8 @@ def create_app(
         return None
 
     async def audit_keeping_up() -> str | None:
-        if runtime.audit is not None and runtime.audit.overloaded:
+        runtime: Runtime | None = getattr(app.state, "runtime", None)
+        if runtime is not None and runtime.audit.overloaded:
             return "too many records waiting to be written"
         return None
 
@@ -207,7 +214,7 @@ def create_app(
 
     def service_up(name: str) -> Callable[[], Awaitable[str | None]]:
         async def probe() -> str | None:
-            return await _service_down(runtime, name)
+            return await _service_down(app.state.runtime, name)
 
         return probe
 
@@ -225,9 +232,10 @@ def create_app(
     app.include_router(health_router("gateway", readiness))
 
     async def sample_audit() -> None:
-        if runtime.audit is not None:
-            runtime.metrics.audit_pending.set(len(runtime.audit.pending))
-            runtime.metrics.audit_written.set(runtime.audit.written)
+        runtime: Runtime | None = getattr(app.state, "runtime", None)
+        if runtime is not None:
+            gateway_metrics.audit_pending.set(len(runtime.audit.pending))
+            gateway_metrics.audit_written.set(runtime.audit.written)
 
     metrics.samplers["audit"] = sample_audit
 
@@ -252,7 +260,6 @@ async def _bounded(step: str, closing: Awaitable[None], *, seconds: float = SHUT
 
 async def _service_down(runtime: Runtime, name: str) -> str | None:
     """None when the service answers its /healthz within a second, else why not."""
-    assert runtime.forwarder is not None
     base = runtime.forwarder.upstreams[name]
     try:
         status, _ = await runtime.forwarder.client.get(f"{base}/healthz", timeout=1.0)

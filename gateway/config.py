@@ -116,6 +116,28 @@ class SignInLimits(BaseModel):
         return self
 
 
+# What meets each of the plan's indicators (`/v1/indicators`, DOMAIN.md's table), by indicator id:
+# a count or a share (0–1), or a dict of them for a compound target. The defaults are the plan's;
+# a configured dict overrides the indicators it names.
+Target = int | float | dict[str, int | float]
+PLAN_TARGETS: dict[str, Target] = {
+    "new_inclusive_points": 50,
+    "inclusive_town_coverage": 0.85,
+    "central_street_coverage": 1.0,
+    "kindergarten_nursery_share": 0.5,
+    "guidance_station_coverage": 1.0,
+    "child_friendly_sites": 50,
+    "development_bases": {"districts": 16, "bases": 18},
+    "certified_rate": 1.0,
+    "training_compliance": 1.0,
+    "annual_onsite_inspection": 1.0,
+    "newborn_home_visits": 1.0,
+    "offline_guidance": 1.0,
+    "guidance_events": {"city": 2, "district": 16},
+    "observation_room_pilots": 16,
+}
+
+
 class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSettings):
     """`GATEWAY_PII_*`: the keys of parents' phone numbers (PersonalDataKeys: same names and checks as
     every service's); `GATEWAY_DATABASE_URL` and `_PASSWORD` (DatabaseSettings). Any variable may be
@@ -184,6 +206,7 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
     max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=2, le=256)
     # Each service's part of a composite view (profile, indicators) waits at most this long.
     view_part_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    plan_targets: dict[str, Target] = Field(default_factory=lambda: dict(PLAN_TARGETS))
 
     # Deprecated /v1 paths and fields (gateway/deprecations.py, docs/API-CHANGES.md): the code's own
     # declarations unless set, e.g. `GATEWAY_DEPRECATIONS='[{"path": "/v1/…", "since": "…",
@@ -235,6 +258,14 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
 
     log_format: str = Field(default="json", validation_alias=AliasChoices("CRADLE_LOG_FORMAT", "log_format"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("CRADLE_LOG_LEVEL", "log_level"))
+
+    @field_validator("plan_targets")
+    @classmethod
+    def _every_indicator_has_a_target(cls, targets: dict[str, Target]) -> dict[str, Target]:
+        unknown = sorted(set(targets) - set(PLAN_TARGETS))
+        if unknown:
+            raise ValueError(f"no such indicator: {', '.join(unknown)}")
+        return {**PLAN_TARGETS, **targets}
 
     @field_validator("jwt_keys")
     @classmethod

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.audit import AuditWriter, PendingRecord
@@ -31,14 +32,7 @@ from gateway.proxy import Forwarder
 from gateway.ratelimit import Decision, Limiter
 from gateway.routes import RouteTable, is_own
 from shared import tracing
-from shared.errors import (
-    BadRequest,
-    CradleError,
-    NotFound,
-    ServiceUnavailable,
-    Unauthorized,
-    problem_response,
-)
+from shared.errors import BadRequest, CradleError, NotFound, ServiceUnavailable, Unauthorized, error_response
 from shared.i18n import CHINESE, ENGLISH, language_headers, negotiate, set_locale, tr, use_locale
 from shared.identity import PUBLIC_IDENTITY, ClientKind, Identity
 from shared.observability import Metrics, new_request_id
@@ -103,16 +97,16 @@ class GatewayMetrics:
 
 @dataclass
 class Runtime:
-    """What the lifespan makes and the front door uses."""
+    """What the lifespan makes, whole, and the front door uses (`app.state.runtime`)."""
 
     settings: GatewaySettings
     routes: RouteTable
     metrics: GatewayMetrics
     tokens: TokenCache
-    clients: ClientStatus | None = None
-    limiter: Limiter | None = None
-    forwarder: Forwarder | None = None
-    audit: AuditWriter | None = None
+    clients: ClientStatus
+    limiter: Limiter
+    forwarder: Forwarder
+    audit: AuditWriter
     public_caller: Caller = field(init=False)
 
     def __post_init__(self) -> None:
@@ -134,9 +128,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class FrontDoor:
-    def __init__(self, app: ASGIApp, *, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, *, state: State) -> None:
         self.app = app
-        self.rt = runtime
+        self.state = state
+
+    @property
+    def rt(self) -> Runtime:
+        """Made by the lifespan, before the first request."""
+        runtime: Runtime = self.state.runtime
+        return runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,7 +197,6 @@ class FrontDoor:
             set_locale(tag)
             extra.extend(language_headers(tag))
             if denial is None and caller is not rt.public_caller:
-                assert rt.clients is not None
                 if not await rt.clients.enabled(identity.client_id):
                     denial = InvalidClient("This client is disabled or no longer exists.")
             decision, policy = await self._rate_limit(scope, caller, denial)
@@ -213,7 +212,6 @@ class FrontDoor:
                 )
             if denial is not None:
                 raise denial
-            assert rt.audit is not None
             if rt.audit.overloaded:
                 raise ServiceUnavailable("The audit log cannot keep up; retry shortly.", retry_after=5)
 
@@ -238,7 +236,6 @@ class FrontDoor:
             elif route.scopes and not any(identity.has_scope(s) for s in route.scopes):
                 scopes = ", ".join(sorted(route.scopes))
                 raise MissingScope(tr("This path needs one of the scopes: {scopes}.", scopes=scopes))
-            assert rt.forwarder is not None
             # The service answers in the language negotiated here (a parent's default included).
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-language"]
             scope["headers"].append((b"accept-language", tag.encode()))
@@ -256,15 +253,7 @@ class FrontDoor:
                 rt.metrics.upstream_errors.labels(exc.service, exc.reason).inc()
                 log.warning("upstream_unavailable", service=exc.service, reason=exc.reason, path=path)
             outcome["status"] = exc.status
-            response = problem_response(
-                status=exc.status,
-                title=exc.title,
-                type_=exc.type,
-                detail=exc.detail,
-                errors=exc.errors,
-                headers=exc.headers,
-                extra=exc.extra,
-            )
+            response = error_response(exc)
             response.raw_headers.extend(extra)
             await response(scope, receive, send)
         except ClientDisconnected:
@@ -279,25 +268,24 @@ class FrontDoor:
             tracing.end_server_span(span, span_token, name=f"gateway {method} {route_label}", status=status)
             identity = caller.identity
             rt.metrics.observe(route_label, method, status, identity.kind.value, elapsed)
-            if rt.audit is not None:
-                # An anonymous sign-in is recorded under the client id it tried (set by the route).
-                client_id = identity.client_id
-                if caller is rt.public_caller:
-                    client_id = scope["state"].get("audit_client_id") or client_id
-                rt.audit.add(
-                    PendingRecord(
-                        at=at,
-                        client_id=client_id,
-                        client_kind=identity.kind.value,
-                        bureau=identity.bureau,
-                        method=method[:10],
-                        path=_storable(path, 1024),
-                        status=status,
-                        request_id=request_id,
-                        purpose=_header_text(purpose, 500) if purpose else None,
-                        duration_us=int(elapsed * 1_000_000),
-                    )
+            # An anonymous sign-in is recorded under the client id it tried (set by the route).
+            client_id = identity.client_id
+            if caller is rt.public_caller:
+                client_id = scope["state"].get("audit_client_id") or client_id
+            rt.audit.add(
+                PendingRecord(
+                    at=at,
+                    client_id=client_id,
+                    client_kind=identity.kind.value,
+                    bureau=identity.bureau,
+                    method=method[:10],
+                    path=_storable(path, 1024),
+                    status=status,
+                    request_id=request_id,
+                    purpose=_header_text(purpose, 500) if purpose else None,
+                    duration_us=int(elapsed * 1_000_000),
                 )
+            )
 
     def _authenticate(self, authorization: bytes) -> Caller:
         scheme, _, token = authorization.decode("latin-1").partition(" ")
@@ -316,7 +304,6 @@ class FrontDoor:
             key, kind = f"ip:{client[0] if client else 'unknown'}", "public"
         else:
             key, kind = f"client:{caller.identity.client_id}", caller.identity.kind.value
-        assert rt.limiter is not None
         policy = kind if kind in rt.settings.rate_limits else "public"
         return await rt.limiter.take(key, rt.settings.rate_limits[policy]), policy
 

@@ -146,8 +146,7 @@ async def disable_client(
     """Disable a client: its secret stops working and its tokens are refused (on every gateway
     replica within `client_cache_seconds`). Clients are kept for the audit trail."""
     client = await service.disable_client(session=session, client_id=client_id)
-    if runtime.clients is not None:
-        runtime.clients.set(client_id, False)
+    runtime.clients.set(client_id, False)
     return service.to_read(client)
 
 

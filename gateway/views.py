@@ -8,24 +8,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo
 
 import orjson
 import structlog
 
+from gateway.config import Target
 from gateway.proxy import Forwarder
 from gateway.upstream import UpstreamError
+from shared.clock import SHANGHAI
 from shared.errors import NotFound
 from shared.i18n import N_, current_locale, localize, tr, translate
 from shared.identity import ClientKind, Identity
 
 log = structlog.get_logger("cradle.gateway.views")
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # The gateway reading the services' figures for /v1/indicators: a whole-city reader of aggregates.
 INDICATOR_READER = Identity(
@@ -52,7 +52,8 @@ class Part:
 
 
 class Views:
-    def __init__(self, *, forwarder: Forwarder, timeout: float) -> None:
+    def __init__(self, *, forwarder: Forwarder, timeout: float, targets: Mapping[str, Target]) -> None:
+        self.targets = targets
         self.forwarder = forwarder
         self.timeout = timeout
 
@@ -165,7 +166,7 @@ class Views:
             token,
             request_id,
         )
-        rows = [row.evaluate(sources) for row in INDICATORS]
+        rows = [row.evaluate(sources, self.targets[row.id]) for row in INDICATORS]
         return {
             "year": year,
             "as_of": on.isoformat(),
@@ -183,25 +184,25 @@ def _rate(numerator: int | None, denominator: int | None) -> float | None:
 
 @dataclass(frozen=True)
 class Indicator:
-    """One row of DOMAIN.md's table: where its figure comes from and what meets the target.
-    `actual` returns a number, or a dict of numbers for a compound target."""
+    """One row of DOMAIN.md's table: where its figure comes from. What meets it is configuration
+    (`GatewaySettings.plan_targets`); `actual` returns a number, or a dict of numbers for a
+    compound target."""
 
     id: str
     name: str
     task: str
     source: str
-    target: Any
     actual: Callable[[dict[str, Any]], Any]
     unit: str  # count | share (0–1)
     detail: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
-    def evaluate(self, sources: dict[str, Part]) -> dict[str, Any]:
+    def evaluate(self, sources: dict[str, Part], target: Any) -> dict[str, Any]:
         row: dict[str, Any] = {
             "id": self.id,
             "name": translate(self.name),
             "task": self.task,
             "unit": self.unit,
-            "target": self.target,
+            "target": target,
             "source": self.source,
         }
         part = sources[self.source]
@@ -213,7 +214,7 @@ class Indicator:
         except (KeyError, TypeError) as exc:  # a figure missing from a service's reply
             log.warning("indicator_figure_missing", indicator=self.id, error=repr(exc))
             return row | {"actual": None, "met": None, "status": "unavailable"}
-        return row | {"actual": actual, "met": _met(actual, self.target), "status": "ok", **extra}
+        return row | {"actual": actual, "met": _met(actual, target), "status": "ok", **extra}
 
 
 def _met(actual: Any, target: Any) -> bool | None:
@@ -235,7 +236,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("New inclusive childcare points in the year"),
         "T1",
         "coverage",
-        50,
         lambda c: c["new_inclusive_points"],
         "count",
     ),
@@ -244,7 +244,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Share of 街镇 with ≥ 1 inclusive point"),
         "T1",
         "coverage",
-        0.85,
         lambda c: c["inclusive_town_coverage"],
         "share",
         lambda c: {"numerator": c["towns_with_point"], "denominator": c["towns"]},
@@ -254,7 +253,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Share of central-city 街道 with ≥ 1 inclusive point"),
         "T1",
         "coverage",
-        1.0,
         lambda c: c["central_street_coverage"],
         "share",
         lambda c: {"numerator": c["central_streets_with_point"], "denominator": c["central_streets"]},
@@ -264,7 +262,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Kindergartens with a nursery class / all kindergartens"),
         "§2(1)",
         "coverage",
-        0.5,
         lambda c: c["kindergarten_nursery_share"],
         "share",
         lambda c: {"numerator": c["kindergartens_with_nursery_class"], "denominator": c["kindergartens"]},
@@ -274,7 +271,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("街镇 with a guidance station"),
         "T2",
         "guidance",
-        1.0,
         lambda g: _rate(_city(g)["towns_with_station"], _city(g)["towns"]),
         "share",
         lambda g: {"numerator": _city(g)["towns_with_station"], "denominator": _city(g)["towns"]},
@@ -284,7 +280,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("New child-friendly community sites in the year"),
         "T3",
         "guidance",
-        50,
         lambda g: _city(g)["new_child_friendly_sites"],
         "count",
     ),
@@ -293,7 +288,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Districts with ≥ 1 early-development base; bases citywide"),
         "T18",
         "guidance",
-        {"districts": 16, "bases": 18},
         lambda g: {"districts": g["districts_with_development_base"], "bases": _city(g)["development_bases"]},
         "count",
     ),
@@ -302,7 +296,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Practitioners in certified roles with a valid certificate"),
         "§2(3)",
         "certification",
-        1.0,
         lambda w: w["rate"],
         "share",
         lambda w: {"numerator": w["certified"], "denominator": w["employments"]},
@@ -312,7 +305,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Practitioners meeting 72 h skills + 40 h ethics"),
         "§2(3)",
         "training",
-        1.0,
         lambda t: _rate(t["meeting"], t["practitioners"]),
         "share",
         lambda t: {"numerator": t["meeting"], "denominator": t["practitioners"]},
@@ -322,7 +314,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Facilities inspected on site at least once in the year"),
         "§2(2)",
         "monitoring",
-        1.0,
         lambda m: _rate(_city(m)["facilities_inspected_onsite"], _city(m)["facilities_approved"]),
         "share",
         lambda m: {
@@ -335,7 +326,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Newborn families with ≥ 1 home visit"),
         "§2(4)",
         "guidance",
-        1.0,
         lambda g: _rate(_city(g)["newborn_families_visited"], _city(g)["newborn_families"]),
         "share",
         lambda g: {
@@ -348,7 +338,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Families in need with ≥ 6 offline sessions"),
         "§2(4)",
         "guidance",
-        1.0,
         lambda g: _rate(_city(g)["families_in_need_offline_target_met"], _city(g)["families_in_need"]),
         "share",
         lambda g: {
@@ -361,7 +350,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("City-level / district-level 育儿加油站 events"),
         "T23",
         "guidance",
-        {"city": 2, "district": 16},
         lambda g: {"city": _city(g)["city_events"], "district": _city(g)["district_events"]},
         "count",
     ),
@@ -370,7 +358,6 @@ INDICATORS: tuple[Indicator, ...] = (
         N_("Districts with a play-observation room pilot"),
         "T20",
         "guidance",
-        16,
         lambda g: g["districts_with_observation_room"],
         "count",
     ),
