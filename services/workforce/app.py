@@ -4,8 +4,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.middleware import Middleware
 
 from services.workforce import jobs
+from services.workforce.ban_check_path import PATH, DirectBanCheck
 from services.workforce.config import WorkforceSettings
 from services.workforce.handlers import HANDLERS
 from services.workforce.models import metadata
@@ -37,6 +40,14 @@ def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
     )
     app.state.workforce = workforce
     checks = ban_check_counter(app.state.metrics)
+    # Innermost of the middleware (add_middleware would put it outermost, before metrics and ids).
+    [check_route] = [
+        route
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.path == PATH and "POST" in route.methods
+    ]
+    app.user_middleware.append(Middleware(DirectBanCheck, route=check_route))
     shared_lifespan = app.router.lifespan_context
 
     # The scheduled jobs run beside the shared lifespan's engine, relay and consumers.
