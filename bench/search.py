@@ -387,7 +387,7 @@ def near_candidates(db_path: Path) -> str:
         connection.close()
     return (
         f"the 3 km box holds {box} facilities, {approved} approved: ranked in memory per request "
-        "(services/registry/directory.py), no database read"
+        "(services/registry/service/directory.py), no database read"
     )
 
 

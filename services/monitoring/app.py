@@ -9,11 +9,11 @@ from fastapi import FastAPI
 
 from services.monitoring import jobs
 from services.monitoring.config import MonitoringSettings
-from services.monitoring.dead_letters import DURABLE as DEAD_LETTER_DURABLE
-from services.monitoring.dead_letters import DeadLetterConsumer
 from services.monitoring.handlers import HANDLERS
-from services.monitoring.ingest_consumer import DURABLE as INGEST_DURABLE
-from services.monitoring.ingest_consumer import IngestConsumer
+from services.monitoring.handlers.dead_letters import DURABLE as DEAD_LETTER_DURABLE
+from services.monitoring.handlers.dead_letters import DeadLetterConsumer
+from services.monitoring.handlers.ingest import DURABLE as INGEST_DURABLE
+from services.monitoring.handlers.ingest import IngestConsumer
 from services.monitoring.models import metadata
 from services.monitoring.router import ROUTERS
 from services.monitoring.service.ingest import Ingest, ingest_counter

@@ -8,12 +8,11 @@ from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 
 from services.registry.config import RegistrySettings
-from services.registry.directory import ON_DIRECTORY_WRITE, FacilityDirectory
 from services.registry.handlers import HANDLERS
 from services.registry.models import metadata
-from services.registry.public import public_router
-from services.registry.router import router
-from services.registry.search_path import DirectSearch, SearchRoute
+from services.registry.router import ROUTERS
+from services.registry.router.search_path import DirectSearch, SearchRoute
+from services.registry.service.directory import ON_DIRECTORY_WRITE, FacilityDirectory
 from shared.service import create_service_app
 
 
@@ -24,7 +23,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings=settings,
         title="Cradle registry",
         metadata=metadata,
-        routers=[router, public_router],
+        routers=ROUTERS,
         handlers=HANDLERS,
         session_context={ON_DIRECTORY_WRITE: directory.mark_stale},
     )
@@ -51,7 +50,7 @@ def search_routes() -> dict[str, SearchRoute]:
     """The two search routes DirectSearch answers the plain requests of."""
     gets = {
         route.path: route
-        for r in (router, public_router)
+        for r in ROUTERS
         for route in r.routes
         if isinstance(route, APIRoute) and "GET" in route.methods
     }

@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from services.registry.config import RegistrySettings
-from services.registry.directory import FacilityDirectory
 from services.registry.models import Facility
 from services.registry.service import facilities
+from services.registry.service.directory import FacilityDirectory
 from shared.identity import AuthenticatedDep
 from shared.service import SessionDep
 

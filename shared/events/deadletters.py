@@ -38,7 +38,7 @@ DEAD_LETTERED_AT = "Cradle-Dead-Lettered-At"
 REPLAYED_AT = "Cradle-Replayed-At"
 REPLAY_OF = "Cradle-Replay-Of"  # on the republished event: the dead letter's stream sequence
 REPLAYED_SUFFIX = "replayed"
-# Monitoring turns every dead letter into an alert (services/monitoring/dead_letters.py).
+# Monitoring turns every dead letter into an alert (services/monitoring/handlers/dead_letters.py).
 ALERTING_READER = "monitoring"
 ALERTING_DURABLE = "monitoring-dead-letters"
 

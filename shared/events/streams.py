@@ -28,7 +28,7 @@ READS: dict[str, tuple[str, ...]] = {
     # not the gateway's audit checkpoints).
     "delivery": ("registry", "workforce", "monitoring", "guidance"),
 }
-# The devices' stream has one reader: monitoring's ingest consumer (services/monitoring/ingest_consumer.py).
+# The devices' stream has one reader: monitoring's ingest consumer (services/monitoring/handlers/ingest.py).
 INGEST_READER = "monitoring"
 INGEST_DURABLE = "monitoring-ingest"
 DEFAULT_NAMESPACE = "cradle"

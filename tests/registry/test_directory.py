@@ -214,7 +214,7 @@ async def test_the_directory_pages_exactly_as_the_sql_search(registry: Registry)
 
 
 async def test_the_short_path_and_the_route_answer_alike(registry: Registry) -> None:
-    """A plain search is answered before FastAPI's routing (services/registry/search_path.py); a
+    """A plain search is answered before FastAPI's routing (services/registry/router/search_path.py); a
     repeated parameter sends the same search through the route. Both answers must be the same."""
     for i in range(4):
         await registry.approved(name=f"点{i}", lat=CENTRE[0] + i * 0.001, lon=CENTRE[1])

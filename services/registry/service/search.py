@@ -95,7 +95,7 @@ async def search(
     *, session: AsyncSession, caller: Identity | None, filters: FacilityFilters, page: PageParams
 ) -> tuple[list[tuple[Facility, float | None]], str | None]:
     """Facilities matching the filters, a page at a time: by id, or by distance when `near` is given.
-    The requests are answered by the in-memory directory (services/registry/directory.py); this is
+    The requests are answered by the in-memory directory (services/registry/service/directory.py); this is
     the same search in SQL, the reference its tests hold it to."""
     query = filtered(visible_to(select(Facility), caller), filters)
     if filters.near is None:

@@ -20,9 +20,9 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.registry.config import RegistrySettings
-from services.registry.directory import FacilityDirectory
-from services.registry.router import parse_near
+from services.registry.router.facilities import parse_near
 from services.registry.schemas import AgeClass, FacilityKind, FacilityStatus, ServiceMode
+from services.registry.service.directory import FacilityDirectory
 from services.registry.service.search import FacilityFilters
 from shared.errors import CradleError
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentityVerifier

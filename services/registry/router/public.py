@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from services.registry.deps import DirectoryDep, FacilityId, SettingsDep
 from services.registry.errors import FacilityNotFound
 from services.registry.models import Facility
-from services.registry.router import Filters, Paging
+from services.registry.router.facilities import Filters, Paging
 from services.registry.schemas import (
     CreditEntryRead,
     FacilityStatus,

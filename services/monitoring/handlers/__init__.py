@@ -1,6 +1,8 @@
 """Events the monitoring service consumes (contracts in docs/EVENTS.md): the registry's facilities,
 kept as a projection; the workforce's employments, kept as a projection (whom a finding may name);
-and its bans, blocked hires and unacknowledged ban notices, each an alert for the facility's district."""
+and its bans, blocked hires and unacknowledged ban notices, each an alert for the facility's district.
+Beside the events, two other streams are read here: the dead letters (`dead_letters.py`, each an
+alert) and the devices' CCTV events (`ingest.py`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,10 @@
+"""registry's HTTP layer: parse, authorize, call the service, return. The facilities' routes (with
+their applications, quality and coverage), the public disclosure, and the search fast path that
+answers a plain search before FastAPI's routing."""
+
+from services.registry.router.facilities import router
+from services.registry.router.public import public_router
+
+ROUTERS = [router, public_router]
+
+__all__ = ["ROUTERS", "public_router", "router"]
