@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cradle.services import SERVICES
 from gateway.openapi import gateway_document, merge
 from gateway.openapi_changes import breaking_changes
-
-from cradle.services import SERVICES
 from shared.identity import generate_keypair
 from shared.pii import new_key
 

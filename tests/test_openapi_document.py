@@ -10,10 +10,11 @@ import re
 from typing import Any
 
 import pytest
-from cradle.openapi import DOCUMENT, build, render
-from gateway.openapi_changes import breaking_changes
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+
+from cradle.openapi import DOCUMENT, build, render
+from gateway.openapi_changes import breaking_changes
 
 OPERATION_ID = re.compile(r"^[a-z]+(?:[A-Z][a-z0-9]*)*$")
 
