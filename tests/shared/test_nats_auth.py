@@ -16,9 +16,9 @@ from nats.js.api import StreamConfig
 from sqlalchemy import func, select
 
 from cradle.nats import ADMIN, BusTrust, init_trust
-from services.monitoring import ingest_consumer
 from services.delivery.handlers import HANDLERS as DELIVERY_HANDLERS
 from services.monitoring.handlers import HANDLERS as MONITORING_HANDLERS
+from services.monitoring.handlers import ingest as ingest_consumer
 from services.registry.handlers import HANDLERS as REGISTRY_HANDLERS
 from services.workforce.handlers import HANDLERS as WORKFORCE_HANDLERS
 from services.workforce.models import FacilityProjection
