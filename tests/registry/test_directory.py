@@ -182,6 +182,9 @@ async def pages_from_directory(
 async def test_the_directory_pages_exactly_as_the_sql_search(registry: Registry) -> None:
     operator_id = "operator-under-test"
     await write_facilities(registry, 240, owner=operator_id)
+    # Written straight to the database, as a seeder would: the directory learns of it at its next
+    # poll; ask for the load now rather than wait for it (current() alone loads only when stale).
+    registry.stack.registry.state.directory.mark_stale()
     await registry.stack.registry.state.directory.current()
     callers: list[Identity | None] = [
         None,
