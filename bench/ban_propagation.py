@@ -244,7 +244,8 @@ async def run(args: argparse.Namespace, client: httpx.AsyncClient, nats_url: str
             .raise_for_status()
             .json()
         )
-        return {e["id"] for e in record if e.get("source_event_type") == "cradle.workforce.ban.issued"}
+        issued = "cradle.workforce.ban.issued"
+        return {e["id"] for e in record["items"] if e.get("source_event_type") == issued}
 
     ended_ms, credit_ms = [], []
     for n, _person_id in people:

@@ -291,14 +291,14 @@ async def test_the_city_story(full_stack: Stack) -> None:
 
     # 6. The registry's credit record shows it at both facilities.
     async def banned_entries(facility_id: str, expected: int) -> bool:
-        record = await c.call("GET", f"/v1/facilities/{facility_id}/credit-record", "xuhui")
+        record = (await c.call("GET", f"/v1/facilities/{facility_id}/credit-record", "xuhui"))["items"]
         found = [e for e in record if e["category"] == "staff_banned"]
         assert len(found) <= expected, found  # never one twice
         return len(found) == expected
 
     await eventually(lambda: banned_entries(point["id"], 2), timeout=30)  # the carer and the director
     await eventually(lambda: banned_entries(second["id"], 1), timeout=30)  # the carer
-    record = await c.call("GET", f"/v1/facilities/{point['id']}/credit-record", "xuhui")
+    record = (await c.call("GET", f"/v1/facilities/{point['id']}/credit-record", "xuhui"))["items"]
     assert "incident_confirmed" in {e["category"] for e in record}
     assert carer_id not in str(record)
 

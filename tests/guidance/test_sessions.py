@@ -196,7 +196,7 @@ async def test_cancelling_frees_the_place_and_the_family_may_book_again(guide: G
     assert (await guide.book(session["id"], waiting)).status_code == 201
     assert (await guide.book(session["id"], parent)).status_code == 409  # full again
     mine = await guide.direct.get(f"/v1/families/{family['id']}/bookings", headers=parent)
-    assert [(b["status"], b["session"]["id"]) for b in mine.json()] == [("cancelled", session["id"])]
+    assert [(b["status"], b["session"]["id"]) for b in mine.json()["items"]] == [("cancelled", session["id"])]
     cancelled_events = [
         e for e in await guide.events("cradle.guidance.booking.cancelled") if e.subject == session["id"]
     ]
@@ -230,7 +230,7 @@ async def test_the_organiser_records_attendance_of_booked_families(guide: Guide)
     )
     assert corrected.json()["attended"] == 1
     bookings = await guide.direct.get(f"/v1/sessions/{session['id']}/bookings", headers=organiser)
-    assert sorted(b["attended"] for b in bookings.json()) == [False, True]
+    assert sorted(b["attended"] for b in bookings.json()["items"]) == [False, True]
     assert (
         await guide.direct.get(f"/v1/sessions/{session['id']}/bookings", headers=families[0][0])
     ).status_code == 403

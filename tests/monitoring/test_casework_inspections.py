@@ -225,7 +225,7 @@ async def test_the_registry_records_what_the_casework_publishes(
     path = f"/v1/public/facilities/{facility['id']}/credit-record"
 
     async def recorded() -> bool:
-        entries = (await mon.client.get(path)).json()
+        entries = (await mon.client.get(path)).json()["items"]
         return {"inspection_failed", "rectification_overdue", "incident_confirmed"} <= {
             e["category"] for e in entries
         }

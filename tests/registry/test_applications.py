@@ -124,8 +124,25 @@ async def test_suspend_reinstate_and_close_are_history_with_reasons(registry: Re
 
     history = (
         await registry.client.get(f"/v1/facilities/{approved['id']}/status-history", headers=registry["EDU"])
-    ).json()
+    ).json()["items"]
     assert [h["to_status"] for h in history] == ["submitted", "approved", "suspended", "approved", "closed"]
+    # A page at a time, in the same order, nothing skipped or repeated.
+    paged, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = await registry.client.get(
+            f"/v1/facilities/{approved['id']}/status-history", params=params, headers=registry["EDU"]
+        )
+        paged += [h["to_status"] for h in page.json()["items"]]
+        if (cursor := page.json()["next_cursor"]) is None:
+            break
+    assert paged == [h["to_status"] for h in history]
+    wrong = await registry.client.get(
+        f"/v1/facilities/{approved['id']}/status-history",
+        params={"cursor": "bm90IGEgY3Vyc29y"},
+        headers=registry["EDU"],
+    )
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "cursor"
     assert history[2]["reason"] == "消防检查不合格"
     for event_type in ("suspended", "reinstated", "closed"):
         [event] = await registry.events(f"cradle.registry.facility.{event_type}")

@@ -97,7 +97,7 @@ async def test_enrolment_is_monthly_and_never_above_capacity(registry: Registry)
     current = response.json()
     assert current["enrolment"] == {"infant": 8, "toddler": 15, "preschool": 20}
     assert current["enrolment_month"] == "2026-11"
-    history = (await registry.client.get(path, headers=registry["operator"])).json()
+    history = (await registry.client.get(path, headers=registry["operator"])).json()["items"]
     assert [h["month"] for h in history] == ["2026-11", "2026-10"]
     events = await registry.events("cradle.registry.enrolment.updated")
     assert len(events) == 3 and events[-1]["data"]["enrolment"]["toddler"] == 15
@@ -120,7 +120,7 @@ async def test_edits_are_versioned_and_a_stale_if_match_is_412(registry: Registr
     assert stale.status_code == 412
     assert stale.json()["current_version"] == first.json()["version"]
 
-    versions = (await registry.client.get(f"{path}/versions", headers=registry["operator"])).json()
+    versions = (await registry.client.get(f"{path}/versions", headers=registry["operator"])).json()["items"]
     assert versions[0]["facility"]["name"] == "天平托育园（新址）"
     assert versions[0]["version"] == first.json()["version"]
     assert any(v["facility"]["name"] == facility["name"] for v in versions[1:])

@@ -39,7 +39,7 @@ async def publish(
 
 
 async def credit(registry: Registry, facility_id: str) -> list[dict[str, Any]]:
-    return (await registry.client.get(f"/v1/public/facilities/{facility_id}/credit-record")).json()
+    return (await registry.client.get(f"/v1/public/facilities/{facility_id}/credit-record")).json()["items"]
 
 
 async def handled(registry: Registry, count: int) -> None:
@@ -81,7 +81,13 @@ async def test_assessments_and_the_current_grade(registry: Registry) -> None:
     assert older.status_code == 201
     current = (await registry.client.get(f"/v1/facilities/{facility['id']}", headers=registry["EDU"])).json()
     assert current["grade"] == "B"  # the latest commissioned one, not the self-assessment
-    assert len((await registry.client.get(path, headers=registry["operator"])).json()) == 3
+    assert len((await registry.client.get(path, headers=registry["operator"])).json()["items"]) == 3
+    first = (await registry.client.get(path, params={"limit": 2}, headers=registry["operator"])).json()
+    rest = await registry.client.get(
+        path, params={"limit": 2, "cursor": first["next_cursor"]}, headers=registry["operator"]
+    )
+    assert [a["grade"] for a in first["items"] + rest.json()["items"]] == ["A", "B", "C"]  # newest first
+    assert rest.json()["next_cursor"] is None
     assert len(await registry.events("cradle.registry.assessment.recorded")) == 3
 
     # An operator cannot record a commissioned assessment; bad scores and future dates are named.

@@ -42,7 +42,7 @@ async def test_admin_does_not_suspend_close_or_reinstate(registry: Registry) -> 
     assert (await registry.client.post(path, json=reinstate, headers=admin)).status_code == 403
     history = (
         await registry.client.get(f"/v1/facilities/{approved['id']}/status-history", headers=registry["EDU"])
-    ).json()
+    ).json()["items"]
     assert [h["to_status"] for h in history] == ["submitted", "approved", "suspended"]
     assert [e["data"]["reason"] for e in await registry.events("cradle.registry.facility.suspended")] == [
         "消防检查不合格"
@@ -65,11 +65,11 @@ async def test_only_edu_writes_a_credit_entry_by_hand(registry: Registry) -> Non
         refused = await registry.client.post(path, json=entry, headers=who)
         assert refused.status_code == 403, refused.text
     record = (await registry.client.get(path, headers=registry["EDU"])).json()
-    assert record == []
+    assert record == {"items": [], "next_cursor": None}
     assert (await registry.client.post(path, json=entry, headers=registry["EDU"])).status_code == 201
-    assert [e["title"] for e in (await registry.client.get(path, headers=registry["EDU"])).json()] == [
-        entry["title"]
-    ]
+    assert [
+        e["title"] for e in (await registry.client.get(path, headers=registry["EDU"])).json()["items"]
+    ] == [entry["title"]]
 
 
 async def test_admin_neither_assesses_nor_designates(registry: Registry) -> None:

@@ -51,10 +51,13 @@ async def test_a_ban_ends_every_active_employment_and_names_the_facilities(wf: W
     seen = await wf.direct.get(f"/v1/bans/{ban['id']}", headers=operator)
     assert seen.status_code == 200 and [n["facility_id"] for n in seen.json()["notifications"]] == [xuhui]
     pending = await wf.direct.get("/v1/compliance/ban-notifications", headers=operator)
-    assert [n["ban_id"] for n in pending.json()] == [ban["id"]]
+    assert [n["ban_id"] for n in pending.json()["items"]] == [ban["id"]]
     ack = await wf.direct.post(f"/v1/bans/{ban['id']}/notifications/{xuhui}/acknowledge", headers=operator)
     assert ack.status_code == 200 and ack.json()["acknowledged_at"]
-    assert (await wf.direct.get("/v1/compliance/ban-notifications", headers=operator)).json() == []
+    assert (await wf.direct.get("/v1/compliance/ban-notifications", headers=operator)).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
     assert (
         await wf.direct.post(f"/v1/bans/{ban['id']}/notifications/{changning}/acknowledge", headers=operator)
     ).status_code == 404
@@ -274,8 +277,8 @@ async def test_unacknowledged_notifications_list_only_for_the_callers_facilities
     person = await wf.employed(facility)
     await wf.ban(person["raw_id_number"])
     district = await wf.direct.get("/v1/compliance/ban-notifications", headers=wf.district("310104"))
-    assert [n["facility_id"] for n in district.json()] == [facility]
+    assert [n["facility_id"] for n in district.json()["items"]] == [facility]
     elsewhere = await wf.direct.get("/v1/compliance/ban-notifications", headers=wf.district("310105"))
-    assert elsewhere.json() == []
+    assert elsewhere.json()["items"] == []
     [notification] = await wf.rows(BanNotification)
     assert notification.acknowledged_at is None and notification.escalated_at is None

@@ -127,7 +127,7 @@ async def test_a_ban_ends_employment_at_two_facilities_and_both_get_a_credit_ent
     async def credit_entries(facility_id: str) -> list[dict[str, Any]]:
         record = await wf.gateway.get(f"/v1/facilities/{facility_id}/credit-record", headers=admin)
         assert record.status_code == 200, record.text
-        return [e for e in record.json() if e["source_event_type"] == "cradle.workforce.ban.issued"]
+        return [e for e in record.json()["items"] if e["source_event_type"] == "cradle.workforce.ban.issued"]
 
     for facility_id in (xuhui, jingan):
         entries = await eventually(lambda f=facility_id: credit_entries(f), timeout=20)

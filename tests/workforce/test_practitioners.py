@@ -161,7 +161,7 @@ async def test_a_grade_is_kept_with_its_history(wf: WorkforceStack) -> None:
     assert (
         await wf.direct.post(path, json={"level": 9, "reason": "x"}, headers=wf.sign())
     ).status_code == 422
-    history = (await wf.direct.get(path, headers=wf.sign())).json()
+    history = (await wf.direct.get(path, headers=wf.sign())).json()["items"]
     assert [(g["level"], g["reason"]) for g in history] == [(1, "入职"), (3, "2026 年度考核")]
     current = (await wf.direct.get(f"/v1/practitioners/{person['id']}", headers=wf.sign())).json()
     assert current["grade"] == 3 and current["version"] == 3
@@ -204,7 +204,7 @@ async def test_certificates_have_types_numbers_and_validity(wf: WorkforceStack) 
         headers=wf.sign(),
     )
     assert again.status_code == 409
-    listed = (await wf.direct.get(path, headers=wf.sign())).json()
+    listed = (await wf.direct.get(path, headers=wf.sign())).json()["items"]
     assert [c["number"] for c in listed] == ["T-1"]
     [event] = await wf.events("cradle.workforce.certificate.added")
     assert event.data["practitioner_id"] == person["id"]

@@ -179,13 +179,15 @@ async def family_visits(family: FamilyDep, session: SessionDep, paging: Paging) 
     return Page[HomeVisitRead](items=[visits.to_read(v) for v in rows], next_cursor=cursor)
 
 
-@router.get("/families/{family_id}/bookings", response_model=list[FamilyBookingRead])
-async def family_bookings(family: FamilyDep, session: SessionDep) -> list[FamilyBookingRead]:
-    rows = await sessions.bookings_of_family(session=session, family=family)
-    return [
+@router.get("/families/{family_id}/bookings", response_model=Page[FamilyBookingRead])
+async def family_bookings(family: FamilyDep, session: SessionDep, paging: Paging) -> Page[FamilyBookingRead]:
+    """The family's bookings, the latest session first."""
+    rows, cursor = await sessions.bookings_of_family(session=session, family=family, page=paging)
+    items = [
         FamilyBookingRead(**sessions.booking_read(b).model_dump(), session=sessions.to_read(s))
         for b, s in rows
     ]
+    return Page[FamilyBookingRead](items=items, next_cursor=cursor)
 
 
 @router.get("/families/{family_id}/feed", response_model=Page[FeedItem])

@@ -90,11 +90,14 @@ async def book_session(
     return Reply(sessions.booking_read(booking), headers)
 
 
-@router.get("/sessions/{session_id}/bookings", response_model=list[BookingRead])
-async def session_bookings(gs: GuidanceSessionDep, session: SessionDep, caller: Caller) -> list[BookingRead]:
-    """The bookings, for the organiser, the session's district and the city's bureaus."""
-    rows = await sessions.bookings_of_session(session=session, caller=caller, gs=gs)
-    return [sessions.booking_read(b) for b in rows]
+@router.get("/sessions/{session_id}/bookings", response_model=Page[BookingRead])
+async def session_bookings(
+    gs: GuidanceSessionDep, session: SessionDep, caller: Caller, paging: Paging
+) -> Page[BookingRead]:
+    """The bookings in the order they were made, for the organiser, the session's district and the
+    city's bureaus."""
+    rows, cursor = await sessions.bookings_of_session(session=session, caller=caller, gs=gs, page=paging)
+    return Page[BookingRead](items=[sessions.booking_read(b) for b in rows], next_cursor=cursor)
 
 
 @router.post("/sessions/{session_id}/bookings/{booking_id}/cancel", response_model=BookingRead)

@@ -45,7 +45,7 @@ from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, invalid
 from shared.events.outbox import emit
 from shared.i18n import tr
 from shared.identity import ClientKind, Identity
-from shared.pagination import PageParams, encode_cursor
+from shared.pagination import PageParams, cut_page, encode_cursor, keyset
 
 SCHEDULED, CANCELLED = "scheduled", "cancelled"
 BOOKED = "booked"
@@ -421,24 +421,27 @@ async def list_sessions(
 
 
 async def bookings_of_session(
-    *, session: AsyncSession, caller: Identity, gs: GuidanceSession
-) -> list[Booking]:
+    *, session: AsyncSession, caller: Identity, gs: GuidanceSession, page: PageParams
+) -> tuple[list[Booking], str | None]:
+    """In the order they were booked."""
     if not may_organise(caller, gs) and not acts_for_city(caller):
         raise Forbidden("The bookings are the organiser's and the district's to see.")
-    rows = await session.execute(
-        select(Booking).where(Booking.session_id == gs.id).order_by(Booking.booked_at, Booking.id)
-    )
-    return list(rows.scalars())
+    query = keyset(select(Booking).where(Booking.session_id == gs.id), [Booking.booked_at, Booking.id], page)
+    rows = (await session.execute(query)).scalars().all()
+    return cut_page(rows, limit=page.limit, position_of=lambda b: [b.booked_at, b.id])
 
 
 async def bookings_of_family(
-    *, session: AsyncSession, family: Family
-) -> list[tuple[Booking, GuidanceSession]]:
-    rows = await session.execute(
+    *, session: AsyncSession, family: Family, page: PageParams
+) -> tuple[list[tuple[Booking, GuidanceSession]], str | None]:
+    """The latest session first."""
+    query = keyset(
         select(Booking, GuidanceSession)
         .join(GuidanceSession, GuidanceSession.id == Booking.session_id)
-        .where(Booking.family_id == family.id)
-        .order_by(GuidanceSession.starts_at.desc(), Booking.id)
-        .limit(500)
+        .where(Booking.family_id == family.id),
+        [GuidanceSession.starts_at, Booking.id],
+        page,
+        descending=True,
     )
-    return [(b, s) for b, s in rows.all()]
+    rows = [(b, s) for b, s in (await session.execute(query)).all()]
+    return cut_page(rows, limit=page.limit, position_of=lambda pair: [pair[1].starts_at, pair[0].id])

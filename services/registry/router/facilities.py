@@ -25,6 +25,7 @@ from services.registry.schemas import (
     FacilityStatus,
     FacilitySummary,
     FacilityUpdate,
+    FacilityVersionRead,
     InspectionRead,
     ReviewCreate,
     ReviewRead,
@@ -144,12 +145,18 @@ async def edit_facility(
     return facilities.to_read(updated)
 
 
-@router.get("/facilities/{facility_id}/versions", tags=["facilities"])
+@router.get(
+    "/facilities/{facility_id}/versions", response_model=Page[FacilityVersionRead], tags=["facilities"]
+)
 async def facility_versions(
-    facility: FacilityDep, session: SessionDep, _caller: Reader
-) -> list[dict[str, object]]:
-    rows = await facilities.versions(session=session, facility=facility)
-    return [{"version": v.version, "changed_at": v.changed_at, "facility": v.snapshot} for v in rows]
+    facility: FacilityDep, session: SessionDep, _caller: Reader, paging: Paging
+) -> Page[FacilityVersionRead]:
+    """Every version of the facility, newest first."""
+    rows, cursor = await facilities.versions(session=session, facility=facility, page=paging)
+    items = [
+        FacilityVersionRead(version=v.version, changed_at=v.changed_at, facility=v.snapshot) for v in rows
+    ]
+    return Page[FacilityVersionRead](items=items, next_cursor=cursor)
 
 
 @router.get("/facilities/{facility_id}/application", response_model=ApplicationRead, tags=["applications"])
@@ -196,13 +203,15 @@ async def change_status(
 
 
 @router.get(
-    "/facilities/{facility_id}/status-history", response_model=list[StatusChangeRead], tags=["applications"]
+    "/facilities/{facility_id}/status-history", response_model=Page[StatusChangeRead], tags=["applications"]
 )
 async def status_history(
-    facility: FacilityDep, session: SessionDep, _caller: Reader
-) -> list[StatusChangeRead]:
-    rows = await facilities.status_history(session=session, facility=facility)
-    return [StatusChangeRead.model_validate(r, from_attributes=True) for r in rows]
+    facility: FacilityDep, session: SessionDep, _caller: Reader, paging: Paging
+) -> Page[StatusChangeRead]:
+    """Suspensions, closures and reinstatements, oldest first."""
+    rows, cursor = await facilities.status_history(session=session, facility=facility, page=paging)
+    items = [StatusChangeRead.model_validate(r, from_attributes=True) for r in rows]
+    return Page[StatusChangeRead](items=items, next_cursor=cursor)
 
 
 @router.put("/facilities/{facility_id}/enrolment", response_model=FacilityRead, tags=["facilities"])
@@ -222,15 +231,17 @@ async def report_enrolment(
     return facilities.to_read(updated)
 
 
-@router.get("/facilities/{facility_id}/enrolment", response_model=list[EnrolmentReport], tags=["facilities"])
+@router.get("/facilities/{facility_id}/enrolment", response_model=Page[EnrolmentReport], tags=["facilities"])
 async def enrolment_history(
-    facility: FacilityDep, session: SessionDep, _caller: Reader
-) -> list[EnrolmentReport]:
-    rows = await facilities.enrolment_history(session=session, facility=facility)
-    return [
+    facility: FacilityDep, session: SessionDep, _caller: Reader, paging: Paging
+) -> Page[EnrolmentReport]:
+    """The monthly reports, newest month first."""
+    rows, cursor = await facilities.enrolment_history(session=session, facility=facility, page=paging)
+    items = [
         EnrolmentReport(month=r.month, infant=r.infant, toddler=r.toddler, preschool=r.preschool)
         for r in rows
     ]
+    return Page[EnrolmentReport](items=items, next_cursor=cursor)
 
 
 @router.post(
@@ -252,12 +263,14 @@ async def record_assessment(
     return await idem.respond(201, AssessmentRead.model_validate(assessment, from_attributes=True), {})
 
 
-@router.get("/facilities/{facility_id}/assessments", response_model=list[AssessmentRead], tags=["quality"])
+@router.get("/facilities/{facility_id}/assessments", response_model=Page[AssessmentRead], tags=["quality"])
 async def list_assessments(
-    facility: FacilityDep, session: SessionDep, _caller: Reader
-) -> list[AssessmentRead]:
-    rows = await quality.assessments_of(session=session, facility=facility)
-    return [AssessmentRead.model_validate(r, from_attributes=True) for r in rows]
+    facility: FacilityDep, session: SessionDep, _caller: Reader, paging: Paging
+) -> Page[AssessmentRead]:
+    """Self, peer and commissioned assessments, newest first."""
+    rows, cursor = await quality.assessments_of(session=session, facility=facility, page=paging)
+    items = [AssessmentRead.model_validate(r, from_attributes=True) for r in rows]
+    return Page[AssessmentRead](items=items, next_cursor=cursor)
 
 
 @router.post("/facilities/{facility_id}/demonstration", response_model=FacilityRead, tags=["quality"])
@@ -270,12 +283,13 @@ async def designate_demonstration(
     )
 
 
-@router.get("/facilities/{facility_id}/credit-record", response_model=list[CreditEntryRead], tags=["credit"])
+@router.get("/facilities/{facility_id}/credit-record", response_model=Page[CreditEntryRead], tags=["credit"])
 async def read_credit_record(
-    facility: FacilityDep, session: SessionDep, _caller: Reader
-) -> list[CreditEntryRead]:
-    rows = await credit.credit_record(session=session, facility_id=facility.id)
-    return [credit.to_entry_read(e) for e in rows]
+    facility: FacilityDep, session: SessionDep, _caller: Reader, paging: Paging
+) -> Page[CreditEntryRead]:
+    """The facility's credit entries, newest first."""
+    rows, cursor = await credit.credit_record_page(session=session, facility_id=facility.id, page=paging)
+    return Page[CreditEntryRead](items=[credit.to_entry_read(e) for e in rows], next_cursor=cursor)
 
 
 @router.post(
@@ -296,13 +310,15 @@ async def write_credit_entry(
     return Reply(credit.to_entry_read(entry), {})
 
 
-@router.get("/facilities/{facility_id}/inspections", response_model=list[InspectionRead], tags=["credit"])
+@router.get("/facilities/{facility_id}/inspections", response_model=Page[InspectionRead], tags=["credit"])
 async def read_inspections(
-    facility: FacilityDep, session: SessionDep, _caller: Reader, settings: SettingsDep
-) -> list[InspectionRead]:
-    return await credit.inspection_history(
-        session=session, facility_id=facility.id, years=settings.public_inspection_years
+    facility: FacilityDep, session: SessionDep, _caller: Reader, settings: SettingsDep, paging: Paging
+) -> Page[InspectionRead]:
+    """The inspections of the last years (as public), newest first."""
+    items, cursor = await credit.inspection_history_page(
+        session=session, facility_id=facility.id, years=settings.public_inspection_years, page=paging
     )
+    return Page[InspectionRead](items=items, next_cursor=cursor)
 
 
 @router.get("/coverage", response_model=CityCoverage, tags=["coverage"])

@@ -78,9 +78,11 @@ async def public_facility(
     )
 
 
-@public_router.get("/facilities/{facility_id}/credit-record", response_model=list[CreditEntryRead])
-async def public_credit_record(facility_id: FacilityId, session: SessionDep) -> list[CreditEntryRead]:
+@public_router.get("/facilities/{facility_id}/credit-record", response_model=Page[CreditEntryRead])
+async def public_credit_record(
+    facility_id: FacilityId, session: SessionDep, paging: Paging
+) -> Page[CreditEntryRead]:
+    """An approved facility's credit entries, newest first."""
     facility = await approved_or_404(session, facility_id)
-    return [
-        credit.to_entry_read(e) for e in await credit.credit_record(session=session, facility_id=facility.id)
-    ]
+    rows, cursor = await credit.credit_record_page(session=session, facility_id=facility.id, page=paging)
+    return Page[CreditEntryRead](items=[credit.to_entry_read(e) for e in rows], next_cursor=cursor)

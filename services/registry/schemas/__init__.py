@@ -43,6 +43,7 @@ from services.registry.schemas.facilities import (
     FacilityRead,
     FacilitySummary,
     FacilityUpdate,
+    FacilityVersionRead,
 )
 from services.registry.schemas.public import PublicFacility, PublicFacilityPage
 from services.registry.schemas.quality import (
@@ -84,6 +85,7 @@ __all__ = [
     "FacilityStatus",
     "FacilitySummary",
     "FacilityUpdate",
+    "FacilityVersionRead",
     "FailedItem",
     "InspectionRead",
     "Month",

@@ -155,3 +155,11 @@ class FacilitySummary(BaseModel):
     grade: str | None
     is_demonstration: bool
     distance_m: float | None = None
+
+
+class FacilityVersionRead(BaseModel):
+    """A facility as it was after one edit (`facility` holds the record's fields at that version)."""
+
+    version: int
+    changed_at: datetime
+    facility: dict[str, object]

@@ -7,12 +7,13 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import CreditEntry, Facility, InspectionRecord
 from services.registry.schemas import CreditEntryCreate, CreditEntryRead, FailedItem, InspectionRead
 from shared.identity import Identity, require_bureau
+from shared.pagination import PageParams, cut_page, keyset
 
 log = structlog.get_logger("cradle.registry.credit")
 
@@ -42,13 +43,27 @@ def to_entry_read(entry: CreditEntry) -> CreditEntryRead:
     )
 
 
+CREDIT_ORDER = (CreditEntry.occurred_on, CreditEntry.recorded_at, CreditEntry.id)  # newest first
+
+
 async def credit_record(*, session: AsyncSession, facility_id: str) -> list[CreditEntry]:
+    """The whole record, for the public page."""
     rows = await session.execute(
         select(CreditEntry)
         .where(CreditEntry.facility_id == facility_id)
-        .order_by(CreditEntry.occurred_on.desc(), CreditEntry.recorded_at.desc())
+        .order_by(*(column.desc() for column in CREDIT_ORDER))
     )
     return list(rows.scalars().all())
+
+
+async def credit_record_page(
+    *, session: AsyncSession, facility_id: str, page: PageParams
+) -> tuple[list[CreditEntry], str | None]:
+    query = keyset(
+        select(CreditEntry).where(CreditEntry.facility_id == facility_id), CREDIT_ORDER, page, descending=True
+    )
+    rows = (await session.execute(query)).scalars().all()
+    return cut_page(rows, limit=page.limit, position_of=lambda e: [e.occurred_on, e.recorded_at, e.id])
 
 
 async def write_entry(
@@ -126,22 +141,45 @@ def describe_failed(items: list[dict[str, object]]) -> list[FailedItem]:
     ]
 
 
-async def inspection_history(*, session: AsyncSession, facility_id: str, years: int) -> list[InspectionRead]:
+def _inspections_since(facility_id: str, years: int) -> Select[tuple[InspectionRecord]]:
     since = date.today() - timedelta(days=365 * years + years // 4 + 1)
-    rows = await session.execute(
-        select(InspectionRecord)
-        .where(InspectionRecord.facility_id == facility_id, InspectionRecord.inspected_on >= since)
-        .order_by(InspectionRecord.inspected_on.desc())
+    return select(InspectionRecord).where(
+        InspectionRecord.facility_id == facility_id, InspectionRecord.inspected_on >= since
     )
-    return [
-        InspectionRead(
-            inspection_id=r.inspection_id,
-            inspected_on=r.inspected_on,
-            outcome=r.outcome,
-            failed_items=describe_failed(r.failed_items),
-            rectify_by=r.rectify_by,
-            rectified=r.rectified_on is not None,
-            rectified_on=r.rectified_on,
-        )
-        for r in rows.scalars().all()
-    ]
+
+
+def _inspection_read(r: InspectionRecord) -> InspectionRead:
+    return InspectionRead(
+        inspection_id=r.inspection_id,
+        inspected_on=r.inspected_on,
+        outcome=r.outcome,
+        failed_items=describe_failed(r.failed_items),
+        rectify_by=r.rectify_by,
+        rectified=r.rectified_on is not None,
+        rectified_on=r.rectified_on,
+    )
+
+
+async def inspection_history(*, session: AsyncSession, facility_id: str, years: int) -> list[InspectionRead]:
+    """The last `years` of inspections, newest first, for the public page."""
+    query = _inspections_since(facility_id, years).order_by(
+        InspectionRecord.inspected_on.desc(), InspectionRecord.inspection_id.desc()
+    )
+    return [_inspection_read(r) for r in (await session.execute(query)).scalars().all()]
+
+
+async def inspection_history_page(
+    *, session: AsyncSession, facility_id: str, years: int, page: PageParams
+) -> tuple[list[InspectionRead], str | None]:
+    query = keyset(
+        _inspections_since(facility_id, years),
+        [InspectionRecord.inspected_on, InspectionRecord.inspection_id],
+        page,
+        descending=True,
+    )
+    rows, cursor = cut_page(
+        (await session.execute(query)).scalars().all(),
+        limit=page.limit,
+        position_of=lambda r: [r.inspected_on, r.inspection_id],
+    )
+    return [_inspection_read(r) for r in rows], cursor

@@ -31,6 +31,7 @@ from shared.errors import FieldError, InvalidInput, invalid
 from shared.events.outbox import emit
 from shared.i18n import tr
 from shared.identity import ClientKind, Identity
+from shared.pagination import PageParams, cut_page, keyset
 
 
 def class_sizes(settings: RegistrySettings) -> dict[str, int]:
@@ -328,26 +329,42 @@ async def report_enrolment(
     return facility
 
 
-async def enrolment_history(*, session: AsyncSession, facility: Facility) -> list[Enrolment]:
-    rows = await session.execute(
-        select(Enrolment).where(Enrolment.facility_id == facility.id).order_by(Enrolment.month.desc())
+async def enrolment_history(
+    *, session: AsyncSession, facility: Facility, page: PageParams
+) -> tuple[list[Enrolment], str | None]:
+    """Newest month first."""
+    query = keyset(
+        select(Enrolment).where(Enrolment.facility_id == facility.id),
+        [Enrolment.month],
+        page,
+        descending=True,
     )
-    return list(rows.scalars().all())
+    rows = (await session.execute(query)).scalars().all()
+    return cut_page(rows, limit=page.limit, position_of=lambda r: [r.month])
 
 
-async def versions(*, session: AsyncSession, facility: Facility) -> list[FacilityVersion]:
-    rows = await session.execute(
-        select(FacilityVersion)
-        .where(FacilityVersion.facility_id == facility.id)
-        .order_by(FacilityVersion.version.desc())
+async def versions(
+    *, session: AsyncSession, facility: Facility, page: PageParams
+) -> tuple[list[FacilityVersion], str | None]:
+    """Newest version first."""
+    query = keyset(
+        select(FacilityVersion).where(FacilityVersion.facility_id == facility.id),
+        [FacilityVersion.version],
+        page,
+        descending=True,
     )
-    return list(rows.scalars().all())
+    rows = (await session.execute(query)).scalars().all()
+    return cut_page(rows, limit=page.limit, position_of=lambda r: [r.version])
 
 
-async def status_history(*, session: AsyncSession, facility: Facility) -> list[FacilityStatusChange]:
-    rows = await session.execute(
-        select(FacilityStatusChange)
-        .where(FacilityStatusChange.facility_id == facility.id)
-        .order_by(FacilityStatusChange.changed_at, FacilityStatusChange.id)
+async def status_history(
+    *, session: AsyncSession, facility: Facility, page: PageParams
+) -> tuple[list[FacilityStatusChange], str | None]:
+    """Oldest change first."""
+    query = keyset(
+        select(FacilityStatusChange).where(FacilityStatusChange.facility_id == facility.id),
+        [FacilityStatusChange.changed_at, FacilityStatusChange.id],
+        page,
     )
-    return list(rows.scalars().all())
+    rows = (await session.execute(query)).scalars().all()
+    return cut_page(rows, limit=page.limit, position_of=lambda r: [r.changed_at, r.id])

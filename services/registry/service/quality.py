@@ -17,6 +17,7 @@ from shared.errors import Forbidden
 from shared.events.outbox import emit
 from shared.i18n import tr
 from shared.identity import ClientKind, Identity
+from shared.pagination import PageParams, cut_page, keyset
 
 
 def _is_edu(caller: Identity) -> bool:
@@ -97,13 +98,18 @@ async def current_grade(*, session: AsyncSession, facility_id: str) -> str | Non
     return latest.scalar_one_or_none()
 
 
-async def assessments_of(*, session: AsyncSession, facility: Facility) -> list[Assessment]:
-    rows = await session.execute(
-        select(Assessment)
-        .where(Assessment.facility_id == facility.id)
-        .order_by(Assessment.assessed_on.desc(), Assessment.recorded_at.desc())
+async def assessments_of(
+    *, session: AsyncSession, facility: Facility, page: PageParams
+) -> tuple[list[Assessment], str | None]:
+    """Newest first."""
+    query = keyset(
+        select(Assessment).where(Assessment.facility_id == facility.id),
+        [Assessment.assessed_on, Assessment.recorded_at, Assessment.id],
+        page,
+        descending=True,
     )
-    return list(rows.scalars().all())
+    rows = (await session.execute(query)).scalars().all()
+    return cut_page(rows, limit=page.limit, position_of=lambda a: [a.assessed_on, a.recorded_at, a.id])
 
 
 async def designate(

@@ -40,11 +40,12 @@ async def request_background_check(
     return background_checks.check_read(check)
 
 
-@router.get("/practitioners/{practitioner_id}/background-checks", response_model=list[BackgroundCheckRead])
+@router.get("/practitioners/{practitioner_id}/background-checks", response_model=Page[BackgroundCheckRead])
 async def list_background_checks(
-    practitioner: PractitionerDep, session: SessionDep, _caller: Reader
-) -> list[BackgroundCheckRead]:
-    return await background_checks.list_checks(session=session, practitioner=practitioner)
+    practitioner: PractitionerDep, session: SessionDep, _caller: Reader, page: PageDep
+) -> Page[BackgroundCheckRead]:
+    """The practitioner's background checks, newest request first."""
+    return await background_checks.list_checks(session=session, practitioner=practitioner, page=page)
 
 
 @router.post(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from services.workforce.deps import WorkforceDep
-from services.workforce.router.common import Banner, Reader, Writer
+from services.workforce.router.common import Banner, PageDep, Reader, Writer
 from services.workforce.schemas import (
     BanCheckRequest,
     BanCheckResult,
@@ -20,6 +18,7 @@ from services.workforce.service import ban_checks, bans
 from shared.api import IdPath
 from shared.idempotency import idempotent
 from shared.identity import AuthenticatedDep, PurposeDep, RequestIdDep
+from shared.pagination import Page
 from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1", tags=["workforce"])
@@ -109,15 +108,16 @@ async def ban_check(
     )
 
 
-@router.get("/compliance/ban-notifications", response_model=list[BanNotificationRead])
+@router.get("/compliance/ban-notifications", response_model=Page[BanNotificationRead])
 async def ban_notifications(
     session: SessionDep,
     caller: Reader,
     workforce: WorkforceDep,
+    page: PageDep,
     pending: bool = True,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[BanNotificationRead]:
-    """Ban notifications of the facilities the caller may see; by default those not yet acknowledged."""
+) -> Page[BanNotificationRead]:
+    """Ban notifications of the facilities the caller may see, newest first; by default those not yet
+    acknowledged."""
     return await bans.list_notifications(
-        session=session, workforce=workforce, caller=caller, pending_only=pending, limit=limit
+        session=session, workforce=workforce, caller=caller, pending_only=pending, page=page
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from services.workforce.deps import PractitionerDep, WorkforceDep
-from services.workforce.router.common import Reader, Writer, Year
+from services.workforce.router.common import PageDep, Reader, Writer, Year
 from services.workforce.schemas import (
     CertificateCreate,
     CertificateRead,
@@ -21,6 +21,7 @@ from services.workforce.schemas import (
 from services.workforce.service import practitioners, training
 from shared.idempotency import idempotent
 from shared.identity import PurposeDep, RequestIdDep
+from shared.pagination import Page
 from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1", tags=["workforce"])
@@ -95,11 +96,12 @@ async def set_grade(
     return await practitioners.set_grade(session=session, caller=caller, practitioner=practitioner, data=body)
 
 
-@router.get("/practitioners/{practitioner_id}/grades", response_model=list[GradeRead])
+@router.get("/practitioners/{practitioner_id}/grades", response_model=Page[GradeRead])
 async def grade_history(
-    practitioner: PractitionerDep, session: SessionDep, _caller: Reader
-) -> list[GradeRead]:
-    return await practitioners.grade_history(session=session, practitioner=practitioner)
+    practitioner: PractitionerDep, session: SessionDep, _caller: Reader, page: PageDep
+) -> Page[GradeRead]:
+    """The practitioner's levels, oldest first."""
+    return await practitioners.grade_history(session=session, practitioner=practitioner, page=page)
 
 
 @router.post("/practitioners/{practitioner_id}/certificates", status_code=201, response_model=CertificateRead)
@@ -115,11 +117,12 @@ async def add_certificate(
     )
 
 
-@router.get("/practitioners/{practitioner_id}/certificates", response_model=list[CertificateRead])
+@router.get("/practitioners/{practitioner_id}/certificates", response_model=Page[CertificateRead])
 async def list_certificates(
-    practitioner: PractitionerDep, session: SessionDep, _caller: Reader
-) -> list[CertificateRead]:
-    return await practitioners.list_certificates(session=session, practitioner=practitioner)
+    practitioner: PractitionerDep, session: SessionDep, _caller: Reader, page: PageDep
+) -> Page[CertificateRead]:
+    """The practitioner's certificates, the latest expiry first."""
+    return await practitioners.list_certificates(session=session, practitioner=practitioner, page=page)
 
 
 @router.post("/practitioners/{practitioner_id}/trainings", status_code=201, response_model=TrainingRead)

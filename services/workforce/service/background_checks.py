@@ -18,7 +18,7 @@ from shared.clock import new_id, utcnow
 from shared.errors import Forbidden, invalid
 from shared.i18n import tr
 from shared.identity import Identity, require_bureau
-from shared.pagination import Page, PageParams, make_page
+from shared.pagination import Page, PageParams, cut_page, keyset, make_page
 
 
 def check_read(check: BackgroundCheck) -> BackgroundCheckRead:
@@ -105,15 +105,22 @@ async def resolve_background_check(
     return check
 
 
-async def list_checks(*, session: AsyncSession, practitioner: Practitioner) -> list[BackgroundCheckRead]:
-    rows = (
-        await session.execute(
-            select(BackgroundCheck)
-            .where(BackgroundCheck.practitioner_id == practitioner.id)
-            .order_by(BackgroundCheck.requested_at.desc(), BackgroundCheck.id)
-        )
-    ).scalars()
-    return [check_read(c) for c in rows]
+async def list_checks(
+    *, session: AsyncSession, practitioner: Practitioner, page: PageParams
+) -> Page[BackgroundCheckRead]:
+    """Newest request first."""
+    query = keyset(
+        select(BackgroundCheck).where(BackgroundCheck.practitioner_id == practitioner.id),
+        [BackgroundCheck.requested_at, BackgroundCheck.id],
+        page,
+        descending=True,
+    )
+    rows, cursor = cut_page(
+        (await session.execute(query)).scalars().all(),
+        limit=page.limit,
+        position_of=lambda c: [c.requested_at, c.id],
+    )
+    return Page[BackgroundCheckRead](items=[check_read(c) for c in rows], next_cursor=cursor)
 
 
 async def police_queue(

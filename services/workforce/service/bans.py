@@ -43,6 +43,7 @@ from shared.clock import as_utc, new_id, shanghai_today, utcnow
 from shared.events.outbox import emit
 from shared.i18n import tr
 from shared.identity import Identity, require_bureau
+from shared.pagination import Page, PageParams, cut_page, keyset
 from shared.pii import Encrypted, mask
 
 # Who may ban (DOMAIN.md, "Who may ban"): `workforce:ban` reaches the path, only these bureaus act.
@@ -367,19 +368,26 @@ async def acknowledge(
 
 
 async def list_notifications(
-    *, session: AsyncSession, workforce: Workforce, caller: Identity, pending_only: bool, limit: int
-) -> list[BanNotificationRead]:
+    *, session: AsyncSession, workforce: Workforce, caller: Identity, pending_only: bool, page: PageParams
+) -> Page[BanNotificationRead]:
+    """Newest first."""
     query = (
         select(BanNotification)
         .join(FacilityProjection, FacilityProjection.facility_id == BanNotification.facility_id)
         .where(visible_facilities(caller))
-        .order_by(BanNotification.notified_at.desc(), BanNotification.id)
-        .limit(limit)
     )
     if pending_only:
         query = query.where(BanNotification.acknowledged_at.is_(None))
+    query = keyset(query, [BanNotification.notified_at, BanNotification.id], page, descending=True)
+    rows, cursor = cut_page(
+        (await session.execute(query)).scalars().all(),
+        limit=page.limit,
+        position_of=lambda n: [n.notified_at, n.id],
+    )
     within = timedelta(hours=workforce.settings.ban_acknowledge_hours)
-    return [notification_read(n, acknowledge_within=within) for n in (await session.execute(query)).scalars()]
+    return Page[BanNotificationRead](
+        items=[notification_read(n, acknowledge_within=within) for n in rows], next_cursor=cursor
+    )
 
 
 async def escalate_unacknowledged(*, session: AsyncSession, workforce: Workforce, now: datetime) -> int:

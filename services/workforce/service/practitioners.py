@@ -31,6 +31,7 @@ from shared.clock import new_id, shanghai_today, utcnow
 from shared.errors import Conflict, FieldError, invalid
 from shared.events.outbox import emit
 from shared.identity import Identity
+from shared.pagination import Page, PageParams, cut_page, keyset
 from shared.pii import mask
 
 
@@ -166,18 +167,25 @@ async def set_grade(
     return GradeRead(level=change.level, reason=change.reason, changed_by=change.changed_by, changed_at=now)
 
 
-async def grade_history(*, session: AsyncSession, practitioner: Practitioner) -> list[GradeRead]:
-    rows = (
-        await session.execute(
-            select(GradeChange)
-            .where(GradeChange.practitioner_id == practitioner.id)
-            .order_by(GradeChange.changed_at, GradeChange.id)
-        )
-    ).scalars()
-    return [
+async def grade_history(
+    *, session: AsyncSession, practitioner: Practitioner, page: PageParams
+) -> Page[GradeRead]:
+    """Oldest change first."""
+    query = keyset(
+        select(GradeChange).where(GradeChange.practitioner_id == practitioner.id),
+        [GradeChange.changed_at, GradeChange.id],
+        page,
+    )
+    rows, cursor = cut_page(
+        (await session.execute(query)).scalars().all(),
+        limit=page.limit,
+        position_of=lambda g: [g.changed_at, g.id],
+    )
+    items = [
         GradeRead(level=g.level, reason=g.reason, changed_by=g.changed_by, changed_at=g.changed_at)
         for g in rows
     ]
+    return Page[GradeRead](items=items, next_cursor=cursor)
 
 
 def certificate_read(certificate: Certificate) -> CertificateRead:
@@ -237,15 +245,22 @@ async def add_certificate(
     return certificate_read(certificate)
 
 
-async def list_certificates(*, session: AsyncSession, practitioner: Practitioner) -> list[CertificateRead]:
-    rows = (
-        await session.execute(
-            select(Certificate)
-            .where(Certificate.practitioner_id == practitioner.id)
-            .order_by(Certificate.expires_on.desc(), Certificate.id)
-        )
-    ).scalars()
-    return [certificate_read(c) for c in rows]
+async def list_certificates(
+    *, session: AsyncSession, practitioner: Practitioner, page: PageParams
+) -> Page[CertificateRead]:
+    """The latest expiry first."""
+    query = keyset(
+        select(Certificate).where(Certificate.practitioner_id == practitioner.id),
+        [Certificate.expires_on, Certificate.id],
+        page,
+        descending=True,
+    )
+    rows, cursor = cut_page(
+        (await session.execute(query)).scalars().all(),
+        limit=page.limit,
+        position_of=lambda c: [c.expires_on, c.id],
+    )
+    return Page[CertificateRead](items=[certificate_read(c) for c in rows], next_cursor=cursor)
 
 
 async def announce_expired_certificates(*, session: AsyncSession, now: datetime) -> int:
