@@ -215,7 +215,7 @@ class ServiceProcess:
             except httpx.HTTPError:
                 return False
 
-        await eventually(up, timeout=30, interval=0.2)
+        await eventually(up, timeout=90, interval=0.2)  # a child process starts slowly on a loaded machine
         # A gateway fetches the service's OpenAPI document as it starts, and generating it holds the
         # child's event loop for 1–2 s: done here, so a test's short upstream timeout (1 s) times
         # the request under test, not that.

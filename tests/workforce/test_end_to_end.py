@@ -94,8 +94,8 @@ async def test_a_ban_ends_employment_at_two_facilities_and_both_get_a_credit_ent
         )
 
     # The workforce learns of the approvals from the registry's events.
-    await eventually(lambda: _hired(hire, xuhui), timeout=20)
-    await eventually(lambda: _hired(hire, jingan), timeout=20)
+    await eventually(lambda: _hired(hire, xuhui), timeout=60)
+    await eventually(lambda: _hired(hire, jingan), timeout=60)
 
     court = await wf.stack.headers_for(
         name="市公安局", kind="bureau", bureau="POLICE", scopes=["workforce:ban", "workforce:read"]
