@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/guidance_figures.py
 	$(BIN)/python bench/ban_propagation.py
 	$(BIN)/python bench/seed.py
+	$(BIN)/python bench/export.py
 
 # The texts of replies (shared/i18n.py): extracted from the code into the template, merged into each
 # language's catalogue (translate the new or changed entries there; they are compiled at start-up).

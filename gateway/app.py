@@ -121,6 +121,7 @@ def create_app(
                 max_body_bytes=settings.max_body_bytes,
                 retry_after=settings.retry_after_seconds,
                 signer=signer,
+                file_timeout=settings.upstream_file_timeout_seconds,
             ),
             audit=audit,
         )

@@ -48,6 +48,7 @@ class PendingRecord:
     request_id: str
     purpose: str | None
     duration_us: int
+    export: str | None = None  # the media type of a list answered as a file (CSV, XLSX)
 
 
 def _utc(value: datetime) -> datetime:
@@ -105,7 +106,14 @@ HASHED_FIELDS = (
 
 
 def _fields(record: PendingRecord) -> dict[str, object]:
-    return {name: getattr(record, name) for name in HASHED_FIELDS}
+    return _hashed({name: getattr(record, name) for name in (*HASHED_FIELDS, "export")})
+
+
+def _hashed(fields: dict[str, object]) -> dict[str, object]:
+    """`export` is hashed only where there is one, so records from before it verify unchanged."""
+    if fields.get("export") is None:
+        fields.pop("export", None)
+    return fields
 
 
 async def _lock_head(connection: AsyncConnection, *, sqlite: bool) -> Row[Any]:
@@ -131,7 +139,16 @@ async def append(engine: AsyncEngine, records: list[PendingRecord], *, key: Chai
             seq += 1
             fields = _fields(record)
             digest = record_hash(prev_hash=prev, seq=seq, fields=fields, key=key)
-            rows.append({**fields, "seq": seq, "prev_hash": prev, "hash": digest, "key_id": key.key_id})
+            rows.append(
+                {
+                    **fields,
+                    "export": record.export,
+                    "seq": seq,
+                    "prev_hash": prev,
+                    "hash": digest,
+                    "key_id": key.key_id,
+                }
+            )
             prev = digest
         await connection.execute(insert(record_table), rows)
         moved: dict[str, object] = {"last_seq": seq, "last_hash": prev}
@@ -354,7 +371,7 @@ async def verify(engine: AsyncEngine, *, key: ChainKey, checkpoint: Checkpoint |
             record_key, problem = _key_for(row["key_id"], seq=seq, keyed_from=keyed_from, key=key)
             if problem is not None:
                 return fail(seq, problem, checked, rid)
-            fields = {name: row[name] for name in HASHED_FIELDS}
+            fields = _hashed({name: row[name] for name in (*HASHED_FIELDS, "export")})
             digest = record_hash(prev_hash=expected_prev, seq=seq, fields=fields, key=record_key)
             if not hmac.compare_digest(digest, str(row["hash"])):
                 return fail(seq, "record was altered (hash mismatch)", checked, rid)

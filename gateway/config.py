@@ -69,6 +69,9 @@ DEFAULT_ROUTES: list[RouteRule] = [
         scopes=GUIDANCE,
     ),
     RouteRule(pattern=r"^/v1/(subscriptions|events)(/|$)", service="delivery", scopes=EVENTS),
+    # Spreadsheets in: each kind to the service that owns its records.
+    RouteRule(pattern=r"^/v1/imports/roster$", service="workforce", scopes=WORKFORCE),
+    RouteRule(pattern=r"^/v1/imports/facilities$", service="registry", scopes=REGISTRY),
 ]
 
 
@@ -194,6 +197,8 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
     delivery_url: str = "http://127.0.0.1:8005"
     routes: list[RouteRule] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A list answered as a file may pause longer between chunks: an XLSX is assembled before it is sent.
+    upstream_file_timeout_seconds: float = Field(default=600.0, gt=0)
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     upstream_max_connections: int = Field(default=512, ge=1)
     # Below uvicorn's 5 s keep-alive timeout, so the gateway drops idle connections before the service.

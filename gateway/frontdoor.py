@@ -28,7 +28,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.oauth import NO_STORE, TOKEN_PATH
-from gateway.proxy import Forwarder
+from gateway.proxy import FILE_TYPES, Forwarder
 from gateway.ratelimit import Decision, Limiter
 from gateway.routes import RouteTable, is_own
 from shared import tracing
@@ -170,6 +170,8 @@ class FrontDoor:
         started = time.perf_counter()
         at = datetime.now(UTC)
         method: str = scope["method"]
+        exported: dict[str, str] = {}
+        send = _noting_export(send, exported)
         # The gateway hop: a child of the caller's `traceparent` (or a new trace); the service's span,
         # the outbox's publish and every consumer's handling continue it.
         span, span_token = tracing.start_server_span(
@@ -284,6 +286,7 @@ class FrontDoor:
                     request_id=request_id,
                     purpose=_header_text(purpose, 500) if purpose else None,
                     duration_us=int(elapsed * 1_000_000),
+                    export=exported.get("media_type") if status < 400 else None,
                 )
             )
 
@@ -320,6 +323,21 @@ def _with_headers(send: Send, extra: list[tuple[bytes, bytes]], outcome: dict[st
         await send(message)
 
     return wrapped
+
+
+def _noting_export(send: Send, exported: dict[str, str]) -> Send:
+    """Notes a reply that is a list as a file (its media type), for the audit record."""
+
+    async def noting(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            for name, value in message.get("headers", []):
+                if name.lower() == b"content-type":
+                    media_type = value.split(b";")[0].strip().lower()
+                    if media_type in FILE_TYPES:
+                        exported["media_type"] = media_type.decode()
+        await send(message)
+
+    return noting
 
 
 def caller_of(scope: Scope) -> Identity:

@@ -61,6 +61,7 @@ class AuditRecord(GatewayModel, table=True):
     request_id: str = Field(max_length=128)
     purpose: str | None = Field(default=None, max_length=500)
     duration_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    export: str | None = Field(default=None, max_length=100)  # a list answered as a file: its type
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
     key_id: str | None = Field(default=None, max_length=16)

@@ -18,6 +18,7 @@ from gateway.errors import (
 from gateway.upstream import UpstreamClient, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from shared import tracing
 from shared.errors import BadRequest
+from shared.export import CSV, XLSX
 from shared.i18n import N_, tr
 from shared.identity import IDENTITY_HEADER, IdentitySigner
 
@@ -50,6 +51,7 @@ NOT_FORWARDED = HOP_BY_HOP | {
     b"x-forwarded-for",
     *tracing.TRACE_HEADERS,  # the service continues the gateway's span, not the caller's
 }
+FILE_TYPES = frozenset({CSV.encode(), XLSX.encode()})  # lists answered as files (shared/export.py)
 READ_WHOLE_BELOW = 1024 * 1024  # bodies this small are read once and sent with a length
 SEND_WHOLE_BELOW = 256 * 1024  # replies this small go back in one message
 
@@ -103,8 +105,10 @@ class Forwarder:
         max_body_bytes: int,
         retry_after: int,
         signer: IdentitySigner,
+        file_timeout: float = 600.0,
     ) -> None:
         self.client = client
+        self.file_timeout = file_timeout
         self.signer = signer  # what the forwarded identities are signed with (tests sign their own)
         self.send_whole_below = SEND_WHOLE_BELOW
         self.upstreams = upstreams
@@ -188,6 +192,8 @@ class Forwarder:
         if counter.too_large:  # the service answered a body we cut short: that answer is not theirs
             await upstream.aclose()
             raise PayloadTooLarge(tr("The body is larger than {limit} bytes.", limit=limit))
+        if _media_type(upstream.headers) in FILE_TYPES:
+            upstream.wait_up_to(self.file_timeout)  # a list as a file may be assembled before it is sent
         started = False
         try:
             dropped = NOT_RETURNED | _connection_options(upstream.headers) | {b"content-language"}
@@ -232,6 +238,13 @@ def _connection_options(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
         for token in value.split(b",")
     ]
     return frozenset(token for token in named if token)
+
+
+def _media_type(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for name, value in headers:
+        if name == b"content-type":
+            return value.split(b";")[0].strip().lower()
+    return b""
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

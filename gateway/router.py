@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from gateway import parents, service
 from gateway.deps import (
@@ -26,6 +26,7 @@ from gateway.schemas import (
     ClientCreate,
     ClientCreated,
     ClientRead,
+    IndicatorRow,
     ParentLogin,
     ParentRegister,
     RotatedSecret,
@@ -35,7 +36,8 @@ from gateway.schemas import (
 from gateway.sign_in import SignInGuard
 from shared.clock import Timestamp
 from shared.errors import invalid
-from shared.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
+from shared.export import EXPORT_RESPONSES, ExportDep
+from shared.pagination import MAX_LIMIT, Page, PageParams, decode_cursor, encode_cursor
 from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1")
@@ -213,15 +215,24 @@ async def facility_profile(
     return await views.profile(facility_id=facility_id, caller=caller, request_id=request.state.request_id)
 
 
-@router.get("/indicators", tags=["views"])
+@router.get("/indicators", response_model=dict[str, Any], tags=["views"], responses=EXPORT_RESPONSES)
 async def plan_indicators(
     request: Request,
     _reader: IndicatorReaderDep,
     views: ViewsDep,
+    export: ExportDep,
     year: Annotated[int | None, Query(ge=2020, le=2100, description="Default: this year")] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     """Every indicator of the 2020–2022 plan (DOMAIN.md) for a year: target, actual, met, task, and the
     numerator and denominator behind each rate; a source service that is down leaves its indicators
-    `unavailable` (`met: null`), never a wrong figure."""
+    `unavailable` (`met: null`), never a wrong figure. With `Accept: text/csv` or XLSX, the rows as a
+    file."""
     year = year or datetime.now(UTC).year
-    return await views.indicators(year=year, request_id=request.state.request_id)
+    indicators = await views.indicators(year=year, request_id=request.state.request_id)
+    if export.wanted:
+
+        async def rows(page: PageParams) -> dict[str, Any]:
+            return {"items": indicators["items"], "next_cursor": None}
+
+        return await export.respond_pages(rows, name=f"indicators-{year}", model=IndicatorRow)
+    return indicators

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -124,6 +124,9 @@ class AuditRead(BaseModel):
     request_id: str
     purpose: str | None
     duration_ms: float
+    export: str | None = Field(
+        default=None, description="A list answered as a file: its media type (text/csv or the XLSX type)"
+    )
     hash: str
 
 
@@ -164,3 +167,20 @@ class ParentLogin(BaseModel):
 
     phone: Phone
     password: Annotated[str, StringConstraints(min_length=1, max_length=128), FreeText]
+
+
+class IndicatorRow(BaseModel):
+    """One indicator of `GET /v1/indicators` (the columns of its export; a compound target or actual
+    is JSON text there)."""
+
+    id: str
+    name: str
+    task: str
+    unit: str
+    source: str
+    status: str
+    target: Any = None
+    actual: Any = None
+    met: bool | None = None
+    numerator: int | None = None
+    denominator: int | None = None

@@ -258,6 +258,7 @@ def to_audit_read(record: AuditRecord) -> AuditRead:
         request_id=record.request_id,
         purpose=record.purpose,
         duration_ms=record.duration_us / 1000,
+        export=record.export,
         hash=record.hash,
     )
 

@@ -50,6 +50,9 @@ class UpstreamResponse(Protocol):
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 
+    def wait_up_to(self, seconds: float) -> None:
+        """From now on, wait this long for each chunk (a file the service assembles first)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -251,6 +254,9 @@ class _NativeResponse:
         while (chunk := await self._connection.read_chunk(self._timeout)) is not None:
             yield chunk
 
+    def wait_up_to(self, seconds: float) -> None:
+        self._timeout = seconds
+
     async def aclose(self) -> None:
         if not self._released:
             self._released = True
@@ -442,6 +448,10 @@ class _HttpxResponse:
             raise UpstreamTimeout(str(exc)) from exc
         except httpx.TransportError as exc:
             raise UpstreamConnectError(str(exc)) from exc
+
+    def wait_up_to(self, seconds: float) -> None:
+        """httpx fixed the read timeout when the request was sent: its client's (the fallback, and
+        in-process transports, which have none)."""
 
     async def aclose(self) -> None:
         await self._response.aclose()

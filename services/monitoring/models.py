@@ -102,6 +102,9 @@ class Alert(MonitoringModel, table=True):
         Index("ix_alert_district_status", "district_code", "status", "raised_at"),
         Index("ix_alert_facility_status", "facility_id", "status"),
         Index("ix_alert_fold", "camera_id", "type", "status", "last_at"),
+        # The list's order (raised_at, id), for keyset pages and exports of every page.
+        Index("ix_alert_facility_raised", "facility_id", "raised_at", "id"),
+        Index("ix_alert_raised", "raised_at", "id"),
         UniqueConstraint("source_ref", name="uq_alert_source_ref"),
     )
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.deps import DistrictFilter, IdFilter, Paging, PathId, Reader, Writer
 from services.monitoring.schemas import AlertAction, AlertDetail, AlertRead
@@ -13,30 +14,39 @@ from services.monitoring.service import alerts
 from services.monitoring.service.alerts import AlertFilters
 from shared.api import IfMatch, check_version, etag
 from shared.clock import utcnow
+from shared.export import EXPORT_RESPONSES, ExportDep
 from shared.idempotency import Reply, idempotent
 from shared.identity import Identity
-from shared.pagination import Page
+from shared.pagination import Page, PageParams
 from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
 
-@router.get("/alerts", response_model=Page[AlertRead])
+@router.get("/alerts", response_model=Page[AlertRead], responses=EXPORT_RESPONSES)
 async def list_alerts(
     session: SessionDep,
     caller: Reader,
     paging: Paging,
+    export: ExportDep,
     facility_id: IdFilter = None,
     district_code: DistrictFilter = None,
     status: Annotated[str | None, Query(pattern=r"^(open|acknowledged|resolved|escalated)$")] = None,
     severity: Annotated[str | None, Query(pattern=r"^(low|medium|high|critical)$")] = None,
     type: Annotated[str | None, Query(max_length=48)] = None,
-) -> Page[AlertRead]:
-    """Newest first. A district sees its district's alerts, an operator its own facilities'."""
+) -> Page[AlertRead] | Response:
+    """Newest first. A district sees its district's alerts, an operator its own facilities'. With
+    `Accept: text/csv` or XLSX, every alert the filters select, as a file."""
     filters = AlertFilters(
         facility_id=facility_id, district_code=district_code, status=status, severity=severity, type=type
     )
-    return await alerts.list_alerts(session=session, caller=caller, filters=filters, paging=paging)
+
+    async def page_of(session: AsyncSession, page: PageParams) -> Page[AlertRead]:
+        return await alerts.list_alerts(session=session, caller=caller, filters=filters, paging=page)
+
+    if export.wanted:
+        return await export.respond(page_of, name="alerts", model=AlertRead)
+    return await page_of(session, paging)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail)

@@ -3,8 +3,9 @@ confirmation or rejection of a district's proposed finding."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.deps import (
     DistrictFilter,
@@ -31,8 +32,9 @@ from services.monitoring.service import alerts, findings, incidents
 from services.monitoring.service import incident_queries as queries
 from shared.api import IfMatch, check_version, etag
 from shared.clock import utcnow
+from shared.export import EXPORT_RESPONSES, ExportDep
 from shared.idempotency import Reply, idempotent
-from shared.pagination import Page, make_page
+from shared.pagination import Page, PageParams, make_page
 from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
@@ -82,31 +84,34 @@ async def escalate_alert(
     return Reply(await queries.to_detail(session, incident), headers)
 
 
-@router.get("/incidents", response_model=Page[IncidentRead])
+@router.get("/incidents", response_model=Page[IncidentRead], responses=EXPORT_RESPONSES)
 async def list_incidents(
     session: SessionDep,
     caller: ReportReader,
     paging: Paging,
+    export: ExportDep,
     facility_id: IdFilter = None,
     district_code: DistrictFilter = None,
     status: IncidentStatus | None = None,
     category: IncidentCategory | None = None,
-) -> Page[IncidentRead]:
+) -> Page[IncidentRead] | Response:
     """Newest report first. A district sees its district's, an operator its facilities', a parent
-    only its own reports."""
-    rows = await queries.list_incidents(
-        session=session,
-        caller=caller,
-        filters=queries.IncidentFilters(
-            facility_id=facility_id,
-            district_code=district_code,
-            status=status.value if status else None,
-            category=category.value if category else None,
-        ),
-        page=paging,
+    only its own reports. With `Accept: text/csv` or XLSX, every one the filters select, as a file."""
+    filters = queries.IncidentFilters(
+        facility_id=facility_id,
+        district_code=district_code,
+        status=status.value if status else None,
+        category=category.value if category else None,
     )
-    items = [queries.to_read(i) for i in rows]
-    return make_page(items, limit=paging.limit, position_of=lambda i: [i.reported_at.isoformat(), i.id])
+
+    async def page_of(session: AsyncSession, page: PageParams) -> Page[IncidentRead]:
+        rows = await queries.list_incidents(session=session, caller=caller, filters=filters, page=page)
+        items = [queries.to_read(i) for i in rows]
+        return make_page(items, limit=page.limit, position_of=lambda i: [i.reported_at.isoformat(), i.id])
+
+    if export.wanted:
+        return await export.respond(page_of, name="incidents", model=IncidentRead)
+    return await page_of(session, paging)
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail)

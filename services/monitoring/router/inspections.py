@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.deps import DistrictFilter, IdFilter, Paging, PathId, Reader, SettingsDep, Writer
 from services.monitoring.schemas import (
@@ -24,8 +25,9 @@ from services.monitoring.schemas import (
 from services.monitoring.service import inspections, plans
 from shared.api import IfMatch, check_version, etag
 from shared.clock import utcnow
+from shared.export import EXPORT_RESPONSES, ExportDep
 from shared.idempotency import Reply, idempotent
-from shared.pagination import Page, make_page
+from shared.pagination import Page, PageParams, make_page
 from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1", tags=["inspections"])
@@ -119,27 +121,33 @@ async def plan_inspection(body: InspectionCreate, session: SessionDep, caller: W
     return Reply(inspections.to_read(inspection), headers)
 
 
-@router.get("/inspections", response_model=Page[InspectionRead], tags=["inspections"])
+@router.get(
+    "/inspections", response_model=Page[InspectionRead], responses=EXPORT_RESPONSES, tags=["inspections"]
+)
 async def list_inspections(
     session: SessionDep,
     caller: Reader,
     paging: Paging,
+    export: ExportDep,
     facility_id: IdFilter = None,
     district_code: DistrictFilter = None,
     status: InspectionStatus = None,
     plan_id: IdFilter = None,
-) -> Page[InspectionRead]:
-    """Facilities see only their completed inspections."""
-    rows = await inspections.list_inspections(
-        session=session,
-        caller=caller,
-        filters=inspections.InspectionFilters(
-            facility_id=facility_id, district_code=district_code, status=status, plan_id=plan_id
-        ),
-        page=paging,
+) -> Page[InspectionRead] | Response:
+    """Facilities see only their completed inspections. With `Accept: text/csv` or XLSX, every one
+    the filters select, as a file."""
+    filters = inspections.InspectionFilters(
+        facility_id=facility_id, district_code=district_code, status=status, plan_id=plan_id
     )
-    items = [inspections.to_read(i) for i in rows]
-    return make_page(items, limit=paging.limit, position_of=lambda i: [i.id])
+
+    async def page_of(session: AsyncSession, page: PageParams) -> Page[InspectionRead]:
+        rows = await inspections.list_inspections(session=session, caller=caller, filters=filters, page=page)
+        items = [inspections.to_read(i) for i in rows]
+        return make_page(items, limit=page.limit, position_of=lambda i: [i.id])
+
+    if export.wanted:
+        return await export.respond(page_of, name="inspections", model=InspectionRead)
+    return await page_of(session, paging)
 
 
 @router.get("/inspections/{inspection_id}", response_model=InspectionRead, tags=["inspections"])

@@ -32,11 +32,13 @@ from services.registry.schemas import (
     ServiceMode,
     StatusChange,
     StatusChangeRead,
+    TownCoverageRow,
 )
 from services.registry.service import applications, coverage, credit, divisions, facilities, quality
 from services.registry.service.search import FacilityFilters, Near
 from shared.api import IfMatch, etag
 from shared.errors import Forbidden, invalid
+from shared.export import EXPORT_RESPONSES, ExportDep
 from shared.idempotency import IdempotencyDep, Reply, idempotent
 from shared.identity import AuthenticatedDep, Identity, scope_guard
 from shared.pagination import Page, PageParams, page_params
@@ -111,13 +113,21 @@ async def submit_facility(
     return Reply(facilities.to_read(facility), headers)
 
 
-@router.get("/facilities", response_model=Page[FacilitySummary], tags=["facilities"])
+@router.get(
+    "/facilities", response_model=Page[FacilitySummary], responses=EXPORT_RESPONSES, tags=["facilities"]
+)
 async def search_facilities(
-    directory: DirectoryDep, caller: Reader, filters: Filters, paging: Paging
+    directory: DirectoryDep, caller: Reader, filters: Filters, paging: Paging, export: ExportDep
 ) -> Response:
-    """Facilities you may see, filtered; nearest first with `near=lat,lon`."""
-    page = await directory.search(caller=caller, filters=filters, page=paging, public=False)
-    return Response(page, media_type="application/json")
+    """Facilities you may see, filtered; nearest first with `near=lat,lon`. With `Accept: text/csv` or
+    XLSX, every facility the filters select, as a file."""
+
+    async def page_of(page: PageParams) -> bytes:
+        return await directory.search(caller=caller, filters=filters, page=page, public=False)
+
+    if export.wanted:
+        return await export.respond_pages(page_of, name="facilities", model=FacilitySummary)
+    return Response(await page_of(paging), media_type="application/json")
 
 
 @router.get("/facilities/{facility_id}", response_model=FacilityRead, tags=["facilities"])
@@ -321,13 +331,22 @@ async def read_inspections(
     return Page[InspectionRead](items=items, next_cursor=cursor)
 
 
-@router.get("/coverage", response_model=CityCoverage, tags=["coverage"])
+@router.get("/coverage", response_model=CityCoverage, responses=EXPORT_RESPONSES, tags=["coverage"])
 async def read_coverage(
     session: SessionDep,
     caller: AuthenticatedDep,
+    export: ExportDep,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-) -> CityCoverage:
-    """Inclusive points per 街镇, coverage rates and places per 100 children under 3 (T1, T6)."""
+) -> CityCoverage | Response:
+    """Inclusive points per 街镇, coverage rates and places per 100 children under 3 (T1, T6). With
+    `Accept: text/csv` or XLSX, one row per 街镇 beside its district's figures, as a file."""
     if not (caller.has_scope("registry:read") or caller.has_scope("indicators:read")):
         raise Forbidden("This needs the `registry:read` or `indicators:read` scope.")
-    return await coverage.coverage(session=session, year=year or date.today().year)
+    city = await coverage.coverage(session=session, year=year or date.today().year)
+    if export.wanted:
+
+        async def rows(page: PageParams) -> Page[TownCoverageRow]:
+            return Page[TownCoverageRow](items=coverage.coverage_rows(city))
+
+        return await export.respond_pages(rows, name=f"coverage-{city.year}", model=TownCoverageRow)
+    return city

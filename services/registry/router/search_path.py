@@ -25,6 +25,7 @@ from services.registry.schemas import AgeClass, FacilityKind, FacilityStatus, Se
 from services.registry.service.directory import FacilityDirectory
 from services.registry.service.search import FacilityFilters
 from shared.errors import CradleError
+from shared.export import JSON, negotiate_export
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentityVerifier
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageParams, decode_cursor
 
@@ -93,6 +94,16 @@ def _filters(params: dict[str, str], settings: RegistrySettings) -> tuple[Facili
     return FacilityFilters(**values), PageParams(limit=limit, after=after)  # type: ignore[arg-type]
 
 
+def _wants_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            try:
+                return negotiate_export(value.decode("latin-1")) == JSON
+            except CradleError:
+                return False
+    return True
+
+
 class DirectSearch:
     def __init__(self, app: ASGIApp, *, routes: dict[str, SearchRoute]) -> None:
         self.app = app
@@ -106,8 +117,8 @@ class DirectSearch:
         state = scope["app"].state
         directory: FacilityDirectory = state.directory
         try:
-            if directory.stale:
-                raise _Refer
+            if directory.stale or not _wants_json(scope):
+                raise _Refer  # an export (or an Accept to refuse) is the route's
             caller = self._caller(scope, state.identity_verifier, path)
             filters, page = _filters(self._params(scope), state.settings)
         except _Refer:

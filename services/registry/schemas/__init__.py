@@ -35,6 +35,7 @@ from services.registry.schemas.coverage import (
     DistrictCoverage,
     DistrictRead,
     TownCoverage,
+    TownCoverageRow,
     TownRead,
 )
 from services.registry.schemas.facilities import (
@@ -106,5 +107,6 @@ __all__ = [
     "StatusTarget",
     "Text200",
     "TownCoverage",
+    "TownCoverageRow",
     "TownRead",
 ]

@@ -58,3 +58,20 @@ class CityCoverage(BaseModel):
     kindergarten_nursery_share: float | None
     demand_note: str
     districts: list[DistrictCoverage]
+
+
+class TownCoverageRow(BaseModel):
+    """One 街镇's coverage beside its district's figures: a row of the coverage export."""
+
+    year: int
+    district_code: str
+    district_name: str
+    is_central_city: bool
+    district_places: int
+    district_places_per_100_children: float | None
+    town_code: str
+    town_name: str
+    town_type: str
+    inclusive_points: int
+    has_inclusive_point: bool
+    new_inclusive_points: int

@@ -9,7 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import District, Facility, Town
-from services.registry.schemas import CityCoverage, DistrictCoverage, FacilityStatus, TownCoverage
+from services.registry.schemas import (
+    CityCoverage,
+    DistrictCoverage,
+    FacilityStatus,
+    TownCoverage,
+    TownCoverageRow,
+)
 
 LEGAL_TOWN_TYPES = ("street", "town", "township")
 DEMAND_NOTE = (
@@ -119,3 +125,24 @@ async def coverage(*, session: AsyncSession, year: int) -> CityCoverage:
         demand_note=DEMAND_NOTE,
         districts=district_rows,
     )
+
+
+def coverage_rows(city: CityCoverage) -> list[TownCoverageRow]:
+    return [
+        TownCoverageRow(
+            year=city.year,
+            district_code=district.code,
+            district_name=district.name,
+            is_central_city=district.is_central_city,
+            district_places=district.places,
+            district_places_per_100_children=district.places_per_100_children,
+            town_code=town.code,
+            town_name=town.name,
+            town_type=town.town_type,
+            inclusive_points=town.inclusive_points,
+            has_inclusive_point=town.has_inclusive_point,
+            new_inclusive_points=town.new_inclusive_points,
+        )
+        for district in city.districts
+        for town in district.town_coverage
+    ]

@@ -6,6 +6,7 @@ import json
 from typing import Literal
 
 from fastapi import APIRouter, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.workforce.deps import EmploymentDep, WorkforceDep
 from services.workforce.router.common import PageDep, Reader, Writer
@@ -14,8 +15,9 @@ from services.workforce.service import hiring
 from services.workforce.service.common import get_visible_facility
 from shared.api import IdQuery
 from shared.errors import PROBLEM_JSON, error_response
+from shared.export import EXPORT_RESPONSES, ExportDep
 from shared.idempotency import IdempotencyDep, idempotent
-from shared.pagination import Page
+from shared.pagination import Page, PageParams
 from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1", tags=["workforce"])
@@ -47,24 +49,32 @@ async def hire(
     return await idem.respond(201, employment, {"Location": f"/v1/employments/{outcome.id}"})
 
 
-@router.get("/employments", response_model=Page[EmploymentRead])
+@router.get("/employments", response_model=Page[EmploymentRead], responses=EXPORT_RESPONSES)
 async def list_employments(
     session: SessionDep,
     caller: Reader,
     page: PageDep,
+    export: ExportDep,
     facility_id: IdQuery,
     status: Literal["active", "ended"] | None = "active",
     social_insurance_paid: bool | None = None,
-) -> Page[EmploymentRead]:
-    """A facility's staff; `social_insurance_paid=false` shows who lacks 社保."""
+) -> Page[EmploymentRead] | Response:
+    """A facility's staff; `social_insurance_paid=false` shows who lacks 社保. With `Accept: text/csv`
+    or XLSX, the whole roster the filters select, as a file."""
     facility = await get_visible_facility(session=session, caller=caller, facility_id=facility_id)
-    return await hiring.list_employments(
-        session=session,
-        facility=facility,
-        status=status,
-        social_insurance_paid=social_insurance_paid,
-        page=page,
-    )
+
+    async def page_of(session: AsyncSession, page: PageParams) -> Page[EmploymentRead]:
+        return await hiring.list_employments(
+            session=session,
+            facility=facility,
+            status=status,
+            social_insurance_paid=social_insurance_paid,
+            page=page,
+        )
+
+    if export.wanted:
+        return await export.respond(page_of, name="staff", model=EmploymentRead)
+    return await page_of(session, page)
 
 
 @router.get("/employments/{employment_id}", response_model=EmploymentRead)
