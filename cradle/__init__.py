@@ -33,6 +33,7 @@ from typer.core import TyperCommand
 
 from cradle.audit import app as audit_app
 from cradle.dlq import app as dlq_app
+from cradle.imports import import_file
 from cradle.keys import app as keys_app
 from cradle.layout import (
     Keys,
@@ -66,6 +67,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(nats_app, name="nats")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
+app.command("import")(import_file)
 console = Console()
 
 

@@ -109,6 +109,8 @@ TAGS: dict[str, str] = {
     "quality": "Quality assessments and demonstration facilities.",
     "credit": "A facility's credit record and inspection history.",
     "coverage": "Inclusive childcare points per district and town against the plan.",
+    "imports": "Spreadsheets in (XLSX or CSV): a facility's staff roster (operators), facilities licensed "
+    "before Cradle (EDU); dry run first, a verdict per row.",
     "public": "What anyone may read about approved facilities, without a token.",
     "workforce": "Practitioners, certificates, trainings and grades, background checks, employments, "
     "lifetime bans and ban checks, staffing and training compliance.",

@@ -1,10 +1,11 @@
 """registry's HTTP layer: parse, authorize, call the service, return. The facilities' routes (with
-their applications, quality and coverage), the public disclosure, and the search fast path that
-answers a plain search before FastAPI's routing."""
+their applications, quality and coverage), the public disclosure, the import of licensed
+facilities, and the search fast path that answers a plain search before FastAPI's routing."""
 
 from services.registry.router.facilities import router
+from services.registry.router.imports import router as imports_router
 from services.registry.router.public import public_router
 
-ROUTERS = [router, public_router]
+ROUTERS = [router, public_router, imports_router]
 
-__all__ = ["ROUTERS", "public_router", "router"]
+__all__ = ["ROUTERS", "imports_router", "public_router", "router"]

@@ -5,6 +5,7 @@ from services.workforce.router.ban_checks import router as ban_checks_router
 from services.workforce.router.bans import router as bans_router
 from services.workforce.router.compliance import router as compliance_router
 from services.workforce.router.employments import router as employments_router
+from services.workforce.router.imports import router as imports_router
 from services.workforce.router.practitioners import router as practitioners_router
 
 ROUTERS = [
@@ -14,6 +15,7 @@ ROUTERS = [
     bans_router,
     ban_checks_router,
     compliance_router,
+    imports_router,
 ]
 
 __all__ = ["ROUTERS"]
