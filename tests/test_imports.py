@@ -355,6 +355,24 @@ async def test_an_operator_imports_its_roster(bureau: Bureau) -> None:
     assert await bureau.rows_of(Employment, Employment.facility_id == mine) == 1
     assert await bureau.rows_of(Employment, Employment.facility_id == theirs) == 0
 
+    # The roster as the bureau's file: the same rows as the JSON, another operator's roster a 404.
+    exported = await bureau.stack.client.get(
+        "/v1/employments", params={"facility_id": mine}, headers={**bureau.edu, "Accept": "text/csv"}
+    )
+    assert exported.status_code == 200 and exported.content.startswith("\ufeff".encode())
+    header, *rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"), newline="")))
+    assert [dict(zip(header, row, strict=True)) for row in rows] == [
+        {
+            k: ("true" if v is True else "false" if v is False else "" if v is None else str(v))
+            for k, v in item.items()
+        }
+        for item in staff.json()["items"]
+    ]
+    elsewhere = await bureau.stack.client.get(
+        "/v1/employments", params={"facility_id": theirs}, headers={**bureau.operator, "Accept": "text/csv"}
+    )
+    assert elsewhere.status_code == 404
+
 
 async def test_a_banned_person_in_a_roster_is_refused_and_recorded(bureau: Bureau) -> None:
     assert bureau.operator, "needs the operator of the test before"
