@@ -14,6 +14,7 @@ A route opts in with `ExportDep` and `EXPORT_RESPONSES`; without an export it an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -221,15 +222,33 @@ async def _xlsx_body(
     # service keeps answering others meanwhile.
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=sheet_name[:31])
-    sheet.append(columns)
-    async for items in pages:
-        rows = [row_of(item, columns) for item in items]
-        await asyncio.to_thread(_append_rows, sheet, rows)
-    with tempfile.TemporaryFile() as file:
-        await asyncio.to_thread(workbook.save, file)
-        file.seek(0)
-        while chunk := await asyncio.to_thread(_read, file):
-            yield chunk
+    saved = False
+    try:
+        sheet.append(columns)
+        async for items in pages:
+            rows = [row_of(item, columns) for item in items]
+            await asyncio.to_thread(_append_rows, sheet, rows)
+        with tempfile.TemporaryFile() as file:
+            await asyncio.to_thread(workbook.save, file)
+            saved = True
+            file.seek(0)
+            while chunk := await asyncio.to_thread(_read, file):
+                yield chunk
+    finally:
+        if not saved:
+            _discard(sheet)
+
+
+def _discard(sheet: Any) -> None:
+    """A workbook abandoned midway (the caller left, a page failed): openpyxl removes its file of
+    rows when the workbook is saved or the process exits; here, now."""
+    writer = getattr(sheet, "_writer", None)
+    if writer is None:
+        return
+    with contextlib.suppress(Exception):
+        sheet.close()
+    with contextlib.suppress(OSError, ValueError):
+        writer.cleanup()
 
 
 def _read(file: IO[bytes]) -> bytes:
