@@ -151,10 +151,18 @@ def to_read(facility: Facility) -> FacilityRead:
     )
 
 
-async def submit_facility(
-    *, session: AsyncSession, caller: Identity, data: FacilityCreate, settings: RegistrySettings
+async def record_new_facility(
+    session: AsyncSession,
+    *,
+    caller: Identity,
+    data: FacilityCreate,
+    settings: RegistrySettings,
+    status: FacilityStatus,
+    reason: str,
+    license_no: str | None = None,
 ) -> Facility:
-    """An application (申办): stored as `submitted` and announced to the other services."""
+    """A facility's first row, its first status change and its first version: an application
+    (`submitted`) or a facility licensed before Cradle (`approved`, imported). The caller emits."""
     classes = check_capacity(data.capacity, data.classes, settings)
     town = await town_or_422(session, data.town_code)
     now = datetime.now(UTC)
@@ -178,11 +186,13 @@ async def submit_facility(
         capacity_infant=data.capacity.infant,
         capacity_toddler=data.capacity.toddler,
         capacity_preschool=data.capacity.preschool,
-        status=FacilityStatus.submitted.value,
+        status=status.value,
+        license_no=license_no,
         rejection_reasons=[],
         # An operator's own application stays its own: it may read and edit it from now on.
         owner_client_id=caller.client_id if caller.kind == ClientKind.operator else None,
         submitted_at=now,
+        approved_at=now if status == FacilityStatus.approved else None,
         updated_at=now,
     )
     session.add(facility)
@@ -192,13 +202,28 @@ async def submit_facility(
             facility_id=facility.id,
             from_status=None,
             to_status=facility.status,
-            reason="application submitted",
+            reason=reason,
             changed_by=caller.client_id,
             changed_at=now,
         )
     )
     await session.flush()
     await record_version(session=session, facility=facility, caller=caller)
+    return facility
+
+
+async def submit_facility(
+    *, session: AsyncSession, caller: Identity, data: FacilityCreate, settings: RegistrySettings
+) -> Facility:
+    """An application (申办): stored as `submitted` and announced to the other services."""
+    facility = await record_new_facility(
+        session,
+        caller=caller,
+        data=data,
+        settings=settings,
+        status=FacilityStatus.submitted,
+        reason="application submitted",
+    )
     await emit(session, FacilitySubmitted(**facts(facility)))
     return facility
 

@@ -6,8 +6,6 @@ request model and applied in a savepoint of its own, so a bad row never leaves h
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,14 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.config import RegistrySettings
 from services.registry.events import FacilityApproved
-from services.registry.models import DirectoryRevision, Facility, FacilityStatusChange
+from services.registry.models import DirectoryRevision, Facility
 from services.registry.schemas import FacilityCreate, FacilityStatus, FacilityUpdate
 from services.registry.service.facilities import (
     capacity_of,
-    check_capacity,
     facts,
-    record_version,
-    town_or_422,
+    record_new_facility,
     update_facility,
 )
 from shared.errors import CradleError, FieldError, InvalidInput, field_errors
@@ -170,49 +166,14 @@ async def _record_licensed(
     settings: RegistrySettings,
 ) -> Facility:
     """A facility licensed before Cradle: on record as approved with its own licence number."""
-    classes = check_capacity(data.capacity, data.classes, settings)
-    town = await town_or_422(session, data.town_code)
-    now = datetime.now(UTC)
-    facility = Facility(
-        id=str(uuid.uuid4()),
-        name=data.name,
-        kind=data.kind.value,
-        inclusive=data.inclusive,
-        has_nursery_class=data.has_nursery_class,
-        town_code=town.code,
-        district_code=town.district_code,
-        address=data.address,
-        lat=data.lat,
-        lon=data.lon,
-        operator_name=data.operator_name,
-        service_modes=[m.value for m in data.service_modes],
-        opening_hours=[h.model_dump() for h in data.opening_hours],
-        classes_infant=classes.infant,
-        classes_toddler=classes.toddler,
-        classes_preschool=classes.preschool,
-        capacity_infant=data.capacity.infant,
-        capacity_toddler=data.capacity.toddler,
-        capacity_preschool=data.capacity.preschool,
-        status=FacilityStatus.approved.value,
+    facility = await record_new_facility(
+        session,
+        caller=caller,
+        data=data,
+        settings=settings,
+        status=FacilityStatus.approved,
+        reason=f"licensed before Cradle ({license_no}), imported",
         license_no=license_no,
-        rejection_reasons=[],
-        submitted_at=now,
-        approved_at=now,
-        updated_at=now,
     )
-    session.add(facility)
-    session.add(
-        FacilityStatusChange(
-            id=str(uuid.uuid4()),
-            facility_id=facility.id,
-            from_status=None,
-            to_status=facility.status,
-            reason=f"licensed before Cradle ({license_no}), imported",
-            changed_by=caller.client_id,
-            changed_at=now,
-        )
-    )
-    await session.flush()
-    await record_version(session=session, facility=facility, caller=caller)
-    await emit(session, FacilityApproved(**facts(facility), approved_at=now))
+    await emit(session, FacilityApproved(**facts(facility), approved_at=facility.approved_at))
     return facility
