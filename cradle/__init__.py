@@ -4,9 +4,11 @@ place that knows every service by name."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from importlib.metadata import version
 from pathlib import Path
@@ -92,12 +94,29 @@ def migrate_all(names: tuple[str, ...] | list[str]) -> None:
     base = data_dir()
     for name in names:
         url = database_url(name, base)
+        keys: dict[str, str] = {}
         if name == "gateway":  # its migration encrypts existing parents' phones with the gateway's keys
-            for variable, value in load_pii_keys("gateway", base / "keys").env("gateway").items():
-                if variable + "_FILE" not in os.environ:  # then the migration reads the file itself
-                    os.environ.setdefault(variable, value)
-        upgrade(name, url)
+            keys = {
+                variable: value
+                for variable, value in load_pii_keys("gateway", base / "keys").env("gateway").items()
+                # a variable already given (or its _FILE, which the migration reads itself) wins
+                if variable not in os.environ and variable + "_FILE" not in os.environ
+            }
+        with environment(keys):
+            upgrade(name, url)
         console.print(f"[green]migrated[/] {name:<10} {_redact(url)}")
+
+
+@contextlib.contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """`variables` in os.environ for the block only: a migration run in-process (tests, `seed-demo`)
+    must not hand its keys to every process started after it."""
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for variable in variables:
+            os.environ.pop(variable, None)
 
 
 def _redact(url: str) -> str:
