@@ -117,6 +117,21 @@ async def _delete_streams(url: str, prefix: str) -> None:
 _namespace_counter = 0
 
 
+@pytest.fixture(scope="module", autouse=True)
+def module_leaves_nothing(
+    run_id: str, db_factories: dict[str, DatabaseFactory], shared_nats_url: str
+) -> Iterator[None]:
+    """A module's databases and streams are dropped when it ends (after its module-scoped stacks
+    stop), so a run never holds hundreds at once; the templates stay to the session's end. The
+    run id is this worker's own, so every stream under it is this module's."""
+    marks = {backend: len(factory.created) for backend, factory in db_factories.items()}
+    yield
+    for backend, factory in db_factories.items():
+        if backend == "postgres":
+            asyncio.run(factory.drop_since(marks[backend]))
+    asyncio.run(_delete_streams(shared_nats_url, f"T{run_id}".upper()))
+
+
 @pytest.fixture
 async def namespace(run_id: str, shared_nats_url: str) -> str:
     """A namespace of the test's own, its streams provisioned on the machine's NATS."""

@@ -163,7 +163,9 @@ async def test_a_registry_killed_mid_stream_and_restarted_applies_each_event_onc
         await process.start()
         await eventually(lambda: _caught_up(own_nats.url, stream), timeout=60, interval=0.2)
         metrics = await handled_metrics(process)
-        assert metrics.get("duplicate") == EVENTS, metrics
+        # Every event came again and was dropped by the inbox; a message JetStream redelivers because
+        # its ack was late (a loaded machine, past ack_wait) is one more duplicate, dropped the same way.
+        assert metrics.get("duplicate", 0) >= EVENTS, metrics
         assert metrics.get("handled", 0) == 0, metrics
         await assert_each_event_applied_once(engine, events, facility_ids)
     finally:

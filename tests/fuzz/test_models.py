@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from schemathesis import GenerationMode
 
 from tests.fuzz.conftest import FuzzCity
-from tests.fuzz.test_schema import ANONYMOUS_ONLY, SEED, seeded_values, strategy
+from tests.fuzz.schema import ANONYMOUS_ONLY, SEED, seeded_values, strategy
 
 WRITE_METHODS = ("POST", "PUT", "PATCH")
 CASES_PER_OPERATION = 1

@@ -11,7 +11,10 @@ and a negative phase sends cases that break the document (a wrong type, a value 
 unknown property): both must be refused with a 4xx (`negative_data_rejection`), so what the
 document forbids the services refuse.
 
-    .venv/bin/python -m pytest tests/fuzz/test_schema.py                      # SQLite, ~4 min
+    .venv/bin/python -m pytest tests/fuzz/test_schema_*.py                    # SQLite, ~4 min
+
+The tests are in three files (callers with wide rights, confined callers and refusals, boundaries),
+each with a stack of its own, so a parallel run spreads them over its workers.
     FUZZ_BACKENDS=sqlite,postgres FUZZ_SCALE=2 .venv/bin/python -m pytest tests/fuzz
 """
 
@@ -22,19 +25,16 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.config._checks import NegativeDataRejectionConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
-    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -277,13 +277,8 @@ class Fuzzer:
         return calls
 
 
-@pytest.fixture(scope="module")
-def fuzzer(fuzz_city: FuzzCity) -> Fuzzer:
-    return Fuzzer(fuzz_city)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_operation_keeps_to_the_document(kind: str, fuzzer: Fuzzer) -> None:
+def every_operation_as(kind: str, fuzzer: Fuzzer) -> None:
+    """Every operation, its budget of cases as `kind` of caller; failures reported together."""
     headers = fuzzer.city.callers.get(kind, {})
     escaped_before = len(fuzzer.city.bridge.escaped)
     found: dict[tuple[str, ...], str] = {}
@@ -297,53 +292,4 @@ def test_every_operation_keeps_to_the_document(kind: str, fuzzer: Fuzzer) -> Non
         for mode, examples in zip((GenerationMode.POSITIVE, GenerationMode.NEGATIVE), budget, strict=True):
             if round(examples * SCALE):
                 calls += fuzzer.run(operation, mode, round(examples * SCALE), headers, found)
-    fuzzer.verdict(kind, calls, found, escaped_before)
-
-
-def test_every_boundary_keeps_to_the_document(fuzzer: Fuzzer) -> None:
-    """Schemathesis's coverage phase (deterministic: every limit, missing and mistyped fields,
-    unexpected methods; about 5,600 cases) as EDU's bureau client with every scope, whom no scope or
-    object check stops (the admin client holds no write scope). Its
-    negative cases (`on=0` for a date, a number past its maximum…) must be refused with a 4xx."""
-    kind = "bureau"
-    headers = fuzzer.city.callers[kind]
-    fuzzer.schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
-        expected_statuses=REJECTED
-    )
-    escaped_before = len(fuzzer.city.bridge.escaped)
-    found: dict[tuple[str, ...], str] = {}
-    calls = 0
-    checks = [*CHECKS, negative_data_rejection]
-    for operation in fuzzer.operations():
-        if operation.path.startswith(ANONYMOUS_ONLY):
-            calls += fuzzer.boundaries(operation, {}, found, checks)
-        else:
-            calls += fuzzer.boundaries(operation, headers, found, checks)
-    fuzzer.verdict(kind, calls, found, escaped_before)
-
-
-def test_every_schema_invalid_request_is_refused(fuzzer: Fuzzer) -> None:
-    """What the document forbids, the services refuse: negative cases (as EDU's bureau client with
-    every scope, whom no scope or object check stops before the validation) answered with a 4xx —
-    a case that is accepted means the document promises more than the code checks, or the code
-    accepts more than it documents."""
-    kind = "bureau"
-    headers = fuzzer.city.callers[kind]
-    fuzzer.schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
-        expected_statuses=REJECTED
-    )
-    escaped_before = len(fuzzer.city.bridge.escaped)
-    found: dict[tuple[str, ...], str] = {}
-    calls = 0
-    examples = max(1, round(NEGATIVE_BUDGET * SCALE))
-    for operation in fuzzer.operations():
-        anonymous = operation.path.startswith(ANONYMOUS_ONLY)
-        calls += fuzzer.run(
-            operation,
-            GenerationMode.NEGATIVE,
-            examples,
-            {} if anonymous else headers,
-            found,
-            [not_a_server_error, negative_data_rejection],
-        )
     fuzzer.verdict(kind, calls, found, escaped_before)
