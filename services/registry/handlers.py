@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import Facility, InspectionRecord
 from services.registry.service.credit import OUTCOME_WORDS, describe_failed, entry_from_event
+from shared.clock import shanghai_today
 from shared.contracts import payload_of
 from shared.contracts.monitoring import (
+    ComplaintAnswered,
     DeadlineMissed,
     IncidentConfirmed,
     InspectionCompleted,
@@ -131,11 +133,38 @@ async def on_deadline_missed(event: CloudEvent, session: AsyncSession) -> None:
     )
 
 
+COMPLAINT_OUTCOME_WORDS = {
+    "founded": "投诉属实 Complaint founded",
+    "partly_founded": "投诉部分属实 Complaint partly founded",
+}
+
+
+async def on_complaint_answered(event: CloudEvent, session: AsyncSession) -> None:
+    """A complaint the district found founded, or partly founded, is an entry; an unfounded one is
+    not. The complainant and the complaint's words stay in monitoring: the entry says what it was
+    about."""
+    facts = payload_of(event, ComplaintAnswered)
+    title = COMPLAINT_OUTCOME_WORDS.get(facts.outcome)
+    if title is None:
+        return
+    await entry_from_event(
+        session=session,
+        facility_id=facts.facility_id,
+        event_id=event.id,
+        event_type=event.type,
+        category="complaint_founded",
+        title=title,
+        detail=f"{facts.category}; complaint {facts.complaint_id}",
+        occurred_on=shanghai_today(facts.answered_at),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "cradle.monitoring.inspection.completed": on_inspection_completed,
     "cradle.monitoring.rectification.overdue": on_rectification_overdue,
     "cradle.monitoring.rectification.completed": on_rectification_completed,
     "cradle.monitoring.incident.confirmed": on_incident_confirmed,
     "cradle.monitoring.deadline.missed": on_deadline_missed,
+    "cradle.monitoring.complaint.answered": on_complaint_answered,
     "cradle.workforce.ban.issued": on_ban_issued,
 }

@@ -207,6 +207,54 @@ class InspectionPlanDrawn(DomainEvent):
         return self.plan_id
 
 
+ComplaintCategory = Literal[
+    "care", "safety", "health_hygiene", "food", "fees", "staff_conduct", "premises", "other"
+]
+ComplaintOutcome = Literal["founded", "partly_founded", "unfounded"]
+
+
+class ComplaintFacts(DomainEvent):
+    """A complaint (投诉) about a facility, as its district handles it. Never the complainant's name,
+    phone or account, nor the complaint's text: only what it is about and where it stands."""
+
+    complaint_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    category: ComplaintCategory
+
+    def subject_id(self) -> str:
+        return self.complaint_id
+
+
+class ComplaintLodged(ComplaintFacts):
+    event_type: ClassVar[str] = "cradle.monitoring.complaint.lodged"
+    lodged_at: datetime
+    acknowledge_due_at: datetime
+    answer_due_at: datetime
+
+
+class ComplaintAcknowledged(ComplaintFacts):
+    event_type: ClassVar[str] = "cradle.monitoring.complaint.acknowledged"
+    acknowledged_at: datetime
+
+
+class ComplaintEscalated(ComplaintFacts):
+    """Not acknowledged, or not answered, by its deadline: the city takes note."""
+
+    event_type: ClassVar[str] = "cradle.monitoring.complaint.escalated"
+    deadline: Literal["acknowledge", "answer"]
+    due_at: datetime
+    escalated_at: datetime
+
+
+class ComplaintAnswered(ComplaintFacts):
+    """The district's answer; a founded or partly founded one is a credit entry (the registry)."""
+
+    event_type: ClassVar[str] = "cradle.monitoring.complaint.answered"
+    outcome: ComplaintOutcome
+    answered_at: datetime
+
+
 EVENTS: tuple[type[DomainEvent], ...] = (
     CameraRegistered,
     AlertRaised,
@@ -221,4 +269,8 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     RectificationOverdue,
     RectificationCompleted,
     InspectionPlanDrawn,
+    ComplaintLodged,
+    ComplaintAcknowledged,
+    ComplaintEscalated,
+    ComplaintAnswered,
 )
