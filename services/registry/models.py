@@ -172,6 +172,56 @@ class Assessment(RegistryModel, table=True):
     assessor: str = Field(max_length=200)
     recorded_by: str = Field(max_length=64)
     recorded_at: datetime = Field(sa_column=_at())
+    # The quality framework version in force when it was recorded, and a grade per dimension of it
+    # (assessments recorded before frameworks existed have neither).
+    framework_version: int | None = Field(default=None, foreign_key="quality_framework.version")
+    dimension_grades: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class QualityFramework(RegistryModel, table=True):
+    """One version of the quality assessment's dimensions and items (托育机构质量评估标准): a new
+    version for every change, never an old one rewritten, so each assessment keeps the version it used."""
+
+    __tablename__ = "quality_framework"
+
+    version: int = Field(primary_key=True)
+    title: str = Field(max_length=200)
+    source: str = Field(max_length=300)
+    dimensions: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
+    published_by: str = Field(max_length=64)
+    published_at: datetime = Field(sa_column=_at())
+
+
+class EntryHealthCheck(RegistryModel, table=True):
+    """入托体检: per facility and month, children enrolled and those with a completed entry health check."""
+
+    __tablename__ = "entry_health_check"
+
+    facility_id: str = Field(foreign_key="facility.id", primary_key=True, max_length=36)
+    month: str = Field(primary_key=True, max_length=7)  # YYYY-MM
+    district_code: str = Field(max_length=6, index=True)
+    children_enrolled: int
+    children_checked: int
+    reported_by: str = Field(max_length=64)
+    reported_at: datetime = Field(sa_column=_at())
+
+
+class HealthAssessment(RegistryModel, table=True):
+    """HEALTH's yearly 卫生保健 assessment of a facility. A second one for the same year is another row:
+    the earlier stays on record, the latest recorded is the year's result."""
+
+    __tablename__ = "health_assessment"
+    __table_args__ = (Index("ix_health_assessment_facility_year", "facility_id", "year", "recorded_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", max_length=36)
+    district_code: str = Field(max_length=6, index=True)
+    year: int
+    result: str = Field(max_length=24)  # qualified | basically_qualified | unqualified
+    assessed_on: date = Field(sa_column=Column(Date, nullable=False))
+    notes: str = Field(default="", max_length=2000)
+    recorded_by: str = Field(max_length=64)
+    recorded_at: datetime = Field(sa_column=_at())
 
 
 class CreditEntry(RegistryModel, table=True):

@@ -12,6 +12,7 @@ from shared.contracts.types import (
     ClientId,
     ClockTime,
     Code,
+    Count,
     DistrictCode,
     Month,
     Name,
@@ -132,16 +133,62 @@ FACILITY_FACT_EVENTS: tuple[type[FacilityFacts], ...] = (
 )
 
 
+Grade = Annotated[str, Field(min_length=1, max_length=8)]
+DimensionCode = Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
+
+
 class AssessmentFacts(BaseModel):
     id: Uuid
     method: Literal["self", "peer", "commissioned"]
-    grade: Annotated[str, Field(min_length=1, max_length=8)]
+    grade: Grade
     assessed_on: date
+    # The quality framework version it was recorded under, and its grade per dimension of it.
+    framework_version: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    dimension_grades: Annotated[dict[DimensionCode, Grade], Field(max_length=30)] | None = None
 
 
 class AssessmentRecorded(FacilityFacts):
     event_type: ClassVar[str] = "cradle.registry.assessment.recorded"
     assessment: AssessmentFacts
+
+
+class EntryHealthCheckFacts(BaseModel):
+    month: Month
+    children_enrolled: Count
+    children_checked: Count
+
+
+class EntryHealthChecksReported(FacilityFacts):
+    """A facility's month of 入托体检: children enrolled, and those with a completed entry health check."""
+
+    event_type: ClassVar[str] = "cradle.registry.entry_health_check.reported"
+    entry_health_check: EntryHealthCheckFacts
+
+
+class HealthAssessmentFacts(BaseModel):
+    id: Uuid
+    year: Annotated[int, Field(ge=2000, le=2100)]
+    result: Literal["qualified", "basically_qualified", "unqualified"]
+    assessed_on: date
+
+
+class HealthAssessmentRecorded(FacilityFacts):
+    """HEALTH's yearly 卫生保健 assessment of a facility (a later one for the same year supersedes it)."""
+
+    event_type: ClassVar[str] = "cradle.registry.health_assessment.recorded"
+    health_assessment: HealthAssessmentFacts
+
+
+class QualityFrameworkPublished(DomainEvent):
+    """EDU published a new version of the quality assessment's dimensions and items (about no facility)."""
+
+    event_type: ClassVar[str] = "cradle.registry.quality_framework.published"
+    version: Annotated[int, Field(ge=1, le=INT32_MAX)]
+    dimension_codes: Annotated[list[DimensionCode], Field(min_length=1, max_length=30)]
+    published_at: datetime
+
+    def subject_id(self) -> str:
+        return str(self.version)
 
 
 EVENTS: tuple[type[DomainEvent], ...] = (
@@ -155,4 +202,7 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     FacilityUpdated,
     EnrolmentUpdated,
     AssessmentRecorded,
+    EntryHealthChecksReported,
+    HealthAssessmentRecorded,
+    QualityFrameworkPublished,
 )

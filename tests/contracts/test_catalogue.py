@@ -11,10 +11,11 @@ import pytest
 from pydantic import BaseModel
 
 from shared.contracts import EVENT_MODELS
+from shared.contracts.registry import FacilityFacts
 
 EVENTS_MD = Path(__file__).resolve().parents[2] / "docs" / "EVENTS.md"
 TYPE = re.compile(r"`(cradle\.[a-z_]+\.[a-z_]+\.[a-z_]+|\.[a-z_]+)`")
-# The table of facts every registry event carries, under its heading.
+# The table of facts every registry event about a facility carries, under its heading.
 REGISTRY_FACTS = "carries the facility's current facts"
 
 
@@ -80,7 +81,10 @@ def catalogue() -> dict[str, Fields]:
         fields = parse_fields(row[-1])
         for event_type in types:
             assert event_type not in documented, f"{event_type} is documented twice"
-            documented[event_type] = (facts | fields) if event_type.startswith("cradle.registry.") else fields
+            about_facility = issubclass(EVENT_MODELS.get(event_type, FacilityFacts), FacilityFacts)
+            documented[event_type] = (
+                (facts | fields) if event_type.startswith("cradle.registry.") and about_facility else fields
+            )
     return documented
 
 
