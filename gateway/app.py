@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from gateway.audit import AuditWriter, ChainKey
 from gateway.auth import ClientStatus, TokenCache
+from gateway.balancer import split_bases
 from gateway.checkpoints import checkpoint_publisher
 from gateway.config import GatewaySettings
 from gateway.deprecations import DeprecationNotices, Deprecations
@@ -122,15 +123,15 @@ def create_app(
                 retry_after=settings.retry_after_seconds,
                 signer=signer,
                 file_timeout=settings.upstream_file_timeout_seconds,
+                eject_seconds=settings.upstream_eject_seconds,
             ),
             audit=audit,
         )
         app.state.runtime = runtime
         checkpoints = checkpoint_publisher(settings, engine, hmac_key_id=chain_key.key_id)
         app.state.audit_key, app.state.checkpoints = chain_key, checkpoints
-        documents = ServiceDocuments(
-            client, settings.upstreams(), retry_seconds=settings.openapi_refresh_seconds
-        )
+        first_replicas = {name: split_bases(bases)[0] for name, bases in settings.upstreams().items()}
+        documents = ServiceDocuments(client, first_replicas, retry_seconds=settings.openapi_refresh_seconds)
         app.state.hasher = await asyncio.to_thread(SecretHasher, settings.secret_hashing)
         app.state.sign_in = SignInGuard.from_settings(settings, runtime.limiter)
         app.state.phone_keys = PhoneKeys.from_settings(settings)
@@ -260,10 +261,19 @@ async def _bounded(step: str, closing: Awaitable[None], *, seconds: float = SHUT
 
 
 async def _service_down(runtime: Runtime, name: str) -> str | None:
-    """None when the service answers its /healthz within a second, else why not."""
-    base = runtime.forwarder.upstreams[name]
-    try:
-        status, _ = await runtime.forwarder.client.get(f"{base}/healthz", timeout=1.0)
-    except httpx.HTTPError as exc:
-        return f"down: {type(exc).__name__}"
-    return None if status == 200 else f"down: HTTP {status}"
+    """None when every replica of the service answers its /healthz within a second, else which do
+    not and why."""
+    bases = runtime.forwarder.balancer.bases(name)
+
+    async def down(base: str) -> str | None:
+        try:
+            status, _ = await runtime.forwarder.client.get(f"{base}/healthz", timeout=1.0)
+        except httpx.HTTPError as exc:
+            return f"down: {type(exc).__name__}"
+        return None if status == 200 else f"down: HTTP {status}"
+
+    found = await asyncio.gather(*(down(base) for base in bases))
+    if len(bases) == 1:
+        return found[0]
+    troubles = [f"{base} {why}" for base, why in zip(bases, found, strict=True) if why is not None]
+    return "; ".join(troubles) or None

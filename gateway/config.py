@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from gateway.balancer import split_bases
 from gateway.checkpoints import load_signing_key
 from gateway.deprecations import DEPRECATED, Deprecated
 from gateway.hashing import Argon2Cost
@@ -17,7 +18,7 @@ from shared.settings import DatabaseSettings, PersonalDataKeys, with_password
 # Scope families: a route is reachable with any scope of its family (the service checks the exact one).
 REGISTRY = ["registry:read", "registry:write", "registry:review"]
 WORKFORCE = ["workforce:read", "workforce:write", "workforce:ban", "workforce:pii"]
-MONITORING = ["monitoring:ingest", "monitoring:read", "monitoring:write"]
+MONITORING = ["monitoring:ingest", "monitoring:read", "monitoring:write", "monitoring:pii"]
 GUIDANCE = ["guidance:read", "guidance:write", "guidance:pii", "parent"]
 EVENTS = ["events:read", "events:subscribe"]  # the feed, and webhooks (the delivery service)
 
@@ -48,10 +49,27 @@ DEFAULT_ROUTES: list[RouteRule] = [
     RouteRule(pattern=r"^/v1/facilities/[^/]+/risk$", service="monitoring", scopes=MONITORING),
     RouteRule(pattern=r"^/v1/(divisions|public/.*)$", service="registry", public_methods=["GET", "HEAD"]),
     RouteRule(pattern=r"^/v1/(facilities|coverage)(/|$)", service="registry", scopes=REGISTRY),
+    # HEALTH's figures are also open to indicator readers; the quality framework to registry readers.
+    RouteRule(pattern=r"^/v1/health/figures$", service="registry", scopes=[*REGISTRY, "indicators:read"]),
+    RouteRule(pattern=r"^/v1/quality(/|$)", service="registry", scopes=REGISTRY),
+    RouteRule(
+        pattern=r"^/v1/(subsidy-rates|subsidy-lists|subsidy-lines)(/|$)", service="registry", scopes=REGISTRY
+    ),
     RouteRule(
         pattern=r"^/v1/(practitioners|employments|bans|ban-checks|compliance)(/|$)",
         service="workforce",
         scopes=WORKFORCE,
+    ),
+    # Complaints: anyone may lodge one and follow it with its reference and code, no token needed
+    # (the anonymous rate limit applies); parents and the districts and bureaus do the rest.
+    RouteRule(
+        pattern=r"^/v1/complaints(/lookup)?$",
+        service="monitoring",
+        scopes=[*MONITORING, "parent"],
+        public_methods=["POST", "GET"],
+    ),
+    RouteRule(
+        pattern=r"^/v1/complaints/[^/]+(/[a-z]+)?$", service="monitoring", scopes=[*MONITORING, "parent"]
     ),
     # Parents report incidents from the app (and read back their own reports).
     RouteRule(pattern=r"^/v1/incidents(/[^/]+)?$", service="monitoring", scopes=[*MONITORING, "parent"]),
@@ -190,6 +208,7 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
     # The signed internal identity lives 60 s; one signature is reused per caller for this long.
     identity_cache_seconds: float = Field(default=10.0, ge=0, le=30)
 
+    # Each service's base URL, or its replicas' URLs comma-separated (gateway/balancer.py).
     registry_url: str = "http://127.0.0.1:8001"
     workforce_url: str = "http://127.0.0.1:8002"
     monitoring_url: str = "http://127.0.0.1:8003"
@@ -200,6 +219,8 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
     # A list answered as a file may pause longer between chunks: an XLSX is assembled before it is sent.
     upstream_file_timeout_seconds: float = Field(default=600.0, gt=0)
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    # A replica that refused a connection is passed over this long (the others take its requests).
+    upstream_eject_seconds: float = Field(default=5.0, ge=0, le=300)
     upstream_max_connections: int = Field(default=512, ge=1)
     # Below uvicorn's 5 s keep-alive timeout, so the gateway drops idle connections before the service.
     upstream_keepalive_seconds: float = Field(default=4.0, gt=0)
@@ -318,6 +339,9 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
         if self.jwt_active_kid not in self.jwt_keys:
             raise ValueError("jwt_active_kid must name one of jwt_keys")
         unknown = sorted({r.service for r in self.routes} - set(self.upstreams()))
+        empty = sorted(name for name, bases in self.upstreams().items() if not bases)
+        if empty:
+            raise ValueError(f"no URL for {', '.join(empty)}")
         if unknown:
             raise ValueError(f"routes name unknown services: {', '.join(unknown)}")
         if (self.device_issuer_file is None) != (self.nats_claims_creds is None):
@@ -332,10 +356,12 @@ class GatewaySettings(PersonalDataKeys, DatabaseSettings, MetricsListenerSetting
         return self
 
     def upstreams(self) -> dict[str, str]:
-        return {
-            "registry": self.registry_url.rstrip("/"),
-            "workforce": self.workforce_url.rstrip("/"),
-            "monitoring": self.monitoring_url.rstrip("/"),
-            "guidance": self.guidance_url.rstrip("/"),
-            "delivery": self.delivery_url.rstrip("/"),
+        """Service → its replicas' base URLs, comma-separated (one URL: one replica)."""
+        given = {
+            "registry": self.registry_url,
+            "workforce": self.workforce_url,
+            "monitoring": self.monitoring_url,
+            "guidance": self.guidance_url,
+            "delivery": self.delivery_url,
         }
+        return {name: ",".join(split_bases(value)) for name, value in given.items()}

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from starlette.types import Receive, Scope, Send
 
+from gateway.balancer import Balancer, Replica, may_retry, replayable
 from gateway.errors import (
     ClientDisconnected,
     PayloadTooLarge,
@@ -15,7 +16,16 @@ from gateway.errors import (
     UpstreamBadReply,
     UpstreamUnavailable,
 )
-from gateway.upstream import UpstreamClient, UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from gateway.upstream import (
+    Body,
+    Headers,
+    UpstreamClient,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamRefused,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from shared import tracing
 from shared.errors import BadRequest
 from shared.export import CSV, XLSX
@@ -106,12 +116,15 @@ class Forwarder:
         retry_after: int,
         signer: IdentitySigner,
         file_timeout: float = 600.0,
+        eject_seconds: float = 5.0,
     ) -> None:
         self.client = client
         self.file_timeout = file_timeout
         self.signer = signer  # what the forwarded identities are signed with (tests sign their own)
         self.send_whole_below = SEND_WHOLE_BELOW
+        # service → its replicas' base URLs, comma-separated (tests may point one elsewhere)
         self.upstreams = upstreams
+        self.balancer = Balancer(upstreams, eject_seconds=eject_seconds)
         self.max_body_bytes = max_body_bytes
         self.retry_after = retry_after
 
@@ -129,6 +142,30 @@ class Forwarder:
             service=service,
             reason=getattr(exc, "reason", type(exc).__name__),
         )
+
+    async def send(
+        self, service: str, method: str, target: str, headers: Headers, body: Body
+    ) -> UpstreamResponse:
+        """The request to one of the service's replicas (gateway/balancer.py); on a failure, to the
+        next one only when that cannot make the request act twice."""
+        replicas = self.balancer.of(service)
+        order = replicas.order()
+        for index, replica in enumerate(order):
+            replica.outstanding += 1
+            try:
+                response = await self.client.send(method, replica.base, target, headers, body)
+            except UpstreamError as exc:
+                replica.outstanding -= 1
+                if isinstance(exc, UpstreamRefused):
+                    replicas.refused(replica)
+                if index + 1 < len(order) and may_retry(method, replayable(body), exc):
+                    continue
+                raise
+            except BaseException:
+                replica.outstanding -= 1
+                raise
+            return _Counted(response, replica)
+        raise AssertionError("a service has at least one replica")
 
     async def forward(
         self,
@@ -181,7 +218,7 @@ class Forwarder:
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
         try:
-            upstream = await self.client.send(method, self.upstreams[service], target, headers, content)
+            upstream = await self.send(service, method, target, headers, content)
         except UpstreamTimeout as exc:
             raise self._unavailable(service, N_("did not answer in time"), exc) from exc
         except UpstreamError as exc:
@@ -227,6 +264,31 @@ class Forwarder:
             raise ReplyCut(service, upstream.status) from exc
         finally:
             await upstream.aclose()
+
+
+class _Counted:
+    """A reply that counts as outstanding on its replica until it is closed."""
+
+    __slots__ = ("_closed", "_replica", "_response", "headers", "status")
+
+    def __init__(self, response: UpstreamResponse, replica: Replica) -> None:
+        self._response = response
+        self._replica = replica
+        self._closed = False
+        self.status = response.status
+        self.headers = response.headers
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.chunks()
+
+    def wait_up_to(self, seconds: float) -> None:
+        self._response.wait_up_to(seconds)
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._replica.outstanding -= 1
+        await self._response.aclose()
 
 
 def _connection_options(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:

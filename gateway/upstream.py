@@ -36,6 +36,10 @@ class UpstreamConnectError(UpstreamError):
     reason = "connect"
 
 
+class UpstreamRefused(UpstreamConnectError):
+    """No connection could be made: nothing of the request reached the service."""
+
+
 class UpstreamTimeout(UpstreamError):
     reason = "timeout"
 
@@ -303,7 +307,7 @@ class _Pool:
             raise UpstreamTimeout("could not connect in time") from exc
         except OSError as exc:
             self.slots.release()
-            raise UpstreamConnectError(f"could not connect: {exc.strerror or exc}") from exc
+            raise UpstreamRefused(f"could not connect: {exc.strerror or exc}") from exc
         except BaseException:
             self.slots.release()
             raise
@@ -469,8 +473,8 @@ class HttpxUpstream:
             return _HttpxResponse(await self.client.send(request, stream=True))
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(str(exc)) from exc
-        except httpx.ConnectError as exc:
-            raise UpstreamConnectError(str(exc)) from exc
+        except httpx.ConnectError as exc:  # raised before the request is written
+            raise UpstreamRefused(str(exc)) from exc
         except httpx.TransportError as exc:
             raise UpstreamConnectError(f"{type(exc).__name__}: {exc}") from exc
 

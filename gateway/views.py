@@ -65,10 +65,9 @@ class Views:
             (b"accept", b"application/json"),
             (b"accept-language", current_locale().encode()),  # a part's texts in the caller's language
         ]
-        base = self.forwarder.upstreams[service]
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self.forwarder.client.send("GET", base, target, headers, None)
+                response = await self.forwarder.send(service, "GET", target, headers, None)
                 try:
                     body = b"".join([chunk async for chunk in response.chunks()])
                 finally:
