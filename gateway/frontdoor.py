@@ -179,6 +179,10 @@ class FrontDoor:
             tracing.context_from_headers(scope["headers"]),
             {"cradle.service": "gateway", "cradle.request_id": request_id},
         )
+        # Every line logged for this request (the composite views' fan-out included) names it.
+        bound = structlog.contextvars.bind_contextvars(
+            request_id=request_id, trace_id=tracing.trace_id_of(span)
+        )
         caller = rt.public_caller
         extra: list[tuple[bytes, bytes]] = [rid_header]
         outcome = {"status": 500}
@@ -289,6 +293,7 @@ class FrontDoor:
                     export=exported.get("media_type") if status < 400 else None,
                 )
             )
+            structlog.contextvars.reset_contextvars(**bound)
 
     def _authenticate(self, authorization: bytes) -> Caller:
         scheme, _, token = authorization.decode("latin-1").partition(" ")

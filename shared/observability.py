@@ -189,7 +189,9 @@ class RequestContextMiddleware:
                 tracing.context_from(headers.get(b"traceparent"), headers.get(b"tracestate")),
                 {"cradle.service": self.metrics.service, "cradle.request_id": request_id},
             )
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, trace_id=tracing.trace_id_of(span) if span is not None else None
+        )
         status = 500
         started = time.perf_counter()
 
@@ -221,7 +223,7 @@ class RequestContextMiddleware:
                 self.log.info(
                     "request", method=method, path=scope["path"], status=status, ms=round(elapsed * 1000, 1)
                 )
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.unbind_contextvars("request_id", "trace_id")
 
 
 class Readiness:

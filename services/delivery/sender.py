@@ -34,6 +34,7 @@ from services.delivery.service.audience import places_by_event, redacted
 from services.delivery.service.log import record_event, utcnow
 from services.delivery.service.targets import TargetPolicy, resolve
 from shared.contracts.delivery import SubscriptionDisabled
+from shared.events.consumer import handling
 from shared.events.outbox import emit
 from shared.identity import Identity
 
@@ -54,6 +55,10 @@ class Claimed:
     url: str
     secrets: list[str]
     body: str
+    # The request that caused the event, and its trace: on every log line of the attempt.
+    request_id: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass
@@ -275,7 +280,8 @@ class Sender:
         claimed = []
         for delivery_id, attempts, event_seq, subscription, body, _scope in rows:
             reader = Identity.model_validate(subscription.identity)
-            event = redacted(reader, json.loads(body), places[event_seq])
+            original = json.loads(body)
+            event = redacted(reader, original, places[event_seq])
             claimed.append(
                 Claimed(
                     delivery_id=delivery_id,
@@ -286,6 +292,9 @@ class Sender:
                     url=subscription.url,
                     secrets=self._secrets(subscription, now),
                     body=json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+                    request_id=original.get("requestid"),
+                    traceparent=original.get("traceparent"),
+                    tracestate=original.get("tracestate"),
                 )
             )
         return claimed
@@ -304,7 +313,8 @@ class Sender:
     async def _send_and_queue(self, claimed: Claimed) -> None:
         self._in_flight[claimed.subscription_id] += 1
         try:
-            outcome = await self.send(claimed)
+            with _attempt_context(claimed, "send webhook"):
+                outcome = await self.send(claimed)
             await self._results.put(outcome)
         finally:
             self._in_flight[claimed.subscription_id] -= 1
@@ -443,9 +453,12 @@ class Sender:
                     .where(Subscription.id.in_(failed), Subscription.failing_since.is_(None))
                     .values(failing_since=now)
                 )
-                await self._disable_long_failing(session, failed, now)
+                last_failed = {o.claimed.subscription_id: o.claimed for o in outcomes if not o.delivered}
+                await self._disable_long_failing(session, {i: last_failed[i] for i in failed}, now)
 
-    async def _disable_long_failing(self, session: AsyncSession, ids: set[str], now: datetime) -> None:
+    async def _disable_long_failing(
+        self, session: AsyncSession, last_failed: dict[str, Claimed], now: datetime
+    ) -> None:
         """Off after `disable_after_seconds` of nothing but failures; the owner is told by an event
         (its own feed and webhooks, and monitoring's alert)."""
         cutoff = now - timedelta(seconds=self.settings.disable_after_seconds)
@@ -453,7 +466,7 @@ class Sender:
             await session.execute(
                 select(Subscription)
                 .where(
-                    Subscription.id.in_(ids),
+                    Subscription.id.in_(last_failed),
                     Subscription.enabled.is_(True),
                     Subscription.failing_since <= cutoff,
                 )
@@ -461,37 +474,51 @@ class Sender:
             )
         ).scalars()
         for subscription in list(doomed):
-            pending = (
-                await session.execute(
-                    select(func.count())
-                    .select_from(Delivery)
-                    .where(Delivery.subscription_id == subscription.id, Delivery.status == "pending")
+            # Its last failed attempt's event: the disabling, its event and its log line go on that
+            # request's id and trace.
+            with _attempt_context(last_failed[subscription.id], "disable subscription"):
+                pending = (
+                    await session.execute(
+                        select(func.count())
+                        .select_from(Delivery)
+                        .where(Delivery.subscription_id == subscription.id, Delivery.status == "pending")
+                    )
+                ).scalar_one()
+                subscription.enabled = False
+                subscription.disabled_at = now
+                subscription.disabled_reason = (
+                    f"every delivery failed since {subscription.failing_since:%Y-%m-%d %H:%M} UTC"
                 )
-            ).scalar_one()
-            subscription.enabled = False
-            subscription.disabled_at = now
-            subscription.disabled_reason = (
-                f"every delivery failed since {subscription.failing_since:%Y-%m-%d %H:%M} UTC"
-            )
-            subscription.updated_at = now
-            failing_since = subscription.failing_since
-            assert failing_since is not None
-            envelope = await emit(
-                session,
-                SubscriptionDisabled(
-                    subscription_id=subscription.id,
-                    client_id=subscription.client_id,
-                    url_host=urlsplit(subscription.url).hostname or "?",
-                    failing_since=failing_since,
-                    pending_deliveries=pending,
-                    disabled_at=now,
-                ),
-            )
-            await session.flush()
-            await record_event(session=session, event=envelope)
-            log.warning(
-                "subscription_disabled", subscription_id=subscription.id, client_id=subscription.client_id
-            )
+                subscription.updated_at = now
+                failing_since = subscription.failing_since
+                assert failing_since is not None
+                envelope = await emit(
+                    session,
+                    SubscriptionDisabled(
+                        subscription_id=subscription.id,
+                        client_id=subscription.client_id,
+                        url_host=urlsplit(subscription.url).hostname or "?",
+                        failing_since=failing_since,
+                        pending_deliveries=pending,
+                        disabled_at=now,
+                    ),
+                )
+                await session.flush()
+                await record_event(session=session, event=envelope)
+                log.warning(
+                    "subscription_disabled", subscription_id=subscription.id, client_id=subscription.client_id
+                )
+
+
+def _attempt_context(claimed: Claimed, name: str) -> Any:
+    return handling(
+        name,
+        request_id=claimed.request_id,
+        traceparent=claimed.traceparent,
+        tracestate=claimed.tracestate,
+        attributes={"cradle.service": "delivery", "messaging.message.id": claimed.event_id},
+        event_id=claimed.event_id,
+    )
 
 
 async def _excerpt(response: httpx.Response) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import Span
 from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -46,6 +47,35 @@ async def stop_pulling(task: asyncio.Task[None] | None, subscription: Any) -> No
         # A fetch cut short leaves messages the connection's drain would wait on forever.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(subscription.unsubscribe(), STOP_TIMEOUT_SECONDS)
+
+
+@contextlib.contextmanager
+def handling(
+    name: str,
+    *,
+    request_id: str | None,
+    traceparent: str | bytes | None,
+    tracestate: str | bytes | None,
+    attributes: dict[str, str],
+    **fields: Any,
+) -> Iterator[Span]:
+    """The one place a consumer's work is put in context: a consumer span continuing the producer's
+    trace, and `request_id`, `trace_id` (and `fields`) bound to every log line written inside it —
+    the runner's, the handler's, the service's — and carried on by the events it emits. Every pull
+    loop (the event consumers, monitoring's dead letters and CCTV ingest, delivery's sender) handles
+    its messages inside one of these."""
+    with tracing.consumer_span(
+        name,
+        tracing.context_from(traceparent, tracestate),
+        {**attributes, "cradle.request_id": request_id or ""},
+    ) as span:
+        bound = structlog.contextvars.bind_contextvars(
+            request_id=request_id, trace_id=tracing.trace_id_of(span), **fields
+        )
+        try:
+            yield span
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
 
 
 async def dead_letter_concern(bus: EventBus, service: str, *, consumers: bool) -> str | None:
@@ -153,24 +183,20 @@ class EventConsumer:
         if handler is None:
             await message.ack()
             return
-        # Every line logged while handling it (the handler's own too) names the request that caused
-        # the event; events the handler emits carry the same request id and trace on.
-        bound = structlog.contextvars.bind_contextvars(request_id=event.requestid, event_id=event.id)
-        try:
-            with tracing.consumer_span(
-                f"process {event.type}",
-                tracing.context_from(event.traceparent, event.tracestate),
-                {
-                    "cradle.service": self.service,
-                    "messaging.system": "nats",
-                    "messaging.consumer.group.name": self.durable,
-                    "messaging.message.id": event.id,
-                    "cradle.request_id": event.requestid or "",
-                },
-            ):
-                await self._handle_parsed(message, event, handler, delivered)
-        finally:
-            structlog.contextvars.reset_contextvars(**bound)
+        with handling(
+            f"process {event.type}",
+            request_id=event.requestid,
+            traceparent=event.traceparent,
+            tracestate=event.tracestate,
+            attributes={
+                "cradle.service": self.service,
+                "messaging.system": "nats",
+                "messaging.consumer.group.name": self.durable,
+                "messaging.message.id": event.id,
+            },
+            event_id=event.id,
+        ):
+            await self._handle_parsed(message, event, handler, delivered)
 
     async def _handle_parsed(self, message: Msg, event: CloudEvent, handler: Handler, delivered: int) -> None:
         log_ctx = {"event_type": event.type, "delivered": delivered}

@@ -12,14 +12,16 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.monitoring.service.alerts import raise_dead_letter_alert
 from shared.clock import utcnow
 from shared.db import session_scope
 from shared.events.bus import EventBus
-from shared.events.consumer import stop_pulling
+from shared.events.consumer import handling, stop_pulling
 from shared.events.deadletters import ALERTING_DURABLE, DeadLetter, waiting_filter
+from shared.events.envelope import CloudEvent
 
 log = structlog.get_logger("cradle.monitoring.dead_letters")
 
@@ -76,6 +78,25 @@ class DeadLetterConsumer:
                 await asyncio.sleep(1.0)
 
     async def handle(self, message: Msg) -> None:
+        # The parked message is the event as it was published: its request id and trace go on here.
+        try:
+            event: CloudEvent | None = CloudEvent.model_validate_json(message.data)
+        except ValidationError:
+            event = None
+        with handling(
+            "alert dead letter",
+            request_id=event.requestid if event else None,
+            traceparent=event.traceparent if event else None,
+            tracestate=event.tracestate if event else None,
+            attributes={
+                "cradle.service": "monitoring",
+                "messaging.system": "nats",
+                "messaging.consumer.group.name": DURABLE,
+            },
+        ):
+            await self._alert(message)
+
+    async def _alert(self, message: Msg) -> None:
         letter = DeadLetter.from_headers(
             seq=message.metadata.sequence.stream,
             subject=message.subject,

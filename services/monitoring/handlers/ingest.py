@@ -23,9 +23,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.service.ingest import Ingest
 from shared.events.bus import EventBus
-from shared.events.consumer import stop_pulling
+from shared.events.consumer import handling, stop_pulling
 from shared.identity import ClientKind, Identity
 from shared.jsonlimits import json_depth_exceeds
+from shared.observability import new_request_id
 
 log = structlog.get_logger("cradle.monitoring.ingest")
 
@@ -39,6 +40,12 @@ def device_identity(facility_id: str) -> Identity:
         facility_ids=[facility_id],
         scopes=["monitoring:ingest"],
     )
+
+
+def sent_request_id(message: Msg) -> str | None:
+    """The `X-Request-Id` header a device sent with the message, if it is a well-formed one."""
+    sent = (message.headers or {}).get("X-Request-Id")
+    return sent if sent and new_request_id(sent) == sent else None
 
 
 class IngestConsumer:
@@ -91,52 +98,83 @@ class IngestConsumer:
                 await asyncio.sleep(1.0)
 
     async def handle(self, messages: list[Msg]) -> None:
-        """Store a fetched batch, grouped by facility; ack after commit, nak on failure."""
-        by_facility: dict[str, tuple[list[Msg], list[Any]]] = {}
+        """Store a fetched batch, grouped by facility and request; ack after commit, nak on failure.
+        A message's request id is the `X-Request-Id` a device sent with it, else one made for its
+        group; its `traceparent` continues the device's trace. Each log line and each alert's event
+        carries them."""
+        groups: dict[tuple[str, str | None], tuple[list[Msg], list[Any]]] = {}
         for message in messages:
             facility_id = message.subject.rsplit(".", 1)[-1]
-            # A poison message is terminated, never redelivered: too deep to parse safely, or not JSON.
-            if json_depth_exceeds(message.data, self.settings.max_json_depth):
-                self.rejected += 1
-                self.ingest.count(rejected=1)
-                log.warning("ingest_too_deep", subject=message.subject, limit=self.settings.max_json_depth)
-                await message.term()
+            sent = sent_request_id(message)
+            with self._context(message, sent, facility_id):
+                items = await self._parse(message)
+            if items is None:
                 continue
-            try:
-                body = orjson.loads(message.data)
-            except orjson.JSONDecodeError:
-                self.rejected += 1
-                self.ingest.count(rejected=1)
-                log.warning("ingest_unparseable", subject=message.subject)
-                await message.term()
-                continue
-            items = body if isinstance(body, list) else [body]
             for item in items:
                 if isinstance(item, dict):
                     item.setdefault("facility_id", facility_id)
-            group = by_facility.setdefault(facility_id, ([], []))
+            group = groups.setdefault((facility_id, sent), ([], []))
             group[0].append(message)
             group[1].extend(items)
-        for facility_id, (batch, items) in by_facility.items():
-            try:
-                reply = await self.ingest.accept(items, device_identity(facility_id))
-            except Exception as exc:
-                log.warning(
-                    "ingest_store_failed", facility_id=facility_id, error=f"{type(exc).__name__}: {exc}"[:300]
-                )
-                for message in batch:
-                    with contextlib.suppress(Exception):
-                        await message.nak(delay=2.0)
-                continue
-            self.stored += reply.accepted
-            self.rejected += len(reply.rejected)
-            for refused in reply.rejected:
-                log.warning(
-                    "ingest_event_rejected",
-                    facility_id=facility_id,
-                    event_id=refused.event_id,
-                    errors=[e.model_dump() for e in refused.errors],
-                )
+        for (facility_id, sent), (batch, items) in groups.items():
+            with self._context(batch[0], sent, facility_id):
+                await self._store(facility_id, batch, items)
+
+    @staticmethod
+    def _context(message: Msg, request_id: str | None, facility_id: str) -> Any:
+        headers = message.headers or {}
+        return handling(
+            "ingest cctv",
+            request_id=request_id or new_request_id(None),
+            traceparent=headers.get("traceparent"),
+            tracestate=headers.get("tracestate"),
+            attributes={
+                "cradle.service": "monitoring",
+                "messaging.system": "nats",
+                "messaging.consumer.group.name": DURABLE,
+                "cradle.facility_id": facility_id,
+            },
+        )
+
+    async def _parse(self, message: Msg) -> list[Any] | None:
+        """The message's events, or None once a poison message is terminated (never redelivered):
+        too deep to parse safely, or not JSON."""
+        if json_depth_exceeds(message.data, self.settings.max_json_depth):
+            self.rejected += 1
+            self.ingest.count(rejected=1)
+            log.warning("ingest_too_deep", subject=message.subject, limit=self.settings.max_json_depth)
+            await message.term()
+            return None
+        try:
+            body = orjson.loads(message.data)
+        except orjson.JSONDecodeError:
+            self.rejected += 1
+            self.ingest.count(rejected=1)
+            log.warning("ingest_unparseable", subject=message.subject)
+            await message.term()
+            return None
+        return body if isinstance(body, list) else [body]
+
+    async def _store(self, facility_id: str, batch: list[Msg], items: list[Any]) -> None:
+        try:
+            reply = await self.ingest.accept(items, device_identity(facility_id))
+        except Exception as exc:
+            log.warning(
+                "ingest_store_failed", facility_id=facility_id, error=f"{type(exc).__name__}: {exc}"[:300]
+            )
             for message in batch:
                 with contextlib.suppress(Exception):
-                    await message.ack()
+                    await message.nak(delay=2.0)
+            return
+        self.stored += reply.accepted
+        self.rejected += len(reply.rejected)
+        for refused in reply.rejected:
+            log.warning(
+                "ingest_event_rejected",
+                facility_id=facility_id,
+                event_id=refused.event_id,
+                errors=[e.model_dump() for e in refused.errors],
+            )
+        for message in batch:
+            with contextlib.suppress(Exception):
+                await message.ack()
