@@ -108,6 +108,8 @@ SERVICES: dict[str, Process] = {
             settings=MonitoringSettings,
             app="services.monitoring.app:create_app",
             colour="yellow",
+            pii_key_file="monitoring_pii_keys.json",  # complainants' names and phones
+            sealed_columns="services.monitoring.app:SEALED_COLUMNS",
             seeder="cradle.seed.monitoring:seed_step",
             seed_quantity="cameras",
         ),

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -12,8 +12,8 @@ from shared.text import FreeText, Name
 
 SCOPES = frozenset(
     "registry:read registry:write registry:review workforce:read workforce:write workforce:ban "
-    "workforce:pii monitoring:ingest monitoring:read monitoring:write guidance:read guidance:write "
-    "guidance:pii indicators:read audit:read events:read events:subscribe admin parent".split()
+    "workforce:pii monitoring:ingest monitoring:read monitoring:write monitoring:pii guidance:read "
+    "guidance:write guidance:pii indicators:read audit:read events:read events:subscribe admin parent".split()
 )
 BUREAUS = frozenset("EDU HEALTH CIVIL SAMR POLICE FIRE HRSS WOMEN WCWC FINANCE".split())
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -184,3 +184,14 @@ class IndicatorRow(BaseModel):
     met: bool | None = None
     numerator: int | None = None
     denominator: int | None = None
+
+
+class PlanIndicators(BaseModel):
+    """`GET /v1/indicators`: every indicator of the plan for a year, and how each source service
+    answered (`ok`, `not_found`, `not_permitted` or `unavailable`)."""
+
+    year: int
+    as_of: date = Field(description="The day the figures are for: the year's last day, or today")
+    generated_at: datetime
+    sources: dict[str, str]
+    items: list[IndicatorRow]

@@ -1,4 +1,4 @@
-"""monitoring: cameras, CCTV events, alerts, incidents and random inspections."""
+"""monitoring: cameras, CCTV events, alerts, incidents, random inspections and complaints."""
 
 from __future__ import annotations
 
@@ -16,10 +16,18 @@ from services.monitoring.handlers.ingest import DURABLE as INGEST_DURABLE
 from services.monitoring.handlers.ingest import IngestConsumer
 from services.monitoring.models import metadata
 from services.monitoring.router import ROUTERS
+from services.monitoring.service.complaint_access import NAME, PHONE, Complaints
 from services.monitoring.service.ingest import Ingest, ingest_counter
 from shared.background import running_beside
 from shared.events.streams import Namespace
+from shared.pii_keys import SealedColumn, refuse_lost_keys
 from shared.service import create_service_app
+
+# Every encrypted field, for the start-up key check and `cradle keys rotate`.
+SEALED_COLUMNS = (
+    SealedColumn("complaint", "name_key_id", "name_encrypted", NAME),
+    SealedColumn("complaint", "phone_key_id", "phone_encrypted", PHONE),
+)
 
 
 def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
@@ -30,6 +38,14 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
         metadata=metadata,
         routers=ROUTERS,
         handlers=HANDLERS,
+    )
+    app.state.complaints = Complaints.from_settings(settings)
+    refuse_lost_keys(
+        app,
+        service="monitoring",
+        columns=SEALED_COLUMNS,
+        database_url=settings.database_url,
+        configured=settings.pii_keys,
     )
     ingested = ingest_counter(app.state.metrics)
     namespace = Namespace(settings.event_namespace)

@@ -1,7 +1,8 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import PersonalDataSettings
+from shared.workcalendar import CalendarYear, default_calendars
 
 # What each CCTV event type means for the district. `info` events are stored, never alerted.
 DEFAULT_SEVERITIES: dict[str, str] = {
@@ -17,7 +18,10 @@ DEFAULT_SEVERITIES: dict[str, str] = {
 }
 
 
-class MonitoringSettings(ServiceSettings):
+class MonitoringSettings(PersonalDataSettings):
+    """Monitoring holds personal data since it takes complaints (the complainant's name and phone),
+    so it has keys of its own (`MONITORING_PII_*`)."""
+
     model_config = SettingsConfigDict(env_prefix="MONITORING_", extra="ignore")
 
     service_name: str = "monitoring"
@@ -62,6 +66,8 @@ class MonitoringSettings(ServiceSettings):
             "staffing_out_of_ratio": 10,
             "staffing_shortfall": 2,
             "reported_late": 5,
+            "founded_complaints": 5,
+            "open_complaints": 2,
         }
     )
     risk_lookback_days: int = Field(default=365, ge=1)
@@ -71,6 +77,13 @@ class MonitoringSettings(ServiceSettings):
     # a facility's weight is 1 + risk score / plan_risk_divisor.
     plan_risk_divisor: float = Field(default=25, gt=0)
     plan_max_sample_size: int = Field(default=500, ge=1)
+
+    # Complaints (投诉): acknowledged within 1 and answered within 15 working days of Shanghai's
+    # calendar (shared/workcalendar.py), each year's holidays and make-up workdays given here; the
+    # defaults are the State Council's notices for 2025 and 2026.
+    complaint_acknowledge_working_days: int = Field(default=1, ge=1, le=30)
+    complaint_answer_working_days: int = Field(default=15, ge=1, le=120)
+    working_calendar: dict[int, CalendarYear] = Field(default_factory=default_calendars)
 
     # Background jobs (offline cameras, retention, deadlines); 0 = not scheduled (tests call them).
     jobs_interval_seconds: float = Field(default=60, ge=0)

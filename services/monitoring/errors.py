@@ -56,3 +56,10 @@ class NotEnoughInspectors(Conflict):
 class NothingToDraw(Conflict):
     title = "Nothing to draw"
     type = "/problems/nothing-to-draw"
+
+
+# ---- complaints ------------------------------------------------------------------------------
+
+
+class ComplaintNotFound(NotFound):
+    title = "Complaint not found"

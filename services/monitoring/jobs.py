@@ -1,4 +1,5 @@
-"""Scheduled work: offline cameras, the retention of routine events, and the casework's deadlines.
+"""Scheduled work: offline cameras, the retention of routine events, the casework's deadlines and
+complaints past theirs.
 Each is a plain function of `now`, so tests run them at any moment; the app runs them every
 `jobs_interval_seconds`."""
 
@@ -24,6 +25,7 @@ from services.monitoring.models import (
     IncidentTransition,
     Inspection,
 )
+from services.monitoring.service import complaints
 from services.monitoring.service.alerts import ACTIVE_STATUSES, raise_alert
 from services.monitoring.service.risk import local_today
 from shared.clock import as_utc, new_id, utcnow
@@ -245,6 +247,17 @@ async def flag_overdue_rectifications(
             return flagged
 
 
+async def escalate_late_complaints(*, maker: async_sessionmaker[AsyncSession], now: datetime) -> int:
+    """Complaints not acknowledged or not answered in time go to the city, once per deadline."""
+    escalated = 0
+    while True:
+        async with session_scope(maker) as session:
+            done = await complaints.escalate_late(session=session, now=now)
+        escalated += done
+        if done < complaints.LATE_CHUNK:
+            return escalated
+
+
 async def flag_missed_deadlines(
     *, maker: async_sessionmaker[AsyncSession], settings: MonitoringSettings, now: datetime
 ) -> dict[str, int]:
@@ -252,6 +265,7 @@ async def flag_missed_deadlines(
     return {
         "findings_overdue": await flag_overdue_findings(maker=maker, settings=settings, now=now),
         "rectifications_overdue": await flag_overdue_rectifications(maker=maker, settings=settings, now=now),
+        "complaints_escalated": await escalate_late_complaints(maker=maker, now=now),
     }
 
 

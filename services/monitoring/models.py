@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.events.tables import inbox_table, outbox_table
 from shared.idempotency import idempotency_table
+from shared.pii_audit import PiiAccessRecord
 
 
 class MonitoringModel(SQLModel, registry=registry()):
@@ -280,3 +281,57 @@ class Inspection(MonitoringModel, table=True):
     version: int = 1
     created_at: datetime = Field(sa_column=_at())
     updated_at: datetime = Field(sa_column=_at())
+
+
+# ---- complaints ------------------------------------------------------------------------------
+
+
+class Complaint(MonitoringModel, table=True):
+    """投诉 about a facility, handled by its district. The complainant's name and phone are sealed
+    (AES-GCM, `complaint.name` / `complaint.phone`); an anonymous complainant follows it with its
+    `reference` and a code of which only a keyed hash is kept. Both deadlines are stored, counted in
+    working days, so the escalation job finds late ones with one indexed query."""
+
+    __table_args__ = (
+        Index("ix_complaint_district_status", "district_code", "status", "lodged_at"),
+        Index("ix_complaint_facility", "facility_id", "lodged_at"),
+        Index("ix_complaint_lodged", "lodged_at", "id"),
+        Index("ix_complaint_complainant", "complainant_client_id", "lodged_at"),
+        Index("ix_complaint_answer_due", "status", "answer_due_at"),
+        UniqueConstraint("reference", name="uq_complaint_reference"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    reference: str = Field(max_length=16)
+    code_hash: str | None = Field(default=None, max_length=64)  # HMAC-SHA256 hex of the code
+    facility_id: str = Field(foreign_key="facility.id", max_length=36)
+    district_code: str = Field(max_length=6)
+    category: str = Field(max_length=32)
+    description: str = Field(max_length=4000)
+    complainant_kind: str = Field(max_length=16)  # parent | public | bureau
+    complainant_client_id: str | None = Field(default=None, max_length=64)  # a parent's account
+    name_key_id: str | None = Field(default=None, max_length=32)
+    name_encrypted: str | None = Field(default=None, max_length=400)
+    phone_key_id: str | None = Field(default=None, max_length=32)
+    phone_encrypted: str | None = Field(default=None, max_length=200)
+    lodged_by: str = Field(max_length=64)  # the client that lodged it ("public" when anonymous)
+    status: str = Field(max_length=16)  # lodged | acknowledged | escalated | answered
+    lodged_at: datetime = Field(sa_column=_at())
+    acknowledge_due_at: datetime = Field(sa_column=_at())
+    answer_due_at: datetime = Field(sa_column=_at())
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    acknowledged_by: str | None = Field(default=None, max_length=64)
+    acknowledge_escalated_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    answer_escalated_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    outcome: str | None = Field(default=None, max_length=16)  # founded | partly_founded | unfounded
+    answer: str | None = Field(default=None, max_length=4000)
+    answered_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    answered_by: str | None = Field(default=None, max_length=64)
+    version: int = 1
+    updated_at: datetime = Field(sa_column=_at())
+
+
+class PiiAccess(MonitoringModel, PiiAccessRecord, table=True):
+    """The audit of every unmasked read of a complainant's name or phone (shared/pii_audit.py)."""
+
+    __tablename__ = "pii_access"

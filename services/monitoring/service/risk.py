@@ -14,6 +14,8 @@ Reasons (lookback = settings.risk_lookback_days, default 12 months):
   hire_blocked            `hire_blocked` alerts at the facility within the lookback
   staffing_out_of_ratio   the workforce's last staffing assessment found it out of ratio
   staffing_shortfall      per carer missing to be in ratio
+  founded_complaints      complaints answered founded or partly founded within the lookback
+  open_complaints         complaints not answered yet (lodged, acknowledged or escalated)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.config import MonitoringSettings
-from services.monitoring.models import Alert, Facility, Incident, Inspection
+from services.monitoring.models import Alert, Complaint, Facility, Incident, Inspection
 from services.monitoring.schemas import RiskListItem, RiskRead, RiskReason
 from services.monitoring.service.alerts import DEAD_LETTER
 from services.monitoring.service.common import visible_facilities_clause
@@ -52,6 +54,8 @@ DETAILS: dict[str, str] = {
     "hire_blocked": N_("blocked hire(s) of banned or flagged people in the last {days} days"),
     "staffing_out_of_ratio": N_("staff-to-child ratio not met at the last assessment"),
     "staffing_shortfall": N_("carer(s) missing to meet the ratio"),
+    "founded_complaints": N_("complaint(s) found founded or partly founded in the last {days} days"),
+    "open_complaints": N_("complaint(s) not answered yet"),
 }
 
 
@@ -141,7 +145,18 @@ async def compute(
         .where(Inspection.facility_id.in_(ids), or_(recent_result, overdue))
         .group_by(Inspection.facility_id)
     )
-    for result in (alert_rows, incident_rows, inspection_rows):
+    founded = and_(Complaint.outcome.in_(("founded", "partly_founded")), Complaint.answered_at >= cutoff)
+    unanswered = Complaint.status != "answered"
+    complaint_rows = await session.execute(
+        select(
+            Complaint.facility_id,
+            _count(founded).label("founded_complaints"),
+            _count(unanswered).label("open_complaints"),
+        )
+        .where(Complaint.facility_id.in_(ids), or_(founded, unanswered))
+        .group_by(Complaint.facility_id)
+    )
+    for result in (alert_rows, incident_rows, inspection_rows, complaint_rows):
         for row in result.mappings():
             for key, value in row.items():
                 if key != "facility_id" and value:
