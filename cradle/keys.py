@@ -1,13 +1,18 @@
 """`cradle keys rotate|reencrypt|retire`: personal-data keys of an embedded deployment (the files
 under <data>/keys/). Rotation adds a key, makes it active and re-seals every row under it; only
 then may the old key be retired. Keys given by a secret store (`<SERVICE>_PII_KEYS`, or the file its
-`_FILE` names, as in compose) are added and removed there; `reencrypt` and `retire`'s checks work on
-them as on the files."""
+`_FILE` names) are added and removed there; `rotate --secrets-dir` adds one to compose's secret
+files (`<service>-pii-keys`, `<service>-pii-active-key-id`) without printing it, and leaves the
+re-encryption to `reencrypt` once the service reads the new key. `reencrypt` and `retire`'s checks
+work on such keys as on the files."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import stat
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -60,8 +65,9 @@ def _file_keys(service: str) -> PiiKeys:
     store = _store_variable(service)
     if store:
         console.print(
-            f"[red]{service}: keys come from {store}; add the new key there and make it active, restart "
-            f"the service, then run `cradle keys reencrypt --service {service}` (deploy/README.md)."
+            f"[red]{service}: keys come from {store}; add the new key there and make it active (compose's "
+            f"secret files: `cradle keys rotate --service {service} --secrets-dir DIR`), restart the "
+            f"service, then run `cradle keys reencrypt --service {service}` (deploy/README.md)."
         )
         raise typer.Exit(2)
     return _keys(service)
@@ -78,9 +84,70 @@ async def _reencrypt(service: str, keys: PiiKeys) -> int:
         await engine.dispose()
 
 
+SecretsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--secrets-dir",
+        help="The directory of compose's secret files (CRADLE_SECRETS_DIR): add the new key to "
+        "<service>-pii-keys and make it active in <service>-pii-active-key-id; re-encrypt after "
+        "the service is recreated (`cradle keys reencrypt`)",
+        file_okay=False,
+        dir_okay=True,
+        exists=True,
+    ),
+]
+
+
+def _replace_secret(path: Path, content: str) -> None:
+    """Rewrite a secret file in place of the old one, atomically, with the old one's mode (compose's
+    files are 0444 in a directory only root opens): never a moment without it, never half of it."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    staging = path.with_name(f".{path.name}.new")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(staging, mode)
+    os.replace(staging, path)
+
+
+def add_secret_file_key(service: str, secrets_dir: Path) -> str:
+    """Add a new key to `<service>-pii-keys` in compose's secret files, make it active in
+    `<service>-pii-active-key-id`, and return its id. The keys file is written first: a crash
+    between the two leaves the old key active and the new one merely listed."""
+    keys_file = secrets_dir / f"{service}-pii-keys"
+    active_file = secrets_dir / f"{service}-pii-active-key-id"
+    for path in (keys_file, active_file):
+        if not path.is_file():
+            raise typer.BadParameter(f"no {path.name} in {secrets_dir}", param_hint="--secrets-dir")
+    try:
+        keys = json.loads(keys_file.read_text())
+    except json.JSONDecodeError:
+        raise typer.BadParameter(f"{keys_file} is not JSON", param_hint="--secrets-dir") from None
+    if not isinstance(keys, dict):
+        raise typer.BadParameter(f"{keys_file} is not a JSON object", param_hint="--secrets-dir")
+    kid = new_key_id()
+    keys[kid] = new_key()
+    _replace_secret(keys_file, json.dumps(keys) + "\n")
+    _replace_secret(active_file, kid + "\n")
+    return kid
+
+
 @app.command()
-def rotate(service: ServiceOption = None) -> None:
-    """Add a new key, make it active, and re-encrypt every row under it."""
+def rotate(service: ServiceOption = None, secrets_dir: SecretsDirOption = None) -> None:
+    """Add a new key, make it active, and re-encrypt every row under it (with --secrets-dir: add it
+    to compose's secret files; re-encrypt once the service runs with it)."""
+    if secrets_dir is not None:
+        for name in _services(service):
+            kid = add_secret_file_key(name, secrets_dir)
+            console.print(f"{name}: key [bold]{kid}[/] added to {name}-pii-keys and active")
+        names = " ".join(_services(service))
+        console.print(
+            f"Back up the secret files; recreate the services (`docker-compose up -d --force-recreate "
+            f"{names}`) so they seal with the new key; then `cradle keys reencrypt` in each."
+        )
+        return
     for name in _services(service):
         keys = _file_keys(name)
         kid = new_key_id()

@@ -1,13 +1,16 @@
 """Personal-data keys kept in a secret store — the files compose mounts (`WORKFORCE_PII_KEYS_FILE`
-…) — rotated as deploy/README.md says: the new key is added there and made active, the service
-restarted, `cradle keys reencrypt` re-seals every row under it, `cradle keys retire` checks no value
-still uses the old key (it may not rewrite the store, so it says to remove it there), and the
-service reads every number with the new key alone."""
+…) — rotated as deploy/README.md says: the new key is added there and made active by its tested
+block (`cradle keys rotate --secrets-dir`: the files replaced with their mode, the key never
+printed), the service restarted, `cradle keys reencrypt` re-seals every row under it, `cradle keys
+retire` checks no value still uses the old key (it may not rewrite the store, so it says to remove
+it there), and the service reads every number with the new key alone."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +26,14 @@ from shared.db import make_engine
 from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigner
 from shared.pii import new_key
 from tests.support import DatabaseFactory, running
+from tests.test_backup_restore import guide_block
 from tests.workforce.conftest import new_id_number
 
 EMPLOYER = Identity(client_id="operator-1", kind=ClientKind.operator, scopes=["workforce:write"])
 POLICE = Identity(
     client_id="police", kind=ClientKind.bureau, bureau="POLICE", scopes=["workforce:read", "workforce:pii"]
 )
-FIRST, SECOND = "k20261201-aaaaaa", "k20261203-bbbbbb"
+FIRST = "k20261201-aaaaaa"
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -59,10 +63,13 @@ async def test_keys_from_files_are_reencrypted_and_retired_in_their_store(
     store = tmp_path / "secrets"
     store.mkdir()
     keys_file, active_file = store / "workforce-pii-keys", store / "workforce-pii-active-key-id"
-    old_key, new = new_key(), new_key()
+    old_key = new_key()
     keys_file.write_text(json.dumps({FIRST: old_key}) + "\n")
     active_file.write_text(FIRST + "\n")
     (store / "workforce-pii-hmac-key").write_text(new_key() + "\n")
+    for secret in store.iterdir():  # as compose wants them (deploy/README.md, "Secrets")
+        secret.chmod(0o444)
+    store.chmod(0o700)
     for variable in ("WORKFORCE_PII_KEYS", "WORKFORCE_PII_ACTIVE_KEY_ID", "WORKFORCE_PII_HMAC_KEY"):
         monkeypatch.delenv(variable, raising=False)
         monkeypatch.setenv(f"{variable}_FILE", str(store / variable.lower().replace("_", "-")))
@@ -103,27 +110,53 @@ async def test_keys_from_files_are_reencrypted_and_retired_in_their_store(
     await register_and_read(register=2)
     assert await stored_key_ids(url) == {FIRST}
 
-    # The new key goes into the store, made active; the service restarted reads old and new alike.
-    keys_file.write_text(json.dumps({FIRST: old_key, SECOND: new}) + "\n")
-    active_file.write_text(SECOND + "\n")
+    # The new key goes into the store, made active, by the guide's own command; the service
+    # restarted reads old and new alike.
+    rotated = await asyncio.create_subprocess_exec(
+        "bash",
+        "-euo",
+        "pipefail",
+        "-c",
+        guide_block("rotate-pii-keys"),
+        env=os.environ
+        | {
+            "CRADLE_SECRETS_DIR": str(store),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    printed = (await asyncio.wait_for(rotated.communicate(), 120))[0].decode()
+    assert rotated.returncode == 0, printed
+    second = active_file.read_text().strip()
+    listed = json.loads(keys_file.read_text())
+    assert second != FIRST and set(listed) == {FIRST, second} and listed[FIRST] == old_key
+    assert second in printed and listed[second] not in printed and old_key not in printed
+    assert {p.name: p.stat().st_mode & 0o777 for p in store.iterdir()} == {
+        "workforce-pii-keys": 0o444,
+        "workforce-pii-active-key-id": 0o444,
+        "workforce-pii-hmac-key": 0o444,
+    }
     await register_and_read(register=1)
-    assert await stored_key_ids(url) == {FIRST, SECOND}
+    assert await stored_key_ids(url) == {FIRST, second}
 
-    # `rotate` would write keys the service does not read: refused, saying what to do instead.
+    # `rotate` without the secret files' directory would write keys the service does not read:
+    # refused, saying what to do instead.
     code, output = await asyncio.to_thread(cli, "keys", "rotate", "--service", "workforce")
     assert code == 2 and "WORKFORCE_PII_KEYS_FILE" in output and "reencrypt" in output
     code, output = await asyncio.to_thread(cli, "keys", "retire", FIRST, "--service", "workforce")
     assert code == 1 and "4 values are still encrypted" in output, output
 
     code, output = await asyncio.to_thread(cli, "keys", "reencrypt", "--service", "workforce")
-    assert code == 0 and f"4 values re-encrypted under {SECOND}" in output, output
-    assert await stored_key_ids(url) == {SECOND}
+    assert code == 0 and f"4 values re-encrypted under {second}" in output, output
+    assert await stored_key_ids(url) == {second}
 
-    code, output = await asyncio.to_thread(cli, "keys", "retire", SECOND, "--service", "workforce")
+    code, output = await asyncio.to_thread(cli, "keys", "retire", second, "--service", "workforce")
     assert code == 1 and "active" in output
     code, output = await asyncio.to_thread(cli, "keys", "retire", FIRST, "--service", "workforce")
     assert code == 0 and "remove it from WORKFORCE_PII_KEYS_FILE" in output, output
-    assert set(json.loads(keys_file.read_text())) == {FIRST, SECOND}  # the store is the operator's
+    assert set(json.loads(keys_file.read_text())) == {FIRST, second}  # the store is the operator's
 
-    keys_file.write_text(json.dumps({SECOND: new}) + "\n")  # removed there: every number still reads
+    keys_file.chmod(0o600)
+    keys_file.write_text(json.dumps({second: listed[second]}) + "\n")  # removed there: all still read
     await register_and_read(register=0)
