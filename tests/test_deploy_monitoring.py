@@ -5,7 +5,10 @@ metrics listeners of a running stack (all four services and the gateway)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -126,3 +129,42 @@ def test_prometheus_in_compose_scrapes_every_process_on_its_metrics_listener() -
     prometheus = compose["services"]["prometheus"]
     mounted = {volume.split(":")[1] for volume in prometheus["volumes"]}
     assert set(scrape["rule_files"]) <= mounted and "/etc/prometheus/prometheus.yml" in mounted
+
+
+def test_grafana_in_compose_is_provisioned_with_the_dashboard_on_that_prometheus() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    grafana = compose["services"]["grafana"]
+    mounted = {}
+    for volume in grafana["volumes"]:
+        source, target = volume.split(":")[:2]
+        mounted[target] = source
+    provisioning = "/etc/grafana/provisioning"
+    assert mounted[f"{provisioning}/datasources/cradle.yml"] == "./deploy/grafana/datasources.yml"
+    assert mounted[f"{provisioning}/dashboards/cradle.yml"] == "./deploy/grafana/dashboards.yml"
+    # The provider reads the directory the dashboard is mounted in.
+    (provider,) = yaml.safe_load((ROOT / "deploy" / "grafana" / "dashboards.yml").read_text())["providers"]
+    assert mounted[f"{provider['options']['path']}/cradle.json"] == "./deploy/grafana/cradle.json"
+    # The data source is the compose Prometheus, on the port it listens on.
+    (source,) = yaml.safe_load((ROOT / "deploy" / "grafana" / "datasources.yml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    assert "prometheus" in compose["services"] and "prometheus" in grafana["depends_on"]
+    # Its admin password is a secret file, never a value in the environment.
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana-admin-password"
+    assert "grafana-admin-password" in grafana["secrets"] and "grafana-admin-password" in compose["secrets"]
+    assert all(str(port).startswith("127.0.0.1:") for port in grafana["ports"])
+
+
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    """`docker-compose config -q`, the tool's own validation, where the tool is installed."""
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose is not installed")
+    env = os.environ | {"CRADLE_SECRETS_DIR": str(tmp_path / "s"), "CRADLE_NATS_DIR": str(tmp_path / "n")}
+    done = subprocess.run(
+        [tool, "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
