@@ -54,6 +54,7 @@ from cradle.preflight import (
     Misconfigured,
     check_database,
     check_port,
+    check_replicable,
     check_settings,
     settings_help,
     up_settings,
@@ -295,7 +296,15 @@ class _UpCommand(TyperCommand):
 
 
 @app.command(cls=_UpCommand)
-def up() -> None:
+def up(
+    replicas: int | None = typer.Option(
+        None,
+        min=1,
+        max=8,
+        help="Processes per service and gateways (default CRADLE_REPLICAS, else 1); above 1 needs "
+        "PostgreSQL, and the embedded NATS runs as a three-node cluster.",
+    ),
+) -> None:
     """Start NATS (unless NATS_URL is set), every service and the gateway, in the foreground. Before
     anything starts, the data directory is locked (one `cradle up` each), and the gateway's port,
     every database, the keys and every process's settings are checked: a problem is one line naming
@@ -303,17 +312,22 @@ def up() -> None:
     from cradle.supervisor import run_up
 
     settings = up_settings()
+    replicas = replicas or settings.replicas
     base = data_dir()
+    check_replicable(
+        replicas, {f"{name.upper()}_DATABASE_URL": database_url(name, base) for name in PROCESSES}
+    )
     lock = DataDirLock(base)
     lock.acquire()
     try:
-        check_port(settings.gateway_host, settings.gateway_port, variable="CRADLE_GATEWAY_PORT")
+        for index in range(replicas):  # the gateways' ports, one after another
+            check_port(settings.gateway_host, settings.gateway_port + index, variable="CRADLE_GATEWAY_PORT")
         asyncio.run(_check_databases(base, list(PROCESSES)))
         keys = load_or_create_keys(base)
         _check_process_settings(base, keys, nats_url=settings.nats_url)
         migrate_all(list(PROCESSES))
         shown = asyncio.run(_bootstrap_admin(os.environ.get("CRADLE_ADMIN_SECRET") or None))
-        code = asyncio.run(run_up(base=base, keys=keys, admin_secret_shown=shown))
+        code = asyncio.run(run_up(base=base, keys=keys, admin_secret_shown=shown, replicas=replicas))
     finally:
         lock.release()
     sys.exit(code)

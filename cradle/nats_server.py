@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from cradle.nats import BusTrust, init_trust, server_config
+from cradle.nats import BusTrust, Cluster, init_trust, server_config
 from shared.nats_auth import write_private
 
 
@@ -47,6 +47,34 @@ def embedded_nats_config(base: Path, *, port: int, namespace: str) -> tuple[Path
     config = store / "nats.conf"
     write_private(config, server_config(trust, store_dir=str(store), server_name="cradle", port=port))
     return config, trust
+
+
+# The embedded cluster's size when services run replicated: three nodes keep a majority (and every
+# stream's three copies a quorum) with one node lost.
+CLUSTER_NODES = 3
+
+
+def embedded_nats_cluster_configs(
+    base: Path, *, ports: list[int], route_ports: list[int], namespace: str
+) -> tuple[list[Path], BusTrust]:
+    """A config per node of an embedded JetStream cluster on loopback: the same identities as the
+    single server, each node its own store (`<data>/nats/node-<n>`), routes to every node
+    authenticated with the deployment's route password."""
+    trust = init_trust(base / "keys" / "nats", namespace=namespace)
+    routes = [f"127.0.0.1:{port}" for port in route_ports]
+    configs = []
+    for index, (port, route_port) in enumerate(zip(ports, route_ports, strict=True), start=1):
+        store = base / "nats" / f"node-{index}"
+        config = store / "nats.conf"
+        cluster = Cluster(name="cradle", routes=routes, listen=f"127.0.0.1:{route_port}")
+        write_private(
+            config,
+            server_config(
+                trust, store_dir=str(store), server_name=f"cradle-{index}", port=port, cluster=cluster
+            ),
+        )
+        configs.append(config)
+    return configs, trust
 
 
 async def wait_for_port(host: str, port: int, *, timeout: float = 15.0) -> None:

@@ -218,6 +218,19 @@ async def check_database(variable: str, url: str) -> None:
         await engine.dispose()
 
 
+def check_replicable(replicas: int, urls: Mapping[str, str]) -> None:
+    """Replicas share their service's database: SQLite takes one writer at a time, so more than one
+    replica needs every database on PostgreSQL (one line naming the first that is not)."""
+    if replicas == 1:
+        return
+    for variable, url in urls.items():
+        if check_database_url(variable, url) == "sqlite":
+            raise Misconfigured(
+                f"CRADLE_REPLICAS: {replicas} replicas need PostgreSQL, but {variable} is SQLite "
+                "(one writer at a time); set every <SERVICE>_DATABASE_URL to PostgreSQL, or run one replica"
+            )
+
+
 class UpSettings(CradleSettings):
     """What `cradle up` reads for itself (each process's own settings are in its settings class)."""
 
@@ -231,6 +244,14 @@ class UpSettings(CradleSettings):
     )
     gateway_port: int = Field(
         default=8000, ge=1, le=65535, validation_alias="CRADLE_GATEWAY_PORT", description="the gateway's port"
+    )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        validation_alias="CRADLE_REPLICAS",
+        description="processes per service, and gateways on consecutive ports from CRADLE_GATEWAY_PORT "
+        "(above 1: PostgreSQL only, and the embedded NATS a three-node cluster)",
     )
     admin_secret: SecretStr | None = Field(
         default=None,

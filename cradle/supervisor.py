@@ -1,5 +1,10 @@
 """`cradle up`: NATS, migrations, the admin client, every service and the gateway as child
-processes, their logs interleaved with a name per line; Ctrl-C or SIGTERM stops them all."""
+processes, their logs interleaved with a name per line; Ctrl-C or SIGTERM stops them all.
+
+With `replicas` above 1 (`--replicas`, `CRADLE_REPLICAS`), each service runs that many processes,
+each on its own port and all on the service's one database, and as many gateways on consecutive
+ports, each balancing over every replica; the embedded NATS is then a three-node JetStream cluster
+whose streams keep three copies."""
 
 from __future__ import annotations
 
@@ -23,7 +28,13 @@ from cradle.layout import (
     service_env,
 )
 from cradle.nats import ADMIN, BusTrust, admin_creds_from_env, gateway_bus_env, provision
-from cradle.nats_server import embedded_nats_config, nats_server_binary, wait_for_port
+from cradle.nats_server import (
+    CLUSTER_NODES,
+    embedded_nats_cluster_configs,
+    embedded_nats_config,
+    nats_server_binary,
+    wait_for_port,
+)
 from cradle.preflight import settings_of
 from cradle.services import PROCESSES, SERVICES
 from shared.events.streams import DEFAULT_NAMESPACE
@@ -51,11 +62,11 @@ class Supervisor:
         self.failed: str | None = None
 
     def say(self, name: str, line: str, *, style: str = "") -> None:
-        colour = COLOURS.get(name, "white")
+        colour = COLOURS.get(process_of(name), "white")
         text = escape(line)  # log lines are data, not markup ("[INF]" must print as is)
         if style:
             text = f"[{style}]{text}[/]"
-        self.console.print(f"[{colour}]{name:<10}[/] | {text}", highlight=False)
+        self.console.print(f"[{colour}]{name:<12}[/] | {text}", highlight=False)
 
     async def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
         process = await asyncio.create_subprocess_exec(
@@ -110,6 +121,17 @@ async def wait_healthy(url: str, *, timeout: float = 60.0) -> None:
             await asyncio.sleep(0.2)
 
 
+def replica_names(name: str, replicas: int) -> list[str]:
+    """The log label of each replica of a process: `registry`, or `registry-1`, `registry-2` …"""
+    return [name] if replicas == 1 else [f"{name}-{index}" for index in range(1, replicas + 1)]
+
+
+def process_of(label: str) -> str:
+    """`registry-2` → `registry` (a label without a replica number is the process's name)."""
+    name, _, number = label.rpartition("-")
+    return name if number.isdigit() and name else label
+
+
 class Listeners:
     """Each process's metrics listener (`/metrics`, `/readyz` with its reasons) on a loopback port
     `cradle up` picks, so it can read why a process is not ready."""
@@ -117,12 +139,12 @@ class Listeners:
     def __init__(self) -> None:
         self.urls: dict[str, str] = {}
 
-    def env(self, name: str) -> dict[str, str]:
-        variables = {s.field: s.variable for s in settings_of(PROCESSES[name].settings)}
+    def env(self, label: str) -> dict[str, str]:
+        variables = {s.field: s.variable for s in settings_of(PROCESSES[process_of(label)].settings)}
         if "metrics_port" not in variables:
             return {}
         port = free_port()
-        self.urls[name] = f"http://127.0.0.1:{port}"
+        self.urls[label] = f"http://127.0.0.1:{port}"
         env = {variables["metrics_port"]: str(port)}
         if "metrics_host" in variables:
             env[variables["metrics_host"]] = "127.0.0.1"
@@ -172,7 +194,29 @@ def uvicorn_args(name: str, host: str, port: int) -> list[str]:
     ]
 
 
-async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None) -> int:
+async def start_nats(
+    supervisor: Supervisor, base: Path, *, namespace: str, nodes: int
+) -> tuple[str, BusTrust]:
+    """The embedded server, or with `nodes` > 1 a cluster of that many routed to each other on
+    loopback ports (each its own store under `<data>/nats/<node>`); the URL lists every node."""
+    if nodes == 1:
+        port = free_port()
+        config, trust = embedded_nats_config(base, port=port, namespace=namespace)
+        await supervisor.spawn("nats", [nats_server_binary(), "--config", str(config)], {})
+        await wait_for_port("127.0.0.1", port)
+        return f"nats://127.0.0.1:{port}", trust
+    ports = [free_port() for _ in range(nodes)]
+    configs, trust = embedded_nats_cluster_configs(
+        base, ports=ports, route_ports=[free_port() for _ in range(nodes)], namespace=namespace
+    )
+    for label, config in zip(replica_names("nats", nodes), configs, strict=True):
+        await supervisor.spawn(label, [nats_server_binary(), "--config", str(config)], {})
+    for port in ports:
+        await wait_for_port("127.0.0.1", port)
+    return ",".join(f"nats://127.0.0.1:{port}" for port in ports), trust
+
+
+async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, replicas: int = 1) -> int:
     console = Console(soft_wrap=True)
     supervisor = Supervisor(console)
     loop = asyncio.get_running_loop()
@@ -183,21 +227,21 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None) -> i
         namespace = os.environ.get("CRADLE_EVENT_NAMESPACE", DEFAULT_NAMESPACE)
         trust: BusTrust | None = None
         admin_creds = admin_creds_from_env()
+        stream_replicas = int(os.environ.get("CRADLE_NATS_REPLICAS", "1"))
         if not nats_url:
-            port = free_port()
-            config, trust = embedded_nats_config(base, port=port, namespace=namespace)
-            await supervisor.spawn("nats", [nats_server_binary(), "--config", str(config)], {})
-            await wait_for_port("127.0.0.1", port)
-            nats_url = f"nats://127.0.0.1:{port}"
+            # Replicated services get a replicated bus: losing one node loses no event.
+            nodes = CLUSTER_NODES if replicas > 1 else 1
+            nats_url, trust = await start_nats(supervisor, base, namespace=namespace, nodes=nodes)
             admin_creds = trust.creds_path(ADMIN)
+            stream_replicas = nodes
         supervisor.say("nats", f"using {nats_url}")
         # The streams exist before any service starts: services may only wait for them. An external
         # server that does not answer is no reason to refuse writes (the outboxes keep the events):
         # the services start degraded, and say so.
         try:
             await asyncio.wait_for(
-                provision(nats_url, namespace=namespace, replicas=1, credentials=admin_creds),
-                PROVISION_SECONDS,
+                provision(nats_url, namespace=namespace, replicas=stream_replicas, credentials=admin_creds),
+                PROVISION_SECONDS * (2 if stream_replicas > 1 else 1),  # a cluster first elects its leader
             )
         except Exception as exc:
             if trust is not None:  # our own server: something is really wrong
@@ -208,37 +252,51 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None) -> i
             )
 
         listeners = Listeners()
-        upstreams: dict[str, str] = {}
+        upstreams: dict[str, list[str]] = {}
+        public: dict[str, str] = {}  # each process's label → its address
         for name in SERVICES:
-            port = free_port()
-            upstreams[name] = f"http://127.0.0.1:{port}"
             creds = trust.creds_path(name) if trust is not None else None
-            env = service_env(name, base=base, keys=keys, nats_url=nats_url, nats_creds=creds)
-            env |= listeners.env(name)
-            await supervisor.spawn(name, uvicorn_args(name, "127.0.0.1", port), env)
-        await asyncio.gather(*(wait_healthy(url + "/healthz") for url in upstreams.values()))
+            for label in replica_names(name, replicas):
+                port = free_port()
+                public[label] = f"http://127.0.0.1:{port}"
+                upstreams.setdefault(name, []).append(public[label])
+                env = service_env(name, base=base, keys=keys, nats_url=nats_url, nats_creds=creds)
+                env |= listeners.env(label)
+                await supervisor.spawn(label, uvicorn_args(name, "127.0.0.1", port), env)
+        await asyncio.gather(*(wait_healthy(url + "/healthz") for url in public.values()))
 
         host = os.environ.get("CRADLE_GATEWAY_HOST", "127.0.0.1")
-        port = int(os.environ.get("CRADLE_GATEWAY_PORT", "8000"))
-        env = gateway_env(base=base, keys=keys, upstreams=upstreams, nats_url=nats_url)
+        first_port = int(os.environ.get("CRADLE_GATEWAY_PORT", "8000"))
+        reachable = "127.0.0.1" if host == "0.0.0.0" else host
+        env = gateway_env(
+            base=base,
+            keys=keys,
+            upstreams={name: ",".join(urls) for name, urls in upstreams.items()},
+            nats_url=nats_url,
+        )
         if trust is not None:  # the embedded server: the gateway's credentials and device issuer keys
             env |= gateway_bus_env(trust)
-        env |= listeners.env("gateway")
-        await supervisor.spawn("gateway", uvicorn_args("gateway", host, port), env)
-        gateway = f"http://{host}:{port}"
-        await wait_healthy(gateway + "/healthz")
+        gateways: list[str] = []
+        for index, label in enumerate(replica_names("gateway", replicas)):
+            port = first_port + index
+            await supervisor.spawn(label, uvicorn_args("gateway", host, port), env | listeners.env(label))
+            gateways.append(f"http://{host}:{port}")
+            public[label] = f"http://{reachable}:{port}"
+        await asyncio.gather(*(wait_healthy(url + "/healthz") for url in gateways))
+        gateway = gateways[0]
         # Up is what every process's readiness says, not that it answers.
-        public = {**upstreams, "gateway": f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"}
         troubles = await listeners.troubles(public)
         if troubles:
             console.rule("[bold yellow]Cradle is running, degraded")
             for name, (status, reasons) in troubles.items():
                 for reason in reasons or [status]:
-                    console.print(f"[yellow]{status:<9}[/] {name:<10} {escape(reason)}")
+                    console.print(f"[yellow]{status:<9}[/] {name:<12} {escape(reason)}")
             console.print("(each process's /readyz, on its metrics listener, says the same)")
         else:
             console.rule("[bold green]Cradle is up")
         console.print(f"gateway      {gateway}   (API docs: {gateway}/docs)")
+        for other in gateways[1:]:
+            console.print(f"gateway      {other}   (a replica: the same API, the same data)")
         console.print(f"data         {base}")
         console.print("admin id     admin")
         if admin_secret_shown:
