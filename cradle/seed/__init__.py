@@ -4,7 +4,11 @@ writing its service's database through that service's own models and public func
 The registry seeds first; its facility events, as it writes them to its outbox, are handed to the
 workforce's and monitoring's seeders, which build their projections from them exactly as their
 consumers would (same facts, version and event time), so the real events, when the outbox relay
-sends them, change nothing. No service reads another's database."""
+sends them, change nothing. No service reads another's database.
+
+`cradle up` may be running meanwhile, its consumers filling the same projections from the same
+events, and the same seed may be run twice: a projection row is written by `upsert_newer`, which
+keeps whichever of the two rows is newer by (version, event time), as the consumers do."""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, ProgressColumn, Task, TaskID
 from rich.text import Text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import ColumnElement, Table, and_, func, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cradle.layout import Keys, database_url
 from shared.db import make_engine
@@ -74,3 +80,39 @@ class SeedRun:
             yield engine
         finally:
             await engine.dispose()
+
+
+async def upsert_newer(
+    connection: AsyncConnection,
+    table: Table,
+    rows: list[dict[str, object]],
+    *,
+    key: str,
+    facts: tuple[str, ...],
+) -> None:
+    """Insert projection `rows`; where the row is already there (the consumer's, or an earlier
+    seeding's), overwrite only its `facts` columns, and only when this row is newer by (version,
+    source_event_at) — the order the consumers keep — so a seeded row never replaces a newer one
+    and what the consumer alone writes (e.g. monitoring's staffing verdict) stays."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    new, old = statement.excluded, table.c
+    newer: ColumnElement[bool] = or_(
+        new.version > func.coalesce(old.version, 0),
+        and_(new.version == func.coalesce(old.version, 0), new.source_event_at > old.source_event_at),
+    )
+    await connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[old[key]],
+            set_={column: new[column] for column in facts},
+            where=newer,
+        ),
+        rows,
+    )
+
+
+async def insert_missing(connection: AsyncConnection, table: Table, rows: list[dict[str, object]]) -> None:
+    """Insert `rows`, skipping any whose key (or another unique column) is already there: the same
+    seed draws the same ids, so a second run adds nothing."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    await connection.execute(dialect.insert(table).on_conflict_do_nothing(), rows)

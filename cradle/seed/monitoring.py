@@ -15,10 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cradle.seed import SeedRun
+from cradle.seed import SeedRun, insert_missing, upsert_newer
 from services.monitoring.handlers import FacilityFacts
 from services.monitoring.models import Camera, Facility
 from services.monitoring.service.common import as_utc
@@ -27,6 +26,8 @@ from shared.events.envelope import CloudEvent
 
 BATCH = 5000
 SEED_BY = "seed-demo"
+# Projection columns only the consumer writes (from `staffing.assessed`), never the seeder.
+CONSUMER_ONLY = frozenset({"id", "staffing_in_ratio", "staffing_shortfall"})
 # Where a facility's cameras go, in the order they are installed.
 LOCATIONS = (
     "entrance",
@@ -138,25 +139,25 @@ async def seed_monitoring(
         clock = time.perf_counter()
 
     # --- the facility projection, exactly as the registry's events build it -----------------------
+    # Upserted, newer row wins (version, event time): the consumer may have written some already
+    # (`cradle up` running), or an earlier seeding. The staffing verdict is the consumer's alone.
     newest = newest_per_facility(facilities)
     rows = [projection_row(event, now) for event in newest]
-    known: set[str] = set()
-    async with engine.connect() as connection:
-        ids = [str(r["id"]) for r in rows]
-        for start in range(0, len(ids), 500):
-            found = await connection.execute(
-                select(Facility.id).where(Facility.id.in_(ids[start : start + 500]))
-            )
-            known.update(found.scalars())
-    new = [r for r in rows if r["id"] not in known]
+    facts = tuple(column for column in rows[0] if column not in CONSUMER_ONLY) if rows else ()
     if progress:
-        progress("monitoring projection", 0, len(new))
-    for start in range(0, len(new), BATCH):
+        progress("monitoring projection", 0, len(rows))
+    for start in range(0, len(rows), BATCH):
         async with engine.begin() as connection:
-            await connection.execute(insert(Facility), new[start : start + BATCH])
+            await upsert_newer(
+                connection,
+                Facility.__table__,  # type: ignore[attr-defined]
+                rows[start : start + BATCH],
+                key="id",
+                facts=facts,
+            )
         if progress:
-            progress("monitoring projection", min(start + BATCH, len(new)), len(new))
-    report.facilities = len(new)
+            progress("monitoring projection", min(start + BATCH, len(rows)), len(rows))
+    report.facilities = len(rows)
     lap("facility projection")
 
     # --- cameras at the approved facilities, more where more children are -------------------------
@@ -169,7 +170,7 @@ async def seed_monitoring(
 
     async def flush() -> None:
         async with engine.begin() as connection:
-            await connection.execute(insert(Camera), batch)
+            await insert_missing(connection, Camera.__table__, batch)  # type: ignore[attr-defined]
         report.cameras += len(batch)
         batch.clear()
         if progress:

@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import case, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cradle.seed import SeedRun
@@ -122,8 +123,7 @@ async def seed_facilities(
     now = datetime.now(UTC)
     written = 0
     for start in range(0, len(chosen), BATCH):
-        facilities, changes, events = [], [], []
-        written_events: list[CloudEvent] = []
+        drawn: list[tuple[dict[str, object], dict[str, int], dict[str, int]]] = []
         for town in chosen[start : start + BATCH]:
             kind = rng.choices(kinds, weights=kind_weights)[0]
             lat, lon, radius = DISTRICT_AREAS[town.district_code]
@@ -136,11 +136,6 @@ async def seed_facilities(
             approved_at = submitted_at + timedelta(days=rng.randint(10, 60)) if approved else None
             if approved_at and approved_at > now:
                 approved_at = now
-            license_no = None
-            if approved_at is not None:
-                key = (town.district_code, approved_at.year)
-                sequences[key] = sequences.get(key, 0) + 1
-                license_no = f"沪托{key[0]}-{key[1]}-{sequences[key]:05d}"
             enrolled = {a: int(capacity[a] * rng.uniform(0.5, 1.0)) if approved else 0 for a in capacity}
             row = {
                 "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -168,7 +163,7 @@ async def seed_facilities(
                 **{f"enrolled_{a}": enrolled[a] for a in enrolled},
                 "enrolment_month": now.strftime("%Y-%m") if approved else None,
                 "status": "approved" if approved else "submitted",
-                "license_no": license_no,
+                "license_no": None,  # numbered below, once it is known to be a new facility
                 "rejection_reasons": [],
                 "grade": rng.choice(("A", "B", "B", "C", None)) if approved else None,
                 "is_demonstration": approved and rng.random() < 0.03,
@@ -178,6 +173,59 @@ async def seed_facilities(
                 "approved_at": approved_at,
                 "updated_at": approved_at or submitted_at,
             }
+            drawn.append((row, capacity, enrolled))
+        # The same seed draws the same ids: a facility an earlier run wrote is not written again (nor
+        # numbered, nor announced), but its facts still go to the next steps, which then draw the
+        # same staff and cameras for it and skip them too.
+        async with engine.connect() as connection:
+            stored = dict(
+                (
+                    await connection.execute(
+                        select(Facility.id, Facility.license_no).where(
+                            Facility.id.in_([row["id"] for row, _, _ in drawn])
+                        )
+                    )
+                ).all()
+            )
+        facilities, changes, events = [], [], []
+        written_events: list[CloudEvent] = []
+        for row, capacity, enrolled in drawn:
+            approved_at = row["approved_at"]
+            new = row["id"] not in stored
+            if not new:
+                row["license_no"] = stored[row["id"]]
+            elif isinstance(approved_at, datetime):
+                key = (str(row["district_code"]), approved_at.year)
+                sequences[key] = sequences.get(key, 0) + 1
+                row["license_no"] = f"沪托{key[0]}-{key[1]}-{sequences[key]:05d}"
+            event_type = (
+                "cradle.registry.facility.approved"
+                if row["status"] == "approved"
+                else "cradle.registry.facility.submitted"
+            )
+            data = {
+                "facility_id": row["id"],
+                "name": row["name"],
+                "kind": row["kind"],
+                "inclusive": row["inclusive"],
+                "has_nursery_class": row["has_nursery_class"],
+                "district_code": row["district_code"],
+                "town_code": row["town_code"],
+                "status": row["status"],
+                "license_no": row["license_no"],
+                "owner_client_id": None,
+                "capacity": capacity,
+                "enrolment": enrolled,
+                "opening_hours": row["opening_hours"],
+                "version": 1,
+                "occurred_at": row["updated_at"].isoformat(),  # type: ignore[attr-defined]
+            }
+            if isinstance(approved_at, datetime):
+                data["approved_at"] = approved_at.isoformat()
+            event = CloudEvent(source="/cradle/registry", type=event_type, subject=row["id"], data=data)
+            written_events.append(event)
+            if not new:
+                continue
             facilities.append(row)
             changes.append(
                 {
@@ -190,30 +238,6 @@ async def seed_facilities(
                     "changed_at": row["updated_at"],
                 }
             )
-            event_type = (
-                "cradle.registry.facility.approved" if approved else "cradle.registry.facility.submitted"
-            )
-            data = {
-                "facility_id": row["id"],
-                "name": row["name"],
-                "kind": kind,
-                "inclusive": row["inclusive"],
-                "has_nursery_class": row["has_nursery_class"],
-                "district_code": row["district_code"],
-                "town_code": row["town_code"],
-                "status": row["status"],
-                "license_no": license_no,
-                "owner_client_id": None,
-                "capacity": capacity,
-                "enrolment": enrolled,
-                "opening_hours": row["opening_hours"],
-                "version": 1,
-                "occurred_at": row["updated_at"].isoformat(),
-            }
-            if approved_at:
-                data["approved_at"] = approved_at.isoformat()
-            event = CloudEvent(source="/cradle/registry", type=event_type, subject=row["id"], data=data)
-            written_events.append(event)
             events.append(
                 {
                     "event_id": event.id,
@@ -223,20 +247,35 @@ async def seed_facilities(
                     "attempts": 0,
                 }
             )
-        async with engine.begin() as connection:
-            await connection.execute(insert(Facility), facilities)
-            await connection.execute(insert(FacilityStatusChange), changes)
-            await connection.execute(insert(outbox), events)
+        if facilities:
+            async with engine.begin() as connection:
+                await connection.execute(insert(Facility), facilities)
+                await connection.execute(insert(FacilityStatusChange), changes)
+                await connection.execute(insert(outbox), events)
         written += len(facilities)
         if events_out is not None:
             events_out.extend(written_events)
         if progress:
-            progress(len(facilities))
-    async with engine.begin() as connection:
-        await connection.execute(delete(LicenseSequence))
-        if sequences:
+            progress(len(drawn))
+    if sequences:
+        # The highest number of each kept: the registry may have licensed facilities meanwhile.
+        async with engine.begin() as connection:
+            statement = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(
+                LicenseSequence.__table__  # type: ignore[attr-defined]
+            )
             await connection.execute(
-                insert(LicenseSequence),
+                statement.on_conflict_do_update(
+                    index_elements=["district_code", "year"],
+                    set_={
+                        "last_number": case(
+                            (
+                                statement.excluded.last_number > LicenseSequence.last_number,
+                                statement.excluded.last_number,
+                            ),
+                            else_=LicenseSequence.last_number,
+                        )
+                    },
+                ),
                 [{"district_code": d, "year": y, "last_number": n} for (d, y), n in sequences.items()],
             )
     await refresh_planner_statistics(engine)

@@ -30,7 +30,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cradle.layout import database_url
-from cradle.seed import SeedRun
+from cradle.seed import SeedRun, upsert_newer
 from services.workforce.config import WorkforceSettings
 from services.workforce.events import AgeClassStaffingFacts, StaffingAssessed
 from services.workforce.handlers import FacilityFacts
@@ -212,27 +212,24 @@ def newest_per_facility(events: Sequence[CloudEvent]) -> list[CloudEvent]:
 async def write_projection(
     engine: AsyncEngine, events: Sequence[CloudEvent], *, progress: Progress | None = None
 ) -> list[dict[str, object]]:
-    """Write the projection rows of facilities not in it yet; return the rows of all of them."""
+    """Write the projection rows of these facilities, each unless the one there (the consumer's,
+    when `cradle up` runs, or an earlier seeding's) is as new; return the rows of all of them."""
     now = datetime.now(UTC)
     rows = [projection_row(event, now) for event in newest_per_facility(events)]
-    known: set[str] = set()
-    async with engine.connect() as connection:
-        ids = [str(r["facility_id"]) for r in rows]
-        for start in range(0, len(ids), 500):
-            found = await connection.execute(
-                select(FacilityProjection.facility_id).where(
-                    FacilityProjection.facility_id.in_(ids[start : start + 500])
-                )
-            )
-            known.update(found.scalars())
-    new = [r for r in rows if r["facility_id"] not in known]
+    facts = tuple(column for column in rows[0] if column != "facility_id") if rows else ()
     if progress:
-        progress("workforce projection", 0, len(new))
-    for start in range(0, len(new), BATCH):
+        progress("workforce projection", 0, len(rows))
+    for start in range(0, len(rows), BATCH):
         async with engine.begin() as connection:
-            await connection.execute(insert(FacilityProjection), new[start : start + BATCH])
+            await upsert_newer(
+                connection,
+                FacilityProjection.__table__,  # type: ignore[attr-defined]
+                rows[start : start + BATCH],
+                key="facility_id",
+                facts=facts,
+            )
         if progress:
-            progress("workforce projection", min(start + BATCH, len(new)), len(new))
+            progress("workforce projection", min(start + BATCH, len(rows)), len(rows))
     return rows
 
 
