@@ -120,6 +120,8 @@ TAGS: dict[str, str] = {
     "incidents": "Incidents, findings and their confirmation, which bans the people named.",
     "inspections": "Inspectors, random inspection plans, inspections, results and rectification.",
     "risk": "Facilities' risk scores with their reasons.",
+    "complaints": "Complaints about a facility (投诉): lodged by parents, anyone without a token, or a "
+    "bureau; acknowledged and answered by its district in working days; followed by reference and code.",
     "indicators": "The figures behind the plan's indicators.",
     "places": "Guidance stations and other places where families are served.",
     "families": "Families, their children, home visits and the resources fitting the children's ages.",

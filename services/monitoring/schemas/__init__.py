@@ -23,6 +23,7 @@ from services.monitoring.schemas.common import (
 from services.monitoring.schemas.complaints import (
     Complainant,
     ComplainantKind,
+    ComplainantView,
     ComplaintAnswer,
     ComplaintCategory,
     ComplaintCreate,
@@ -32,7 +33,6 @@ from services.monitoring.schemas.complaints import (
     ComplaintRead,
     ComplaintReceipt,
     ComplaintStatus,
-    PiiView,
 )
 from services.monitoring.schemas.incidents import (
     URGENT_CATEGORIES,
@@ -122,7 +122,7 @@ __all__ = [
     "Note",
     "PlanCreate",
     "PlanRead",
-    "PiiView",
+    "ComplainantView",
     "PlanVerification",
     "PractitionerIds",
     "RectificationCreate",

@@ -43,7 +43,7 @@ class ComplainantKind(StrEnum):
     bureau = "bureau"
 
 
-class PiiView(StrEnum):
+class ComplainantView(StrEnum):
     masked = "masked"
     unmasked = "unmasked"
     withheld = "withheld"  # the facility's operator never learns who complained
@@ -151,6 +151,6 @@ class ComplaintRead(ComplaintProgress):
     description: str
     complainant_kind: str | None = Field(description="Withheld (null) from the facility's operator")
     complainant: Complainant | None = Field(description="Withheld (null) from the facility's operator")
-    pii: PiiView
+    pii: ComplainantView
     escalated_at: datetime | None = Field(description="When a deadline first passed unmet")
     version: int

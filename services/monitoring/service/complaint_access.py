@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.models import Complaint, Facility, PiiAccess
-from services.monitoring.schemas import Complainant, ComplaintProgress, ComplaintRead, PiiView
+from services.monitoring.schemas import Complainant, ComplainantView, ComplaintProgress, ComplaintRead
 from services.monitoring.service.common import may_see, visible_facilities_clause
 from shared.clock import as_utc
 from shared.identity import ClientKind, Identity
@@ -113,7 +113,13 @@ def to_read(
         return desk.open(key_id, ciphertext, context=context)
 
     complainant: Complainant | None = None
-    view = PiiView.withheld if withheld else PiiView.unmasked if unmasked else PiiView.masked
+    view = (
+        ComplainantView.withheld
+        if withheld
+        else ComplainantView.unmasked
+        if unmasked
+        else ComplainantView.masked
+    )
     if not withheld:
         name = opened(complaint.name_key_id, complaint.name_encrypted, NAME)
         phone = opened(complaint.phone_key_id, complaint.phone_encrypted, PHONE)
