@@ -8,11 +8,11 @@ from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 
 from services.workforce import jobs
-from services.workforce.ban_check_path import PATH, DirectBanCheck
 from services.workforce.config import WorkforceSettings
 from services.workforce.handlers import HANDLERS
 from services.workforce.models import metadata
 from services.workforce.router import ROUTERS
+from services.workforce.router.ban_check_path import PATH, DirectBanCheck
 from services.workforce.service.ban_checks import CheckAudit, ban_check_counter
 from services.workforce.service.common import ID_NUMBER, PHONE, WORKFORCE_SESSION_KEY, Workforce
 from shared.background import running_beside
