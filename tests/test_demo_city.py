@@ -21,8 +21,11 @@ from cradle.seed.monitoring import seed_monitoring
 from cradle.seed.registry import seed_facilities
 from cradle.seed.workforce import seed_workforce
 from services.monitoring import handlers as monitoring_handlers
+from services.monitoring.config import MonitoringSettings
 from services.monitoring.models import Camera
 from services.monitoring.models import Facility as WatchedFacility
+from services.monitoring.service.complaint_access import NAME as COMPLAINANT_NAME
+from services.monitoring.service.complaint_access import Complaints
 from services.registry.models import Facility
 from services.registry.models import outbox as registry_outbox
 from services.workforce import handlers as workforce_handlers
@@ -258,3 +261,18 @@ def test_the_command_seeds_every_service_with_the_data_directory_keys(tmp_path: 
             "SELECT id_number_key_id, id_number_encrypted, id_hash FROM practitioner LIMIT 1"
         ).fetchone()
     assert workforce.hash_id(workforce.open(key_id, sealed, context=ID_NUMBER)) == id_hash
+
+    # Complaints lodged at about one approved facility in twelve, names sealed with monitoring's keys.
+    assert 0 < count("monitoring", "complaint") <= approved
+    desk = Complaints.from_settings(
+        MonitoringSettings(
+            database_url="sqlite://",
+            internal_verify_key=load_or_create_keys(tmp_path).internal_verify_key,
+            **load_or_create_keys(tmp_path).pii["monitoring"].settings(),  # type: ignore[arg-type]
+        )  # fmt: skip
+    )
+    with sqlite3.connect(tmp_path / "monitoring.db") as connection:
+        name_key, name_sealed = connection.execute(
+            "SELECT name_key_id, name_encrypted FROM complaint WHERE name_encrypted IS NOT NULL LIMIT 1"
+        ).fetchone()
+    assert desk.open(name_key, name_sealed, context=COMPLAINANT_NAME)[-2:] in ("女士", "先生")

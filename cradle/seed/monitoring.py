@@ -17,10 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cradle.layout import database_url
 from cradle.seed import SeedRun, insert_missing, upsert_newer
+from cradle.seed.complaints import seed_complaints
+from services.monitoring.config import MonitoringSettings
 from services.monitoring.handlers import FacilityFacts
 from services.monitoring.models import Camera, Facility
 from services.monitoring.service.common import as_utc
+from services.monitoring.service.complaint_access import Complaints
 from shared.db import refresh_planner_statistics
 from shared.events.envelope import CloudEvent
 
@@ -221,10 +225,19 @@ async def seed_step(run: SeedRun, count: int) -> None:
         watch = await seed_monitoring(
             engine, facilities=run.facility_events, cameras=count, seed=run.seed, progress=run.steps.report
         )
+        settings = MonitoringSettings(
+            database_url=database_url("monitoring", run.base),
+            internal_verify_key=run.keys.internal_verify_key,
+            **run.keys.pii["monitoring"].settings(),  # type: ignore[arg-type]
+        )
+        filed = await seed_complaints(
+            engine, desk=Complaints.from_settings(settings), namespace=run.namespace, seed=run.seed
+        )
     seconds = time.perf_counter() - clock
     run.laps.append(("monitoring", seconds))
     run.laps.extend((f"  {name}", seconds) for name, seconds in watch.seconds.items())
     run.console.print(
         f"[green]{watch.cameras:,}[/] cameras at {watch.facilities_with_cameras:,} facilities, "
-        f"{watch.facilities:,} projected facilities, written in {seconds:.1f} s"
+        f"{watch.facilities:,} projected facilities, written in {seconds:.1f} s; "
+        f"{filed.lodged:,} complaints ({filed.answered:,} answered, {filed.founded:,} founded)"
     )
