@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, CheckConstraint, Column, Date, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Date, DateTime, Index, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -278,6 +278,20 @@ class FamilyYear(GuidanceModel, table=True):
     in_need: bool
     sessions_attended: int = 0
     pushed: bool = False
+
+
+class FamilyTally(GuidanceModel, table=True):
+    """Families per district and registration year: all, with a handbook, in need. Kept by triggers
+    (migration guidance_0004) in the transaction of every change to `family`, whoever writes it;
+    the figures sum the years up to theirs."""
+
+    __tablename__ = "family_tally"
+
+    district_code: str = Field(primary_key=True, max_length=6)
+    registered_year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    families: int = Field(sa_type=BigInteger)
+    with_handbook: int = Field(sa_type=BigInteger)
+    in_need: int = Field(sa_type=BigInteger)
 
 
 class PiiAccess(GuidanceModel, PiiAccessRecord, table=True):
