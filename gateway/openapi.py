@@ -111,7 +111,12 @@ TAGS: dict[str, str] = {
     "coverage": "Inclusive childcare points per district and town against the plan.",
     "imports": "Spreadsheets in (XLSX or CSV): a facility's staff roster (operators), facilities licensed "
     "before Cradle (EDU); dry run first, a verdict per row.",
-    "public": "What anyone may read about approved facilities, without a token.",
+    "public": "What anyone may read about licensed facilities (operating, suspended or closed), without "
+    "a token.",
+    "fees": "Fee schedules (收费公示): versions, the public disclosure, the inclusive cap and the "
+    "facilities flagged for fees above it.",
+    "change requests": "Changes to a licensed facility's licensed facts (and fees above the inclusive "
+    "cap), applied when the departments approve.",
     "workforce": "Practitioners, certificates, trainings and grades, background checks, employments, "
     "lifetime bans and ban checks, staffing and training compliance.",
     "cameras": "Cameras registered per facility.",

@@ -31,6 +31,7 @@ from services.monitoring.service.risk import local_today
 from shared.clock import as_utc, new_id, utcnow
 from shared.db import session_scope
 from shared.events.outbox import emit
+from shared.jobs import round_alone
 
 log = structlog.get_logger("cradle.monitoring.jobs")
 
@@ -280,6 +281,14 @@ async def run_due_jobs(
     return report
 
 
+async def run_round(
+    *, maker: async_sessionmaker[AsyncSession], settings: MonitoringSettings, now: datetime
+) -> dict[str, int] | None:
+    """The due jobs, when no other replica is running them (shared/jobs.py); None when one is."""
+    async with round_alone(maker, "monitoring.jobs") as mine:
+        return await run_due_jobs(maker=maker, settings=settings, now=now) if mine else None
+
+
 async def run_forever(
     *,
     maker: async_sessionmaker[AsyncSession],
@@ -292,8 +301,8 @@ async def run_forever(
         try:
             if before is not None:
                 await before()  # the cameras' last-seen times, so none looks silent by mistake
-            report = await run_due_jobs(maker=maker, settings=settings, now=utcnow())
-            if any(report.values()):
+            report = await run_round(maker=maker, settings=settings, now=utcnow())
+            if report and any(report.values()):
                 log.info("jobs_ran", **report)
         except asyncio.CancelledError:
             raise

@@ -13,6 +13,7 @@ from services.registry.models import metadata
 from services.registry.router import ROUTERS
 from services.registry.router.search_path import DirectSearch, SearchRoute
 from services.registry.service.directory import ON_DIRECTORY_WRITE, FacilityDirectory
+from services.registry.service.fees import FEE_CAPS
 from shared.service import create_service_app
 
 
@@ -25,7 +26,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         metadata=metadata,
         routers=ROUTERS,
         handlers=HANDLERS,
-        session_context={ON_DIRECTORY_WRITE: directory.mark_stale},
+        session_context={ON_DIRECTORY_WRITE: directory.mark_stale, FEE_CAPS: settings.fee_caps},
     )
     # Innermost of the middleware (add_middleware would put it outermost, before metrics and ids).
     app.user_middleware.append(Middleware(DirectSearch, routes=search_routes()))

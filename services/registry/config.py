@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -21,3 +23,16 @@ class RegistrySettings(ServiceSettings):
     # How often each replica asks the database whether any facility changed (services/registry/
     # directory.py): the longest another replica's write stays unseen by this one's searches.
     directory_poll_seconds: float = Field(default=1.0, gt=0)
+    # 普惠 fee caps: district code → year → the highest monthly full-day fee in yuan an inclusive
+    # facility may charge (REGISTRY_FEE_CAPS as JSON). "*" stands for every district not named; a
+    # year without a cap takes the district's latest earlier one. The defaults are placeholders for
+    # a deployment to replace with the caps its districts publish.
+    fee_caps: dict[str, dict[int, Decimal]] = Field(
+        default={
+            **{
+                code: {2025: Decimal(3500)}
+                for code in ("310101", "310104", "310105", "310106", "310107", "310109", "310110")
+            },
+            "*": {2025: Decimal(3000)},
+        }
+    )

@@ -18,3 +18,17 @@ class NotYourDepartment(Forbidden):
 class StatusChangeNotAllowed(Conflict):
     title = "Status change not allowed"
     type = "/problems/status-change"
+
+
+class ChangeRequestNotFound(NotFound):
+    title = "Change request not found"
+
+
+class ChangeRequestClosed(Conflict):
+    title = "Change request already decided"
+    type = "/problems/change-request-closed"
+
+
+class NotLicensed(Conflict):
+    title = "Not a licensed facility"
+    type = "/problems/not-licensed"

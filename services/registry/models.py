@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Date, DateTime, Index, UniqueConstraint, false
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -89,6 +89,13 @@ class Facility(RegistryModel, table=True):
     submitted_at: datetime = Field(sa_column=_at())
     approved_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     updated_at: datetime = Field(sa_column=_at())
+    # The latest fee schedule disclosed (收费公示), as the public pages show it (service/fees.py).
+    fees: dict[str, object] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # An inclusive facility whose fees went above its district's cap and are not yet settled by EDU:
+    # flagged to the district, and not counted as inclusive by coverage.
+    fee_cap_flagged: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     # Stamped by a database trigger on every insert and update (directory_revision): what the
     # in-memory directory of each replica reloads. Never set by the code.
     change_revision: int = Field(
@@ -106,10 +113,10 @@ class DirectoryRevision(RegistryModel, table=True):
 
 
 class FacilityReview(RegistryModel, table=True):
-    """One department's decision on an application; a second review by the department replaces it."""
+    """One department's decision on an application. A department that reviews again adds a row: its
+    latest counts, the earlier ones stay as history."""
 
     __tablename__ = "facility_review"
-    __table_args__ = (UniqueConstraint("facility_id", "department", name="uq_review_department"),)
 
     id: str = Field(primary_key=True, max_length=36)
     facility_id: str = Field(foreign_key="facility.id", index=True, max_length=36)
@@ -256,3 +263,64 @@ class InspectionRecord(RegistryModel, table=True):
     rectify_by: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     rectified_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     received_at: datetime = Field(sa_column=_at())
+
+class ChangeRequest(RegistryModel, table=True):
+    """A change to a licensed facility's licensed facts (`facts`), or a fee schedule above the cap
+    or while the facility is flagged (`fees`): applied only once every department in `departments`
+    approved; any rejection closes it."""
+
+    __tablename__ = "change_request"
+    __table_args__ = (Index("ix_change_request_facility_status", "facility_id", "status"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", max_length=36)
+    kind: str = Field(max_length=16)  # facts | fees
+    changes: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    fee_schedule_id: str | None = Field(default=None, max_length=36)
+    departments: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=16)  # pending | approved | rejected | superseded
+    reason: str = Field(default="", max_length=2000)
+    requested_by: str = Field(max_length=64)
+    requested_at: datetime = Field(sa_column=_at())
+    decided_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+
+
+class ChangeRequestReview(RegistryModel, table=True):
+    """A department's decision on a change request; a later one by the same department adds a row."""
+
+    __tablename__ = "change_request_review"
+
+    id: str = Field(primary_key=True, max_length=36)
+    change_request_id: str = Field(foreign_key="change_request.id", index=True, max_length=36)
+    department: str = Field(max_length=16)
+    decision: str = Field(max_length=16)
+    note: str = Field(default="", max_length=2000)
+    reviewer_client_id: str = Field(max_length=64)
+    reviewed_at: datetime = Field(sa_column=_at())
+
+
+class FeeSchedule(RegistryModel, table=True):
+    """One version of a facility's fees (收费). Amounts in fen (分). Never overwritten: a new
+    schedule is a new row; `published` ones are in force from `effective_from`."""
+
+    __tablename__ = "fee_schedule"
+    __table_args__ = (UniqueConstraint("facility_id", "version", name="uq_fee_schedule_version"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", index=True, max_length=36)
+    version: int
+    effective_from: date = Field(sa_column=Column(Date, nullable=False))
+    # [{age_class, service_mode, amount_fen}]: monthly for full_day and half_day, per hour for hourly
+    fees: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
+    meals_fen_per_month: int | None = None
+    other_charges: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=16)  # published | pending | rejected | superseded
+    max_full_day_fen: int | None = None
+    cap_fen: int | None = None  # the district's cap for the effective year, when one is set
+    recorded_by: str = Field(max_length=64)
+    recorded_at: datetime = Field(sa_column=_at())
+    published_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+
+
+# --- Subsidies (综合奖补): rates, every enrolment filing, monthly lists and their lines -------------
+

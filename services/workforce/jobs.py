@@ -15,6 +15,7 @@ from services.workforce.service import bans, practitioners, rechecks
 from services.workforce.service.common import Workforce
 from shared.clock import utcnow
 from shared.db import session_scope
+from shared.jobs import round_alone
 
 log = structlog.get_logger("cradle.workforce.jobs")
 
@@ -37,13 +38,21 @@ async def run_due_jobs(
     return JobReport(escalated=escalated, certificates_expired=expired, rechecked=rechecked)
 
 
+async def run_round(
+    *, maker: async_sessionmaker[AsyncSession], workforce: Workforce, now: datetime
+) -> JobReport | None:
+    """The due jobs, when no other replica is running them (shared/jobs.py); None when one is."""
+    async with round_alone(maker, "workforce.jobs") as mine:
+        return await run_due_jobs(maker=maker, workforce=workforce, now=now) if mine else None
+
+
 async def run_forever(
     *, maker: async_sessionmaker[AsyncSession], workforce: Workforce, interval_seconds: float
 ) -> None:
     while True:
         try:
-            report = await run_due_jobs(maker=maker, workforce=workforce, now=utcnow())
-            if report.escalated or report.certificates_expired or report.rechecked:
+            report = await run_round(maker=maker, workforce=workforce, now=utcnow())
+            if report is not None and any(report.__dict__.values()):
                 log.info("jobs_ran", **report.__dict__)
         except asyncio.CancelledError:
             raise

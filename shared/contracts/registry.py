@@ -191,6 +191,44 @@ class QualityFrameworkPublished(DomainEvent):
         return str(self.version)
 
 
+class ChangeRequestFacts(BaseModel):
+    id: Uuid
+    kind: Literal["facts", "fees"]
+    status: Literal["pending", "approved", "rejected", "superseded"]
+    fields: Annotated[list[Code], Field(max_length=16)]  # the licensed facts (or "fees") it changes
+    departments: Annotated[list[Code], Field(min_length=1, max_length=8)]
+
+
+class ChangeRequestOpened(FacilityFacts):
+    """A change to licensed facts, or fees above the inclusive cap, now awaits the departments."""
+
+    event_type: ClassVar[str] = "cradle.registry.change_request.opened"
+    change_request: ChangeRequestFacts
+
+
+class ChangeRequestDecided(FacilityFacts):
+    """Approved by every department (the facts are the new ones) or rejected by one."""
+
+    event_type: ClassVar[str] = "cradle.registry.change_request.decided"
+    change_request: ChangeRequestFacts
+
+
+class FeeFacts(BaseModel):
+    schedule_id: Uuid
+    version: Annotated[int, Field(ge=1, le=INT32_MAX)]
+    effective_from: date
+    max_full_day_fen: Count | None = None  # the highest monthly full-day fee, in fen
+    cap_fen: Count | None = None  # the district's inclusive cap for the year, when one is set
+    within_cap: bool
+
+
+class FeesPublished(FacilityFacts):
+    """A fee schedule disclosed (收费公示): in force from `fees.effective_from`."""
+
+    event_type: ClassVar[str] = "cradle.registry.fees.published"
+    fees: FeeFacts
+
+
 EVENTS: tuple[type[DomainEvent], ...] = (
     FacilitySubmitted,
     FacilityReviewed,
@@ -202,6 +240,9 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     FacilityUpdated,
     EnrolmentUpdated,
     AssessmentRecorded,
+    ChangeRequestOpened,
+    ChangeRequestDecided,
+    FeesPublished,
     EntryHealthChecksReported,
     HealthAssessmentRecorded,
     QualityFrameworkPublished,

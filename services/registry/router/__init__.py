@@ -3,9 +3,10 @@ their applications, quality and coverage), the public disclosure, the import of 
 facilities, and the search fast path that answers a plain search before FastAPI's routing."""
 
 from services.registry.router.facilities import router
+from services.registry.router.fees import router as fees_router
 from services.registry.router.imports import router as imports_router
 from services.registry.router.public import public_router
 
-ROUTERS = [router, public_router, imports_router]
+ROUTERS = [router, public_router, imports_router, fees_router]
 
-__all__ = ["ROUTERS", "imports_router", "public_router", "router"]
+__all__ = ["ROUTERS", "fees_router", "imports_router", "public_router", "router"]

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
 
 from services.registry.deps import DirectoryDep, FacilityDep, FacilityToChangeDep, SettingsDep
 from services.registry.schemas import (
@@ -34,9 +35,18 @@ from services.registry.schemas import (
     StatusChangeRead,
     TownCoverageRow,
 )
-from services.registry.service import applications, coverage, credit, divisions, facilities, quality
+from services.registry.schemas.fees import ChangeRequestRead
+from services.registry.service import (
+    applications,
+    change_requests,
+    coverage,
+    credit,
+    divisions,
+    facilities,
+    quality,
+)
 from services.registry.service.search import FacilityFilters, Near
-from shared.api import IfMatch, etag
+from shared.api import IfMatch, check_version, etag
 from shared.errors import Forbidden, invalid
 from shared.export import EXPORT_RESPONSES, ExportDep
 from shared.idempotency import IdempotencyDep, Reply, idempotent
@@ -136,7 +146,18 @@ async def read_facility(facility: FacilityDep, _caller: Reader, response: Respon
     return facilities.to_read(facility)
 
 
-@router.patch("/facilities/{facility_id}", response_model=FacilityRead, tags=["facilities"])
+@router.patch(
+    "/facilities/{facility_id}",
+    response_model=FacilityRead,
+    responses={
+        202: {
+            "model": ChangeRequestRead,
+            "description": "A licensed facility's licensed facts: a change request, applied once the "
+            "licensing departments approve (the other fields sent applied at once)",
+        }
+    },
+    tags=["facilities"],
+)
 async def edit_facility(
     body: FacilityUpdate,
     facility: FacilityToChangeDep,
@@ -145,14 +166,41 @@ async def edit_facility(
     settings: SettingsDep,
     response: Response,
     if_match: IfMatch = None,
-) -> FacilityRead:
+) -> FacilityRead | Response:
     """Edit a facility you may see; every edit is a new version. Send `If-Match` to be safe from
-    overwriting someone else's edit (412)."""
-    updated = await facilities.update_facility(
-        session=session, caller=caller, facility=facility, data=body, if_match=if_match, settings=settings
+    overwriting someone else's edit (412). A licensed facility's licensed facts (capacity, classes,
+    address, coordinates, inclusive) change by review: the reply is then 202 with the change request
+    (`Location` names it), and the request's other fields are applied at once."""
+    licensed = None
+    if change_requests.is_licensed(facility):
+        direct, licensed = change_requests.split_edit(body)
+    else:
+        direct = body
+    if direct is not None:
+        facility = await facilities.update_facility(
+            session=session,
+            caller=caller,
+            facility=facility,
+            data=direct,
+            if_match=if_match,
+            settings=settings,
+        )
+    else:
+        check_version(facility.version, if_match, what="facility")
+    if licensed is None:
+        response.headers.update(etag(facility.version))
+        return facilities.to_read(facility)
+    request = await change_requests.request_facts(
+        session=session, caller=caller, facility=facility, data=licensed, settings=settings
     )
-    response.headers.update(etag(updated.version))
-    return facilities.to_read(updated)
+    return JSONResponse(
+        change_requests.to_read(request, []).model_dump(mode="json"),
+        status_code=202,
+        headers={
+            "Location": f"/v1/facilities/{facility.id}/change-requests/{request.id}",
+            **etag(facility.version),
+        },
+    )
 
 
 @router.get(
@@ -192,7 +240,8 @@ async def review_application(
     caller: Reviewer,
     settings: SettingsDep,
 ) -> Reply:
-    """A required department approves or rejects (its second review replaces its first)."""
+    """A required department approves or rejects; a later review by it is kept beside the earlier one
+    and counts instead."""
     reviewed = await applications.review(
         session=session, caller=caller, facility=facility, data=body, settings=settings
     )

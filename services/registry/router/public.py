@@ -1,4 +1,5 @@
-"""Public disclosure (信息公开): approved facilities only, public fields only, no token needed."""
+"""Public disclosure (信息公开): licensed facilities (approved, and suspended or closed ones with their
+status), public fields only, no token needed."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from services.registry.models import Facility
 from services.registry.router.facilities import Filters, Paging
 from services.registry.schemas import (
     CreditEntryRead,
-    FacilityStatus,
     OpeningHours,
     PublicFacility,
     PublicFacilityPage,
 )
+from services.registry.schemas.fees import PublicFees
 from services.registry.service import credit, facilities
+from services.registry.service.search import PUBLIC_STATUSES
 from shared.i18n import tr
 from shared.pagination import Page
 from shared.service import SessionDep
@@ -43,20 +45,23 @@ def to_public(facility: Facility, distance: float | None = None) -> PublicFacili
         approved_at=facility.approved_at,
         grade=facility.grade,
         is_demonstration=facility.is_demonstration,
+        status=facility.status,
+        fees=PublicFees.model_validate(facility.fees) if facility.fees else None,
         distance_m=distance,
     )
 
 
-async def approved_or_404(session: SessionDep, facility_id: str) -> Facility:
+async def licensed_or_404(session: SessionDep, facility_id: str) -> Facility:
     facility = await session.get(Facility, facility_id)
-    if facility is None or facility.status != FacilityStatus.approved:
+    if facility is None or facility.status not in PUBLIC_STATUSES:
         raise FacilityNotFound(tr("No approved facility {facility_id}.", facility_id=facility_id))
     return facility
 
 
 @public_router.get("/facilities", response_model=Page[PublicFacility])
 async def public_search(directory: DirectoryDep, filters: Filters, paging: Paging) -> Response:
-    """Approved facilities, filtered; nearest first with `near=lat,lon` (default radius 1,000 m)."""
+    """Approved (operating) facilities, filtered; nearest first with `near=lat,lon` (default radius
+    1,000 m). `status=suspended` or `status=closed` lists those instead."""
     page = await directory.search(caller=None, filters=filters, page=paging, public=True)
     return Response(page, media_type="application/json")
 
@@ -66,7 +71,7 @@ async def public_facility(
     facility_id: FacilityId, session: SessionDep, settings: SettingsDep
 ) -> PublicFacilityPage:
     """The public page: the facility, its inspections of the last years, and its credit record."""
-    facility = await approved_or_404(session, facility_id)
+    facility = await licensed_or_404(session, facility_id)
     inspections = await credit.inspection_history(
         session=session, facility_id=facility.id, years=settings.public_inspection_years
     )
@@ -82,7 +87,7 @@ async def public_facility(
 async def public_credit_record(
     facility_id: FacilityId, session: SessionDep, paging: Paging
 ) -> Page[CreditEntryRead]:
-    """An approved facility's credit entries, newest first."""
-    facility = await approved_or_404(session, facility_id)
+    """A licensed facility's credit entries, newest first."""
+    facility = await licensed_or_404(session, facility_id)
     rows, cursor = await credit.credit_record_page(session=session, facility_id=facility.id, page=paging)
     return Page[CreditEntryRead](items=[credit.to_entry_read(e) for e in rows], next_cursor=cursor)

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from services.registry.schemas.common import Capacity, FacilityKind, OpeningHours, PerAgeClass, ServiceMode
+from services.registry.schemas.common import (
+    Capacity,
+    FacilityKind,
+    FacilityStatus,
+    OpeningHours,
+    PerAgeClass,
+    ServiceMode,
+)
+from services.registry.schemas.fees import PublicFees
 from services.registry.schemas.quality import CreditEntryRead, InspectionRead
 
 
 class PublicFacility(BaseModel):
-    """What anyone may read about an approved facility (信息公开)."""
+    """What anyone may read about a licensed facility (信息公开): approved, or suspended or closed
+    (which stay on the public pages with their status and credit record)."""
 
     id: str
     name: str
@@ -31,6 +40,8 @@ class PublicFacility(BaseModel):
     approved_at: datetime | None
     grade: str | None
     is_demonstration: bool
+    status: FacilityStatus = FacilityStatus.approved
+    fees: PublicFees | None = Field(default=None, description="The latest fee schedule disclosed (收费公示)")
     distance_m: float | None = None
 
 

@@ -39,13 +39,18 @@ async def reviews_of(*, session: AsyncSession, facility: Facility) -> list[Facil
     rows = await session.execute(
         select(FacilityReview)
         .where(FacilityReview.facility_id == facility.id)
-        .order_by(FacilityReview.department)
+        .order_by(FacilityReview.department, FacilityReview.reviewed_at, FacilityReview.id)
     )
     return list(rows.scalars().all())
 
 
+def latest_reviews(reviews: list[FacilityReview]) -> list[FacilityReview]:
+    """Each department's latest review (reviews in their order of time per department)."""
+    return list({r.department: r for r in reviews}.values())
+
+
 def awaiting(reviews: list[FacilityReview], settings: RegistrySettings) -> list[str]:
-    approved = {r.department for r in reviews if r.decision == ReviewDecision.approve}
+    approved = {r.department for r in latest_reviews(reviews) if r.decision == ReviewDecision.approve}
     return [d for d in settings.required_departments if d not in approved]
 
 
@@ -57,8 +62,9 @@ async def review(
     data: ReviewCreate,
     settings: RegistrySettings,
 ) -> Facility:
-    """A department's decision. While the application is open a department may change its mind;
-    every required approval → approved with a licence; any rejection → rejected."""
+    """A department's decision. While the application is open a department may change its mind (its
+    earlier reviews stay on record, its latest counts); every required approval → approved with a
+    licence; any rejection → rejected."""
     if caller.kind != ClientKind.bureau or caller.bureau != data.department:
         raise NotYourDepartment(
             tr(
@@ -74,28 +80,18 @@ async def review(
             )
         )
     now = datetime.now(UTC)
-    existing = (
-        await session.execute(
-            select(FacilityReview).where(
-                FacilityReview.facility_id == facility.id, FacilityReview.department == data.department
-            )
+    # A department that reviews again adds a row: its latest decision counts, the earlier stays.
+    session.add(
+        FacilityReview(
+            id=str(uuid.uuid4()),
+            facility_id=facility.id,
+            department=data.department,
+            decision=data.decision.value,
+            note=data.note,
+            reviewer_client_id=caller.client_id,
+            reviewed_at=now,
         )
-    ).scalar_one_or_none()
-    if existing is None:
-        session.add(
-            FacilityReview(
-                id=str(uuid.uuid4()),
-                facility_id=facility.id,
-                department=data.department,
-                decision=data.decision.value,
-                note=data.note,
-                reviewer_client_id=caller.client_id,
-                reviewed_at=now,
-            )
-        )
-    else:
-        existing.decision, existing.note = data.decision.value, data.note
-        existing.reviewer_client_id, existing.reviewed_at = caller.client_id, now
+    )
     await session.flush()
     facility.version += 1
     facility.updated_at = now
@@ -103,7 +99,7 @@ async def review(
     await emit(session, FacilityReviewed(**facts(facility), review=review_facts))
 
     reviews = await reviews_of(session=session, facility=facility)
-    rejections = [r for r in reviews if r.decision == ReviewDecision.reject]
+    rejections = [r for r in latest_reviews(reviews) if r.decision == ReviewDecision.reject]
     if rejections:
         reasons = [f"{r.department}: {r.note}" for r in rejections]
         facility.rejection_reasons = reasons

@@ -42,7 +42,8 @@ async def coverage(*, session: AsyncSession, year: int) -> CityCoverage:
                 Facility.town_code,
                 Facility.district_code,
                 Facility.kind,
-                Facility.inclusive,
+                # An inclusive facility flagged for fees above the cap does not count as inclusive.
+                Facility.inclusive & ~Facility.fee_cap_flagged,
                 Facility.has_nursery_class,
                 Facility.approved_at,
                 Facility.capacity_infant + Facility.capacity_toddler + Facility.capacity_preschool,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -36,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from services.registry.models import DirectoryRevision, Facility
-from services.registry.schemas import AGE_CLASSES, FacilityStatus, FacilitySummary, PublicFacility
-from services.registry.service.search import EARTH_RADIUS_M, FacilityFilters
+from services.registry.schemas import AGE_CLASSES, FacilitySummary, PublicFacility
+from services.registry.service.search import EARTH_RADIUS_M, FacilityFilters, public_filters
 from shared.errors import invalid
 from shared.identity import ClientKind, Identity
 from shared.pagination import PageParams, encode_cursor
@@ -227,7 +226,7 @@ class FacilityDirectory:
         as services/registry/service/search.py's SQL would give (its tests hold both)."""
         await self.current()
         if public:
-            caller, filters = None, dataclasses.replace(filters, status=FacilityStatus.approved)
+            caller, filters = None, public_filters(filters)
         match = _matcher(caller, filters)
         if filters.near is None:
             items, cursor = self._by_id(match, filters, caller, page)
@@ -329,9 +328,7 @@ def _matcher(caller: Identity | None, filters: FacilityFilters) -> Callable[[Ent
     owner: str | None = None
     own: frozenset[str] = frozenset()
     if caller is None:
-        if status not in (None, "approved"):
-            return lambda e: False
-        status = "approved"
+        status = public_filters(filters).status.value  # type: ignore[union-attr]
     elif not caller.sees_whole_city():
         if caller.kind == ClientKind.district and caller.district_code:
             if district not in (None, caller.district_code):

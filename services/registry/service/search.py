@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from shared.identity import ClientKind, Identity
 from shared.pagination import PageParams, encode_cursor
 
 EARTH_RADIUS_M = 6_371_008.8
+# What the public pages show: a suspended or closed facility stays, with its status and credit record.
+PUBLIC_STATUSES = (FacilityStatus.approved, FacilityStatus.suspended, FacilityStatus.closed)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,14 @@ class FacilityFilters:
     near: Near | None = None
 
 
+def public_filters(filters: FacilityFilters) -> FacilityFilters:
+    """The public search: operating (approved) facilities, or the suspended or closed ones when asked
+    for; asking for any other status never widens it."""
+    if filters.status in PUBLIC_STATUSES:
+        return filters
+    return dataclasses.replace(filters, status=FacilityStatus.approved)
+
+
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance (haversine)."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -45,9 +56,10 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def visible_to(query: Select, caller: Identity | None) -> Select:
     """Restrict a facility query to what the caller may see (the list's object authorization).
-    `None` is the public view, which spans the city and is limited to approved facilities."""
+    `None` is the public view, which spans the city and is limited to licensed facilities (approved,
+    suspended, closed)."""
     if caller is None:
-        return query.where(Facility.status == FacilityStatus.approved.value)
+        return query.where(Facility.status.in_([s.value for s in PUBLIC_STATUSES]))
     if caller.sees_whole_city():
         return query
     if caller.kind == ClientKind.district and caller.district_code:
@@ -96,7 +108,10 @@ async def search(
 ) -> tuple[list[tuple[Facility, float | None]], str | None]:
     """Facilities matching the filters, a page at a time: by id, or by distance when `near` is given.
     The requests are answered by the in-memory directory (services/registry/service/directory.py); this is
-    the same search in SQL, the reference its tests hold it to."""
+    the same search in SQL, the reference its tests hold it to. The public search lists operating
+    (approved) facilities unless a status is asked for."""
+    if caller is None:
+        filters = public_filters(filters)
     query = filtered(visible_to(select(Facility), caller), filters)
     if filters.near is None:
         if page.after:
