@@ -13,8 +13,8 @@ from services.delivery.handlers import HANDLERS
 from services.delivery.models import metadata
 from services.delivery.router import ROUTERS
 from services.delivery.router.events import Signal
-from services.delivery.sender import Sender
 from services.delivery.service.log import ON_DELIVERIES_COMMIT
+from services.delivery.service.sender import Sender
 from services.delivery.service.targets import TargetPolicy
 from shared.db import is_sqlite
 from shared.service import create_service_app
