@@ -42,6 +42,19 @@ class OtherCharge(BaseModel):
     amount: Money = Field(description="Yuan")
 
 
+class FeeLineRead(BaseModel):
+    """A fee as read back: the amount in yuan as a string with two decimals."""
+
+    age_class: AgeClass
+    service_mode: ServiceMode
+    amount: Decimal
+
+
+class OtherChargeRead(BaseModel):
+    name: str
+    amount: Decimal
+
+
 class FeeScheduleCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -87,9 +100,9 @@ class FeeScheduleRead(BaseModel):
     facility_id: str
     version: int
     effective_from: date
-    fees: list[FeeLine]
+    fees: list[FeeLineRead]
     meals_per_month: Decimal | None
-    other_charges: list[OtherCharge]
+    other_charges: list[OtherChargeRead]
     status: FeeScheduleStatus
     max_full_day_monthly: Decimal | None = Field(description="The highest monthly full-day fee")
     cap: Decimal | None = Field(description="The district's inclusive cap for the effective year")
@@ -103,9 +116,9 @@ class PublicFees(BaseModel):
     """The latest schedule disclosed, as the public pages show it."""
 
     effective_from: date
-    fees: list[FeeLine]
+    fees: list[FeeLineRead]
     meals_per_month: Decimal | None
-    other_charges: list[OtherCharge]
+    other_charges: list[OtherChargeRead]
 
 
 class ChangeRequestKind(StrEnum):

@@ -23,11 +23,11 @@ from services.registry.schemas.fees import (
     ChangeRequestKind,
     ChangeRequestStatus,
     FeeCapFlag,
-    FeeLine,
+    FeeLineRead,
     FeeScheduleCreate,
     FeeScheduleRead,
     FeeScheduleStatus,
-    OtherCharge,
+    OtherChargeRead,
     PublicFees,
 )
 from services.registry.service.facilities import facts
@@ -86,14 +86,16 @@ def public_fees(schedule: FeeSchedule) -> PublicFees:
     return PublicFees(
         effective_from=schedule.effective_from,
         fees=[
-            FeeLine(age_class=f["age_class"], service_mode=f["service_mode"], amount=to_yuan(f["amount_fen"]))
+            FeeLineRead(
+                age_class=f["age_class"], service_mode=f["service_mode"], amount=to_yuan(f["amount_fen"])
+            )
             for f in schedule.fees
         ],
         meals_per_month=None
         if schedule.meals_fen_per_month is None
         else to_yuan(schedule.meals_fen_per_month),
         other_charges=[
-            OtherCharge(name=c["name"], amount=to_yuan(c["amount_fen"])) for c in schedule.other_charges
+            OtherChargeRead(name=c["name"], amount=to_yuan(c["amount_fen"])) for c in schedule.other_charges
         ],
     )
 
