@@ -36,3 +36,6 @@ class RegistrySettings(ServiceSettings):
             "*": {2025: Decimal(3000)},
         }
     )
+    # Subsidies: a month closes this many days after it ends (enrolment reports are due by then); its
+    # list reads the records as they stood at that instant.
+    subsidy_close_days: int = Field(default=10, ge=0, le=60)

@@ -24,6 +24,10 @@ from shared.contracts.registry import (
     Places,
     QualityFrameworkPublished,
     ReviewFacts,
+    SubsidyListComputed,
+    SubsidyListPublished,
+    SubsidyListReviewed,
+    SubsidyPaymentRecorded,
 )
 
 __all__ = [
@@ -47,4 +51,8 @@ __all__ = [
     "Places",
     "QualityFrameworkPublished",
     "ReviewFacts",
+    "SubsidyListComputed",
+    "SubsidyListPublished",
+    "SubsidyListReviewed",
+    "SubsidyPaymentRecorded",
 ]

@@ -264,6 +264,7 @@ class InspectionRecord(RegistryModel, table=True):
     rectified_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     received_at: datetime = Field(sa_column=_at())
 
+
 class ChangeRequest(RegistryModel, table=True):
     """A change to a licensed facility's licensed facts (`facts`), or a fee schedule above the cap
     or while the facility is flagged (`fees`): applied only once every department in `departments`
@@ -324,3 +325,91 @@ class FeeSchedule(RegistryModel, table=True):
 
 # --- Subsidies (综合奖补): rates, every enrolment filing, monthly lists and their lines -------------
 
+
+class EnrolmentFiling(RegistryModel, table=True):
+    """Every enrolment report as filed, never overwritten (the `enrolment` row keeps only the latest):
+    what a month's subsidy reads as recorded at the month's close."""
+
+    __tablename__ = "enrolment_filing"
+    __table_args__ = (Index("ix_enrolment_filing_lookup", "facility_id", "month", "reported_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", max_length=36)
+    month: str = Field(max_length=7)  # YYYY-MM
+    infant: int
+    toddler: int
+    preschool: int
+    reported_by: str = Field(max_length=64)
+    reported_at: datetime = Field(sa_column=_at())
+
+
+class SubsidyRate(RegistryModel, table=True):
+    """FINANCE's amount per inclusive place per month for a district and year, in fen. Each setting
+    is a new row: the rate in force at an instant is the latest set before it."""
+
+    __tablename__ = "subsidy_rate"
+    __table_args__ = (Index("ix_subsidy_rate_lookup", "district_code", "year", "set_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    district_code: str = Field(foreign_key="district.code", max_length=6)
+    year: int
+    amount_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    note: str = Field(default="", max_length=2000)
+    set_by: str = Field(max_length=64)
+    set_at: datetime = Field(sa_column=_at())
+
+
+class SubsidyList(RegistryModel, table=True):
+    """A district's list for a month: draft → approved or returned (EDU) → published (FINANCE)."""
+
+    __tablename__ = "subsidy_list"
+    __table_args__ = (UniqueConstraint("month", "district_code", name="uq_subsidy_list_month_district"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    month: str = Field(max_length=7)
+    district_code: str = Field(foreign_key="district.code", index=True, max_length=6)
+    status: str = Field(max_length=16)  # draft | returned | approved | published
+    closes_at: datetime = Field(sa_column=_at())
+    rate_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    line_count: int = 0
+    eligible_lines: int = 0
+    places: int = 0
+    total_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    computed_by: str = Field(max_length=64)
+    computed_at: datetime = Field(sa_column=_at())
+    reviewed_by: str | None = Field(default=None, max_length=64)
+    reviewed_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    review_note: str = Field(default="", max_length=2000)
+    published_by: str | None = Field(default=None, max_length=64)
+    published_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    version: int = 1
+
+
+class SubsidyLine(RegistryModel, table=True):
+    """One facility's entitlement for the list's month, or an adjustment of an earlier published
+    month's (`for_month`): the difference between what that month is now owed, as recorded at this
+    list's close, and what the published lists already gave."""
+
+    __tablename__ = "subsidy_line"
+    __table_args__ = (
+        UniqueConstraint("list_id", "facility_id", "for_month", name="uq_subsidy_line"),
+        Index("ix_subsidy_line_facility", "facility_id", "for_month"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    list_id: str = Field(foreign_key="subsidy_list.id", index=True, max_length=36)
+    facility_id: str = Field(foreign_key="facility.id", max_length=36)
+    facility_name: str = Field(max_length=200)
+    kind: str = Field(max_length=16)  # entitlement | adjustment
+    for_month: str = Field(max_length=7)
+    eligible: bool
+    places: int
+    rate_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    amount_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    checks: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
+    refusals: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    paid_fen: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    paid_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    payment_reference: str | None = Field(default=None, max_length=64)
+    paid_by: str | None = Field(default=None, max_length=64)
+    paid_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))

@@ -229,6 +229,65 @@ class FeesPublished(FacilityFacts):
     fees: FeeFacts
 
 
+# --- Subsidies (综合奖补): a district's monthly list and the payments FINANCE records --------------
+
+Fen = Annotated[int, Field(ge=-(10**13), le=10**13)]  # amounts in fen (0.01 yuan), never floats
+SubsidyListStatus = Literal["draft", "returned", "approved", "published"]
+
+
+class SubsidyListFacts(DomainEvent):
+    """A list's totals: who may see it is its district (no facility's figures ride on these)."""
+
+    list_id: Uuid
+    month: Month
+    district_code: DistrictCode
+    status: SubsidyListStatus
+    line_count: Annotated[int, Field(ge=0, le=INT32_MAX)]
+    eligible_lines: Annotated[int, Field(ge=0, le=INT32_MAX)]
+    places: Annotated[int, Field(ge=0, le=INT32_MAX)]
+    total_fen: Fen
+    version: Annotated[int, Field(ge=1, le=INT32_MAX)]
+    occurred_at: datetime
+
+    def subject_id(self) -> str:
+        return self.list_id
+
+
+class SubsidyListComputed(SubsidyListFacts):
+    event_type: ClassVar[str] = "cradle.registry.subsidy_list.computed"
+    closes_at: datetime
+
+
+class SubsidyListReviewed(SubsidyListFacts):
+    event_type: ClassVar[str] = "cradle.registry.subsidy_list.reviewed"
+    decision: Literal["approve", "return"]
+    note: Annotated[str, Field(max_length=2000)]
+
+
+class SubsidyListPublished(SubsidyListFacts):
+    event_type: ClassVar[str] = "cradle.registry.subsidy_list.published"
+
+
+class SubsidyPaymentRecorded(DomainEvent):
+    """One line paid: its facility (and the operator owning it) and its district may see it."""
+
+    event_type: ClassVar[str] = "cradle.registry.subsidy_payment.recorded"
+    line_id: Uuid
+    list_id: Uuid
+    month: Month
+    for_month: Month
+    facility_id: Uuid
+    district_code: DistrictCode
+    amount_fen: Fen
+    paid_fen: Fen
+    paid_on: date
+    reference: Annotated[str, Field(min_length=1, max_length=64)]
+    occurred_at: datetime
+
+    def subject_id(self) -> str:
+        return self.line_id
+
+
 EVENTS: tuple[type[DomainEvent], ...] = (
     FacilitySubmitted,
     FacilityReviewed,
@@ -246,4 +305,8 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     EntryHealthChecksReported,
     HealthAssessmentRecorded,
     QualityFrameworkPublished,
+    SubsidyListComputed,
+    SubsidyListReviewed,
+    SubsidyListPublished,
+    SubsidyPaymentRecorded,
 )

@@ -6,7 +6,8 @@ from services.registry.router.facilities import router
 from services.registry.router.fees import router as fees_router
 from services.registry.router.imports import router as imports_router
 from services.registry.router.public import public_router
+from services.registry.router.subsidies import router as subsidies_router
 
-ROUTERS = [router, public_router, imports_router, fees_router]
+ROUTERS = [router, public_router, imports_router, fees_router, subsidies_router]
 
-__all__ = ["ROUTERS", "fees_router", "imports_router", "public_router", "router"]
+__all__ = ["ROUTERS", "fees_router", "imports_router", "public_router", "router", "subsidies_router"]

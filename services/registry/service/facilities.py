@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.registry.config import RegistrySettings
 from services.registry.errors import FacilityNotFound, StatusChangeNotAllowed
 from services.registry.events import EnrolmentUpdated, FacilitySubmitted, FacilityUpdated, Places
-from services.registry.models import Enrolment, Facility, FacilityStatusChange, FacilityVersion, Town
+from services.registry.models import (
+    Enrolment,
+    EnrolmentFiling,
+    Facility,
+    FacilityStatusChange,
+    FacilityVersion,
+    Town,
+)
 from services.registry.schemas import (
     AGE_CLASSES,
     Capacity,
@@ -343,6 +350,20 @@ async def report_enrolment(
     else:
         existing.infant, existing.toddler, existing.preschool = data.infant, data.toddler, data.preschool
         existing.reported_by, existing.reported_at = caller.client_id, now
+    # Every report is also kept as filed: a month's subsidy reads the report as it stood at the
+    # month's close, not a correction made after it (service/subsidies.py).
+    session.add(
+        EnrolmentFiling(
+            id=str(uuid.uuid4()),
+            facility_id=facility.id,
+            month=data.month,
+            infant=data.infant,
+            toddler=data.toddler,
+            preschool=data.preschool,
+            reported_by=caller.client_id,
+            reported_at=now,
+        )
+    )
     # The row keeps the latest month's figures (an older month's correction leaves them be).
     if facility.enrolment_month is None or data.month >= facility.enrolment_month:
         facility.enrolled_infant, facility.enrolled_toddler = data.infant, data.toddler
