@@ -117,3 +117,72 @@ def test_the_process_table_and_the_bus_layout_name_the_same_processes() -> None:
     from shared.events.streams import READS, SERVICES
 
     assert set(PROCESSES) == set(SERVICES) == set(READS)
+
+
+# Every service's top-level names (docs/ARCHITECTURE.md, "One service shape, one kit"): a module
+# past ~400 lines becomes a package of the same name, so each may be either.
+SERVICE_SHAPE = frozenset(
+    "__init__ app config deps errors events models schemas router service migrations handlers jobs".split()
+)
+
+
+def stray_top_level_names(service: Path) -> list[str]:
+    """The top-level modules and packages of a service outside the shape."""
+    names = set()
+    for child in service.iterdir():
+        if child.name.startswith((".", "__pycache__")):
+            continue
+        if child.is_dir() or child.suffix == ".py":
+            names.add(child.stem)
+    return sorted(names - SERVICE_SHAPE)
+
+
+def test_every_service_keeps_to_the_shape() -> None:
+    services = [path for path in sorted((ROOT / "services").iterdir()) if (path / "app.py").is_file()]
+    assert len(services) >= 5
+    strays = {path.name: stray_top_level_names(path) for path in services}
+    assert {name: found for name, found in strays.items() if found} == {}
+
+
+def test_a_stray_module_is_named(tmp_path: Path) -> None:
+    for name in ("app.py", "router", "sender.py", "ban_check_path.py"):
+        (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_text("")
+    assert stray_top_level_names(tmp_path) == ["ban_check_path", "sender"]
+
+
+# What a router may not do itself: queries and writes are the service layer's.
+SESSION_WORK = frozenset(
+    {"execute", "scalar", "scalars", "get", "add", "add_all", "flush", "delete", "merge"}
+)
+
+
+def sql_in_router(tree: ast.AST) -> list[int]:
+    """Lines where a router runs SQL: a session's query or write, or SQLAlchemy's statement builders."""
+    lines = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in SESSION_WORK
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id.endswith("session")
+        ):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sqlalchemy"):
+            if node.module != "sqlalchemy.ext.asyncio":  # the session's type, for a dependency
+                lines.append(node.lineno)
+    return lines
+
+
+def test_routers_run_no_sql() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted((ROOT / "services").glob("*/router/*.py"))
+        for line in sql_in_router(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert found == []
+
+
+def test_sql_in_a_router_is_caught() -> None:
+    source = "from sqlalchemy import select\nasync def f(session):\n    return await session.get(A, 1)\n"
+    assert sql_in_router(ast.parse(source)) == [1, 3]

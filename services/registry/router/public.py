@@ -6,7 +6,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from services.registry.deps import DirectoryDep, FacilityId, SettingsDep
-from services.registry.errors import FacilityNotFound
 from services.registry.models import Facility
 from services.registry.router.facilities import Filters, Paging
 from services.registry.schemas import (
@@ -16,9 +15,7 @@ from services.registry.schemas import (
     PublicFacilityPage,
 )
 from services.registry.schemas.fees import PublicFees
-from services.registry.service import credit, facilities
-from services.registry.service.search import PUBLIC_STATUSES
-from shared.i18n import tr
+from services.registry.service import credit, facilities, search
 from shared.pagination import Page
 from shared.service import SessionDep
 
@@ -51,13 +48,6 @@ def to_public(facility: Facility, distance: float | None = None) -> PublicFacili
     )
 
 
-async def licensed_or_404(session: SessionDep, facility_id: str) -> Facility:
-    facility = await session.get(Facility, facility_id)
-    if facility is None or facility.status not in PUBLIC_STATUSES:
-        raise FacilityNotFound(tr("No approved facility {facility_id}.", facility_id=facility_id))
-    return facility
-
-
 @public_router.get("/facilities", response_model=Page[PublicFacility])
 async def public_search(directory: DirectoryDep, filters: Filters, paging: Paging) -> Response:
     """Approved (operating) facilities, filtered; nearest first with `near=lat,lon` (default radius
@@ -71,7 +61,7 @@ async def public_facility(
     facility_id: FacilityId, session: SessionDep, settings: SettingsDep
 ) -> PublicFacilityPage:
     """The public page: the facility, its inspections of the last years, and its credit record."""
-    facility = await licensed_or_404(session, facility_id)
+    facility = await search.get_public_facility(session=session, facility_id=facility_id)
     inspections = await credit.inspection_history(
         session=session, facility_id=facility.id, years=settings.public_inspection_years
     )
@@ -88,6 +78,6 @@ async def public_credit_record(
     facility_id: FacilityId, session: SessionDep, paging: Paging
 ) -> Page[CreditEntryRead]:
     """A licensed facility's credit entries, newest first."""
-    facility = await licensed_or_404(session, facility_id)
+    facility = await search.get_public_facility(session=session, facility_id=facility_id)
     rows, cursor = await credit.credit_record_page(session=session, facility_id=facility.id, page=paging)
     return Page[CreditEntryRead](items=[credit.to_entry_read(e) for e in rows], next_cursor=cursor)

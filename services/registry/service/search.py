@@ -9,14 +9,24 @@ from dataclasses import dataclass
 from sqlalchemy import Select, String, and_, cast, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.registry.errors import FacilityNotFound
 from services.registry.models import Facility
 from services.registry.schemas import AgeClass, FacilityKind, FacilityStatus, ServiceMode
+from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 from shared.pagination import PageParams, encode_cursor
 
 EARTH_RADIUS_M = 6_371_008.8
 # What the public pages show: a suspended or closed facility stays, with its status and credit record.
 PUBLIC_STATUSES = (FacilityStatus.approved, FacilityStatus.suspended, FacilityStatus.closed)
+
+
+async def get_public_facility(*, session: AsyncSession, facility_id: str) -> Facility:
+    """A facility the public pages show, else a 404 as for one that does not exist."""
+    facility = await session.get(Facility, facility_id)
+    if facility is None or facility.status not in PUBLIC_STATUSES:
+        raise FacilityNotFound(tr("No approved facility {facility_id}.", facility_id=facility_id))
+    return facility
 
 
 @dataclass(frozen=True)
