@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from services.delivery.models import Subscription
 from services.delivery.service.audience import facility_ids_in
+from shared.contracts.monitoring import ComplaintLodged
 from shared.contracts.workforce import BanIssued, BannedAt
 from tests.delivery.conftest import HUANGPU_TOWN, City, auth
 from tests.support import eventually
@@ -164,3 +165,47 @@ async def test_only_bureaus_districts_and_operators_read_events(city: City) -> N
         headers=auth(feed_only),
     )
     assert refused.status_code == 403
+
+
+async def test_a_complaint_s_events_reach_its_district_and_the_operator_never_another(city: City) -> None:
+    # Operators that read monitoring (complaints about their own facilities, through the API too).
+    readers = ["registry:read", "registry:write", "monitoring:read", "events:read", "events:subscribe"]
+    mine, stranger = [await city.caller(kind="operator", scopes=readers) for _ in range(2)]
+    own = await city.facility(mine)  # Xuhui
+    await eventually(lambda: city.recorded_all([own["id"]]))
+    urls = {name: city.receiver.endpoint() for name in ("mine", "stranger", "xuhui", "huangpu")}
+    complaints = ["cradle.monitoring.complaint.*"]
+    await city.subscribe(mine, urls["mine"], complaints)
+    await city.subscribe(stranger, urls["stranger"], complaints)
+    await city.subscribe(await city.district("310104"), urls["xuhui"], complaints)
+    await city.subscribe(await city.district("310101"), urls["huangpu"], complaints)
+    now = datetime.now(UTC)
+    lodged = await city.publish(
+        "monitoring",
+        ComplaintLodged(
+            complaint_id=str(uuid.uuid4()),
+            facility_id=own["id"],
+            district_code="310104",
+            category="food",
+            lodged_at=now,
+            acknowledge_due_at=now,
+            answer_due_at=now,
+        ),
+    )
+
+    def got(name: str) -> list[dict]:
+        return [e for e in city.receiver.events_at(urls[name]) if e["id"] == lodged.id]
+
+    [seen] = await eventually(lambda: got("xuhui"))
+    # What the district receives names the complaint, never a complainant.
+    assert set(seen["data"]) == {
+        "complaint_id",
+        "facility_id",
+        "district_code",
+        "category",
+        "lodged_at",
+        "acknowledge_due_at",
+        "answer_due_at",
+    }
+    await eventually(lambda: got("mine"))
+    assert got("huangpu") == [] and got("stranger") == []
