@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cradle.seed import SeedRun
+from cradle.seed.fees import seed_fees
 from services.registry.models import District, Facility, FacilityStatusChange, LicenseSequence, Town, outbox
 from shared.db import refresh_planner_statistics
 from shared.events.envelope import CloudEvent
@@ -294,6 +295,10 @@ async def seed_step(run: SeedRun, count: int) -> None:
             progress=run.steps.counter("registry facilities", count),
             events_out=run.facility_events,
         )
+        recorded, held = await seed_fees(engine, namespace=run.namespace, seed=run.seed)
     seconds = time.perf_counter() - clock
     run.laps.append(("registry", seconds))
-    run.console.print(f"[green]{written:,}[/] facilities written in {seconds:.1f} s")
+    run.console.print(
+        f"[green]{written:,}[/] facilities written, [green]{recorded:,}[/] fee schedules "
+        f"({held:,} above the inclusive cap, awaiting EDU) in {seconds:.1f} s"
+    )
