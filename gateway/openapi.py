@@ -117,6 +117,9 @@ TAGS: dict[str, str] = {
     "facilities flagged for fees above it.",
     "change requests": "Changes to a licensed facility's licensed facts (and fees above the inclusive "
     "cap), applied when the departments approve.",
+    "subsidies": "综合奖补: FINANCE's rates per inclusive place, the districts' monthly lists (computed "
+    "as the records stood at the month's close, reviewed by EDU, published and paid by FINANCE), their "
+    "lines.",
     "workforce": "Practitioners, certificates, trainings and grades, background checks, employments, "
     "lifetime bans and ban checks, staffing and training compliance.",
     "cameras": "Cameras registered per facility.",
