@@ -29,6 +29,7 @@ from gateway.schemas import (
     IndicatorRow,
     ParentLogin,
     ParentRegister,
+    PlanIndicators,
     RotatedSecret,
     SecretRotation,
     TokenResponse,
@@ -215,7 +216,7 @@ async def facility_profile(
     return await views.profile(facility_id=facility_id, caller=caller, request_id=request.state.request_id)
 
 
-@router.get("/indicators", response_model=dict[str, Any], tags=["views"], responses=EXPORT_RESPONSES)
+@router.get("/indicators", response_model=PlanIndicators, tags=["views"], responses=EXPORT_RESPONSES)
 async def plan_indicators(
     request: Request,
     _reader: IndicatorReaderDep,
