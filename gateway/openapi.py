@@ -106,7 +106,10 @@ TAGS: dict[str, str] = {
     "divisions": "Shanghai's districts and towns (public).",
     "facilities": "The registry of childcare facilities: applications, records, versions, enrolment.",
     "applications": "Departments' reviews of a facility's application, and its status changes.",
-    "quality": "Quality assessments and demonstration facilities.",
+    "quality": "Quality assessments by dimension of the versioned quality framework (WS/T 821—2023), "
+    "demonstration facilities.",
+    "health": "卫生保健: children's entry health checks (入托体检) reported monthly by operators, HEALTH's "
+    "yearly assessment of each facility, HEALTH's figures per district.",
     "credit": "A facility's credit record and inspection history.",
     "coverage": "Inclusive childcare points per district and town against the plan.",
     "imports": "Spreadsheets in (XLSX or CSV): a facility's staff roster (operators), facilities licensed "

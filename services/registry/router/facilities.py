@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
-from services.registry.deps import DirectoryDep, FacilityDep, FacilityToChangeDep, SettingsDep
+from services.registry.deps import DirectoryDep, FacilityDep, FacilityId, FacilityToChangeDep, SettingsDep
 from services.registry.schemas import (
     AgeClass,
     ApplicationRead,
     AssessmentCreate,
+    AssessmentGrade,
     AssessmentRead,
     CityCoverage,
     CreditEntryCreate,
@@ -90,6 +91,10 @@ async def search_filters(
     service_mode: ServiceMode | None = None,
     near: Annotated[str | None, Query(description="lat,lon", max_length=64)] = None,
     radius_m: Annotated[int | None, Query(description="Default 1,000 m (the 15-minute circle)")] = None,
+    grade: Annotated[
+        AssessmentGrade | None, Query(description="The current grade (latest commissioned assessment)")
+    ] = None,
+    demonstration: Annotated[bool | None, Query(description="Demonstration facilities (示范) only")] = None,
 ) -> FacilityFilters:
     return FacilityFilters(
         district_code=district_code,
@@ -100,6 +105,8 @@ async def search_filters(
         free_places=free_places,
         service_mode=service_mode,
         near=parse_near(near, radius_m, settings),
+        grade=grade,
+        demonstration=demonstration,
     )
 
 
@@ -308,14 +315,19 @@ async def enrolment_history(
 )
 async def record_assessment(
     body: AssessmentCreate,
-    facility: FacilityToChangeDep,
+    facility_id: FacilityId,
     session: SessionDep,
     caller: AuthenticatedDep,
     idem: IdempotencyDep,
 ) -> Response:
-    """Self, peer or commissioned assessment; the current grade is the latest commissioned one."""
+    """Self (the operator), peer (another facility's operator, the district, EDU) or commissioned
+    (EDU, HEALTH) assessment, with a grade per dimension of the quality framework in force (optional;
+    the assessment records the version). The current grade is the latest commissioned one."""
     if not (caller.has_scope("registry:write") or caller.has_scope("registry:review")):
         raise Forbidden("This needs the `registry:write` or `registry:review` scope.")
+    facility = await quality.facility_to_assess(
+        session=session, caller=caller, facility_id=facility_id, method=body.method
+    )
     if replay := await idem.replay():
         return replay
     assessment = await quality.record_assessment(session=session, caller=caller, facility=facility, data=body)

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.registry.config import RegistrySettings
 from services.registry.router.facilities import parse_near
-from services.registry.schemas import AgeClass, FacilityKind, FacilityStatus, ServiceMode
+from services.registry.schemas import AgeClass, AssessmentGrade, FacilityKind, FacilityStatus, ServiceMode
 from services.registry.service.directory import FacilityDirectory
 from services.registry.service.search import FacilityFilters
 from shared.errors import CradleError
@@ -35,6 +35,7 @@ _ENUMS: dict[str, Callable[[str], object]] = {
     "status": FacilityStatus,
     "free_places": AgeClass,
     "service_mode": ServiceMode,
+    "grade": AssessmentGrade,
 }
 _DIGITS = {"district_code": 6, "town_code": 9}
 _FLAGS = {"true": True, "false": False}
@@ -72,10 +73,11 @@ def _filters(params: dict[str, str], settings: RegistrySettings) -> tuple[Facili
                 raise _Refer
             _digits(text)
             values[name] = text
-    if "inclusive" in params:
-        if params["inclusive"] not in _FLAGS:
-            raise _Refer
-        values["inclusive"] = _FLAGS[params["inclusive"]]
+    for flag in ("inclusive", "demonstration"):
+        if flag in params:
+            if params[flag] not in _FLAGS:
+                raise _Refer
+            values[flag] = _FLAGS[params[flag]]
     radius = _digits(params["radius_m"]) if "radius_m" in params else None
     near = params.get("near")
     if near is not None and len(near) > 64:

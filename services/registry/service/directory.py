@@ -61,6 +61,8 @@ class Entry:
     town_code: str
     kind: str
     inclusive: bool
+    grade: str | None
+    demonstration: bool
     service_modes: frozenset[str]
     free: dict[str, int]  # age class → capacity minus enrolment (may be ≤ 0)
     owner_client_id: str | None
@@ -95,6 +97,8 @@ def _to_entry(row: Any) -> Entry:
         town_code=row.town_code,
         kind=row.kind,
         inclusive=bool(row.inclusive),
+        grade=row.grade,
+        demonstration=bool(row.is_demonstration),
         service_modes=frozenset(row.service_modes),
         free=free,
         owner_client_id=row.owner_client_id,
@@ -322,6 +326,8 @@ def _matcher(caller: Identity | None, filters: FacilityFilters) -> Callable[[Ent
     town = filters.town_code
     kind = filters.kind.value if filters.kind else None
     inclusive = filters.inclusive
+    grade = filters.grade.value if filters.grade else None
+    demonstration = filters.demonstration
     status = filters.status.value if filters.status else None
     mode = filters.service_mode.value if filters.service_mode else None
     age = filters.free_places.value if filters.free_places else None
@@ -346,6 +352,8 @@ def _matcher(caller: Identity | None, filters: FacilityFilters) -> Callable[[Ent
             and (town is None or e.town_code == town)
             and (kind is None or e.kind == kind)
             and (inclusive is None or e.inclusive == inclusive)
+            and (grade is None or e.grade == grade)
+            and (demonstration is None or e.demonstration == demonstration)
             and (mode is None or mode in e.service_modes)
             and (age is None or e.free[age] > 0)
             and (owner is None or e.owner_client_id == owner or e.id in own)

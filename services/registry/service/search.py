@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.errors import FacilityNotFound
 from services.registry.models import Facility
-from services.registry.schemas import AgeClass, FacilityKind, FacilityStatus, ServiceMode
+from services.registry.schemas import AgeClass, AssessmentGrade, FacilityKind, FacilityStatus, ServiceMode
 from shared.i18n import tr
 from shared.identity import ClientKind, Identity
 from shared.pagination import PageParams, encode_cursor
@@ -46,6 +46,8 @@ class FacilityFilters:
     free_places: AgeClass | None = None
     service_mode: ServiceMode | None = None
     near: Near | None = None
+    grade: AssessmentGrade | None = None
+    demonstration: bool | None = None
 
 
 def public_filters(filters: FacilityFilters) -> FacilityFilters:
@@ -94,6 +96,10 @@ def filtered(query: Select, filters: FacilityFilters) -> Select:
         conditions.append(Facility.inclusive == filters.inclusive)
     if filters.status:
         conditions.append(Facility.status == filters.status.value)
+    if filters.grade:
+        conditions.append(Facility.grade == filters.grade.value)
+    if filters.demonstration is not None:
+        conditions.append(Facility.is_demonstration == filters.demonstration)
     if filters.service_mode:
         # Service modes are a short JSON list of fixed words; matching its text works the same on
         # SQLite and PostgreSQL.
