@@ -1,7 +1,8 @@
 """Every line logged while a consumer handles a message names the request that caused it and its
 trace, bound in one place (shared/events/consumer.py `handling`), not by each handler: the event
 consumers' runner and a handler's own lines, monitoring's dead-letter consumer on the parked event,
-and monitoring's CCTV ingest on the `X-Request-Id` and `traceparent` a device sent."""
+and monitoring's CCTV ingest on the `X-Request-Id` and `traceparent` a device sent. The gateway's
+composite views log their fan-out on the request that asked."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import structlog
 from structlog.contextvars import merge_contextvars
 from structlog.testing import LogCapture
 
+from gateway import views
 from services.monitoring.handlers import dead_letters, ingest
 from services.workforce.handlers import HANDLERS
 from shared.events import consumer
@@ -57,7 +59,7 @@ async def test_every_consumer_line_names_the_request_and_its_trace(
             wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         )
 
-    for module in (consumer, dead_letters, ingest):
+    for module in (consumer, dead_letters, ingest, views):
         monkeypatch.setattr(module, "log", capturing())
     handler_log = capturing()
 
@@ -105,6 +107,20 @@ async def test_every_consumer_line_names_the_request_and_its_trace(
         finally:
             await nc.close()
         await eventually(lambda: lines(captured, "ingest_event_rejected"), timeout=30)
+
+        # The gateway's indicators fan out to every service; one that is down is logged on the
+        # request that asked.
+        view_request = f"view-{uuid.uuid4().hex[:12]}"
+        view_traceparent, view_trace = new_trace()
+        reader = await stack.headers_for(
+            name="wcwc", kind="bureau", bureau="WCWC", scopes=["indicators:read"]
+        )
+        with stack.down("monitoring"):
+            answer = await stack.client.get(
+                "/v1/indicators",
+                headers={**reader, "X-Request-Id": view_request, "traceparent": view_traceparent},
+            )
+        assert answer.status_code == 200, answer.text
     entries = list(captured)
 
     handled = lines(
@@ -125,6 +141,11 @@ async def test_every_consumer_line_names_the_request_and_its_trace(
     assert {entry["event"] for entry in ingested} == {"ingest_unparseable", "ingest_event_rejected"}
     for entry in ingested:
         assert (entry.get("request_id"), entry.get("trace_id")) == (device_request, device_trace), entry
+
+    fanned = lines(entries, "view_part_unavailable")
+    assert {entry["service"] for entry in fanned} >= {"monitoring"}
+    for entry in fanned:
+        assert (entry.get("request_id"), entry.get("trace_id")) == (view_request, view_trace), entry
 
     # Outside any handling nothing is left bound.
     assert structlog.contextvars.get_contextvars().get("request_id") is None
