@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cradle.seed import SeedRun
 from cradle.seed.fees import seed_fees
+from cradle.seed.subsidies import seed_subsidies
 from services.registry.models import District, Facility, FacilityStatusChange, LicenseSequence, Town, outbox
 from shared.db import refresh_planner_statistics
 from shared.events.envelope import CloudEvent
@@ -296,9 +297,11 @@ async def seed_step(run: SeedRun, count: int) -> None:
             events_out=run.facility_events,
         )
         recorded, held = await seed_fees(engine, namespace=run.namespace, seed=run.seed)
+        month, listed, paid_fen = await seed_subsidies(engine, namespace=run.namespace, seed=run.seed)
     seconds = time.perf_counter() - clock
     run.laps.append(("registry", seconds))
     run.console.print(
         f"[green]{written:,}[/] facilities written, [green]{recorded:,}[/] fee schedules "
-        f"({held:,} above the inclusive cap, awaiting EDU) in {seconds:.1f} s"
+        f"({held:,} above the inclusive cap, awaiting EDU), {listed} subsidy lists for {month} published "
+        f"({paid_fen / 100:,.2f} yuan paid) in {seconds:.1f} s"
     )
