@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from nats.errors import Error as NatsError
 from rich.console import Console
 from rich.markup import escape
 
@@ -42,6 +43,8 @@ from shared.events.streams import DEFAULT_NAMESPACE
 COLOURS = {"nats": "grey50"} | {name: process.colour for name, process in PROCESSES.items()}
 STOP_GRACE_SECONDS = 10.0
 PROVISION_SECONDS = 20.0
+# How long a just-started embedded cluster may take to elect its JetStream leader on a busy machine.
+CLUSTER_SETTLE_SECONDS = 120.0
 # A process may be degraded for a moment while it connects: readiness is read until every one is
 # ready or this long has passed.
 SETTLE_SECONDS = 10.0
@@ -216,6 +219,22 @@ async def start_nats(
     return ",".join(f"nats://127.0.0.1:{port}" for port in ports), trust
 
 
+async def provision_cluster(url: str, *, namespace: str, replicas: int, creds: Path | None) -> None:
+    """Provision on a cluster just started: its JetStream answers with a timeout until the nodes
+    have elected a meta leader, so the streams are asked for again until then."""
+    deadline = asyncio.get_running_loop().time() + CLUSTER_SETTLE_SECONDS
+    while True:
+        try:
+            await asyncio.wait_for(
+                provision(url, namespace=namespace, replicas=replicas, credentials=creds), PROVISION_SECONDS
+            )
+            return
+        except (TimeoutError, NatsError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+
+
 async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, replicas: int = 1) -> int:
     console = Console(soft_wrap=True)
     supervisor = Supervisor(console)
@@ -239,10 +258,17 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, repl
         # server that does not answer is no reason to refuse writes (the outboxes keep the events):
         # the services start degraded, and say so.
         try:
-            await asyncio.wait_for(
-                provision(nats_url, namespace=namespace, replicas=stream_replicas, credentials=admin_creds),
-                PROVISION_SECONDS * (2 if stream_replicas > 1 else 1),  # a cluster first elects its leader
-            )
+            if trust is not None and stream_replicas > 1:
+                await provision_cluster(
+                    nats_url, namespace=namespace, replicas=stream_replicas, creds=admin_creds
+                )
+            else:
+                await asyncio.wait_for(
+                    provision(
+                        nats_url, namespace=namespace, replicas=stream_replicas, credentials=admin_creds
+                    ),
+                    PROVISION_SECONDS,
+                )
         except Exception as exc:
             if trust is not None:  # our own server: something is really wrong
                 raise
