@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/ban_propagation.py
 	$(BIN)/python bench/seed.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/city_day.py
 
 # The texts of replies (shared/i18n.py): extracted from the code into the template, merged into each
 # language's catalogue (translate the new or changed entries there; they are compiled at start-up).
