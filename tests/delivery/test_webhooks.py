@@ -3,13 +3,20 @@ retried until the receiver recovers, never held back by another's dead receiver.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import structlog
 from sqlalchemy import update
 from standardwebhooks import Webhook
+from structlog.contextvars import merge_contextvars
+from structlog.testing import LogCapture
 
 from services.delivery.models import Subscription
+from services.delivery.service import sender
+from tests.conftest import facility_body
 from tests.delivery.conftest import HUANGPU_TOWN, City, auth
 from tests.delivery.test_readme import verify_example
 from tests.support import eventually
@@ -134,13 +141,33 @@ async def test_a_rotated_secret_and_the_old_one_both_sign_during_the_grace_perio
     Webhook(first["secret"]).verify(received.body, received.headers)
 
 
-async def test_a_subscription_failing_for_three_days_is_disabled_and_its_owner_told(city: City) -> None:
+async def test_a_subscription_failing_for_three_days_is_disabled_and_its_owner_told(
+    city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sender's lines through production's context step into a capture (loggers are cached per
+    # process at first use).
+    capture = LogCapture()
+    monkeypatch.setattr(
+        sender,
+        "log",
+        structlog.wrap_logger(
+            None,
+            processors=[merge_contextvars, capture],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        ),
+    )
     bureau = await city.bureau()
     dead = city.receiver.endpoint("flaky", failures=1_000_000)
     watcher = city.receiver.endpoint()
     doomed = await city.subscribe(bureau, dead, FACILITY_EVENTS)
     await city.subscribe(bureau, watcher, ["cradle.delivery.*.*"])
-    await city.facility(await city.operator())
+    request_id = f"disable-{uuid.uuid4().hex[:12]}"
+    created = await city.client.post(
+        "/v1/facilities",
+        json=facility_body(name=f"托育点-{uuid.uuid4().hex[:6]}"),
+        headers={**auth(await city.operator()), "X-Request-Id": request_id},
+    )
+    assert created.status_code == 201, created.text
 
     async def failing_since() -> datetime | None:
         async with city.delivery.state.sessionmaker() as session:
@@ -158,6 +185,10 @@ async def test_a_subscription_failing_for_three_days_is_disabled_and_its_owner_t
     told = await eventually(lambda: city.receiver.events_at(watcher))
     assert told[0]["type"] == "cradle.delivery.subscription.disabled"
     assert told[0]["data"]["subscription_id"] == doomed["id"]
+    # Disabled on the event whose delivery failed last: its line and its event name that request.
+    assert told[0]["requestid"] == request_id
+    [line] = [entry for entry in capture.entries if entry["event"] == "subscription_disabled"]
+    assert line["request_id"] == request_id and line["trace_id"], line
     read = await city.client.get(f"/v1/subscriptions/{doomed['id']}", headers=auth(bureau))
     assert read.json()["enabled"] is False and "failed" in read.json()["disabled_reason"]
     feed = await city.client.get("/v1/events", params={"types": "cradle.delivery.**"}, headers=auth(bureau))
