@@ -399,3 +399,59 @@ async def test_lists_refuse_what_they_cannot_compute(registry: Registry) -> None
         f"/v1/subsidy-rates/{month[:4]}/{DISTRICT}", headers=registry["district"]
     )
     assert history.status_code == 200 and history.json()["current"] is None
+
+
+async def test_a_returned_list_is_recomputed_and_lists_go_in_month_order(registry: Registry) -> None:
+    finance = await registry.stack.headers_for(**FINANCE)
+    client = registry.client
+    month, following = months_back(4), months_back(3)
+    for year in sorted({int(month[:4]), int(following[:4])}):
+        rate = await client.put(
+            f"/v1/subsidy-rates/{year}/{DISTRICT}", json={"amount_fen": 30_000}, headers=finance
+        )
+        assert rate.status_code == 200, rate.text
+    await backdate(registry, [], month_start(month))
+    path = f"/v1/subsidy-lists/{month}/{DISTRICT}"
+
+    computed = await client.post(f"{path}/compute", headers=registry["district"])
+    assert computed.status_code == 200, computed.text
+    assert computed.json()["line_count"] == 0 and computed.json()["total_fen"] == 0
+    # The next month waits until this one is published.
+    early = await client.post(f"/v1/subsidy-lists/{following}/{DISTRICT}/compute", headers=finance)
+    assert early.status_code == 409 and early.json()["type"] == "/problems/subsidy-list-order"
+
+    # Another district's office may not review it; its own may, with the list's ETag.
+    returned_by_other = await client.post(
+        f"{path}/review", json={"decision": "return", "note": "核对"}, headers=registry["other_district"]
+    )
+    assert returned_by_other.status_code == 404
+    stale = await client.post(
+        f"{path}/review", json={"decision": "return"}, headers={**registry["district"], "If-Match": '"999"'}
+    )
+    assert stale.status_code == 412
+    returned = await client.post(
+        f"{path}/review",
+        json={"decision": "return", "note": "请核对在托人数"},
+        headers={**registry["district"], "If-Match": computed.headers["ETag"]},
+    )
+    assert returned.status_code == 200 and returned.json()["status"] == "returned"
+    assert returned.json()["review_note"] == "请核对在托人数"
+    assert (await client.post(f"{path}/publish", headers=finance)).status_code == 409
+    again = await client.post(f"{path}/compute", headers=finance)
+    assert again.status_code == 200 and again.json()["status"] == "draft"
+    assert again.json()["version"] > returned.json()["version"]
+    bad = await client.post(f"{path}/review", json={"decision": "maybe", "extra": 1}, headers=registry["EDU"])
+    assert bad.status_code == 422 and {e["field"] for e in bad.json()["errors"]} >= {"decision", "extra"}
+    assert (
+        await client.post(f"{path}/review", json={"decision": "approve"}, headers=registry["EDU"])
+    ).status_code == 200
+    assert (await client.post(f"{path}/publish", headers=finance)).status_code == 200
+    # Now the next month; and no going back to an earlier one.
+    assert (
+        await client.post(f"/v1/subsidy-lists/{following}/{DISTRICT}/compute", headers=finance)
+    ).status_code == 200
+    back = await client.post(f"/v1/subsidy-lists/{months_back(5)}/{DISTRICT}/compute", headers=finance)
+    assert back.status_code == 409
+
+    rates = await client.get(f"/v1/subsidy-rates/{month[:4]}", headers=registry["operator"])
+    assert [r["district_code"] for r in rates.json()] == [DISTRICT]
