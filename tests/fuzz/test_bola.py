@@ -88,6 +88,7 @@ def a(method: str, path: str, operation: str | None = None, **kwargs: Any) -> At
 
 PARAMETER_OF = {
     "facility": "facility_id",
+    "change_request": "request_id",
     "practitioner": "practitioner_id",
     "background_check": "check_id",
     "employment": "employment_id",
@@ -166,6 +167,23 @@ FACILITY_ATTACKS = [
         },
     ),
     a("GET", "/v1/facilities/{facility}/inspections"),
+    a("GET", "/v1/facilities/{facility}/fees"),
+    a(
+        "POST",
+        "/v1/facilities/{facility}/fees",
+        body=lambda s: {
+            "effective_from": today(),
+            "fees": [{"age_class": "toddler", "service_mode": "full_day", "amount": "9999.00"}],
+        },
+    ),
+    a("GET", "/v1/facilities/{facility}/change-requests"),
+    a("POST", "/v1/facilities/{facility}/change-requests", body=lambda s: {"address": "被改的地址"}),
+    a("GET", "/v1/facilities/{facility}/change-requests/{change_request}"),
+    a(
+        "POST",
+        "/v1/facilities/{facility}/change-requests/{change_request}/reviews",
+        body=lambda s: {"department": "EDU", "decision": "reject", "note": "x"},
+    ),
     a("GET", "/v1/facilities/{facility}/profile"),
     a("GET", "/v1/facilities/{facility}/staffing"),
     a("GET", "/v1/facilities/{facility}/risk"),

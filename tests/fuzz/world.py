@@ -226,6 +226,26 @@ class World:
             ),
             201,
         )["id"]
+        # Fees disclosed, and a change to its licensed facts awaiting the departments.
+        ok(
+            await client.post(
+                f"/v1/facilities/{facility_id}/fees",
+                json={
+                    "effective_from": date.today().isoformat(),
+                    "fees": [{"age_class": "toddler", "service_mode": "full_day", "amount": "2800.00"}],
+                },
+                headers=operator,
+            ),
+            201,
+        )
+        ids["change_request"] = ok(
+            await client.post(
+                f"/v1/facilities/{facility_id}/change-requests",
+                json={"address": f"{name}路 1 号", "reason": "迁址"},
+                headers=operator,
+            ),
+            202,
+        )["id"]
 
         # Workforce: a practitioner the operator registered, certified, trained, graded, hired.
         practitioner = ok(
