@@ -26,6 +26,7 @@ from gateway.schemas import (
     ClientCreate,
     ClientCreated,
     ClientRead,
+    FacilityProfile,
     IndicatorRow,
     ParentLogin,
     ParentRegister,
@@ -203,7 +204,13 @@ async def list_audit(
     return Page[AuditRead](items=items, next_cursor=next_cursor)
 
 
-@router.get("/facilities/{facility_id}/profile", tags=["views"])
+# Documented by the model, answered as built: a part's absent `data` or `reason` stays absent.
+@router.get(
+    "/facilities/{facility_id}/profile",
+    tags=["views"],
+    response_model=None,
+    responses={200: {"model": FacilityProfile, "description": "The profile, part by part"}},
+)
 async def facility_profile(
     facility_id: Annotated[str, Path(max_length=64)],
     request: Request,

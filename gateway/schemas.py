@@ -195,3 +195,29 @@ class PlanIndicators(BaseModel):
     generated_at: datetime
     sources: dict[str, str]
     items: list[IndicatorRow]
+
+
+class ProfilePart(BaseModel):
+    """One part of a facility's profile, as its service answered this caller: `ok` with its `data`
+    (the service's own reply), or `not_found`, `not_permitted` or `unavailable` (down or slower than
+    the gateway waits) with a `reason`."""
+
+    status: Literal["ok", "not_found", "not_permitted", "unavailable"]
+    data: Any = Field(default=None, description="The service's reply; absent unless `ok`")
+    reason: str | None = Field(default=None, description="Why the part is missing; absent when `ok`")
+
+
+class FacilityProfile(BaseModel):
+    """`GET /v1/facilities/{id}/profile`: a facility's parts from three services, each read with the
+    caller's identity; `complete` is false while any part is not `ok`."""
+
+    facility_id: str
+    generated_at: datetime
+    complete: bool
+    facility: ProfilePart
+    staffing: ProfilePart
+    training: ProfilePart
+    open_alerts: ProfilePart = Field(description="`data`: `{items, more}`, the open alerts")
+    last_inspection: ProfilePart = Field(description="`data`: the last completed inspection, or null")
+    risk: ProfilePart
+    health: ProfilePart
