@@ -40,7 +40,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +265,20 @@ async def city_day(load: Load, args: argparse.Namespace, tag: str, dbs: dict[str
             return
         practitioner = registered.json()["id"]
         written["practitioners"].append(practitioner)
+        # A hire needs a health certificate valid on its first day (健康合格证明).
+        await load.call(
+            "POST /v1/practitioners/{id}/certificates",
+            "POST",
+            f"/v1/practitioners/{practitioner}/certificates",
+            client_id=operator,
+            json={
+                "type": "health",
+                "number": f"H-{uuid.uuid4().hex[:10]}",
+                "issuer": "上海市疾病预防控制中心",
+                "issued_on": (date.today() - timedelta(days=30)).isoformat(),
+                "expires_on": (date.today() + timedelta(days=330)).isoformat(),
+            },
+        )
         hired = await load.call(
             "POST /v1/employments",
             "POST",
