@@ -43,7 +43,7 @@ async def test_a_rejection_closes_the_application_with_its_reasons(registry: Reg
     ]
 
 
-async def test_a_second_review_by_a_department_replaces_its_first(registry: Registry) -> None:
+async def test_a_second_review_by_a_department_is_kept_beside_its_first(registry: Registry) -> None:
     facility = await registry.submit()
     first = await registry.review(facility["id"], "HEALTH", "approve", "ok")
     second = await registry.review(facility["id"], "HEALTH", "approve", "复核通过")
@@ -52,7 +52,8 @@ async def test_a_second_review_by_a_department_replaces_its_first(registry: Regi
         await registry.client.get(f"/v1/facilities/{facility['id']}/application", headers=registry["EDU"])
     ).json()
     health = [r for r in application["reviews"] if r["department"] == "HEALTH"]
-    assert len(health) == 1 and health[0]["note"] == "复核通过"
+    assert [r["note"] for r in health] == ["ok", "复核通过"]
+    assert "HEALTH" not in application["awaiting"]
 
 
 async def test_reviewing_a_decided_application_is_a_conflict(registry: Registry) -> None:

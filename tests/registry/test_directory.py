@@ -145,7 +145,8 @@ async def write_facilities(registry: Registry, count: int, owner: str) -> None:
 async def pages_from_sql(
     registry: Registry, caller: Identity | None, filters: FacilityFilters, limit: int
 ) -> list[tuple[list[tuple[str, float | None]], str | None]]:
-    if caller is None:
+    if caller is None and filters.status not in (FacilityStatus.suspended, FacilityStatus.closed):
+        # The public view: operating facilities, or suspended or closed ones when asked for.
         filters = FacilityFilters(**{**filters.__dict__, "status": FacilityStatus.approved})
     pages, after = [], None
     while True:

@@ -185,3 +185,14 @@ async def test_fees_within_cap_reads_the_schedule_in_force(registry: Registry) -
         assert await fees_within_cap(session, within["id"], date(2026, 8, 31)) is False  # not yet in force
         assert await fees_within_cap(session, above["id"], date(2026, 9, 30)) is False
         assert await fees_within_cap(session, none["id"], date(2026, 9, 30)) is False
+
+
+async def test_an_application_leaving_inclusive_is_no_longer_flagged(registry: Registry) -> None:
+    facility = await registry.submit()
+    assert (await record(registry, facility["id"], schedule(ABOVE))).json()["status"] == "pending"
+    assert await flagged(registry, "district") == [facility["id"]]
+    edited = await registry.client.patch(
+        f"/v1/facilities/{facility['id']}", json={"inclusive": False}, headers=registry["operator"]
+    )
+    assert edited.status_code == 200, edited.text
+    assert await flagged(registry, "district") == []

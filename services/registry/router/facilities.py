@@ -44,6 +44,7 @@ from services.registry.service import (
     credit,
     divisions,
     facilities,
+    fees,
     quality,
 )
 from services.registry.service.search import FacilityFilters, Near
@@ -192,6 +193,8 @@ async def edit_facility(
             if_match=if_match,
             settings=settings,
         )
+        if "inclusive" in direct.model_fields_set:  # the inclusive cap binds only inclusive facilities
+            await fees.inclusive_changed(session, facility)
     else:
         check_version(facility.version, if_match, what="facility")
     if licensed is None:
