@@ -140,7 +140,7 @@ class SignInLimits(BaseModel):
 # What meets each of the plan's indicators (`/v1/indicators`, DOMAIN.md's table), by indicator id:
 # a count or a share (0–1), or a dict of them for a compound target. The defaults are the plan's;
 # a configured dict overrides the indicators it names.
-Target = int | float | dict[str, int | float]
+Target = int | float | dict[str, int | float] | None  # None: the plan gives no number
 PLAN_TARGETS: dict[str, Target] = {
     "new_inclusive_points": 50,
     "inclusive_town_coverage": 0.85,
@@ -156,6 +156,7 @@ PLAN_TARGETS: dict[str, Target] = {
     "offline_guidance": 1.0,
     "guidance_events": {"city": 2, "district": 16},
     "observation_room_pilots": 16,
+    "handbook_coverage": None,  # T19 asks for full coverage of resident families, with no figure
 }
 
 

@@ -123,6 +123,7 @@ class Views:
                 + urlencode({"facility_id": facility_id, "status": "completed", "limit": 1}),
             ),
             "risk": ("monitoring", f"/v1/facilities/{fid}/risk"),
+            "health": ("registry", f"/v1/facilities/{fid}/health"),
         }
         parts = await self.gather(calls, token, request_id)
         # The registry decides whether the facility exists for this caller; when it cannot say
@@ -220,7 +221,7 @@ def _met(actual: Any, target: Any) -> bool | None:
     if isinstance(target, dict):
         checks = [_met(actual.get(key), value) for key, value in target.items()]
         return None if any(c is None for c in checks) else all(checks)
-    if actual is None:
+    if actual is None or target is None:  # no target: the plan gives no number
         return None
     return actual >= target
 
@@ -359,5 +360,17 @@ INDICATORS: tuple[Indicator, ...] = (
         "guidance",
         lambda g: g["districts_with_observation_room"],
         "count",
+    ),
+    Indicator(
+        "handbook_coverage",
+        N_("Families given the 母子健康手册 / births in the year"),
+        "T19",
+        "guidance",
+        lambda g: _rate(_city(g)["families_registered_with_handbook"], _city(g)["births"]),
+        "share",
+        lambda g: {
+            "numerator": _city(g)["families_registered_with_handbook"],
+            "denominator": _city(g)["births"],
+        },
     ),
 )

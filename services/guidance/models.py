@@ -294,6 +294,20 @@ class FamilyTally(GuidanceModel, table=True):
     in_need: int = Field(sa_type=BigInteger)
 
 
+class DistrictBirths(GuidanceModel, table=True):
+    """Births per district and year: the denominator of the handbook's coverage (T19). HEALTH keeps it
+    current through the API; the migration seeds 2020 with the census's age-0 population."""
+
+    __tablename__ = "district_births"
+
+    district_code: str = Field(foreign_key="district.code", primary_key=True, max_length=6)
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    births: int
+    source: str = Field(max_length=200)
+    recorded_by: str = Field(max_length=64)
+    recorded_at: datetime = Field(sa_column=_at())
+
+
 class PiiAccess(GuidanceModel, PiiAccessRecord, table=True):
     """The audit of every unmasked read of personal data (shared/pii_audit.py)."""
 

@@ -30,6 +30,7 @@ DOMAIN_IDS = {
     "offline_guidance",
     "guidance_events",
     "observation_room_pilots",
+    "handbook_coverage",
 }
 
 
@@ -94,6 +95,11 @@ async def test_the_profile_gathers_every_part_and_survives_a_service_down(full_s
     assert body["open_alerts"]["data"]["items"] == []
     assert body["last_inspection"] == {"status": "ok"}  # none yet
     assert body["risk"]["status"] == "ok" and "score" in body["risk"]["data"]
+    assert body["health"]["data"] == {
+        "facility_id": facility_id,
+        "entry_health_checks": [],
+        "health_assessments": [],
+    }
 
     with down(full_stack, "monitoring"):
         partial = await full_stack.client.get(f"/v1/facilities/{facility_id}/profile", headers=operator)
@@ -145,6 +151,11 @@ async def test_indicators_report_every_domain_row_and_what_is_unavailable(full_s
     assert (town["numerator"], town["denominator"]) == (1, 216)
     assert rows["annual_onsite_inspection"]["denominator"] == 1
     assert rows["development_bases"]["target"] == {"districts": 16, "bases": 18}
+    # T19 gives no number: no target, never met or missed; births from the 2020 census until HEALTH
+    # records later years.
+    handbook = rows["handbook_coverage"]
+    assert (handbook["target"], handbook["met"], handbook["task"]) == (None, None, "T19")
+    assert handbook["denominator"] == 124_666 and handbook["unit"] == "share"
 
     with down(full_stack, "guidance"):
         partial = (await full_stack.client.get("/v1/indicators", headers=wcwc)).json()

@@ -39,7 +39,14 @@ from services.guidance.schemas.families import (
     LinkCode,
     LinkRedeem,
 )
-from services.guidance.schemas.figures import AreaFigures, DistrictFigures, Figures, Indicator
+from services.guidance.schemas.figures import (
+    AreaFigures,
+    BirthsRead,
+    BirthsRecord,
+    DistrictFigures,
+    Figures,
+    Indicator,
+)
 from services.guidance.schemas.places import PlaceCreate, PlaceRead, StationCreate
 from services.guidance.schemas.resources import FeedItem, ResourceCreate, ResourceRead
 from services.guidance.schemas.sessions import (
@@ -55,6 +62,8 @@ from services.guidance.schemas.visits import HomeVisitCreate, HomeVisitRead
 
 __all__ = [
     "AreaFigures",
+    "BirthsRead",
+    "BirthsRecord",
     "AttendanceCreate",
     "AttendanceRead",
     "Audience",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.guidance.schemas.common import Text200
+from shared.scalars import Integer
 
 
 class AreaFigures(BaseModel):
@@ -20,6 +23,13 @@ class AreaFigures(BaseModel):
     parent_child_rooms: int
     families: int
     families_with_handbook: int
+    families_registered_with_handbook: int = Field(
+        description="Families registered in the year holding the 母子健康手册 (T19's numerator)"
+    )
+    births: int | None = Field(
+        description="Births of the year, or of the latest earlier year recorded (T19's denominator)"
+    )
+    births_years: list[int] = Field(description="The years the births figure comes from, per district")
     families_in_need: int
     families_in_need_offline_target_met: int
     families_in_need_reached_online: int
@@ -54,3 +64,21 @@ class Figures(BaseModel):
     districts_with_observation_room: int
     districts: list[DistrictFigures]
     indicators: list[Indicator]
+
+
+class BirthsRecord(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"births": 4380, "source": "市卫健委 出生医学登记 2025"}]},
+    )
+
+    births: Integer = Field(ge=0, le=1_000_000, description="Births in the district in the year")
+    source: Text200
+
+
+class BirthsRead(BaseModel):
+    district_code: str
+    year: int
+    births: int
+    source: str
+    recorded_at: dt.datetime

@@ -29,6 +29,7 @@ from services.guidance.schemas import (
     SessionKind,
     SessionLevel,
 )
+from services.guidance.service.births import births_for
 from shared.clock import shanghai_today, utcnow
 from shared.divisions import LEGAL_TOWN_TYPES
 
@@ -102,20 +103,26 @@ async def figures(
     # (kept by triggers with every change to a family), a few hundred rows, never the families.
     families: Counter[str] = Counter()
     handbook: Counter[str] = Counter()
+    handbook_in_year: Counter[str] = Counter()
     in_need: Counter[str] = Counter()
-    for code, count, with_handbook, needing in (
+    for code, registered_year, count, with_handbook, needing in (
         await run(
             select(
                 FamilyTally.district_code,
+                FamilyTally.registered_year,
                 func.sum(FamilyTally.families),
                 func.sum(FamilyTally.with_handbook),
                 func.sum(FamilyTally.in_need),
             )
             .where(FamilyTally.registered_year <= year)
-            .group_by(FamilyTally.district_code)
+            .group_by(FamilyTally.district_code, FamilyTally.registered_year)
         )
     ).all():
-        families[code], handbook[code], in_need[code] = _int(count), _int(with_handbook), _int(needing)
+        families[code] += _int(count)
+        handbook[code] += _int(with_handbook)
+        in_need[code] += _int(needing)
+        if registered_year == year:  # T19: the year's families given the handbook, against its births
+            handbook_in_year[code] += _int(with_handbook)
 
     # Newborn families in need registered in the year, and those of them with a home visit (a visit
     # in the following January still counts for the year's cohort).
@@ -178,6 +185,8 @@ async def figures(
         if kind == EVENT_KIND:
             events[(code, level)] += count
 
+    births = await births_for(session=session, year=year)
+
     def area(codes: list[str]) -> AreaFigures:
         def total(counter: Counter, kind: PlaceKind | None = None) -> int:  # type: ignore[type-arg]
             if kind is None:
@@ -196,6 +205,9 @@ async def figures(
             parent_child_rooms=total(places, PlaceKind.parent_child_room),
             families=total(families),
             families_with_handbook=total(handbook),
+            families_registered_with_handbook=total(handbook_in_year),
+            births=sum(births[c][0] for c in codes) if all(c in births for c in codes) else None,
+            births_years=sorted({births[c][1] for c in codes if c in births}),
             families_in_need=total(in_need),
             families_in_need_offline_target_met=total(offline),
             families_in_need_reached_online=total(online),
@@ -291,6 +303,14 @@ def _indicators(
             city.families_in_need_reached_online,
             city.families_in_need,
             "families in need reached by ≥ 1 pushed resource in the year",
+        ),
+        row(
+            "handbook_coverage",
+            "T19",
+            city.families_registered_with_handbook,
+            city.births,
+            "families registered in the year given the 母子健康手册 / births of the year "
+            f"(births of {', '.join(map(str, city.births_years)) or 'no year'})",
         ),
         row(
             "handbook_holders",
