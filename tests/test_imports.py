@@ -272,7 +272,7 @@ async def test_only_edu_imports_facilities_and_a_bad_file_is_refused_whole(burea
 
 ROSTER_HEADERS = [
     "身份证号", "姓名", "手机", "证书类型", "证书编号", "发证机关", "发证日期", "有效期至", "机构ID", "岗位",
-    "入职日期", "缴纳社保",
+    "入职日期", "缴纳社保", "健康证编号", "健康证发证机构", "健康证发证日期",
 ]  # fmt: skip
 
 
@@ -317,10 +317,13 @@ async def test_an_operator_imports_its_roster(bureau: Bureau) -> None:
             "infant_carer",
             start,
             "是",
+            "JK-2026-001",
+            "上海市黄浦区疾病预防控制中心",
+            today - timedelta(days=30),
         ],
-        [bad_id, "李强", None, None, None, None, None, None, mine, "other", start, "否"],
-        [bureau.people[2], "王芳", None, None, None, None, None, None, theirs, "other", start, "否"],
-        [bureau.people[3], "赵敏", None, None, None, None, None, None, mine, "infant_carer", start, "否"],
+        [bad_id, "李强", *[None] * 6, mine, "other", start, "否", *[None] * 3],
+        [bureau.people[2], "王芳", *[None] * 6, theirs, "other", start, "否", *[None] * 3],
+        [bureau.people[3], "赵敏", *[None] * 6, mine, "infant_carer", start, "否", *[None] * 3],
     ]
     sheet = xlsx(ROSTER_HEADERS, rows)
 
@@ -348,7 +351,10 @@ async def test_an_operator_imports_its_roster(bureau: Bureau) -> None:
     certificates = await bureau.stack.client.get(
         f"/v1/practitioners/{hired['practitioner_id']}/certificates", headers=bureau.operator
     )
-    assert [c["number"] for c in certificates.json()["items"]] == ["YY-2026-001"]
+    assert [(c["type"], c["number"]) for c in certificates.json()["items"]] == [
+        ("infant_carer", "YY-2026-001"),
+        ("health", "JK-2026-001"),  # 健康合格证明, valid a year from its issue
+    ]
 
     again = await bureau.upload("/v1/imports/roster", bureau.operator, sheet, "花名册.xlsx", dry_run=False)
     assert [v["outcome"] for v in again.json()["items"]] == ["skip", "error", "error", "error"]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -15,6 +17,8 @@ DEFAULT_ROLE_CERTIFICATES = {
     "director": ["director"],
 }
 DEFAULT_CARING_ROLES = ["infant_carer", "childcare_worker", "teacher"]
+# 健康合格证明: every role, to be hired and to keep working (DOMAIN.md, "Health").
+HEALTH_CERTIFICATE = "health"
 
 
 class WorkforceSettings(PersonalDataSettings):
@@ -29,6 +33,14 @@ class WorkforceSettings(PersonalDataSettings):
     training_ethics_hours: float = 40.0
     ban_acknowledge_hours: float = Field(default=24.0, gt=0)
     recheck_every_days: int = Field(default=365, ge=1)
+    # A health certificate is valid this long from its issue (a year).
+    health_certificate_valid_days: int = Field(default=365, ge=1)
+    # Hire without a valid health certificate, provisionally until one is recorded (default: refuse).
+    provisional_hire_without_health_certificate: bool = False
+    # A flagged background check suspends the employment until the district decides; after this many
+    # days without a decision, the default action is taken.
+    suspension_decision_days: int = Field(default=30, ge=1)
+    suspension_default_action: Literal["end", "reinstate"] = "end"
     # How often the scheduled jobs (escalation, expiry, annual re-check) run; 0 turns them off.
     jobs_interval_seconds: float = Field(default=300.0, ge=0)
 

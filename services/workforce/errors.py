@@ -55,3 +55,11 @@ class BanAlreadyRescinded(Conflict):
 
 class BackgroundCheckState(Conflict):
     title, type = "Background check is not in that state", "/problems/background-check-state"
+
+
+class HealthCertificateMissing(Conflict):
+    title, type = "Health certificate missing", "/problems/health-certificate-missing"
+
+
+class EmploymentNotSuspended(Conflict):
+    title, type = "Employment is not suspended", "/problems/employment-not-suspended"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shared.contracts.workforce import (
     AgeClassStaffingFacts,
+    BackgroundCheckRequested,
     BanIssued,
     BannedAt,
     BanNotificationUnacknowledged,
@@ -12,7 +13,11 @@ from shared.contracts.workforce import (
     CertificateAdded,
     CertificateExpired,
     EmploymentEnded,
+    EmploymentFlagged,
+    EmploymentReinstated,
     EmploymentStarted,
+    EmploymentSuspended,
+    EmploymentUpdated,
     HireBlocked,
     PractitionerRegistered,
     StaffingAssessed,
@@ -21,6 +26,7 @@ from shared.contracts.workforce import (
 
 __all__ = [
     "AgeClassStaffingFacts",
+    "BackgroundCheckRequested",
     "BanIssued",
     "BanNotificationUnacknowledged",
     "BanRescinded",
@@ -28,7 +34,11 @@ __all__ = [
     "CertificateAdded",
     "CertificateExpired",
     "EmploymentEnded",
+    "EmploymentFlagged",
+    "EmploymentReinstated",
     "EmploymentStarted",
+    "EmploymentSuspended",
+    "EmploymentUpdated",
     "HireBlocked",
     "PractitionerRegistered",
     "StaffingAssessed",

@@ -1,6 +1,7 @@
 """Scheduled work: escalating unacknowledged ban notifications, announcing expired certificates,
-the annual re-check. Each is a plain function of `now`, so tests run them at any moment; the app
-runs them every `jobs_interval_seconds`."""
+flagging employments whose health certificate lapsed, the default action on suspensions the
+district left undecided, the annual re-check. Each is a plain function of `now`, so tests run them
+at any moment; the app runs them every `jobs_interval_seconds`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.workforce.service import bans, practitioners, rechecks
+from services.workforce.service import bans, health, practitioners, rechecks, standing
 from services.workforce.service.common import Workforce
 from shared.clock import utcnow
 from shared.db import session_scope
@@ -24,6 +25,8 @@ log = structlog.get_logger("cradle.workforce.jobs")
 class JobReport:
     escalated: int
     certificates_expired: int
+    health_flagged: int
+    suspensions_decided: int
     rechecked: int
 
 
@@ -34,8 +37,23 @@ async def run_due_jobs(
         escalated = await bans.escalate_unacknowledged(session=session, workforce=workforce, now=now)
     async with session_scope(maker) as session:
         expired = await practitioners.announce_expired_certificates(session=session, now=now)
+    flagged = 0
+    while True:  # a batch per transaction, until none is left
+        async with session_scope(maker) as session:
+            batch = await health.flag_expired(session=session, now=now)
+        flagged += batch
+        if batch < health.BATCH:
+            break
+    async with session_scope(maker) as session:
+        decided = await standing.apply_default_decisions(session=session, workforce=workforce, now=now)
     rechecked = await rechecks.run_annual_recheck(maker=maker, workforce=workforce, now=now)
-    return JobReport(escalated=escalated, certificates_expired=expired, rechecked=rechecked)
+    return JobReport(
+        escalated=escalated,
+        certificates_expired=expired,
+        health_flagged=flagged,
+        suspensions_decided=decided,
+        rechecked=rechecked,
+    )
 
 
 async def run_round(

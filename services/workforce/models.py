@@ -4,8 +4,9 @@ its `*_key_id`), found by keyed hash (`id_hash`) and shown masked (`*_masked`)."
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -126,6 +127,8 @@ class Employment(WorkforceModel, table=True):
     __table_args__ = (
         Index("ix_employment_practitioner_status", "practitioner_id", "status"),
         Index("ix_employment_facility_status", "facility_id", "status"),
+        Index("ix_employment_standing", "standing", "suspended_at"),
+        Index("ix_employment_background_check", "background_check_id"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -145,6 +148,31 @@ class Employment(WorkforceModel, table=True):
     created_at: datetime = Field(sa_column=_at())
     ended_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     ended_by: str | None = Field(default=None, max_length=64)
+    # provisional (a check or a health certificate pending) | cleared | suspended (a flagged check,
+    # until the district decides). Only cleared employments count toward the staffing ratios.
+    standing: str = Field(default="cleared", max_length=16, sa_column_kwargs={"server_default": "cleared"})
+    background_check_id: str | None = Field(default=None, max_length=36)
+    health_certificate_pending: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    health_flagged_on: date | None = None  # the day its holder's health certificate was found expired
+    suspended_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    social_insurance_since: date | None = None
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+
+class EmploymentChange(WorkforceModel, table=True):
+    """The history of an employment after its hire: each change of standing, contract or social
+    insurance, with what changed, who changed it and why."""
+
+    __tablename__ = "employment_change"
+    __table_args__ = (Index("ix_employment_change_employment", "employment_id", "changed_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    employment_id: str = Field(foreign_key="employment.id", max_length=36)
+    kind: str = Field(max_length=32)
+    changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    note: str | None = Field(default=None, max_length=1000)
+    changed_by: str = Field(max_length=64)
+    changed_at: datetime = Field(sa_column=_at())
 
 
 class HireAttempt(WorkforceModel, table=True):

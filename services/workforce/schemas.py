@@ -45,6 +45,7 @@ class CertificateType(StrEnum):
     health_worker = "health_worker"
     teacher = "teacher"
     director = "director"
+    health = "health"  # 健康合格证明: every role, valid a year
 
 
 class AgeClass(StrEnum):
@@ -157,7 +158,10 @@ class CertificateCreate(BaseModel):
     number: Text64
     issuer: Text200
     issued_on: Day
-    expires_on: Day
+    expires_on: Day | None = Field(
+        default=None,
+        description="required, except for a health certificate: a year after issued_on when absent",
+    )
 
 
 class CertificateRead(BaseModel):
@@ -251,6 +255,52 @@ class EmploymentCreate(BaseModel):
     age_class: AgeClass | None = Field(default=None, description="the class a carer works with (ratios)")
     contract_type: ContractType = ContractType.labour_contract
     social_insurance_paid: Flag = Field(default=False, description="社保 paid by the employer")
+    social_insurance_since: Day | None = Field(default=None, description="社保 paid since (when paid)")
+
+
+class EmploymentUpdate(BaseModel):
+    """A change of contract or of social insurance; fields left out stay as they are."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "contract_type": "labour_contract",
+                    "social_insurance_paid": True,
+                    "social_insurance_since": "2026-04-01",
+                }
+            ]
+        },
+    )
+
+    contract_type: ContractType | None = None
+    social_insurance_paid: Flag | None = None
+    social_insurance_since: Day | None = None
+    note: Note300 | None = None
+
+
+class EmploymentDecision(BaseModel):
+    """The district's decision on an employment suspended by a flagged background check."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"decision": "end", "note": "公安回函有不宜从事托育工作的记录"}]},
+    )
+
+    decision: Literal["end", "reinstate"]
+    note: Text1000
+
+
+class EmploymentChangeRead(BaseModel):
+    kind: str = Field(
+        description="provisional_cleared, suspended, ended_after_suspension, reinstated, "
+        "health_flagged, health_restored, updated"
+    )
+    changes: dict[str, list[str | bool | None]] = Field(description="field: [before, after]")
+    note: str | None
+    changed_by: str
+    changed_at: dt.datetime
 
 
 class EmploymentEnd(BaseModel):
@@ -277,6 +327,18 @@ class EmploymentRead(BaseModel):
     end_date: dt.date | None
     end_reason: str | None
     status: Literal["active", "ended"]
+    standing: Literal["provisional", "cleared", "suspended"] = Field(
+        description="provisional while its background check (or health certificate) is pending, "
+        "suspended on a flagged check until the district decides; only cleared ones count in ratios"
+    )
+    background_check_id: str | None
+    health_certificate_pending: bool
+    health_flagged_on: dt.date | None = Field(
+        description="when its holder's health certificate was found expired"
+    )
+    suspended_at: dt.datetime | None
+    social_insurance_since: dt.date | None
+    version: int
 
 
 class BackgroundCheckCreate(BaseModel):

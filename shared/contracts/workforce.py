@@ -11,7 +11,12 @@ from pydantic import BaseModel, Field, StringConstraints
 from shared.contracts.types import Code, Count, DecisionRef, DistrictCode, Reason, Uuid
 from shared.events.envelope import DomainEvent
 
-CertificateType = Literal["infant_carer", "childcare_worker", "health_worker", "teacher", "director"]
+CertificateType = Literal[
+    "infant_carer", "childcare_worker", "health_worker", "teacher", "director", "health"
+]
+# provisional: its background check (or health certificate) pending; suspended: a flagged check,
+# until the district decides; cleared: neither.
+Standing = Literal["provisional", "cleared", "suspended"]
 BanRole = Literal["abuser", "responsible_manager"]
 
 
@@ -63,6 +68,7 @@ class EmploymentStarted(DomainEvent):
     start_date: date
     contract_type: Code
     social_insurance_paid: bool
+    standing: Standing = "cleared"
 
     def subject_id(self) -> str:
         return self.employment_id
@@ -81,6 +87,95 @@ class EmploymentEnded(DomainEvent):
 
     def subject_id(self) -> str:
         return self.employment_id
+
+
+class EmploymentUpdated(DomainEvent):
+    """The contract type or social insurance (社保) of an employment changed."""
+
+    event_type: ClassVar[str] = "cradle.workforce.employment.updated"
+
+    employment_id: Uuid
+    practitioner_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    contract_type: Code
+    social_insurance_paid: bool
+    social_insurance_since: date | None = None
+    version: Count
+    updated_at: datetime
+
+    def subject_id(self) -> str:
+        return self.employment_id
+
+
+class EmploymentFlagged(DomainEvent):
+    """Its holder's health certificate expired: the facility must not let them work until a valid
+    one is recorded."""
+
+    event_type: ClassVar[str] = "cradle.workforce.employment.flagged"
+
+    employment_id: Uuid
+    practitioner_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    reason: Literal["health_certificate_expired"]
+    flagged_on: date
+
+    def subject_id(self) -> str:
+        return self.employment_id
+
+
+class EmploymentSuspended(DomainEvent):
+    """A flagged background check suspended the employment; the district decides by `decide_by`,
+    else `default_action` is taken."""
+
+    event_type: ClassVar[str] = "cradle.workforce.employment.suspended"
+
+    employment_id: Uuid
+    practitioner_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    background_check_id: Uuid
+    suspended_at: datetime
+    decide_by: datetime
+    default_action: Literal["end", "reinstate"]
+
+    def subject_id(self) -> str:
+        return self.employment_id
+
+
+class EmploymentReinstated(DomainEvent):
+    """A suspended employment goes on: the district's decision, or the default one."""
+
+    event_type: ClassVar[str] = "cradle.workforce.employment.reinstated"
+
+    employment_id: Uuid
+    practitioner_id: Uuid
+    facility_id: Uuid
+    district_code: DistrictCode
+    decided_by: Literal["district", "default"]
+    reinstated_at: datetime
+
+    def subject_id(self) -> str:
+        return self.employment_id
+
+
+class BackgroundCheckRequested(DomainEvent):
+    """资格审查 asked of POLICE: at a hire (with the employment and its facility), by an employer, or
+    by the annual re-check."""
+
+    event_type: ClassVar[str] = "cradle.workforce.background_check.requested"
+
+    background_check_id: Uuid
+    practitioner_id: Uuid
+    reason: Literal["hire", "annual", "other"]
+    employment_id: Uuid | None = None
+    facility_id: Uuid | None = None
+    district_code: DistrictCode | None = None
+    requested_at: datetime
+
+    def subject_id(self) -> str:
+        return self.background_check_id
 
 
 class AgeClassStaffingFacts(BaseModel):
@@ -183,6 +278,11 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     CertificateExpired,
     EmploymentStarted,
     EmploymentEnded,
+    EmploymentUpdated,
+    EmploymentFlagged,
+    EmploymentSuspended,
+    EmploymentReinstated,
+    BackgroundCheckRequested,
     StaffingAssessed,
     HireBlocked,
     BanIssued,

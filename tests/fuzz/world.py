@@ -276,6 +276,19 @@ class World:
             ),
             201,
         )["id"]
+        ok(  # 健康合格证明: every hire needs one
+            await client.post(
+                f"/v1/practitioners/{pid}/certificates",
+                json={
+                    "type": "health",
+                    "number": f"JK-{uuid.uuid4().hex[:8]}",
+                    "issuer": "上海市疾病预防控制中心",
+                    "issued_on": (date.today() - timedelta(days=30)).isoformat(),
+                },
+                headers=operator,
+            ),
+            201,
+        )
         ok(
             await client.post(
                 f"/v1/practitioners/{pid}/trainings",
@@ -419,6 +432,16 @@ class World:
                 "issuer": "上海市人社局",
                 "issued_on": (date.today() - timedelta(days=400)).isoformat(),
                 "expires_on": (date.today() + timedelta(days=800)).isoformat(),
+            },
+            headers=estate.headers,
+        )
+        await self.client.post(
+            f"/v1/practitioners/{practitioner['id']}/certificates",
+            json={
+                "type": "health",
+                "number": f"JK-{uuid.uuid4().hex[:8]}",
+                "issuer": "上海市疾病预防控制中心",
+                "issued_on": (date.today() - timedelta(days=30)).isoformat(),
             },
             headers=estate.headers,
         )

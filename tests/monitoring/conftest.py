@@ -151,6 +151,17 @@ class MonitoringStack:
             headers=operator,
         )
         assert certificate.status_code == 201, certificate.text
+        health = await self.client.post(
+            f"/v1/practitioners/{person_id}/certificates",
+            json={
+                "type": "health",  # 健康合格证明: every hire needs one
+                "number": f"JK-{person_id[:8]}",
+                "issuer": "上海市徐汇区疾病预防控制中心",
+                "issued_on": (today - timedelta(days=30)).isoformat(),
+            },
+            headers=operator,
+        )
+        assert health.status_code == 201, health.text
         for facility_id in facility_ids:
             body = {
                 "practitioner_id": person_id,

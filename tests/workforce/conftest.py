@@ -188,12 +188,43 @@ class WorkforceStack:
         await eventually(known)
         return facility_id
 
-    async def practitioner(self, headers: dict[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
+    async def practitioner(
+        self, headers: dict[str, str] | None = None, *, healthy: bool = True, **overrides: Any
+    ) -> dict[str, Any]:
+        """A registered person; `healthy`: with a health certificate (健康合格证明) valid today, as every
+        hire needs."""
         body = {"id_number": new_id_number(), "name": "张三", "phone": "13812345678", "nationality": "CN"}
         body.update(overrides)
         response = await self.direct.post("/v1/practitioners", json=body, headers=headers or self.sign())
         assert response.status_code == 201, response.text
+        if healthy:
+            await self.health_certificate(response.json()["id"])
         return {**response.json(), "raw_id_number": body["id_number"]}
+
+    async def health_certificate(self, practitioner_id: str, **overrides: Any) -> dict[str, Any]:
+        body = {
+            "type": "health",
+            "number": f"JK-{uuid.uuid4().hex[:10]}",
+            "issuer": "上海市徐汇区疾病预防控制中心",
+            "issued_on": (date.today() - timedelta(days=30)).isoformat(),
+        }
+        body.update(overrides)
+        response = await self.direct.post(
+            f"/v1/practitioners/{practitioner_id}/certificates", json=body, headers=self.sign()
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def answer_check(self, employment: dict[str, Any], result: str = "clear") -> dict[str, Any]:
+        """POLICE answers the background check the employment waits on."""
+        response = await self.direct.post(
+            f"/v1/practitioners/{employment['practitioner_id']}/background-checks/"
+            f"{employment['background_check_id']}/answer",
+            json={"result": result},
+            headers=self.bureau("POLICE"),
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
 
     async def certify(
         self, practitioner_id: str, kind: str = "childcare_worker", **overrides: Any
@@ -230,13 +261,21 @@ class WorkforceStack:
         body.update(overrides)
         return await self.direct.post("/v1/employments", json=body, headers=headers or self.sign())
 
-    async def employed(self, facility_id: str, **overrides: Any) -> dict[str, Any]:
-        """A certified practitioner hired at the facility."""
+    async def employed(self, facility_id: str, *, cleared: bool = True, **overrides: Any) -> dict[str, Any]:
+        """A certified practitioner hired at the facility; `cleared`: its background check answered
+        clear by POLICE (else the employment stays provisional)."""
         person = await self.practitioner()
         await self.certify(person["id"], overrides.get("role", "childcare_worker"))
         response = await self.hire(person["id"], facility_id, **overrides)
         assert response.status_code == 201, response.text
-        return {**person, "employment": response.json()}
+        employment = response.json()
+        if cleared:
+            await self.answer_check(employment)
+            employment = (
+                await self.direct.get(f"/v1/employments/{employment['id']}", headers=self.sign())
+            ).json()
+            assert employment["standing"] == "cleared", employment
+        return {**person, "employment": employment}
 
     async def ban(
         self, id_number: str, *, headers: dict[str, str] | None = None, **overrides: Any

@@ -80,6 +80,17 @@ async def test_a_ban_ends_employment_at_two_facilities_and_both_get_a_credit_ent
         headers=operator,
     )
     assert certificate.status_code == 201, certificate.text
+    health = await wf.gateway.post(
+        f"/v1/practitioners/{person_id}/certificates",
+        json={
+            "type": "health",
+            "number": "JK-2026-0001",
+            "issuer": "上海市徐汇区疾病预防控制中心",
+            "issued_on": (today - timedelta(days=30)).isoformat(),
+        },
+        headers=operator,
+    )
+    assert health.status_code == 201, health.text
 
     async def hire(facility_id: str) -> Any:
         return await wf.gateway.post(

@@ -69,7 +69,7 @@ async def places_of(session: AsyncSession, event: CloudEvent) -> list[Place]:
         return [await _facility(session, str(f), None) for f in data.get("employed_at_facility_ids") or []]
     if kind == "cradle.monitoring.inspection_plan.drawn":
         return [Place(district_code=str(data["district_code"]))]  # a district's plan: not its facilities'
-    if "facility_id" in data:
+    if data.get("facility_id"):  # a check the annual re-check opens names none: the bureaus'
         district = data.get("district_code")
         return [await _facility(session, str(data["facility_id"]), str(district) if district else None)]
     if kind.startswith("cradle.guidance."):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from services.workforce.deps import PractitionerDep
+from services.workforce.deps import PractitionerDep, WorkforceDep
 from services.workforce.router.common import PageDep, Reader, Writer
 from services.workforce.schemas import (
     BackgroundCheckAnswer,
@@ -14,7 +14,7 @@ from services.workforce.schemas import (
     BackgroundCheckRead,
     BackgroundCheckResolve,
 )
-from services.workforce.service import background_checks
+from services.workforce.service import background_checks, standing
 from shared.api import IdPath
 from shared.idempotency import idempotent
 from shared.pagination import Page
@@ -58,12 +58,16 @@ async def answer_background_check(
     body: BackgroundCheckAnswer,
     session: SessionDep,
     caller: Writer,
+    workforce: WorkforceDep,
 ) -> BackgroundCheckRead:
-    """POLICE: clear or flagged. A flagged person cannot be hired until the flag is resolved."""
+    """POLICE: clear or flagged. Clear lifts the provisional standing of the employments waiting on
+    the check; flagged suspends every active employment of the person until their district decides,
+    and the person cannot be hired until the flag is resolved."""
     check = await background_checks.get_check(session=session, practitioner=practitioner, check_id=check_id)
     check = await background_checks.answer_background_check(
         session=session, caller=caller, check=check, data=body
     )
+    await standing.after_answer(session=session, workforce=workforce, check=check, by=caller.client_id)
     return background_checks.check_read(check)
 
 
@@ -93,5 +97,5 @@ async def background_check_queue(
     page: PageDep,
     status: Literal["pending", "clear", "flagged", "resolved"] = "pending",
 ) -> Page[BackgroundCheckRead]:
-    """The police's queue of background checks."""
+    """The police's queue of background checks (each also announced as `background_check.requested`)."""
     return await background_checks.police_queue(session=session, caller=caller, status=status, page=page)

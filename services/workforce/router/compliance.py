@@ -1,8 +1,9 @@
-"""Compliance: staffing ratios, training hours, certification and the annual re-checks."""
+"""Compliance: staffing ratios, training hours, certification, the annual re-checks, and the
+employments of concern (no social insurance, a lapsed health certificate, suspended, provisional)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -10,11 +11,12 @@ from services.workforce.deps import FacilityDep, WorkforceDep
 from services.workforce.router.common import PageDep, Reader, Year
 from services.workforce.schemas import (
     CertificationCompliance,
+    EmploymentRead,
     RecheckSummary,
     StaffingRead,
     TrainingCompliance,
 )
-from services.workforce.service import certification, rechecks, staffing, training
+from services.workforce.service import certification, employment_changes, rechecks, staffing, training
 from services.workforce.service.common import get_visible_facility
 from shared.api import UUID_PATTERN
 from shared.clock import Day, shanghai_today
@@ -84,3 +86,32 @@ async def certification_compliance(
 async def recheck_summary(year: Year, session: SessionDep, caller: Reader) -> RecheckSummary:
     """The annual re-check (Minor Protection Law Art. 62) for the year."""
     return await rechecks.summary(session=session, caller=caller, year=year)
+
+
+DistrictQuery = Annotated[str | None, Query(pattern=r"^3101\d{2}$")]
+
+
+@router.get("/compliance/employments", response_model=Page[EmploymentRead])
+async def employments_of_concern(
+    concern: Literal["social_insurance", "health_certificate", "suspended", "provisional"],
+    session: SessionDep,
+    caller: Reader,
+    page: PageDep,
+    district_code: DistrictQuery = None,
+) -> Page[EmploymentRead]:
+    """Active employments at the facilities the caller may see that lack social insurance (社保),
+    whose holder's health certificate lapsed, that a flagged background check suspended, or that
+    are provisional — by district, then id."""
+    return await employment_changes.employments_of_concern(
+        session=session, caller=caller, concern=concern, district_code=district_code, page=page
+    )
+
+
+@router.get("/compliance/social-insurance", response_model=Page[EmploymentRead])
+async def lacking_social_insurance(
+    session: SessionDep, caller: Reader, page: PageDep, district_code: DistrictQuery = None
+) -> Page[EmploymentRead]:
+    """Who works without social insurance (社保), in the caller's district or citywide."""
+    return await employment_changes.employments_of_concern(
+        session=session, caller=caller, concern="social_insurance", district_code=district_code, page=page
+    )

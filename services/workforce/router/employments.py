@@ -1,4 +1,5 @@
-"""Employments: hiring (every check in one transaction), a facility's staff, ending."""
+"""Employments: hiring (every check in one transaction), a facility's staff, changes of terms with
+their history, the district's decision on a suspended one, ending."""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.workforce.deps import EmploymentDep, WorkforceDep
 from services.workforce.router.common import PageDep, Reader, Writer
-from services.workforce.schemas import EmploymentCreate, EmploymentEnd, EmploymentRead
-from services.workforce.service import hiring
+from services.workforce.schemas import (
+    EmploymentChangeRead,
+    EmploymentCreate,
+    EmploymentDecision,
+    EmploymentEnd,
+    EmploymentRead,
+    EmploymentUpdate,
+)
+from services.workforce.service import employment_changes, hiring, history, standing
 from services.workforce.service.common import get_visible_facility
-from shared.api import IdQuery
+from shared.api import IdQuery, IfMatch, etag
 from shared.errors import PROBLEM_JSON, error_response
 from shared.export import EXPORT_RESPONSES, ExportDep
 from shared.idempotency import IdempotencyDep, idempotent
@@ -33,7 +41,10 @@ async def hire(
     body: EmploymentCreate, session: SessionDep, caller: Writer, workforce: WorkforceDep, idem: IdempotencyDep
 ) -> Response:
     """Hire: the facility approved, the person not banned nor flagged, a valid certificate for the
-    role, all checked in one transaction. A refusal for a ban is recorded and published."""
+    role and a valid health certificate (健康合格证明), all checked in one transaction. A refusal for a
+    ban is recorded and published. The hire opens a background check with POLICE unless one is
+    pending or clear on file; until it is clear the employment is `provisional` (it works under
+    supervision and does not count toward the staffing ratios)."""
     if replay := await idem.replay():
         return replay
     outcome = await hiring.hire(session=session, workforce=workforce, caller=caller, data=body)
@@ -78,8 +89,50 @@ async def list_employments(
 
 
 @router.get("/employments/{employment_id}", response_model=EmploymentRead)
-async def read_employment(employment: EmploymentDep, session: SessionDep, _caller: Reader) -> EmploymentRead:
+async def read_employment(
+    employment: EmploymentDep, session: SessionDep, _caller: Reader, response: Response
+) -> EmploymentRead:
+    response.headers.update(etag(employment.version))
     return await hiring.read_employment(session=session, employment=employment)
+
+
+@router.patch("/employments/{employment_id}", response_model=EmploymentRead)
+async def update_employment(
+    employment: EmploymentDep,
+    body: EmploymentUpdate,
+    session: SessionDep,
+    caller: Writer,
+    response: Response,
+    if_match: IfMatch = None,
+) -> EmploymentRead:
+    """Change the contract type or the social insurance (社保: paid, since when) of an active
+    employment; each change is kept in its history. Send `If-Match` to be safe from overwriting
+    someone else's change (412)."""
+    updated = await employment_changes.update_employment(
+        session=session, caller=caller, employment=employment, data=body, if_match=if_match
+    )
+    response.headers.update(etag(updated.version))
+    return await hiring.read_employment(session=session, employment=updated)
+
+
+@router.get("/employments/{employment_id}/history", response_model=Page[EmploymentChangeRead])
+async def employment_history(
+    employment: EmploymentDep, session: SessionDep, _caller: Reader, page: PageDep
+) -> Page[EmploymentChangeRead]:
+    """Every change after the hire, oldest first: standing (provisional, cleared, suspended,
+    reinstated, ended), health-certificate flags, contract and social insurance."""
+    return await history.list_changes(session=session, employment=employment, page=page)
+
+
+@router.post("/employments/{employment_id}/decision", response_model=EmploymentRead)
+@idempotent(200)
+async def decide_suspended_employment(
+    employment: EmploymentDep, body: EmploymentDecision, session: SessionDep, caller: Writer
+) -> EmploymentRead:
+    """The district's decision on an employment suspended by a flagged background check: `end` it
+    or `reinstate` it. Only a district client of the employment's district decides."""
+    decided = await standing.decide(session=session, caller=caller, employment=employment, data=body)
+    return await hiring.read_employment(session=session, employment=decided)
 
 
 @router.post("/employments/{employment_id}/end", response_model=EmploymentRead)

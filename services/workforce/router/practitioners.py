@@ -111,9 +111,13 @@ async def add_certificate(
     body: CertificateCreate,
     session: SessionDep,
     caller: Writer,
+    workforce: WorkforceDep,
 ) -> CertificateRead:
+    """A certificate for a role (持证上岗) or a health certificate (健康合格证明, `type: health`, valid a
+    year: `expires_on` may be left out). A valid health certificate lifts the flag of its holder's
+    employments and settles a hire made pending one."""
     return await practitioners.add_certificate(
-        session=session, caller=caller, practitioner=practitioner, data=body
+        session=session, workforce=workforce, caller=caller, practitioner=practitioner, data=body
     )
 
 

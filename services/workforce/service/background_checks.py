@@ -1,12 +1,17 @@
-"""Background checks (资格审查): requested at hiring (or by the annual re-check), answered by the
-police through the API; a flagged answer blocks hires like a ban until it is resolved."""
+"""Background checks (资格审查): opened at every hire (T12), by an employer, or by the annual
+re-check, each announced to POLICE (`background_check.requested`), answered by the police through
+the API; a flagged answer blocks hires like a ban until it is resolved (and suspends employments:
+service/standing.py)."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.workforce.errors import BackgroundCheckNotFound, BackgroundCheckState
+from services.workforce.events import BackgroundCheckRequested
 from services.workforce.models import BackgroundCheck, Employment, Practitioner
 from services.workforce.schemas import (
     BackgroundCheckAnswer,
@@ -16,6 +21,7 @@ from services.workforce.schemas import (
 )
 from shared.clock import new_id, utcnow
 from shared.errors import Forbidden, invalid
+from shared.events.outbox import emit
 from shared.i18n import tr
 from shared.identity import Identity, require_bureau
 from shared.pagination import Page, PageParams, cut_page, keyset, make_page
@@ -36,25 +42,57 @@ def check_read(check: BackgroundCheck) -> BackgroundCheckRead:
     )
 
 
+async def open_check(
+    session: AsyncSession,
+    *,
+    practitioner_id: str,
+    reason: str,
+    requested_by: str,
+    employment: Employment | None = None,
+    now: datetime | None = None,
+) -> BackgroundCheck:
+    """A pending check, and its request to POLICE in the same transaction."""
+    check = BackgroundCheck(
+        id=new_id(),
+        practitioner_id=practitioner_id,
+        employment_id=employment.id if employment else None,
+        reason=reason,
+        status="pending",
+        requested_by=requested_by,
+        requested_at=now or utcnow(),
+    )
+    session.add(check)
+    await session.flush()
+    await emit(
+        session,
+        BackgroundCheckRequested(
+            background_check_id=check.id,
+            practitioner_id=practitioner_id,
+            reason=reason,  # type: ignore[arg-type]  # hire | annual | other, as stored
+            employment_id=employment.id if employment else None,
+            facility_id=employment.facility_id if employment else None,
+            district_code=employment.district_code if employment else None,
+            requested_at=check.requested_at,
+        ),
+    )
+    return check
+
+
 async def request_background_check(
     *, session: AsyncSession, caller: Identity, practitioner: Practitioner, data: BackgroundCheckCreate
 ) -> BackgroundCheck:
+    employment = None
     if data.employment_id is not None:
         employment = await session.get(Employment, data.employment_id)
         if employment is None or employment.practitioner_id != practitioner.id:
             raise invalid("employment_id", "is not an employment of this practitioner")
-    check = BackgroundCheck(
-        id=new_id(),
+    return await open_check(
+        session,
         practitioner_id=practitioner.id,
-        employment_id=data.employment_id,
         reason=data.reason,
-        status="pending",
         requested_by=caller.client_id,
-        requested_at=utcnow(),
+        employment=employment,
     )
-    session.add(check)
-    await session.flush()
-    return check
 
 
 def _police(caller: Identity) -> None:

@@ -1,13 +1,16 @@
-"""Employment: hiring (with every check in one transaction), ending, lists; background checks."""
+"""Employment: hiring (with every check in one transaction), ending, lists. A hire opens a
+background check with POLICE (T12) unless one is on file: until it is clear the employment is
+provisional, and does not count toward the staffing ratios."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.workforce.config import HEALTH_CERTIFICATE
 from services.workforce.errors import (
     AlreadyEmployed,
     BackgroundCheckFlagged,
@@ -15,6 +18,7 @@ from services.workforce.errors import (
     EmploymentEnded,
     EmploymentNotFound,
     FacilityNotApproved,
+    HealthCertificateMissing,
     PractitionerNotFound,
 )
 from services.workforce.events import EmploymentEnded as EmploymentEndedEvent
@@ -34,6 +38,7 @@ from services.workforce.schemas import (
     EmploymentRead,
 )
 from services.workforce.service import staffing
+from services.workforce.service.background_checks import open_check
 from services.workforce.service.common import (
     ACTIVE,
     ENDED,
@@ -43,8 +48,8 @@ from services.workforce.service.common import (
     may_see,
     may_see_practitioner,
 )
-from shared.clock import new_id, shanghai_today, utcnow
-from shared.errors import CradleError, invalid
+from shared.clock import as_utc, new_id, shanghai_today, utcnow
+from shared.errors import CradleError, FieldError, invalid
 from shared.events.outbox import emit
 from shared.i18n import tr
 from shared.identity import Identity
@@ -121,6 +126,11 @@ async def hire(
             )
         )
     await _require_certificate(session, workforce=workforce, practitioner=practitioner, data=data)
+    health_pending = await _require_health_certificate(
+        session, workforce=workforce, practitioner=practitioner, data=data
+    )
+    if data.social_insurance_since is not None and not data.social_insurance_paid:
+        raise invalid("social_insurance_since", "is only given when social insurance is paid")
     duplicate = await session.execute(
         select(Employment.id).where(
             Employment.practitioner_id == practitioner.id,
@@ -134,6 +144,7 @@ async def hire(
             f"This person already works here in this role (employment {existing}).", employment_id=existing
         )
     now = utcnow()
+    on_file = await _check_on_file(session, workforce=workforce, practitioner_id=practitioner.id, now=now)
     employment = Employment(
         id=new_id(),
         practitioner_id=practitioner.id,
@@ -143,13 +154,29 @@ async def hire(
         age_class=data.age_class.value if data.age_class else None,
         contract_type=data.contract_type.value,
         social_insurance_paid=data.social_insurance_paid,
+        social_insurance_since=data.social_insurance_since,
         start_date=data.start_date,
         status=ACTIVE,
+        standing="cleared"
+        if on_file is not None and on_file.status != "pending" and not health_pending
+        else "provisional",
+        background_check_id=on_file.id if on_file is not None else None,
+        health_certificate_pending=health_pending,
         created_by=caller.client_id,
         created_at=now,
     )
     session.add(employment)
     await session.flush()
+    if on_file is None:
+        check = await open_check(
+            session,
+            practitioner_id=practitioner.id,
+            reason="hire",
+            requested_by=caller.client_id,
+            employment=employment,
+            now=now,
+        )
+        employment.background_check_id = check.id
     await emit(
         session,
         EmploymentStarted(
@@ -161,10 +188,79 @@ async def hire(
             start_date=employment.start_date,
             contract_type=employment.contract_type,
             social_insurance_paid=employment.social_insurance_paid,
+            standing=employment.standing,  # type: ignore[arg-type]  # provisional | cleared, set above
         ),
     )
     await staffing.announce(session, [facility.facility_id])
     return employment
+
+
+async def _check_on_file(
+    session: AsyncSession, *, workforce: Workforce, practitioner_id: str, now: datetime
+) -> BackgroundCheck | None:
+    """The check a hire may rely on: the latest one still pending (the employer asked before
+    hiring, or the annual re-check is under way), else a clear (or resolved) answer within the
+    re-check period. None: the hire opens its own."""
+    pending = (
+        await session.execute(
+            select(BackgroundCheck)
+            .where(BackgroundCheck.practitioner_id == practitioner_id, BackgroundCheck.status == "pending")
+            .order_by(BackgroundCheck.requested_at.desc(), BackgroundCheck.id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if pending is not None:
+        return pending
+    since = now - timedelta(days=workforce.settings.recheck_every_days)
+    answered = (
+        await session.execute(
+            select(BackgroundCheck)
+            .where(
+                BackgroundCheck.practitioner_id == practitioner_id,
+                BackgroundCheck.status.in_(("clear", "resolved")),
+            )
+            .order_by(BackgroundCheck.answered_at.desc(), BackgroundCheck.id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    answered_at = answered.resolved_at or answered.answered_at if answered is not None else None
+    return answered if answered_at is not None and as_utc(answered_at) >= since else None
+
+
+async def _require_health_certificate(
+    session: AsyncSession, *, workforce: Workforce, practitioner: Practitioner, data: EmploymentCreate
+) -> bool:
+    """健康合格证明, every role: valid on the first day of work (or today, if that is past). Without
+    one the hire is refused, or, where the deployment allows it, provisional until one is recorded
+    (returns True)."""
+    on = max(data.start_date, shanghai_today())
+    if await holds_valid_health_certificate(session, practitioner_id=practitioner.id, on=on):
+        return False
+    if workforce.settings.provisional_hire_without_health_certificate:
+        return True
+    raise HealthCertificateMissing(
+        tr(
+            "No health certificate (健康合格证明, type {type}) valid on {on}: record one before hiring.",
+            type=HEALTH_CERTIFICATE,
+            on=on.isoformat(),
+        ),
+        errors=[FieldError(field="practitioner_id", message="holds no valid health certificate")],
+        certificate_type=HEALTH_CERTIFICATE,
+    )
+
+
+async def holds_valid_health_certificate(session: AsyncSession, *, practitioner_id: str, on: date) -> bool:
+    valid = await session.execute(
+        select(Certificate.id)
+        .where(
+            Certificate.practitioner_id == practitioner_id,
+            Certificate.type == HEALTH_CERTIFICATE,
+            Certificate.issued_on <= on,
+            Certificate.expires_on >= on,
+        )
+        .limit(1)
+    )
+    return valid.first() is not None
 
 
 async def _record_blocked(
@@ -296,6 +392,13 @@ def employment_read(employment: Employment, practitioner_name: str) -> Employmen
         end_date=employment.end_date,
         end_reason=employment.end_reason,
         status=employment.status,
+        standing=employment.standing,
+        background_check_id=employment.background_check_id,
+        health_certificate_pending=employment.health_certificate_pending,
+        health_flagged_on=employment.health_flagged_on,
+        suspended_at=employment.suspended_at,
+        social_insurance_since=employment.social_insurance_since,
+        version=employment.version,
     )
 
 

@@ -1,11 +1,11 @@
 """A facility's staff roster from an operator's spreadsheet: each row one person (by ID number), with
-optionally a certificate and an employment at one of the caller's facilities. Each part goes
-through the function its API path calls (registration, certificates, hiring), so the same checks,
-the same encryption of ID numbers and phones and the same events follow; each part is keyed by what
-makes it the same (the ID number; the certificate's type and number; an active employment in the
-same facility and role), so the same sheet twice creates nothing new. Each row is applied in a
-savepoint of its own: a row with an error leaves nothing, except what the API itself keeps of a
-refused hire (the attempt and its `hire.blocked` event)."""
+optionally a certificate, a health certificate (健康合格证明) and an employment at one of the caller's
+facilities. Each part goes through the function its API path calls (registration, certificates,
+hiring), so the same checks, the same encryption of ID numbers and phones and the same events
+follow; each part is keyed by what makes it the same (the ID number; the certificate's type and
+number; an active employment in the same facility and role), so the same sheet twice creates nothing
+new. Each row is applied in a savepoint of its own: a row with an error leaves nothing, except what
+the API itself keeps of a refused hire (the attempt and its `hire.blocked` event)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.workforce.config import HEALTH_CERTIFICATE as HEALTH
 from services.workforce.models import Certificate, Employment, Person, Practitioner
 from services.workforce.schemas import CertificateCreate, EmploymentCreate, PractitionerCreate
 from services.workforce.service import hiring, practitioners
@@ -35,6 +36,9 @@ COLUMNS = (
     Column("certificate_issuer", ("发证机关", "发证单位")),
     Column("certificate_issued_on", ("发证日期",), CellKind.day),
     Column("certificate_expires_on", ("有效期至", "证书有效期至", "到期日期"), CellKind.day),
+    Column("health_certificate_number", ("健康证编号", "健康合格证明编号")),
+    Column("health_certificate_issuer", ("健康证发证机构", "健康合格证明发证机构")),
+    Column("health_certificate_issued_on", ("健康证发证日期", "健康合格证明发证日期"), CellKind.day),
     Column("facility_id", ("机构ID", "托育机构ID", "机构编号")),
     Column("role", ("岗位",)),
     Column("age_class", ("班级", "年龄段")),
@@ -49,6 +53,11 @@ CERTIFICATE = {
     "certificate_issuer": "issuer",
     "certificate_issued_on": "issued_on",
     "certificate_expires_on": "expires_on",
+}
+HEALTH_CERTIFICATE = {
+    "health_certificate_number": "number",
+    "health_certificate_issuer": "issuer",
+    "health_certificate_issued_on": "issued_on",
 }
 EMPLOYMENT = ("facility_id", "role", "age_class", "start_date", "contract_type", "social_insurance_paid")
 
@@ -118,10 +127,12 @@ async def _apply_row(
 ) -> tuple[str, str]:
     """`create` when any part of the row was new, `skip` when every part was already on record."""
     person = _validated(PractitionerCreate, {k: values[k] for k in PERSON if k in values}, {})
-    certificate = None
-    if any(column in values for column in CERTIFICATE):
-        body = {field: values[column] for column, field in CERTIFICATE.items() if column in values}
-        certificate = _validated(CertificateCreate, body, {v: k for k, v in CERTIFICATE.items()})
+    certificates: list[tuple[CertificateCreate, dict[str, str]]] = []
+    for columns, fixed in ((CERTIFICATE, {}), (HEALTH_CERTIFICATE, {"type": HEALTH})):
+        if any(column in values for column in columns):
+            body = {field: values[column] for column, field in columns.items() if column in values} | fixed
+            named = {v: k for k, v in columns.items()}
+            certificates.append((_validated(CertificateCreate, body, named), named))
     try:
         registration = await practitioners.register(
             session=session, workforce=workforce, caller=caller, data=person
@@ -130,8 +141,15 @@ async def _apply_row(
         raise _refusal(exc, "id_number") from None
     practitioner = registration.practitioner
     created = registration.created
-    if certificate is not None:
-        created |= await _certificate(session, caller=caller, practitioner=practitioner, data=certificate)
+    for certificate, named in certificates:
+        created |= await _certificate(
+            session,
+            workforce=workforce,
+            caller=caller,
+            practitioner=practitioner,
+            data=certificate,
+            named=named,
+        )
     if any(column in values for column in EMPLOYMENT):
         body = {k: values[k] for k in EMPLOYMENT if k in values} | {"practitioner_id": practitioner.id}
         employment = _validated(EmploymentCreate, body, {"practitioner_id": "id_number"})
@@ -140,7 +158,13 @@ async def _apply_row(
 
 
 async def _certificate(
-    session: AsyncSession, *, caller: Identity, practitioner: Practitioner, data: CertificateCreate
+    session: AsyncSession,
+    *,
+    workforce: Workforce,
+    caller: Identity,
+    practitioner: Practitioner,
+    data: CertificateCreate,
+    named: dict[str, str],
 ) -> bool:
     recorded = await session.execute(
         select(Certificate.id).where(
@@ -153,10 +177,10 @@ async def _certificate(
         return False
     try:
         await practitioners.add_certificate(
-            session=session, caller=caller, practitioner=practitioner, data=data
+            session=session, workforce=workforce, caller=caller, practitioner=practitioner, data=data
         )
     except CradleError as exc:
-        raise _refusal(exc, "certificate_number", {v: k for k, v in CERTIFICATE.items()}) from None
+        raise _refusal(exc, named["number"], named) from None
     return True
 
 

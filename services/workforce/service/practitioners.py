@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.workforce.config import HEALTH_CERTIFICATE
 from services.workforce.events import CertificateAdded, CertificateExpired, PractitionerRegistered
 from services.workforce.models import Certificate, Employment, GradeChange, Practitioner, PractitionerAccess
 from services.workforce.schemas import (
@@ -19,6 +20,7 @@ from services.workforce.schemas import (
     PractitionerCreate,
     PractitionerRead,
 )
+from services.workforce.service import health
 from services.workforce.service.common import (
     ID_NUMBER,
     PHONE,
@@ -203,9 +205,28 @@ def certificate_read(certificate: Certificate) -> CertificateRead:
 
 
 async def add_certificate(
-    *, session: AsyncSession, caller: Identity, practitioner: Practitioner, data: CertificateCreate
+    *,
+    session: AsyncSession,
+    workforce: Workforce,
+    caller: Identity,
+    practitioner: Practitioner,
+    data: CertificateCreate,
 ) -> CertificateRead:
-    if data.expires_on <= data.issued_on:
+    expires_on = data.expires_on
+    if data.type.value == HEALTH_CERTIFICATE:
+        # 健康合格证明 is valid a year (a setting): no longer, whatever the form says.
+        longest = data.issued_on + timedelta(days=workforce.settings.health_certificate_valid_days)
+        if expires_on is None:
+            expires_on = longest
+        elif expires_on > longest:
+            raise invalid(
+                "expires_on",
+                f"a health certificate is valid {workforce.settings.health_certificate_valid_days} days "
+                f"at most: {longest.isoformat()} or earlier",
+            )
+    elif expires_on is None:
+        raise invalid("expires_on", "is required for this certificate type")
+    if expires_on <= data.issued_on:
         raise invalid("expires_on", "must be after issued_on")
     duplicate = await session.execute(
         select(Certificate.id).where(
@@ -226,7 +247,7 @@ async def add_certificate(
         number=data.number,
         issuer=data.issuer,
         issued_on=data.issued_on,
-        expires_on=data.expires_on,
+        expires_on=expires_on,
         recorded_by=caller.client_id,
         created_at=utcnow(),
     )
@@ -242,6 +263,7 @@ async def add_certificate(
             expires_on=certificate.expires_on,
         ),
     )
+    await health.certificate_recorded(session=session, certificate=certificate, by=caller.client_id)
     return certificate_read(certificate)
 
 

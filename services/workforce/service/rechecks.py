@@ -21,6 +21,7 @@ from services.workforce.models import (
 )
 from services.workforce.schemas import RecheckSummary
 from services.workforce.service import staffing
+from services.workforce.service.background_checks import open_check
 from services.workforce.service.bans import notify_employer
 from services.workforce.service.common import Workforce, lock_person, visible_facilities
 from services.workforce.service.hiring import close, ended_event
@@ -123,15 +124,9 @@ async def _recheck_one(
     check_id = None
     every = timedelta(days=workforce.settings.recheck_every_days)
     if ban is None and (last_requested is None or as_utc(last_requested) <= now - every):
-        check = BackgroundCheck(
-            id=new_id(),
-            practitioner_id=practitioner.id,
-            reason="annual",
-            status="pending",
-            requested_by=RECHECK_ACTOR,
-            requested_at=now,
+        check = await open_check(
+            session, practitioner_id=practitioner.id, reason="annual", requested_by=RECHECK_ACTOR, now=now
         )
-        session.add(check)
         check_id = check.id
     session.add(
         Recheck(

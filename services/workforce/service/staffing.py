@@ -1,5 +1,6 @@
 """Staff-to-child ratios per age class (1:3 / 1:5 / 1:7 by default), from the registry's enrolment
-(via the projection) and active employments in caring roles."""
+(via the projection) and active, cleared employments in caring roles: a provisional hire works under
+supervision, and neither it nor a suspended or health-flagged one counts."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from shared.pagination import Page, PageParams, make_page
 async def active_carers(
     session: AsyncSession, caring_roles: list[str], facility_ids: list[str]
 ) -> dict[tuple[str, str | None], int]:
-    """Active employments in caring roles per (facility, age class)."""
+    """Active employments in caring roles per (facility, age class) that may work unsupervised:
+    cleared (not provisional nor suspended, T12) and holding a health certificate (not flagged)."""
     if not facility_ids:
         return {}
     rows = await session.execute(
@@ -35,6 +37,8 @@ async def active_carers(
                 Employment.facility_id.in_(facility_ids),
                 Employment.status == ACTIVE,
                 Employment.role.in_(caring_roles),
+                Employment.standing == "cleared",
+                Employment.health_flagged_on.is_(None),
             )
         )
         .group_by(Employment.facility_id, Employment.age_class)
