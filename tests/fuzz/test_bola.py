@@ -96,6 +96,7 @@ PARAMETER_OF = {
     "camera": "camera_id",
     "alert": "alert_id",
     "incident": "incident_id",
+    "complaint": "complaint_id",
     "inspection": "inspection_id",
     "inspector": "inspector_id",
     "plan": "plan_id",
@@ -349,6 +350,9 @@ MONITORING_ATTACKS = [
     ),
     a("POST", "/v1/incidents/{incident}/findings/confirm", body=lambda s: {"note": "x"}),
     a("POST", "/v1/incidents/{incident}/findings/reject", body=lambda s: {"reason": "x"}),
+    a("GET", "/v1/complaints/{complaint}"),
+    a("POST", "/v1/complaints/{complaint}/acknowledge"),
+    a("POST", "/v1/complaints/{complaint}/answer", body=lambda s: {"outcome": "founded", "answer": "x"}),
     a("GET", "/v1/inspections/{inspection}"),
     a(
         "POST",
@@ -448,6 +452,8 @@ SESSION_ORGANISER_ATTACKS = [  # sessions are public events; their bookings are 
 PARENT_INCIDENT_ATTACKS = [
     a("GET", "/v1/incidents/{incident}"),
     a("GET", "/v1/incidents", "GET /v1/incidents", listing=True),
+    a("GET", "/v1/complaints/{complaint}"),
+    a("GET", "/v1/complaints", "GET /v1/complaints", listing=True),
 ]
 
 
@@ -531,10 +537,26 @@ async def city(
             ),
             201,
         )
+        complained = ok(
+            await stack.client.post(
+                "/v1/complaints",
+                json={
+                    "facility_id": huangpu.ids["facility"],
+                    "category": "care",
+                    "description": "孩子午睡时无人看护",
+                    "complainant_name": "黄女士",
+                },
+                headers=victim_parent,
+            ),
+            201,
+        )
         attacker_parent = xuhui_guidance.parent
         city.pairs["parent"] = (
             attacker_parent,
-            Sides(theirs={**huangpu_guidance.ids, "incident": reported["id"]}, mine=xuhui_guidance.ids),
+            Sides(
+                theirs={**huangpu_guidance.ids, "incident": reported["id"], "complaint": complained["id"]},
+                mine=xuhui_guidance.ids,
+            ),
         )
         yield city
 

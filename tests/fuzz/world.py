@@ -384,6 +384,19 @@ class World:
             ),
             201,
         )["id"]
+        # A complaint about the facility, lodged without a token: its district handles it.
+        ids["complaint"] = ok(
+            await client.post(
+                "/v1/complaints",
+                json={
+                    "facility_id": facility_id,
+                    "category": "food",
+                    "description": "午餐没有按公示食谱提供",
+                    "complainant_phone": "13800138000",
+                },
+            ),
+            201,
+        )["id"]
         inspectors = [
             ok(
                 await client.post(
