@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cradle.seed import SeedRun
 from cradle.seed.fees import seed_fees
+from cradle.seed.health import seed_health
 from cradle.seed.subsidies import seed_subsidies
 from services.registry.models import District, Facility, FacilityStatusChange, LicenseSequence, Town, outbox
 from shared.db import refresh_planner_statistics
@@ -298,10 +299,13 @@ async def seed_step(run: SeedRun, count: int) -> None:
         )
         recorded, held = await seed_fees(engine, namespace=run.namespace, seed=run.seed)
         month, listed, paid_fen = await seed_subsidies(engine, namespace=run.namespace, seed=run.seed)
+        health_records = await seed_health(engine, namespace=run.namespace, seed=run.seed)
     seconds = time.perf_counter() - clock
     run.laps.append(("registry", seconds))
     run.console.print(
         f"[green]{written:,}[/] facilities written, [green]{recorded:,}[/] fee schedules "
         f"({held:,} above the inclusive cap, awaiting EDU), {listed} subsidy lists for {month} published "
-        f"({paid_fen / 100:,.2f} yuan paid) in {seconds:.1f} s"
+        f"({paid_fen / 100:,.2f} yuan paid), {health_records.reports:,} months of entry health checks, "
+        f"{health_records.assessments:,} 卫生保健 results, {health_records.quality:,} graded "
+        f"quality assessments in {seconds:.1f} s"
     )
