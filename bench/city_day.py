@@ -577,7 +577,7 @@ async def main() -> int:
             f"concurrency {args.concurrency}"
         )
         print(f"seed-demo {seeded:.0f} s, cradle up {started_up:.0f} s, the day {day['seconds']:.1f} s")
-        print(f"{'path':<34} {'requests':>8} {'2xx':>6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}")
+        print(f"{'path':<42} {'requests':>8} {'2xx':>6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}")
         for label, seconds in timings.seconds.items():
             if label in ("setup", "verify"):
                 continue
@@ -585,7 +585,7 @@ async def main() -> int:
             first, last = timings.spans[label]
             rate = len(seconds) / max(last - first, 1e-9)
             print(
-                f"{label:<34} {len(seconds):>8,} {ok:>6,} {rate:>7.1f} "
+                f"{label:<42} {len(seconds):>8,} {ok:>6,} {rate:>7.1f} "
                 f"{percentile(seconds, 0.5) * 1000:>7.1f} {percentile(seconds, 0.99) * 1000:>7.1f}"
             )
         others = {
