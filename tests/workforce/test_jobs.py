@@ -78,18 +78,8 @@ async def test_an_expired_certificate_is_announced_once(wf: WorkforceStack) -> N
 
 async def test_the_annual_recheck_covers_every_employed_practitioner_once_a_year(wf: WorkforceStack) -> None:
     facility = await wf.facility()
+    # Each hire opened its own background check, answered clear (T12); one left since.
     staff = [await wf.employed(facility) for _ in range(3)]
-    # One had a background check at hiring, answered clear.
-    checked = staff[0]["id"]
-    created = await wf.direct.post(
-        f"/v1/practitioners/{checked}/background-checks", json={}, headers=wf.sign()
-    )
-    police = wf.bureau("POLICE")
-    await wf.direct.post(
-        f"/v1/practitioners/{checked}/background-checks/{created.json()['id']}/answer",
-        json={"result": "clear"},
-        headers=police,
-    )
     await wf.direct.post(
         f"/v1/employments/{staff[2]['employment']['id']}/end",
         json={"end_date": date.today().isoformat(), "reason": "resigned"},
@@ -99,8 +89,8 @@ async def test_the_annual_recheck_covers_every_employed_practitioner_once_a_year
     now = datetime.now(UTC)
     assert (await run_jobs(wf, now)).rechecked == 2
     assert (await run_jobs(wf, now + timedelta(hours=1))).rechecked == 0
-    opened = await wf.rows(BackgroundCheck, BackgroundCheck.reason == "annual")
-    assert [c.practitioner_id for c in opened] == [staff[1]["id"]]  # the checked one is not due yet
+    # The checks at hiring are this year's: none is due yet.
+    assert await wf.table_count(BackgroundCheck, BackgroundCheck.reason == "annual") == 0
 
     year = shanghai_today(now).year
     summary = await wf.direct.get("/v1/compliance/rechecks", params={"year": year}, headers=wf.sign())
@@ -110,8 +100,8 @@ async def test_the_annual_recheck_covers_every_employed_practitioner_once_a_year
         "employed": 2,
         "rechecked": 2,
         "banned_found": 0,
-        "background_checks_opened": 1,
-        "background_checks_pending": 1,
+        "background_checks_opened": 0,
+        "background_checks_pending": 0,
         "background_checks_clear": 0,
         "background_checks_flagged": 0,
     }
@@ -120,7 +110,15 @@ async def test_the_annual_recheck_covers_every_employed_practitioner_once_a_year
     next_year = now + timedelta(days=366)
     assert (await run_jobs(wf, next_year)).rechecked == 2
     assert await wf.table_count(Recheck, Recheck.year == shanghai_today(next_year).year) == 2
-    assert await wf.table_count(BackgroundCheck, BackgroundCheck.reason == "annual") == 3
+    opened = await wf.rows(BackgroundCheck, BackgroundCheck.reason == "annual")
+    assert sorted(c.practitioner_id for c in opened) == sorted(p["id"] for p in staff[:2])
+    # Each asked of POLICE; no facility named: the bureaus' alone.
+    requested = [
+        e.data
+        for e in await wf.events("cradle.workforce.background_check.requested")
+        if e.data["reason"] == "annual"
+    ]
+    assert len(requested) == 2 and all(r["facility_id"] is None for r in requested)
     elsewhere = await wf.direct.get(
         "/v1/compliance/rechecks", params={"year": year}, headers=wf.district("310105")
     )

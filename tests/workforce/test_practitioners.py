@@ -168,7 +168,7 @@ async def test_a_grade_is_kept_with_its_history(wf: WorkforceStack) -> None:
 
 
 async def test_certificates_have_types_numbers_and_validity(wf: WorkforceStack) -> None:
-    person = await wf.practitioner()
+    person = await wf.practitioner(healthy=False)
     path = f"/v1/practitioners/{person['id']}/certificates"
     today = date.today()
     bad = {
