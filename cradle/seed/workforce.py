@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cradle.layout import database_url
 from cradle.seed import SeedRun, upsert_newer
-from services.workforce.config import WorkforceSettings
+from services.workforce.config import HEALTH_CERTIFICATE, WorkforceSettings
 from services.workforce.events import AgeClassStaffingFacts, StaffingAssessed
 from services.workforce.handlers import FacilityFacts
 from services.workforce.models import (
@@ -107,6 +107,7 @@ ISSUERS = {
     "health_worker": "上海市妇幼保健中心",
     "teacher": "上海市教育委员会",
     "director": "上海市托育服务指导中心",
+    "health": "上海市疾病预防控制中心",
 }
 NUMBER_PREFIX = {
     "infant_carer": "YY",
@@ -114,6 +115,7 @@ NUMBER_PREFIX = {
     "health_worker": "BJ",
     "teacher": "JS",
     "director": "FZ",
+    "health": "JK",
 }
 # Not "service_agreement": 17 characters, and employment.contract_type is VARCHAR(16) (PostgreSQL
 # refuses it; reported, the column is not this module's to change).
@@ -138,6 +140,8 @@ class WorkforceReport:
     out_of_ratio: int = 0  # approved facilities whose staffing misses a ratio (the events' verdict)
     background_checks: int = 0
     rechecks: int = 0
+    provisional: int = 0  # recent hires of non-carers whose background check is still pending
+    health_flagged: int = 0  # employments whose holder's health certificate lapsed
     staffing_events: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -343,8 +347,11 @@ async def seed_workforce(
     if progress:
         progress("practitioners", 0, practitioners)
 
+    health_days = workforce.settings.health_certificate_valid_days
+
     def certificate(practitioner_id: str, kind: str, issued: date, created: datetime) -> dict[str, object]:
         certificate_numbers[kind] += 1
+        valid_days = health_days if kind == HEALTH_CERTIFICATE else 5 * 365
         return {
             "id": _uuid(rng),
             "practitioner_id": practitioner_id,
@@ -352,13 +359,14 @@ async def seed_workforce(
             "number": f"{NUMBER_PREFIX[kind]}{issued.year}{certificate_numbers[kind]:07d}",
             "issuer": ISSUERS[kind],
             "issued_on": issued,
-            "expires_on": issued + timedelta(days=5 * 365),
+            "expires_on": issued + timedelta(days=valid_days),
             "recorded_by": SEED_BY,
             "created_at": created,
             "expiry_announced_at": None,
         }
 
     timings = {"encryption": 0.0}
+    caring = set(workforce.settings.caring_roles)
     pool_kinds, pool_weights = _weighted(POOL_CERTIFICATES)
     contracts, contract_weights = _weighted(CONTRACTS)
     end_reasons, end_weights = _weighted(END_REASONS)
@@ -421,10 +429,28 @@ async def seed_workforce(
                               min(anchor, today))  # fmt: skip
                 recorded = max(registered, min(_at(issued, 10), now))
                 certificates.append(certificate(practitioner_id, kind, issued, recorded))
+            # 健康合格证明, renewed yearly: valid today, but for a few non-carers whose renewal is late.
+            lapsed = post is not None and post.role not in caring and rng.random() < 0.03
+            checkup = (
+                _day(rng, today - timedelta(days=health_days + 60), today - timedelta(days=health_days + 1))
+                if lapsed
+                else _day(rng, today - timedelta(days=health_days - 30), today)
+            )
+            certificates.append(
+                certificate(
+                    practitioner_id, HEALTH_CERTIFICATE, checkup, max(registered, min(_at(checkup, 10), now))
+                )
+            )
             if post is not None:
                 assert start is not None and hired_at is not None
                 contract = rng.choices(contracts, cum_weights=contract_weights)[0]
                 employment_id = _uuid(rng)
+                insured = contract != "part_time" and rng.random() < 0.96
+                # A non-carer hired in the last fortnight may still wait on POLICE's answer: provisional.
+                waiting = (
+                    post.role not in caring and start >= today - timedelta(days=14) and rng.random() < 0.5
+                )
+                hire_check = _uuid(rng)
                 employments.append(
                     {
                         "id": employment_id,
@@ -434,7 +460,10 @@ async def seed_workforce(
                         "role": post.role,
                         "age_class": post.age_class,
                         "contract_type": contract,
-                        "social_insurance_paid": contract != "part_time" and rng.random() < 0.96,
+                        "social_insurance_paid": insured,
+                        "social_insurance_since": (
+                            start + timedelta(days=rng.choice((0, 0, 0, 30, 61))) if insured else None
+                        ),
                         "start_date": start,
                         "end_date": None,
                         "end_reason": None,
@@ -444,11 +473,22 @@ async def seed_workforce(
                         "created_at": hired_at,
                         "ended_at": None,
                         "ended_by": None,
+                        "standing": "provisional" if waiting else "cleared",
+                        "background_check_id": hire_check,
+                        "health_certificate_pending": False,
+                        "health_flagged_on": (
+                            certificates[-1]["expires_on"] + timedelta(days=1) if lapsed else None  # type: ignore[operator]
+                        ),
+                        "suspended_at": None,
+                        "version": 1,
                     }
                 )
-                # 资格审查 at hiring, clear; and this year's re-check (a new check if the last is old).
-                hire_check = _uuid(rng)
-                checks.append(_check(hire_check, practitioner_id, employment_id, "hire", hired_at, now))
+                # 资格审查 at hiring, clear (or pending, for a provisional hire); and this year's re-check
+                # (a new check if the last is old).
+                check = _check(hire_check, practitioner_id, employment_id, "hire", hired_at, now)
+                if waiting:
+                    check.update(status="pending", answered_by=None, answered_at=None)
+                checks.append(check)
                 checked_at = max(year_start, hired_at) + (now - max(year_start, hired_at)) * rng.random()
                 annual = None
                 if hired_at <= checked_at - timedelta(days=workforce.settings.recheck_every_days):
@@ -481,6 +521,7 @@ async def seed_workforce(
                         "age_class": POOL_CLASSES[kinds[0]],
                         "contract_type": rng.choices(contracts, cum_weights=contract_weights)[0],
                         "social_insurance_paid": True,
+                        "social_insurance_since": began,
                         "start_date": began,
                         "end_date": ended,
                         "end_reason": reason,
@@ -490,6 +531,12 @@ async def seed_workforce(
                         "created_at": min(_at(began, 9), now),
                         "ended_at": min(_at(ended, 18), now),
                         "ended_by": SEED_BY,
+                        "standing": "cleared",
+                        "background_check_id": None,
+                        "health_certificate_pending": False,
+                        "health_flagged_on": None,
+                        "suspended_at": None,
+                        "version": 1,
                     }
                 )
         # Personal data: sealed and hashed with the service's own keys, as registration does.
@@ -538,6 +585,8 @@ async def seed_workforce(
         )
         report.background_checks += len(tables[BackgroundCheck])
         report.rechecks += len(tables[Recheck])
+        report.provisional += sum(1 for e in tables[Employment] if e.get("standing") == "provisional")
+        report.health_flagged += sum(1 for e in tables[Employment] if e.get("health_flagged_on"))
         if progress:
             progress("practitioners", done, practitioners)
 
