@@ -42,6 +42,9 @@ PUBLIC_BY_DESIGN = {
     "GET /v1/places/{place_id}",
     "GET /v1/sessions/{session_id}",
     "GET /v1/resources/{resource_id}",
+    # FINANCE's subsidy rates: a published standard per district and year, not a district's record.
+    "GET /v1/subsidy-rates/{year}",
+    "GET /v1/subsidy-rates/{year}/{district_code}",
 }
 Body = Callable[["Sides"], Any]
 
@@ -105,6 +108,7 @@ PARAMETER_OF = {
     "session": "session_id",
     "booking": "booking_id",
     "client": "client_id",
+    "subsidy_district": "district_code",
 }
 
 # A device credential of no one's: the facility check answers before the credential is looked up.
@@ -372,6 +376,42 @@ CLIENT_ATTACKS = [
     a("POST", "/v1/admin/clients/{client}/rotate-secret"),
 ]
 
+# Another district's subsidy list for a closed month (a month and a district name it: no id to guess,
+# so no existence oracle to test; the month and year are literal, as text too common to be a leak);
+# a line of no one's, since the list check answers before the line is looked up.
+SOME_LINE = str(uuid.uuid4())
+_MONTHS = date.today().year * 12 + date.today().month - 4
+SUBSIDY_MONTH = f"{_MONTHS // 12}-{_MONTHS % 12 + 1:02d}"
+SUBSIDY_LIST = "/v1/subsidy-lists/" + SUBSIDY_MONTH + "/{subsidy_district}"
+LIST_OPERATION = "/v1/subsidy-lists/{month}/{district_code}"
+SUBSIDY_ATTACKS = [
+    a(
+        "PUT",
+        "/v1/subsidy-rates/" + SUBSIDY_MONTH[:4] + "/{subsidy_district}",
+        "PUT /v1/subsidy-rates/{year}/{district_code}",
+        body=lambda s: {"amount_fen": 1},
+        oracle=False,
+    ),
+    a("POST", SUBSIDY_LIST + "/compute", f"POST {LIST_OPERATION}/compute", oracle=False),
+    a("GET", SUBSIDY_LIST, f"GET {LIST_OPERATION}", oracle=False),
+    a(
+        "POST",
+        SUBSIDY_LIST + "/review",
+        f"POST {LIST_OPERATION}/review",
+        body=lambda s: {"decision": "return", "note": "x"},
+        oracle=False,
+    ),
+    a("POST", SUBSIDY_LIST + "/publish", f"POST {LIST_OPERATION}/publish", oracle=False),
+    a("GET", SUBSIDY_LIST + "/lines", f"GET {LIST_OPERATION}/lines", oracle=False),
+    a(
+        "PUT",
+        SUBSIDY_LIST + "/lines/" + SOME_LINE + "/payment",
+        f"PUT {LIST_OPERATION}/lines/{{line_id}}/payment",
+        body=lambda s: {"paid_fen": 1, "paid_on": today(), "reference": "X-1"},
+        oracle=False,
+    ),
+]
+
 DISTRICT_ATTACKS = [
     a("PATCH", "/v1/inspectors/{inspector}", body=lambda s: {"active": False}),
     a("GET", "/v1/inspection-plans/{plan}"),
@@ -513,6 +553,7 @@ async def city(
             "徐汇区 (all scopes)", kind="district", district_code=XUHUI, scopes=ATTACKER_SCOPES
         )
         own_district = await world.operator_estate("丁")  # an approved 徐汇 facility, for bodies
+        huangpu.ids["subsidy_district"] = await world.subsidy_list(HUANGPU, SUBSIDY_MONTH)
         city.pairs["district"] = (
             district,
             Sides(
@@ -569,7 +610,8 @@ MATRIX: dict[str, list[Attack]] = {
     + CLIENT_ATTACKS
     + DISTRICT_ATTACKS
     + FAMILY_ATTACKS
-    + SESSION_ORGANISER_ATTACKS,
+    + SESSION_ORGANISER_ATTACKS
+    + SUBSIDY_ATTACKS,
     "parent": FAMILY_ATTACKS + PARENT_INCIDENT_ATTACKS,
 }
 DENIED = (403, 404)

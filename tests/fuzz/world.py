@@ -15,9 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from gateway.config import RateLimit
 from services.monitoring.models import Facility as MonitoredFacility
+from services.registry.models import SubsidyRate
 from services.workforce.models import FacilityProjection
 from shared.pii import national_id_check_char
 from tests.conftest import Stack, facility_body
@@ -162,6 +164,21 @@ class World:
             )
         await self.projected(facility_id)
         return facility_id
+
+    async def subsidy_list(self, district_code: str, month: str) -> str:
+        """The district's subsidy list for a closed month: FINANCE's rate for its year, recorded as of
+        the month's start (the test makes it today), and the list computed. Returns the district."""
+        finance = await self.headers("市财政局", kind="bureau", bureau="FINANCE", scopes=EVERY_SCOPE)
+        path = f"/v1/subsidy-rates/{month[:4]}/{district_code}"
+        ok(await self.client.put(path, json={"amount_fen": 50_000}, headers=finance))
+        async with self.stack.registry.state.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(SubsidyRate)
+                .where(SubsidyRate.district_code == district_code)
+                .values(set_at=datetime(int(month[:4]), int(month[5:]), 1, tzinfo=UTC))
+            )
+        ok(await self.client.post(f"/v1/subsidy-lists/{month}/{district_code}/compute", headers=finance))
+        return district_code
 
     async def projected(self, facility_id: str) -> None:
         """Approved in the workforce's and monitoring's projections (events arrived)."""

@@ -205,7 +205,9 @@ async def subsidy_list_lines(
 ) -> Page[SubsidyLineRead] | Response:
     """The list's lines you may see (an operator: its own facilities'), adjustments first, each with
     every condition's verdict and reason. With `Accept: text/csv` or XLSX, all of them as a file."""
-    list_id = await subsidies.list_id_of(session=session, month=month, district_code=district_code)
+    list_id = await subsidies.list_id_of(
+        session=session, caller=caller, month=month, district_code=district_code
+    )
 
     async def page_of(page_session: AsyncSession, page: PageParams) -> Page[SubsidyLineRead]:
         rows, cursor = await subsidies.lines_page(

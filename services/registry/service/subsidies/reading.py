@@ -38,12 +38,15 @@ async def get_list(
     return found
 
 
-async def list_id_of(*, session: AsyncSession, month: str, district_code: str) -> str:
-    """The list's id for reading its lines: every reader whose lines it may hold (an operator too),
-    so only a list that does not exist is a 404 here."""
+async def list_id_of(*, session: AsyncSession, caller: Identity, month: str, district_code: str) -> str:
+    """The list's id for reading its lines: a bureau's, a district's own, and any list for an operator
+    (it sees only its own facilities' lines there); for anyone else a 404, as for no list."""
     found = await session.scalar(
         select(SubsidyList.id).where(SubsidyList.month == month, SubsidyList.district_code == district_code)
     )
+    # An operator reads its own lines on any list; another district may not learn a list exists.
+    if not (may_see_list(caller, district_code) or caller.kind == ClientKind.operator):
+        found = None
     if found is None:
         raise SubsidyListNotFound(
             tr(
