@@ -4,6 +4,7 @@ shared/contracts/guidance.py, one definition for this producer and every consume
 from __future__ import annotations
 
 from shared.contracts.guidance import (
+    BirthsRecorded,
     BookingCancelled,
     FamilyRegistered,
     PlaceOpened,
@@ -15,6 +16,7 @@ from shared.contracts.guidance import (
 )
 
 __all__ = [
+    "BirthsRecorded",
     "BookingCancelled",
     "FamilyRegistered",
     "PlaceOpened",

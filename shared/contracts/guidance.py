@@ -4,7 +4,9 @@ guardians, no birth dates; families are named by their id, children only counted
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
 
 from shared.contracts.types import Code, Count, DistrictCode, TownCode, Uuid
 from shared.events.envelope import DomainEvent
@@ -139,6 +141,20 @@ class ResourcePublished(DomainEvent):
         return self.resource_id
 
 
+class BirthsRecorded(DomainEvent):
+    """HEALTH recorded (or corrected) a district's births for a year: the handbook coverage's denominator."""
+
+    event_type: ClassVar[str] = "cradle.guidance.births.recorded"
+
+    district_code: DistrictCode
+    year: Annotated[int, Field(ge=2000, le=2100)]
+    births: Count
+    recorded_at: datetime
+
+    def subject_id(self) -> str:
+        return self.district_code
+
+
 EVENTS: tuple[type[DomainEvent], ...] = (
     PlaceOpened,
     FamilyRegistered,
@@ -148,4 +164,5 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     BookingCancelled,
     SessionAttended,
     ResourcePublished,
+    BirthsRecorded,
 )

@@ -3,12 +3,15 @@ migration, HEALTH's records through the API, and the handbook's coverage in the 
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from services.guidance.models import outbox
 from shared.identity import ClientKind, Identity
 from tests.guidance.conftest import XUHUI, Guide
 
@@ -58,6 +61,13 @@ async def test_births_are_seeded_from_the_census_and_recorded_by_health(guide: G
         "/v1/guidance/births", params={"year": year, "district_code": XUHUI}, headers=guide.district()
     )
     assert [r["births"] for r in listed.json()] == [4400]
+    async with guide.app.state.sessionmaker() as session:
+        payloads = (await session.execute(select(outbox.c.payload))).scalars().all()
+    recorded = [json.loads(p)["data"] for p in payloads if '"cradle.guidance.births.recorded"' in p]
+    assert [(r["district_code"], r["year"], r["births"]) for r in recorded[-2:]] == [
+        (XUHUI, year, 4380),
+        (XUHUI, year, 4400),
+    ]
 
     bad = await guide.direct.put(
         "/v1/guidance/births/31010/1999", json={"births": -1, "source": ""}, headers=health(guide)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.guidance.events import BirthsRecorded
 from services.guidance.models import District, DistrictBirths
 from services.guidance.schemas import BirthsRead, BirthsRecord
 from shared.clock import utcnow
 from shared.errors import Forbidden, NotFound
+from shared.events.outbox import emit
 from shared.i18n import tr
 from shared.identity import Identity
 
@@ -34,6 +36,12 @@ async def record_births(
     row.recorded_by = caller.client_id
     row.recorded_at = utcnow()
     await session.flush()
+    await emit(
+        session,
+        BirthsRecorded(
+            district_code=district_code, year=year, births=row.births, recorded_at=row.recorded_at
+        ),
+    )
     return row
 
 
