@@ -218,11 +218,18 @@ async def run(args: argparse.Namespace, client: httpx.AsyncClient, nats_url: str
             "issued_on": (today - timedelta(days=100)).isoformat(),
             "expires_on": (today + timedelta(days=900)).isoformat(),
         }
-        (
-            await client.post(
-                f"/v1/practitioners/{person['id']}/certificates", json=certificate, headers=operator
-            )
-        ).raise_for_status()
+        health = {  # 健康合格证明: a hire needs one valid on its first day
+            "type": "health",
+            "number": f"JK-{n}",
+            "issuer": "上海市疾病预防控制中心",
+            "issued_on": (today - timedelta(days=30)).isoformat(),
+        }
+        for body in (certificate, health):
+            (
+                await client.post(
+                    f"/v1/practitioners/{person['id']}/certificates", json=body, headers=operator
+                )
+            ).raise_for_status()
         for facility_id in facilities:
             hire = {
                 "practitioner_id": person["id"],
