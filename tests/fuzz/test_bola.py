@@ -45,6 +45,11 @@ PUBLIC_BY_DESIGN = {
     # FINANCE's subsidy rates: a published standard per district and year, not a district's record.
     "GET /v1/subsidy-rates/{year}",
     "GET /v1/subsidy-rates/{year}/{district_code}",
+    # The quality framework's versions: one city-wide standard, read by every registry reader.
+    "GET /v1/quality/frameworks/{version}",
+    # Births per district and year: HEALTH's reference figures, read by every guidance reader and
+    # written by HEALTH alone (a bureau rule, not an owner's object).
+    "PUT /v1/guidance/births/{district_code}/{year}",
 }
 Body = Callable[["Sides"], Any]
 
@@ -150,15 +155,33 @@ FACILITY_ATTACKS = [
     a(
         "POST",
         "/v1/facilities/{facility}/assessments",
+        # Self: a peer review of another's licensed facility is allowed by design (T22's 同行互评).
         body=lambda s: {
-            "method": "peer",
+            "method": "self",
             "scores": {"safety": 10},
             "grade": "D",
             "assessed_on": today(),
-            "assessor": "同行",
+            "assessor": "冒名自评",
         },
     ),
     a("GET", "/v1/facilities/{facility}/assessments"),
+    a(
+        "PUT",
+        "/v1/facilities/{facility}/entry-health-checks",
+        body=lambda s: {
+            "month": datetime.now(UTC).strftime("%Y-%m"),
+            "children_enrolled": 9,
+            "children_checked": 0,
+        },
+    ),
+    a("GET", "/v1/facilities/{facility}/entry-health-checks"),
+    a(
+        "POST",
+        "/v1/facilities/{facility}/health-assessments",
+        body=lambda s: {"year": datetime.now(UTC).year, "result": "unqualified", "assessed_on": today()},
+    ),
+    a("GET", "/v1/facilities/{facility}/health-assessments"),
+    a("GET", "/v1/facilities/{facility}/health"),
     a("POST", "/v1/facilities/{facility}/demonstration", body=lambda s: {"designated": True, "reason": "x"}),
     a("GET", "/v1/facilities/{facility}/credit-record"),
     a(
