@@ -32,6 +32,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -603,6 +604,7 @@ async def main() -> int:
             up.send_signal(signal.SIGTERM)
             up.wait(timeout=180)
         await pg_admin([f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)' for database in dbs.values()])
+        shutil.rmtree(work, ignore_errors=True)  # the run's keys and NATS stores
     return code
 
 
