@@ -68,6 +68,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Mo
             "api.workforce.register_practitioner",
             "api.workforce.add_certificate",
             "api.workforce.hire_practitioner",
+            "api.workforce.answer_background_check",
             "api.workforce.list_employments",
             "api.workforce.read_facility_staffing",
             "api.workforce.check_bans",
@@ -273,6 +274,20 @@ class TypedCity:
             expect=201,
         )
         assert isinstance(certificate, m.CertificateRead)
+        # 健康合格证明: no one is hired without one valid on the first day (a year from its issue).
+        health = await self.call(
+            "workforce.add_certificate",
+            operator,
+            person.id,
+            body=m.CertificateCreate(
+                type_=m.CertificateType.HEALTH,
+                number=f"JK-{uuid.uuid4().hex[:10]}",
+                issuer="上海市徐汇区疾病预防控制中心",
+                issued_on=today - timedelta(days=30),
+            ),
+            expect=201,
+        )
+        assert isinstance(health, m.CertificateRead) and health.type_ == m.CertificateType.HEALTH
         return str(person.id)
 
     async def hire(self, operator: str, person_id: str, facility_id: str, role: str, **extra: Any) -> Any:
@@ -336,7 +351,7 @@ async def _city_story(c: TypedCity, m: ModuleType, stack: Stack) -> None:
     await c.meet(
         "xuhui", "district", ["registry:read", "workforce:read", *MONITORING], district_code="310104"
     )
-    await c.meet("police", "bureau", ["workforce:read"], bureau="POLICE")
+    await c.meet("police", "bureau", ["workforce:read", "workforce:write"], bureau="POLICE")
     await c.meet("wcwc", "bureau", ["indicators:read"], bureau="WCWC")
     await c.meet("auditor", "bureau", ["audit:read"], bureau="EDU")
 
@@ -356,10 +371,22 @@ async def _city_story(c: TypedCity, m: ModuleType, stack: Stack) -> None:
     carer_id = new_id_number()
     carer = await c.staff("chain", "张三", "infant_carer", carer_id)
     director = await c.staff("chain", "李四", "director", new_id_number())
+    hires = []
     for facility in (point, second):
         hired = await c.hire("chain", carer, facility.id, "infant_carer", age_class=m.AgeClass("infant"))
         assert hired.practitioner_id == carer
-    await c.hire("chain", director, point.id, "director")
+        hires.append(hired)
+    hires.append(await c.hire("chain", director, point.id, "director"))
+    # Each hire opened a background check with POLICE (T12): provisional, out of the ratio, until
+    # POLICE answers it clear.
+    assert {hire.standing for hire in hires} == {"provisional"}
+    for check in {(hire.practitioner_id, hire.background_check_id) for hire in hires}:
+        await c.call(
+            "workforce.answer_background_check",
+            "police",
+            *check,
+            body=m.BackgroundCheckAnswer.from_dict({"result": "clear"}),
+        )
     report = m.EnrolmentReport(month=date.today().strftime("%Y-%m"), infant=3, toddler=0, preschool=0)
     await c.call("facilities.report_enrolment", "chain", point.id, body=report)
 

@@ -23,7 +23,10 @@ def _lower(value: object) -> object:
 UuidAnyCase = Annotated[Uuid, BeforeValidator(_lower)]
 DistrictCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 TownCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{9}$")]
-Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+# Years 2000–2100, as every year parameter: a month's arithmetic (its end, the next month) stays in
+# four-digit years, and `[0-9]`, not `\d`, which would also match other scripts' digits.
+MONTH_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$"
+Month = Annotated[str, StringConstraints(pattern=MONTH_PATTERN)]
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 # A decision's reference (文号): the workforce keeps it on the ban, in a 100-character column.
 DecisionRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), OneLine]

@@ -339,6 +339,15 @@ WORKFORCE_ATTACKS = [
         body=lambda s: {"note": "x"},
     ),
     a("GET", "/v1/employments/{employment}"),
+    a("GET", "/v1/employments/{employment}/history"),
+    a(
+        "PATCH",
+        "/v1/employments/{employment}",
+        body=lambda s: {"contract_type": "labour_contract", "social_insurance_paid": False},
+    ),
+    # The district's decision on a suspended employment: another district's (or an operator) is
+    # refused before the employment's standing is even looked at.
+    a("POST", "/v1/employments/{employment}/decision", body=lambda s: {"decision": "end", "note": "x"}),
     a(
         "POST",
         "/v1/employments/{employment}/end",

@@ -321,6 +321,7 @@ async def an_overdue_finding_raises_once_even_if_run_twice(
     assert await flag_missed_deadlines(maker=maker, settings=settings, now=soon) == {
         "findings_overdue": 0,
         "rectifications_overdue": 0,
+        "complaints_escalated": 0,
     }
     later = datetime.now(UTC) + timedelta(hours=settings.finding_deadline_hours + 1)
     assert (await flag_missed_deadlines(maker=maker, settings=settings, now=later))["findings_overdue"] == 1

@@ -13,7 +13,6 @@ from services.monitoring.schemas.cameras import (
 from services.monitoring.schemas.common import (
     DistrictCode,
     EventId,
-    Month,
     Note,
     PractitionerIds,
     Seed,
@@ -69,6 +68,7 @@ from services.monitoring.schemas.inspections import (
     ResultCreate,
 )
 from services.monitoring.schemas.risk import DistrictFigures, Figures, RiskListItem, RiskRead, RiskReason
+from shared.contracts.types import Month
 
 __all__ = [
     "AlertAction",

@@ -19,7 +19,6 @@ Uuid = Annotated[
     ),
 ]
 DistrictCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
-Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Seed = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,64}$")]
 # The contract's own types: what the API takes, the incident.confirmed event can carry.
 PractitionerIds = Annotated[list[UuidAnyCase], Field(max_length=50)]

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.monitoring.schemas.common import DistrictCode, Month, Note, Seed, Text, Uuid
+from services.monitoring.schemas.common import DistrictCode, Note, Seed, Text, Uuid
 from shared.clock import Day
+from shared.contracts.types import Month
 from shared.scalars import Flag, Integer
 
 

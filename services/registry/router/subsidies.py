@@ -25,6 +25,7 @@ from services.registry.schemas.subsidies import (
 )
 from services.registry.service import subsidies
 from shared.api import IdPath, IfMatch, etag
+from shared.contracts.types import MONTH_PATTERN
 from shared.export import EXPORT_RESPONSES, ExportDep
 from shared.idempotency import Reply, idempotent
 from shared.identity import Identity, scope_guard
@@ -37,7 +38,7 @@ Reviewer = Annotated[Identity, scope_guard("registry:review")]
 Paging = Annotated[PageParams, Depends(page_params)]
 Year = Annotated[int, Path(ge=2000, le=2100)]
 District = Annotated[str, Path(pattern=r"^\d{6}$")]
-MonthPath = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+MonthPath = Annotated[str, Path(pattern=MONTH_PATTERN, description="YYYY-MM")]
 
 
 def rate_read(rate: SubsidyRate) -> RateRead:

@@ -22,7 +22,6 @@ from services.registry.schemas.common import (
     Classes,
     FacilityKind,
     FacilityStatus,
-    Month,
     Note2000,
     OpeningHours,
     PerAgeClass,
@@ -74,6 +73,7 @@ from services.registry.schemas.quality import (
     QualityFrameworkCreate,
     QualityFrameworkRead,
 )
+from shared.contracts.types import Month
 
 __all__ = [
     "AGE_CLASSES",

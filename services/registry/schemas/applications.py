@@ -8,8 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from services.registry.schemas.common import DEPARTMENTS, Month, Note2000, PerAgeClass, Reason
+from services.registry.schemas.common import DEPARTMENTS, Note2000, PerAgeClass, Reason
 from services.registry.schemas.facilities import FacilityRead
+from shared.contracts.types import Month
 
 
 class ReviewDecision(StrEnum):

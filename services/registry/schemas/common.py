@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.scalars import Integer
 from shared.text import line, text
@@ -21,7 +20,6 @@ Text200 = line(200)
 Address = line(300)
 Reason = text(2000, min_length=1)
 Note2000 = text(2000)
-Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d\Z")
 
 

@@ -8,8 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.registry.schemas.common import Month, Note2000
+from services.registry.schemas.common import Note2000
 from shared.clock import Day
+from shared.contracts.types import Month
 from shared.scalars import Integer
 
 
