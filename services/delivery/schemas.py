@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from shared.partial import PartialUpdate
 from shared.scalars import Flag
 from shared.text import ShortText
 
@@ -47,8 +48,9 @@ class SubscriptionCreate(BaseModel):
     description: ShortText | None = None
 
 
-class SubscriptionUpdate(BaseModel):
+class SubscriptionUpdate(PartialUpdate):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": False}]})
+    CLEARABLE = frozenset({"description"})
 
     url: Url | None = None
     event_types: list[EventTypeGlob] | None = Field(default=None, min_length=1, max_length=50)

@@ -19,6 +19,7 @@ from services.registry.service import search
 from services.registry.service.search import FacilityFilters, Near
 from shared.identity import IDENTITY_HEADER, PUBLIC_IDENTITY, ClientKind, Identity, IdentitySigner
 from shared.pagination import PageParams, decode_cursor
+from tests.conftest import facility_body
 from tests.registry.conftest import Registry
 from tests.support import eventually, running
 
@@ -80,6 +81,37 @@ async def test_another_replica_converges_on_the_writes(registry: Registry, keys:
             return facility["id"] not in await public_items(client, headers)
 
         await eventually(gone)
+
+
+async def test_an_authenticated_caller_reads_its_writes_on_another_replica_at_once(
+    registry: Registry, keys: dict[str, Any]
+) -> None:
+    # A second replica that would not poll within the test: what it answers, it read for the request.
+    settings = registry.stack.registry.state.settings.model_copy(update={"directory_poll_seconds": 3600})
+    edu = Identity(client_id="edu-reader", kind=ClientKind.bureau, bureau="EDU", scopes=["registry:read"])
+    headers = {IDENTITY_HEADER: IdentitySigner(keys["signing"]).sign(edu)}
+    async with (
+        running(create_app(settings)) as second,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://registry-2") as client,
+    ):
+
+        async def every_id() -> set[str]:
+            ids: set[str] = set()
+            cursor = None
+            while True:
+                params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+                listed = await client.get("/v1/facilities", params=params, headers=headers)
+                assert listed.status_code == 200, listed.text
+                ids |= {item["id"] for item in listed.json()["items"]}
+                if not (cursor := listed.json()["next_cursor"]):
+                    return ids
+
+        for attempt in range(5):
+            created = await registry.client.post(
+                "/v1/facilities", json=facility_body(name=f"副本{attempt}"), headers=registry["operator"]
+            )
+            assert created.status_code == 201, created.text
+            assert created.json()["id"] in await every_id(), attempt
 
 
 async def test_a_change_written_straight_to_the_database_is_seen(registry: Registry) -> None:

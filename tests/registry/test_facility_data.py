@@ -134,6 +134,16 @@ async def test_an_empty_or_unknown_edit_is_refused(registry: Registry) -> None:
     assert (await registry.client.patch(path, json={}, headers=registry["operator"])).status_code == 422
     unknown = await registry.client.patch(path, json={"status": "approved"}, headers=registry["operator"])
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "status"
+    # Null does not clear what a facility cannot be without: each such field is named, nothing changes.
+    nulls = await registry.client.patch(
+        path,
+        json={"operator_name": None, "lat": None, "address": "天平路 1 号"},
+        headers=registry["operator"],
+    )
+    assert nulls.status_code == 422, nulls.text
+    assert {error["field"] for error in nulls.json()["errors"]} == {"operator_name", "lat"}
+    unchanged = (await registry.client.get(path, headers=registry["operator"])).json()
+    assert unchanged["address"] == facility["address"] and unchanged["version"] == facility["version"]
 
 
 async def test_an_operator_neither_reads_nor_edits_another_operators_facility(registry: Registry) -> None:

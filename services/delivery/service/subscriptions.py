@@ -110,10 +110,7 @@ async def change(
     data: SubscriptionUpdate,
     policy: TargetPolicy,
 ) -> Subscription:
-    changes = data.model_dump(exclude_unset=True)
-    for field in ("url", "event_types", "enabled"):
-        if field in changes and changes[field] is None:
-            raise invalid(field, "may not be null")
+    changes = data.model_dump(exclude_unset=True)  # nulls only where clearable (PartialUpdate)
     if "url" in changes:
         await check_url(changes["url"], policy)
         subscription.url = changes["url"]

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from services.guidance.schemas.common import MAX_CHILD_AGE_YEARS, Phone, PiiView, Relation, Text64, TownCode
 from shared.clock import Day, shanghai_today
+from shared.partial import PartialUpdate
 from shared.scalars import Flag
 
 
@@ -65,7 +66,7 @@ class FamilyCreate(BaseModel):
     has_handbook: Flag = Field(default=False, description="Holds the 母子健康手册 (T19)")
 
 
-class FamilyUpdate(BaseModel):
+class FamilyUpdate(PartialUpdate):
     """A partial edit (PATCH) of the family's flags; parents may change only their own
     `grandparent_carers` and `has_handbook`."""
 

@@ -21,6 +21,7 @@ from services.registry.schemas.common import (
     ServiceMode,
     Text200,
 )
+from shared.partial import PartialUpdate
 from shared.scalars import Flag, Number
 
 
@@ -83,7 +84,7 @@ class FacilityCreate(FacilityFields):
     pass
 
 
-class FacilityUpdate(BaseModel):
+class FacilityUpdate(PartialUpdate):
     """A partial edit (PATCH): only the fields given change."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"address": "天平路 102 号"}]})

@@ -20,6 +20,7 @@ from services.registry.schemas.common import (
     Note2000,
     ServiceMode,
 )
+from shared.partial import PartialUpdate
 from shared.scalars import Flag, Number
 from shared.text import line
 
@@ -133,7 +134,7 @@ class ChangeRequestStatus(StrEnum):
     superseded = "superseded"
 
 
-class LicensedFactsChange(BaseModel):
+class LicensedFactsChange(PartialUpdate):
     """A licensed facility's licensed facts: they change when the licensing departments approve."""
 
     model_config = ConfigDict(

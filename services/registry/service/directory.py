@@ -12,8 +12,13 @@ whose lock orders the revisions by commit. A replica holds the revision it has r
 only the facilities stamped past it:
 - after a commit of its own that wrote anything, before its next search (so a caller reads its own
   writes on the replica that took them), and
-- every `REGISTRY_DIRECTORY_POLL_SECONDS` (one single-row read when nothing changed), for the other
-  replicas' writes, event handlers, and anything written straight to the database.
+- before an authenticated caller's search, for every write committed before it arrived, on any
+  replica: an operator's script that creates through one replica and lists through another reads
+  its writes. One single-row read of the revision, shared by the searches that arrive while it
+  runs (a search waits at most for one read begun after it arrived), and
+- every `REGISTRY_DIRECTORY_POLL_SECONDS` (one single-row read when nothing changed), for the
+  anonymous public search (at most that old), event handlers, and anything written straight to the
+  database.
 Facilities are never deleted, so the directory only adds and replaces.
 """
 
@@ -130,6 +135,10 @@ class FacilityDirectory:
         # every generation asked for before it began, never one asked for while it ran.
         self._asked = 1
         self._served = 0
+        # Reads of the revision begun and finished (under the lock, so in order): a search that
+        # arrived after read n began needs read n + 1 or later.
+        self._reads_begun = 0
+        self._reads_done = 0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._all = Index([], [])
@@ -179,6 +188,17 @@ class FacilityDirectory:
             await self._load_changes()
             self._served = max(self._served, serving)
 
+    async def committed(self) -> None:
+        """Everything committed before this call, on any replica: a read of the revision begun
+        after it, its own or one a concurrent search began."""
+        arrived_after = self._reads_begun
+        async with self._lock:
+            if self._reads_done > arrived_after:
+                return
+            serving = self._asked
+            await self._load_changes()
+            self._served = max(self._served, serving)
+
     async def _poll(self) -> None:
         """Other replicas' writes: loaded in the background, searches answering meanwhile from what
         is held (at most a poll interval old, as it would be had the poll come a moment later)."""
@@ -188,7 +208,15 @@ class FacilityDirectory:
             self._served = max(self._served, serving)
 
     async def _load_changes(self) -> None:
+        """Under the lock: the changes up to the revision read now."""
         assert self._maker is not None, "the directory starts with the app"
+        self._reads_begun += 1
+        begun = self._reads_begun
+        await self._load_changes_now()
+        self._reads_done = begun
+
+    async def _load_changes_now(self) -> None:
+        assert self._maker is not None
         async with self._maker() as session:
             # The revision first: every change up to it has committed (the counter's lock), so the
             # rows read next hold at least those.
@@ -227,8 +255,12 @@ class FacilityDirectory:
         self, *, caller: Identity | None, filters: FacilityFilters, page: PageParams, public: bool
     ) -> bytes:
         """A page as `{"items": [...], "next_cursor": …}` JSON, the same facilities in the same order
-        as services/registry/service/search.py's SQL would give (its tests hold both)."""
-        await self.current()
+        as services/registry/service/search.py's SQL would give (its tests hold both). An
+        authenticated caller reads every write committed before it asked, on any replica."""
+        if caller is not None and not public:
+            await self.committed()
+        else:
+            await self.current()
         if public:
             caller, filters = None, public_filters(filters)
         match = _matcher(caller, filters)
