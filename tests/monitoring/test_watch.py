@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -162,6 +162,42 @@ async def test_workforce_events_become_alerts_once(mon: MonitoringStack) -> None
         ("hire_blocked", "high"),
         ("ban_notification_unacknowledged", "high"),
     }
+    # A carer's health certificate lapsed; another's background check came back flagged (T12).
+    employment = {
+        "employment_id": str(uuid.uuid4()),
+        "practitioner_id": str(uuid.uuid4()),
+        "facility_id": facility["id"],
+        "district_code": "310104",
+    }
+    flagged = {**employment, "reason": "health_certificate_expired", "flagged_on": date.today().isoformat()}
+    suspended = {
+        **employment,
+        "employment_id": str(uuid.uuid4()),
+        "background_check_id": str(uuid.uuid4()),
+        "suspended_at": datetime.now(UTC).isoformat(),
+        "decide_by": (datetime.now(UTC) + timedelta(days=5)).isoformat(),
+        "default_action": "end",
+    }
+    for _ in range(2):  # each re-published under a new event id: one alert each
+        await publish(mon, "cradle.workforce.employment.flagged", flagged)
+        await publish(mon, "cradle.workforce.employment.suspended", suspended)
+
+    async def five() -> list[Alert] | None:
+        found = await alerts_of(mon, facility["id"])
+        return found if len(found) == 5 else None
+
+    found = await eventually(five)
+    by_type = {a.type: a for a in found}
+    assert by_type["employment_flagged"].details["employment_id"] == flagged["employment_id"]
+    assert by_type["employment_suspended"].details["decide_by"] == suspended["decide_by"]
+    assert {by_type[t].severity for t in ("employment_flagged", "employment_suspended")} == {"high"}
+    # The operator sees its facility's alerts too (it must act on them).
+    operator = (
+        await mon.client.get(
+            f"/v1/alerts?facility_id={facility['id']}", headers=await mon.headers("operator")
+        )
+    ).json()["items"]
+    assert {"employment_flagged", "employment_suspended"} <= {a["type"] for a in operator}
     staffing = {
         "facility_id": facility["id"],
         "district_code": "310104",
@@ -182,7 +218,7 @@ async def test_workforce_events_become_alerts_once(mon: MonitoringStack) -> None
     listed = (await mon.client.get(f"/v1/alerts?facility_id={facility['id']}", headers=district)).json()[
         "items"
     ]
-    assert len(listed) == 3
+    assert len(listed) == 5
 
 
 async def test_silent_cameras_alert_during_opening_hours_only(mon: MonitoringStack) -> None:

@@ -1,6 +1,8 @@
 """Events the monitoring service consumes (contracts in docs/EVENTS.md): the registry's facilities,
 kept as a projection; the workforce's employments, kept as a projection (whom a finding may name);
-and its bans, blocked hires and unacknowledged ban notices, each an alert for the facility's district.
+and its bans, blocked hires, unacknowledged ban notices, employments flagged (a lapsed health
+certificate) and suspended (a flagged background check), each an alert for the facility's district
+and its operator.
 Beside the events, two other streams are read here: the dead letters (`dead_letters.py`, each an
 alert) and the devices' CCTV events (`ingest.py`)."""
 
@@ -12,14 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitoring.models import EmploymentRecord, Facility
 from services.monitoring.service.alerts import raise_alert
-from shared.clock import as_utc, utcnow
+from shared.clock import SHANGHAI, as_utc, utcnow
 from shared.contracts import payload_of
 from shared.contracts.registry import FACILITY_FACT_EVENTS, FacilityFacts
 from shared.contracts.workforce import (
     BanIssued,
     BanNotificationUnacknowledged,
     EmploymentEnded,
+    EmploymentFlagged,
     EmploymentStarted,
+    EmploymentSuspended,
     HireBlocked,
     StaffingAssessed,
 )
@@ -136,6 +140,44 @@ async def on_ban_notification_unacknowledged(event: CloudEvent, session: AsyncSe
     )
 
 
+async def on_employment_flagged(event: CloudEvent, session: AsyncSession) -> None:
+    """A carer's health certificate (健康合格证明) lapsed: the facility must keep them off work."""
+    flagged = payload_of(event, EmploymentFlagged)
+    await _alert_for(
+        session,
+        facility_id=flagged.facility_id,
+        type="employment_flagged",
+        severity="high",
+        at=datetime.combine(flagged.flagged_on, datetime.min.time(), tzinfo=SHANGHAI),
+        source_ref=f"employment_flagged:{flagged.employment_id}:{flagged.flagged_on.isoformat()}",
+        details={
+            "employment_id": flagged.employment_id,
+            "practitioner_id": flagged.practitioner_id,
+            "reason": flagged.reason,
+        },
+    )
+
+
+async def on_employment_suspended(event: CloudEvent, session: AsyncSession) -> None:
+    """POLICE flagged the background check: the district decides by `decide_by` (T12)."""
+    suspended = payload_of(event, EmploymentSuspended)
+    await _alert_for(
+        session,
+        facility_id=suspended.facility_id,
+        type="employment_suspended",
+        severity="high",
+        at=suspended.suspended_at,
+        source_ref=f"employment_suspended:{suspended.employment_id}:{suspended.background_check_id}",
+        details={
+            "employment_id": suspended.employment_id,
+            "practitioner_id": suspended.practitioner_id,
+            "background_check_id": suspended.background_check_id,
+            "decide_by": suspended.decide_by.isoformat(),
+            "default_action": suspended.default_action,
+        },
+    )
+
+
 async def on_staffing_assessed(event: CloudEvent, session: AsyncSession) -> None:
     """The workforce's verdict on a facility's ratios, for the risk score. One consumer reads the
     workforce's stream in order, so the latest assessment is the last one handled."""
@@ -177,6 +219,8 @@ HANDLERS: dict[str, Handler] = {
     "cradle.workforce.hire.blocked": on_hire_blocked,
     "cradle.workforce.ban_notification.unacknowledged": on_ban_notification_unacknowledged,
     "cradle.workforce.staffing.assessed": on_staffing_assessed,
+    "cradle.workforce.employment.flagged": on_employment_flagged,
+    "cradle.workforce.employment.suspended": on_employment_suspended,
     "cradle.workforce.employment.started": on_employment_changed,
     "cradle.workforce.employment.ended": on_employment_changed,
 }
