@@ -12,18 +12,15 @@ import random
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.registry.models import Facility, FeeSchedule, outbox
+from cradle.seed.approved import approved_without, in_batches, registry_sessions
+from services.registry.models import Facility, FeeSchedule
 from services.registry.schemas.fees import FeeLine, FeeScheduleCreate, OtherCharge
 from services.registry.service import fees
-from shared.events.outbox import OutboxWriter, outbox_session_info
-from shared.events.streams import Namespace
 from shared.identity import ClientKind, Identity
 
 ABOVE_CAP_ONE_IN = 25
-BATCH = 200
 SEEDER = Identity(client_id="seed-demo", kind=ClientKind.bureau, bureau="EDU", scopes=["registry:write"])
 # Monthly full-day fees of facilities outside 普惠, in yuan (low, high), by kind.
 MARKET_FEES = {
@@ -75,36 +72,20 @@ def _schedule(
 async def seed_fees(engine: AsyncEngine, *, namespace: str, seed: int = 2026) -> tuple[int, int]:
     """Returns (schedules recorded, schedules held for EDU above the cap)."""
     rng = random.Random(f"fees:{seed}")
-    info = outbox_session_info(OutboxWriter(outbox, Namespace(namespace), "/cradle/registry"))
-    maker = async_sessionmaker(engine, expire_on_commit=False, info=info)
+    maker = registry_sessions(engine, namespace)
     today = date.today()
     effective = date(today.year if today.month >= 9 else today.year - 1, 9, 1)
     async with maker() as session:
-        have = set((await session.execute(select(FeeSchedule.facility_id).distinct())).scalars())
-        ids = [
-            i
-            for i in (
-                await session.execute(
-                    select(Facility.id).where(Facility.status == "approved").order_by(Facility.id)
-                )
-            ).scalars()
-            if i not in have
-        ]
+        ids = await approved_without(session, FeeSchedule.facility_id)
         caps = fees.caps_of(session)  # the settings' defaults: the seeder runs outside the service
     recorded = held = 0
-    for start in range(0, len(ids), BATCH):
-        async with maker() as session, session.begin():
-            batch = (
-                await session.execute(
-                    select(Facility).where(Facility.id.in_(ids[start : start + BATCH])).order_by(Facility.id)
-                )
-            ).scalars()
-            for facility in batch:
-                cap = fees.cap_fen(caps, facility.district_code, effective.year)
-                data = _schedule(rng, facility, cap, effective)
-                _, request = await fees.record_schedule(
-                    session=session, caller=SEEDER, facility=facility, data=data
-                )
-                recorded += 1
-                held += request is not None
+    async for session, batch in in_batches(maker, ids):
+        for facility in batch:
+            cap = fees.cap_fen(caps, facility.district_code, effective.year)
+            data = _schedule(rng, facility, cap, effective)
+            _, request = await fees.record_schedule(
+                session=session, caller=SEEDER, facility=facility, data=data
+            )
+            recorded += 1
+            held += request is not None
     return recorded, held

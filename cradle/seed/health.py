@@ -12,10 +12,10 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.registry.models import EntryHealthCheck, Facility, outbox
+from cradle.seed.approved import approved_without, in_batches, registry_sessions
+from services.registry.models import EntryHealthCheck
 from services.registry.schemas import (
     AssessmentCreate,
     AssessmentMethod,
@@ -24,11 +24,8 @@ from services.registry.schemas import (
     HealthAssessmentResult,
 )
 from services.registry.service import health, quality
-from shared.events.outbox import OutboxWriter, outbox_session_info
-from shared.events.streams import Namespace
 from shared.identity import ClientKind, Identity
 
-BATCH = 200
 MONTHS = 3
 COMMISSIONED_ONE_IN = 8
 HEALTH = Identity(
@@ -61,95 +58,76 @@ def _result(rng: random.Random) -> HealthAssessmentResult:
 
 async def seed_health(engine: AsyncEngine, *, namespace: str, seed: int = 2026) -> HealthReport:
     rng = random.Random(f"health:{seed}")
-    info = outbox_session_info(OutboxWriter(outbox, Namespace(namespace), "/cradle/registry"))
-    maker = async_sessionmaker(engine, expire_on_commit=False, info=info)
+    maker = registry_sessions(engine, namespace)
     report = HealthReport()
     today = date.today()
     async with maker() as session:
-        have = set((await session.execute(select(EntryHealthCheck.facility_id).distinct())).scalars())
-        ids = [
-            i
-            for i in (
-                await session.execute(
-                    select(Facility.id).where(Facility.status == "approved").order_by(Facility.id)
-                )
-            ).scalars()
-            if i not in have
-        ]
+        ids = await approved_without(session, EntryHealthCheck.facility_id)
         framework = await quality.current_framework(session=session)
     codes = [str(d["code"]) for d in framework.dimensions] if framework else []
-    for start in range(0, len(ids), BATCH):
-        async with maker() as session, session.begin():
-            batch = (
-                await session.execute(
-                    select(Facility).where(Facility.id.in_(ids[start : start + BATCH])).order_by(Facility.id)
+    async for session, batch in in_batches(maker, ids):
+        for facility in batch:
+            operator = Identity(
+                client_id=facility.owner_client_id or "seed-operator",
+                kind=ClientKind.operator,
+                scopes=["registry:write"],
+            )
+            enrolled = facility.enrolled_infant + facility.enrolled_toddler + facility.enrolled_preschool
+            for month in _months(today):
+                children = max(0, enrolled + rng.randint(-2, 2))
+                missing = min(children, rng.choice((0, 0, 0, 1, 2)))
+                await health.report_entry_checks(
+                    session=session,
+                    caller=operator,
+                    facility=facility,
+                    data=EntryHealthCheckReport(
+                        month=month, children_enrolled=children, children_checked=children - missing
+                    ),
                 )
-            ).scalars()
-            for facility in batch:
-                operator = Identity(
-                    client_id=facility.owner_client_id or "seed-operator",
-                    kind=ClientKind.operator,
-                    scopes=["registry:write"],
+                report.reports += 1
+            for year in (today.year - 1, today.year):
+                assessed_on = date(year, rng.randint(3, 10), rng.randint(1, 28))
+                if assessed_on > today:
+                    continue
+                result = _result(rng)
+                notes = {"unqualified": "晨午检记录不全，消毒登记缺失，限期整改"}.get(result.value, "")
+                await health.record_health_assessment(
+                    session=session,
+                    caller=HEALTH,
+                    facility=facility,
+                    data=HealthAssessmentCreate(
+                        year=year, result=result, assessed_on=assessed_on, notes=notes
+                    ),
                 )
-                enrolled = facility.enrolled_infant + facility.enrolled_toddler + facility.enrolled_preschool
-                for month in _months(today):
-                    children = max(0, enrolled + rng.randint(-2, 2))
-                    missing = min(children, rng.choice((0, 0, 0, 1, 2)))
-                    await health.report_entry_checks(
-                        session=session,
-                        caller=operator,
-                        facility=facility,
-                        data=EntryHealthCheckReport(
-                            month=month, children_enrolled=children, children_checked=children - missing
-                        ),
-                    )
-                    report.reports += 1
-                for year in (today.year - 1, today.year):
-                    assessed_on = date(year, rng.randint(3, 10), rng.randint(1, 28))
-                    if assessed_on > today:
-                        continue
-                    result = _result(rng)
-                    notes = {"unqualified": "晨午检记录不全，消毒登记缺失，限期整改"}.get(result.value, "")
+                report.assessments += 1
+                if result == HealthAssessmentResult.unqualified and assessed_on + timedelta(days=60) <= today:
                     await health.record_health_assessment(
                         session=session,
                         caller=HEALTH,
                         facility=facility,
                         data=HealthAssessmentCreate(
-                            year=year, result=result, assessed_on=assessed_on, notes=notes
+                            year=year,
+                            result=HealthAssessmentResult.qualified,
+                            assessed_on=assessed_on + timedelta(days=60),
+                            notes="整改后复评合格",
                         ),
                     )
                     report.assessments += 1
-                    if (
-                        result == HealthAssessmentResult.unqualified
-                        and assessed_on + timedelta(days=60) <= today
-                    ):
-                        await health.record_health_assessment(
-                            session=session,
-                            caller=HEALTH,
-                            facility=facility,
-                            data=HealthAssessmentCreate(
-                                year=year,
-                                result=HealthAssessmentResult.qualified,
-                                assessed_on=assessed_on + timedelta(days=60),
-                                notes="整改后复评合格",
-                            ),
-                        )
-                        report.assessments += 1
-                if codes and rng.randrange(COMMISSIONED_ONE_IN) == 0:
-                    grades = {code: rng.choice(GRADES[:4]) for code in codes}
-                    overall = sorted(grades.values())[len(grades) // 2]  # the median dimension's grade
-                    await quality.record_assessment(
-                        session=session,
-                        caller=HEALTH,
-                        facility=facility,
-                        data=AssessmentCreate(
-                            method=AssessmentMethod.commissioned,
-                            scores={"overall": float(rng.randint(60, 98))},
-                            grade=overall,
-                            assessed_on=today - timedelta(days=rng.randint(10, 300)),
-                            assessor="上海市托育服务质量评估中心",
-                            dimension_grades=grades,
-                        ),
-                    )
-                    report.quality += 1
+            if codes and rng.randrange(COMMISSIONED_ONE_IN) == 0:
+                grades = {code: rng.choice(GRADES[:4]) for code in codes}
+                overall = sorted(grades.values())[len(grades) // 2]  # the median dimension's grade
+                await quality.record_assessment(
+                    session=session,
+                    caller=HEALTH,
+                    facility=facility,
+                    data=AssessmentCreate(
+                        method=AssessmentMethod.commissioned,
+                        scores={"overall": float(rng.randint(60, 98))},
+                        grade=overall,
+                        assessed_on=today - timedelta(days=rng.randint(10, 300)),
+                        assessor="上海市托育服务质量评估中心",
+                        dimension_grades=grades,
+                    ),
+                )
+                report.quality += 1
     return report
