@@ -43,7 +43,7 @@ from shared.logging import configure_logging
 from shared.observability import Metrics, MetricsListener, Readiness, health_router
 from shared.operation_ids import operation_id
 from shared.pii_keys import refuse_lost_keys
-from shared.tracing import FASTAPI_TELEMETRY_OFF, configure_tracing
+from shared.tracing import FASTAPI_TELEMETRY_OFF, configure_tracing, flush_traces
 
 TITLE = "Cradle API"
 SHUTDOWN_STEP_SECONDS = 10.0
@@ -167,6 +167,7 @@ def create_app(
             await _bounded("rate limiter", runtime.limiter.close())
             await _bounded("upstream client", client.aclose())
             await _bounded("database pool", engine.dispose())
+            await flush_traces()
 
     app = FastAPI(
         title=TITLE,

@@ -30,7 +30,7 @@ from shared.logging import configure_logging
 from shared.observability import Metrics, MetricsListener, Readiness, health_router, install_observability
 from shared.operation_ids import operation_id
 from shared.settings import ServiceSettings
-from shared.tracing import FASTAPI_TELEMETRY_OFF, configure_tracing
+from shared.tracing import FASTAPI_TELEMETRY_OFF, configure_tracing, flush_traces
 
 
 def create_service_app(
@@ -140,6 +140,7 @@ def create_service_app(
                 await asyncio.wait_for(engine.dispose(), 10)
             except TimeoutError:
                 structlog.get_logger("cradle.db").error("engine_dispose_timed_out", service=service)
+            await flush_traces()
 
     app = FastAPI(
         title=title,

@@ -10,6 +10,7 @@ still travel), and those a caller marked sampled are recorded and dropped where 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -53,6 +54,14 @@ def configure_tracing(service: str) -> None:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+
+
+async def flush_traces(timeout_seconds: float = 5.0) -> None:
+    """At a process's stop: send the spans its exporter still holds (a batch waits up to 5 s, and
+    the last requests' spans would otherwise go with the process). Bounded, off the event loop."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        await asyncio.to_thread(provider.force_flush, int(timeout_seconds * 1000))
 
 
 def context_from(traceparent: str | bytes | None, tracestate: str | bytes | None = None) -> Context:

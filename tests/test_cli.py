@@ -3,6 +3,7 @@ started from a directory that is not the repository, and stopped cleanly by SIGT
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -11,10 +12,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from cradle.layout import free_port
 from tests.support import CHEAP_HASHING
@@ -40,8 +44,41 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+class TraceReceiver(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP collector's traces endpoint: keeps each export request's spans."""
+
+    received: ClassVar[list[ExportTraceServiceRequest]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/v1/traces":
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            self.received.append(request)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def spans_by_service(requests: list[ExportTraceServiceRequest]) -> dict[str, list[tuple[bytes, str]]]:
+    found: dict[str, list[tuple[bytes, str]]] = {}
+    for request in requests:
+        for resource_spans in request.resource_spans:
+            attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            spans = found.setdefault(attributes.get("service.name", "?"), [])
+            for scope in resource_spans.scope_spans:
+                spans.extend((span.trace_id, span.name) for span in scope.spans)
+    return found
+
+
 def test_cradle_up_serves_the_slice_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
+    # One setting turns the traces' export on: every process sends its spans to this collector.
+    collector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TraceReceiver)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
     env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and k != "NATS_URL"}
     env |= {
         "CRADLE_DATA_DIR": str(tmp_path / "data"),
@@ -51,6 +88,7 @@ def test_cradle_up_serves_the_slice_and_stops_cleanly(tmp_path: Path) -> None:
         # The admin's secret is hashed at start-up and verified per token: production's argon2 cost
         # is pinned by tests/gateway/test_hashing.py, not paid here.
         "GATEWAY_SECRET_HASHING": json.dumps(CHEAP_HASHING),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_address[1]}",
     }
     log_path = tmp_path / "up.log"
     cradle = Path(sys.executable).parent / "cradle"
@@ -61,6 +99,7 @@ def test_cradle_up_serves_the_slice_and_stops_cleanly(tmp_path: Path) -> None:
     try:
         gateway = f"http://127.0.0.1:{port}"
         wait_for(gateway + "/healthz", process)
+
         def token(client_id: str, secret: str) -> str:
             form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
             return httpx.post(gateway + "/v1/auth/token", data=form).json()["access_token"]
@@ -107,9 +146,15 @@ def test_cradle_up_serves_the_slice_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
+        collector.shutdown()
     output = log_path.read_text()
     assert code == 0, output[-3000:]
     assert "Cradle is up" in output
+    # The processes flushed their spans as they stopped: the facility's POST is one trace from the
+    # gateway into the registry, and the workforce handled its event.
+    spans = spans_by_service(TraceReceiver.received)
+    assert {"gateway", "registry", "workforce"} <= set(spans), sorted(spans)
+    assert {trace for trace, _ in spans["gateway"]} & {trace for trace, _ in spans["registry"]}
     nats_port = int(re.search(r"using nats://127\.0\.0\.1:(\d+)", output).group(1))
     assert nats_port != 4222  # never the machine's NATS
     assert not port_open(nats_port) and not port_open(port)
