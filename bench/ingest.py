@@ -2,7 +2,7 @@
 a plain nats-py JetStream publish loop of the same messages (the ceiling), in the same run.
 
     .venv/bin/python bench/ingest.py [--events 200000] [--batch 500] [--concurrency 4] [--cameras 20000]
-                                     [--backend sqlite|postgres] [--rounds 2]
+                                     [--backend sqlite|postgres] [--rounds 2] [--prefill 1000000]
 
 What it does, on loopback, in a temporary directory:
 
@@ -18,7 +18,10 @@ What it does, on loopback, in a temporary directory:
 4. gateway: POSTs the same events as batches of `--batch` to `/v1/cctv-events` through the gateway
    with a video platform's bearer token, `--concurrency` batches in flight; every reply is checked
    (all accepted, none rejected), and the stored row count is checked at the end;
-5. rounds alternate ceiling / gateway with fresh event ids; prints the best of each and the ratio.
+5. rounds alternate ceiling / gateway with fresh event ids; prints the best of each and the ratio;
+6. with `--prefill N`: N more stored events written straight into monitoring's table (Core
+   executemany, spread over the cameras and the retention period), then the same rounds again: each
+   round's gateway / ceiling ratio before and after, so a decline as the table grows shows in one run.
 
 Events are 98 % heartbeats and motion, 2 % `prolonged_crying` (which alerts, folded per camera), on
 random cameras, stamped now. Bodies are serialized before the clock starts, so the load generator's
@@ -36,7 +39,7 @@ import random
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -137,6 +140,38 @@ def make_events(cameras: list[tuple[str, str]], n: int, rng: random.Random) -> l
             }
         )
     return events
+
+
+async def prefill(url: str, cameras: list[tuple[str, str]], count: int, rng: random.Random) -> float:
+    """`count` stored events straight into the table, as weeks of a city's traffic would leave them
+    (received over the last 25 days). Returns the rows written per second."""
+    from services.monitoring.models import CctvEvent
+
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    try:
+        for offset in range(0, count, 20_000):
+            rows = []
+            for _ in range(min(20_000, count - offset)):
+                camera_id, facility_id = cameras[rng.randrange(len(cameras))]
+                at = now - timedelta(seconds=rng.randrange(25 * 86_400))
+                rows.append(
+                    {
+                        "event_id": uuid.uuid4().hex,
+                        "camera_id": camera_id,
+                        "facility_id": facility_id,
+                        "type": "heartbeat",
+                        "occurred_at": at,
+                        "received_at": at,
+                        "payload": {"fw": "5.7.3"},
+                    }
+                )
+            async with engine.begin() as connection:
+                await connection.execute(insert(CctvEvent.__table__), rows)
+    finally:
+        await engine.dispose()
+    return count / (time.perf_counter() - started)
 
 
 async def ceiling(nats_url: str, subject: str, events: list[dict[str, object]]) -> float:
@@ -270,24 +305,37 @@ async def run(
             client_id="bench-platform", kind=ClientKind.bureau, bureau="EDU", scopes=["monitoring:ingest"]
         )
         directs = []
-        for round_no in range(1, args.rounds + 1):
-            events = make_events(cameras, args.events, rng)
-            ceilings.append(await ceiling(nats_url, "benchceiling.cctv", events))
-            rate, latencies = await post_batches(gateway_url, bearer, events, args.batch, args.concurrency)
-            gateways.append(rate)
-            all_latencies += latencies
-            direct_events = make_events(cameras, args.events, rng)
-            signed = {IDENTITY_HEADER: signer.sign(platform)}  # lives 60 s: one round's worth
-            direct, _ = await post_batches(
-                upstreams["monitoring"], signed, direct_events, args.batch, args.concurrency
-            )
-            directs.append(direct)
-            print(
-                f"round {round_no}: ceiling {ceilings[-1]:9,.0f} ev/s   gateway {rate:9,.0f} ev/s   "
-                f"direct to monitoring {direct:9,.0f} ev/s"
-            )
+        ratios: dict[str, list[float]] = {"before": [], "after": []}
+        phases = ["before", "after"] if args.prefill else ["before"]
+        for phase in phases:
+            if phase == "after":
+                held = await stored_events(monitoring_db)
+                rate = await prefill(monitoring_db, cameras, args.prefill, rng)
+                print(
+                    f"prefilled {args.prefill:,} events at {rate:,.0f} rows/s: {held + args.prefill:,} stored"
+                )
+            for round_no in range(1, args.rounds + 1):
+                events = make_events(cameras, args.events, rng)
+                ceilings.append(await ceiling(nats_url, "benchceiling.cctv", events))
+                rate, latencies = await post_batches(
+                    gateway_url, bearer, events, args.batch, args.concurrency
+                )
+                gateways.append(rate)
+                ratios[phase].append(rate / ceilings[-1])
+                all_latencies += latencies
+                direct_events = make_events(cameras, args.events, rng)
+                signed = {IDENTITY_HEADER: signer.sign(platform)}  # lives 60 s: one round's worth
+                direct, _ = await post_batches(
+                    upstreams["monitoring"], signed, direct_events, args.batch, args.concurrency
+                )
+                directs.append(direct)
+                print(
+                    f"round {round_no}{' (after the prefill)' if phase == 'after' else ''}: "
+                    f"ceiling {ceilings[-1]:9,.0f} ev/s   gateway {rate:9,.0f} ev/s "
+                    f"({ratios[phase][-1]:.2f}x)   direct to monitoring {direct:9,.0f} ev/s"
+                )
         stored = await stored_events(monitoring_db)
-        expected = 2 * args.events * args.rounds + args.batch * 4
+        expected = 2 * args.events * args.rounds * len(phases) + args.batch * 4 + args.prefill
         if stored != expected:
             raise SystemExit(f"stored {stored:,} events, expected {expected:,}")
 
@@ -304,6 +352,12 @@ async def run(
     print(
         f"ratio gateway / ceiling: {best_gateway / best_ceiling:.2f}x (stored and checked: {stored:,} events)"
     )
+    if args.prefill:
+        before, after = max(ratios["before"]), max(ratios["after"])
+        print(
+            f"with {args.prefill:,} more stored: best round {after:.2f}x of its ceiling, "
+            f"against {before:.2f}x before ({after / before:.2f} of it)"
+        )
 
 
 async def video_platform_token(gateway_url: str) -> dict[str, str]:
@@ -346,5 +400,11 @@ if __name__ == "__main__":
     parser.add_argument("--cameras", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=1_000_000,
+        help="stored events added before the second set of rounds (0: none)",
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args()))
