@@ -1,12 +1,13 @@
 """delivery's tables, in its own metadata: the event log (each source event stored once, with the
-facilities, districts or client it is about), the facility projection that decides those, the
-subscriptions, one delivery row per (subscription, event) and every attempt to send it."""
+facilities, districts, client or families it is about), the facility projection and the parents'
+family links that decide those, the subscriptions, one delivery row per (subscription, event) and
+every attempt to send it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -23,6 +24,8 @@ inbox = inbox_table(metadata)
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 SERIAL = BigInteger().with_variant(Integer, "sqlite")
+# Partial indexes' condition, and the term a query must carry (literally) to use them.
+PENDING_ONLY = text("status = 'pending'")
 EVERY_DISTRICT = "*"  # an audience row for events every district may read (city sessions, resources)
 
 
@@ -41,6 +44,17 @@ class FacilityProjection(DeliveryModel, table=True):
     owner_client_id: str | None = Field(default=None, max_length=64)
     version: int = 0
     source_event_at: datetime = Field(sa_column=_at())
+
+
+class ParentLink(DeliveryModel, table=True):
+    """Which family a parent's account belongs to, from guidance's `family.linked`: what shows a
+    parent its family's events (the token's own `family_id` is a hint that grants nothing)."""
+
+    __tablename__ = "parent_link"
+
+    parent_id: str = Field(primary_key=True, max_length=64)
+    family_id: str = Field(max_length=36, index=True)
+    linked_at: datetime = Field(sa_column=_at())
 
 
 class EventRecord(DeliveryModel, table=True):
@@ -63,7 +77,8 @@ class EventRecord(DeliveryModel, table=True):
 
 class EventAudience(DeliveryModel, table=True):
     """Who besides the city's bureaus may see an event: a facility (its operator, and its district),
-    a district (or every district, `*`), or one client. An event with no row is the bureaus' only."""
+    a district (or every district, `*`), one client, or one family (its parents). An event with no
+    row is the bureaus' only."""
 
     __tablename__ = "event_audience"
     __table_args__ = (
@@ -71,6 +86,7 @@ class EventAudience(DeliveryModel, table=True):
         Index("ix_event_audience_owner", "owner_client_id", "event_seq"),
         Index("ix_event_audience_district", "district_code", "event_seq"),
         Index("ix_event_audience_client", "client_id", "event_seq"),
+        Index("ix_event_audience_family", "family_id", "event_seq"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(SERIAL, primary_key=True, autoincrement=True))
@@ -81,6 +97,7 @@ class EventAudience(DeliveryModel, table=True):
     district_code: str | None = Field(default=None, max_length=6)
     owner_client_id: str | None = Field(default=None, max_length=64)
     client_id: str | None = Field(default=None, max_length=64)
+    family_id: str | None = Field(default=None, max_length=36)
 
 
 class Subscription(DeliveryModel, table=True):
@@ -117,6 +134,31 @@ class Delivery(DeliveryModel, table=True):
     __table_args__ = (
         Index("ix_delivery_due", "status", "next_attempt_at"),
         Index("ix_delivery_order", "subscription_id", "order_key", "id"),
+        # The sender's claim reads pending rows only (a query names `status = 'pending'` as a
+        # literal, or the planner cannot use these).
+        Index(
+            "ix_delivery_pending_due",
+            "subscription_id",
+            "next_attempt_at",
+            "id",
+            postgresql_where=PENDING_ONLY,
+            sqlite_where=PENDING_ONLY,
+        ),
+        Index(
+            "ix_delivery_pending_subject",
+            "subscription_id",
+            "order_key",
+            "id",
+            postgresql_where=PENDING_ONLY,
+            sqlite_where=PENDING_ONLY,
+        ),
+        Index(
+            "ix_delivery_pending_lease",
+            "lease_until",
+            "subscription_id",
+            postgresql_where=PENDING_ONLY,
+            sqlite_where=PENDING_ONLY,
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(SERIAL, primary_key=True, autoincrement=True))

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import ssl
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import func, literal_column, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from standardwebhooks import Webhook
@@ -32,7 +32,8 @@ from services.delivery.errors import UnsafeTarget
 from services.delivery.models import Delivery, DeliveryAttempt, EventRecord, Subscription
 from services.delivery.service.audience import places_by_event, redacted
 from services.delivery.service.log import record_event, utcnow
-from services.delivery.service.targets import TargetPolicy, resolve
+from services.delivery.service.targets import ResolvedTargets, TargetPolicy
+from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
 from shared.contracts.delivery import SubscriptionDisabled
 from shared.events.consumer import handling
 from shared.events.outbox import emit
@@ -40,9 +41,8 @@ from shared.identity import Identity
 
 log = structlog.get_logger("cradle.delivery.sender")
 
-EXCERPT_BYTES = 1024
-MAX_CLIENTS = 2000  # kept-alive pools, one per subscription recently sent to
 CONTENT_TYPE = "application/cloudevents+json"
+PENDING = literal_column("'pending'")  # a literal, so the planner may use the pending-only indexes
 
 
 @dataclass
@@ -74,7 +74,23 @@ class Outcome:
 
 def signature_header(*, secrets: list[str], event_id: str, at: datetime, body: str) -> str:
     """`v1,<base64>` per secret, space-separated: during a rotation's grace period, both."""
-    return " ".join(Webhook(secret).sign(event_id, at, body) for secret in secrets)
+    return " ".join(_signer(secret).sign(event_id, at, body) for secret in secrets)
+
+
+@functools.lru_cache(maxsize=4096)
+def _signer(secret: str) -> Webhook:
+    """One per secret: building one decodes the secret's base64."""
+    return Webhook(secret)
+
+
+def _secrets(
+    secret: str, previous_secret: str | None, previous_until: datetime | None, now: datetime
+) -> list[str]:
+    """The subscription's secret, and during a rotation's grace period the previous one too."""
+    if previous_secret and previous_until is not None:
+        if (previous_until if previous_until.tzinfo else previous_until.replace(tzinfo=UTC)) > now:
+            return [secret, previous_secret]
+    return [secret]
 
 
 def backoff_seconds(attempts: int, *, first: float, cap: float) -> float:
@@ -90,7 +106,6 @@ class Sender:
         maker: async_sessionmaker[AsyncSession],
         settings: DeliverySettings,
         lock_rows: bool,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.maker = maker
         self.settings = settings
@@ -99,11 +114,12 @@ class Sender:
             allow_http_loopback=settings.allow_http_loopback, allowed_networks=settings.allowed_networks
         )
         self.worker_id = f"{settings.service_name}-{uuid.uuid4().hex[:12]}"
-        self.transport = transport
-        # A small pool per subscription: one receiver's connections never queue another's requests,
-        # and httpx's pool scan (per request, over its connections) stays short.
-        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
-        self._tls = ssl.create_default_context()  # built once: loading the CAs costs ~0.1 s a time
+        self.targets = ResolvedTargets(self.policy)
+        self.client = WebhookClient(
+            tls=ssl.create_default_context(),  # one for all: loading the CAs costs ~0.1 s a time
+            max_idle=settings.per_subscription_in_flight,
+            connect_timeout=settings.connect_timeout_seconds,
+        )
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.workers)
         self._in_flight: Counter[str] = Counter()
@@ -130,34 +146,7 @@ class Sender:
         # again (at least once).
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._write(self._drain_results()), 5)
-        for client in self._clients.values():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.aclose(), 5)
-        self._clients.clear()
-
-    def _client(self, subscription_id: str) -> httpx.AsyncClient:
-        client = self._clients.get(subscription_id)
-        if client is not None:
-            self._clients.move_to_end(subscription_id)
-            return client
-        if len(self._clients) >= MAX_CLIENTS:
-            _, oldest = self._clients.popitem(last=False)
-            task = asyncio.create_task(oldest.aclose())
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-        in_flight = self.settings.per_subscription_in_flight
-        client = httpx.AsyncClient(
-            transport=self.transport,
-            follow_redirects=False,  # a redirect could point anywhere, past the address check
-            timeout=httpx.Timeout(
-                self.settings.attempt_timeout_seconds, connect=self.settings.connect_timeout_seconds
-            ),
-            limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
-            trust_env=False,
-            verify=self._tls,
-        )
-        self._clients[subscription_id] = client
-        return client
+        self.client.close()
 
     # --- claiming ---------------------------------------------------------------------------------
 
@@ -176,6 +165,7 @@ class Sender:
                 task = asyncio.create_task(self._send_and_queue(item))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
+            self.client.sweep()
             if claimed:
                 continue  # more may be due at once
             self._wake.clear()
@@ -192,58 +182,25 @@ class Sender:
                 (
                     await session.execute(
                         select(Delivery.subscription_id, func.count())
-                        .where(Delivery.status == "pending", Delivery.lease_until > now)
+                        .where(Delivery.status == PENDING, Delivery.lease_until > now)
                         .group_by(Delivery.subscription_id)
                     )
                 ).all()
             )
-            earlier = aliased(Delivery)
-            first_of_subject = ~exists().where(
-                earlier.subscription_id == Delivery.subscription_id,
-                earlier.order_key == Delivery.order_key,
-                earlier.id < Delivery.id,
-                earlier.status == "pending",
-            )
-            ranked = (
-                select(
-                    Delivery.id,
-                    Delivery.subscription_id,
-                    func.row_number()
-                    .over(
-                        partition_by=Delivery.subscription_id,
-                        order_by=(Delivery.next_attempt_at, Delivery.id),
-                    )
-                    .label("rank"),
-                )
-                .join(Subscription, Subscription.id == Delivery.subscription_id)
-                .where(
-                    Delivery.status == "pending",
-                    Delivery.next_attempt_at <= now,
-                    or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
-                    Subscription.enabled.is_(True),
-                    first_of_subject,
-                )
-                .subquery()
-            )
-            candidates = (
-                await session.execute(
-                    select(ranked.c.id, ranked.c.subscription_id)
-                    .where(ranked.c.rank <= limit)
-                    .order_by(ranked.c.id)
-                    .limit(self.settings.claim_batch)
-                )
-            ).all()
-            room = {sub: limit - busy.get(sub, 0) for sub in {c.subscription_id for c in candidates}}
+            full = [subscription for subscription, count in busy.items() if count >= limit]
+            lateral = session.get_bind().dialect.name == "postgresql"
+            candidates = await self._candidates(session, now, full, lateral=lateral)
+            room = {subscription: limit - busy.get(subscription, 0) for _, subscription in candidates}
             ids = []
-            for candidate in candidates:
-                if room[candidate.subscription_id] > 0:
-                    room[candidate.subscription_id] -= 1
-                    ids.append(candidate.id)
+            for delivery_id, subscription in candidates:
+                if room[subscription] > 0:
+                    room[subscription] -= 1
+                    ids.append(delivery_id)
             if not ids:
                 return []
             lock = select(Delivery.id).where(
                 Delivery.id.in_(ids),
-                Delivery.status == "pending",
+                Delivery.status == PENDING,
                 or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
             )
             if self.lock_rows:
@@ -266,9 +223,13 @@ class Sender:
                         Delivery.id,
                         Delivery.attempts,
                         Delivery.event_seq,
-                        Subscription,
+                        Subscription.id.label("subscription_id"),
+                        Subscription.identity,
+                        Subscription.url,
+                        Subscription.secret,
+                        Subscription.previous_secret,
+                        Subscription.previous_secret_until,
                         EventRecord.body,
-                        EventRecord.scope,
                     )
                     .join(Subscription, Subscription.id == Delivery.subscription_id)
                     .join(EventRecord, EventRecord.seq == Delivery.event_seq)
@@ -277,21 +238,34 @@ class Sender:
                 )
             ).all()
             places = await places_by_event(session, list({r.event_seq for r in rows}))
+        # An event fans out to many subscriptions in one claim: parse it once, and build each
+        # redaction once (one for every reader who sees the whole city, one per other reader).
+        readers: dict[str, Identity] = {}
+        originals: dict[int, dict[str, Any]] = {}
+        bodies: dict[tuple[int, str | None], str] = {}
         claimed = []
-        for delivery_id, attempts, event_seq, subscription, body, _scope in rows:
-            reader = Identity.model_validate(subscription.identity)
-            original = json.loads(body)
-            event = redacted(reader, original, places[event_seq])
+        for row in rows:
+            reader = readers.get(row.subscription_id)
+            if reader is None:
+                reader = readers[row.subscription_id] = Identity.model_validate(row.identity)
+            original = originals.get(row.event_seq)
+            if original is None:
+                original = originals[row.event_seq] = json.loads(row.body)
+            key = (row.event_seq, None if reader.sees_whole_city() else row.subscription_id)
+            sent = bodies.get(key)
+            if sent is None:
+                event = redacted(reader, original, places[row.event_seq])
+                sent = bodies[key] = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
             claimed.append(
                 Claimed(
-                    delivery_id=delivery_id,
-                    subscription_id=subscription.id,
-                    attempt=attempts,
-                    event_id=str(event["id"]),
-                    event_type=str(event["type"]),
-                    url=subscription.url,
-                    secrets=self._secrets(subscription, now),
-                    body=json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+                    delivery_id=row.id,
+                    subscription_id=row.subscription_id,
+                    attempt=row.attempts,
+                    event_id=str(original["id"]),
+                    event_type=str(original["type"]),
+                    url=row.url,
+                    secrets=_secrets(row.secret, row.previous_secret, row.previous_secret_until, now),
+                    body=sent,
                     request_id=original.get("requestid"),
                     traceparent=original.get("traceparent"),
                     tracestate=original.get("tracestate"),
@@ -299,14 +273,61 @@ class Sender:
             )
         return claimed
 
-    @staticmethod
-    def _secrets(subscription: Subscription, now: datetime) -> list[str]:
-        secrets = [subscription.secret]
-        until = subscription.previous_secret_until
-        if subscription.previous_secret and until is not None:
-            if (until if until.tzinfo else until.replace(tzinfo=UTC)) > now:
-                secrets.append(subscription.previous_secret)
-        return secrets
+    async def _candidates(
+        self, session: AsyncSession, now: datetime, full: list[str], *, lateral: bool
+    ) -> list[tuple[int, str]]:
+        """Per enabled subscription with room, its oldest due deliveries that head their subject
+        (no earlier one of the subject still pending), at most as many as it may have in flight:
+        a walk of the pending-only index per subscription, however long the backlog."""
+        due, earlier = aliased(Delivery, name="due"), aliased(Delivery, name="earlier")
+        heads = (
+            select(due.id, due.subscription_id)
+            .where(
+                due.subscription_id == Subscription.id,
+                due.status == PENDING,
+                due.next_attempt_at <= now,
+                or_(due.lease_until.is_(None), due.lease_until <= now),
+                # The subject's oldest pending one. A scalar subquery, never an anti-join: it is
+                # one probe of the index per row whatever the planner's statistics say (PostgreSQL
+                # turned NOT EXISTS into a join that read the whole subscription's pending rows).
+                due.id
+                == select(func.min(earlier.id))
+                .where(
+                    earlier.subscription_id == due.subscription_id,
+                    earlier.order_key == due.order_key,
+                    earlier.status == PENDING,
+                )
+                .scalar_subquery(),
+            )
+            .order_by(due.next_attempt_at, due.id)
+            .limit(self.settings.per_subscription_in_flight)
+        )
+        with_room = [Subscription.enabled.is_(True)]
+        if full:
+            with_room.append(Subscription.id.not_in(full))
+        if lateral:
+            joined = heads.lateral("heads")
+            rows = await session.execute(
+                select(joined.c.id, joined.c.subscription_id)
+                .select_from(Subscription)
+                .join(joined, true())
+                .where(*with_room)
+                .order_by(joined.c.id)
+                .limit(self.settings.claim_batch)
+            )
+            return [(delivery_id, subscription_id) for delivery_id, subscription_id in rows]
+        # SQLite has no LATERAL, and given a join it scans the deliveries first: one row per
+        # subscription instead, its heads gathered into a JSON array.
+        found = heads.correlate(Subscription).subquery("heads")
+        rows = await session.execute(
+            select(Subscription.id, select(func.json_group_array(found.c.id)).scalar_subquery()).where(
+                *with_room
+            )
+        )
+        gathered = sorted(
+            (delivery_id, subscription_id) for subscription_id, ids in rows for delivery_id in json.loads(ids)
+        )
+        return gathered[: self.settings.claim_batch]
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -322,41 +343,43 @@ class Sender:
 
     async def send(self, claimed: Claimed) -> Outcome:
         """One attempt, signed now (a retry is a new signature with its own timestamp), to the
-        address checked now, within the attempt's deadline from connect to the reply's first KiB."""
+        address checked (at most a few seconds ago), within the attempt's deadline from connect to
+        the reply's first KiB. A redirect is an answer like any other non-2xx: never followed, as it
+        could point anywhere, past the address check."""
         attempted_at = utcnow()
         started = time.perf_counter()
         status: int | None = None
         excerpt: str | None = None
         error: str | None = None
         try:
-            target = await resolve(claimed.url, self.policy)
-            headers = {
-                "host": target.host_header,
-                "content-type": CONTENT_TYPE,
-                "user-agent": "Cradle-Webhooks/1",
-                "webhook-id": claimed.event_id,
-                "webhook-timestamp": str(int(attempted_at.timestamp())),
-                "webhook-signature": signature_header(
-                    secrets=claimed.secrets, event_id=claimed.event_id, at=attempted_at, body=claimed.body
+            target = await self.targets.resolve(claimed.url)
+            headers = [
+                ("content-type", CONTENT_TYPE),
+                ("user-agent", "Cradle-Webhooks/1"),
+                ("webhook-id", claimed.event_id),
+                ("webhook-timestamp", str(int(attempted_at.timestamp()))),
+                (
+                    "webhook-signature",
+                    signature_header(
+                        secrets=claimed.secrets, event_id=claimed.event_id, at=attempted_at, body=claimed.body
+                    ),
                 ),
-            }
-            extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
-            async with asyncio.timeout(self.settings.attempt_timeout_seconds):
-                async with self._client(claimed.subscription_id).stream(
-                    "POST",
-                    target.connect_url,
-                    content=claimed.body.encode(),
-                    headers=headers,
-                    extensions=extensions,
-                ) as response:
-                    status = response.status_code
-                    excerpt = await _excerpt(response)
+            ]
+            reply = await self.client.post(
+                claimed.subscription_id,
+                target,
+                headers,
+                claimed.body.encode(),
+                timeout=self.settings.attempt_timeout_seconds,
+            )
+            status = reply.status
+            excerpt = reply.excerpt.decode("utf-8", errors="replace") if reply.excerpt else None
         except UnsafeTarget as exc:
             error = f"refused: {exc.detail}"
-        except TimeoutError:
+        except WebhookTimeout:
             error = f"no answer within {self.settings.attempt_timeout_seconds:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except WebhookError as exc:
+            error = str(exc)
         latency_ms = (time.perf_counter() - started) * 1000
         delivered = status is not None and 200 <= status < 300
         if status is not None and not delivered:
@@ -519,15 +542,3 @@ def _attempt_context(claimed: Claimed, name: str) -> Any:
         attributes={"cradle.service": "delivery", "messaging.message.id": claimed.event_id},
         event_id=claimed.event_id,
     )
-
-
-async def _excerpt(response: httpx.Response) -> str | None:
-    """The first KiB of the reply, never more read."""
-    collected = b""
-    async for chunk in response.aiter_raw():
-        collected += chunk
-        if len(collected) >= EXCERPT_BYTES:
-            break
-    if not collected:
-        return None
-    return collected[:EXCERPT_BYTES].decode("utf-8", errors="replace")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -68,6 +69,11 @@ def parse(url: str, policy: TargetPolicy) -> tuple[str, str, int, str]:
     except ValueError as exc:
         raise UnsafeTarget(f"not a URL: {exc}") from None
     host = (parts.hostname or "").lower()
+    if not host.isascii():  # one spelling for the resolver, the Host header and the TLS name
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise UnsafeTarget("the host is not a valid name") from None
     if parts.username or parts.password:
         raise UnsafeTarget("credentials in the URL are refused; authenticate the sender by its signature")
     if not host:
@@ -110,3 +116,27 @@ async def resolve(url: str, policy: TargetPolicy) -> Target:
     if refused:
         raise UnsafeTarget(f"{host} resolves to {', '.join(refused)}, which is not a public address")
     return Target(scheme=scheme, host=host, port=port, path=path, address=str(addresses[0]))
+
+
+class ResolvedTargets:
+    """`resolve` remembered per URL for a few seconds: the sender's attempts to one subscription
+    need not each ask the resolver. What is remembered is the checked address, and the connection
+    goes to it, so a name that turns private is refused at most `seconds` later, and never
+    connected to."""
+
+    def __init__(self, policy: TargetPolicy, *, seconds: float = 5.0, size: int = 10_000) -> None:
+        self.policy = policy
+        self.seconds = seconds
+        self.size = size
+        self._known: dict[str, tuple[float, Target]] = {}
+
+    async def resolve(self, url: str) -> Target:
+        now = time.monotonic()
+        known = self._known.get(url)
+        if known is not None and now - known[0] < self.seconds:
+            return known[1]
+        target = await resolve(url, self.policy)
+        if len(self._known) >= self.size:
+            self._known.clear()
+        self._known[url] = (now, target)
+        return target
