@@ -86,7 +86,9 @@ DEFAULT_ROUTES: list[RouteRule] = [
         service="guidance",
         scopes=GUIDANCE,
     ),
-    RouteRule(pattern=r"^/v1/(subscriptions|events)(/|$)", service="delivery", scopes=EVENTS),
+    # Parents read their own family's events on the feed; webhooks are for clients (events:subscribe).
+    RouteRule(pattern=r"^/v1/events(/|$)", service="delivery", scopes=[*EVENTS, "parent"]),
+    RouteRule(pattern=r"^/v1/subscriptions(/|$)", service="delivery", scopes=EVENTS),
     # Spreadsheets in: each kind to the service that owns its records.
     RouteRule(pattern=r"^/v1/imports/roster$", service="workforce", scopes=WORKFORCE),
     RouteRule(pattern=r"^/v1/imports/facilities$", service="registry", scopes=REGISTRY),

@@ -10,8 +10,11 @@ from fastapi import Depends, Path, Request
 from services.delivery.config import DeliverySettings
 from services.delivery.models import Subscription
 from services.delivery.service import subscriptions
+from services.delivery.service.audience import PARENT_SCOPE
 from services.delivery.service.targets import TargetPolicy
-from shared.identity import Identity, scope_guard
+from shared.errors import Forbidden
+from shared.i18n import tr
+from shared.identity import AuthenticatedDep, ClientKind, Identity, scope_guard
 from shared.service import SessionDep
 
 FEED_SCOPE = "events:read"
@@ -20,7 +23,11 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 IdPath = Annotated[str, Path(pattern=UUID_PATTERN, description="a UUID")]
 
 
-async def feed_reader(caller: Annotated[Identity, scope_guard(FEED_SCOPE)]) -> Identity:
+async def feed_reader(caller: AuthenticatedDep) -> Identity:
+    """`events:read`, or a parent's account (`parent`): it reads its own family's events."""
+    scope = PARENT_SCOPE if caller.kind == ClientKind.parent else FEED_SCOPE
+    if not caller.has_scope(scope):
+        raise Forbidden(tr("This needs the `{scope}` scope.", scope=scope))
     subscriptions.require_reader(caller)
     return caller
 

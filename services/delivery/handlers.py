@@ -1,13 +1,15 @@
 """Every event the API's callers may see, from the four producing services' streams: stored once
 (the consumer runner's inbox), its audience recorded, a delivery owed to each subscription that may
-see it. Registry facility events also keep the facility projection that decides those audiences."""
+see it. Registry facility events also keep the facility projection that decides those audiences,
+guidance's `family.linked` the parents' links that decide what a parent's feed shows."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.delivery.service.log import record_event, update_facility
+from services.delivery.service.log import link_parent, record_event, update_facility
 from shared.contracts import EVENT_MODELS
+from shared.contracts.guidance import FamilyLinked
 from shared.contracts.registry import FacilityFacts
 from shared.events.consumer import Handler
 from shared.events.envelope import CloudEvent
@@ -24,7 +26,14 @@ async def on_facility_event(event: CloudEvent, session: AsyncSession) -> None:
     await record_event(session=session, event=event)
 
 
+async def on_family_linked(event: CloudEvent, session: AsyncSession) -> None:
+    await link_parent(session=session, event=event)
+    await record_event(session=session, event=event)
+
+
 def _handler(event_type: str) -> Handler:
+    if event_type == FamilyLinked.event_type:
+        return on_family_linked
     return on_facility_event if issubclass(EVENT_MODELS[event_type], FacilityFacts) else on_event
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from shared.contracts.guidance import (
     BirthsRecorded,
     BookingCancelled,
+    FamilyLinked,
     FamilyRegistered,
     PlaceOpened,
     ResourcePublished,
+    ResourcePushed,
     SessionAttended,
     SessionBooked,
     SessionScheduled,
@@ -18,9 +20,11 @@ from shared.contracts.guidance import (
 __all__ = [
     "BirthsRecorded",
     "BookingCancelled",
+    "FamilyLinked",
     "FamilyRegistered",
     "PlaceOpened",
     "ResourcePublished",
+    "ResourcePushed",
     "SessionAttended",
     "SessionBooked",
     "SessionScheduled",

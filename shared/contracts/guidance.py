@@ -8,10 +8,12 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from shared.contracts.types import Code, Count, DistrictCode, TownCode, Uuid
+from shared.contracts.types import ClientId, Code, Count, DistrictCode, TownCode, Uuid
 from shared.events.envelope import DomainEvent
 
 SessionLevel = Literal["city", "district", "station"]
+# A push to 45,000 families is 45 events: each stays small, and stored with one audience row per family.
+PUSHED_FAMILIES_PER_EVENT = 1000
 
 
 class PlaceOpened(DomainEvent):
@@ -28,6 +30,21 @@ class PlaceOpened(DomainEvent):
 
     def subject_id(self) -> str:
         return self.place_id
+
+
+class FamilyLinked(DomainEvent):
+    """A parent's app account belongs to a family now (registered from the app, or a station's link
+    code redeemed): what lets a parent read its family's events elsewhere. Both ids are opaque."""
+
+    event_type: ClassVar[str] = "cradle.guidance.family.linked"
+
+    family_id: Uuid
+    parent_id: ClientId  # the parent's account (the client id of its tokens)
+    linked_via: Literal["registration", "code"]
+    linked_at: datetime
+
+    def subject_id(self) -> str:
+        return self.family_id
 
 
 class FamilyRegistered(DomainEvent):
@@ -141,6 +158,23 @@ class ResourcePublished(DomainEvent):
         return self.resource_id
 
 
+class ResourcePushed(DomainEvent):
+    """A published resource was pushed (精准推送) to these families: one event per at most
+    PUSHED_FAMILIES_PER_EVENT of them, so each family's parents can be told."""
+
+    event_type: ClassVar[str] = "cradle.guidance.resource.pushed"
+
+    resource_id: Uuid
+    title: str
+    kind: Code
+    family_ids: Annotated[list[Uuid], Field(max_length=PUSHED_FAMILIES_PER_EVENT)]
+    families: Count  # how many this event names (still told when a reader's copy omits the ids)
+    pushed_at: datetime
+
+    def subject_id(self) -> str:
+        return self.resource_id
+
+
 class BirthsRecorded(DomainEvent):
     """HEALTH recorded (or corrected) a district's births for a year: the handbook coverage's denominator."""
 
@@ -158,11 +192,13 @@ class BirthsRecorded(DomainEvent):
 EVENTS: tuple[type[DomainEvent], ...] = (
     PlaceOpened,
     FamilyRegistered,
+    FamilyLinked,
     VisitRecorded,
     SessionScheduled,
     SessionBooked,
     BookingCancelled,
     SessionAttended,
     ResourcePublished,
+    ResourcePushed,
     BirthsRecorded,
 )

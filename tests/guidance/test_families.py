@@ -6,14 +6,20 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+import jwt
 import pytest
 from sqlalchemy import select
 
 from services.guidance.models import Family, Guardian, PiiAccess
-from shared.identity import ClientKind, Identity
+from shared.identity import IDENTITY_HEADER, ClientKind, Identity
 from tests.guidance.conftest import HUANGPU, HUANGPU_TOWN, XUHUI, Guide, family_body, months_ago, phone_number
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def guide_client_id(headers: dict[str, str]) -> str:
+    """The caller a signed identity header speaks for."""
+    return str(jwt.decode(headers[IDENTITY_HEADER], options={"verify_signature": False})["sub"])
 
 
 async def test_a_station_registers_a_family_with_phones_encrypted_and_masked(guide: Guide) -> None:
@@ -88,6 +94,8 @@ async def test_a_parent_registering_from_the_app_is_linked_and_sees_only_its_fam
     assert (await guide.direct.get("/v1/families", headers=claiming)).json()["items"] == []
     again = await guide.direct.post("/v1/families", json=family_body(), headers=parent)
     assert again.status_code == 409
+    [linked] = [e for e in await guide.events("cradle.guidance.family.linked") if e.subject == own["id"]]
+    assert linked.data["parent_id"] == guide_client_id(parent) and linked.data["linked_via"] == "registration"
 
 
 async def test_a_link_code_links_a_parent_once_and_wrong_codes_are_refused(guide: Guide) -> None:
@@ -110,6 +118,15 @@ async def test_a_link_code_links_a_parent_once_and_wrong_codes_are_refused(guide
         "/v1/families/link", json={"code": fresh.json()["link_code"]}, headers=late
     )
     assert second.status_code == 200 and second.json()["linked_parents"] == 2
+    # Each link is told (the delivery service shows a parent its family's events by it).
+    linked_events = {
+        e.data["parent_id"]: e.data
+        for e in await guide.events("cradle.guidance.family.linked")
+        if e.subject == family["id"]
+    }
+    parent_id, late_id = (guide_client_id(h) for h in (parent, late))
+    assert set(linked_events) == {parent_id, late_id}
+    assert {e["linked_via"] for e in linked_events.values()} == {"code"}
     # Only parents redeem codes, and a station cannot get one for a family outside its district.
     assert (
         await guide.direct.post("/v1/families/link", json={"code": "x"}, headers=guide.district())

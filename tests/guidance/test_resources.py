@@ -3,10 +3,16 @@ recorded per family), each family's feed by its children's ages, relevance, and 
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
-from services.guidance.models import ResourcePush
+from services.guidance.models import Resource, ResourcePush
+from services.guidance.service.resources import pushed_events
+from shared.contracts.guidance import PUSHED_FAMILIES_PER_EVENT, ResourcePushed
 from tests.guidance.conftest import Guide, months_ago
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -64,6 +70,29 @@ async def test_publishing_pushes_to_families_in_need_with_a_child_in_the_range(g
     assert published[resource["id"]]["pushed_families"] == 4
     assert published[resource["id"]]["title"] == "幼小衔接：入园准备"
     assert published[resource["id"]]["topics"] == ["school_readiness"]
+    # The families' parents are told, by family id: every family pushed to, once.
+    [told] = [
+        e.data for e in await guide.events("cradle.guidance.resource.pushed") if e.subject == resource["id"]
+    ]
+    assert sorted(told["family_ids"]) == sorted(pushed) and told["families"] == 4
+    assert told["title"] == "幼小衔接：入园准备" and told["kind"] == "article"
+    told_facilities = await guide.events("cradle.guidance.resource.pushed")
+    assert facilities["id"] not in {e.subject for e in told_facilities}  # pushed to no family: no event
+
+
+async def test_a_push_to_more_families_than_one_event_holds_is_told_in_several() -> None:
+    resource = Resource(id=str(uuid.uuid4()), title="科学育儿100问", kind="article")
+    families = sorted(str(uuid.uuid4()) for _ in range(2 * PUSHED_FAMILIES_PER_EVENT + 500))
+    now = datetime.now(UTC)
+    events = pushed_events(resource, families, now)
+    assert [e.families for e in events] == [PUSHED_FAMILIES_PER_EVENT, PUSHED_FAMILIES_PER_EVENT, 500]
+    assert [f for e in events for f in e.family_ids] == families
+    for event in events:  # each within its contract, as the outbox will check it
+        ResourcePushed.model_validate(event.model_dump(mode="json"))
+        assert event.subject_id() == resource.id and event.pushed_at == now
+    assert pushed_events(resource, [], now) == []
+    with pytest.raises(ValidationError):
+        ResourcePushed(**{**events[0].model_dump(), "family_ids": families[: PUSHED_FAMILIES_PER_EVENT + 1]})
 
 
 async def test_the_feed_fits_the_childrens_ages_most_relevant_then_newest(guide: Guide) -> None:

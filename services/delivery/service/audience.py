@@ -1,7 +1,8 @@
 """Who may see an event: the same line the API draws. A bureau sees what its scopes let it read
-city-wide, a district its district's, an operator its own facilities'; an event about several
-facilities is cut down, per reader, to the facilities that reader may see. Subscriptions, the feed
-and the stream all decide here."""
+city-wide, a district its district's, an operator its own facilities', a parent its own family's
+(the family guidance linked its account to); an event about several facilities or families is cut
+down, per reader, to those that reader may see. Subscriptions, the feed and the stream all decide
+here."""
 
 from __future__ import annotations
 
@@ -14,13 +15,23 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.delivery.models import EVERY_DISTRICT, EventAudience, EventRecord, FacilityProjection
+from services.delivery.models import (
+    EVERY_DISTRICT,
+    EventAudience,
+    EventRecord,
+    FacilityProjection,
+    ParentLink,
+)
 from shared.events.envelope import CloudEvent
 from shared.identity import ClientKind, Identity
 
 # The kinds that may subscribe and read the feed: those the API shows events' objects to by facility,
-# district or city. Parents' families are linked inside guidance, which tells no one (no event).
-READER_KINDS = (ClientKind.bureau, ClientKind.district, ClientKind.operator)
+# district or city, and parents by family (the feed only: a parent's token holds `parent`, never
+# `events:subscribe`, and its family is the one guidance's `family.linked` said, see `linked_reader`).
+READER_KINDS = (ClientKind.bureau, ClientKind.district, ClientKind.operator, ClientKind.parent)
+PARENT_SCOPE = "parent"
+# What a parent reads: the events about its family that carry nothing but that family's own facts.
+FAMILY_EVENTS = frozenset({"cradle.guidance.resource.pushed"})
 
 # Events about a practitioner alone (no facility): the city's bureaus read them.
 _PRACTITIONER_ONLY = {
@@ -28,8 +39,12 @@ _PRACTITIONER_ONLY = {
     "cradle.workforce.certificate.added",
     "cradle.workforce.training.recorded",
 }
-# Bookings name a family but no district: the bureaus'.
-_BUREAUS_ONLY = {"cradle.guidance.session.booked", "cradle.guidance.booking.cancelled"}
+# Bookings and a parent's link name a family but no district: the bureaus'.
+_BUREAUS_ONLY = {
+    "cradle.guidance.session.booked",
+    "cradle.guidance.booking.cancelled",
+    "cradle.guidance.family.linked",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class Place:
     district_code: str | None = None
     owner_client_id: str | None = None
     client_id: str | None = None
+    family_id: str | None = None
 
 
 def scope_of(event_type: str) -> str | None:
@@ -58,6 +74,8 @@ async def places_of(session: AsyncSession, event: CloudEvent) -> list[Place]:
         return [Place(client_id=str(data["client_id"]))]
     if kind in _PRACTITIONER_ONLY or kind in _BUREAUS_ONLY:
         return []
+    if kind in FAMILY_EVENTS:  # no district: the families' parents and the bureaus
+        return [Place(family_id=str(f)) for f in dict.fromkeys(data.get("family_ids") or [])]
     if kind == "cradle.workforce.ban.issued":
         return [
             await _facility(session, str(f["facility_id"]), str(f["district_code"]))
@@ -122,9 +140,27 @@ def reads_events(reader: Identity) -> bool:
     return reader.kind in READER_KINDS
 
 
+async def linked_reader(session: AsyncSession, reader: Identity) -> Identity:
+    """A parent as the feed reads for it: with the family guidance linked its account to
+    (`family.linked`; none: it sees nothing), never the `family_id` its token declared."""
+    if reader.kind != ClientKind.parent:
+        return reader
+    family_id = (
+        await session.execute(select(ParentLink.family_id).where(ParentLink.parent_id == reader.client_id))
+    ).scalar_one_or_none()
+    return reader.model_copy(update={"family_id": family_id})
+
+
 def _sees_place(reader: Identity, place: Place) -> bool:
     if place.client_id is not None:
         return place.client_id == reader.client_id
+    if place.family_id is not None:
+        # A family's events: its parents, and the city's bureaus (redacted to the counts).
+        if reader.kind == ClientKind.parent:
+            return reader.family_id is not None and place.family_id == reader.family_id
+        return reader.sees_whole_city()
+    if reader.kind == ClientKind.parent:
+        return False
     if reader.sees_whole_city():
         return True
     if reader.kind == ClientKind.district:
@@ -144,6 +180,8 @@ def may_see(reader: Identity, *, scope: str | None, places: Sequence[Place]) -> 
         return False
     if scope is None:  # a client's own subscription events
         return any(p.client_id == reader.client_id for p in places)
+    if reader.kind == ClientKind.parent:
+        return reader.has_scope(PARENT_SCOPE) and any(_sees_place(reader, p) for p in places)
     if not reader.has_scope(scope):
         return False
     if reader.sees_whole_city():
@@ -152,7 +190,15 @@ def may_see(reader: Identity, *, scope: str | None, places: Sequence[Place]) -> 
 
 
 def redacted(reader: Identity, event: dict[str, Any], places: Sequence[Place]) -> dict[str, Any]:
-    """The event as this reader may see it: lists of facilities cut to the reader's own."""
+    """The event as this reader may see it: lists of facilities cut to the reader's own; a family
+    event's families to the parent's own, and to none for everyone else (the bureaus read how many
+    families, not which: a push goes to families in need, and which those are is guidance's
+    personal data, read there with `guidance:read` and audited, not copied to webhooks)."""
+    if event.get("type") in FAMILY_EVENTS:
+        data = dict(event.get("data") or {})
+        own = reader.family_id if reader.kind == ClientKind.parent else None
+        data["family_ids"] = [f for f in data.get("family_ids") or [] if own is not None and f == own]
+        return {**event, "data": data}
     if reader.sees_whole_city():
         return event
     visible = {p.facility_id for p in places if p.facility_id and _sees_place(reader, p)}
@@ -191,6 +237,15 @@ def visible_to(reader: Identity) -> ColumnElement[bool]:
     """The feed's filter: the event rows this reader may see (before redaction)."""
     if not reads_events(reader):
         return false()
+    if reader.kind == ClientKind.parent:
+        if not reader.family_id or not reader.has_scope(PARENT_SCOPE):
+            return false()
+        return and_(
+            EventRecord.type.in_(sorted(FAMILY_EVENTS)),
+            exists().where(
+                EventAudience.event_seq == EventRecord.seq, EventAudience.family_id == reader.family_id
+            ),
+        )
     own = exists().where(
         EventAudience.event_seq == EventRecord.seq, EventAudience.client_id == reader.client_id
     )
@@ -233,6 +288,9 @@ def _matcher(globs: tuple[str, ...]) -> re.Pattern[str]:
 
 
 async def places_by_event(session: AsyncSession, seqs: Sequence[int]) -> dict[int, list[Place]]:
+    """The stored audience of these events, for redaction and replays. Not the families' rows (a
+    thousand per `resource.pushed`): a family event is cut down by the reader's own family, and
+    only the bureaus, who see it whole-city, ever subscribe to one."""
     found: dict[int, list[Place]] = {seq: [] for seq in seqs}
     if not seqs:
         return found
@@ -243,7 +301,7 @@ async def places_by_event(session: AsyncSession, seqs: Sequence[int]) -> dict[in
             EventAudience.district_code,
             EventAudience.owner_client_id,
             EventAudience.client_id,
-        ).where(EventAudience.event_seq.in_(list(seqs)))
+        ).where(EventAudience.event_seq.in_(list(seqs)), EventAudience.family_id.is_(None))
     )
     for seq, facility_id, district_code, owner_client_id, client_id in rows:
         found[seq].append(

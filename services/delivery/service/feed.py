@@ -12,7 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.delivery.models import EventRecord
-from services.delivery.service.audience import places_by_event, redacted, type_matcher, visible_to
+from services.delivery.service.audience import (
+    linked_reader,
+    places_by_event,
+    redacted,
+    type_matcher,
+    visible_to,
+)
 from services.delivery.service.subscriptions import require_reader
 from shared.errors import invalid
 from shared.identity import Identity
@@ -45,6 +51,7 @@ async def read(
     *, session: AsyncSession, caller: Identity, after: int, types: list[str] | None, limit: int
 ) -> FeedSlice:
     require_reader(caller)
+    caller = await linked_reader(session, caller)
     matcher = type_matcher(types) if types else None
     condition = visible_to(caller)
     items: list[tuple[str, dict[str, Any]]] = []

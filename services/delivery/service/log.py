@@ -12,9 +12,17 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from services.delivery.models import Delivery, EventAudience, EventRecord, FacilityProjection, Subscription
+from services.delivery.models import (
+    Delivery,
+    EventAudience,
+    EventRecord,
+    FacilityProjection,
+    ParentLink,
+    Subscription,
+)
 from services.delivery.service.audience import Place, may_see, places_of, scope_of, type_matcher
 from shared.contracts import contract_for, payload_of
+from shared.contracts.guidance import FamilyLinked
 from shared.contracts.registry import FacilityFacts
 from shared.events.envelope import CloudEvent
 from shared.identity import Identity
@@ -92,6 +100,17 @@ async def update_facility(*, session: AsyncSession, event: CloudEvent) -> None:
     await session.flush()
 
 
+async def link_parent(*, session: AsyncSession, event: CloudEvent) -> None:
+    """Keep the family a parent's account belongs to (the newest link, should guidance ever move it)."""
+    link = payload_of(event, FamilyLinked)
+    known = await session.get(ParentLink, link.parent_id)
+    if known is None:
+        session.add(ParentLink(parent_id=link.parent_id, family_id=link.family_id, linked_at=link.linked_at))
+    elif _as_utc(link.linked_at) >= _as_utc(known.linked_at):
+        known.family_id, known.linked_at = link.family_id, link.linked_at
+    await session.flush()
+
+
 async def record_event(*, session: AsyncSession, event: CloudEvent) -> int:
     """Store the event, its audience and the deliveries it is owed; returns its feed position."""
     payload_of(event, contract_for(event.type))  # the producer's contract, or a dead letter
@@ -123,6 +142,7 @@ async def record_event(*, session: AsyncSession, event: CloudEvent) -> int:
                     "district_code": p.district_code,
                     "owner_client_id": p.owner_client_id,
                     "client_id": p.client_id,
+                    "family_id": p.family_id,
                 }
                 for p in places
             ],

@@ -11,7 +11,7 @@ from sqlalchemy import delete, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.guidance.errors import AlreadyLinked, FamilyNotFound, LinkCodeNotFound, TooManyLinkAttempts
-from services.guidance.events import FamilyRegistered
+from services.guidance.events import FamilyLinked, FamilyRegistered
 from services.guidance.models import Child, Family, FamilyLink, Guardian, LinkAttempt
 from services.guidance.schemas import (
     GRANDPARENTS,
@@ -171,6 +171,13 @@ async def register_family(
             registered_at=now,
         ),
     )
+    if parent:
+        await emit(
+            session,
+            FamilyLinked(
+                family_id=family.id, parent_id=caller.client_id, linked_via="registration", linked_at=now
+            ),
+        )
     return FamilyDetail(family, guardians, children, 1 if parent else 0), code
 
 
@@ -346,6 +353,10 @@ async def redeem_link_code(
         return LinkCodeNotFound("No family has this code (or it was used or has expired).")
     session.add(FamilyLink(parent_id=caller.client_id, family_id=family.id, linked_via="code", linked_at=now))
     await session.flush()
+    await emit(
+        session,
+        FamilyLinked(family_id=family.id, parent_id=caller.client_id, linked_via="code", linked_at=now),
+    )
     await session.refresh(family)
     return family
 

@@ -1,5 +1,6 @@
 """Online resources (T17, T24): publishing with 精准推送 to the families in need whose children are
-in the age range (one INSERT … SELECT, however many families), and each family's feed."""
+in the age range (one INSERT … SELECT, however many families; the families' parents are told by
+`resource.pushed` events, a thousand families each), and each family's feed."""
 
 from __future__ import annotations
 
@@ -25,15 +26,16 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.guidance.errors import ResourceNotFound
-from services.guidance.events import ResourcePublished
+from services.guidance.events import ResourcePublished, ResourcePushed
 from services.guidance.models import Child, Family, Resource, ResourcePush
 from services.guidance.schemas import Audience, FeedItem, ResourceCreate, ResourceKind, ResourceRead
 from services.guidance.service.common import add_months, age_in_months
 from services.guidance.service.sessions import require_writer
 from services.guidance.service.tallies import count_push
 from shared.clock import as_utc, new_id, shanghai_today, utcnow
+from shared.contracts.guidance import PUSHED_FAMILIES_PER_EVENT
 from shared.errors import invalid
-from shared.events.outbox import emit
+from shared.events.outbox import emit, emit_many
 from shared.i18n import tr
 from shared.identity import Identity
 from shared.pagination import PageParams, encode_cursor
@@ -117,7 +119,33 @@ async def publish(*, session: AsyncSession, caller: Identity, data: ResourceCrea
             published_at=now,
         ),
     )
+    pushed = (
+        await session.execute(
+            select(ResourcePush.family_id)
+            .where(ResourcePush.resource_id == resource.id)
+            .order_by(ResourcePush.family_id)
+        )
+    ).scalars()
+    await emit_many(session, pushed_events(resource, list(pushed), now))
     return resource
+
+
+def pushed_events(resource: Resource, family_ids: list[str], now: datetime) -> list[ResourcePushed]:
+    """The push told to the families' parents: one event per PUSHED_FAMILIES_PER_EVENT families."""
+    return [
+        ResourcePushed(
+            resource_id=resource.id,
+            title=resource.title,
+            kind=resource.kind,
+            family_ids=chunk,
+            families=len(chunk),
+            pushed_at=now,
+        )
+        for chunk in (
+            family_ids[start : start + PUSHED_FAMILIES_PER_EVENT]
+            for start in range(0, len(family_ids), PUSHED_FAMILIES_PER_EVENT)
+        )
+    ]
 
 
 async def push(*, session: AsyncSession, resource: Resource, now: datetime) -> int:
