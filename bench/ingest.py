@@ -18,7 +18,8 @@ What it does, on loopback, in a temporary directory:
 4. gateway: POSTs the same events as batches of `--batch` to `/v1/cctv-events` through the gateway
    with a video platform's bearer token, `--concurrency` batches in flight; every reply is checked
    (all accepted, none rejected), and the stored row count is checked at the end;
-5. rounds alternate ceiling / gateway with fresh event ids; prints the best of each and the ratio;
+5. rounds alternate ceiling / gateway with fresh event ids (random uuid4s, or `--event-ids ordered`:
+   time-ordered as UUIDv7 or ULID senders make them); prints the best of each and the ratio;
 6. with `--prefill N`: N more stored events written straight into monitoring's table (Core
    executemany, spread over the cameras and the retention period), then the same rounds again: each
    round's gateway / ceiling ratio before and after, so a decline as the table grows shows in one run.
@@ -122,7 +123,18 @@ async def seed(url: str, cameras: int) -> list[tuple[str, str]]:
     return [(r["id"], r["facility_id"]) for r in rows]
 
 
-def make_events(cameras: list[tuple[str, str]], n: int, rng: random.Random) -> list[dict[str, object]]:
+EVENT_IDS = {"random": lambda: uuid.uuid4().hex, "ordered": lambda: ordered_id()}
+
+
+def ordered_id() -> str:
+    """A time-ordered id as UUIDv7 or ULID senders make them: the time first, then randomness."""
+    return f"{time.time_ns():020d}{random.getrandbits(48):012x}"
+
+
+def make_events(
+    cameras: list[tuple[str, str]], n: int, rng: random.Random, ids: str = "random"
+) -> list[dict[str, object]]:
+    new_event_id = EVENT_IDS[ids]
     now = datetime.now(UTC).isoformat()
     events = []
     for _ in range(n):
@@ -131,7 +143,7 @@ def make_events(cameras: list[tuple[str, str]], n: int, rng: random.Random) -> l
         kind = "heartbeat" if roll < 0.78 else "motion" if roll < 0.98 else "prolonged_crying"
         events.append(
             {
-                "event_id": uuid.uuid4().hex,
+                "event_id": new_event_id(),
                 "camera_id": camera_id,
                 "facility_id": facility_id,
                 "type": kind,
@@ -142,7 +154,9 @@ def make_events(cameras: list[tuple[str, str]], n: int, rng: random.Random) -> l
     return events
 
 
-async def prefill(url: str, cameras: list[tuple[str, str]], count: int, rng: random.Random) -> float:
+async def prefill(
+    url: str, cameras: list[tuple[str, str]], count: int, rng: random.Random, ids: str = "random"
+) -> float:
     """`count` stored events straight into the table, as weeks of a city's traffic would leave them
     (received over the last 25 days). Returns the rows written per second."""
     from services.monitoring.models import CctvEvent
@@ -158,7 +172,7 @@ async def prefill(url: str, cameras: list[tuple[str, str]], count: int, rng: ran
                 at = now - timedelta(seconds=rng.randrange(25 * 86_400))
                 rows.append(
                     {
-                        "event_id": uuid.uuid4().hex,
+                        "event_id": EVENT_IDS[ids](),
                         "camera_id": camera_id,
                         "facility_id": facility_id,
                         "type": "heartbeat",
@@ -310,12 +324,12 @@ async def run(
         for phase in phases:
             if phase == "after":
                 held = await stored_events(monitoring_db)
-                rate = await prefill(monitoring_db, cameras, args.prefill, rng)
+                rate = await prefill(monitoring_db, cameras, args.prefill, rng, args.event_ids)
                 print(
                     f"prefilled {args.prefill:,} events at {rate:,.0f} rows/s: {held + args.prefill:,} stored"
                 )
             for round_no in range(1, args.rounds + 1):
-                events = make_events(cameras, args.events, rng)
+                events = make_events(cameras, args.events, rng, args.event_ids)
                 ceilings.append(await ceiling(nats_url, "benchceiling.cctv", events))
                 rate, latencies = await post_batches(
                     gateway_url, bearer, events, args.batch, args.concurrency
@@ -323,7 +337,7 @@ async def run(
                 gateways.append(rate)
                 ratios[phase].append(rate / ceilings[-1])
                 all_latencies += latencies
-                direct_events = make_events(cameras, args.events, rng)
+                direct_events = make_events(cameras, args.events, rng, args.event_ids)
                 signed = {IDENTITY_HEADER: signer.sign(platform)}  # lives 60 s: one round's worth
                 direct, _ = await post_batches(
                     upstreams["monitoring"], signed, direct_events, args.batch, args.concurrency
@@ -400,6 +414,12 @@ if __name__ == "__main__":
     parser.add_argument("--cameras", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--event-ids",
+        choices=sorted(EVENT_IDS),
+        default="random",
+        help="the senders' event ids: random (uuid4, the worst case for the dedup index) or time-ordered",
+    )
     parser.add_argument(
         "--prefill",
         type=int,
