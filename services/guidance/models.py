@@ -292,6 +292,28 @@ class FamilyTally(GuidanceModel, table=True):
     families: int = Field(sa_type=BigInteger)
     with_handbook: int = Field(sa_type=BigInteger)
     in_need: int = Field(sa_type=BigInteger)
+    # Newborn families in need, and those with a home visit on or after January 1 of the registration
+    # year (guidance_0006: triggers on `family` and `home_visit`).
+    newborn_in_need: int = Field(default=0, sa_type=BigInteger)
+    newborn_in_need_visited: int = Field(default=0, sa_type=BigInteger)
+
+
+FAMILY_YEAR_SESSIONS_CAP = 64  # the histogram's last bucket: this many sessions or more
+
+
+class FamilyYearTally(GuidanceModel, table=True):
+    """The families' yearly tallies (`family_year`) in need whose family registered by the year's end,
+    counted per year, district, `pushed` and sessions attended (capped at FAMILY_YEAR_SESSIONS_CAP, so
+    any offline target up to it is a sum over a few hundred rows). Kept by triggers (migration
+    guidance_0006) in the transaction of every change to `family_year`."""
+
+    __tablename__ = "family_year_tally"
+
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    district_code: str = Field(primary_key=True, max_length=6)
+    pushed: bool = Field(primary_key=True)
+    sessions_attended: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    families: int = Field(sa_type=BigInteger)
 
 
 class DistrictBirths(GuidanceModel, table=True):

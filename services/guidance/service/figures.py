@@ -11,12 +11,12 @@ from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.guidance.models import (
+    FAMILY_YEAR_SESSIONS_CAP,
     District,
-    Family,
     FamilyTally,
     FamilyYear,
+    FamilyYearTally,
     GuidanceSession,
-    HomeVisit,
     Place,
     Town,
 )
@@ -99,13 +99,17 @@ async def figures(
         if kind == PlaceKind.child_friendly_site.value:
             new_sites[code] += _int(new)
 
-    # Every family registered by the year's end: the tallies per district and registration year
-    # (kept by triggers with every change to a family), a few hundred rows, never the families.
+    # Every family registered by the year's end, and the newborn families in need registered in the
+    # year with those of them visited (a visit in the following January still counts for the year's
+    # cohort): the tallies per district and registration year, kept by triggers with every change to
+    # a family or a visit, a few hundred rows, never the families.
     families: Counter[str] = Counter()
     handbook: Counter[str] = Counter()
     handbook_in_year: Counter[str] = Counter()
     in_need: Counter[str] = Counter()
-    for code, registered_year, count, with_handbook, needing in (
+    newborn: Counter[str] = Counter()
+    newborn_visited: Counter[str] = Counter()
+    for code, registered_year, count, with_handbook, needing, newborn_needing, visited in (
         await run(
             select(
                 FamilyTally.district_code,
@@ -113,6 +117,8 @@ async def figures(
                 func.sum(FamilyTally.families),
                 func.sum(FamilyTally.with_handbook),
                 func.sum(FamilyTally.in_need),
+                func.sum(FamilyTally.newborn_in_need),
+                func.sum(FamilyTally.newborn_in_need_visited),
             )
             .where(FamilyTally.registered_year <= year)
             .group_by(FamilyTally.district_code, FamilyTally.registered_year)
@@ -123,50 +129,11 @@ async def figures(
         in_need[code] += _int(needing)
         if registered_year == year:  # T19: the year's families given the handbook, against its births
             handbook_in_year[code] += _int(with_handbook)
-
-    # Newborn families in need registered in the year, and those of them with a home visit (a visit
-    # in the following January still counts for the year's cohort).
-    visited_ids = select(HomeVisit.family_id).where(HomeVisit.visited_on >= start)
-    newborn: Counter[str] = Counter()
-    newborn_visited: Counter[str] = Counter()
-    for code, count, visited in (
-        await run(
-            select(
-                Family.district_code,
-                func.count(),
-                func.count().filter(Family.id.in_(visited_ids)),
-            )
-            .where(
-                Family.newborn.is_(True),
-                Family.in_need.is_(True),
-                Family.registered_on >= start,
-                Family.registered_on <= end,
-            )
-            .group_by(Family.district_code)
-        )
-    ).all():
-        newborn[code], newborn_visited[code] = count, _int(visited)
+            newborn[code], newborn_visited[code] = _int(newborn_needing), _int(visited)
 
     # Families in need with at least `target` offline sessions attended in the year, and those a
-    # resource was pushed to in the year: one range of the families' yearly tallies.
-    offline: Counter[str] = Counter()
-    online: Counter[str] = Counter()
-    for code, regular, pushed in (
-        await run(
-            select(
-                FamilyYear.district_code,
-                func.count().filter(FamilyYear.sessions_attended >= target),
-                func.count().filter(FamilyYear.pushed.is_(True)),
-            )
-            .where(
-                FamilyYear.year == year,
-                FamilyYear.in_need.is_(True),
-                FamilyYear.registered_on <= end,
-            )
-            .group_by(FamilyYear.district_code)
-        )
-    ).all():
-        offline[code], online[code] = _int(regular), _int(pushed)
+    # resource was pushed to in the year.
+    offline, online = await _offline_and_online(session=session, year=year, target=target)
 
     events: Counter[tuple[str | None, str]] = Counter()
     held: Counter[str | None] = Counter()
@@ -249,6 +216,42 @@ async def figures(
         districts=rows,
         indicators=_indicators(city, with_base, with_room, len(all_codes), target),
     )
+
+
+async def _offline_and_online(
+    *, session: AsyncSession, year: int, target: int
+) -> tuple[Counter[str], Counter[str]]:
+    offline: Counter[str] = Counter()
+    online: Counter[str] = Counter()
+    if target <= FAMILY_YEAR_SESSIONS_CAP:
+        # The yearly tallies' histogram (kept by triggers): a few hundred rows.
+        t = FamilyYearTally
+        query = (
+            select(
+                t.district_code,
+                func.sum(case((t.sessions_attended >= target, t.families), else_=0)),
+                func.sum(case((t.pushed.is_(True), t.families), else_=0)),
+            )
+            .where(t.year == year)
+            .group_by(t.district_code)
+        )
+    else:  # a target past the histogram's last bucket: one range of the yearly tallies themselves
+        query = (
+            select(
+                FamilyYear.district_code,
+                func.count().filter(FamilyYear.sessions_attended >= target),
+                func.count().filter(FamilyYear.pushed.is_(True)),
+            )
+            .where(
+                FamilyYear.year == year,
+                FamilyYear.in_need.is_(True),
+                FamilyYear.registered_on <= date(year, 12, 31),
+            )
+            .group_by(FamilyYear.district_code)
+        )
+    for code, regular, pushed in (await session.execute(query)).all():
+        offline[code], online[code] = _int(regular), _int(pushed)
+    return offline, online
 
 
 def _indicators(
