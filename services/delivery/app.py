@@ -16,7 +16,6 @@ from services.delivery.router.events import Signal
 from services.delivery.service.log import ON_DELIVERIES_COMMIT
 from services.delivery.service.sender import Sender
 from services.delivery.service.targets import TargetPolicy
-from shared.db import is_sqlite
 from shared.service import create_service_app
 
 
@@ -56,11 +55,7 @@ def create_app(settings: DeliverySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with shared_lifespan(app):
-            sender = Sender(
-                maker=app.state.sessionmaker,
-                settings=settings,
-                lock_rows=not is_sqlite(settings.database_url),
-            )
+            sender = Sender(maker=app.state.sessionmaker, settings=settings)
             app.state.sender = sender
             wake.sender, wake.signal = sender, app.state.feed_signal
             sender.start()

@@ -1,0 +1,225 @@
+"""Which deliveries a replica sends next, and leasing them. Due deliveries are claimed by leasing
+their rows (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so two replicas never claim one row; SQLite has
+one writer): per enabled subscription, its oldest due deliveries that head their subject (no
+earlier one of the subject still pending), no more than it may have out at once. Each query walks
+a pending-only index per subscription and stops at the few it may send, however long the backlog."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.delivery.models import Delivery, EventRecord, Subscription
+from services.delivery.service.audience import places_by_event, redacted
+from shared.identity import Identity
+
+PENDING = literal_column("'pending'")  # a literal, so the planner may use the pending-only indexes
+DELIVERY = Delivery.__table__
+SUBSCRIPTION = Subscription.__table__
+EVENT = EventRecord.__table__
+
+# The statements are built once (building them costs more than running them), with parameters.
+
+# Leases held now, by any replica, per subscription.
+BUSY = (
+    select(DELIVERY.c.subscription_id, func.count())
+    .where(DELIVERY.c.status == PENDING, DELIVERY.c.lease_until > bindparam("now"))
+    .group_by(DELIVERY.c.subscription_id)
+)
+
+
+def _heads() -> Select[tuple[int, str]]:
+    """A subscription's first sendable deliveries: due, unleased, and each the oldest pending one
+    of its subject (a scalar subquery, never an anti-join: one probe of the index per row whatever
+    the planner's statistics say; PostgreSQL made NOT EXISTS a join that read every pending row of
+    the subscription for each candidate)."""
+    due, earlier = DELIVERY.alias("due"), DELIVERY.alias("earlier")
+    return (
+        select(due.c.id, due.c.subscription_id)
+        .where(
+            due.c.subscription_id == SUBSCRIPTION.c.id,
+            due.c.status == PENDING,
+            due.c.next_attempt_at <= bindparam("now"),
+            or_(due.c.lease_until.is_(None), due.c.lease_until <= bindparam("now")),
+            due.c.id
+            == select(func.min(earlier.c.id))
+            .where(
+                earlier.c.subscription_id == due.c.subscription_id,
+                earlier.c.order_key == due.c.order_key,
+                earlier.c.status == PENDING,
+            )
+            .scalar_subquery(),
+        )
+        .order_by(due.c.next_attempt_at, due.c.id)
+        .limit(bindparam("per_subscription"))
+    )
+
+
+_WITH_ROOM = and_(
+    SUBSCRIPTION.c.enabled.is_(True), SUBSCRIPTION.c.id.not_in(bindparam("full", expanding=True))
+)
+_LATERAL = _heads().lateral("heads")
+# PostgreSQL: each enabled subscription with room joined to its heads.
+CANDIDATES_LATERAL = (
+    select(_LATERAL.c.id, _LATERAL.c.subscription_id)
+    .select_from(SUBSCRIPTION)
+    .join(_LATERAL, true())
+    .where(_WITH_ROOM)
+    .order_by(_LATERAL.c.id)
+    .limit(bindparam("batch"))
+)
+# SQLite has no LATERAL, and given a join it scans the deliveries first: one row per subscription
+# instead, its heads gathered into a JSON array.
+_GATHERED = _heads().correlate(SUBSCRIPTION).subquery("heads")
+CANDIDATES_GATHERED = select(
+    SUBSCRIPTION.c.id, select(func.json_group_array(_GATHERED.c.id)).scalar_subquery()
+).where(_WITH_ROOM)
+
+# Only rows still pending and unleased (another replica may have taken some since): PostgreSQL
+# locks them, skipping those another replica holds; SQLite has one writer.
+LEASE = (
+    update(DELIVERY)
+    .where(
+        DELIVERY.c.id.in_(
+            select(DELIVERY.c.id)
+            .where(
+                DELIVERY.c.id.in_(bindparam("ids", expanding=True)),
+                DELIVERY.c.status == PENDING,
+                or_(DELIVERY.c.lease_until.is_(None), DELIVERY.c.lease_until <= bindparam("now")),
+            )
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(lease_until=bindparam("until"), leased_by=bindparam("worker"), attempts=DELIVERY.c.attempts + 1)
+    .returning(DELIVERY.c.id)
+)
+
+LEASED = (
+    select(
+        DELIVERY.c.id,
+        DELIVERY.c.attempts,
+        DELIVERY.c.event_seq,
+        SUBSCRIPTION.c.id.label("subscription_id"),
+        SUBSCRIPTION.c.identity,
+        SUBSCRIPTION.c.url,
+        SUBSCRIPTION.c.secret,
+        SUBSCRIPTION.c.previous_secret,
+        SUBSCRIPTION.c.previous_secret_until,
+        SUBSCRIPTION.c.failing_since,
+        EVENT.c.body,
+    )
+    .join(SUBSCRIPTION, SUBSCRIPTION.c.id == DELIVERY.c.subscription_id)
+    .join(EVENT, EVENT.c.seq == DELIVERY.c.event_seq)
+    .where(DELIVERY.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(DELIVERY.c.id)
+)
+
+
+@dataclass
+class Claimed:
+    delivery_id: int
+    subscription_id: str
+    attempt: int
+    event_id: str
+    event_type: str
+    url: str
+    secrets: list[str]
+    body: str
+    # The subscription had failed when claimed: a success must clear its `failing_since`.
+    failing: bool = False
+    # The request that caused the event, and its trace: on every log line of the attempt.
+    request_id: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+
+async def claim(
+    session: AsyncSession, *, now: datetime, limit: int, batch: int, lease_seconds: float, worker_id: str
+) -> list[Claimed]:
+    """Lease up to `batch` due deliveries, at most `limit` in flight per subscription (leases held
+    by any replica count), and return them ready to send."""
+    busy = dict((await session.execute(BUSY, {"now": now})).all())
+    full = [subscription for subscription, count in busy.items() if count >= limit]
+    parameters = {"now": now, "per_subscription": limit, "batch": batch, "full": full}
+    candidates: list[tuple[int, str]]
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = [(d, s) for d, s in await session.execute(CANDIDATES_LATERAL, parameters)]
+    else:
+        found = await session.execute(CANDIDATES_GATHERED, parameters)
+        candidates = sorted((d, s) for s, ids in found for d in json.loads(ids))[:batch]
+    room = {subscription: limit - busy.get(subscription, 0) for _, subscription in candidates}
+    ids = []
+    for delivery_id, subscription in candidates:
+        if room[subscription] > 0:
+            room[subscription] -= 1
+            ids.append(delivery_id)
+    if not ids:
+        return []
+    until = now + timedelta(seconds=lease_seconds)
+    leased = list(
+        (
+            await session.execute(LEASE, {"ids": ids, "now": now, "until": until, "worker": worker_id})
+        ).scalars()
+    )
+    if not leased:
+        return []
+    rows = (await session.execute(LEASED, {"ids": leased})).all()
+    return await _ready(session, rows, now)
+
+
+async def _ready(session: AsyncSession, rows: Any, now: datetime) -> list[Claimed]:
+    """Each claimed delivery with its body as its reader may see it. An event fans out to many
+    subscriptions in one claim: it is parsed once, and redacted once for every reader who sees the
+    whole city and once per other reader."""
+    readers: dict[str, Identity] = {}
+    for row in rows:
+        if row.subscription_id not in readers:
+            readers[row.subscription_id] = Identity.model_validate(row.identity)
+    cut = {row.event_seq for row in rows if not readers[row.subscription_id].sees_whole_city()}
+    places = await places_by_event(session, sorted(cut)) if cut else {}
+    originals: dict[int, dict[str, Any]] = {}
+    bodies: dict[tuple[int, str | None], str] = {}
+    claimed = []
+    for row in rows:
+        reader = readers[row.subscription_id]
+        original = originals.get(row.event_seq)
+        if original is None:
+            original = originals[row.event_seq] = json.loads(row.body)
+        key = (row.event_seq, None if reader.sees_whole_city() else row.subscription_id)
+        body = bodies.get(key)
+        if body is None:
+            event = redacted(reader, original, places.get(row.event_seq, []))
+            body = bodies[key] = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        claimed.append(
+            Claimed(
+                delivery_id=row.id,
+                subscription_id=row.subscription_id,
+                attempt=row.attempts,
+                event_id=str(original["id"]),
+                event_type=str(original["type"]),
+                url=row.url,
+                secrets=_secrets(row.secret, row.previous_secret, row.previous_secret_until, now),
+                body=body,
+                failing=row.failing_since is not None,
+                request_id=original.get("requestid"),
+                traceparent=original.get("traceparent"),
+                tracestate=original.get("tracestate"),
+            )
+        )
+    return claimed
+
+
+def _secrets(
+    secret: str, previous_secret: str | None, previous_until: datetime | None, now: datetime
+) -> list[str]:
+    """The subscription's secret, and during a rotation's grace period the previous one too."""
+    if previous_secret and previous_until is not None:
+        if (previous_until if previous_until.tzinfo else previous_until.replace(tzinfo=UTC)) > now:
+            return [secret, previous_secret]
+    return [secret]
