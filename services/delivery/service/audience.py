@@ -313,3 +313,10 @@ async def places_by_event(session: AsyncSession, seqs: Sequence[int]) -> dict[in
             )
         )
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def reader_of(identity_json: str) -> Identity:
+    """A subscription's identity (its JSON as stored), parsed once: every event is checked against
+    every subscription, and parsing costs more than the check. Never mutated by its users."""
+    return Identity.model_validate_json(identity_json)

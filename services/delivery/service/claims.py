@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select, true, update
+from sqlalchemy import Select, Text, and_, bindparam, cast, func, literal_column, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.delivery.models import Delivery, EventRecord, Subscription
-from services.delivery.service.audience import places_by_event, redacted
+from services.delivery.service.audience import places_by_event, reader_of, redacted
 from shared.identity import Identity
 
 PENDING = literal_column("'pending'")  # a literal, so the planner may use the pending-only indexes
@@ -106,7 +106,7 @@ LEASED = (
         DELIVERY.c.attempts,
         DELIVERY.c.event_seq,
         SUBSCRIPTION.c.id.label("subscription_id"),
-        SUBSCRIPTION.c.identity,
+        cast(SUBSCRIPTION.c.identity, Text).label("identity"),
         SUBSCRIPTION.c.url,
         SUBSCRIPTION.c.secret,
         SUBSCRIPTION.c.previous_secret,
@@ -180,7 +180,7 @@ async def _ready(session: AsyncSession, rows: Any, now: datetime) -> list[Claime
     readers: dict[str, Identity] = {}
     for row in rows:
         if row.subscription_id not in readers:
-            readers[row.subscription_id] = Identity.model_validate(row.identity)
+            readers[row.subscription_id] = reader_of(row.identity)
     cut = {row.event_seq for row in rows if not readers[row.subscription_id].sees_whole_city()}
     places = await places_by_event(session, sorted(cut)) if cut else {}
     originals: dict[int, dict[str, Any]] = {}

@@ -7,8 +7,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Text, cast, insert, select
 from sqlalchemy import event as orm_events
-from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -20,12 +20,11 @@ from services.delivery.models import (
     ParentLink,
     Subscription,
 )
-from services.delivery.service.audience import Place, may_see, places_of, scope_of, type_matcher
+from services.delivery.service.audience import Place, may_see, places_of, reader_of, scope_of, type_matcher
 from shared.contracts import contract_for, payload_of
 from shared.contracts.guidance import FamilyLinked
 from shared.contracts.registry import FacilityFacts
 from shared.events.envelope import CloudEvent
-from shared.identity import Identity
 
 # Set on a session that recorded events or owes deliveries; its commit wakes the sender and the
 # feed's open streams (app.py puts the callable under ON_DELIVERIES_COMMIT).
@@ -155,19 +154,23 @@ async def record_event(*, session: AsyncSession, event: CloudEvent) -> int:
 async def owe_deliveries(
     *, session: AsyncSession, event: CloudEvent, seq: int, scope: str | None, places: list[Place]
 ) -> int:
-    subscriptions = (
-        await session.execute(select(Subscription).where(Subscription.enabled.is_(True)))
-    ).scalars()
+    # Columns, not entities, and the identity as its JSON text (parsed once per distinct identity):
+    # this runs for every subscription on every event.
+    subscriptions = await session.execute(
+        select(Subscription.id, cast(Subscription.identity, Text), Subscription.event_types).where(
+            Subscription.enabled.is_(True)
+        )
+    )
     now = utcnow()
     rows: list[dict[str, Any]] = []
-    for subscription in subscriptions:
-        if not type_matcher(subscription.event_types).match(event.type):
+    for subscription_id, identity, event_types in subscriptions:
+        if not type_matcher(event_types).match(event.type):
             continue
-        if not may_see(Identity.model_validate(subscription.identity), scope=scope, places=places):
+        if not may_see(reader_of(identity), scope=scope, places=places):
             continue
         rows.append(
             {
-                "subscription_id": subscription.id,
+                "subscription_id": subscription_id,
                 "event_seq": seq,
                 "order_key": (event.subject or event.id)[:64],
                 "status": "pending",
