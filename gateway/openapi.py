@@ -216,7 +216,7 @@ def merge(own: JSON, services: dict[str, JSON]) -> JSON:
     for path, item in paths.items():
         for method, operation in item.items():
             if isinstance(operation, dict) and "responses" in operation:
-                _item_schemas_as_extensions(operation)
+                _item_schemas_per_event(operation)
                 _document_problems(path, method, operation)
                 if path.startswith("/v1/"):
                     _document_rate_limits(operation)
@@ -248,14 +248,15 @@ def merge(own: JSON, services: dict[str, JSON]) -> JSON:
     return merged
 
 
-def _item_schemas_as_extensions(operation: JSON) -> None:
+def _item_schemas_per_event(operation: JSON) -> None:
     """OpenAPI 3.2's `itemSchema` (FastAPI gives a Server-Sent Events stream one) is not 3.1, which
-    this document is: the stream is a string, each event's shape kept as `x-item-schema`."""
+    this document is. In 3.1 a `text/event-stream` schema describes each event (as clients and
+    contract testers read it: an object of `data`, `event`, `id`, `retry`), so the item's schema
+    becomes the media type's."""
     for response in operation["responses"].values():
         for media in response.get("content", {}).values():
             if "itemSchema" in media:
-                media["x-item-schema"] = media.pop("itemSchema")
-                media.setdefault("schema", {"type": "string"})
+                media["schema"] = media.pop("itemSchema")
 
 
 def _document_rate_limits(operation: JSON) -> None:
