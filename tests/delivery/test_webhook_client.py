@@ -125,6 +125,16 @@ async def test_a_chunked_reply_is_read_and_the_connection_kept() -> None:
         webhooks.close()
 
 
+async def test_a_second_reply_nobody_asked_for_changes_nothing_and_ends_the_connection() -> None:
+    twice = b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\noops"
+    async with serving(reply(twice)) as server:
+        webhooks = client()
+        assert await post(webhooks, target(server)) == (204, b"")
+        assert await post(webhooks, target(server)) == (204, b"")
+        assert server.connections == 2
+        webhooks.close()
+
+
 async def test_connection_close_is_honoured() -> None:
     closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
     async with serving(reply(closing, keep=False)) as server:

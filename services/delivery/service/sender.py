@@ -43,6 +43,15 @@ log = structlog.get_logger("cradle.delivery.sender")
 
 CONTENT_TYPE = "application/cloudevents+json"
 DELIVERIES = Delivery.__table__
+# Statements of every round, built once (building costs more than running them).
+DONE = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.id.in_(bindparam("done_ids", expanding=True)),
+        DELIVERIES.c.leased_by == bindparam("worker"),
+    )
+    .values(status="delivered", delivered_at=bindparam("at"), lease_until=None, leased_by=None)
+)
 # A failed attempt's delivery, back to pending at its own retry time (one statement for all).
 RETRY_LATER = (
     update(DELIVERIES)
@@ -262,11 +271,7 @@ class Sender:
         )
         delivered = [o.claimed.delivery_id for o in outcomes if o.delivered]
         if delivered:
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(delivered), Delivery.leased_by == self.worker_id)
-                .values(status="delivered", delivered_at=now, lease_until=None, leased_by=None)
-            )
+            await session.execute(DONE, {"done_ids": delivered, "worker": self.worker_id, "at": now})
         failures = [o for o in outcomes if not o.delivered]
         if failures:
             await session.execute(

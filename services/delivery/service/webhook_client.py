@@ -88,6 +88,9 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_headers_complete(self) -> None:
+        if self.complete:  # a second reply nobody asked for, in the same packet: not reusable
+            self.keep_alive = False
+            return
         status = self.parser.get_status_code()
         if status < 200:
             # RFC 9110 §15.2: 100 Continue, 103 Early Hints … precede the final reply. 101 would
@@ -103,6 +106,8 @@ class _Connection(asyncio.Protocol):
         self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
         room = EXCERPT_BYTES - len(self.excerpt)
         if room > 0:
             self.excerpt += body[:room]
@@ -112,6 +117,8 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.interim:  # the end of a 1xx: the final reply follows on the same connection
             self.interim = False
+            return
+        if self.complete:
             return
         self.complete = True
         self._finish(None)
