@@ -22,8 +22,9 @@ async def on_event(event: CloudEvent, session: AsyncSession) -> None:
 
 
 async def on_facility_event(event: CloudEvent, session: AsyncSession) -> None:
-    await update_facility(session=session, event=event)
-    await record_event(session=session, event=event)
+    projection = await update_facility(session=session, event=event)
+    await record_event(session=session, event=event)  # finds the projection held, not read again
+    del projection
 
 
 async def on_family_linked(event: CloudEvent, session: AsyncSession) -> None:

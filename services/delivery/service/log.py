@@ -74,29 +74,31 @@ def _as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def update_facility(*, session: AsyncSession, event: CloudEvent) -> None:
-    """Keep the newest district and owner of a facility, by its version and then the event's time."""
+async def update_facility(*, session: AsyncSession, event: CloudEvent) -> FacilityProjection:
+    """Keep the newest district and owner of a facility, by its version and then the event's time.
+    Returns the projection: a caller that holds it while it records the event spares a read (the
+    session's identity map holds its rows only weakly)."""
     facts = payload_of(event, FacilityFacts)
     projection = await session.get(FacilityProjection, facts.facility_id)
     if projection is None:
-        session.add(
-            FacilityProjection(
-                facility_id=facts.facility_id,
-                district_code=facts.district_code,
-                owner_client_id=facts.owner_client_id,
-                version=facts.version,
-                source_event_at=event.time,
-            )
+        projection = FacilityProjection(
+            facility_id=facts.facility_id,
+            district_code=facts.district_code,
+            owner_client_id=facts.owner_client_id,
+            version=facts.version,
+            source_event_at=event.time,
         )
+        session.add(projection)
         await session.flush()
-        return
+        return projection
     if (facts.version, _as_utc(event.time)) <= (projection.version, _as_utc(projection.source_event_at)):
-        return
+        return projection
     projection.district_code = facts.district_code
     projection.owner_client_id = facts.owner_client_id
     projection.version = facts.version
     projection.source_event_at = event.time
     await session.flush()
+    return projection
 
 
 async def link_parent(*, session: AsyncSession, event: CloudEvent) -> None:
