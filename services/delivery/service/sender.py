@@ -29,13 +29,13 @@ from standardwebhooks import Webhook
 
 from services.delivery.config import DeliverySettings
 from services.delivery.errors import UnsafeTarget
+from services.delivery.events import SubscriptionDisabled
 from services.delivery.models import Delivery, DeliveryAttempt, Subscription
 from services.delivery.service.claims import Claimed, claim
 from services.delivery.service.log import record_event, utcnow
 from services.delivery.service.targets import ResolvedTargets, TargetPolicy
 from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
 from shared import tracing
-from shared.contracts.delivery import SubscriptionDisabled
 from shared.events.consumer import handling
 from shared.events.outbox import emit
 

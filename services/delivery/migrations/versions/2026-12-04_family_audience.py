@@ -4,7 +4,7 @@ guidance's `family.linked`.
 
 Revision ID: delivery_0003
 Revises: delivery_0002
-Create Date: 2026-12-06
+Create Date: 2026-12-04
 """
 
 from collections.abc import Sequence

@@ -13,7 +13,7 @@ Both are filled from the rows there are.
 
 Revision ID: guidance_0006
 Revises: guidance_0005
-Create Date: 2026-12-05
+Create Date: 2026-12-04
 """
 
 from collections.abc import Sequence

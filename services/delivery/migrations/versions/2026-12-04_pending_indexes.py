@@ -5,7 +5,7 @@ ones without reading the delivered rows, which only grow.
 
 Revision ID: delivery_0002
 Revises: delivery_0001
-Create Date: 2026-12-05
+Create Date: 2026-12-04
 """
 
 from collections.abc import Sequence
