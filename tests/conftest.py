@@ -191,6 +191,10 @@ def gateway_settings(*, database_url: str, keys: dict[str, Any], **overrides: An
         "secret_hashing": CHEAP_HASHING,
         "log_format": "console",
         "log_level": "WARNING",
+        # The services a test serves run on the test's own event loop: a connection waits on
+        # whatever that loop is doing (a service building its OpenAPI document takes a second of
+        # CPU, several on a loaded machine), which production's separate processes never share.
+        "upstream_connect_timeout_seconds": 10.0,
     }
     return GatewaySettings(**(values | overrides))
 

@@ -68,6 +68,10 @@ CHECKS = [
 # missing field, an unknown property…), each of which must be refused with a 4xx, never accepted and
 # never a 5xx. A budget per operation (times FUZZ_SCALE) keeps it near a minute.
 NEGATIVE_BUDGET = 4
+# Seconds a fuzzed call may take. The stack answers on the test's own event loop, shared with the
+# fuzzer's bridge, on two cores that a second suite may be using: schemathesis's 10 s default was
+# reached by an ordinary list under that load. A hang still fails; slowness is not what this finds.
+REQUEST_TIMEOUT = 60
 REJECTED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
 # Who calls: every kind of client (each holding every scope it may be granted, so the fuzzer gets
 # past the scope checks), a parent of the app, and nobody (no token).
@@ -194,7 +198,7 @@ class Fuzzer:
     ) -> None:
         """Send the case; each kind of failure (operation, mode, check, status) is kept once, with a
         curl command that reproduces it."""
-        response = case.call(headers=headers)
+        response = case.call(headers=headers, timeout=REQUEST_TIMEOUT)
         self.statuses[operation.label][response.status_code] += 1
         try:
             case.validate_response(response, checks=checks, headers=headers)

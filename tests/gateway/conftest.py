@@ -98,6 +98,10 @@ async def start_gateway(
                 if f"{name}_url" in overrides:
                     urls[name] = overrides.pop(f"{name}_url")
                 elif name in services:
+                    # Its document built now, not on the loop while the gateway's first requests
+                    # (and its own fetch of the documents) wait on it.
+                    if isinstance(services[name], FastAPI):
+                        services[name].openapi()
                     urls[name] = await stack.enter_async_context(serving(services[name]))
                 else:
                     urls[name] = f"http://127.0.0.1:{free_port()}"
