@@ -195,6 +195,9 @@ def gateway_settings(*, database_url: str, keys: dict[str, Any], **overrides: An
         # whatever that loop is doing (a service building its OpenAPI document takes a second of
         # CPU, several on a loaded machine), which production's separate processes never share.
         "upstream_connect_timeout_seconds": 10.0,
+        # The same for the gateway's own reads of a service (a device credential's facility, the
+        # views' parts): 3 s in production, where no test's loop is in between.
+        "view_part_timeout_seconds": 15.0,
     }
     return GatewaySettings(**(values | overrides))
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from services.registry.app import create_app
 from services.registry.models import Facility, Town
@@ -278,3 +279,24 @@ async def test_the_short_path_and_the_route_answer_alike(registry: Registry) -> 
         if cursor:
             following = await registry.client.get(path, params={**params, "cursor": cursor}, headers=headers)
             assert following.status_code == 200 and following.json()["items"]
+
+
+async def test_a_search_whose_revision_read_fails_is_a_503_not_a_500(registry: Registry) -> None:
+    # The database away as an authenticated search reads the revision (the fast path answers
+    # outside FastAPI's handlers): the route answers, and a database it cannot reach is a 503.
+    directory = registry.stack.registry.state.directory
+    await directory.current()  # nothing of this replica's own writes waiting: the fast path answers
+
+    async def away() -> None:
+        raise OperationalError("SELECT revision", {}, ConnectionRefusedError("the database restarts"))
+
+    original = directory._load_changes_now
+    directory._load_changes_now = away
+    try:
+        listed = await registry.client.get(
+            "/v1/facilities", params={"limit": 5}, headers=registry["operator"]
+        )
+    finally:
+        directory._load_changes_now = original
+    assert listed.status_code == 503, listed.text
+    assert (await registry.client.get("/v1/facilities", headers=registry["operator"])).status_code == 200

@@ -126,9 +126,14 @@ class DirectSearch:
         except _Refer:
             await self.app(scope, receive, send)
             return
+        try:
+            body = await directory.search(caller=caller, filters=filters, page=page, public=path.public)
+        except Exception:  # the database away (an authenticated search reads the
+            # revision first): the route answers instead, whose handlers make it a 503, never a 500.
+            await self.app(scope, receive, send)
+            return
         scope.setdefault("state", {})["caller"] = caller
         scope["route"] = path.route
-        body = await directory.search(caller=caller, filters=filters, page=page, public=path.public)
         await send(
             {
                 "type": "http.response.start",
