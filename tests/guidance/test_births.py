@@ -62,7 +62,7 @@ async def test_births_are_seeded_from_the_census_and_recorded_by_health(guide: G
     )
     assert [r["births"] for r in listed.json()] == [4400]
     async with guide.app.state.sessionmaker() as session:
-        payloads = (await session.execute(select(outbox.c.payload))).scalars().all()
+        payloads = (await session.execute(select(outbox.c.payload).order_by(outbox.c.seq))).scalars().all()
     recorded = [json.loads(p)["data"] for p in payloads if '"cradle.guidance.births.recorded"' in p]
     assert [(r["district_code"], r["year"], r["births"]) for r in recorded[-2:]] == [
         (XUHUI, year, 4380),
