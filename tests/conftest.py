@@ -37,6 +37,9 @@ from tests.support import (
     running,
 )
 
+# A test near its time limit writes out its event loop's tasks: where a hang waits, and on what.
+pytest_plugins = ["tests.watchdog"]
+
 ADMIN_SECRET = "test-admin-secret-" + secrets.token_hex(8)
 
 
