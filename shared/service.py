@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine, refresh_planner_statistics, session_scope
 from shared.errors import install_error_handlers
 from shared.events.bus import EventBus
-from shared.events.consumer import ConsumerPolicy, EventConsumer, Handler, dead_letter_concern
+from shared.events.consumer import (
+    BatchHandler,
+    ConsumerPolicy,
+    EventConsumer,
+    Handler,
+    dead_letter_concern,
+)
 from shared.events.deadletters import waiting_counts
 from shared.events.outbox import OutboxRelay, OutboxWriter, outbox_session_info
 from shared.events.permissions import inbox_prefix, streams_used
@@ -40,10 +46,13 @@ def create_service_app(
     metadata: MetaData,
     routers: Sequence[APIRouter],
     handlers: dict[str, Handler] | None = None,
+    batch_handler: BatchHandler | None = None,
     session_context: dict[str, object] | None = None,
 ) -> FastAPI:
     """`session_context` goes into every session's `info`, for code that has only a session (event
-    handlers, service functions) and needs the service's configuration."""
+    handlers, service functions) and needs the service's configuration. A `batch_handler` has the
+    consumers handle each fetched batch in one transaction (shared/events/consumer.py), `handlers`
+    still handling any message alone."""
     service = settings.service_name
     metrics = Metrics(service)
     namespace = Namespace(settings.event_namespace)
@@ -103,6 +112,7 @@ def create_service_app(
                 inbox=inbox,
                 metrics=metrics,
                 policy=policy,
+                batch_handler=batch_handler,
             )
             for source, by_type in _group_by_source(handlers or {}).items()
         ]

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.delivery.config import DeliverySettings
-from services.delivery.handlers import HANDLERS
+from services.delivery.handlers import HANDLERS, on_events
 from services.delivery.models import metadata
 from services.delivery.router import ROUTERS
 from services.delivery.router.events import Signal
@@ -43,6 +43,7 @@ def create_app(settings: DeliverySettings | None = None) -> FastAPI:
         metadata=metadata,
         routers=ROUTERS,
         handlers=HANDLERS,
+        batch_handler=on_events,
         session_context={ON_DELIVERIES_COMMIT: wake},
     )
     app.state.target_policy = TargetPolicy.of(

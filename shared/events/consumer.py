@@ -1,13 +1,19 @@
 """Idempotent JetStream consumers. Each delivery is handled in one transaction that also writes the
 event id to the inbox; the message is acked only after that commit. A repeat is acked and skipped.
 Failures are retried with backoff up to `max_deliver`, then dead-lettered; a payload that breaks its
-contract is dead-lettered at once."""
+contract is dead-lettered at once.
+
+A service that registers a batch handler (delivery) has each fetched batch handled in one
+transaction instead: the inbox rows inserted together, the new events given to the batch handler in
+arrival order, every message acked after the commit. A batch that fails is rolled back and its
+messages handled one by one as above, so a poison message is retried and dead-lettered alone;
+a message delivered before (retried, or its ack lost) is always handled alone."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +23,8 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from opentelemetry.trace import Span
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -33,6 +40,8 @@ from shared.observability import Metrics
 log = structlog.get_logger("cradle.consumer")
 
 Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
+# The same work as the handlers, for many events (none a repeat) in one session, in arrival order.
+BatchHandler = Callable[[Sequence[CloudEvent], AsyncSession], Awaitable[None]]
 STOP_TIMEOUT_SECONDS = 5.0
 
 
@@ -112,10 +121,12 @@ class EventConsumer:
         inbox: Table,
         metrics: Metrics,
         policy: ConsumerPolicy,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.service = service
         self.source_service = source_service
         self.handlers = handlers
+        self.batch_handler = batch_handler
         self.bus = bus
         self.maker = maker
         self.inbox = inbox
@@ -160,6 +171,9 @@ class EventConsumer:
                     try:
                         messages = await subscription.fetch(self.policy.batch, timeout=1.0)
                     except (NatsTimeout, TimeoutError):
+                        continue
+                    if self.batch_handler is not None:
+                        await self.handle_batch(messages)
                         continue
                     for message in messages:
                         await self.handle(message)
@@ -244,6 +258,106 @@ class EventConsumer:
                 return True
             await handler(event, session)
             return False
+
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
+        """Runs of first deliveries in one transaction each; a message delivered before, one that
+        does not parse and one of a type without a handler alone, in their place (so events about
+        one subject keep their order)."""
+        run: list[tuple[Msg, CloudEvent]] = []
+        for message in messages:
+            event = None
+            if (message.metadata.num_delivered or 1) == 1:
+                with contextlib.suppress(ValidationError):
+                    event = CloudEvent.model_validate_json(message.data)
+            if event is not None and event.type in self.handlers:
+                run.append((message, event))
+                continue
+            await self._handle_run(run)
+            run = []
+            await self.handle(message)
+        await self._handle_run(run)
+
+    async def _handle_run(self, run: list[tuple[Msg, CloudEvent]]) -> None:
+        if not run:
+            return
+        assert self.batch_handler is not None
+        spans = [self._event_span(event) for _, event in run]
+        try:
+            repeats = await self._handle_together([event for _, event in run], self.batch_handler)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            for span in spans:
+                span.set_status(Status(StatusCode.ERROR, error))
+                span.end()
+            # One by one, each its own transaction: the one that fails is retried or parked alone.
+            log.warning("event_batch_failed", error=error, events=len(run))
+            for message, _ in run:
+                await self.handle(message)
+            return
+        for span, repeat, (message, event) in zip(spans, repeats, run, strict=True):
+            span.end()
+            outcome = "duplicate" if repeat else "handled"
+            self.metrics.events_handled.labels(self.metrics.service, self.durable, outcome).inc()
+            log.info(
+                "event_" + outcome,
+                event_type=event.type,
+                delivered=1,
+                event_id=event.id,
+                request_id=event.requestid,
+                trace_id=tracing.trace_id_of(span),
+            )
+            with contextlib.suppress(Exception):
+                await message.ack()
+
+    async def _handle_together(self, events: list[CloudEvent], batch_handler: BatchHandler) -> list[bool]:
+        """The batch handler on the events the inbox did not have; for each event, whether it was a
+        repeat (the second copy of an event in the batch is one)."""
+        async with self.maker() as session, session.begin():
+            handled_at = datetime.now(UTC)
+            rows = {
+                event.id: {
+                    "consumer": self.durable,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "handled_at": handled_at,
+                }
+                for event in events
+            }
+            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            statement = (
+                insert(self.inbox)
+                .values(list(rows.values()))
+                .on_conflict_do_nothing()
+                .returning(self.inbox.c.event_id)
+            )
+            new = set((await session.execute(statement)).scalars())
+            repeats = []
+            for event in events:
+                repeats.append(event.id not in new)
+                new.discard(event.id)
+            fresh = [event for event, repeat in zip(events, repeats, strict=True) if not repeat]
+            if fresh:
+                await batch_handler(fresh, session)
+        return repeats
+
+    def _event_span(self, event: CloudEvent) -> Span:
+        """An event's consumer span in its producer's trace, as `handling` makes one, but not made
+        current: the events of a batch are handled together, and each span covers the batch."""
+        parent = tracing.context_from(event.traceparent, event.tracestate)
+        producer = trace.get_current_span(parent).get_span_context()
+        return tracing.tracer.start_span(
+            f"process {event.type}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            links=[Link(producer)] if producer.is_valid else [],
+            attributes={
+                "cradle.service": self.service,
+                "messaging.system": "nats",
+                "messaging.consumer.group.name": self.durable,
+                "messaging.message.id": event.id,
+                "cradle.request_id": event.requestid or "",
+            },
+        )
 
     async def _dead_letter(self, message: Msg, event: CloudEvent | None, error: str) -> None:
         """Park the message, unchanged, with what a replay and an alert need (events/deadletters.py)."""

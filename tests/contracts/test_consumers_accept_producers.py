@@ -6,13 +6,16 @@ refuse it on domain grounds, but it never fails to read it, and its tables hold 
 The services run for real (their lifespans, sessions and outboxes: a handler that emits has its
 event checked against its contract too), on an event loop of the module's own, so hypothesis can
 drive each example and shrink a failure to its smallest payload. They get no broker: nothing but
-the examples reaches the handlers, and their outboxes simply keep what they emit."""
+the examples reaches the handlers, and their outboxes simply keep what they emit. A service whose
+consumers handle fetched batches together (delivery) gets each example through its batch handler
+too, as a batch of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import secrets
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +27,13 @@ from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from services.delivery.handlers import HANDLERS as DELIVERY
+from services.delivery.handlers import on_events as delivery_batch
 from services.monitoring.handlers import HANDLERS as MONITORING
 from services.registry.handlers import HANDLERS as REGISTRY
 from services.workforce.handlers import HANDLERS as WORKFORCE
 from shared.contracts import EVENT_MODELS
 from shared.contracts.registry import FacilitySubmitted
-from shared.events.consumer import Handler
+from shared.events.consumer import BatchHandler, Handler
 from shared.events.envelope import CloudEvent
 from tests.conftest import SERVICES, service_settings
 from tests.contracts.strategies import payloads
@@ -41,6 +45,7 @@ CONSUMERS: dict[str, dict[str, Handler]] = {
     "monitoring": MONITORING,
     "delivery": DELIVERY,
 }
+BATCH_CONSUMERS: dict[str, BatchHandler] = {"delivery": delivery_batch}
 CONSUMED = sorted({event_type for handlers in CONSUMERS.values() for event_type in handlers})
 # Per type and backend: PostgreSQL holds values to their column types (SQLite does not), so it
 # finds more, but each example costs it more; together ~30 s on a quiet machine.
@@ -65,6 +70,10 @@ class Harness:
         event = CloudEvent(source=f"/cradle/{event_type.split('.')[1]}", type=event_type, data=data)
         async with self.apps[service].state.sessionmaker() as session, session.begin():
             await CONSUMERS[service][event_type](event, session)
+        if service in BATCH_CONSUMERS:
+            again = event.model_copy(update={"id": str(uuid.uuid4())})  # another event, the same facts
+            async with self.apps[service].state.sessionmaker() as session, session.begin():
+                await BATCH_CONSUMERS[service]([again], session)
 
 
 def facility_ids(data: dict[str, Any]) -> set[str]:

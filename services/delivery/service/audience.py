@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
@@ -58,6 +59,21 @@ class Place:
     family_id: str | None = None
 
 
+@dataclass
+class ProjectedFacility:
+    """A facility projection's row, as a batch of events holds it (service/log.py `FacilityBook`)."""
+
+    facility_id: str
+    district_code: str
+    owner_client_id: str | None
+    version: int
+    source_event_at: datetime
+
+
+# A batch's projections by facility id, None for a facility known to have none.
+KnownFacilities = Mapping[str, ProjectedFacility | None]
+
+
 def scope_of(event_type: str) -> str | None:
     """`cradle.<service>.…` is read with `<service>:read`; the delivery service's own events (about a
     client's subscriptions) only by that client."""
@@ -65,10 +81,13 @@ def scope_of(event_type: str) -> str | None:
     return None if service == "delivery" else f"{service}:read"
 
 
-async def places_of(session: AsyncSession, event: CloudEvent) -> list[Place]:
+async def places_of(
+    session: AsyncSession, event: CloudEvent, known: KnownFacilities | None = None
+) -> list[Place]:
     """The facilities, districts or client an event is about, read from its data (and the facility
-    projection for a facility named without its district)."""
+    projection for a facility named without its district: from `known` when it has the facility)."""
     data: dict[str, Any] = event.data
+    known = known or {}
     kind = event.type
     if kind.startswith("cradle.delivery."):
         return [Place(client_id=str(data["client_id"]))]
@@ -78,18 +97,22 @@ async def places_of(session: AsyncSession, event: CloudEvent) -> list[Place]:
         return [Place(family_id=str(f)) for f in dict.fromkeys(data.get("family_ids") or [])]
     if kind == "cradle.workforce.ban.issued":
         return [
-            await _facility(session, str(f["facility_id"]), str(f["district_code"]))
+            await _facility(session, known, str(f["facility_id"]), str(f["district_code"]))
             for f in _dicts(data.get("facilities"))
         ]
     if kind == "cradle.workforce.ban.rescinded":
         return await _places_of_ban(session, str(data["ban_id"]))
     if kind == "cradle.workforce.certificate.expired":
-        return [await _facility(session, str(f), None) for f in data.get("employed_at_facility_ids") or []]
+        return [
+            await _facility(session, known, str(f), None) for f in data.get("employed_at_facility_ids") or []
+        ]
     if kind == "cradle.monitoring.inspection_plan.drawn":
         return [Place(district_code=str(data["district_code"]))]  # a district's plan: not its facilities'
     if data.get("facility_id"):  # a check the annual re-check opens names none: the bureaus'
         district = data.get("district_code")
-        return [await _facility(session, str(data["facility_id"]), str(district) if district else None)]
+        return [
+            await _facility(session, known, str(data["facility_id"]), str(district) if district else None)
+        ]
     if kind.startswith("cradle.guidance."):
         district = data.get("district_code")
         if district:
@@ -105,8 +128,14 @@ def _dicts(value: object) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-async def _facility(session: AsyncSession, facility_id: str, district_code: str | None) -> Place:
-    projection = await session.get(FacilityProjection, facility_id)
+async def _facility(
+    session: AsyncSession, known: KnownFacilities, facility_id: str, district_code: str | None
+) -> Place:
+    projection: FacilityProjection | ProjectedFacility | None
+    if facility_id in known:
+        projection = known[facility_id]
+    else:
+        projection = await session.get(FacilityProjection, facility_id)
     if projection is not None:
         return Place(
             facility_id=facility_id,

@@ -4,10 +4,12 @@ enabled subscription that asked for its type and may see it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, insert, select
+from sqlalchemy import Row, Text, bindparam, cast, insert, select, update
 from sqlalchemy import event as orm_events
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -20,11 +22,26 @@ from services.delivery.models import (
     ParentLink,
     Subscription,
 )
-from services.delivery.service.audience import Place, may_see, places_of, reader_of, scope_of, type_matcher
+from services.delivery.service.audience import (
+    Place,
+    ProjectedFacility,
+    facility_ids_in,
+    may_see,
+    places_of,
+    reader_of,
+    scope_of,
+    type_matcher,
+)
 from shared.contracts import contract_for, payload_of
 from shared.contracts.guidance import FamilyLinked
 from shared.contracts.registry import FacilityFacts
 from shared.events.envelope import CloudEvent
+
+PROJECTIONS = FacilityProjection.__table__
+EVENTS = EventRecord.__table__
+AUDIENCES = EventAudience.__table__
+DELIVERIES = Delivery.__table__
+BAN_RESCINDED = "cradle.workforce.ban.rescinded"  # its audience is read from the stored ban's
 
 # Set on a session that recorded events or owes deliveries; its commit wakes the sender and the
 # feed's open streams (app.py puts the callable under ON_DELIVERIES_COMMIT).
@@ -134,37 +151,56 @@ async def record_event(*, session: AsyncSession, event: CloudEvent) -> int:
         )
     ).scalar_one()
     if places:
-        await session.execute(
-            insert(EventAudience),
-            [
-                {
-                    "event_seq": seq,
-                    "facility_id": p.facility_id,
-                    "district_code": p.district_code,
-                    "owner_client_id": p.owner_client_id,
-                    "client_id": p.client_id,
-                    "family_id": p.family_id,
-                }
-                for p in places
-            ],
-        )
+        await session.execute(insert(AUDIENCES), audience_rows(seq, places))
     session.info[DELIVERIES_DIRTY] = True
     await owe_deliveries(session=session, event=event, seq=seq, scope=scope, places=places)
     return seq
 
 
+# Columns, not entities, and the identity as its JSON text (parsed once per distinct identity):
+# every event is checked against every subscription.
+ENABLED_SUBSCRIPTIONS = select(
+    Subscription.id, cast(Subscription.identity, Text), Subscription.event_types
+).where(Subscription.enabled.is_(True))
+
+
 async def owe_deliveries(
     *, session: AsyncSession, event: CloudEvent, seq: int, scope: str | None, places: list[Place]
 ) -> int:
-    # Columns, not entities, and the identity as its JSON text (parsed once per distinct identity):
-    # this runs for every subscription on every event.
-    subscriptions = await session.execute(
-        select(Subscription.id, cast(Subscription.identity, Text), Subscription.event_types).where(
-            Subscription.enabled.is_(True)
-        )
-    )
-    now = utcnow()
+    subscriptions = (await session.execute(ENABLED_SUBSCRIPTIONS)).all()
+    rows = owed(subscriptions, event=event, seq=seq, scope=scope, places=places, now=utcnow())
+    if rows:
+        await session.execute(insert(DELIVERIES), rows)
+        session.info[DELIVERIES_DIRTY] = True
+    return len(rows)
+
+
+def audience_rows(seq: int, places: list[Place]) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_seq": seq,
+            "facility_id": p.facility_id,
+            "district_code": p.district_code,
+            "owner_client_id": p.owner_client_id,
+            "client_id": p.client_id,
+            "family_id": p.family_id,
+        }
+        for p in places
+    ]
+
+
+def owed(
+    subscriptions: Sequence[Row[Any]],
+    *,
+    event: CloudEvent,
+    seq: int,
+    scope: str | None,
+    places: list[Place],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """A delivery row for each subscription that asked for the event's type and may see it."""
     rows: list[dict[str, Any]] = []
+    order_key = (event.subject or event.id)[:64]
     for subscription_id, identity, event_types in subscriptions:
         if not type_matcher(event_types).match(event.type):
             continue
@@ -174,14 +210,148 @@ async def owe_deliveries(
             {
                 "subscription_id": subscription_id,
                 "event_seq": seq,
-                "order_key": (event.subject or event.id)[:64],
+                "order_key": order_key,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,
             }
         )
-    if rows:
-        await session.execute(insert(Delivery), rows)
-        session.info[DELIVERIES_DIRTY] = True
-    return len(rows)
+    return rows
+
+
+# --- many events in one transaction (the consumer's batches) ------------------------------------
+
+PROJECTION_UPDATE = (
+    update(PROJECTIONS)
+    .where(PROJECTIONS.c.facility_id == bindparam("b_facility_id"))
+    .values(
+        district_code=bindparam("b_district_code"),
+        owner_client_id=bindparam("b_owner_client_id"),
+        version=bindparam("b_version"),
+        source_event_at=bindparam("b_source_event_at"),
+    )
+)
+
+
+@dataclass
+class FacilityBook:
+    """The projections of the facilities a batch of events names: read in one statement, kept in
+    memory in the events' order by `update_facility`'s rule, written back in two."""
+
+    known: dict[str, ProjectedFacility | None]
+    added: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+
+    @classmethod
+    async def read(cls, session: AsyncSession, events: Sequence[CloudEvent]) -> FacilityBook:
+        book = cls(known={})
+        await book._read(session, {f for event in events for f in facility_ids_in({"data": event.data})})
+        return book
+
+    async def _read(self, session: AsyncSession, facility_ids: set[str]) -> None:
+        self.known.update(dict.fromkeys(facility_ids))
+        if not facility_ids:
+            return
+        rows = await session.execute(select(PROJECTIONS).where(PROJECTIONS.c.facility_id.in_(facility_ids)))
+        for row in rows:
+            self.known[row.facility_id] = ProjectedFacility(
+                facility_id=row.facility_id,
+                district_code=row.district_code,
+                owner_client_id=row.owner_client_id,
+                version=row.version,
+                source_event_at=row.source_event_at,
+            )
+
+    async def keep(self, session: AsyncSession, facts: FacilityFacts, at: datetime) -> None:
+        facility_id = facts.facility_id
+        if facility_id not in self.known:
+            await self._read(session, {facility_id})
+        held = self.known[facility_id]
+        if held is None:
+            self.known[facility_id] = ProjectedFacility(
+                facility_id=facility_id,
+                district_code=facts.district_code,
+                owner_client_id=facts.owner_client_id,
+                version=facts.version,
+                source_event_at=at,
+            )
+            self.added.add(facility_id)
+            return
+        if (facts.version, _as_utc(at)) <= (held.version, _as_utc(held.source_event_at)):
+            return
+        held.district_code, held.owner_client_id = facts.district_code, facts.owner_client_id
+        held.version, held.source_event_at = facts.version, at
+        if facility_id not in self.added:
+            self.changed.add(facility_id)
+
+    async def write(self, session: AsyncSession) -> None:
+        rows = [(facility_id, self.known[facility_id]) for facility_id in sorted(self.added | self.changed)]
+        added = [vars(p) for f, p in rows if p is not None and f in self.added]
+        if added:
+            await session.execute(insert(PROJECTIONS), added)
+        changed = [
+            {f"b_{name}": value for name, value in vars(p).items()}
+            for f, p in rows
+            if p is not None and f in self.changed
+        ]
+        if changed:
+            await session.execute(PROJECTION_UPDATE, changed)
+
+
+async def record_events(*, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    """What handlers.py does event by event (keep the facility projection or the parent's link, then
+    `record_event`), for a batch in arrival order with the same outcome, in a handful of statements
+    for the whole batch: the projections read and written once, the subscriptions read once, the
+    events, their audiences and their deliveries inserted together."""
+    facilities = await FacilityBook.read(session, events)
+    subscriptions = (await session.execute(ENABLED_SUBSCRIPTIONS)).all()
+    waiting: list[tuple[CloudEvent, str | None, list[Place]]] = []
+    for event in events:
+        facts = payload_of(event, contract_for(event.type))  # the producer's contract, or a dead letter
+        assert_no_personal_data(event.data)
+        if isinstance(facts, FacilityFacts):
+            await facilities.keep(session, facts, event.time)
+        elif isinstance(facts, FamilyLinked):
+            await link_parent(session=session, event=event)
+        if event.type == BAN_RESCINDED and waiting:
+            await _store(session, waiting, subscriptions)
+            waiting = []
+        waiting.append((event, scope_of(event.type), await places_of(session, event, facilities.known)))
+    await facilities.write(session)
+    await _store(session, waiting, subscriptions)
+
+
+async def _store(
+    session: AsyncSession,
+    waiting: list[tuple[CloudEvent, str | None, list[Place]]],
+    subscriptions: Sequence[Row[Any]],
+) -> None:
+    now = utcnow()
+    stored = await session.execute(
+        insert(EVENTS).returning(EVENTS.c.event_id, EVENTS.c.seq, sort_by_parameter_order=True),
+        [
+            {
+                "event_id": event.id,
+                "type": event.type,
+                "subject": event.subject,
+                "scope": scope,
+                "time": event.time,
+                "recorded_at": now,
+                "body": event.model_dump_json(),
+            }
+            for event, scope, _ in waiting
+        ],
+    )
+    seqs: dict[str, int] = {event_id: seq for event_id, seq in stored}
+    audiences: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
+    for event, scope, places in waiting:
+        seq = seqs[event.id]
+        audiences.extend(audience_rows(seq, places))
+        deliveries.extend(owed(subscriptions, event=event, seq=seq, scope=scope, places=places, now=now))
+    if audiences:
+        await session.execute(insert(AUDIENCES), audiences)
+    if deliveries:
+        await session.execute(insert(DELIVERIES), deliveries)
+    session.info[DELIVERIES_DIRTY] = True
