@@ -56,7 +56,7 @@ def create_app(settings: DeliverySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with shared_lifespan(app):
-            sender = Sender(maker=app.state.sessionmaker, settings=settings)
+            sender = Sender(maker=app.state.sessionmaker, engine=app.state.engine, settings=settings)
             app.state.sender = sender
             wake.sender, wake.signal = sender, app.state.feed_signal
             sender.start()

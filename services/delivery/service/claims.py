@@ -130,7 +130,7 @@ class Claimed:
     event_type: str
     url: str
     secrets: list[str]
-    body: str
+    body: bytes  # the event as this reader may see it, JSON, as sent
     # The subscription had failed when claimed: a success must clear its `failing_since`.
     failing: bool = False
     # The request that caused the event, and its trace: on every log line of the attempt.
@@ -184,7 +184,7 @@ async def _ready(session: AsyncSession, rows: Any, now: datetime) -> list[Claime
     cut = {row.event_seq for row in rows if not readers[row.subscription_id].sees_whole_city()}
     places = await places_by_event(session, sorted(cut)) if cut else {}
     originals: dict[int, dict[str, Any]] = {}
-    bodies: dict[tuple[int, str | None], str] = {}
+    bodies: dict[tuple[int, str | None], bytes] = {}
     claimed = []
     for row in rows:
         reader = readers[row.subscription_id]
@@ -195,7 +195,7 @@ async def _ready(session: AsyncSession, rows: Any, now: datetime) -> list[Claime
         body = bodies.get(key)
         if body is None:
             event = redacted(reader, original, places.get(row.event_seq, []))
-            body = bodies[key] = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            body = bodies[key] = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
         claimed.append(
             Claimed(
                 delivery_id=row.id,
