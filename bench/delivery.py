@@ -12,6 +12,9 @@ receiver's 2xx.
   its outbox relay publishes them; one event to one subscriber is one delivery. Deliveries per
   second from the first publish to the last delivery recorded (its `delivered_at`), and the ratio
   to the baseline;
+- CPU: this process's (the delivery service's every thread, and the benchmark's publishing and
+  polling) from the first publish to the last delivery, per delivery: steadier than the rate on a
+  machine others share;
 - latency: for each delivery, from the event's commit (its CloudEvent `time`, stamped as it is
   published) to the receiver's 2xx (the attempt's start plus its latency): p50 / p99, in the burst
   (mostly the backlog's wait) and with `--paced` events sent one a second afterwards.
@@ -212,9 +215,11 @@ async def run(events: int, subscribers: int, backend: str, paced: int) -> None:
             maker = app.state.sessionmaker
             expected = events * subscribers
             started = datetime.now(UTC)
+            cpu_started = time.process_time()
             for _ in range(events):  # a burst: the backlog is what is measured
                 await publish(js, ns)
             last = await delivered(maker, expected)
+            cpu_seconds = time.process_time() - cpu_started
             seconds = ((last or datetime.now(UTC)) - started).total_seconds()
             async with maker() as session:
                 rows = (await session.execute(commit_to_2xx())).all()
@@ -254,6 +259,11 @@ async def run(events: int, subscribers: int, backend: str, paced: int) -> None:
         console.print(
             f"delivered (2xx recorded), first publish to last:       {rate:10,.0f} deliveries/s"
             f"  ({len(rows):,} in {seconds:.1f} s, {failed} failed attempts)"
+        )
+        console.print(
+            f"this process's CPU in the burst (every thread):       {cpu_seconds:10.2f} s"
+            f"  ({cpu_seconds / max(len(rows), 1) * 1e6:,.0f} µs a delivery,"
+            f" {cpu_seconds / seconds:.0%} of a core)"
         )
         console.print(
             f"ratio deliveries/s : msgs/s                            {rate / baseline:10.2f}x  (goal ≥ 0.3x)"
