@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
@@ -35,6 +33,7 @@ from gateway.routes import RouteTable
 from gateway.sign_in import SignInGuard
 from gateway.upstream import HttpxUpstream, NativeUpstream, UpstreamClient
 from gateway.views import Views
+from shared.bounded import settle, stop_task
 from shared.db import make_engine
 from shared.errors import install_error_handlers
 from shared.identity import IdentitySigner
@@ -157,16 +156,14 @@ def create_app(
             yield
         finally:
             await listener.stop()
-            warm.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(warm, SHUTDOWN_STEP_SECONDS)
+            await stop_task("openapi warm-up", warm, seconds=SHUTDOWN_STEP_SECONDS)
             await audit.stop()
             # After the writer: the last checkpoint covers its final flush.
-            await _bounded("audit checkpoints", checkpoints.stop(), seconds=30)
+            await settle("audit checkpoints", checkpoints.stop(), seconds=30)
             app.state.sign_in.close()
-            await _bounded("rate limiter", runtime.limiter.close())
-            await _bounded("upstream client", client.aclose())
-            await _bounded("database pool", engine.dispose())
+            await settle("rate limiter", runtime.limiter.close(), seconds=SHUTDOWN_STEP_SECONDS)
+            await settle("upstream client", client.aclose(), seconds=SHUTDOWN_STEP_SECONDS)
+            await settle("database pool", engine.dispose(), seconds=SHUTDOWN_STEP_SECONDS)
             await flush_traces()
 
     app = FastAPI(
@@ -250,15 +247,6 @@ def create_app(
         configured=settings.pii_keys,
     )
     return app
-
-
-async def _bounded(step: str, closing: Awaitable[None], *, seconds: float = SHUTDOWN_STEP_SECONDS) -> None:
-    """Shutting down never waits on a peer that does not answer (a PostgreSQL connection's close
-    once held a test's teardown for minutes); a step that overruns is logged and left behind."""
-    try:
-        await asyncio.wait_for(closing, seconds)
-    except TimeoutError:
-        structlog.get_logger("cradle.gateway").error("shutdown_step_timed_out", step=step, seconds=seconds)
 
 
 async def _service_down(runtime: Runtime, name: str) -> str | None:

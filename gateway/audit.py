@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.checkpoints import Checkpoint
 from gateway.models import AuditChainHead, AuditRecord
+from shared.bounded import within
 from shared.db import is_sqlite
 from shared.pii import MIN_HMAC_KEY_BYTES, decode_key
 
@@ -238,15 +239,16 @@ class AuditWriter:
         self._wake.set()
         # Bounded, like every shutdown here: a database that stops answering must not hold the
         # process (what is still pending is then logged as lost, below).
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, STOP_TIMEOUT_SECONDS)
-            except TimeoutError:
-                log.error("audit_writer_stop_timed_out", pending=len(self.pending))
+        if self._task is not None and not (await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_SECONDS))[0]:
+            # Not waited for (it may be closing a connection that does not answer), and no flush
+            # beside it: one still under way could write a record twice.
+            self._task.cancel()
+            log.error("audit_writer_stop_timed_out", pending=len(self.pending))
+            return
         # Whatever arrived while the loop was ending; a failing database is tried a few more times.
         for _ in range(3):
             try:
-                if not self.pending or await asyncio.wait_for(self.flush(), STOP_TIMEOUT_SECONDS):
+                if not self.pending or await within(STOP_TIMEOUT_SECONDS, self.flush()):
                     break
             except TimeoutError:
                 pass

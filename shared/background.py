@@ -1,13 +1,17 @@
 """Work that runs beside a process's requests (a service's scheduled jobs): started with the block,
-cancelled and awaited when it ends, so no task outlives the lifespan that made it."""
+cancelled when it ends and given STOP_SECONDS to finish, so no task outlives the lifespan that made it
+but one stuck closing a database connection (shared/bounded.py), and that one never holds the stop."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
+
+from shared.bounded import stop_task
+
+STOP_SECONDS = 10.0
 
 
 @asynccontextmanager
@@ -17,7 +21,4 @@ async def running_beside(loop: Coroutine[Any, Any, None] | None, *, name: str) -
     try:
         yield
     finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(name, task, seconds=STOP_SECONDS)

@@ -37,6 +37,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import tracing
+from shared.bounded import settle, within
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -143,7 +144,7 @@ class Metrics:
         if self.samplers:
             names = list(self.samplers)
             results = await asyncio.gather(
-                *(asyncio.wait_for(self.samplers[name](), SAMPLE_SECONDS) for name in names),
+                *(within(SAMPLE_SECONDS, self.samplers[name]()) for name in names),
                 return_exceptions=True,
             )
             for name, result in zip(names, results, strict=True):
@@ -267,7 +268,7 @@ class Readiness:
 
 async def _run_check(check: ReadinessCheck) -> str | None:
     try:
-        return await asyncio.wait_for(check(), CHECK_SECONDS)
+        return await within(CHECK_SECONDS, check())
     except TimeoutError:
         return f"no answer within {CHECK_SECONDS:g} s"
     except Exception as exc:  # a readiness probe reports, it never raises
@@ -355,11 +356,10 @@ class MetricsListener:
             return
         self._server.should_exit = True
         if self._loop is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._loop, 2)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({self._loop}, timeout=2)
         self._server.force_exit = True  # scrapes in flight are not waited for
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._server.shutdown(), 5)
+        await settle("metrics listener", self._server.shutdown(), seconds=5)
         self._server = None
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.bounded import settle
 from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine, refresh_planner_statistics, session_scope
 from shared.errors import install_error_handlers
 from shared.events.bus import EventBus
@@ -146,10 +147,7 @@ def create_service_app(
             await bus.close()
             await listener.stop()
             # Bounded: a PostgreSQL connection's close that gets no answer must not hold the process.
-            try:
-                await asyncio.wait_for(engine.dispose(), 10)
-            except TimeoutError:
-                structlog.get_logger("cradle.db").error("engine_dispose_timed_out", service=service)
+            await settle("database pool", engine.dispose(), seconds=10)
             await flush_traces()
 
     app = FastAPI(

@@ -20,6 +20,7 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from shared.bounded import settle, stop_task
 from shared.events.streams import Namespace, wait_for_streams
 from shared.events.tls import client_tls
 
@@ -165,15 +166,10 @@ class EventBus:
     async def close(self) -> None:
         self._closing = True
         for task in (self._connector, self._watcher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(task, 5)
+            await stop_task("nats connector", task, seconds=5)
         if self.nc is not None and not self.nc.is_closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.nc.drain(), timeout=5)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.nc.close(), 5)
+            await settle("nats drain", self.nc.drain(), seconds=5)
+            await settle("nats close", self.nc.close(), seconds=5)
 
 
 def _describe(exc: BaseException) -> str:

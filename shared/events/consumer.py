@@ -32,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import tracing
+from shared.bounded import settle, stop_task
 from shared.events.bus import EventBus
 from shared.events.deadletters import dead_letter_headers, facility_of, waiting_counts
 from shared.events.envelope import CloudEvent
@@ -48,14 +49,10 @@ STOP_TIMEOUT_SECONDS = 5.0
 async def stop_pulling(task: asyncio.Task[None] | None, subscription: Any) -> None:
     """Stop a pull loop and its subscription. Bounded: shutting down never waits on a broker or a
     database that does not answer."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
+    await stop_task("consumer", task, seconds=STOP_TIMEOUT_SECONDS)
     if subscription is not None:
         # A fetch cut short leaves messages the connection's drain would wait on forever.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(subscription.unsubscribe(), STOP_TIMEOUT_SECONDS)
+        await settle("consumer subscription", subscription.unsubscribe(), seconds=STOP_TIMEOUT_SECONDS)
 
 
 @contextlib.contextmanager

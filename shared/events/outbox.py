@@ -17,6 +17,7 @@ from sqlalchemy import Row, Table, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import tracing
+from shared.bounded import stop_task
 from shared.contracts import contract_for
 from shared.db import OUTBOX_DIRTY
 from shared.events.bus import EventBus
@@ -157,10 +158,7 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, 5.0)
+        await stop_task("outbox relay", self._task, seconds=5.0)
 
     async def _run(self) -> None:
         await self.bus.wait_ready()

@@ -30,6 +30,7 @@ from services.monitoring.events import AlertRaised
 from services.monitoring.models import Alert, AlertTransition, Camera, Facility
 from services.monitoring.schemas import CctvEventIn, IngestReply, RejectedEvent
 from services.monitoring.service.alerts import ACTIVE_STATUSES, ALERTING_SEVERITIES
+from shared.bounded import settle, stop_task
 from shared.clock import as_utc, new_id, utcnow
 from shared.db import is_sqlite, session_scope
 from shared.errors import FieldError, field_errors
@@ -467,12 +468,8 @@ class Ingest:
         self._flusher = asyncio.create_task(self._flush_forever(), name="presence-flush")
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.flush_presence(), timeout=5)
+        await stop_task("presence flush", self._flusher, seconds=5)
+        await settle("presence flush", self.flush_presence(), seconds=5)
 
     async def _flush_forever(self) -> None:
         while True:
