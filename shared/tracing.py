@@ -39,8 +39,13 @@ FASTAPI_TELEMETRY_OFF: TelemetryConfig = {
 }
 
 
+# True once `configure_tracing` installed a sampler that records only what a sampled parent asks for.
+_only_sampled_parents_record = False
+
+
 def configure_tracing(service: str) -> None:
     """Once per process (several apps in one test process share the first provider)."""
+    global _only_sampled_parents_record
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
     exporting = any(os.environ.get(name) for name in EXPORT_VARIABLES)
@@ -49,6 +54,7 @@ def configure_tracing(service: str) -> None:
     # OTEL_TRACES_SAMPLER, when set, decides instead (the SDK reads it).
     sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(ALWAYS_OFF)
     provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
+    _only_sampled_parents_record = sampler is not None
     if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -76,6 +82,15 @@ def context_from(traceparent: str | bytes | None, tracestate: str | bytes | None
                 tracestate.decode("latin-1") if isinstance(tracestate, bytes) else tracestate
             )
     return propagate.extract(carrier) if carrier else Context()
+
+
+def may_record(parent: Context) -> bool:
+    """False when a span started under `parent` would certainly not be recorded: this process records
+    only what a sampled parent asks for, and this parent is not one. For a hot path whose span would
+    only be started and ended (the sender's attempts: no child span, no log line, no ids carried on)."""
+    if not _only_sampled_parents_record:
+        return True
+    return bool(trace.get_current_span(parent).get_span_context().trace_flags.sampled)
 
 
 def context_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> Context:

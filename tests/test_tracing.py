@@ -15,6 +15,7 @@ import nats
 import pytest
 import structlog
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -23,6 +24,7 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import LogCapture
 
 from services.workforce.models import FacilityProjection
+from shared import tracing
 from shared.events import consumer as consumer_module
 from shared.events.streams import Namespace
 from shared.tracing import configure_tracing
@@ -138,3 +140,18 @@ async def test_one_request_is_one_trace_from_the_gateway_to_the_consumer(
     assert (
         handled["request_id"] == request_id and handled["event_type"] == "cradle.registry.facility.submitted"
     )
+
+
+def test_a_span_that_would_not_be_recorded_is_known_before_it_is_made(
+    finished_spans: InMemorySpanExporter,
+) -> None:
+    """The sender skips an attempt's span when `may_record` says no: only ever for a span the SDK
+    would not have recorded, and never for a sampled caller's trace."""
+    trace_id, span_id = uuid.uuid4().int & ((1 << 128) - 1), uuid.uuid4().int & ((1 << 64) - 1)
+    sampled = tracing.context_from(f"00-{trace_id:032x}-{span_id:016x}-01")
+    unsampled = tracing.context_from(f"00-{trace_id:032x}-{span_id:016x}-00")
+    for parent in (sampled, unsampled, Context()):
+        span = tracing.tracer.start_span("probe", context=parent)
+        span.end()
+        assert tracing.may_record(parent) or not span.is_recording()
+    assert tracing.may_record(sampled)
