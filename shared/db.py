@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import make_url
@@ -16,6 +17,29 @@ from sqlalchemy.types import DateTime
 
 OUTBOX_DIRTY = "cradle_outbox_dirty"
 ON_OUTBOX_COMMIT = "cradle_on_outbox_commit"
+
+
+def _stop_aiosqlite_once() -> None:
+    """aiosqlite's `stop()` queues a last job for the connection's thread, which then ends; a second
+    `stop()` queues one that nobody runs, and `close()` waits for it forever. SQLAlchemy makes that
+    second call: a connection invalidated while a cancelled task uses it is stopped by force while the
+    graceful close it started still runs, and that close's own stop then never returns — a task no
+    cancellation ends, which held a process's (and a test's) event loop at shutdown for good. The
+    first stop does the work; a later one has nothing to wait for."""
+    stop = aiosqlite.Connection.stop
+    if getattr(stop, "cradle_once", False):
+        return
+
+    def stop_once(self: aiosqlite.Connection) -> Any:
+        if not self._running:  # stopping already: its job ends the thread
+            return None
+        return stop(self)
+
+    stop_once.cradle_once = True  # type: ignore[attr-defined]
+    aiosqlite.Connection.stop = stop_once  # type: ignore[method-assign]
+
+
+_stop_aiosqlite_once()
 
 
 def async_url(url: str) -> str:

@@ -165,7 +165,8 @@ class Fuzzer:
 
     def __init__(self, city: FuzzCity) -> None:
         self.city = city
-        self.schema = schemathesis.openapi.from_asgi("/openapi.json", city.bridge)
+        # The merged document takes seconds to build on a loaded machine: the same patience as a call.
+        self.schema = schemathesis.openapi.from_asgi("/openapi.json", city.bridge, timeout=REQUEST_TIMEOUT)
         self.values = seeded_values(city)
         self.strategies: dict[tuple[str, GenerationMode], Any] = {}
         # Status codes seen per operation: FUZZ_STATS=1 prints them (did the cases reach the handlers?)
