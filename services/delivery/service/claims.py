@@ -120,6 +120,31 @@ LEASED = (
     .order_by(DELIVERY.c.id)
 )
 
+# PostgreSQL: the lease and the leased rows in one statement (a round trip fewer a round; the rounds
+# follow one another, so each of theirs holds back every freed lease). The outer SELECT reads the
+# rows the UPDATE returns, its new `attempts` included.
+_JUST_LEASED = LEASE.returning(DELIVERY.c.attempts, DELIVERY.c.event_seq, DELIVERY.c.subscription_id).cte(
+    "just_leased"
+)
+LEASE_AND_READ = (
+    select(
+        _JUST_LEASED.c.id,
+        _JUST_LEASED.c.attempts,
+        _JUST_LEASED.c.event_seq,
+        SUBSCRIPTION.c.id.label("subscription_id"),
+        cast(SUBSCRIPTION.c.identity, Text).label("identity"),
+        SUBSCRIPTION.c.url,
+        SUBSCRIPTION.c.secret,
+        SUBSCRIPTION.c.previous_secret,
+        SUBSCRIPTION.c.previous_secret_until,
+        SUBSCRIPTION.c.failing_since,
+        EVENT.c.body,
+    )
+    .join(SUBSCRIPTION, SUBSCRIPTION.c.id == _JUST_LEASED.c.subscription_id)
+    .join(EVENT, EVENT.c.seq == _JUST_LEASED.c.event_seq)
+    .order_by(_JUST_LEASED.c.id)
+)
+
 
 @dataclass
 class Claimed:
@@ -148,7 +173,8 @@ async def claim(
     full = [subscription for subscription, count in busy.items() if count >= limit]
     parameters = {"now": now, "per_subscription": limit, "batch": batch, "full": full}
     candidates: list[tuple[int, str]]
-    if session.get_bind().dialect.name == "postgresql":
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
         candidates = [(d, s) for d, s in await session.execute(CANDIDATES_LATERAL, parameters)]
     else:
         found = await session.execute(CANDIDATES_GATHERED, parameters)
@@ -162,14 +188,14 @@ async def claim(
     if not ids:
         return []
     until = now + timedelta(seconds=lease_seconds)
-    leased = list(
-        (
-            await session.execute(LEASE, {"ids": ids, "now": now, "until": until, "worker": worker_id})
-        ).scalars()
-    )
-    if not leased:
+    lease = {"ids": ids, "now": now, "until": until, "worker": worker_id}
+    if postgresql:
+        rows = (await session.execute(LEASE_AND_READ, lease)).all()
+    else:  # SQLite's RETURNING names the updated table's columns only
+        leased = list((await session.execute(LEASE, lease)).scalars())
+        rows = (await session.execute(LEASED, {"ids": leased})).all() if leased else []
+    if not rows:
         return []
-    rows = (await session.execute(LEASED, {"ids": leased})).all()
     return await _ready(session, rows, now)
 
 
