@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,10 @@ CLUSTER_SETTLE_SECONDS = 120.0
 SETTLE_SECONDS = 10.0
 
 
+class StartInterrupted(Exception):
+    """Start-up stopped before every process was up: a child exited, or SIGINT/SIGTERM came."""
+
+
 @dataclass
 class Child:
     name: str
@@ -71,14 +76,20 @@ class Supervisor:
             text = f"[{style}]{text}[/]"
         self.console.print(f"[{colour}]{name:<12}[/] | {text}", highlight=False)
 
-    async def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+    async def spawn(
+        self, name: str, args: list[str], env: dict[str, str], *, listening: socket.socket | None = None
+    ) -> Child:
+        """`listening`: a bound socket the child serves on (cradle/serve.py), handed down to it."""
         process = await asyncio.create_subprocess_exec(
             *args,
             env={**os.environ, **env},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+            pass_fds=(listening.fileno(),) if listening is not None else (),
         )
+        if listening is not None:
+            listening.close()  # the child holds it now
         child = Child(name, process)
         child.pump = asyncio.create_task(self._pump(child))
         self.children.append(child)
@@ -110,10 +121,12 @@ class Supervisor:
                 await asyncio.wait_for(child.pump, 2)
 
 
-async def wait_healthy(url: str, *, timeout: float = 60.0) -> None:
+async def wait_healthy(url: str, *, timeout: float = 60.0, supervisor: Supervisor | None = None) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     async with httpx.AsyncClient(timeout=2.0) as client:
         while True:
+            if supervisor is not None and supervisor.stopping.is_set():
+                return  # a child exited, or a signal came: run_up says which, not "up"
             try:
                 if (await client.get(url)).status_code == 200:
                     return
@@ -176,6 +189,19 @@ class Listeners:
                 reasons = body.get("reasons")
                 return body["status"], [str(r) for r in reasons] if isinstance(reasons, list) else []
         return "unanswered", ["/readyz did not answer"]
+
+
+def listening_socket() -> socket.socket:
+    """A loopback port chosen by binding it, to be handed to the child that serves on it."""
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(2048)
+    listening.set_inheritable(True)
+    return listening
+
+
+def serve_args(name: str, listening: socket.socket) -> list[str]:
+    return [sys.executable, "-m", "cradle.serve", name, str(listening.fileno())]
 
 
 def uvicorn_args(name: str, host: str, port: int) -> list[str]:
@@ -283,13 +309,15 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, repl
         for name in SERVICES:
             creds = trust.creds_path(name) if trust is not None else None
             for label in replica_names(name, replicas):
-                port = free_port()
-                public[label] = f"http://127.0.0.1:{port}"
+                listening = listening_socket()
+                public[label] = f"http://127.0.0.1:{listening.getsockname()[1]}"
                 upstreams.setdefault(name, []).append(public[label])
                 env = service_env(name, base=base, keys=keys, nats_url=nats_url, nats_creds=creds)
                 env |= listeners.env(label)
-                await supervisor.spawn(label, uvicorn_args(name, "127.0.0.1", port), env)
-        await asyncio.gather(*(wait_healthy(url + "/healthz") for url in public.values()))
+                await supervisor.spawn(label, serve_args(name, listening), env, listening=listening)
+        await asyncio.gather(
+            *(wait_healthy(url + "/healthz", supervisor=supervisor) for url in public.values())
+        )
 
         host = os.environ.get("CRADLE_GATEWAY_HOST", "127.0.0.1")
         first_port = int(os.environ.get("CRADLE_GATEWAY_PORT", "8000"))
@@ -308,8 +336,10 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, repl
             await supervisor.spawn(label, uvicorn_args("gateway", host, port), env | listeners.env(label))
             gateways.append(f"http://{host}:{port}")
             public[label] = f"http://{reachable}:{port}"
-        await asyncio.gather(*(wait_healthy(url + "/healthz") for url in gateways))
+        await asyncio.gather(*(wait_healthy(url + "/healthz", supervisor=supervisor) for url in gateways))
         gateway = gateways[0]
+        if supervisor.stopping.is_set():  # a process exited while the others started: never "up"
+            raise StartInterrupted
         # Up is what every process's readiness says, not that it answers.
         troubles = await listeners.troubles(public)
         if troubles:
@@ -337,6 +367,8 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, repl
         )
         console.rule()
         await supervisor.stopping.wait()
+    except StartInterrupted:
+        pass  # the pump said which process exited (supervisor.failed), or a signal came
     except (TimeoutError, FileNotFoundError) as exc:
         supervisor.failed = str(exc)
         console.print(f"[red]start-up failed: {exc}[/]")
