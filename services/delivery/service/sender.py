@@ -39,6 +39,7 @@ from services.delivery.service.subscriptions import SECRET_PREFIX
 from services.delivery.service.targets import ResolvedTargets, TargetPolicy
 from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
 from shared import tracing
+from shared.bounded import settle, stop_task
 from shared.events.consumer import handling
 from shared.events.outbox import emit
 
@@ -142,14 +143,13 @@ class Sender:
         tasks = [*([self._task] if self._task else []), *self._workers]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 5)
+        stopped = [await stop_task("delivery sender", task, seconds=5) for task in tasks]
         # Leases of unfinished attempts lapse on their own; what was sent and not recorded is sent
-        # again (at least once).
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.round(claiming=False), 5)
-        await self._release_connection()
+        # again (at least once). A loop left behind may still hold the round's connection: no last
+        # round beside it.
+        if all(stopped):
+            await settle("delivery outcomes", self.round(claiming=False), seconds=5)
+            await self._release_connection()
         self.client.close()
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -211,8 +211,7 @@ class Sender:
     async def _release_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), 5)
+            await settle("delivery connection", connection.close(), seconds=5)
 
     # --- sending ----------------------------------------------------------------------------------
 
