@@ -14,7 +14,7 @@ receiver's 2xx.
   to the baseline;
 - CPU: this process's (the delivery service's every thread, and the benchmark's publishing and
   polling) from the first publish to the last delivery, per delivery: steadier than the rate on a
-  machine others share;
+  loaded machine;
 - latency: for each delivery, from the event's commit (its CloudEvent `time`, stamped as it is
   published) to the receiver's 2xx (the attempt's start plus its latency): p50 / p99, in the burst
   (mostly the backlog's wait) and with `--paced` events sent one a second afterwards.
