@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,19 +78,20 @@ class Supervisor:
         self.console.print(f"[{colour}]{name:<12}[/] | {text}", highlight=False)
 
     async def spawn(
-        self, name: str, args: list[str], env: dict[str, str], *, listening: socket.socket | None = None
+        self, name: str, args: list[str], env: dict[str, str], *, handed: Sequence[socket.socket] = ()
     ) -> Child:
-        """`listening`: a bound socket the child serves on (cradle/serve.py), handed down to it."""
+        """`handed`: bound sockets the child serves on (its app's, its metrics listener's), handed
+        down to it by descriptor."""
         process = await asyncio.create_subprocess_exec(
             *args,
             env={**os.environ, **env},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
-            pass_fds=(listening.fileno(),) if listening is not None else (),
+            pass_fds=tuple(sock.fileno() for sock in handed),
         )
-        if listening is not None:
-            listening.close()  # the child holds it now
+        for sock in handed:
+            sock.close()  # the child holds them now
         child = Child(name, process)
         child.pump = asyncio.create_task(self._pump(child))
         self.children.append(child)
@@ -149,22 +151,20 @@ def process_of(label: str) -> str:
 
 
 class Listeners:
-    """Each process's metrics listener (`/metrics`, `/readyz` with its reasons) on a loopback port
-    `cradle up` picks, so it can read why a process is not ready."""
+    """Each process's metrics listener (`/metrics`, `/readyz` with its reasons) on a loopback socket
+    `cradle up` binds and hands down, so it can read why a process is not ready."""
 
     def __init__(self) -> None:
         self.urls: dict[str, str] = {}
 
-    def env(self, label: str) -> dict[str, str]:
+    def env(self, label: str) -> tuple[dict[str, str], list[socket.socket]]:
+        """The child's settings for its listener, and the socket to hand it."""
         variables = {s.field: s.variable for s in settings_of(PROCESSES[process_of(label)].settings)}
-        if "metrics_port" not in variables:
-            return {}
-        port = free_port()
-        self.urls[label] = f"http://127.0.0.1:{port}"
-        env = {variables["metrics_port"]: str(port)}
-        if "metrics_host" in variables:
-            env[variables["metrics_host"]] = "127.0.0.1"
-        return env
+        if "metrics_fd" not in variables:
+            return {}, []
+        listening = listening_socket()
+        self.urls[label] = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        return {variables["metrics_fd"]: str(listening.fileno())}, [listening]
 
     async def troubles(self, public: dict[str, str]) -> dict[str, tuple[str, list[str]]]:
         """{process: (status, reasons)} for every process not ready once they have settled."""
@@ -313,8 +313,10 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, repl
                 public[label] = f"http://127.0.0.1:{listening.getsockname()[1]}"
                 upstreams.setdefault(name, []).append(public[label])
                 env = service_env(name, base=base, keys=keys, nats_url=nats_url, nats_creds=creds)
-                env |= listeners.env(label)
-                await supervisor.spawn(label, serve_args(name, listening), env, listening=listening)
+                metrics_env, metrics_socket = listeners.env(label)
+                await supervisor.spawn(
+                    label, serve_args(name, listening), env | metrics_env, handed=[listening, *metrics_socket]
+                )
         await asyncio.gather(
             *(wait_healthy(url + "/healthz", supervisor=supervisor) for url in public.values())
         )
@@ -333,7 +335,10 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, repl
         gateways: list[str] = []
         for index, label in enumerate(replica_names("gateway", replicas)):
             port = first_port + index
-            await supervisor.spawn(label, uvicorn_args("gateway", host, port), env | listeners.env(label))
+            metrics_env, metrics_socket = listeners.env(label)
+            await supervisor.spawn(
+                label, uvicorn_args("gateway", host, port), env | metrics_env, handed=metrics_socket
+            )
             gateways.append(f"http://{host}:{port}")
             public[label] = f"http://{reachable}:{port}"
         await asyncio.gather(*(wait_healthy(url + "/healthz", supervisor=supervisor) for url in gateways))

@@ -147,7 +147,11 @@ def create_app(
         await audit.start()
         checkpoints.start()
         listener = MetricsListener(
-            metrics=metrics, readiness=readiness, host=settings.metrics_host, port=settings.metrics_port
+            metrics=metrics,
+            readiness=readiness,
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            fd=settings.metrics_fd,
         )
         await listener.start()
         app.state.metrics_listener = listener

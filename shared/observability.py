@@ -52,10 +52,12 @@ log = structlog.get_logger("cradle.observability")
 
 class MetricsListenerSettings(BaseSettings):
     """Where `/metrics` and the readiness details are served (`<PREFIX>_METRICS_HOST`, `_PORT`).
-    Port 0 takes a free port and logs it; a deployment sets a fixed one for Prometheus (compose: 9464)."""
+    Port 0 takes a free port and logs it; a deployment sets a fixed one for Prometheus (compose: 9464).
+    `_FD`: a listening socket the parent process bound and handed down (`cradle up`), used instead."""
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_fd: int | None = Field(default=None, ge=0)
 
 
 class Metrics:
@@ -296,8 +298,11 @@ class MetricsListener:
     Only `startup`, `main_loop` and `shutdown` of uvicorn's server are used: `serve` would take
     over the process's signal handlers from the main server."""
 
-    def __init__(self, *, metrics: Metrics, readiness: Readiness, host: str, port: int) -> None:
+    def __init__(
+        self, *, metrics: Metrics, readiness: Readiness, host: str, port: int, fd: int | None = None
+    ) -> None:
         self.metrics = metrics
+        self.fd = fd
         self.readiness = readiness
         self.host = host
         self.requested_port = port
@@ -329,6 +334,18 @@ class MetricsListener:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
+        sock = socket.socket(fileno=self.fd) if self.fd is not None else self._bind()
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, lifespan="off", log_config=None, access_log=False)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        self._server = server
+        self._loop = asyncio.create_task(server.main_loop(), name="metrics-listener")
+        log.info("metrics_listening", url=self.url)
+
+    def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -341,15 +358,7 @@ class MetricsListener:
                 f"set <PREFIX>_METRICS_PORT to a free port (0: any)"
             ) from None
         sock.set_inheritable(True)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="off", log_config=None, access_log=False)
-        config.load()
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
-        await server.startup(sockets=[sock])
-        self._server = server
-        self._loop = asyncio.create_task(server.main_loop(), name="metrics-listener")
-        log.info("metrics_listening", url=self.url)
+        return sock
 
     async def stop(self) -> None:
         if self._server is None:

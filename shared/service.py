@@ -127,7 +127,11 @@ def create_service_app(
         metrics.samplers["consumers"] = lambda: _sample_consumers(bus, metrics, app.state.durables)
         metrics.samplers["dead_letters"] = lambda: _sample_dead_letters(bus, metrics, app.state.durables)
         listener = MetricsListener(
-            metrics=metrics, readiness=readiness, host=settings.metrics_host, port=settings.metrics_port
+            metrics=metrics,
+            readiness=readiness,
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            fd=settings.metrics_fd,
         )
         await listener.start()
         app.state.metrics_listener = listener
