@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -172,13 +173,25 @@ async def gw(
         yield g
 
 
+def _listening(port: int) -> socket.socket:
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind(("127.0.0.1", port))
+    listening.listen(512)
+    listening.set_inheritable(True)
+    return listening
+
+
 class ServiceProcess:
-    """The registry under uvicorn in a child process, so a test can kill it mid-request."""
+    """The registry in a child process (cradle/serve.py, as `cradle up` runs it), so a test can kill
+    it mid-request. Its ports are bound here and handed down, so no other program takes them between
+    the choice and the bind; a restart binds the same ones again."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.metrics_port = free_port()
-        self.env = {"REGISTRY_METRICS_PORT": str(self.metrics_port), **env}
+        self._sockets = (_listening(0), _listening(0))
+        self.port = self._sockets[0].getsockname()[1]
+        self.metrics_port = self._sockets[1].getsockname()[1]
+        self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -191,26 +204,19 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.metrics_port}"
 
     async def start(self) -> None:
+        service, metrics = self._sockets or (_listening(self.port), _listening(self.metrics_port))
+        self._sockets = ()
         # Popen, not an asyncio subprocess: the test kills it from the same loop it awaits on.
         self.process = subprocess.Popen(  # noqa: ASYNC220
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "services.registry.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
+            [sys.executable, "-m", "cradle.serve", "registry", str(service.fileno())],
             cwd=ROOT,
-            env={**os.environ, **self.env},
+            env={**os.environ, "REGISTRY_METRICS_FD": str(metrics.fileno()), **self.env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            pass_fds=(service.fileno(), metrics.fileno()),
         )
+        service.close()  # the child's now
+        metrics.close()
 
         async def up() -> bool:
             try:
