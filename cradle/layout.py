@@ -20,9 +20,22 @@ from shared.settings import env_or_file, with_password
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now. For a program this process cannot hand a socket to (nats-server); for one it
+    starts itself, `listening_socket` (a port chosen here and bound later may be taken meanwhile)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    """A loopback socket bound and listening (`port` 0: any free one), inheritable, to be handed to
+    the child that serves on it (cradle/serve.py, `<PREFIX>_METRICS_FD`)."""
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind(("127.0.0.1", port))
+    listening.listen(2048)
+    listening.set_inheritable(True)
+    return listening
 
 
 def data_dir() -> Path:

@@ -28,6 +28,7 @@ from cradle.layout import (
     database_url,
     free_port,
     gateway_env,
+    listening_socket,
     service_env,
 )
 from cradle.nats import ADMIN, BusTrust, admin_creds_from_env, gateway_bus_env, provision
@@ -189,15 +190,6 @@ class Listeners:
                 reasons = body.get("reasons")
                 return body["status"], [str(r) for r in reasons] if isinstance(reasons, list) else []
         return "unanswered", ["/readyz did not answer"]
-
-
-def listening_socket() -> socket.socket:
-    """A loopback port chosen by binding it, to be handed to the child that serves on it."""
-    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listening.bind(("127.0.0.1", 0))
-    listening.listen(2048)
-    listening.set_inheritable(True)
-    return listening
 
 
 def serve_args(name: str, listening: socket.socket) -> list[str]:

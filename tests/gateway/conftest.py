@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -25,7 +24,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cradle.layout import free_port
+from cradle.layout import free_port, listening_socket
 from gateway import service as gateway_service
 from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
@@ -173,22 +172,13 @@ async def gw(
         yield g
 
 
-def _listening(port: int) -> socket.socket:
-    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listening.bind(("127.0.0.1", port))
-    listening.listen(512)
-    listening.set_inheritable(True)
-    return listening
-
-
 class ServiceProcess:
     """The registry in a child process (cradle/serve.py, as `cradle up` runs it), so a test can kill
     it mid-request. Its ports are bound here and handed down, so no other program takes them between
     the choice and the bind; a restart binds the same ones again."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self._sockets = (_listening(0), _listening(0))
+        self._sockets = (listening_socket(), listening_socket())
         self.port = self._sockets[0].getsockname()[1]
         self.metrics_port = self._sockets[1].getsockname()[1]
         self.env = env
@@ -204,7 +194,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.metrics_port}"
 
     async def start(self) -> None:
-        service, metrics = self._sockets or (_listening(self.port), _listening(self.metrics_port))
+        service, metrics = self._sockets or (listening_socket(self.port), listening_socket(self.metrics_port))
         self._sockets = ()
         # Popen, not an asyncio subprocess: the test kills it from the same loop it awaits on.
         self.process = subprocess.Popen(  # noqa: ASYNC220
