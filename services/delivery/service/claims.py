@@ -100,20 +100,21 @@ LEASE = (
     .returning(DELIVERY.c.id)
 )
 
+# What a claimed attempt needs besides the delivery's own id, attempts and event: its subscription
+# and the event's body (LEASED and LEASE_AND_READ read the same).
+_TARGET = (
+    SUBSCRIPTION.c.id.label("subscription_id"),
+    cast(SUBSCRIPTION.c.identity, Text).label("identity"),
+    SUBSCRIPTION.c.url,
+    SUBSCRIPTION.c.secret,
+    SUBSCRIPTION.c.previous_secret,
+    SUBSCRIPTION.c.previous_secret_until,
+    SUBSCRIPTION.c.failing_since,
+    EVENT.c.body,
+)
+
 LEASED = (
-    select(
-        DELIVERY.c.id,
-        DELIVERY.c.attempts,
-        DELIVERY.c.event_seq,
-        SUBSCRIPTION.c.id.label("subscription_id"),
-        cast(SUBSCRIPTION.c.identity, Text).label("identity"),
-        SUBSCRIPTION.c.url,
-        SUBSCRIPTION.c.secret,
-        SUBSCRIPTION.c.previous_secret,
-        SUBSCRIPTION.c.previous_secret_until,
-        SUBSCRIPTION.c.failing_since,
-        EVENT.c.body,
-    )
+    select(DELIVERY.c.id, DELIVERY.c.attempts, DELIVERY.c.event_seq, *_TARGET)
     .join(SUBSCRIPTION, SUBSCRIPTION.c.id == DELIVERY.c.subscription_id)
     .join(EVENT, EVENT.c.seq == DELIVERY.c.event_seq)
     .where(DELIVERY.c.id.in_(bindparam("ids", expanding=True)))
@@ -127,19 +128,7 @@ _JUST_LEASED = LEASE.returning(DELIVERY.c.attempts, DELIVERY.c.event_seq, DELIVE
     "just_leased"
 )
 LEASE_AND_READ = (
-    select(
-        _JUST_LEASED.c.id,
-        _JUST_LEASED.c.attempts,
-        _JUST_LEASED.c.event_seq,
-        SUBSCRIPTION.c.id.label("subscription_id"),
-        cast(SUBSCRIPTION.c.identity, Text).label("identity"),
-        SUBSCRIPTION.c.url,
-        SUBSCRIPTION.c.secret,
-        SUBSCRIPTION.c.previous_secret,
-        SUBSCRIPTION.c.previous_secret_until,
-        SUBSCRIPTION.c.failing_since,
-        EVENT.c.body,
-    )
+    select(_JUST_LEASED.c.id, _JUST_LEASED.c.attempts, _JUST_LEASED.c.event_seq, *_TARGET)
     .join(SUBSCRIPTION, SUBSCRIPTION.c.id == _JUST_LEASED.c.subscription_id)
     .join(EVENT, EVENT.c.seq == _JUST_LEASED.c.event_seq)
     .order_by(_JUST_LEASED.c.id)
