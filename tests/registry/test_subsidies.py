@@ -21,7 +21,7 @@ from services.registry.models import (
     FacilityVersion,
     SubsidyRate,
 )
-from services.registry.service.subsidies import closes_at, month_start
+from services.registry.service.subsidies import closes_at, last_day, month_start
 from shared.clock import shanghai_today
 from tests.registry.conftest import Registry
 from tests.registry.test_quality_credit import handled, publish
@@ -373,6 +373,14 @@ async def backdate_status(registry: Registry, facility_id: str, to: datetime) ->
             )
             .values(changed_at=to)
         )
+
+
+def test_a_months_last_day_is_its_last_calendar_day() -> None:
+    """The fee condition reads the schedule in force on this day: the month's own last day in
+    Shanghai, not the day before (its end is 16:00 UTC of that day)."""
+    assert last_day("2026-10") == date(2026, 10, 31)
+    assert last_day("2026-02") == date(2026, 2, 28) and last_day("2028-02") == date(2028, 2, 29)
+    assert last_day("2026-12") == date(2026, 12, 31)
 
 
 async def test_lists_refuse_what_they_cannot_compute(registry: Registry) -> None:

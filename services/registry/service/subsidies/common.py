@@ -61,4 +61,5 @@ def closes_at(month: str, settings: RegistrySettings) -> datetime:
 
 
 def last_day(month: str) -> date:
-    return (month_end(month) - timedelta(days=1)).date()
+    """The month's last calendar day (month_end is in UTC, 16:00 of that day: its date is not it)."""
+    return (month_end(month).astimezone(SHANGHAI) - timedelta(days=1)).date()
