@@ -151,6 +151,8 @@ class Claimed:
     request_id: str | None = None
     traceparent: str | None = None
     tracestate: str | None = None
+    # When its lease lapses (and another replica may claim it): not sent after that.
+    lease_until: datetime | None = None
 
 
 async def claim(
@@ -185,10 +187,10 @@ async def claim(
         rows = (await session.execute(LEASED, {"ids": leased})).all() if leased else []
     if not rows:
         return []
-    return await _ready(session, rows, now)
+    return await _ready(session, rows, now, until)
 
 
-async def _ready(session: AsyncSession, rows: Any, now: datetime) -> list[Claimed]:
+async def _ready(session: AsyncSession, rows: Any, now: datetime, until: datetime) -> list[Claimed]:
     """Each claimed delivery with its body as its reader may see it. An event fans out to many
     subscriptions in one claim: it is parsed once, and redacted once for every reader who sees the
     whole city and once per other reader."""
@@ -225,6 +227,7 @@ async def _ready(session: AsyncSession, rows: Any, now: datetime) -> list[Claime
                 request_id=original.get("requestid"),
                 traceparent=original.get("traceparent"),
                 tracestate=original.get("tracestate"),
+                lease_until=until,
             )
         )
     return claimed

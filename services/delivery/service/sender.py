@@ -1,10 +1,14 @@
 """The delivery loop. Each round, in one transaction, records the attempts that finished since
 the last one and claims what is due next (service/claims.py: leases, at most
-`per_subscription_in_flight` per subscription, a subject's events one at a time, in order); then
-sends each claimed delivery as a Standard Webhooks request signed afresh. Recording and claiming
-together make one round trip of a freed slot: a subscription's next delivery is claimed in the
-transaction that releases the last one's lease. Every attempt has a deadline, so a slow or dead
-receiver holds back nobody else's."""
+`per_subscription_leased` per subscription, a subject's events one at a time, in order). A claimed
+delivery waits in its subscription's queue in this process until one of the subscription's
+`per_subscription_in_flight` slots is free, and is then sent as a Standard Webhooks request signed
+afresh: a finished attempt's slot goes at once to the next one already leased, without waiting for
+a round, so the rounds (one after another) no longer bound the rate. Recording and claiming
+together make one round trip: a subscription's next deliveries are leased in the transaction that
+releases the last ones'. Every attempt has a deadline, so a slow or dead receiver holds back nobody
+else's; one whose lease would lapse before its deadline is not sent (another replica may claim it
+then), its lease lapses and it is claimed again."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import random
 import ssl
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,7 +124,11 @@ class Sender:
             connect_timeout=settings.connect_timeout_seconds,
         )
         self._wake = asyncio.Event()
-        self._due: asyncio.Queue[Claimed] = asyncio.Queue()  # claimed, for the next free worker
+        self._due: asyncio.Queue[Claimed] = asyncio.Queue()  # claimed and with a slot, for the next worker
+        # Claimed, per subscription, waiting for one of its slots; and its attempts under way.
+        self._held: dict[str, deque[Claimed]] = {}
+        self._leased_limit = max(settings.per_subscription_leased, settings.per_subscription_in_flight)
+        self._in_flight: dict[str, int] = {}
         self._results: list[Outcome] = []  # finished attempts, recorded by the next round
         self._task: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -166,7 +175,9 @@ class Sender:
                 await asyncio.sleep(self.settings.poll_seconds)
                 continue
             for item in claimed:  # the workers send them; the loop goes on recording and claiming
-                self._due.put_nowait(item)
+                self._held.setdefault(item.subscription_id, deque()).append(item)
+            for subscription_id in {item.subscription_id for item in claimed}:
+                self._dispatch(subscription_id)
             self.client.sweep()
             if claimed or self._results:
                 continue  # more may be due at once, and what finished meanwhile frees slots
@@ -198,7 +209,7 @@ class Sender:
                 await claim(
                     session,
                     now=now,
-                    limit=self.settings.per_subscription_in_flight,
+                    limit=self._leased_limit,
                     batch=self.settings.claim_batch,
                     lease_seconds=self.settings.lease_seconds,
                     worker_id=self.worker_id,
@@ -215,18 +226,47 @@ class Sender:
 
     # --- sending ----------------------------------------------------------------------------------
 
+    def _dispatch(self, subscription_id: str) -> None:
+        """The subscription's next held deliveries to the workers, while it has a free slot."""
+        held = self._held.get(subscription_id)
+        if held is None:
+            return
+        room = self.settings.per_subscription_in_flight - self._in_flight.get(subscription_id, 0)
+        while held and room > 0:
+            self._due.put_nowait(held.popleft())
+            room -= 1
+        self._in_flight[subscription_id] = self.settings.per_subscription_in_flight - room
+        if not held:
+            del self._held[subscription_id]
+
     async def _work(self) -> None:
         while True:
             claimed = await self._due.get()
+            subscription_id = claimed.subscription_id
             try:
-                outcome = await self._attempt(claimed)
+                outcome = await self._attempt(claimed) if self._in_time(claimed) else None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug, not a receiver's failure: its lease lapses, it comes again
                 log.error("delivery_attempt_crashed", error=f"{type(exc).__name__}: {exc}"[:300])
-                continue
-            self._results.append(outcome)
-            self._wake.set()  # its lease is released, and the next event of its subject due, once recorded
+                outcome = None
+            finally:
+                left = self._in_flight.get(subscription_id, 1) - 1
+                if left > 0:
+                    self._in_flight[subscription_id] = left
+                else:
+                    self._in_flight.pop(subscription_id, None)
+            self._dispatch(subscription_id)  # its slot, to the next delivery it holds
+            if outcome is not None:
+                self._results.append(outcome)
+                self._wake.set()  # its lease is released, and the next of its subject due, once recorded
+
+    def _in_time(self, claimed: Claimed) -> bool:
+        """Whether the attempt ends, at its deadline, before its lease lapses. If not, it is not sent:
+        once lapsed, another replica may claim the delivery and send it too."""
+        if claimed.lease_until is None:
+            return True
+        return utcnow() + timedelta(seconds=self.settings.attempt_timeout_seconds) < claimed.lease_until
 
     async def _attempt(self, claimed: Claimed) -> Outcome:
         parent = tracing.context_from(claimed.traceparent, claimed.tracestate)
