@@ -223,6 +223,8 @@ async def run(events: int, subscribers: int, backend: str, paced: int) -> None:
             seconds = ((last or datetime.now(UTC)) - started).total_seconds()
             async with maker() as session:
                 rows = (await session.execute(commit_to_2xx())).all()
+                newest = select(func.max(EventRecord.recorded_at))
+                last_recorded = (await session.execute(newest)).scalar_one()
             # Latency at a rate the sender keeps up with: one event a second, each to every subscriber.
             async with maker() as session:
                 after = (await session.execute(select(func.max(EventRecord.seq)))).scalar_one()
@@ -259,6 +261,10 @@ async def run(events: int, subscribers: int, backend: str, paced: int) -> None:
         console.print(
             f"delivered (2xx recorded), first publish to last:       {rate:10,.0f} deliveries/s"
             f"  ({len(rows):,} in {seconds:.1f} s, {failed} failed attempts)"
+        )
+        console.print(
+            f"the burst's events all recorded (the consumer) after: "
+            f"{(_utc(last_recorded) - started).total_seconds():10.1f} s"
         )
         console.print(
             f"this process's CPU in the burst (every thread):       {cpu_seconds:10.2f} s"
