@@ -43,9 +43,7 @@ def base_env(data: Path, **extra: str) -> dict[str, str]:
 
 
 def cradle(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CRADLE), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([str(CRADLE), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -140,6 +138,42 @@ def test_a_port_in_use_names_the_setting(data: Path, tmp_path: Path) -> None:
         f"CRADLE_GATEWAY_PORT: 127.0.0.1:{port} is in use; "
         "stop what listens there or set CRADLE_GATEWAY_PORT to a free port"
     )
+
+
+# Holds the data directory's lock as `cradle up` takes it (the lock object kept: its file closed
+# would release it), until the process ends.
+HOLD_THE_LOCK = (
+    "import sys; from pathlib import Path; from cradle.preflight import DataDirLock; "
+    "lock = DataDirLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); sys.stdin.read()"
+)
+
+
+def test_a_second_cradle_up_on_the_same_data_dir_names_the_holder(data: Path, tmp_path: Path) -> None:
+    """The lock alone, held by another process (a running `cradle up` holding it is in the degraded
+    test below); killed with SIGKILL, it leaves no stale lock behind."""
+    data.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, str(data)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        # A bad setting too, checked after the lock: were the lock not seen, nothing would start.
+        line = one_line(cradle("up", env=base_env(data, REGISTRY_DB_POOL_SIZE="lots"), cwd=tmp_path))
+        assert line == (
+            f"CRADLE_DATA_DIR: {data.resolve()} is in use by another `cradle up` (pid {holder.pid}); "
+            "stop it, or set CRADLE_DATA_DIR to another directory"
+        )
+        assert not (data / "gateway.db").exists()  # nothing migrated, nothing started
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    # The kernel dropped the lock with the killed holder: the next `cradle up` gets past it, to the
+    # bad setting.
+    after = cradle("up", env=base_env(data, REGISTRY_DB_POOL_SIZE="lots"), cwd=tmp_path)
+    assert one_line(after).startswith("REGISTRY_DB_POOL_SIZE:")
 
 
 def test_version_and_the_settings_up_reads(tmp_path: Path) -> None:
