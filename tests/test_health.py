@@ -4,6 +4,7 @@ their events), never unready and never a false "ready"."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,9 @@ async def test_an_unreachable_bus_is_retried_in_the_background_and_warned_about_
 
         def debug(self, event: str, **fields: Any) -> None: ...
 
+    clock = Clock()
     monkeypatch.setattr(bus_module, "log", Recorder())
+    monkeypatch.setattr(bus_module, "time", clock)
     closed = NatsProcess(tmp_path / "nats").url
     bus = EventBus(url=closed, namespace=Namespace("unused"), replicas=1, client_name="test")
     bus.start()
@@ -131,11 +134,35 @@ async def test_an_unreachable_bus_is_retried_in_the_background_and_warned_about_
         # Every attempt ends (nats-py alone would retry inside one `connect` for ever) and the next
         # one starts, yet the warning is said once until a minute has passed.
         await eventually(lambda: bus.failed_attempts >= 4 and warnings, timeout=30)
+        attempts = bus.failed_attempts
+        await eventually(lambda: bus.failed_attempts > attempts, timeout=30)
         assert warnings == ["nats_unavailable"]
         assert not bus.connected
         assert (bus.concern() or "").startswith(f"not connected to {closed}")
+        # A minute later, while the bus is still away, it is said again, once.
+        clock.offset += bus_module.WARN_EVERY_SECONDS
+        await eventually(lambda: len(warnings) == 2, timeout=30)
+        attempts = bus.failed_attempts
+        await eventually(lambda: bus.failed_attempts > attempts, timeout=30)
+        assert warnings == ["nats_unavailable", "nats_unavailable"]
     finally:
         await bus.close()
+
+
+class Clock:
+    """The bus's `time` module, with a minute passed when the test says so."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def __getattr__(self, name: str) -> Any:  # strftime, gmtime
+        return getattr(time, name)
 
 
 def _unreachable_engine(url: Any) -> AsyncEngine:
