@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -30,6 +34,8 @@ from shared.events.streams import Namespace
 from shared.tracing import configure_tracing
 from tests.conftest import facility_body, start_stack
 from tests.support import DatabaseFactory, eventually
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +161,36 @@ def test_a_span_that_would_not_be_recorded_is_known_before_it_is_made(
         span.end()
         assert tracing.may_record(parent) or not span.is_recording()
     assert tracing.may_record(sampled)
+
+
+# A fresh process (the tracer provider is made once per process): the tracing set up as a service
+# sets it up, one sampled span ended and flushed; prints how many spans reached the OTLP exporter
+# (its `export` counts them instead of sending).
+EXPORTED = """
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
+from shared import tracing
+
+sent = []
+OTLPSpanExporter.export = lambda self, spans: sent.extend(spans) or SpanExportResult.SUCCESS
+tracing.configure_tracing("probe")
+parent = tracing.context_from("00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+tracing.tracer.start_span("probe", context=parent).end()
+trace.get_tracer_provider().force_flush()
+print(len(sent))
+"""
+
+
+@pytest.mark.parametrize(
+    "setting", [None, "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+)
+def test_the_otlp_exporter_is_off_unless_one_setting_turns_it_on(setting: str | None) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if setting is not None:
+        env[setting] = "http://127.0.0.1:9/v1/traces"  # never reached: `export` is counted, not sent
+    done = subprocess.run(
+        [sys.executable, "-c", EXPORTED], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("0" if setting is None else "1")
