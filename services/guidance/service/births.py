@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable
+
+from sqlalchemy import BindParameter, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.guidance.events import BirthsRecorded
@@ -56,16 +58,17 @@ async def births_list(
     return list((await session.execute(query)).scalars())
 
 
-async def births_for(*, session: AsyncSession, year: int) -> dict[str, tuple[int, int]]:
+def births_query(year: int | BindParameter[int]) -> Select[tuple[str, int, int]]:
+    """Every district's recorded births up to `year`, for `latest_births`."""
+    return select(DistrictBirths.district_code, DistrictBirths.year, DistrictBirths.births).where(
+        DistrictBirths.year <= year
+    )
+
+
+def latest_births(rows: Iterable[tuple[str, int, int]]) -> dict[str, tuple[int, int]]:
     """District → (births, the year they are of): the year's own, else the latest earlier one."""
-    rows = (
-        await session.execute(
-            select(DistrictBirths.district_code, DistrictBirths.year, DistrictBirths.births)
-            .where(DistrictBirths.year <= year)
-            .order_by(DistrictBirths.district_code, DistrictBirths.year.desc())
-        )
-    ).all()
     found: dict[str, tuple[int, int]] = {}
     for code, of_year, births in rows:
-        found.setdefault(code, (births, of_year))
+        if code not in found or of_year > found[code][1]:
+            found[code] = (int(births), int(of_year))
     return found

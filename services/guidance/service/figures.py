@@ -1,13 +1,32 @@
 """The plan's figures for a year, city-wide and per district: numerators with their denominators,
 so the gateway's `/v1/indicators` (and anyone else) computes the rates. A handful of GROUP BY
-queries, each served by an index; nothing is loaded row by row."""
+queries, each served by an index, sent as one statement; nothing is loaded row by row."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    Row,
+    Select,
+    String,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.guidance.models import (
@@ -29,7 +48,7 @@ from services.guidance.schemas import (
     SessionKind,
     SessionLevel,
 )
-from services.guidance.service.births import births_for
+from services.guidance.service.births import births_query, latest_births
 from shared.clock import shanghai_today, utcnow
 from shared.divisions import LEGAL_TOWN_TYPES
 
@@ -73,62 +92,46 @@ async def _divisions(session: AsyncSession) -> tuple[list[tuple[str, str]], Coun
     return _DIVISIONS[key]
 
 
-async def figures(
-    *, session: AsyncSession, year: int, target: int, district_code: str | None = None
-) -> Figures:
-    start, end = date(year, 1, 1), date(year, 12, 31)
-    start_at, end_at = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
-    now = utcnow()
-    held_before = min(end_at, now)
-    run = session.execute
+# The statement's parameters (its values are given with each execution).
+_YEAR = bindparam("year", type_=Integer)
+_START, _END, _TARGET = bindparam("start"), bindparam("end"), bindparam("target", type_=Integer)
+_START_AT, _HELD_BEFORE = bindparam("start_at"), bindparam("held_before")
 
-    districts, towns = await _divisions(session)
-    towns_with_station = Counter(
-        dict(
-            (
-                await run(
-                    select(Town.district_code, func.count(func.distinct(Place.town_code)))
-                    .join(Town, Town.code == Place.town_code)
-                    .where(
-                        Place.kind == PlaceKind.guidance_station.value,
-                        _open_by(end),
-                        Town.town_type.in_(LEGAL_TOWN_TYPES),
-                    )
-                    .group_by(Town.district_code)
-                )
-            ).all()
-        )
-    )
-    places: Counter[tuple[str, str]] = Counter()
-    new_sites: Counter[str] = Counter()
-    for kind, code, count, new in (
-        await run(
-            select(
-                Place.kind,
-                Place.district_code,
-                func.count(),
-                func.sum(case((Place.opened_on >= start, 1), else_=0)),
+
+def _branches(by_histogram: bool) -> dict[str, tuple[int, Select[Any]]]:
+    """Every tally the figures read, tag → (how many of the branch's columns, first, are text; the
+    branch): each one small GROUP BY served by an index, sent together as one UNION ALL (`_tagged`)."""
+    branches: dict[str, tuple[int, Select[Any]]] = {
+        # 街镇 with a guidance station open by the year's end, per district.
+        "towns_with_station": (
+            1,
+            select(Town.district_code, func.count(func.distinct(Place.town_code)))
+            .join(Town, Town.code == Place.town_code)
+            .where(
+                Place.kind == PlaceKind.guidance_station.value,
+                _open_by(_END),
+                Town.town_type.in_(LEGAL_TOWN_TYPES),
             )
-            .where(_open_by(end))
-            .group_by(Place.kind, Place.district_code)
-        )
-    ).all():
-        places[(kind, code)] += count
-        if kind == PlaceKind.child_friendly_site.value:
-            new_sites[code] += _int(new)
-
-    # Every family registered by the year's end, and the newborn families in need registered in the
-    # year with those of them visited (a visit in the following January still counts for the year's
-    # cohort): the tallies per district and registration year, kept by triggers with every change to
-    # a family or a visit, a few hundred rows, never the families.
-    families: Counter[str] = Counter()
-    handbook: Counter[str] = Counter()
-    handbook_in_year: Counter[str] = Counter()
-    in_need: Counter[str] = Counter()
-    newborn: Counter[str] = Counter()
-    newborn_visited: Counter[str] = Counter()
-    for code, registered_year, count, with_handbook, needing, newborn_needing, visited in (
-        await run(
+            .group_by(Town.district_code),
+        ),
+        # Places open by the year's end per kind and district, and those opened in the year.
+        "places": (
+            2,
+            select(
+                Place.district_code,
+                Place.kind,
+                func.count(),
+                func.sum(case((Place.opened_on >= _START, 1), else_=0)),
+            )
+            .where(_open_by(_END))
+            .group_by(Place.kind, Place.district_code),
+        ),
+        # Every family registered by the year's end, and the newborn families in need registered in
+        # the year with those of them visited (a visit in the following January still counts for the
+        # year's cohort): the tallies per district and registration year, kept by triggers with every
+        # change to a family or a visit, a few hundred rows, never the families.
+        "families": (
+            1,
             select(
                 FamilyTally.district_code,
                 FamilyTally.registered_year,
@@ -138,39 +141,104 @@ async def figures(
                 func.sum(FamilyTally.newborn_in_need),
                 func.sum(FamilyTally.newborn_in_need_visited),
             )
-            .where(FamilyTally.registered_year <= year)
-            .group_by(FamilyTally.district_code, FamilyTally.registered_year)
-        )
-    ).all():
-        families[code] += _int(count)
-        handbook[code] += _int(with_handbook)
-        in_need[code] += _int(needing)
-        if registered_year == year:  # T19: the year's families given the handbook, against its births
-            handbook_in_year[code] += _int(with_handbook)
-            newborn[code], newborn_visited[code] = _int(newborn_needing), _int(visited)
-
-    # Families in need with at least `target` offline sessions attended in the year, and those a
-    # resource was pushed to in the year.
-    offline, online = await _offline_and_online(session=session, year=year, target=target)
-
-    events: Counter[tuple[str | None, str]] = Counter()
-    held: Counter[str | None] = Counter()
-    for code, level, kind, count in (
-        await run(
+            .where(FamilyTally.registered_year <= _YEAR)
+            .group_by(FamilyTally.district_code, FamilyTally.registered_year),
+        ),
+        # Families in need with at least `target` offline sessions attended in the year, and those a
+        # resource was pushed to in the year.
+        "offline_online": (
+            1,
+            _offline_and_online(by_histogram),
+        ),
+        # Sessions held in the year so far, per district, level and kind.
+        "held": (
+            3,
             select(GuidanceSession.district_code, GuidanceSession.level, GuidanceSession.kind, func.count())
             .where(
                 GuidanceSession.status == "scheduled",
-                GuidanceSession.starts_at >= start_at,
-                GuidanceSession.starts_at < held_before,
+                GuidanceSession.starts_at >= _START_AT,
+                GuidanceSession.starts_at < _HELD_BEFORE,
             )
-            .group_by(GuidanceSession.district_code, GuidanceSession.level, GuidanceSession.kind)
-        )
-    ).all():
-        held[code] += count
-        if kind == EVENT_KIND:
-            events[(code, level)] += count
+            .group_by(GuidanceSession.district_code, GuidanceSession.level, GuidanceSession.kind),
+        ),
+        "births": (
+            1,
+            births_query(_YEAR),
+        ),
+    }
+    return branches
 
-    births = await births_for(session=session, year=year)
+
+# The branches and their UNION ALL, built once per shape (by the histogram, or past its last bucket)
+# and reused: building them and their cache key cost more than running them.
+_STATEMENTS: dict[bool, tuple[dict[str, tuple[int, int]], CompoundSelect]] = {}
+
+
+def _statement(by_histogram: bool) -> tuple[dict[str, tuple[int, int]], CompoundSelect]:
+    """The UNION ALL, and each branch's tag → its numbers of text and number columns (`_untagged`)."""
+    if by_histogram not in _STATEMENTS:
+        branches = _branches(by_histogram)
+        widths = {tag: (texts, len(b.selected_columns) - texts) for tag, (texts, b) in branches.items()}
+        _STATEMENTS[by_histogram] = (widths, _tagged(branches))
+    return _STATEMENTS[by_histogram]
+
+
+async def figures(
+    *, session: AsyncSession, year: int, target: int, district_code: str | None = None
+) -> Figures:
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    start_at, end_at = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    now = utcnow()
+    held_before = min(end_at, now)
+
+    districts, towns = await _divisions(session)
+    # Every tally, in one statement: one round trip, one snapshot.
+    widths, statement = _statement(target <= FAMILY_YEAR_SESSIONS_CAP)
+    parameters = {
+        "year": year,
+        "start": start,
+        "end": end,
+        "target": target,
+        "start_at": start_at,
+        "held_before": held_before,
+    }
+    rows = _untagged(widths, (await session.execute(statement, parameters)).all())
+
+    towns_with_station: Counter[str] = Counter({code: _int(n) for code, n in rows["towns_with_station"]})
+    places: Counter[tuple[str, str]] = Counter()
+    new_sites: Counter[str] = Counter()
+    for code, kind, count, new in rows["places"]:
+        places[(kind, code)] += _int(count)
+        if kind == PlaceKind.child_friendly_site.value:
+            new_sites[code] += _int(new)
+
+    families: Counter[str] = Counter()
+    handbook: Counter[str] = Counter()
+    handbook_in_year: Counter[str] = Counter()
+    in_need: Counter[str] = Counter()
+    newborn: Counter[str] = Counter()
+    newborn_visited: Counter[str] = Counter()
+    for code, registered_year, count, with_handbook, needing, newborn_needing, visited in rows["families"]:
+        families[code] += _int(count)
+        handbook[code] += _int(with_handbook)
+        in_need[code] += _int(needing)
+        if _int(registered_year) == year:  # T19: the year's families given the handbook, against births
+            handbook_in_year[code] += _int(with_handbook)
+            newborn[code], newborn_visited[code] = _int(newborn_needing), _int(visited)
+
+    offline: Counter[str] = Counter()
+    online: Counter[str] = Counter()
+    for code, regular, pushed in rows["offline_online"]:
+        offline[code], online[code] = _int(regular), _int(pushed)
+
+    events: Counter[tuple[str | None, str]] = Counter()
+    held: Counter[str | None] = Counter()
+    for code, level, kind, count in rows["held"]:
+        held[code] += _int(count)
+        if kind == EVENT_KIND:
+            events[(code, level)] += _int(count)
+
+    births = latest_births(rows["births"])
 
     def area(codes: list[str]) -> AreaFigures:
         def total(counter: Counter, kind: PlaceKind | None = None) -> int:  # type: ignore[type-arg]
@@ -236,40 +304,70 @@ async def figures(
     )
 
 
-async def _offline_and_online(
-    *, session: AsyncSession, year: int, target: int
-) -> tuple[Counter[str], Counter[str]]:
-    offline: Counter[str] = Counter()
-    online: Counter[str] = Counter()
-    if target <= FAMILY_YEAR_SESSIONS_CAP:
+def _offline_and_online(by_histogram: bool) -> Select[Any]:
+    """Per district: the families in need with at least `target` offline sessions attended in the
+    year, and those a resource was pushed to in the year."""
+    if by_histogram:
         # The yearly tallies' histogram (kept by triggers): a few hundred rows.
         t = FamilyYearTally
-        query = (
+        return (
             select(
                 t.district_code,
-                func.sum(case((t.sessions_attended >= target, t.families), else_=0)),
+                func.sum(case((t.sessions_attended >= _TARGET, t.families), else_=0)),
                 func.sum(case((t.pushed.is_(True), t.families), else_=0)),
             )
-            .where(t.year == year)
+            .where(t.year == _YEAR)
             .group_by(t.district_code)
         )
-    else:  # a target past the histogram's last bucket: one range of the yearly tallies themselves
-        query = (
-            select(
-                FamilyYear.district_code,
-                func.count().filter(FamilyYear.sessions_attended >= target),
-                func.count().filter(FamilyYear.pushed.is_(True)),
-            )
-            .where(
-                FamilyYear.year == year,
-                FamilyYear.in_need.is_(True),
-                FamilyYear.registered_on <= date(year, 12, 31),
-            )
-            .group_by(FamilyYear.district_code)
+    # A target past the histogram's last bucket: one range of the yearly tallies themselves.
+    return (
+        select(
+            FamilyYear.district_code,
+            func.count().filter(FamilyYear.sessions_attended >= _TARGET),
+            func.count().filter(FamilyYear.pushed.is_(True)),
         )
-    for code, regular, pushed in (await session.execute(query)).all():
-        offline[code], online[code] = _int(regular), _int(pushed)
-    return offline, online
+        .where(FamilyYear.year == _YEAR, FamilyYear.in_need.is_(True), FamilyYear.registered_on <= _END)
+        .group_by(FamilyYear.district_code)
+    )
+
+
+# The UNION ALL's columns after the tag: three text slots, then six number slots. A branch's text
+# columns (the district first) fill the first, its numbers the others, cast to the slot's type
+# (PostgreSQL wants every branch's column of one type) and padded with NULLs.
+_SHAPE = (String, String, String, BigInteger, BigInteger, BigInteger, BigInteger, BigInteger, BigInteger)
+_TEXTS = _SHAPE.count(String)
+
+
+def _tagged(branches: dict[str, tuple[int, Select[Any]]]) -> CompoundSelect:
+    """The branches as one UNION ALL, each row led by its branch's name; a branch's first `texts`
+    columns go to the shape's text slots, the rest to its number slots (`_untagged` undoes it)."""
+    tagged = []
+    for tag, (texts, branch) in branches.items():
+        columns = list(branch.selected_columns)
+        numbers = len(columns) - texts
+        if texts > _TEXTS or numbers > len(_SHAPE) - _TEXTS:
+            raise ValueError(f"branch {tag}: {texts} texts and {numbers} numbers do not fit")
+        slots = [
+            *(cast(c, String) for c in columns[:texts]),
+            *(cast(null(), String) for _ in range(_TEXTS - texts)),
+            *(cast(c, BigInteger) for c in columns[texts:]),
+            *(cast(null(), BigInteger) for _ in range(len(_SHAPE) - _TEXTS - numbers)),
+        ]
+        labelled = [literal_column(f"'{tag}'", String).label("tag")]
+        labelled += [slot.label(f"c{i}") for i, slot in enumerate(slots)]
+        tagged.append(branch.with_only_columns(*labelled, maintain_column_froms=True))
+    return union_all(*tagged)
+
+
+def _untagged(
+    widths: dict[str, tuple[int, int]], rows: Sequence[Row[Any]]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of `_tagged(branches)` per branch, each with the branch's own columns in order."""
+    found: dict[str, list[tuple[Any, ...]]] = {tag: [] for tag in widths}
+    for tag, *values in rows:
+        texts, numbers = widths[tag]
+        found[tag].append((*values[:texts], *values[_TEXTS : _TEXTS + numbers]))
+    return found
 
 
 def _indicators(
