@@ -1,23 +1,28 @@
 """Demo fee schedules (收费公示) for `cradle seed-demo`: every approved facility discloses one, in force
-from the last 1 September. Inclusive facilities charge below their district's cap (the settings'
-`REGISTRY_FEE_CAPS` defaults), except about one in twenty-five, whose schedule goes above it and
-waits for EDU — so the district's list of facilities flagged for fees over the cap has a few.
-Recorded through the registry's own function, so versions, flags, change requests and events are
-the real ones. Facilities that already have a schedule are left as they are; deterministic for a
-seed."""
+from the last 1 September on or before the latest month a subsidy list can be computed for (so that
+month's list finds it), disclosed two weeks before it takes effect or on the facility's approval if
+later: the subsidies read a month's fees as published by its close. Inclusive facilities charge
+below their district's cap (the settings' `REGISTRY_FEE_CAPS` defaults), except about one in
+twenty-five, whose schedule goes above it and waits for EDU — so the district's list of facilities
+flagged for fees over the cap has a few. Recorded through the registry's own function, so versions,
+flags, change requests and events are the real ones. Facilities that already have a schedule are
+left as they are; deterministic for a seed."""
 
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cradle.seed.approved import approved_without, in_batches, registry_sessions
+from cradle.seed.subsidies import close_settings, latest_closed_month
 from services.registry.models import Facility, FeeSchedule
 from services.registry.schemas.fees import FeeLine, FeeScheduleCreate, OtherCharge
 from services.registry.service import fees
+from services.registry.service.subsidies import month_start
+from shared.clock import SHANGHAI, as_utc, utcnow
 from shared.identity import ClientKind, Identity
 
 ABOVE_CAP_ONE_IN = 25
@@ -69,12 +74,18 @@ def _schedule(
     )
 
 
+def fees_in_force_from(now: datetime) -> date:
+    """The last 1 September on or before the first day of the latest closed subsidy month."""
+    first = month_start(latest_closed_month(close_settings(), now)).astimezone(SHANGHAI).date()
+    return date(first.year if first.month >= 9 else first.year - 1, 9, 1)
+
+
 async def seed_fees(engine: AsyncEngine, *, namespace: str, seed: int = 2026) -> tuple[int, int]:
     """Returns (schedules recorded, schedules held for EDU above the cap)."""
     rng = random.Random(f"fees:{seed}")
     maker = registry_sessions(engine, namespace)
-    today = date.today()
-    effective = date(today.year if today.month >= 9 else today.year - 1, 9, 1)
+    effective = fees_in_force_from(utcnow())
+    announced = datetime.combine(effective - timedelta(days=14), time(10), tzinfo=SHANGHAI)
     async with maker() as session:
         ids = await approved_without(session, FeeSchedule.facility_id)
         caps = fees.caps_of(session)  # the settings' defaults: the seeder runs outside the service
@@ -83,9 +94,14 @@ async def seed_fees(engine: AsyncEngine, *, namespace: str, seed: int = 2026) ->
         for facility in batch:
             cap = fees.cap_fen(caps, facility.district_code, effective.year)
             data = _schedule(rng, facility, cap, effective)
-            _, request = await fees.record_schedule(
+            schedule, request = await fees.record_schedule(
                 session=session, caller=SEEDER, facility=facility, data=data
             )
+            # Recorded as the facility would have disclosed it, not at the seeding's instant.
+            approved_at = as_utc(facility.approved_at) if facility.approved_at else announced
+            schedule.recorded_at = max(announced, approved_at)
+            if schedule.published_at is not None:
+                schedule.published_at = schedule.recorded_at
             recorded += 1
             held += request is not None
     return recorded, held

@@ -42,6 +42,13 @@ UNREPORTED_ONE_IN = 20
 RATES_FEN = (40_000, 45_000, 50_000, 55_000, 60_000)
 
 
+def close_settings() -> RegistrySettings:
+    """The registry's default close (the seeders run outside the service, without its settings)."""
+    return RegistrySettings.model_construct(
+        subsidy_close_days=RegistrySettings.model_fields["subsidy_close_days"].default
+    )
+
+
 def latest_closed_month(settings: RegistrySettings, now: datetime) -> str:
     today = now.astimezone(SHANGHAI)
     month = f"{today.year}-{today.month:02d}"
@@ -128,9 +135,7 @@ async def _records(session: AsyncSession, rng: random.Random, month: str) -> int
 async def seed_subsidies(engine: AsyncEngine, *, namespace: str, seed: int = 2026) -> tuple[str, int, int]:
     """Returns (the month, lists published by this run, fen paid by this run)."""
     rng = random.Random(f"subsidies:{seed}")
-    settings = RegistrySettings.model_construct(
-        subsidy_close_days=RegistrySettings.model_fields["subsidy_close_days"].default
-    )
+    settings = close_settings()
     now = utcnow()
     month = latest_closed_month(settings, now)
     info = outbox_session_info(OutboxWriter(outbox, Namespace(namespace), "/cradle/registry"))

@@ -19,6 +19,7 @@ from services.registry.models import (
     Facility,
     FacilityStatusChange,
     FacilityVersion,
+    FeeSchedule,
     SubsidyRate,
 )
 from services.registry.service.subsidies import closes_at, last_day, month_start
@@ -62,6 +63,11 @@ async def backdate(registry: Registry, facility_ids: list[str], to: datetime) ->
         )
         await session.execute(
             update(SubsidyRate).where(SubsidyRate.district_code == DISTRICT).values(set_at=to)
+        )
+        await session.execute(
+            update(FeeSchedule)
+            .where(FeeSchedule.facility_id.in_(facility_ids), FeeSchedule.published_at.is_not(None))
+            .values(recorded_at=to, published_at=to)
         )
 
 
@@ -373,6 +379,82 @@ async def backdate_status(registry: Registry, facility_id: str, to: datetime) ->
             )
             .values(changed_at=to)
         )
+
+
+async def test_fees_disclosed_after_the_close_leave_the_month_and_adjust_the_next_list(
+    registry: Registry,
+) -> None:
+    """A facility that disclosed no fees by its month's close is refused for fees; a schedule it
+    discloses later, dated back into the month, does not change that month's list when recomputed,
+    and becomes an adjustment line on the next list once recorded before that list's close."""
+    finance = await registry.stack.headers_for(**FINANCE)
+    client = registry.client
+    month, following = months_back(3), months_back(2)
+    rate_fen = 40_000
+    for year in sorted({int(month[:4]), int(following[:4])}):
+        rate = await client.put(
+            f"/v1/subsidy-rates/{year}/{DISTRICT}", json={"amount_fen": rate_fen}, headers=finance
+        )
+        assert rate.status_code == 200, rate.text
+    start = month_start(month)
+    disclosed = await licensed(registry, "operator", "天平托育点", fees_from=start.date())
+    late = str((await registry.approved("operator", name="龙华托育点"))["id"])
+    for facility_id in (disclosed, late):
+        await report(registry, "operator", facility_id, month, toddler=6)
+    await backdate(registry, [disclosed, late], start + timedelta(hours=1))
+    for facility_id in (disclosed, late):
+        await refile(registry, facility_id, month, start + timedelta(days=20))
+
+    path = f"/v1/subsidy-lists/{month}/{DISTRICT}"
+    assert (await client.post(f"{path}/compute", headers=finance)).status_code == 200
+    first = await lines_of(registry, month, finance)
+    entitled = by_facility(first)
+    assert entitled[disclosed]["eligible"] and entitled[disclosed]["amount_fen"] == 6 * rate_fen
+    assert entitled[late]["refusals"] == ["fees_above_cap"]
+    [fee_check] = [c for c in entitled[late]["checks"] if c["code"] == "fees_within_cap"]
+    assert fee_check["en"] == f"No fee schedule disclosed in force on {last_day(month)}", fee_check
+    [kept] = [c for c in entitled[disclosed]["checks"] if c["code"] == "fees_within_cap"]
+    assert "2800.00" in kept["en"] and "2800.00" in kept["zh"]
+
+    # After the close the facility discloses a schedule in force since the month began: the month,
+    # recomputed, reads the records as they stood at its close.
+    fees = await client.post(
+        f"/v1/facilities/{late}/fees",
+        json={
+            "effective_from": str(start.date()),
+            "fees": [{"age_class": "toddler", "service_mode": "full_day", "amount": "2600.00"}],
+        },
+        headers=registry["operator"],
+    )
+    assert fees.status_code == 201 and fees.json()["status"] == "published", fees.text
+    assert (await client.post(f"{path}/compute", headers=finance)).status_code == 200
+    assert verdicts(await lines_of(registry, month, finance)) == verdicts(first)
+    approved = await client.post(f"{path}/review", json={"decision": "approve"}, headers=registry["EDU"])
+    assert approved.status_code == 200, approved.text
+    assert (await client.post(f"{path}/publish", headers=finance)).status_code == 200
+
+    # Recorded before the next month's close, the disclosure is an adjustment on the next list.
+    settings = registry.stack.registry.state.settings
+    async with registry.stack.registry.state.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(FeeSchedule)
+            .where(FeeSchedule.facility_id == late)
+            .values(
+                recorded_at=closes_at(month, settings) + timedelta(days=1),
+                published_at=closes_at(month, settings) + timedelta(days=1),
+            )
+        )
+    for facility_id in (disclosed, late):
+        await report(registry, "operator", facility_id, following, toddler=6)
+        await refile(registry, facility_id, following, month_start(following) + timedelta(days=5))
+    nxt = await client.post(f"/v1/subsidy-lists/{following}/{DISTRICT}/compute", headers=finance)
+    assert nxt.status_code == 200, nxt.text
+    next_lines = await lines_of(registry, following, finance)
+    [adjustment] = [line for line in next_lines if line["kind"] == "adjustment"]
+    assert (adjustment["facility_id"], adjustment["for_month"]) == (late, month)
+    assert adjustment["places"] == 6 and adjustment["amount_fen"] == 6 * rate_fen
+    assert all(line["eligible"] for line in by_facility(next_lines).values())
+    assert verdicts(await lines_of(registry, month, finance)) == verdicts(first)
 
 
 def test_a_months_last_day_is_its_last_calendar_day() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -252,33 +253,73 @@ async def latest_published(session: AsyncSession, facility_id: str) -> FeeSchedu
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def schedule_in_force(session: AsyncSession, facility_id: str, on: date) -> FeeSchedule | None:
+async def schedule_in_force(
+    session: AsyncSession, facility_id: str, on: date, *, published_by: datetime | None = None
+) -> FeeSchedule | None:
     """The published schedule with the latest effective date on or before `on` (the later version
-    when two take effect the same day)."""
-    query = (
-        select(FeeSchedule)
-        .where(
-            FeeSchedule.facility_id == facility_id,
-            FeeSchedule.status == FeeScheduleStatus.published.value,
-            FeeSchedule.effective_from <= on,
-        )
-        .order_by(FeeSchedule.effective_from.desc(), FeeSchedule.version.desc())
-        .limit(1)
+    when two take effect the same day); with `published_by`, among those published by that instant
+    only (a schedule disclosed later, even one dated back into force, is not on the record then)."""
+    query = select(FeeSchedule).where(
+        FeeSchedule.facility_id == facility_id,
+        FeeSchedule.status == FeeScheduleStatus.published.value,
+        FeeSchedule.effective_from <= on,
     )
+    if published_by is not None:
+        query = query.where(FeeSchedule.published_at <= published_by)
+    query = query.order_by(FeeSchedule.effective_from.desc(), FeeSchedule.version.desc()).limit(1)
     return (await session.execute(query)).scalar_one_or_none()
 
 
+@dataclass(frozen=True, slots=True)
+class CapStanding:
+    """How a facility's fees stood against its district's cap on a day: the schedule in force (its
+    highest monthly full-day fee) and the cap, in fen; `within` only when both exist and it keeps."""
+
+    schedule_version: int | None
+    max_full_day_fen: int | None
+    cap_fen: int | None
+
+    @property
+    def within(self) -> bool:
+        return (
+            self.schedule_version is not None
+            and self.cap_fen is not None
+            and not over_cap(self.max_full_day_fen, self.cap_fen)
+        )
+
+
+async def cap_standing(
+    session: AsyncSession,
+    facility_id: str,
+    on: date,
+    *,
+    published_by: datetime | None = None,
+    caps: Caps | None = None,
+) -> CapStanding:
+    """The facility's fees against its district's cap for `on`'s year, by the schedule in force on
+    `on` (published by `published_by`, when given)."""
+    facility = await session.get(Facility, facility_id)
+    if facility is None:
+        return CapStanding(None, None, None)
+    schedule = await schedule_in_force(session, facility_id, on, published_by=published_by)
+    cap = cap_fen(caps if caps is not None else caps_of(session), facility.district_code, on.year)
+    if schedule is None:
+        return CapStanding(None, None, cap)
+    return CapStanding(schedule.version, schedule.max_full_day_fen, cap)
+
+
 async def fees_within_cap(
-    session: AsyncSession, facility_id: str, on: date, *, caps: Caps | None = None
+    session: AsyncSession,
+    facility_id: str,
+    on: date,
+    *,
+    published_by: datetime | None = None,
+    caps: Caps | None = None,
 ) -> bool:
     """True when the schedule in force on `on` keeps its monthly full-day fees within the facility's
     district's cap for that year. False without a schedule, or without a cap to hold it to."""
-    facility = await session.get(Facility, facility_id)
-    schedule = await schedule_in_force(session, facility_id, on) if facility is not None else None
-    if facility is None or schedule is None:
-        return False
-    cap = cap_fen(caps if caps is not None else caps_of(session), facility.district_code, on.year)
-    return cap is not None and not over_cap(schedule.max_full_day_fen, cap)
+    standing = await cap_standing(session, facility_id, on, published_by=published_by, caps=caps)
+    return standing.within
 
 
 async def history(

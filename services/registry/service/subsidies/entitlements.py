@@ -18,7 +18,7 @@ from services.registry.models import (
     FacilityStatusChange,
     FacilityVersion,
 )
-from services.registry.service.fees import fees_within_cap
+from services.registry.service.fees import CapStanding, cap_standing, to_yuan
 from services.registry.service.subsidies.common import last_day, month_end, month_start
 from shared.clock import SHANGHAI, as_utc
 
@@ -63,6 +63,30 @@ class Entitlement:
     @property
     def amount_fen(self) -> int:
         return self.places * self.rate_fen if self.eligible else 0
+
+
+def _fee_texts(fees: CapStanding, day: date) -> tuple[str, str]:
+    """The fee condition's reason in English and Chinese: what was in force on `day` against which cap."""
+    if fees.schedule_version is None:
+        return f"No fee schedule disclosed in force on {day}", f"{day}无已公示且生效的收费标准"
+    if fees.cap_fen is None:
+        return (
+            f"No inclusive fee cap set for the district in {day.year}",
+            f"{day.year}年本区未设普惠收费限价",
+        )
+    highest = "—" if fees.max_full_day_fen is None else f"{to_yuan(fees.max_full_day_fen)}"
+    cap = to_yuan(fees.cap_fen)
+    if fees.within:
+        return (
+            f"Fees within the district's cap: full-day {highest} yuan a month, cap {cap} "
+            f"(schedule v{fees.schedule_version} in force on {day})",
+            f"收费未超过区限价：全日托{highest}元/月，限价{cap}元（{day}生效的第{fees.schedule_version}版收费标准）",
+        )
+    return (
+        f"Fees above the district's cap: full-day {highest} yuan a month, cap {cap} "
+        f"(schedule v{fees.schedule_version} in force on {day})",
+        f"收费超过区限价：全日托{highest}元/月，限价{cap}元（{day}生效的第{fees.schedule_version}版收费标准）",
+    )
 
 
 async def _statuses(
@@ -146,7 +170,8 @@ async def entitlements(
     """Every facility of the district licensed before the month ended and not closed before it began,
     with each condition's verdict as the records stood at `as_of`. Status, inclusive flag and
     capacity are those in force at the month's end; the enrolment report and abuse findings those
-    recorded by `as_of`; places per age class min(enrolled, licensed capacity)."""
+    recorded by `as_of`; the fees those of the schedule in force on the month's last day among the
+    schedules published by `as_of`; places per age class min(enrolled, licensed capacity)."""
     start, end = month_start(month), month_end(month)
     history = await _statuses(session, district_code, end)
     candidates = [
@@ -190,15 +215,8 @@ async def entitlements(
                 "普惠性托育机构" if inclusive else "非普惠性托育机构",
             )
         )
-        within = await fees_within_cap(session, facility_id, last_day(month))
-        checks.append(
-            check(
-                "fees_within_cap",
-                within,
-                "Fees within the district's cap" if within else "Fees above the district's cap",
-                "收费未超过区限价" if within else "收费超过区限价",
-            )
-        )
+        fees = await cap_standing(session, facility_id, last_day(month), published_by=as_of)
+        checks.append(check("fees_within_cap", fees.within, *_fee_texts(fees, last_day(month))))
         filing = filings.get(facility_id)
         reported_on = as_utc(filing.reported_at).astimezone(SHANGHAI).date() if filing else None
         checks.append(
