@@ -41,6 +41,7 @@ bench: install
 	command -v wrk >/dev/null || apt-get install -y -qq --no-install-recommends wrk
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/ban_check.py
+	$(BIN)/python bench/ban_check.py --bans 1000  # the same ratios at 10^3 bans: flat from 10^3 to 10^6
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/ingest.py --backend postgres
 	$(BIN)/python bench/guidance_figures.py
