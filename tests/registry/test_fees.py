@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
+import pytest
+
+from services.registry.config import RegistrySettings
 from services.registry.service.fees import fees_within_cap
-from tests.registry.conftest import Registry
+from tests.conftest import start_stack
+from tests.registry.conftest import CLIENTS, Registry
 from tests.registry.test_change_requests import coverage_points
+from tests.support import DatabaseFactory
 
 # 徐汇 (310104), where the test facilities are: the settings' default cap is 3,500 yuan a month.
 WITHIN, ABOVE = "3200.00", "3800.00"
@@ -196,3 +202,65 @@ async def test_an_application_leaving_inclusive_is_no_longer_flagged(registry: R
     )
     assert edited.status_code == 200, edited.text
     assert await flagged(registry, "district") == []
+
+
+# A deployment's caps (REGISTRY_FEE_CAPS): 徐汇 its own for 2026 and 2028, 黄浦 from 2027, every other
+# district one for 2026.
+CAPS = {"310104": {2026: "3000", 2028: "3300"}, "310101": {2027: "3600"}, "*": {2026: "2800"}}
+
+
+@pytest.fixture
+async def capped(
+    databases: DatabaseFactory, shared_nats_url: str, namespace: str, keys: dict[str, Any]
+) -> AsyncIterator[Registry]:
+    async with start_stack(
+        databases=databases,
+        nats_url=shared_nats_url,
+        namespace=namespace,
+        keys=keys,
+        overrides={"registry": {"fee_caps": CAPS}},
+    ) as stack:
+        yield Registry(stack, {who: await stack.headers_for(**body) for who, body in CLIENTS.items()})
+
+
+async def test_the_cap_is_the_districts_own_for_the_year_the_schedule_takes_effect(capped: Registry) -> None:
+    xuhui = await capped.approved()
+    huangpu = await capped.approved(town_code="310101002", lat=31.238, lon=121.484)
+    pudong = await capped.approved(town_code="310115004", lat=31.225, lon=121.530)
+
+    async def recorded(facility: dict[str, Any], full_day: str, effective_from: str) -> tuple[str, str, bool]:
+        response = await record(capped, facility["id"], schedule(full_day, effective_from=effective_from))
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return body["cap"], body["status"], body["over_cap"]
+
+    # 徐汇: 2026's cap, kept in 2027 (no cap of its own that year), 2028's from then on.
+    assert await recorded(xuhui, "2900.00", "2026-09-01") == ("3000.00", "published", False)
+    assert await recorded(xuhui, "3100.00", "2027-01-01") == ("3000.00", "pending", True)
+    # Flagged now, so even a schedule within 2028's higher cap waits for EDU.
+    assert await recorded(xuhui, "3200.00", "2028-01-01") == ("3300.00", "pending", False)
+    # 黄浦 has no cap before 2027: every district's for 2026; its own from 2027.
+    assert await recorded(huangpu, "2700.00", "2026-09-01") == ("2800.00", "published", False)
+    assert await recorded(huangpu, "3500.00", "2027-03-01") == ("3600.00", "published", False)
+    # 浦东 is not named: every district's.
+    assert await recorded(pudong, "2900.00", "2026-09-01") == ("2800.00", "pending", True)
+    assert sorted(await flagged(capped, "EDU")) == sorted([xuhui["id"], pudong["id"]])
+    assert await flagged(capped, "other_district") == []  # 黄浦's office: its facility keeps within
+    async with capped.stack.registry.state.sessionmaker() as session:
+        assert await fees_within_cap(session, huangpu["id"], date(2027, 3, 31)) is True
+        assert await fees_within_cap(session, huangpu["id"], date(2027, 2, 28)) is True  # 2,700 ≤ 3,600
+
+
+def test_caps_are_set_per_district_and_year_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, keys: dict[str, Any]
+) -> None:
+    monkeypatch.setenv(
+        "REGISTRY_FEE_CAPS", '{"310104": {"2026": 3000, "2028": "3300.50"}, "*": {"2026": 2800}}'
+    )
+    settings = RegistrySettings(database_url="sqlite+aiosqlite://", internal_verify_key=keys["verify"])
+    assert {
+        code: {year: str(cap) for year, cap in years.items()} for code, years in settings.fee_caps.items()
+    } == {
+        "310104": {2026: "3000", 2028: "3300.50"},
+        "*": {2026: "2800"},
+    }
