@@ -298,6 +298,53 @@ async def test_an_undecided_suspension_gets_the_default_action_once(wf: Workforc
     assert ended.data["reason"] == "background_check"
 
 
+@pytest.fixture
+async def reinstating(databases: Any, shared_nats_url: str, namespace: str, keys: dict[str, Any]) -> Any:
+    """A deployment whose undecided suspensions go on (WORKFORCE_SUSPENSION_DEFAULT_ACTION), after 10 days."""
+    async with start_workforce_stack(
+        databases=databases, nats_url=shared_nats_url, namespace=namespace, keys=keys,
+        suspension_default_action="reinstate", suspension_decision_days=10,
+    ) as stack:  # fmt: skip
+        yield stack
+
+
+async def test_where_the_default_is_to_reinstate_an_undecided_suspension_goes_on(
+    reinstating: WorkforceStack,
+) -> None:
+    wf = reinstating
+    facility = await wf.facility(enrolment={"infant": 0, "toddler": 5, "preschool": 0})
+    who = Callers(wf)
+    operator, police = await who.operator(facility), await who.police()
+    employment = (await hire(wf, operator, await registered(wf, operator), facility)).json()
+    await answer(wf, police, employment, "flagged")
+    suspended = await get(wf, f"/v1/employments/{employment['id']}", operator)
+    assert suspended["standing"] == "suspended"
+    [event] = [
+        e for e in await wf.events("cradle.workforce.employment.suspended")
+        if e.data["employment_id"] == employment["id"]
+    ]  # fmt: skip
+    assert event.data["default_action"] == "reinstate"
+    suspended_at = datetime.fromisoformat(suspended["suspended_at"])
+    assert datetime.fromisoformat(event.data["decide_by"]) == suspended_at + timedelta(days=10)
+
+    assert (await run_jobs(wf, suspended_at + timedelta(days=9))).suspensions_decided == 0
+    assert (await run_jobs(wf, suspended_at + timedelta(days=10, minutes=1))).suspensions_decided == 1
+    assert (await run_jobs(wf, suspended_at + timedelta(days=20))).suspensions_decided == 0
+    after = await get(wf, f"/v1/employments/{employment['id']}", operator)
+    assert (after["status"], after["standing"]) == ("active", "cleared")
+    [back] = [
+        e for e in await wf.events("cradle.workforce.employment.reinstated")
+        if e.data["employment_id"] == employment["id"]
+    ]  # fmt: skip
+    assert back.data["decided_by"] == "default"
+    history = await get(wf, f"/v1/employments/{employment['id']}/history", operator)
+    assert [h["kind"] for h in history["items"]] == ["suspended", "reinstated"]
+    assert not [
+        e for e in await wf.events("cradle.workforce.employment.ended")
+        if e.data["employment_id"] == employment["id"]
+    ]  # fmt: skip
+
+
 async def test_a_flag_at_the_annual_recheck_suspends_every_employment_of_the_person(
     wf: WorkforceStack,
 ) -> None:
