@@ -20,7 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import RandomIdGenerator, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Link, Span, SpanKind
@@ -68,6 +68,21 @@ async def flush_traces(timeout_seconds: float = 5.0) -> None:
     provider = trace.get_tracer_provider()
     if isinstance(provider, TracerProvider):
         await asyncio.to_thread(provider.force_flush, int(timeout_seconds * 1000))
+
+
+def new_trace_fields(name: str) -> dict[str, str]:
+    """The `traceparent` of a trace of its own, for work no request or event caused (an event a
+    command writes): a root span started and ended here, recorded as this process's sampler decides.
+    A process with no tracer provider of the SDK's (a command) makes the ids as the SDK would, not
+    sampled, so that the event still has a trace to carry."""
+    span = tracer.start_span(name, context=Context())
+    span.end()
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    if "traceparent" in carrier:
+        return {"traceparent": carrier["traceparent"]}
+    ids = RandomIdGenerator()
+    return {"traceparent": f"00-{ids.generate_trace_id():032x}-{ids.generate_span_id():016x}-00"}
 
 
 def context_from(traceparent: str | bytes | None, tracestate: str | bytes | None = None) -> Context:

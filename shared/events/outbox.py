@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -91,8 +92,10 @@ async def emit_many(session: AsyncSession, events: Sequence[DomainEvent]) -> lis
     if not events:
         return []
     writer: OutboxWriter = session.info[OUTBOX_WRITER]
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    trace = tracing.current_fields()  # the request's (or the handled event's) span
+    # The request's (or the handled event's, or the job round's) id and span. Every event carries
+    # both: one that nothing in context caused (a command's seed) gets a trace and an id of its own.
+    request_id = structlog.contextvars.get_contextvars().get("request_id") or uuid.uuid4().hex
+    trace = tracing.current_fields() or tracing.new_trace_fields(f"emit {events[0].event_type}")
     built = [_outbox_row(writer, event, request_id, trace) for event in events]
     rows = [row for _, row in built]
     if len(rows) == 1:

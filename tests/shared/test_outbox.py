@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, ClassVar
 
 import nats
 import pytest
+import structlog
+from opentelemetry import context as otel_context
 from pydantic import ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.models import outbox
+from shared import tracing
 from shared.contracts import EVENT_MODELS
 from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine
 from shared.events.bus import EventBus
 from shared.events.envelope import DomainEvent
 from shared.events.outbox import OutboxRelay, OutboxWriter, emit, outbox_session_info
 from shared.events.streams import Namespace
+from shared.jobs import round_alone
 from shared.observability import Metrics
 from tests.support import DatabaseFactory, eventually
+
+TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 class Pinged(DomainEvent):
@@ -202,3 +211,59 @@ async def test_sent_rows_are_purged_after_the_retention(parts: dict[str, Any]) -
     assert await relay.purge_sent(older_than=timedelta(seconds=0)) == 3
     async with maker() as session:
         assert (await session.execute(select(func.count()).select_from(outbox))).scalar_one() == 1
+
+
+async def envelopes(maker: async_sessionmaker[AsyncSession]) -> dict[int, dict[str, Any]]:
+    """Every event in the outbox, by its `n`."""
+    async with maker() as session:
+        payloads = (await session.execute(select(outbox.c.payload))).scalars()
+        return {envelope["data"]["n"]: envelope for envelope in map(json.loads, payloads)}
+
+
+def trace_of(envelope: dict[str, Any]) -> str:
+    assert TRACEPARENT.fullmatch(envelope["traceparent"]), envelope
+    return envelope["traceparent"].split("-")[1]
+
+
+async def test_every_event_carries_a_trace_and_a_request_id(parts: dict[str, Any]) -> None:
+    """In a request's (or a handled event's) span, its trace and request id; with neither (a
+    command's seed), a trace and a request id of the event's own, never none."""
+    maker = parts["maker"]
+    for n in (1, 2):
+        async with maker() as session, session.begin():
+            await emit(session, Pinged(n=n))
+    caller = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    token = otel_context.attach(tracing.context_from(caller))
+    bound = structlog.contextvars.bind_contextvars(request_id="req-outbox-1")
+    try:
+        async with maker() as session, session.begin():
+            await emit(session, Pinged(n=3))
+    finally:
+        structlog.contextvars.reset_contextvars(**bound)
+        otel_context.detach(token)
+
+    events = await envelopes(maker)
+    assert events[3]["traceparent"] == caller and events[3]["requestid"] == "req-outbox-1"
+    alone = [events[1], events[2]]
+    assert all(event["requestid"] for event in alone)
+    assert trace_of(alone[0]) != trace_of(alone[1]) and alone[0]["requestid"] != alone[1]["requestid"]
+
+
+async def test_a_job_round_is_one_trace_and_one_request_id(parts: dict[str, Any]) -> None:
+    """What a scheduled round emits carries the round's own trace and request id (shared/jobs.py),
+    which its log lines carry too; the next round is another."""
+    tracing.configure_tracing("tests")  # as every service process does at its start (once a process)
+    maker = parts["maker"]
+    ids = []
+    for first in (1, 3):
+        async with round_alone(maker, "test.outbox.round") as mine:
+            assert mine
+            ids.append(structlog.contextvars.get_contextvars()["request_id"])
+            for n in (first, first + 1):
+                async with maker() as session, session.begin():
+                    await emit(session, Pinged(n=n))
+    assert "request_id" not in structlog.contextvars.get_contextvars()  # unbound after the round
+
+    events = await envelopes(maker)
+    assert [events[n]["requestid"] for n in (1, 2, 3, 4)] == [ids[0], ids[0], ids[1], ids[1]]
+    assert trace_of(events[1]) == trace_of(events[2]) != trace_of(events[3]) == trace_of(events[4])
