@@ -135,12 +135,20 @@ class Sender:
         # Held from round to round: a connection taken from the pool each round is pinged first
         # (PostgreSQL: three round trips, a third of a round's). Dropped after a failed round.
         self._connection: AsyncConnection | None = None
+        # PostgreSQL: recording runs beside claiming, on a connection of its own (each round of one
+        # was a third to a half of a round of both, one after the other). SQLite has one writer.
+        self._split = engine.dialect.name == "postgresql"
+        self._finished = asyncio.Event()  # an attempt finished: the recorder has work
+        self._recorder: asyncio.Task[None] | None = None
+        self._record_connection: AsyncConnection | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="delivery-sender")
+        if self._split:
+            self._recorder = asyncio.create_task(self._record_loop(), name="delivery-recorder")
         # `workers` attempts in flight at most, each worker one at a time (a task per attempt cost
         # 13 µs more an attempt than a worker taking the next from the queue).
         self._workers = [
@@ -149,7 +157,7 @@ class Sender:
         ]
 
     async def stop(self) -> None:
-        tasks = [*([self._task] if self._task else []), *self._workers]
+        tasks = [task for task in (self._task, self._recorder) if task is not None] + self._workers
         for task in tasks:
             task.cancel()
         stopped = [await stop_task("delivery sender", task, seconds=5) for task in tasks]
@@ -159,6 +167,7 @@ class Sender:
         if all(stopped):
             await settle("delivery outcomes", self.round(claiming=False), seconds=5)
             await self._release_connection()
+            await self._release_record_connection()
         self.client.close()
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -167,7 +176,7 @@ class Sender:
         while True:
             self._wake.clear()
             try:
-                claimed = await self.round()
+                claimed = await self.round(recording=not self._split)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database away: the outcomes are kept, try again shortly
@@ -179,15 +188,53 @@ class Sender:
             for subscription_id in {item.subscription_id for item in claimed}:
                 self._dispatch(subscription_id)
             self.client.sweep()
-            if claimed or self._results:
+            if claimed or (self._results and not self._split):
                 continue  # more may be due at once, and what finished meanwhile frees slots
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
 
-    async def round(self, *, claiming: bool = True) -> list[Claimed]:
-        """Record what finished, then claim what is due, in one transaction. Outcomes are taken
-        only once it commits: if it fails, the next round records them."""
+    async def _record_loop(self) -> None:
+        """PostgreSQL: what finished, recorded as it finishes, beside the claims (whatever finished
+        during one recording is the next one's batch); each recording wakes the claims, as it frees
+        leases and makes the next event of a subject due."""
+        while True:
+            self._finished.clear()
+            if not self._results:
+                await self._finished.wait()
+                continue
+            try:
+                await self._record_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database away: the outcomes are kept, try again shortly
+                log.warning("delivery_recording_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(self.settings.poll_seconds)
+                continue
+            self._wake.set()
+
+    async def _record_round(self) -> None:
         finished = list(self._results)
+        now = utcnow()
+        if self._record_connection is None:
+            self._record_connection = await self.engine.connect()
+        try:
+            async with self.maker(bind=self._record_connection) as session, session.begin():
+                await self._record(session, finished, now)
+        except BaseException:
+            await self._release_record_connection()
+            raise
+        del self._results[: len(finished)]
+
+    async def _release_record_connection(self) -> None:
+        connection, self._record_connection = self._record_connection, None
+        if connection is not None:
+            await settle("delivery recording connection", connection.close(), seconds=5)
+
+    async def round(self, *, claiming: bool = True, recording: bool = True) -> list[Claimed]:
+        """Record what finished (unless a recorder does, beside), then claim what is due, in one
+        transaction. Outcomes are taken only once it commits: if it fails, the next round records
+        them."""
+        finished = list(self._results) if recording else []
         now = utcnow()
         if self._connection is None:
             self._connection = await self.engine.connect()
@@ -259,7 +306,8 @@ class Sender:
             self._dispatch(subscription_id)  # its slot, to the next delivery it holds
             if outcome is not None:
                 self._results.append(outcome)
-                self._wake.set()  # its lease is released, and the next of its subject due, once recorded
+                # Its lease is released, and the next of its subject due, once recorded.
+                (self._finished if self._split else self._wake).set()
 
     def _in_time(self, claimed: Claimed) -> bool:
         """Whether the attempt ends, at its deadline, before its lease lapses. If not, it is not sent:
