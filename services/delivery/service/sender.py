@@ -149,6 +149,9 @@ class Sender:
         self._task = asyncio.create_task(self._loop(), name="delivery-sender")
         if self._split:
             self._recorder = asyncio.create_task(self._record_loop(), name="delivery-recorder")
+        self.start_workers()
+
+    def start_workers(self) -> None:
         # `workers` attempts in flight at most, each worker one at a time (a task per attempt cost
         # 13 µs more an attempt than a worker taking the next from the queue).
         self._workers = [
