@@ -219,5 +219,16 @@ class FacilityProfile(BaseModel):
     training: ProfilePart
     open_alerts: ProfilePart = Field(description="`data`: `{items, more}`, the open alerts")
     last_inspection: ProfilePart = Field(description="`data`: the last completed inspection, or null")
-    risk: ProfilePart
-    health: ProfilePart
+    risk: ProfilePart = Field(
+        description="`data`: the risk score and its reasons (open and founded complaints too)"
+    )
+    health: ProfilePart = Field(description="`data`: entry health checks (入托体检) and 卫生保健 assessments")
+    fees: ProfilePart = Field(
+        description="`data`: the fees as they stand today — in force, announced, held for EDU, and the "
+        "flag for fees above the district's inclusive cap"
+    )
+    complaints: ProfilePart = Field(
+        description="`data`: `{items, more}`, the latest complaints about it (the complainant as the "
+        "caller may see it)"
+    )
+    subsidies: ProfilePart = Field(description="`data`: `{items, more}`, its latest subsidy lines (综合奖补)")

@@ -51,6 +51,10 @@ class Part:
         return out
 
 
+# A profile's complaints and subsidy lines: the latest this many, `more` saying whether there are others.
+LISTED = 20
+
+
 class Views:
     def __init__(self, *, forwarder: Forwarder, timeout: float, targets: Mapping[str, Target]) -> None:
         self.targets = targets
@@ -124,6 +128,16 @@ class Views:
             ),
             "risk": ("monitoring", f"/v1/facilities/{fid}/risk"),
             "health": ("registry", f"/v1/facilities/{fid}/health"),
+            "fees": ("registry", f"/v1/facilities/{fid}/fees/current"),
+            "complaints": (
+                "monitoring",
+                "/v1/complaints?" + urlencode({"facility_id": facility_id, "limit": LISTED}),
+            ),
+            "subsidies": (
+                "registry",
+                "/v1/subsidy-lines?"
+                + urlencode({"facility_id": facility_id, "newest_first": "true", "limit": LISTED}),
+            ),
         }
         parts = await self.gather(calls, token, request_id)
         # The registry decides whether the facility exists for this caller; when it cannot say
@@ -136,12 +150,8 @@ class Views:
         if last.status == "ok":
             items = last.data.get("items", []) if isinstance(last.data, dict) else []
             last = Part("ok", items[0] if items else None)
-        alerts = parts["open_alerts"]
-        if alerts.status == "ok" and isinstance(alerts.data, dict):
-            alerts = Part(
-                "ok", {"items": alerts.data.get("items", []), "more": bool(alerts.data.get("next_cursor"))}
-            )
-        shown = {**parts, "last_inspection": last, "open_alerts": alerts}
+        listed = {name: _listed(parts[name]) for name in ("open_alerts", "complaints", "subsidies")}
+        shown = {**parts, "last_inspection": last, **listed}
         return {
             "facility_id": facility_id,
             "generated_at": datetime.now(UTC).isoformat(),
@@ -174,6 +184,13 @@ class Views:
             "sources": {name: part.status for name, part in sources.items()},
             "items": rows,
         }
+
+
+def _listed(part: Part) -> Part:
+    """A list part as `{items, more}`: the first page a service answered, and whether there is more."""
+    if part.status != "ok" or not isinstance(part.data, dict):
+        return part
+    return Part("ok", {"items": part.data.get("items", []), "more": bool(part.data.get("next_cursor"))})
 
 
 def _rate(numerator: int | None, denominator: int | None) -> float | None:

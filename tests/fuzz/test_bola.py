@@ -196,6 +196,8 @@ FACILITY_ATTACKS = [
     ),
     a("GET", "/v1/facilities/{facility}/inspections"),
     a("GET", "/v1/facilities/{facility}/fees"),
+    a("GET", "/v1/facilities/{facility}/fees/current"),
+    a("GET", "/v1/facilities/{facility}/fees/1", "GET /v1/facilities/{facility_id}/fees/{version}"),
     a(
         "POST",
         "/v1/facilities/{facility}/fees",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import pytest
 
@@ -100,6 +101,38 @@ async def test_the_profile_gathers_every_part_and_survives_a_service_down(full_s
         "entry_health_checks": [],
         "health_assessments": [],
     }
+    assert body["fees"]["data"]["in_force"] is None and body["fees"]["data"]["flagged_over_cap"] is False
+    assert body["complaints"]["data"] == {"items": [], "more": False}
+    assert body["subsidies"]["data"] == {"items": [], "more": False}
+
+    # Its fees disclosed and a complaint lodged by the public: the profile shows both, and the
+    # operator never sees who complained.
+    fees = await full_stack.client.post(
+        f"/v1/facilities/{facility_id}/fees",
+        json={
+            "effective_from": str(date.today() - timedelta(days=1)),
+            "fees": [{"age_class": "toddler", "service_mode": "full_day", "amount": "3200.00"}],
+        },
+        headers=operator,
+    )
+    assert fees.status_code == 201, fees.text
+    lodged = await full_stack.client.post(
+        "/v1/complaints",
+        json={
+            "facility_id": facility_id,
+            "category": "food",
+            "description": "午餐与公示食谱不符",
+            "complainant_name": "王晓梅",
+            "complainant_phone": "13800138000",
+        },
+    )
+    assert lodged.status_code == 201, lodged.text
+    body = (await full_stack.client.get(f"/v1/facilities/{facility_id}/profile", headers=operator)).json()
+    assert body["complete"] is True, body
+    assert body["fees"]["data"]["in_force"]["max_full_day_monthly"] == "3200.00"
+    [complaint] = body["complaints"]["data"]["items"]
+    assert complaint["id"] == lodged.json()["id"] and complaint["complainant"] is None
+    assert "13800138000" not in str(body) and "王晓梅" not in str(body)
 
     with down(full_stack, "monitoring"):
         partial = await full_stack.client.get(f"/v1/facilities/{facility_id}/profile", headers=operator)
@@ -112,6 +145,7 @@ async def test_the_profile_gathers_every_part_and_survives_a_service_down(full_s
         "open_alerts",
         "last_inspection",
         "risk",
+        "complaints",
     }
     assert parts["facility"]["status"] == "ok" and parts["staffing"]["status"] == "ok"
 

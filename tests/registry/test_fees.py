@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -67,6 +67,43 @@ async def test_a_schedule_is_published_versioned_and_public(registry: Registry) 
     assert next(f for f in listed if f["id"] == facility["id"])["fees"] == page["fees"]
     events = await registry.events("cradle.registry.fees.published")
     assert [e["data"]["fees"]["max_full_day_fen"] for e in events] == [420000, 450000]
+
+
+async def test_the_fees_as_they_stand_today_and_each_version_by_its_location(registry: Registry) -> None:
+    facility = await registry.approved()
+    current = f"/v1/facilities/{facility['id']}/fees/current"
+    empty = await registry.client.get(current, headers=registry["district"])
+    assert empty.status_code == 200, empty.text
+    assert empty.json() == {
+        "facility_id": facility["id"],
+        "in_force": None,
+        "announced": None,
+        "pending": None,
+        "flagged_over_cap": False,
+        "cap": "3500.00",
+    }
+    today = date.today()
+    in_force = await record(registry, facility["id"], schedule(WITHIN, str(today - timedelta(days=30))))
+    assert in_force.status_code == 201, in_force.text
+    by_location = await registry.client.get(in_force.headers["location"], headers=registry["SAMR"])
+    assert by_location.status_code == 200 and by_location.json() == in_force.json()
+    announced = await record(registry, facility["id"], schedule("3300.00", str(today + timedelta(days=60))))
+    pending = await record(registry, facility["id"], schedule(ABOVE, str(today + timedelta(days=90))))
+    assert pending.json()["status"] == "pending"
+
+    standing = (await registry.client.get(current, headers=registry["operator"])).json()
+    assert (standing["in_force"]["version"], standing["announced"]["version"]) == (1, 2)
+    assert standing["pending"]["version"] == 3
+    assert standing["pending"]["change_request_id"] == pending.json()["change_request_id"]
+    assert standing["flagged_over_cap"] is True and standing["cap"] == "3500.00"
+    assert standing["announced"] == announced.json()
+
+    for who in ("other_operator", "other_district"):
+        assert (await registry.client.get(current, headers=registry[who])).status_code == 404, who
+    missing = await registry.client.get(f"/v1/facilities/{facility['id']}/fees/9", headers=registry["EDU"])
+    assert missing.status_code == 404
+    zero = await registry.client.get(f"/v1/facilities/{facility['id']}/fees/0", headers=registry["EDU"])
+    assert zero.status_code == 422
 
 
 async def test_money_is_exact_and_every_wrong_field_is_named(registry: Registry) -> None:

@@ -456,6 +456,29 @@ async def test_fees_disclosed_after_the_close_leave_the_month_and_adjust_the_nex
     assert all(line["eligible"] for line in by_facility(next_lines).values())
     assert verdicts(await lines_of(registry, month, finance)) == verdicts(first)
 
+    # The facility's lines across lists, the latest list's first (as its profile shows them).
+    across = await client.get(
+        "/v1/subsidy-lines",
+        params={"facility_id": late, "newest_first": "true", "limit": 2},
+        headers=registry["operator"],
+    )
+    assert across.status_code == 200, across.text
+    page = across.json()
+    assert [(line["month"], line["kind"]) for line in page["items"]] == [
+        (following, "entitlement"),
+        (following, "adjustment"),
+    ]
+    rest = await client.get(
+        "/v1/subsidy-lines",
+        params={"facility_id": late, "newest_first": "true", "cursor": page["next_cursor"]},
+        headers=registry["operator"],
+    )
+    assert [(line["month"], line["kind"]) for line in rest.json()["items"]] == [(month, "entitlement")]
+    oldest_first = await client.get(
+        "/v1/subsidy-lines", params={"facility_id": late}, headers=registry["operator"]
+    )
+    assert [line["month"] for line in oldest_first.json()["items"]] == [month, following, following]
+
 
 def test_a_months_last_day_is_its_last_calendar_day() -> None:
     """The fee condition reads the schedule in force on this day: the month's own last day in

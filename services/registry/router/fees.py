@@ -15,10 +15,12 @@ from services.registry.schemas.fees import (
     FeeCapFlag,
     FeeScheduleCreate,
     FeeScheduleRead,
+    FeeStanding,
     LicensedFactsChange,
 )
 from services.registry.service import change_requests, fees
 from shared.api import etag
+from shared.clock import shanghai_today
 from shared.idempotency import Reply, idempotent
 from shared.identity import Identity, scope_guard
 from shared.pagination import Page, PageParams, page_params
@@ -55,6 +57,24 @@ async def fee_history(
     """Every fee schedule recorded, newest version first (SAMR and EDU read any facility's)."""
     rows, cursor = await fees.history(session=session, facility=facility, page=paging)
     return Page[FeeScheduleRead](items=[fees.to_read(s, r) for s, r in rows], next_cursor=cursor)
+
+
+@router.get("/facilities/{facility_id}/fees/current", response_model=FeeStanding, tags=["fees"])
+async def fee_standing(facility: FacilityDep, session: SessionDep, _caller: Reader) -> FeeStanding:
+    """The fees as they stand today: the schedule in force, one announced for later, one held for EDU,
+    and whether the facility is flagged for fees above its district's inclusive cap."""
+    return await fees.standing(session, facility, shanghai_today())
+
+
+@router.get("/facilities/{facility_id}/fees/{version}", response_model=FeeScheduleRead, tags=["fees"])
+async def fee_schedule(
+    facility: FacilityDep,
+    version: Annotated[int, Path(ge=1, le=1_000_000)],
+    session: SessionDep,
+    _caller: Reader,
+) -> FeeScheduleRead:
+    """One version of the facility's fee schedule (where a recorded schedule's Location points)."""
+    return await fees.by_version(session, facility, version)
 
 
 @router.get(

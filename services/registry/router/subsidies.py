@@ -235,10 +235,16 @@ async def list_subsidy_lines(
     paging: Paging,
     facility_id: Annotated[str | None, Query(max_length=36)] = None,
     month: Annotated[Month | None, Query()] = None,
+    newest_first: Annotated[bool, Query(description="The latest month's lines first")] = False,
 ) -> Page[SubsidyLineRead]:
     """Lines you may see across lists (an operator: its own facilities'), by month."""
     rows, cursor = await subsidies.lines_page(
-        session=session, caller=caller, page=paging, facility_id=facility_id, month=month
+        session=session,
+        caller=caller,
+        page=paging,
+        facility_id=facility_id,
+        month=month,
+        newest_first=newest_first,
     )
     return Page[SubsidyLineRead](items=[line_read(line, lst) for line, lst in rows], next_cursor=cursor)
 

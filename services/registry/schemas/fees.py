@@ -191,3 +191,18 @@ class FeeCapFlag(BaseModel):
     town_code: str
     current_fees: PublicFees | None
     pending_schedule: FeeScheduleRead | None
+
+
+class FeeStanding(BaseModel):
+    """A facility's fees today: the schedule in force, one announced to take effect later, one held
+    for EDU, and whether it is flagged for fees above its district's inclusive cap (coverage does not
+    count it as inclusive meanwhile)."""
+
+    facility_id: str
+    in_force: FeeScheduleRead | None = Field(description="The published schedule in force today")
+    announced: FeeScheduleRead | None = Field(
+        description="A published schedule taking effect after today (the public pages show it)"
+    )
+    pending: FeeScheduleRead | None = Field(description="A schedule held for EDU (above the cap, or flagged)")
+    flagged_over_cap: bool = Field(description="Inclusive, fees went above the cap, not yet settled by EDU")
+    cap: Decimal | None = Field(description="The district's inclusive cap for this year, yuan a month")

@@ -28,12 +28,14 @@ from services.registry.schemas.fees import (
     FeeScheduleCreate,
     FeeScheduleRead,
     FeeScheduleStatus,
+    FeeStanding,
     OtherChargeRead,
     PublicFees,
 )
 from services.registry.service.facilities import facts
 from services.registry.service.search import visible_to
 from shared.contracts.registry import FeeFacts, FeesPublished
+from shared.errors import NotFound
 from shared.events.outbox import emit
 from shared.i18n import tr
 from shared.identity import Identity
@@ -320,6 +322,62 @@ async def fees_within_cap(
     district's cap for that year. False without a schedule, or without a cap to hold it to."""
     standing = await cap_standing(session, facility_id, on, published_by=published_by, caps=caps)
     return standing.within
+
+
+async def standing(session: AsyncSession, facility: Facility, today: date) -> FeeStanding:
+    """The facility's fees as they stand today (see FeeStanding)."""
+    in_force = await schedule_in_force(session, facility.id, today)
+    later = (
+        await session.execute(
+            select(FeeSchedule)
+            .where(
+                FeeSchedule.facility_id == facility.id,
+                FeeSchedule.status == FeeScheduleStatus.published.value,
+                FeeSchedule.effective_from > today,
+            )
+            .order_by(FeeSchedule.effective_from.desc(), FeeSchedule.version.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    pending = (
+        await session.execute(
+            select(FeeSchedule)
+            .where(
+                FeeSchedule.facility_id == facility.id,
+                FeeSchedule.status == FeeScheduleStatus.pending.value,
+            )
+            .order_by(FeeSchedule.version.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    requests = await _requests_of(session, [pending.id] if pending else [])
+    cap = cap_fen(caps_of(session), facility.district_code, today.year)
+    return FeeStanding(
+        facility_id=facility.id,
+        in_force=to_read(in_force) if in_force else None,
+        announced=to_read(later) if later else None,
+        pending=to_read(pending, requests.get(pending.id)) if pending else None,
+        flagged_over_cap=facility.fee_cap_flagged,
+        cap=None if cap is None else to_yuan(cap),
+    )
+
+
+async def by_version(session: AsyncSession, facility: Facility, version: int) -> FeeScheduleRead:
+    schedule = (
+        await session.execute(
+            select(FeeSchedule).where(FeeSchedule.facility_id == facility.id, FeeSchedule.version == version)
+        )
+    ).scalar_one_or_none()
+    if schedule is None:
+        raise NotFound(
+            tr(
+                "No fee schedule version {version} for facility {facility_id}.",
+                version=version,
+                facility_id=facility.id,
+            )
+        )
+    requests = await _requests_of(session, [schedule.id])
+    return to_read(schedule, requests.get(schedule.id))
 
 
 async def history(

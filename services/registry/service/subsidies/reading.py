@@ -106,9 +106,10 @@ async def lines_page(
     list_id: str | None = None,
     month: str | None = None,
     facility_id: str | None = None,
+    newest_first: bool = False,
 ) -> tuple[list[tuple[SubsidyLine, SubsidyList]], str | None]:
     """Lines the caller may see, by list: adjustments (by month), then entitlements, each by facility
-    name; each with its list."""
+    name; each with its list. `newest_first` walks the same order backwards (the latest list first)."""
     query = (
         select(SubsidyLine, SubsidyList)
         .join(SubsidyList, SubsidyList.id == SubsidyLine.list_id)
@@ -131,7 +132,9 @@ async def lines_page(
         SubsidyLine.facility_name,
         SubsidyLine.id,
     ]
-    rows = [tuple(row) for row in (await session.execute(keyset(query, key, page))).all()]
+    rows = [
+        tuple(row) for row in (await session.execute(keyset(query, key, page, descending=newest_first))).all()
+    ]
     return cut_page(
         rows,
         limit=page.limit,
