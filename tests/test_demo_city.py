@@ -22,14 +22,16 @@ from cradle.seed.registry import seed_facilities
 from cradle.seed.workforce import seed_workforce
 from services.monitoring import handlers as monitoring_handlers
 from services.monitoring.config import MonitoringSettings
-from services.monitoring.models import Camera
+from services.monitoring.models import Alert, Camera
 from services.monitoring.models import Facility as WatchedFacility
+from services.monitoring.models import outbox as monitoring_outbox
 from services.monitoring.service.complaint_access import NAME as COMPLAINANT_NAME
 from services.monitoring.service.complaint_access import Complaints
 from services.registry.models import Facility
 from services.registry.models import outbox as registry_outbox
 from services.workforce import handlers as workforce_handlers
 from services.workforce.config import WorkforceSettings
+from services.workforce.jobs import run_due_jobs
 from services.workforce.models import (
     BackgroundCheck,
     Certificate,
@@ -46,6 +48,8 @@ from services.workforce.service.staffing import facility_staffing
 from shared.clock import shanghai_today
 from shared.db import make_engine
 from shared.events.envelope import CloudEvent
+from shared.events.outbox import OutboxWriter, outbox_session_info
+from shared.events.streams import Namespace
 from shared.pii import mask, validate_national_id
 from tests.conftest import service_settings
 from tests.support import DatabaseFactory
@@ -213,6 +217,46 @@ async def test_seeded_workforce_and_monitoring_match_the_registry(
         per_facility = Counter(c.facility_id for c in cameras)
         assert set(per_facility) == approved and min(per_facility.values()) >= 1
         assert len({(c.facility_id, c.external_id) for c in cameras}) == len(cameras)
+
+        # --- health certificates (健康合格证明): every active employee's valid, but a few lapsed;
+        # the service's daily job flags those employments once and tells facility and district ----
+        holders = {c.practitioner_id for c in certificates if c.type == "health"}
+        assert holders >= {e.practitioner_id for e in employments}
+        assert 0 < staff.health_lapsed < 0.05 * len(employments)
+        assert not any(e.health_flagged_on for e in employments)  # the job's to flag, not the seed's
+        assert 0 < staff.provisional < 0.05 * len(employments)
+        assert all(e.standing in ("cleared", "provisional") for e in employments)
+        pending = {
+            c.employment_id for c in await _rows(staff_db, BackgroundCheck.__table__) if c.status == "pending"
+        }
+        assert {e.id for e in employments if e.standing == "provisional"} == pending
+        assert 0.8 * len(employments) < sum(e.social_insurance_paid for e in employments) < len(employments)
+        info = outbox_session_info(OutboxWriter(workforce_outbox, Namespace("demo"), "/cradle/workforce"))
+        jobs = async_sessionmaker(
+            staff_db, expire_on_commit=False, info={**info, WORKFORCE_SESSION_KEY: workforce}
+        )
+        first = await run_due_jobs(maker=jobs, workforce=workforce, now=datetime.now(UTC))
+        assert first.health_flagged == staff.health_lapsed
+        assert (
+            await run_due_jobs(maker=jobs, workforce=workforce, now=datetime.now(UTC))
+        ).health_flagged == 0
+        flagged_events = [
+            event
+            for event in (
+                CloudEvent.model_validate_json(r.payload) for r in await _rows(staff_db, workforce_outbox)
+            )
+            if event.type.endswith("workforce.employment.flagged")
+        ]
+        assert len(flagged_events) == staff.health_lapsed
+        # Delivered to monitoring: a high alert each, for the facility's district and operator.
+        watch_info = outbox_session_info(
+            OutboxWriter(monitoring_outbox, Namespace("demo"), "/cradle/monitoring")
+        )
+        async with AsyncSession(watch_db, info=watch_info) as session, session.begin():
+            for event in flagged_events:
+                await monitoring_handlers.HANDLERS["cradle.workforce.employment.flagged"](event, session)
+        raised = [a for a in await _rows(watch_db, Alert.__table__) if a.type == "employment_flagged"]
+        assert len(raised) == staff.health_lapsed and {a.severity for a in raised} == {"high"}
     finally:
         for engine in (registry, staff_db, watch_db):
             await engine.dispose()

@@ -10,7 +10,10 @@ one transaction per batch. Employed practitioners also get the clear background 
 and this year's re-check, so the annual re-check job does not start by re-checking the whole city.
 The only events written are one `staffing.assessed` per approved facility, as the service's own
 `staffing.announce` would after the last hire (monitoring's risk score reads them); practitioner,
-certificate and employment events have no consumer and are not written for seeded rows.
+certificate and employment events are not written for seeded rows. What the service's daily job
+announces is left to it: a few non-carers' health certificates (健康合格证明) have lapsed, and its
+first round under `cradle up` flags those employments and tells their facilities and districts
+(`employment.flagged`, an alert in monitoring), as it announces expired certificates.
 
 Deterministic for a seed, except the AES-GCM nonces and row ids of the staffing events."""
 
@@ -141,7 +144,9 @@ class WorkforceReport:
     background_checks: int = 0
     rechecks: int = 0
     provisional: int = 0  # recent hires of non-carers whose background check is still pending
-    health_flagged: int = 0  # employments whose holder's health certificate lapsed
+    # Active employments whose holder's health certificate has lapsed: left for the workforce's daily
+    # job, which flags each and tells its facility and district (employment.flagged) on its first round.
+    health_lapsed: int = 0
     staffing_events: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -476,9 +481,7 @@ async def seed_workforce(
                         "standing": "provisional" if waiting else "cleared",
                         "background_check_id": hire_check,
                         "health_certificate_pending": False,
-                        "health_flagged_on": (
-                            certificates[-1]["expires_on"] + timedelta(days=1) if lapsed else None  # type: ignore[operator]
-                        ),
+                        "health_flagged_on": None,  # the daily job flags a lapse, and alerts
                         "suspended_at": None,
                         "version": 1,
                     }
@@ -586,7 +589,14 @@ async def seed_workforce(
         report.background_checks += len(tables[BackgroundCheck])
         report.rechecks += len(tables[Recheck])
         report.provisional += sum(1 for e in tables[Employment] if e.get("standing") == "provisional")
-        report.health_flagged += sum(1 for e in tables[Employment] if e.get("health_flagged_on"))
+        lapsed_holders = {
+            c["practitioner_id"]
+            for c in tables[Certificate]
+            if c["type"] == HEALTH_CERTIFICATE and c["expires_on"] < today  # type: ignore[operator]
+        }
+        report.health_lapsed += sum(
+            1 for e in tables[Employment] if e["status"] == ACTIVE and e["practitioner_id"] in lapsed_holders
+        )
         if progress:
             progress("practitioners", done, practitioners)
 
