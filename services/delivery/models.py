@@ -132,7 +132,6 @@ class Delivery(DeliveryModel, table=True):
 
     __tablename__ = "delivery"
     __table_args__ = (
-        Index("ix_delivery_due", "status", "next_attempt_at"),
         Index("ix_delivery_order", "subscription_id", "order_key", "id"),
         # The sender's claim reads pending rows only (a query names `status = 'pending'` as a
         # literal, or the planner cannot use these).
