@@ -38,7 +38,7 @@ async def serving(app: ASGIApp, *, port: int = 0, lifespan: bool = False) -> Asy
     server = _TestServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        await eventually(lambda: server.started or task.done(), timeout=15, interval=0.01)
+        await eventually(lambda: server.started or task.done(), interval=0.01)
         if task.done():
             task.result()
             raise RuntimeError("the test server stopped while starting")

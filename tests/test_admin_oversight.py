@@ -64,7 +64,7 @@ async def test_admin_submits_and_edits_no_facility_but_reads_them_the_clients_an
             (r["method"], r["path"], r["status"]) for r in audit.json()["items"]
         }
 
-    await eventually(refusal_audited, timeout=15)
+    await eventually(refusal_audited)
 
     # The operator, not the admin, holds none of the admin paths.
     assert (await stack.client.get("/v1/admin/clients", headers=operator)).status_code == 403

@@ -106,7 +106,7 @@ async def test_every_consumer_line_names_the_request_and_its_trace(
             )
         finally:
             await nc.close()
-        await eventually(lambda: lines(captured, "ingest_event_rejected"), timeout=30)
+        await eventually(lambda: lines(captured, "ingest_event_rejected"))
 
         # The gateway's indicators fan out to every service; one that is down is logged on the
         # request that asked.

@@ -569,7 +569,7 @@ async def _city_story(c: TypedCity, m: ModuleType, stack: Stack) -> None:
 
     # 11. The audit chain holds every call and verifies.
     writer = stack.gateway.state.runtime.audit
-    await eventually(lambda: not writer.pending, timeout=10)
+    await eventually(lambda: not writer.pending)
     verified = await audit.verify(stack.gateway.state.engine, key=stack.gateway.state.audit_key)
     assert verified.ok, verified
     calls = await c.call("audit.list_audit_records", "auditor", path="/v1/ban-checks")

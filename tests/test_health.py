@@ -90,8 +90,8 @@ async def test_nats_unreachable_at_start_is_degraded_writes_go_on_and_events_fol
                     async with stack.workforce.state.sessionmaker() as session:
                         return await session.get(FacilityProjection, facility_id)
 
-                assert (await eventually(projected, timeout=30)).status == "submitted"
-                ready = await eventually(lambda: _ready(internal), timeout=30)
+                assert (await eventually(projected)).status == "submitted"
+                ready = await eventually(lambda: _ready(internal))
                 assert ready["reasons"] == [] and ready["checks"]["nats"] == "ok"
             finally:
                 await nats.stop()
@@ -133,17 +133,17 @@ async def test_an_unreachable_bus_is_retried_in_the_background_and_warned_about_
     try:
         # Every attempt ends (nats-py alone would retry inside one `connect` for ever) and the next
         # one starts, yet the warning is said once until a minute has passed.
-        await eventually(lambda: bus.failed_attempts >= 4 and warnings, timeout=30)
+        await eventually(lambda: bus.failed_attempts >= 4 and warnings)
         attempts = bus.failed_attempts
-        await eventually(lambda: bus.failed_attempts > attempts, timeout=30)
+        await eventually(lambda: bus.failed_attempts > attempts)
         assert warnings == ["nats_unavailable"]
         assert not bus.connected
         assert (bus.concern() or "").startswith(f"not connected to {closed}")
         # A minute later, while the bus is still away, it is said again, once.
         clock.offset += bus_module.WARN_EVERY_SECONDS
-        await eventually(lambda: len(warnings) == 2, timeout=30)
+        await eventually(lambda: len(warnings) == 2)
         attempts = bus.failed_attempts
-        await eventually(lambda: bus.failed_attempts > attempts, timeout=30)
+        await eventually(lambda: bus.failed_attempts > attempts)
         assert warnings == ["nats_unavailable", "nats_unavailable"]
     finally:
         await bus.close()

@@ -294,7 +294,7 @@ async def test_an_operator_imports_its_roster(bureau: Bureau) -> None:
         )
         return listed.status_code == 200
 
-    await eventually(known_to_workforce, timeout=30)
+    await eventually(known_to_workforce)
     bureau.people = [id_number() for _ in range(4)]
     today = date.today()
     issued, expires, start = (

@@ -64,7 +64,7 @@ async def test_the_outbox_backlog_and_its_age_while_nats_is_away(
                     and metric_value(text, "cradle_outbox_oldest_age_seconds", service="registry") == 0
                 )
 
-            await eventually(drained, timeout=30)
+            await eventually(drained)
         finally:
             await nats.stop()
 

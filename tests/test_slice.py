@@ -117,8 +117,8 @@ async def test_with_nats_down_the_facility_is_accepted_and_delivered_once_nats_r
         assert await projection(stack.workforce, facility["id"]) is None
 
         await own_nats.start()
-        await eventually(lambda: projection(stack.workforce, facility["id"]), timeout=30)
-        await eventually(lambda: _is_zero(scalar(stack.registry, pending)), timeout=10)
+        await eventually(lambda: projection(stack.workforce, facility["id"]))
+        await eventually(lambda: _is_zero(scalar(stack.registry, pending)))
         assert counts["completed"] == 1
         assert await scalar(stack.workforce, select(func.count()).select_from(workforce_inbox)) == 1
 

@@ -148,7 +148,7 @@ class City:
             response = await self.client.post("/v1/employments", json=body, headers=self.who[operator])
             return response if response.status_code != 404 else None
 
-        return await eventually(hired, timeout=20)
+        return await eventually(hired)
 
 
 async def test_the_city_story(full_stack: Stack) -> None:
@@ -209,7 +209,7 @@ async def test_the_city_story(full_stack: Stack) -> None:
         "chain",
         json={"month": month, "infant": 3, "toddler": 0, "preschool": 0},
     )
-    staffing = await eventually(lambda: _staffing_with_children(c, point["id"]), timeout=20)
+    staffing = await eventually(lambda: _staffing_with_children(c, point["id"]))
     assert staffing["met"] is True
 
     # 3. Cameras and heartbeats; an abuse_suspected event is a critical alert for the district.
@@ -282,7 +282,7 @@ async def test_the_city_story(full_stack: Stack) -> None:
         assert response.status_code == 200, response.text
         return response.json()
 
-    finding = await eventually(proposed, timeout=30)
+    finding = await eventually(proposed)
     assert finding["status"] == "proposed" and finding["outcome"] is None
 
     #    A proposal bans nobody: both still work at the point, and a ban check finds nothing.
@@ -311,7 +311,7 @@ async def test_the_city_story(full_stack: Stack) -> None:
                 return False
         return True
 
-    await eventually(all_ended, timeout=30)
+    await eventually(all_ended)
 
     # 6. The registry's credit record shows it at both facilities.
     async def banned_entries(facility_id: str, expected: int) -> bool:
@@ -320,8 +320,8 @@ async def test_the_city_story(full_stack: Stack) -> None:
         assert len(found) <= expected, found  # never one twice
         return len(found) == expected
 
-    await eventually(lambda: banned_entries(point["id"], 2), timeout=30)  # the carer and the director
-    await eventually(lambda: banned_entries(second["id"], 1), timeout=30)  # the carer
+    await eventually(lambda: banned_entries(point["id"], 2))  # the carer and the director
+    await eventually(lambda: banned_entries(second["id"], 1))  # the carer
     record = (await c.call("GET", f"/v1/facilities/{point['id']}/credit-record", "xuhui"))["items"]
     assert "incident_confirmed" in {e["category"] for e in record}
     assert carer_id not in str(record)
@@ -332,7 +332,7 @@ async def test_the_city_story(full_stack: Stack) -> None:
         codes = {reason["code"] for reason in risk["reasons"]}
         return risk if {"confirmed_abuse", "bans"} <= codes else None
 
-    risk = await eventually(risky, timeout=30)
+    risk = await eventually(risky)
     assert risk["level"] == "high"
     ranked = await c.call("GET", "/v1/risk?district_code=310104", "xuhui")
     assert ranked["items"][0]["facility_id"] == point["id"]
@@ -362,7 +362,7 @@ async def test_the_city_story(full_stack: Stack) -> None:
         found = (await c.call("GET", "/v1/alerts?type=hire_blocked", "xuhui"))["items"]
         return found or None
 
-    [blocked] = await eventually(blocked_seen, timeout=30)
+    [blocked] = await eventually(blocked_seen)
     assert blocked["facility_id"] == third["id"]
 
     # 9. A POLICE ban check finds the ban, and is audited (in the workforce and at the gateway).
@@ -404,4 +404,4 @@ async def _staffing_with_children(c: City, facility_id: str) -> dict[str, Any] |
 
 async def _audit_settled(stack: Stack) -> None:
     writer = stack.gateway.state.runtime.audit
-    await eventually(lambda: not writer.pending, timeout=10)
+    await eventually(lambda: not writer.pending)

@@ -85,7 +85,7 @@ async def test_a_dead_letter_alerts_degrades_and_is_replayed_once(
         facility_id = created.json()["id"]
 
         # Parked after max_deliver attempts: the city and the facility's district see a critical alert.
-        [alert] = await eventually(lambda: dead_letter_alerts(mon, "district"), timeout=30)
+        [alert] = await eventually(lambda: dead_letter_alerts(mon, "district"))
         assert alert["severity"] == "critical" and alert["facility_id"] == facility_id
         assert [a["id"] for a in await dead_letter_alerts(mon, "EDU")] == [alert["id"]]
         assert await dead_letter_alerts(mon, "other_district") == []

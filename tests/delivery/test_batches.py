@@ -181,7 +181,7 @@ async def test_a_poison_event_is_dead_lettered_alone_and_the_rest_of_its_batch_d
         assert batch_sizes[0] == 4  # tried together first
         for url in urls:
             assert [e["id"] for e in receiver.events_at(url)] == [e.id for e in good]
-        parked = await eventually(lambda: dead_letters(shared_nats_url, Namespace(namespace)), timeout=20)
+        parked = await eventually(lambda: dead_letters(shared_nats_url, Namespace(namespace)))
         assert len(parked) == 1
         assert parked[0].headers["Cradle-Consumer"] == "delivery"
         assert parked[0].headers["Cradle-Event-Id"] == poison.id
@@ -219,7 +219,7 @@ async def test_a_batch_committed_but_never_acked_comes_back_and_is_stored_once(
         await publish_while_paused(stack, shared_nats_url, [(e, e.id) for e in events])
 
         # Redelivered after the ack wait, each found in the inbox and acked.
-        await eventually(lambda: sorted(acked_again) == sorted(e.id for e in events), timeout=20)
+        await eventually(lambda: sorted(acked_again) == sorted(e.id for e in events))
         assert batch_sizes == [4]
         assert await stored(stack, EventRecord) == 4
         assert await stored(stack, Delivery) == 8

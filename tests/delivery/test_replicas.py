@@ -51,7 +51,7 @@ async def test_two_replicas_deliver_each_event_once(twins: City) -> None:
     made = [await twins.facility(operator) for _ in range(20)]
 
     await eventually(lambda: len(twins.receiver.at(url)) >= len(made), timeout=60)
-    await eventually(lambda: _all_settled(twins, subscription["id"]), timeout=30)
+    await eventually(lambda: _all_settled(twins, subscription["id"]))
     ids = Counter(r.headers["webhook-id"] for r in twins.receiver.at(url))
     assert len(ids) == len(made) and set(ids.values()) == {1}
     assert {e["data"]["facility_id"] for e in twins.receiver.events_at(url)} == {f["id"] for f in made}

@@ -313,7 +313,7 @@ class NatsCluster:
             self.processes[index] = subprocess.Popen(  # noqa: ASYNC220
                 self._args(index), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-        await eventually(self._replicated_stream_works, timeout=30, interval=0.5)
+        await eventually(self._replicated_stream_works, interval=0.5)
 
     async def _replicated_stream_works(self) -> bool:
         """JetStream's meta group has a leader and can place a 3-replica stream."""

@@ -109,7 +109,7 @@ async def test_a_registry_killed_mid_stream_and_restarted_applies_each_event_onc
             async def bound() -> bool:
                 return (await client.get("/readyz")).json().get("status") == "ready"
 
-            await eventually(bound, timeout=20)
+            await eventually(bound)
 
         # Monitoring's failed inspections, published as its relay would.
         events = [
@@ -143,7 +143,7 @@ async def test_a_registry_killed_mid_stream_and_restarted_applies_each_event_onc
             await nc.close()
 
         # ---- kill 1: in the middle of the stream ---------------------------------------------
-        await eventually(lambda: _at_least(count(engine, inbox_rows), KILL_AFTER), timeout=30, interval=0.01)
+        await eventually(lambda: _at_least(count(engine, inbox_rows), KILL_AFTER), interval=0.01)
         process.kill()
         committed = await count(engine, inbox_rows)
         assert KILL_AFTER <= committed < EVENTS, committed

@@ -77,7 +77,7 @@ async def lead(nats_url: str, stream: str, server: str, creds: Path | None) -> N
                 await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", request, timeout=5)
             return (await js.stream_info(stream)).cluster.leader == server
 
-        await eventually(leads, timeout=30, interval=0.5)
+        await eventually(leads, interval=0.5)
     finally:
         await nc.close()
 

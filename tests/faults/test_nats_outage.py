@@ -171,8 +171,8 @@ async def test_nats_away_30s_during_ingest_and_a_ban_loses_nothing_and_repeats_n
             )
             return entries == 2
 
-        await eventually(ban_alerts, timeout=30)
-        await eventually(ban_entries, timeout=30)
+        await eventually(ban_alerts)
+        await eventually(ban_entries)
         # ...and, once everything has settled, exactly once per facility.
         await settled(stack.apps, own_nats.url, namespace)
         alerts = await rows(stack.monitoring, select(Alert.facility_id).where(Alert.type == "ban_issued"))

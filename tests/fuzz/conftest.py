@@ -29,6 +29,17 @@ from tests.support import DatabaseFactory
 FUZZ_SERVICES = tuple(SERVICES)
 _stacks = itertools.count(1)
 
+# A schema fuzzer's test is one budgeted run over every operation: ~1 to 5 minutes of CPU at the
+# default scale, 285 s with two suites and benchmarks on the two cores, which the suite's 300 s
+# limit (meant for hangs) cut short. A hang still ends it, and the watchdog shows where.
+SCHEMA_RUN_TIMEOUT = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent.name == "fuzz" and item.path.name.startswith("test_schema_"):
+            item.add_marker(pytest.mark.timeout(SCHEMA_RUN_TIMEOUT))
+
 
 class Bridge:
     """An ASGI app for another event loop: each request is read whole where it arrives, run on the

@@ -192,7 +192,7 @@ class World:
                 staffing and staffing.status == "approved" and watched and watched.status == "approved"
             )
 
-        await eventually(arrived, timeout=30)
+        await eventually(arrived)
 
     async def operator_estate(self, name: str, *, district: str = XUHUI) -> Estate:
         """An operator with an approved facility and everything that hangs off it."""

@@ -58,7 +58,7 @@ class Gateway(ActsAsClients):
     async def audit_settled(self) -> None:
         """Wait until the audit writer has written everything recorded so far."""
         writer = self.app.state.runtime.audit
-        await eventually(lambda: not writer.pending, timeout=10)
+        await eventually(lambda: not writer.pending)
 
 
 @pytest.fixture(autouse=True)

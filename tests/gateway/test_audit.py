@@ -80,7 +80,7 @@ async def checkpointed(gw: Gateway) -> Checkpoint:
         found = await read_checkpoint(gw)
         return found if found is not None and found.seq >= target else None
 
-    return await eventually(newest, timeout=10, interval=0.1)
+    return await eventually(newest, interval=0.1)
 
 
 async def read_checkpoint(gw: Gateway) -> Checkpoint | None:
@@ -293,7 +293,7 @@ async def test_a_failing_database_keeps_the_records_until_it_is_back(gw: Gateway
     await asyncio.sleep(0.3)
     assert len(writer.pending) >= 1 and writer.failures >= 1
     writer.engine = real_engine
-    await eventually(lambda: not writer.pending, timeout=10)
+    await eventually(lambda: not writer.pending)
     assert (await audit.verify(real_engine, key=key_of(gw))).ok
 
 
@@ -319,7 +319,7 @@ async def test_deleting_the_newest_records_and_moving_the_head_back_is_named(
     assert (await audit.verify(gw.app.state.engine, key=key_of(gw))).ok
     # The running gateway will not vouch for the shortened chain with a checkpoint of its own.
     publisher = gw.app.state.checkpoints
-    await eventually(lambda: publisher.refused >= 1, timeout=5)
+    await eventually(lambda: publisher.refused >= 1)
     assert (await read_checkpoint(gw)) == checkpoint
 
     code, output = await asyncio.to_thread(verify_with_cli, gw.database_url, keys)

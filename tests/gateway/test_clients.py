@@ -100,7 +100,7 @@ async def test_another_replica_refuses_a_disabled_clients_token_within_its_cache
         async def refused() -> bool:
             return (await replica.client.get("/v1/facilities", headers=headers)).status_code == 401
 
-        await eventually(refused, timeout=5)
+        await eventually(refused)
 
 
 async def test_an_expired_token_is_refused(gw: Gateway, keys: dict[str, Any]) -> None:

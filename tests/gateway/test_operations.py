@@ -59,7 +59,7 @@ async def test_a_down_service_is_left_out_and_added_once_it_is_up(
             return "/v1/facilities" in (await gw.client.get("/openapi.json")).json()["paths"]
 
         async with serving(registry_app, port=port):
-            await eventually(merged, timeout=5, interval=0.3)
+            await eventually(merged, interval=0.3)
 
 
 def test_a_schema_two_services_define_differently_is_kept_apart() -> None:

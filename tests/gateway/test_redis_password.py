@@ -58,7 +58,7 @@ async def test_the_limits_live_in_a_redis_reached_with_the_password_from_its_fil
         except redis.ConnectionError:
             return False
 
-    await eventually(answers, timeout=10)
+    await eventually(answers)
     prefix = f"cradle-test:{uuid.uuid4().hex}:"
     limit = RateLimit(rate=0.01, burst=2)
 

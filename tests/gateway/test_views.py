@@ -76,7 +76,7 @@ async def approved_everywhere(stack: Stack, operator: dict[str, str]) -> str:
             and in_monitoring.status == "approved"
         )
 
-    await eventually(projected, timeout=20)
+    await eventually(projected)
     return facility_id
 
 

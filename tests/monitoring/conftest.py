@@ -113,7 +113,7 @@ class MonitoringStack:
                 facility = await session.get(Facility, facility_id)
                 return facility is not None and facility.status == status
 
-        await eventually(arrived, timeout=20)
+        await eventually(arrived)
 
     async def camera(self, facility_id: str, who: str = "operator", **overrides: Any) -> dict[str, Any]:
         body = {
@@ -175,7 +175,7 @@ class MonitoringStack:
                 assert response.status_code in (201, 404), response.text
                 return response.status_code == 201
 
-            await eventually(hired, timeout=20)
+            await eventually(hired)
         return person_id, id_number
 
     async def send(self, events: list[dict[str, Any]], who: str = "operator") -> httpx.Response:

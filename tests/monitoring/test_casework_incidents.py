@@ -150,7 +150,7 @@ async def employed_in_monitoring(mon: MonitoringStack, count: int) -> None:
     async def arrived() -> bool:
         return await mon.count(select(EmploymentRecord).subquery()) >= count
 
-    await eventually(arrived, timeout=20)
+    await eventually(arrived)
 
 
 async def test_a_districts_abuse_finding_is_proposed_and_only_edus_confirmation_bans(
@@ -220,8 +220,8 @@ async def test_a_districts_abuse_finding_is_proposed_and_only_edus_confirmation_
         )
         return check.status_code == 200 and check.json()["banned"]
 
-    await eventually(lambda: banned(abuser_id_number), timeout=20)
-    await eventually(lambda: banned(manager_id_number), timeout=20)
+    await eventually(lambda: banned(abuser_id_number))
+    await eventually(lambda: banned(manager_id_number))
 
 
 async def test_a_rejected_proposal_bans_nobody_and_leaves_the_incident_open(mon: MonitoringStack) -> None:

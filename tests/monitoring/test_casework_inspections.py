@@ -230,4 +230,4 @@ async def test_the_registry_records_what_the_casework_publishes(
             e["category"] for e in entries
         }
 
-    await eventually(recorded, timeout=20)
+    await eventually(recorded)

@@ -147,7 +147,7 @@ async def test_an_anonymous_complaint_from_lodging_to_the_credit_record(mon: Mon
         assert response.status_code == 200, response.text
         return [e for e in response.json()["items"] if e["category"] == "complaint_founded"]
 
-    await eventually(entered, timeout=30)
+    await eventually(entered)
     [entry] = await entered()
     assert "部分属实" in entry["title"] and "王" not in entry["detail"]
 

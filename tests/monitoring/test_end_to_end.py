@@ -73,14 +73,14 @@ async def test_from_a_camera_event_to_lifetime_bans(mon: MonitoringStack) -> Non
         items = ended.json()["items"]
         return items if len(items) == 2 else None
 
-    ended = await eventually(both_ended, timeout=30)
+    ended = await eventually(both_ended)
     assert {(e["practitioner_id"], e["end_reason"]) for e in ended} == {(carer, "ban"), (director, "ban")}
 
     async def ban_alerts() -> list[dict[str, Any]] | None:
         found = (await mon.client.get("/v1/alerts?type=ban_issued", headers=district)).json()["items"]
         return found if len(found) == 2 else None
 
-    await eventually(ban_alerts, timeout=30)
+    await eventually(ban_alerts)
     risk = (await mon.client.get(f"/v1/facilities/{facility_id}/risk", headers=district)).json()
     codes = {reason["code"] for reason in risk["reasons"]}
     assert {"confirmed_abuse", "bans"} <= codes, risk

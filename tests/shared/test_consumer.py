@@ -51,7 +51,7 @@ async def test_an_event_that_always_fails_is_dead_lettered_after_max_deliver(
         )
         assert response.status_code == 201
 
-        parked = await eventually(lambda: dead_letters(shared_nats_url, ns), timeout=20)
+        parked = await eventually(lambda: dead_letters(shared_nats_url, ns))
         assert len(attempts) == 4  # consumer_max_deliver in the test settings
         assert len(parked) == 1
         assert parked[0].headers["Cradle-Consumer"] == "workforce"

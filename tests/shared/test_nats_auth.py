@@ -66,7 +66,7 @@ class Client:
                 for e in self.errors
             )
 
-        await eventually(seen, timeout=5)
+        await eventually(seen)
         return True
 
 
@@ -189,5 +189,5 @@ async def test_an_event_flows_from_one_service_to_another_on_their_own_credentia
                 count = select(func.count()).select_from(FacilityProjection)
                 return int((await session.execute(count)).scalar_one())
 
-        assert await eventually(projected, timeout=20) == 1
+        assert await eventually(projected) == 1
         assert stack.registry.state.bus.connected and stack.workforce.state.bus.connected

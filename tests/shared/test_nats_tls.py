@@ -176,7 +176,7 @@ async def test_the_nodes_route_to_each_other_over_verified_tls(
                 await writer.flush()
                 return bool(received)
 
-            assert await eventually(crossed, timeout=20, interval=0.2)
+            assert await eventually(crossed, interval=0.2)
             assert received[0] == b"across the route"
         finally:
             await writer.close()

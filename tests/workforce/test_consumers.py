@@ -172,7 +172,7 @@ async def test_a_confirmed_incident_naming_someone_never_employed_there_bans_nob
         letters = await dead_letters(wf)
         return letters if len(letters) == 2 else None
 
-    letters = await eventually(parked, timeout=30)
+    letters = await eventually(parked)
     errors = " ".join(letter["Cradle-Error"] for letter in letters)
     assert outsider["id"] in errors and left["id"] in errors and "nobody was banned" in errors
     assert abuser["id"] not in errors

@@ -141,7 +141,7 @@ async def test_a_ban_ends_employment_at_two_facilities_and_both_get_a_credit_ent
         return [e for e in record.json()["items"] if e["source_event_type"] == "cradle.workforce.ban.issued"]
 
     for facility_id in (xuhui, jingan):
-        entries = await eventually(lambda f=facility_id: credit_entries(f), timeout=20)
+        entries = await eventually(lambda f=facility_id: credit_entries(f))
         assert len(entries) == 1
         assert id_number not in str(entries)
 

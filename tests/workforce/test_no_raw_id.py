@@ -104,7 +104,7 @@ async def test_the_raw_id_number_is_nowhere(wf: WorkforceStack, capfd: pytest.Ca
             "responsible_manager_ids": [],
         },
     )
-    await eventually(lambda: wf.events("cradle.workforce.ban.issued"), timeout=15)
+    await eventually(lambda: wf.events("cradle.workforce.ban.issued"))
     await eventually(lambda: _two(wf))
 
     messages = await all_nats_messages(wf)
