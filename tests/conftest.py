@@ -37,8 +37,9 @@ from tests.support import (
     running,
 )
 
-# A test near its time limit writes out its event loop's tasks: where a hang waits, and on what.
-pytest_plugins = ["tests.watchdog"]
+# A test near its time limit writes out its event loop's tasks: where a hang waits, and on what;
+# the longest files are handed to the workers first (tests/scheduling.py).
+pytest_plugins = ["tests.watchdog", "tests.scheduling"]
 
 ADMIN_SECRET = "test-admin-secret-" + secrets.token_hex(8)
 
@@ -126,12 +127,14 @@ def module_leaves_nothing(
 ) -> Iterator[None]:
     """A module's databases and streams are dropped when it ends (after its module-scoped stacks
     stop), so a run never holds hundreds at once; the templates stay to the session's end. The
+    databases go on a thread of their own while the next module starts (their names are this
+    module's alone); the streams at once, since the next module's streams share the prefix. The
     run id is this worker's own, so every stream under it is this module's."""
     marks = {backend: len(factory.created) for backend, factory in db_factories.items()}
     yield
     for backend, factory in db_factories.items():
         if backend == "postgres":
-            asyncio.run(factory.drop_since(marks[backend]))
+            factory.drop_later(marks[backend])
     asyncio.run(_delete_streams(shared_nats_url, f"T{run_id}".upper()))
 
 

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,9 +40,13 @@ MACHINE_NATS_URL = os.environ.get("CRADLE_TEST_NATS_URL", "nats://127.0.0.1:4222
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T] | T], *, timeout: float = 15.0, interval: float = 0.05
+    check: Callable[[], Awaitable[T] | T], *, timeout: float = 60.0, interval: float = 0.05
 ) -> T:
-    """Poll `check` (sync or async) until it returns a truthy value; fail after `timeout`."""
+    """Poll `check` (sync or async) until it returns a truthy value; fail after `timeout`.
+
+    A wait ends as soon as its condition holds, so patience costs a passing test nothing; it is a
+    minute because an event crossing NATS to a consumer took over 15 s with two suites and
+    benchmarks sharing the two cores (load 15), and a short wait then failed a correct system."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = check()
@@ -83,6 +88,10 @@ class DatabaseFactory:
     templates: dict[str, str] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
     counter: int = 0
+    dropper: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-databases")
+    )
+    dropping: list[Future[None]] = field(default_factory=list)
 
     def _pg_url(self, name: str) -> str:
         return (
@@ -123,10 +132,21 @@ class DatabaseFactory:
         self.created.append(name)
         return self._pg_url(name)
 
+    def drop_later(self, mark: int) -> None:
+        """Drop the databases made since `mark` (a length of `created`) on a thread of their own while
+        the next module runs (`drop_all` waits for them). Each DROP DATABASE waits for a checkpoint,
+        and with two suites writing, a module's drops held its last test's teardown for up to 145 s."""
+        names, self.created[mark:] = self.created[mark:], []
+        if names:
+            self.dropping.append(self.dropper.submit(asyncio.run, self._drop(names)))
+
     async def drop_since(self, mark: int) -> None:
         """Drop the databases made since `mark` (a length of `created`), all at once: PostgreSQL's
         DROP DATABASE waits for a checkpoint, and drops issued together share one."""
         names, self.created[mark:] = self.created[mark:], []
+        await self._drop(names)
+
+    async def _drop(self, names: list[str]) -> None:
         limit = asyncio.Semaphore(8)
 
         async def drop(name: str) -> None:
@@ -137,6 +157,9 @@ class DatabaseFactory:
         await asyncio.gather(*(drop(name) for name in names))
 
     async def drop_all(self) -> None:
+        self.dropper.shutdown(wait=True)
+        for dropped in self.dropping:
+            dropped.result()
         await self.drop_since(0)
         templates, self.templates = list(self.templates.values()), {}
         if self.backend == "postgres":
@@ -190,7 +213,7 @@ class NatsProcess:
             self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         if self.trust is None:
-            await eventually(lambda: nats_reachable(self.url), timeout=10)
+            await eventually(lambda: nats_reachable(self.url))
         else:  # it refuses an anonymous probe: wait for it to listen
             await wait_for_port("127.0.0.1", self.port)
 
