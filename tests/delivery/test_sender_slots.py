@@ -1,6 +1,7 @@
 """The sender's slots: a subscription's deliveries leased ahead wait in the process for one of its
 `per_subscription_in_flight` slots (never more at once to one receiver), another subscription's are
-sent meanwhile, and a delivery whose lease would lapse before its attempt's deadline is not sent."""
+sent meanwhile, a delivery whose lease would lapse before its attempt's deadline is not sent, and
+what was leased and never sent is given back at a stop."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from cradle.migrations import upgrade
 from services.delivery.config import DeliverySettings
+from services.delivery.models import Delivery, EventRecord, Subscription
 from services.delivery.service.claims import Claimed
 from services.delivery.service.log import utcnow
 from services.delivery.service.sender import Outcome, Sender
@@ -114,3 +118,64 @@ async def test_a_delivery_whose_lease_would_lapse_before_its_deadline_is_not_sen
     assert sent == [2, 3]
     assert [o.claimed.delivery_id for o in sender._results] == [2, 3]  # nothing recorded for it
     assert not sender._in_flight  # its slot was freed all the same
+
+
+async def test_the_last_round_gives_back_the_leases_of_what_was_never_sent(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'delivery.db'}"
+    await asyncio.to_thread(upgrade, "delivery", url)
+    engine = create_async_engine(url)
+    settings = DeliverySettings(database_url=url, internal_verify_key=generate_keypair()[1])
+    made = Sender(maker=async_sessionmaker(engine), engine=engine, settings=settings)
+    now = utcnow()
+    lease = now + timedelta(seconds=60)
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(Subscription.__table__).values(
+                id="s",
+                client_id="c",
+                identity={},
+                url="http://127.0.0.1:9/",
+                event_types=["cradle.**"],
+                enabled=True,
+                secret="whsec_x",
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+        )
+        seq = (
+            await connection.execute(
+                insert(EventRecord.__table__)
+                .values(event_id="e", type="t", time=now, recorded_at=now, body="{}")
+                .returning(EventRecord.__table__.c.seq)
+            )
+        ).scalar_one()
+        for number in (1, 2, 3):
+            await connection.execute(
+                insert(Delivery.__table__).values(
+                    id=number,
+                    subscription_id="s",
+                    event_seq=seq,
+                    order_key=f"k{number}",
+                    status="pending",
+                    attempts=1,
+                    next_attempt_at=now,
+                    lease_until=lease,
+                    leased_by=made.worker_id,
+                    created_at=now,
+                )
+            )
+    # 1 is under way (its worker stopped mid-attempt: it may have been sent), 2 waits for a worker,
+    # 3 for a slot.
+    made._due.put_nowait(claimed("s", 2))
+    made._held["s"] = collections.deque([claimed("s", 3)])
+    await made.round(claiming=False)
+    await made._release_connection()
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                select(Delivery.id, Delivery.attempts, Delivery.leased_by).order_by(Delivery.id)
+            )
+        ).all()
+    await engine.dispose()
+    assert [tuple(row) for row in rows] == [(1, 1, made.worker_id), (2, 0, None), (3, 0, None)]

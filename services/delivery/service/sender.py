@@ -68,6 +68,17 @@ RETRY_LATER = (
     .values(next_attempt_at=bindparam("retry_at"), lease_until=None, leased_by=None)
 )
 
+# At a stop, the leases of what was claimed and never sent, given back (not attempted: its count too).
+RELEASE = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.id.in_(bindparam("held_ids", expanding=True)),
+        DELIVERIES.c.leased_by == bindparam("worker"),
+        DELIVERIES.c.status == "pending",
+    )
+    .values(lease_until=None, leased_by=None, attempts=DELIVERIES.c.attempts - 1)
+)
+
 
 @dataclass
 class Outcome:
@@ -165,8 +176,9 @@ class Sender:
             task.cancel()
         stopped = [await stop_task("delivery sender", task, seconds=5) for task in tasks]
         # Leases of unfinished attempts lapse on their own; what was sent and not recorded is sent
-        # again (at least once). A loop left behind may still hold the round's connection: no last
-        # round beside it.
+        # again (at least once). What was leased and never sent is given back by the last round, so
+        # another replica sends it now rather than once its lease lapses. A loop left behind may
+        # still hold the round's connection: no last round beside it.
         if all(stopped):
             await settle("delivery outcomes", self.round(claiming=False), seconds=5)
             await self._release_connection()
@@ -255,6 +267,9 @@ class Sender:
         async with self.maker(bind=connection) as session, session.begin():
             if finished:
                 await self._record(session, finished, now)
+            unsent = [] if claiming else self._unsent()
+            if unsent:
+                await session.execute(RELEASE, {"held_ids": unsent, "worker": self.worker_id})
             claimed = (
                 await claim(
                     session,
@@ -268,6 +283,15 @@ class Sender:
                 else []
             )
         return claimed
+
+    def _unsent(self) -> list[int]:
+        """What this process leased and no worker has taken: held for a slot, or queued."""
+        queued = [self._due.get_nowait() for _ in range(self._due.qsize())]
+        for item in queued:
+            self._due.put_nowait(item)  # taken only once the round commits (it may fail)
+        return [item.delivery_id for item in queued] + [
+            item.delivery_id for held in self._held.values() for item in held
+        ]
 
     async def _release_connection(self) -> None:
         connection, self._connection = self._connection, None
