@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +53,23 @@ CLUSTER_SETTLE_SECONDS = 120.0
 # A process may be degraded for a moment while it connects: readiness is read until every one is
 # ready or this long has passed.
 SETTLE_SECONDS = 10.0
+
+
+# Linux's prctl(PR_SET_PDEATHSIG): the kernel signals a child when the process that started it dies,
+# so a supervisor killed outright (SIGKILL, the OOM killer) leaves no services or NATS behind on
+# the data directory it no longer locks. Loaded here, before any fork: the child only calls it.
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
+
+
+def _end_with(supervisor_pid: int) -> Callable[[], None]:
+    def in_the_child() -> None:  # between fork and exec
+        if _libc is not None:
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+            if os.getppid() != supervisor_pid:  # it died before the call: nothing would signal us
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_the_child
 
 
 class StartInterrupted(Exception):
@@ -90,6 +109,7 @@ class Supervisor:
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
             pass_fds=tuple(sock.fileno() for sock in handed),
+            preexec_fn=_end_with(os.getpid()),
         )
         for sock in handed:
             sock.close()  # the child holds them now
