@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cradle.seed import SeedRun
+from cradle.seed.change_requests import seed_change_requests
 from cradle.seed.fees import seed_fees
 from cradle.seed.health import seed_health
 from cradle.seed.subsidies import seed_subsidies
@@ -300,6 +301,8 @@ async def seed_step(run: SeedRun, count: int) -> None:
         recorded, held = await seed_fees(engine, namespace=run.namespace, seed=run.seed)
         month, listed, paid_fen = await seed_subsidies(engine, namespace=run.namespace, seed=run.seed)
         health_records = await seed_health(engine, namespace=run.namespace, seed=run.seed)
+        # After the subsidies: an approved change is a version recorded now, after the month listed.
+        changes = await seed_change_requests(engine, namespace=run.namespace, seed=run.seed)
     seconds = time.perf_counter() - clock
     run.laps.append(("registry", seconds))
     run.console.print(
@@ -307,5 +310,6 @@ async def seed_step(run: SeedRun, count: int) -> None:
         f"({held:,} above the inclusive cap, awaiting EDU), {listed} subsidy lists for {month} published "
         f"({paid_fen / 100:,.2f} yuan paid), {health_records.reports:,} months of entry health checks, "
         f"{health_records.assessments:,} 卫生保健 results, {health_records.quality:,} graded "
-        f"quality assessments in {seconds:.1f} s"
+        f"quality assessments, {changes.asked:,} changes of licensed facts asked ({changes.approved:,} "
+        f"approved, {changes.rejected:,} rejected, the rest under review) in {seconds:.1f} s"
     )
