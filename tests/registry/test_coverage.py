@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime
 
+from sqlalchemy import update
+
+from services.registry.models import Facility
+from shared.clock import shanghai_today
 from tests.registry.conftest import Registry
 
 
@@ -23,7 +27,7 @@ async def test_coverage_counts_approved_inclusive_points_per_town(registry: Regi
     await registry.submit(town_code="310104007")
 
     response = await registry.client.get(
-        "/v1/coverage", params={"year": date.today().year}, headers=registry["EDU"]
+        "/v1/coverage", params={"year": shanghai_today().year}, headers=registry["EDU"]
     )
     assert response.status_code == 200, response.text
     city = response.json()
@@ -58,6 +62,22 @@ async def test_a_past_year_counts_nothing_approved_later(registry: Registry) -> 
     await registry.approved()
     city = (await registry.client.get("/v1/coverage", params={"year": 2021}, headers=registry["EDU"])).json()
     assert city["inclusive_points"] == 0 and city["towns_with_point"] == 0
+
+
+async def test_the_year_is_shanghais(registry: Registry) -> None:
+    # Approved at 00:30 on 1 January 2026 in Shanghai, still 31 December 2025 in UTC.
+    facility = await registry.approved()
+    async with registry.stack.registry.state.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Facility)
+            .where(Facility.id == facility["id"])
+            .values(approved_at=datetime(2025, 12, 31, 16, 30, tzinfo=UTC))
+        )
+
+    before = await registry.client.get("/v1/coverage", params={"year": 2025}, headers=registry["EDU"])
+    during = await registry.client.get("/v1/coverage", params={"year": 2026}, headers=registry["EDU"])
+    assert before.json()["inclusive_points"] == 0
+    assert (during.json()["inclusive_points"], during.json()["new_inclusive_points"]) == (1, 1)
 
 
 async def test_coverage_needs_a_reading_scope_and_a_sane_year(registry: Registry) -> None:

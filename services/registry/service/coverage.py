@@ -16,6 +16,7 @@ from services.registry.schemas import (
     TownCoverage,
     TownCoverageRow,
 )
+from shared.clock import SHANGHAI
 
 LEGAL_TOWN_TYPES = ("street", "town", "township")
 DEMAND_NOTE = (
@@ -32,8 +33,9 @@ async def coverage(*, session: AsyncSession, year: int) -> CityCoverage:
     """As of the end of `year`: approved inclusive points per 街镇, new ones approved in the year,
     and the rates the plan sets targets for. `other` units are valid addresses but not in the
     denominators (216 legal 街镇; 72 central-city 街道)."""
-    year_end = datetime(year + 1, 1, 1, tzinfo=UTC)
-    year_start = datetime(year, 1, 1, tzinfo=UTC)
+    # The plan's years are Shanghai's: a point approved at 00:30 on 1 January there is the new year's.
+    year_end = datetime(year + 1, 1, 1, tzinfo=SHANGHAI)
+    year_start = datetime(year, 1, 1, tzinfo=SHANGHAI)
     districts = (await session.execute(select(District).order_by(District.code))).scalars().all()
     towns = (await session.execute(select(Town).order_by(Town.code))).scalars().all()
     rows = (
