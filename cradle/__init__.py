@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -52,8 +53,8 @@ from cradle.nats import app as nats_app
 from cradle.preflight import (
     DataDirLock,
     Misconfigured,
+    bind_port,
     check_database,
-    check_port,
     check_replicable,
     check_settings,
     settings_help,
@@ -319,16 +320,22 @@ def up(
     )
     lock = DataDirLock(base)
     lock.acquire()
+    gateway_sockets: list[socket.socket] = []
     try:
-        for index in range(replicas):  # the gateways' ports, one after another
-            check_port(settings.gateway_host, settings.gateway_port + index, variable="CRADLE_GATEWAY_PORT")
+        for index in range(replicas):  # the gateways' ports, one after another, held from here on
+            port = settings.gateway_port + index
+            gateway_sockets.append(bind_port(settings.gateway_host, port, variable="CRADLE_GATEWAY_PORT"))
         asyncio.run(_check_databases(base, list(PROCESSES)))
         keys = load_or_create_keys(base)
         _check_process_settings(base, keys, nats_url=settings.nats_url)
         migrate_all(list(PROCESSES))
         shown = asyncio.run(_bootstrap_admin(os.environ.get("CRADLE_ADMIN_SECRET") or None))
-        code = asyncio.run(run_up(base=base, keys=keys, admin_secret_shown=shown, replicas=replicas))
+        code = asyncio.run(
+            run_up(base=base, keys=keys, admin_secret_shown=shown, gateway_sockets=gateway_sockets)
+        )
     finally:
+        for sock in gateway_sockets:
+            sock.close()  # handed down by now, or never used
         lock.release()
     sys.exit(code)
 

@@ -152,18 +152,24 @@ class DataDirLock:
             self.handle = None
 
 
-def check_port(host: str, port: int, *, variable: str) -> None:
+def bind_port(host: str, port: int, *, variable: str) -> socket.socket:
+    """The port bound and listening from the check on, held until the process that serves on it is
+    handed the socket: checked and bound later, another program could take it in between (a busy
+    machine did, while NATS, the migrations and the services started)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            reason = "is in use" if exc.errno == 98 else f"cannot be used ({exc.strerror})"
-            raise Misconfigured(
-                f"{variable}: {host}:{port} {reason}; "
-                f"stop what listens there or set {variable} to a free port"
-            ) from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "is in use" if exc.errno == 98 else f"cannot be used ({exc.strerror})"
+        raise Misconfigured(
+            f"{variable}: {host}:{port} {reason}; stop what listens there or set {variable} to a free port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _redacted(url: str) -> str:

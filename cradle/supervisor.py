@@ -216,25 +216,6 @@ def serve_args(name: str, listening: socket.socket) -> list[str]:
     return [sys.executable, "-m", "cradle.serve", name, str(listening.fileno())]
 
 
-def uvicorn_args(name: str, host: str, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        PROCESSES[name].app,
-        "--factory",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--timeout-graceful-shutdown",
-        "5",
-    ]
-
-
 async def start_nats(
     supervisor: Supervisor, base: Path, *, namespace: str, nodes: int
 ) -> tuple[str, BusTrust]:
@@ -273,7 +254,12 @@ async def provision_cluster(url: str, *, namespace: str, replicas: int, creds: P
             await asyncio.sleep(1.0)
 
 
-async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, replicas: int = 1) -> int:
+async def run_up(
+    *, base: Path, keys: Keys, admin_secret_shown: str | None, gateway_sockets: Sequence[socket.socket]
+) -> int:
+    """`gateway_sockets`: one bound port per gateway (`cradle up` binds them before anything starts);
+    as many processes of every service as there are gateways."""
+    replicas = len(gateway_sockets)
     console = Console(soft_wrap=True)
     supervisor = Supervisor(console)
     loop = asyncio.get_running_loop()
@@ -333,9 +319,6 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, repl
             *(wait_healthy(url + "/healthz", supervisor=supervisor) for url in public.values())
         )
 
-        host = os.environ.get("CRADLE_GATEWAY_HOST", "127.0.0.1")
-        first_port = int(os.environ.get("CRADLE_GATEWAY_PORT", "8000"))
-        reachable = "127.0.0.1" if host == "0.0.0.0" else host
         env = gateway_env(
             base=base,
             keys=keys,
@@ -345,12 +328,13 @@ async def run_up(*, base: Path, keys: Keys, admin_secret_shown: str | None, repl
         if trust is not None:  # the embedded server: the gateway's credentials and device issuer keys
             env |= gateway_bus_env(trust)
         gateways: list[str] = []
-        for index, label in enumerate(replica_names("gateway", replicas)):
-            port = first_port + index
+        host = os.environ.get("CRADLE_GATEWAY_HOST", "127.0.0.1")
+        reachable = "127.0.0.1" if host == "0.0.0.0" else host
+        for listening, label in zip(gateway_sockets, replica_names("gateway", replicas), strict=True):
+            port = listening.getsockname()[1]
             metrics_env, metrics_socket = listeners.env(label)
-            await supervisor.spawn(
-                label, uvicorn_args("gateway", host, port), env | metrics_env, handed=metrics_socket
-            )
+            handed = [listening, *metrics_socket]
+            await supervisor.spawn(label, serve_args("gateway", listening), env | metrics_env, handed=handed)
             gateways.append(f"http://{host}:{port}")
             public[label] = f"http://{reachable}:{port}"
         await asyncio.gather(*(wait_healthy(url + "/healthz", supervisor=supervisor) for url in gateways))

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cradle.layout import free_port
+from cradle.preflight import Misconfigured, bind_port
 from cradle.services import PROCESSES
 from tests.support import CHEAP_HASHING, PG_ADMIN_URL, postgres_reachable
 
@@ -266,3 +267,18 @@ def test_a_command_that_needs_the_bus_names_an_unreachable_one(data: Path, tmp_p
         f"NATS_URL: {url}: nats: no servers available for connection; "
         "check NATS_URL, the .creds given and NATS_TLS_CA"
     )
+
+
+def test_the_gateway_port_is_held_from_its_check_until_the_gateway_serves_on_it() -> None:
+    # cradle up binds CRADLE_GATEWAY_PORT when it checks it and hands that socket to the gateway:
+    # nothing else can take the port while NATS, the migrations and the services start.
+    held = bind_port("127.0.0.1", 0, variable="CRADLE_GATEWAY_PORT")
+    port = held.getsockname()[1]
+    try:
+        assert held.get_inheritable()
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # already listening: a caller waits in the backlog instead of being refused
+        with pytest.raises(Misconfigured, match=rf"CRADLE_GATEWAY_PORT: 127.0.0.1:{port} is in use"):
+            bind_port("127.0.0.1", port, variable="CRADLE_GATEWAY_PORT")
+    finally:
+        held.close()
