@@ -1,10 +1,11 @@
 """The longest test files first (`make test` runs files on four xdist workers, each file on one).
 
 xdist hands out files in order of their number of tests, so the few long files (the story, the fault
-suites, the generated client, the replicas) started last and ran on alone while the other workers sat
-idle: the suite's wall time was their tail. Files are handed out longest first instead, by the seconds
-each took in a measured run (tests/file_durations.json), so the short ones fill in around them at the
-end. A file the table does not know counts as the median file. Re-measure after adding long tests:
+suites, the generated client, the replicas) started last and ran on alone while the other workers
+sat idle (about 9 % of the workers' time in a run beside another suite). Files are handed out
+longest first instead, by the seconds each took in a measured run (tests/file_durations.json), so
+the short ones fill in around them at the end. A file the table does not know counts as the median
+file. Re-measure after adding long tests:
 
     .venv/bin/python -m pytest -n 4 --dist loadfile --store-file-durations
 """
