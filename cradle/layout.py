@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import socket
 from collections.abc import Iterable
@@ -19,12 +20,39 @@ from shared.pii_keys import new_key_id, require_keys_sync
 from shared.settings import env_or_file, with_password
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free now. For a program this process cannot hand a socket to (nats-server); for one it
-    starts itself, `listening_socket` (a port chosen here and bound later may be taken meanwhile)."""
+def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
+    """A port free now (with `count`, the first of that many consecutive ones). For a program this
+    process cannot hand a socket to (nats-server); for one it starts itself, `listening_socket`.
+
+    Chosen at random below the kernel's ephemeral range: a port the kernel hands out for `bind(0)`
+    is from the range every outgoing connection's local port comes from, and on a busy machine one
+    of those took it between the choice and the child's bind ("address already in use")."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        first = random.randrange(EPHEMERAL_FLOOR, low - count)
+        if all(_bindable(host, port) for port in range(first, first + count)):
+            return first
+    raise OSError(f"no {count} consecutive free ports on {host} below {low}")
+
+
+EPHEMERAL_FLOOR = 10_000  # below it, the well-known and registered services' usual ports
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default; elsewhere a guess as good as any
+    return low if low > EPHEMERAL_FLOOR + 1_000 else 65_536
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def listening_socket(port: int = 0) -> socket.socket:

@@ -99,9 +99,7 @@ def test_two_replicas_of_everything_on_postgresql(tmp_path: Path) -> None:
     names = {process: f"replicas_{tag}_{process}" for process in PROCESSES}
     asyncio.run(_databases(list(names.values())))
     server = PG_ADMIN_URL.rsplit("/", 1)[0]
-    port = free_port()
-    while free_port() == port + 1:  # the second gateway takes the next port
-        port = free_port()
+    port = free_port(count=2)  # the second gateway takes the next port
     env = clean_env(
         tmp_path / "data",
         port,
