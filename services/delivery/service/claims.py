@@ -157,9 +157,10 @@ class Claimed:
 
 async def claim(
     session: AsyncSession, *, now: datetime, limit: int, batch: int, lease_seconds: float, worker_id: str
-) -> list[Claimed]:
+) -> tuple[list[Claimed], bool]:
     """Lease up to `batch` due deliveries, at most `limit` in flight per subscription (leases held
-    by any replica count), and return them ready to send."""
+    by any replica count), and return them ready to send, and whether the batch cut the candidates
+    short (more may be due now)."""
     busy = dict((await session.execute(BUSY, {"now": now})).all())
     full = [subscription for subscription, count in busy.items() if count >= limit]
     parameters = {"now": now, "per_subscription": limit, "batch": batch, "full": full}
@@ -176,8 +177,9 @@ async def claim(
         if room[subscription] > 0:
             room[subscription] -= 1
             ids.append(delivery_id)
+    more = len(candidates) >= batch
     if not ids:
-        return []
+        return [], more
     until = now + timedelta(seconds=lease_seconds)
     lease = {"ids": ids, "now": now, "until": until, "worker": worker_id}
     if postgresql:
@@ -186,8 +188,8 @@ async def claim(
         leased = list((await session.execute(LEASE, lease)).scalars())
         rows = (await session.execute(LEASED, {"ids": leased})).all() if leased else []
     if not rows:
-        return []
-    return await _ready(session, rows, now, until)
+        return [], more
+    return await _ready(session, rows, now, until), more
 
 
 async def _ready(session: AsyncSession, rows: Any, now: datetime, until: datetime) -> list[Claimed]:

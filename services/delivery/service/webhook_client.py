@@ -8,6 +8,7 @@ is never read to its end, the connection is dropped instead."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections import OrderedDict
@@ -315,10 +316,15 @@ class WebhookClient:
 
 
 def _request(target: Target, headers: list[tuple[str, str]], body: bytes) -> bytes:
-    lines = [
-        f"POST {quote(target.path, safe=PATH_SAFE)} HTTP/1.1",
-        f"host: {target.host_header}",
-        *(f"{name}: {value}" for name, value in headers),
-        f"content-length: {len(body)}",
-    ]
-    return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
+    lines = [f"{name}: {value}" for name, value in headers]
+    lines.append(f"content-length: {len(body)}\r\n\r\n")
+    return _request_head(target) + "\r\n".join(lines).encode("latin-1") + body
+
+
+@functools.lru_cache(maxsize=MAX_POOLS)
+def _request_head(target: Target) -> bytes:
+    """The request line and Host, the same for every attempt to a URL (quoting the path each time
+    was a tenth of building a request)."""
+    return f"POST {quote(target.path, safe=PATH_SAFE)} HTTP/1.1\r\nhost: {target.host_header}\r\n".encode(
+        "latin-1"
+    )
