@@ -29,7 +29,6 @@ from typing import IO, Annotated, Any
 import orjson
 from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
-from openpyxl import Workbook
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -219,7 +218,9 @@ async def _xlsx_body(
 ) -> AsyncIterator[bytes]:
     # Write-only: openpyxl keeps the rows in a file of its own as they are appended, and the zip is
     # written to a temporary file; both are on disk, not in memory. The work is in a thread, so the
-    # service keeps answering others meanwhile.
+    # service keeps answering others meanwhile. Imported here: most starts never write a workbook.
+    from openpyxl import Workbook
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=sheet_name[:31])
     saved = False

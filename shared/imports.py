@@ -17,8 +17,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import File, Query, UploadFile
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import BaseModel, Field
 
 from shared.errors import FieldError, InvalidInput, invalid
@@ -150,6 +148,9 @@ async def read_upload(upload: UploadFile, columns: Sequence[Column]) -> Table:
 
 
 def _xlsx_rows(content: bytes) -> list[list[Any]]:
+    from openpyxl import load_workbook  # here: most starts never read a workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:

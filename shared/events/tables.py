@@ -3,7 +3,6 @@ the consumer runner are hot paths and ORM objects cost ~130 µs each."""
 
 from __future__ import annotations
 
-from alembic import op
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
 OUTBOX = "outbox"
@@ -42,6 +41,8 @@ def inbox_table(metadata: MetaData) -> Table:
 def create_event_tables() -> None:
     """For a service's first migration: the outbox and inbox, written out here so that this
     migration never changes. A later change to the tables above gets a migration of its own."""
+    from alembic import op  # alembic (with mako and pygments) only where migrations run: ~0.3 s a start
+
     op.create_table(
         OUTBOX,
         Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -65,6 +66,8 @@ def create_event_tables() -> None:
 
 
 def drop_event_tables() -> None:
+    from alembic import op
+
     op.drop_table(INBOX)
     op.drop_index("ix_outbox_pending", table_name=OUTBOX)
     op.drop_table(OUTBOX)
