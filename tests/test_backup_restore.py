@@ -31,7 +31,7 @@ from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from cradle import app as cradle
+from cradle.cli import app as cradle
 from cradle.nats import init_trust
 from services.workforce.app import create_app as create_workforce
 from services.workforce.config import WorkforceSettings

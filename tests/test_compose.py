@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from cradle import app as cradle
+from cradle.cli import app as cradle
 from gateway.config import GatewaySettings
 from services.delivery.config import DeliverySettings
 from services.guidance.config import GuidanceSettings

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from cradle import SCALES, Scale, app
+from cradle.cli import SCALES, Scale, app
 from cradle.layout import load_or_create_keys
 from cradle.seed.monitoring import seed_monitoring
 from cradle.seed.registry import seed_facilities

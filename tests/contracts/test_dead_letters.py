@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from cradle import app as cradle
+from cradle.cli import app as cradle
 from cradle.dlq import list_letters, replay_letters
 from services.monitoring.models import Alert
 from services.workforce.handlers import HANDLERS

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from cradle import app as cradle
+from cradle.cli import app as cradle
 from cradle.layout import PiiKeys, load_or_create_keys, load_pii_keys, save_pii_keys
 from cradle.services import PERSONAL_DATA
 from services.workforce.app import create_app as create_workforce

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from cradle import app as cradle
+from cradle.cli import app as cradle
 from services.workforce.app import create_app as create_workforce
 from services.workforce.config import WorkforceSettings
 from shared.db import make_engine

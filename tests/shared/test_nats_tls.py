@@ -18,7 +18,7 @@ import nats
 import pytest
 from typer.testing import CliRunner
 
-from cradle import app as cradle
+from cradle.cli import app as cradle
 from cradle.layout import free_port
 from cradle.nats import ADMIN, BusTrust, Cluster, ServerTls, init_trust, provision, server_config
 from cradle.nats_server import nats_server_binary, wait_for_port
