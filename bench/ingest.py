@@ -160,6 +160,7 @@ async def prefill(
     """`count` stored events straight into the table, as weeks of a city's traffic would leave them
     (received over the last 25 days). Returns the rows written per second."""
     from services.monitoring.models import CctvEvent
+    from services.monitoring.service.ingest import dedup_key
 
     engine = make_engine(url)
     now = datetime.now(UTC)
@@ -170,9 +171,11 @@ async def prefill(
             for _ in range(min(20_000, count - offset)):
                 camera_id, facility_id = cameras[rng.randrange(len(cameras))]
                 at = now - timedelta(seconds=rng.randrange(25 * 86_400))
+                event_id = EVENT_IDS[ids]()
                 rows.append(
                     {
-                        "event_id": EVENT_IDS[ids](),
+                        "dedup_key": dedup_key(facility_id, event_id),
+                        "event_id": event_id,
                         "camera_id": camera_id,
                         "facility_id": facility_id,
                         "type": "heartbeat",
