@@ -32,6 +32,7 @@ from services.delivery.service.audience import (
     scope_of,
     type_matcher,
 )
+from services.delivery.service.rows import RowsInsert
 from shared.contracts import contract_for, payload_of
 from shared.contracts.guidance import FamilyLinked
 from shared.contracts.registry import FacilityFacts
@@ -41,6 +42,11 @@ PROJECTIONS = FacilityProjection.__table__
 EVENTS = EventRecord.__table__
 AUDIENCES = EventAudience.__table__
 DELIVERIES = Delivery.__table__
+# The columns `owed` fills.
+OWE_DELIVERIES = RowsInsert(
+    DELIVERIES,
+    ("subscription_id", "event_seq", "order_key", "status", "attempts", "next_attempt_at", "created_at"),
+)
 BAN_RESCINDED = "cradle.workforce.ban.rescinded"  # its audience is read from the stored ban's
 
 # Set on a session that recorded events or owes deliveries; its commit wakes the sender and the
@@ -170,7 +176,7 @@ async def owe_deliveries(
     subscriptions = (await session.execute(ENABLED_SUBSCRIPTIONS)).all()
     rows = owed(subscriptions, event=event, seq=seq, scope=scope, places=places, now=utcnow())
     if rows:
-        await session.execute(insert(DELIVERIES), rows)
+        await OWE_DELIVERIES.run(session, rows)
         session.info[DELIVERIES_DIRTY] = True
     return len(rows)
 
@@ -352,6 +358,5 @@ async def _store(
         deliveries.extend(owed(subscriptions, event=event, seq=seq, scope=scope, places=places, now=now))
     if audiences:
         await session.execute(insert(AUDIENCES), audiences)
-    if deliveries:
-        await session.execute(insert(DELIVERIES), deliveries)
+    await OWE_DELIVERIES.run(session, deliveries)
     session.info[DELIVERIES_DIRTY] = True

@@ -41,6 +41,7 @@ from services.delivery.events import SubscriptionDisabled
 from services.delivery.models import Delivery, DeliveryAttempt, Subscription
 from services.delivery.service.claims import Claimed, claim
 from services.delivery.service.log import record_event, utcnow
+from services.delivery.service.rows import RowsInsert
 from services.delivery.service.subscriptions import SECRET_PREFIX
 from services.delivery.service.targets import ResolvedTargets, TargetPolicy
 from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
@@ -67,6 +68,23 @@ RETRY_LATER = (
     update(DELIVERIES)
     .where(DELIVERIES.c.id == bindparam("failed_id"), DELIVERIES.c.leased_by == bindparam("worker"))
     .values(next_attempt_at=bindparam("retry_at"), lease_until=None, leased_by=None)
+)
+
+RECORD_ATTEMPTS = RowsInsert(
+    DeliveryAttempt.__table__,
+    (
+        "delivery_id",
+        "subscription_id",
+        "event_id",
+        "event_type",
+        "attempt",
+        "attempted_at",
+        "status_code",
+        "latency_ms",
+        "outcome",
+        "error",
+        "response_excerpt",
+    ),
 )
 
 # At a stop, the leases of what was claimed and never sent, given back (not attempted: its count too).
@@ -112,6 +130,12 @@ def _keyed(secret: str) -> hmac.HMAC:
     """A `whsec_` secret's HMAC-SHA256, keyed once (its key is unpadded base64, as `standardwebhooks`
     reads it); only ever copied, never updated itself."""
     return hmac.new(base64.b64decode(secret.removeprefix(SECRET_PREFIX) + "=="), digestmod=hashlib.sha256)
+
+
+def _text(received: str) -> str:
+    """A receiver's text as it can be stored: PostgreSQL's text (and SQLite's JSON functions) end a
+    string at NUL, so a NUL is the replacement character, as an undecodable byte is."""
+    return received.replace("\x00", "\ufffd")
 
 
 def backoff_seconds(attempts: int, *, first: float, cap: float) -> float:
@@ -399,7 +423,7 @@ class Sender:
                 timeout=self.settings.attempt_timeout_seconds,
             )
             status = reply.status
-            excerpt = reply.excerpt.decode("utf-8", errors="replace") if reply.excerpt else None
+            excerpt = _text(reply.excerpt.decode("utf-8", errors="replace")) if reply.excerpt else None
         except UnsafeTarget as exc:
             error = f"refused: {exc.detail}"
         except WebhookTimeout:
@@ -416,15 +440,15 @@ class Sender:
             delivered=delivered,
             status_code=status,
             latency_ms=round(latency_ms, 3),
-            error=error[:500] if error else None,
+            error=_text(error[:500]) if error else None,
             excerpt=excerpt,
         )
 
     # --- recording --------------------------------------------------------------------------------
 
     async def _record(self, session: AsyncSession, outcomes: list[Outcome], now: datetime) -> None:
-        await session.execute(
-            DeliveryAttempt.__table__.insert(),
+        await RECORD_ATTEMPTS.run(
+            session,
             [
                 {
                     "delivery_id": o.claimed.delivery_id,
