@@ -66,7 +66,8 @@ class Received:
 @dataclass
 class Receiver:
     """A webhook receiver on 127.0.0.1. Each path is its own endpoint: `/ok/…` answers 204,
-    `/flaky/<n>/…` answers 503 to its first n requests and then 200, `/silent/…` never answers."""
+    `/flaky/<n>/…` answers 503 to its first n requests and then 200, `/silent/…` never answers,
+    `/binary/…` answers 200 with a NUL and an undecodable byte in its body."""
 
     url: str
     received: dict[str, list[Received]] = field(default_factory=dict)
@@ -94,6 +95,8 @@ class Receiver:
                 self.refused[path] = seen + 1
                 return PlainTextResponse("not now " + "x" * 3000, status_code=503)
         self.received.setdefault(path, []).append(Received(dict(request.headers), body))
+        if path.startswith("/binary/"):
+            return Response(b"ok\x00\xff", status_code=200)
         if path.startswith("/flaky/"):
             return PlainTextResponse("thanks")
         return Response(status_code=204)

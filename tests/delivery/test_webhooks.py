@@ -106,6 +106,24 @@ async def test_a_receiver_that_fails_then_recovers_gets_every_event_in_order(cit
     assert all(a["latency_ms"] >= 0 for a in attempts)
 
 
+async def test_a_reply_with_a_nul_byte_is_recorded_and_the_sender_goes_on(city: City) -> None:
+    bureau = await city.bureau()
+    url = city.receiver.endpoint("binary")
+    subscription = await city.subscribe(bureau, url, FACILITY_EVENTS)
+    await city.facility(await city.operator())
+
+    async def recorded() -> list[dict[str, object]]:
+        page = await city.client.get(
+            f"/v1/subscriptions/{subscription['id']}/deliveries", headers=auth(bureau)
+        )
+        assert page.status_code == 200, page.text
+        return page.json()["items"]
+
+    attempts = await eventually(recorded)
+    # PostgreSQL's text holds no NUL: stored as the replacement character, as the undecodable byte is.
+    assert [(a["outcome"], a["response_excerpt"]) for a in attempts] == [("delivered", "ok\ufffd\ufffd")]
+
+
 async def test_a_receiver_that_never_answers_holds_back_no_one(city: City) -> None:
     bureau = await city.bureau()
     silent = city.receiver.endpoint("silent")
