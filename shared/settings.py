@@ -101,6 +101,13 @@ class DatabaseSettings(CradleSettings):
 
     database_url: str
     database_password: SecretStr | None = None
+    # The database pool (shared/db.py make_engine): a burst beyond size + overflow queues for up to
+    # the timeout, which stays below the gateway's upstream timeout (30 s) so the caller gets an answer.
+    # Size them to PostgreSQL's max_connections (100 by default): every process of every replica
+    # may hold size + overflow at a peak.
+    db_pool_size: int = Field(default=POOL_SIZE, ge=1, le=200)
+    db_max_overflow: int = Field(default=POOL_MAX_OVERFLOW, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=POOL_TIMEOUT_SECONDS, gt=0, le=60)
 
     @model_validator(mode="after")
     def _password_into_url(self) -> DatabaseSettings:
@@ -147,11 +154,6 @@ class ServiceSettings(DatabaseSettings, MetricsListenerSettings):
     consumer_ack_wait_seconds: float = 30.0
     consumer_backoff_seconds: list[float] = [1.0, 5.0, 15.0, 60.0]
     publish_timeout_seconds: float = 2.0
-    # The database pool (shared/db.py make_engine): a burst beyond size + overflow queues for up to
-    # the timeout, which stays below the gateway's upstream timeout (30 s) so the caller gets an answer.
-    db_pool_size: int = Field(default=POOL_SIZE, ge=1, le=200)
-    db_max_overflow: int = Field(default=POOL_MAX_OVERFLOW, ge=0, le=200)
-    db_pool_timeout_seconds: float = Field(default=POOL_TIMEOUT_SECONDS, gt=0, le=60)
     # Request bodies: larger is a 413, JSON nested deeper a 422 (shared/jsonlimits.py).
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=2, le=256)

@@ -158,6 +158,12 @@ async def own_nats(tmp_path: Path, namespace: str) -> AsyncIterator[NatsProcess]
     await server.stop()
 
 
+# Two connections kept per process, more opened for a burst and closed after: a stack is six
+# processes, a worker may hold two stacks, and two suites side by side on production's pools (10 kept
+# each) took every one of PostgreSQL's 100 connections ("too many clients already").
+SMALL_POOL = {"db_pool_size": 2, "db_max_overflow": 10}
+
+
 def service_settings(
     cls: type, *, url: str, nats_url: str, namespace: str, keys: dict[str, Any], **overrides: Any
 ) -> Any:
@@ -171,6 +177,7 @@ def service_settings(
         "consumer_max_deliver": 4,
         "log_format": "console",
         "log_level": "WARNING",
+        **SMALL_POOL,
     }
     if "pii_keys" in cls.model_fields:  # the services that hold personal data
         values |= {
@@ -195,6 +202,7 @@ def gateway_settings(*, database_url: str, keys: dict[str, Any], **overrides: An
         "audit_signing_key": keys["audit_signing_key"],
         **{f"{name}_url": f"http://{name}" for name in SERVICES},
         "secret_hashing": CHEAP_HASHING,
+        **SMALL_POOL,
         "log_format": "console",
         "log_level": "WARNING",
         # The services a test serves run on the test's own event loop: a connection waits on

@@ -147,7 +147,7 @@ class DatabaseFactory:
         await self._drop(names)
 
     async def _drop(self, names: list[str]) -> None:
-        limit = asyncio.Semaphore(8)
+        limit = asyncio.Semaphore(4)  # two suites side by side share PostgreSQL's 100 connections
 
         async def drop(name: str) -> None:
             async with limit:

@@ -104,6 +104,9 @@ def test_two_replicas_of_everything_on_postgresql(tmp_path: Path) -> None:
         tmp_path / "data",
         port,
         **{f"{p.upper()}_DATABASE_URL": f"{server}/{database}" for p, database in names.items()},
+        # Twelve processes: two connections kept each (production's ten would be 120 at rest, past
+        # PostgreSQL's 100 with another suite beside this one).
+        **{f"{p.upper()}_DB_POOL_SIZE": "2" for p in names},
     )
     log = tmp_path / "up.log"
     with log.open("w") as out:

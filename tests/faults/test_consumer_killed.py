@@ -83,6 +83,7 @@ async def test_a_registry_killed_mid_stream_and_restarted_applies_each_event_onc
     process = ServiceProcess(
         {
             "REGISTRY_DATABASE_URL": url,
+            "REGISTRY_DB_POOL_SIZE": "2",  # as the in-process stacks (tests/conftest.py SMALL_POOL)
             "NATS_URL": own_nats.url,
             "CRADLE_EVENT_NAMESPACE": namespace,
             "CRADLE_INTERNAL_VERIFY_KEY": keys["verify"],

@@ -240,6 +240,7 @@ async def registry_process(
     process = ServiceProcess(
         {
             "REGISTRY_DATABASE_URL": await databases.fresh("registry"),
+            "REGISTRY_DB_POOL_SIZE": "2",  # as the in-process stacks (tests/conftest.py SMALL_POOL)
             "NATS_URL": shared_nats_url,
             "CRADLE_EVENT_NAMESPACE": namespace,
             "CRADLE_INTERNAL_VERIFY_KEY": keys["verify"],
