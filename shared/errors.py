@@ -229,10 +229,11 @@ async def _integrity_conflict(request: Request, exc: Exception) -> JSONResponse:
 # PostgreSQL refuses text it cannot store (a NUL character, an invalid byte sequence): the
 # caller's input, so a 422, not a server error.
 UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
-# The database went away under the request: its connection was lost (class 08), or the server is
-# shutting down, starting up or restarting (57P01-57P05). Nothing was done that the caller can
-# rely on: a 503 to retry, like a refused connection, never a 500.
-UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P")
+# The database went away under the request: its connection was lost (class 08), the server is
+# shutting down, starting up or restarting (57P01-57P05), or it lacks the resources to serve it
+# now (class 53: too many connections, out of memory, disk full). Nothing was done that the caller
+# can rely on: a 503 to retry, like a refused connection, never a 500.
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53")
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
