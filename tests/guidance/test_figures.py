@@ -3,12 +3,16 @@ checked, per district and city-wide, for this year and the last, straight and th
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
-from tests.guidance.conftest import HUANGPU, HUANGPU_TOWN, XUHUI, Guide, months_ago
+from tests.guidance.conftest import HUANGPU, HUANGPU_TOWN, XUHUI, Guide, months_ago, start_guide
+from tests.support import DatabaseFactory
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 OTHER_UNIT = "310104501"  # 漕河泾新兴技术开发区: a valid address, not a 街镇 in the denominators
@@ -32,7 +36,27 @@ async def read(guide: Guide, headers: dict[str, str] | None = None, **params: An
     return response.json()
 
 
-async def test_the_figures_count_what_happened_in_the_year(guide: Guide) -> None:
+@pytest_asyncio.fixture(loop_scope="module", params=["sqlite", "postgres"])
+async def own_guide(
+    request: pytest.FixtureRequest,
+    db_factories: dict[str, DatabaseFactory],
+    shared_nats_url: str,
+    run_id: str,
+    keys: dict[str, Any],
+) -> AsyncIterator[Guide]:
+    """A stack of its own: the figures count every family, station and session in a district, so
+    the module's other tests (a parent's family in need, a session) would change them."""
+    if request.param not in db_factories:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    namespace = f"t{run_id}gf{uuid.uuid4().hex[:6]}"
+    async with start_guide(
+        databases=db_factories[request.param], nats_url=shared_nats_url, namespace=namespace, keys=keys
+    ) as stack:
+        yield stack
+
+
+async def test_the_figures_count_what_happened_in_the_year(own_guide: Guide) -> None:
+    guide = own_guide
     this_year = datetime.now(UTC).year
     last_year = date(this_year - 1, 6, 1)
     recently = datetime.now(UTC).date() - timedelta(days=1)
