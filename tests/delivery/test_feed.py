@@ -84,7 +84,9 @@ async def over_sockets(city: City) -> AsyncIterator[httpx.AsyncClient]:
     async with serving(city.delivery) as delivery_url, serving(city.stack.gateway) as gateway_url:
         transports["delivery"] = Upstream(delivery_url)
         try:
-            async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+            # As long as `eventually` waits: at load 15 a stream's first reply took over 10 s (the
+            # services share the test's event loop); a stalled stream still fails, a minute later.
+            async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as client:
                 yield client
         finally:
             transports["delivery"] = saved
