@@ -276,10 +276,19 @@ async def guide(
     keys: dict[str, Any],
 ) -> AsyncIterator[Guide]:
     """One stack per module and backend."""
-    if request.param not in db_factories:
+    async with guide_on(request.param, db_factories, shared_nats_url, run_id, keys) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def guide_on(
+    backend: str, db_factories: dict[str, DatabaseFactory], nats_url: str, run_id: str, keys: dict[str, Any]
+) -> AsyncIterator[Guide]:
+    """A stack on `backend` under a namespace of its own (skipped where PostgreSQL does not answer)."""
+    if backend not in db_factories:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     namespace = f"t{run_id}g{next(_namespaces)}"
     async with start_guide(
-        databases=db_factories[request.param], nats_url=shared_nats_url, namespace=namespace, keys=keys
+        databases=db_factories[backend], nats_url=nats_url, namespace=namespace, keys=keys
     ) as stack:
         yield stack

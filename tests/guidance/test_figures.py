@@ -3,7 +3,6 @@ checked, per district and city-wide, for this year and the last, straight and th
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.guidance.conftest import HUANGPU, HUANGPU_TOWN, XUHUI, Guide, months_ago, start_guide
+from tests.guidance.conftest import HUANGPU, HUANGPU_TOWN, XUHUI, Guide, guide_on, months_ago
 from tests.support import DatabaseFactory
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -46,12 +45,7 @@ async def own_guide(
 ) -> AsyncIterator[Guide]:
     """A stack of its own: the figures count every family, station and session in a district, so
     the module's other tests (a parent's family in need, a session) would change them."""
-    if request.param not in db_factories:
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    namespace = f"t{run_id}gf{uuid.uuid4().hex[:6]}"
-    async with start_guide(
-        databases=db_factories[request.param], nats_url=shared_nats_url, namespace=namespace, keys=keys
-    ) as stack:
+    async with guide_on(request.param, db_factories, shared_nats_url, run_id, keys) as stack:
         yield stack
 
 
