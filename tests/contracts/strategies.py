@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Any
+from uuid import UUID
 
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
@@ -16,10 +17,25 @@ MOMENTS = st.datetimes(
 ).map(lambda moment: moment.isoformat())
 DAYS = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)).map(date.isoformat)
 UNBOUNDED_INT = 10**6  # where a schema gives no bound
+# The contracts' common patterns, drawn directly: `from_regex` draws a choice per character, and the
+# 129 id fields' 32 hex digits each were most of this suite's time. Each is the pattern's whole
+# language (tests/contracts/test_strategies.py checks they match).
+PATTERNS: dict[str, st.SearchStrategy[str]] = {
+    "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$": st.integers(0, 2**128 - 1).map(
+        lambda n: str(UUID(int=n))
+    ),
+    "^[0-9]{6}$": st.integers(0, 10**6 - 1).map("{:06d}".format),
+    "^[0-9]{9}$": st.integers(0, 10**9 - 1).map("{:09d}".format),
+    "^([01][0-9]|2[0-3]):[0-5][0-9]$": st.builds(
+        "{:02d}:{:02d}".format, st.integers(0, 23), st.integers(0, 59)
+    ),
+}
 
 
 def _text(schema: dict[str, Any]) -> st.SearchStrategy[str]:
     if "pattern" in schema:
+        if schema["pattern"] in PATTERNS:
+            return PATTERNS[schema["pattern"]]
         return st.from_regex(schema["pattern"], fullmatch=True)
     if schema.get("format") == "date-time":
         return MOMENTS
