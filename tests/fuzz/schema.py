@@ -169,6 +169,7 @@ class Fuzzer:
         self.schema = schemathesis.openapi.from_asgi("/openapi.json", city.bridge, timeout=REQUEST_TIMEOUT)
         self.values = seeded_values(city)
         self.strategies: dict[tuple[str, GenerationMode], Any] = {}
+        self.drawn: dict[tuple[str, GenerationMode], list[Any]] = {}
         # Status codes seen per operation: FUZZ_STATS=1 prints them (did the cases reach the handlers?)
         self.statuses: dict[str, Counter[int]] = defaultdict(Counter)
 
@@ -253,11 +254,24 @@ class Fuzzer:
         found: dict[tuple[str, ...], str],
         checks: list[Any] = CHECKS,
     ) -> int:
-        """`examples` cases of `mode`, drawn by hypothesis. Returns the number of calls."""
+        """`examples` cases of `mode`, drawn by hypothesis, sent as the caller `headers` names.
+        Returns the number of calls."""
+        cases = self.cases(operation, mode, examples)
+        for case in cases:
+            self.check(operation, mode.value, case, headers, found, checks)
+        return len(cases)
+
+    def cases(self, operation: Any, mode: GenerationMode, examples: int) -> list[Any]:
+        """The first `examples` cases of the operation's seeded sequence. Drawn once per module and
+        sent as every kind of caller: the seed made each kind's draws the same cases anyway, and
+        drawing them was the largest part of a fuzzing run."""
         key = (operation.label, mode)
+        kept = self.drawn.get(key)
+        if kept is not None and len(kept) >= examples:
+            return kept[:examples]
         if key not in self.strategies:
             self.strategies[key] = strategy(operation, mode, self.values)
-        calls = 0
+        drawn: list[Any] = []
 
         @seed(SEED)  # the same cases every run
         @given(case=self.strategies[key])
@@ -268,18 +282,17 @@ class Fuzzer:
             phases=[Phase.generate],  # no shrinking: every failure is reported as found
             suppress_health_check=list(HealthCheck),
         )
-        def run(case: Any) -> None:
-            nonlocal calls
-            calls += 1
-            self.check(operation, mode.value, case, headers, found, checks)
+        def draw(case: Any) -> None:
+            drawn.append(case)
 
         try:
-            run()
+            draw()
         except Unsatisfiable:
             # Nothing in the operation can be made invalid (no parameters, no body): no negative cases.
             if mode.is_positive:
                 raise
-        return calls
+        self.drawn[key] = drawn
+        return drawn
 
 
 def every_operation_as(kind: str, fuzzer: Fuzzer) -> None:
