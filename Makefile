@@ -21,7 +21,7 @@ up: install
 # Four workers, each test file on one (its module-scoped stacks start once): the suite mostly waits
 # on NATS, the databases and the services' own timers, so four overlap well on two cores.
 test: install
-	$(BIN)/python -m pytest -n 4 --dist loadfile
+	$(BIN)/python -m pytest -n 5 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""The longest test files first (`make test` runs files on four xdist workers, each file on one).
+"""The longest test files first (`make test` runs files on five xdist workers, each file on one).
 
 xdist hands out files in order of their number of tests, so the few long files (the story, the fault
 suites, the generated client, the replicas) started last and ran on alone while the other workers
@@ -7,7 +7,7 @@ longest first instead, by the seconds each took in a measured run (tests/file_du
 the short ones fill in around them at the end. A file the table does not know counts as the median
 file. Re-measure after adding long tests:
 
-    .venv/bin/python -m pytest -n 4 --dist loadfile --store-file-durations
+    .venv/bin/python -m pytest -n 5 --dist loadfile --store-file-durations
 """
 
 from __future__ import annotations
