@@ -57,6 +57,11 @@ def phone_number() -> str:
     return f"139{next(_serial) % 100_000_000:08d}"
 
 
+def from_now(**delta: float) -> str:
+    """An ISO timestamp `delta` (hours=2, days=-1 …) from now, as sessions' times are sent."""
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
+
+
 def months_ago(months: int, *, days: int = 3) -> date:
     """A birth date `months` full months ago (a few days more, so the age is exactly `months`)."""
     today = datetime.now(UTC).date()
@@ -276,19 +281,10 @@ async def guide(
     keys: dict[str, Any],
 ) -> AsyncIterator[Guide]:
     """One stack per module and backend."""
-    async with guide_on(request.param, db_factories, shared_nats_url, run_id, keys) as stack:
-        yield stack
-
-
-@contextlib.asynccontextmanager
-async def guide_on(
-    backend: str, db_factories: dict[str, DatabaseFactory], nats_url: str, run_id: str, keys: dict[str, Any]
-) -> AsyncIterator[Guide]:
-    """A stack on `backend` under a namespace of its own (skipped where PostgreSQL does not answer)."""
-    if backend not in db_factories:
+    if request.param not in db_factories:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     namespace = f"t{run_id}g{next(_namespaces)}"
     async with start_guide(
-        databases=db_factories[backend], nats_url=nats_url, namespace=namespace, keys=keys
+        databases=db_factories[request.param], nats_url=shared_nats_url, namespace=namespace, keys=keys
     ) as stack:
         yield stack

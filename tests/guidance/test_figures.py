@@ -1,24 +1,19 @@
 """The plan's figures: a small city built through the API, then every numerator and denominator
-checked, per district and city-wide, for this year and the last, straight and through the gateway."""
+checked, per district and city-wide, for this year and the last. The module's stack is the test's
+alone: the figures count every family, station and session in a district, so another test's would
+change them (who may read them, and through the gateway: test_gateway_paths.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from tests.guidance.conftest import HUANGPU, HUANGPU_TOWN, XUHUI, Guide, guide_on, months_ago
-from tests.support import DatabaseFactory
+from tests.guidance.conftest import HUANGPU, HUANGPU_TOWN, XUHUI, Guide, from_now, months_ago
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 OTHER_UNIT = "310104501"  # 漕河泾新兴技术开发区: a valid address, not a 街镇 in the denominators
-
-
-def at(**delta: float) -> str:
-    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
 
 
 async def place(guide: Guide, kind: str, opened_on: date, **where: str) -> None:
@@ -35,22 +30,7 @@ async def read(guide: Guide, headers: dict[str, str] | None = None, **params: An
     return response.json()
 
 
-@pytest_asyncio.fixture(loop_scope="module", params=["sqlite", "postgres"])
-async def own_guide(
-    request: pytest.FixtureRequest,
-    db_factories: dict[str, DatabaseFactory],
-    shared_nats_url: str,
-    run_id: str,
-    keys: dict[str, Any],
-) -> AsyncIterator[Guide]:
-    """A stack of its own: the figures count every family, station and session in a district, so
-    the module's other tests (a parent's family in need, a session) would change them."""
-    async with guide_on(request.param, db_factories, shared_nats_url, run_id, keys) as stack:
-        yield stack
-
-
-async def test_the_figures_count_what_happened_in_the_year(own_guide: Guide) -> None:
-    guide = own_guide
+async def test_the_figures_count_what_happened_in_the_year(guide: Guide) -> None:
     this_year = datetime.now(UTC).year
     last_year = date(this_year - 1, 6, 1)
     recently = datetime.now(UTC).date() - timedelta(days=1)
@@ -88,7 +68,7 @@ async def test_the_figures_count_what_happened_in_the_year(own_guide: Guide) -> 
     # Offline: one family in need attends six sessions, another five, a family not in need six.
     regular, occasional = newborns[0], newborns[1]
     organiser = guide.district(client_id="district-310104-figures")
-    sessions = [await guide.session(organiser, starts_at=at(hours=2 + n), capacity=5) for n in range(6)]
+    sessions = [await guide.session(organiser, starts_at=from_now(hours=2 + n), capacity=5) for n in range(6)]
     for n, s in enumerate(sessions):
         for family in (regular, not_in_need) + ((occasional,) if n < 5 else ()):
             booked = await guide.book(s["id"], guide.district(), family_id=family["id"])
@@ -103,14 +83,14 @@ async def test_the_figures_count_what_happened_in_the_year(own_guide: Guide) -> 
         "level": "city",
         "kind": "parenting_station_event",
         "title": "市级育儿加油站",
-        "starts_at": at(hours=-2),
+        "starts_at": from_now(hours=-2),
         "capacity": 100,
     }
     assert (await guide.direct.post("/v1/sessions", json=city, headers=guide.bureau())).status_code == 201
-    await guide.session(starts_at=at(hours=-3))
-    await guide.session(starts_at=at(hours=-4))
-    await guide.session(starts_at=at(hours=-4), kind="course")
-    await guide.session(starts_at=at(days=3))  # not held yet
+    await guide.session(starts_at=from_now(hours=-3))
+    await guide.session(starts_at=from_now(hours=-4))
+    await guide.session(starts_at=from_now(hours=-4), kind="course")
+    await guide.session(starts_at=from_now(days=3))  # not held yet
     # Online: a resource for newborns reaches the three newborn families in need.
     resource = {"kind": "article", "title": "新生儿护理", "age_from_months": 0, "age_to_months": 2}
     published = await guide.direct.post("/v1/resources", json=resource, headers=guide.bureau())
@@ -155,46 +135,3 @@ async def test_the_figures_count_what_happened_in_the_year(own_guide: Guide) -> 
     assert (old["towns_with_station"], old["stations"], old["families"], old["sessions_held"]) == (1, 2, 0, 0)
     assert before["city"]["new_child_friendly_sites"] == 1 and before["districts_with_observation_room"] == 0
     assert huangpu["id"]
-
-
-async def test_figures_are_for_readers_and_the_indicator_clients_through_the_gateway(guide: Guide) -> None:
-    assert (await guide.direct.get("/v1/guidance/figures", headers=guide.parent())).status_code == 403
-    assert (
-        await guide.direct.get("/v1/guidance/figures", params={"year": 1999}, headers=guide.bureau())
-    ).status_code == 422
-    # The gateway's own /v1/indicators reads them with `indicators:read`; readers through the gateway.
-    direct = await guide.direct.get("/v1/guidance/figures", headers=guide.bureau(scopes=["indicators:read"]))
-    assert direct.status_code == 200 and direct.json()["city"]["towns"] == 216
-    reader = await guide.headers_for(name="妇儿工委", kind="bureau", bureau="WCWC", scopes=["guidance:read"])
-    through = await guide.client.get("/v1/guidance/figures", headers=reader)
-    assert through.status_code == 200 and through.json()["city"]["towns"] == 216, through.text
-    no_scope = await guide.headers_for(name="无关", kind="bureau", bureau="EDU", scopes=["registry:read"])
-    assert (await guide.client.get("/v1/guidance/figures", headers=no_scope)).status_code == 403
-
-
-async def test_a_parent_app_works_end_to_end_through_the_gateway(guide: Guide) -> None:
-    registered = await guide.client.post(
-        "/v1/auth/parents/register", json={"phone": "13900001111", "password": "育儿加油站2026"}
-    )
-    assert registered.status_code == 201, registered.text
-    parent = {"Authorization": f"Bearer {registered.json()['access_token']}"}
-    created = await guide.client.post(
-        "/v1/families",
-        json={
-            "town_code": "310104003",
-            "guardians": [{"relation": "mother", "name": "林芳", "phone": "13900001111"}],
-            "children": [{"birth_date": months_ago(10).isoformat()}],
-            "in_need": True,
-        },
-        headers=parent,
-    )
-    assert created.status_code == 201, created.text
-    family = created.json()
-    assert family["guardians"][0]["name"] == "林芳" and family["guardians"][0]["phone"] == "139****1111"
-    assert (await guide.client.get(f"/v1/families/{family['id']}", headers=parent)).status_code == 200
-    session = await guide.session(starts_at=at(days=5))
-    booked = await guide.client.post(f"/v1/sessions/{session['id']}/bookings", json={}, headers=parent)
-    assert booked.status_code == 201 and booked.json()["family_id"] == family["id"]
-    assert (await guide.client.get(f"/v1/families/{family['id']}/feed", headers=parent)).status_code == 200
-    stranger = await guide.family()
-    assert (await guide.client.get(f"/v1/families/{stranger['id']}", headers=parent)).status_code == 404

@@ -4,17 +4,12 @@ double bookings, cancellation freeing the place, attendance by the organiser, an
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.guidance.conftest import HUANGPU, XUHUI, Guide
+from tests.guidance.conftest import HUANGPU, XUHUI, Guide, from_now
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-def soon(**delta: float) -> str:
-    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
 
 
 async def test_levels_decide_who_schedules(guide: Guide) -> None:
@@ -29,7 +24,7 @@ async def test_levels_decide_who_schedules(guide: Guide) -> None:
         "level": "city",
         "kind": "carnival",
         "title": "上海市亲子嘉年华",
-        "starts_at": soon(days=30),
+        "starts_at": from_now(days=30),
         "capacity": 500,
     }
     assert (
@@ -77,8 +72,8 @@ async def test_every_wrong_field_of_a_session_is_named(guide: Guide) -> None:
             "level": "district",
             "kind": "course",
             "title": "课",
-            "starts_at": soon(days=2),
-            "ends_at": soon(days=1),
+            "starts_at": from_now(days=2),
+            "ends_at": from_now(days=1),
             "capacity": 5,
         },
         headers=guide.district(),
@@ -102,7 +97,7 @@ async def test_every_wrong_field_of_a_session_is_named(guide: Guide) -> None:
             "level": "station",
             "kind": "course",
             "title": "课",
-            "starts_at": soon(days=2),
+            "starts_at": from_now(days=2),
             "capacity": 5,
             "place_id": base.json()["id"],
         },
@@ -162,10 +157,10 @@ async def test_a_parent_books_only_for_its_own_linked_family(guide: Guide) -> No
 
 async def test_past_and_started_sessions_take_no_bookings_or_cancellations(guide: Guide) -> None:
     parent, family = await guide.parent_with_family()
-    past = await guide.session(starts_at=soon(days=-3))
+    past = await guide.session(starts_at=from_now(days=-3))
     refused = await guide.book(past["id"], parent)
     assert refused.status_code == 409 and refused.json()["type"] == "/problems/session-closed"
-    starting = await guide.session(starts_at=soon(seconds=1.5))
+    starting = await guide.session(starts_at=from_now(seconds=1.5))
     booking = await guide.book(starting["id"], parent)
     assert booking.status_code == 201
     await asyncio.sleep(1.6)
@@ -245,10 +240,10 @@ async def test_the_organiser_records_attendance_of_booked_families(guide: Guide)
 async def test_sessions_are_listed_soonest_first_with_filters(guide: Guide) -> None:
     station = await guide.station(town_code="310104008", name="漕河泾街道指导站")
     later = await guide.session(
-        level="station", place_id=station["id"], district_code=None, starts_at=soon(days=20)
+        level="station", place_id=station["id"], district_code=None, starts_at=from_now(days=20)
     )
     sooner = await guide.session(
-        level="station", place_id=station["id"], district_code=None, starts_at=soon(days=10)
+        level="station", place_id=station["id"], district_code=None, starts_at=from_now(days=10)
     )
     seen, cursor = [], None
     while True:
@@ -260,7 +255,7 @@ async def test_sessions_are_listed_soonest_first_with_filters(guide: Guide) -> N
     assert seen == [sooner["id"], later["id"]]
     window = await guide.direct.get(
         "/v1/sessions",
-        params={"place_id": station["id"], "from": soon(days=15), "to": soon(days=25)},
+        params={"place_id": station["id"], "from": from_now(days=15), "to": from_now(days=25)},
         headers=guide.parent(),
     )
     assert [s["id"] for s in window.json()["items"]] == [later["id"]]
