@@ -28,6 +28,7 @@ from tests.servers import serving
 from tests.support import (
     CHEAP_HASHING,
     MACHINE_NATS_URL,
+    SMALL_POOL,
     DatabaseFactory,
     HostTransport,
     NatsProcess,
@@ -172,12 +173,6 @@ async def own_nats(tmp_path: Path, namespace: str) -> AsyncIterator[NatsProcess]
     await provision_namespace(server.url, namespace)
     yield server
     await server.stop()
-
-
-# Two connections kept per process, more opened for a burst and closed after: a stack is six
-# processes, a worker may hold two stacks, and two suites side by side on production's pools (10 kept
-# each) took every one of PostgreSQL's 100 connections ("too many clients already").
-SMALL_POOL = {"db_pool_size": 2, "db_max_overflow": 10}
 
 
 def service_settings(

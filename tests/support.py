@@ -35,6 +35,21 @@ T = TypeVar("T")
 # tests/gateway/test_hashing.py pins the production parameters.
 CHEAP_HASHING = {"time_cost": 1, "memory_kib": 8, "parallelism": 1}
 
+# Two connections kept per process, more opened for a burst and closed after: a stack is six
+# processes, a worker may hold two stacks, and two suites side by side on production's pools (10 kept
+# each) took every one of PostgreSQL's 100 connections ("too many clients already").
+SMALL_POOL = {"db_pool_size": 2, "db_max_overflow": 10}
+
+
+def small_pool_env(*processes: str) -> dict[str, str]:
+    """SMALL_POOL as the environment of these processes (`cradle up`, a service run as a child)."""
+    return {
+        f"{name.upper()}_{setting.upper()}": str(value)
+        for name in processes
+        for setting, value in SMALL_POOL.items()
+    }
+
+
 PG_ADMIN_URL = os.environ.get("CRADLE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MACHINE_NATS_URL = os.environ.get("CRADLE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 

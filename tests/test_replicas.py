@@ -21,7 +21,7 @@ import pytest
 
 from cradle.layout import free_port
 from cradle.services import PROCESSES
-from tests.support import CHEAP_HASHING, PG_ADMIN_URL, postgres_reachable
+from tests.support import CHEAP_HASHING, PG_ADMIN_URL, postgres_reachable, small_pool_env
 
 CRADLE = Path(sys.executable).parent / "cradle"
 SECRET = "replicas-test-admin-secret-0123456789"
@@ -106,7 +106,7 @@ def test_two_replicas_of_everything_on_postgresql(tmp_path: Path) -> None:
         **{f"{p.upper()}_DATABASE_URL": f"{server}/{database}" for p, database in names.items()},
         # Twelve processes: two connections kept each (production's ten would be 120 at rest, past
         # PostgreSQL's 100 with another suite beside this one).
-        **{f"{p.upper()}_DB_POOL_SIZE": "2" for p in names},
+        **small_pool_env(*names),
     )
     log = tmp_path / "up.log"
     with log.open("w") as out:

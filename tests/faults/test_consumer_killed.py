@@ -28,7 +28,7 @@ from shared.identity import IDENTITY_HEADER, ClientKind, Identity, IdentitySigne
 from tests.conftest import facility_body
 from tests.faults.conftest import connect
 from tests.gateway.conftest import ServiceProcess
-from tests.support import DatabaseFactory, NatsProcess, eventually
+from tests.support import DatabaseFactory, NatsProcess, eventually, small_pool_env
 
 EVENTS = 600
 KILL_AFTER = 60  # handled events before the kill: well inside the stream, whatever the machine's pace
@@ -83,7 +83,7 @@ async def test_a_registry_killed_mid_stream_and_restarted_applies_each_event_onc
     process = ServiceProcess(
         {
             "REGISTRY_DATABASE_URL": url,
-            "REGISTRY_DB_POOL_SIZE": "2",  # as the in-process stacks (tests/conftest.py SMALL_POOL)
+            **small_pool_env("registry"),  # as the in-process stacks
             "NATS_URL": own_nats.url,
             "CRADLE_EVENT_NAMESPACE": namespace,
             "CRADLE_INTERNAL_VERIFY_KEY": keys["verify"],

@@ -33,7 +33,7 @@ from services.registry.config import RegistrySettings
 from tests.conftest import ADMIN_SECRET, SERVICES, ActsAsClients, Stack, service_settings, start_stack
 from tests.conftest import gateway_settings as suite_gateway_settings
 from tests.servers import serving
-from tests.support import DatabaseFactory, eventually, running
+from tests.support import DatabaseFactory, eventually, running, small_pool_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_NAMES = tuple(SERVICES)
@@ -240,7 +240,7 @@ async def registry_process(
     process = ServiceProcess(
         {
             "REGISTRY_DATABASE_URL": await databases.fresh("registry"),
-            "REGISTRY_DB_POOL_SIZE": "2",  # as the in-process stacks (tests/conftest.py SMALL_POOL)
+            **small_pool_env("registry"),  # as the in-process stacks
             "NATS_URL": shared_nats_url,
             "CRADLE_EVENT_NAMESPACE": namespace,
             "CRADLE_INTERNAL_VERIFY_KEY": keys["verify"],
