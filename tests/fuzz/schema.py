@@ -160,15 +160,14 @@ def strategy(operation: Any, mode: GenerationMode, values: dict[str, list[str]])
 
 
 class Fuzzer:
-    """The merged document as schemathesis read it through the gateway, and the strategies built
-    from it (kept: building and validating one costs as much as drawing a few cases)."""
+    """The merged document as schemathesis read it through the gateway, and the cases drawn from it
+    (kept for the module: every kind of caller is sent the same ones)."""
 
     def __init__(self, city: FuzzCity) -> None:
         self.city = city
         # The merged document takes seconds to build on a loaded machine: the same patience as a call.
         self.schema = schemathesis.openapi.from_asgi("/openapi.json", city.bridge, timeout=REQUEST_TIMEOUT)
         self.values = seeded_values(city)
-        self.strategies: dict[tuple[str, GenerationMode], Any] = {}
         self.drawn: dict[tuple[str, GenerationMode], list[Any]] = {}
         # Status codes seen per operation: FUZZ_STATS=1 prints them (did the cases reach the handlers?)
         self.statuses: dict[str, Counter[int]] = defaultdict(Counter)
@@ -269,12 +268,10 @@ class Fuzzer:
         kept = self.drawn.get(key)
         if kept is not None and len(kept) >= examples:
             return kept[:examples]
-        if key not in self.strategies:
-            self.strategies[key] = strategy(operation, mode, self.values)
         drawn: list[Any] = []
 
         @seed(SEED)  # the same cases every run
-        @given(case=self.strategies[key])
+        @given(case=strategy(operation, mode, self.values))
         @settings(
             max_examples=examples,
             deadline=None,
