@@ -34,7 +34,6 @@ from gateway.sign_in import SignInGuard
 from gateway.upstream import HttpxUpstream, NativeUpstream, UpstreamClient
 from gateway.views import Views
 from shared.bounded import settle, stop_task
-from shared.db import make_engine
 from shared.errors import install_error_handlers
 from shared.identity import IdentitySigner
 from shared.jsonlimits import JsonLimits
@@ -62,12 +61,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service="gateway", fmt=settings.log_format, level=settings.log_level)
         configure_tracing("gateway")
-        engine = make_engine(
-            settings.database_url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_seconds,
-        )
+        engine = settings.engine()
         limits = httpx.Limits(
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_connections,

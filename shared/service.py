@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bounded import settle
-from shared.db import ON_OUTBOX_COMMIT, is_sqlite, make_engine, refresh_planner_statistics, session_scope
+from shared.db import ON_OUTBOX_COMMIT, is_sqlite, refresh_planner_statistics, session_scope
 from shared.errors import install_error_handlers
 from shared.events.bus import EventBus
 from shared.events.consumer import (
@@ -64,12 +64,7 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service=service, fmt=settings.log_format, level=settings.log_level)
         configure_tracing(service)
-        engine = make_engine(
-            settings.database_url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_seconds,
-        )
+        engine = settings.engine()
         bus = EventBus(
             url=settings.nats_url,
             namespace=namespace,

@@ -14,8 +14,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     SettingsError,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import POOL_MAX_OVERFLOW, POOL_SIZE, POOL_TIMEOUT_SECONDS
+from shared.db import POOL_MAX_OVERFLOW, POOL_SIZE, POOL_TIMEOUT_SECONDS, make_engine
 from shared.jsonlimits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH
 from shared.observability import MetricsListenerSettings
 from shared.pii import KEY_BYTES, MIN_HMAC_KEY_BYTES, KeyedHasher, PiiCipher, decode_key
@@ -114,6 +115,15 @@ class DatabaseSettings(CradleSettings):
         if self.database_password is not None:
             self.database_url = with_password(self.database_url, self.database_password.get_secret_value())
         return self
+
+    def engine(self) -> AsyncEngine:
+        """A new engine on this database, its pool sized by these settings (each process's one)."""
+        return make_engine(
+            self.database_url,
+            pool_size=self.db_pool_size,
+            max_overflow=self.db_max_overflow,
+            pool_timeout=self.db_pool_timeout_seconds,
+        )
 
 
 class ServiceSettings(DatabaseSettings, MetricsListenerSettings):
