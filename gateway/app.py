@@ -145,14 +145,7 @@ def create_app(
         )
         await audit.start()
         checkpoints.start()
-        listener = MetricsListener(
-            metrics=metrics,
-            readiness=readiness,
-            host=settings.metrics_host,
-            port=settings.metrics_port,
-            fd=settings.metrics_fd,
-        )
-        await listener.start()
+        listener = await MetricsListener.started(metrics=metrics, readiness=readiness, settings=settings)
         app.state.metrics_listener = listener
         warm = asyncio.create_task(documents.refresh())
         try:

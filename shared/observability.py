@@ -327,6 +327,21 @@ class MetricsListener:
             ]
         )
 
+    @classmethod
+    async def started(
+        cls, *, metrics: Metrics, readiness: Readiness, settings: MetricsListenerSettings
+    ) -> MetricsListener:
+        """A process's listener, where its settings say, already serving."""
+        listener = cls(
+            metrics=metrics,
+            readiness=readiness,
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            fd=settings.metrics_fd,
+        )
+        await listener.start()
+        return listener
+
     @property
     def url(self) -> str:
         assert self.port is not None, "the listener has not started"

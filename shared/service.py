@@ -121,14 +121,7 @@ def create_service_app(
         metrics.samplers["outbox"] = lambda: _sample_outbox(relay, metrics)
         metrics.samplers["consumers"] = lambda: _sample_consumers(bus, metrics, app.state.durables)
         metrics.samplers["dead_letters"] = lambda: _sample_dead_letters(bus, metrics, app.state.durables)
-        listener = MetricsListener(
-            metrics=metrics,
-            readiness=readiness,
-            host=settings.metrics_host,
-            port=settings.metrics_port,
-            fd=settings.metrics_fd,
-        )
-        await listener.start()
+        listener = await MetricsListener.started(metrics=metrics, readiness=readiness, settings=settings)
         app.state.metrics_listener = listener
         await _refresh_statistics(engine)  # a database down at start: 503s until it returns, not a crash
         maintenance = asyncio.create_task(_refresh_statistics_hourly(engine), name="planner-statistics")
