@@ -16,6 +16,13 @@ MOMENTS = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 ).map(lambda moment: moment.isoformat())
 DAYS = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)).map(date.isoformat)
+# People type numbers too: a name, a note or a reason may quote a mobile or an ID number, which a
+# producer may say and every consumer must take (delivery masks them in what it sends).
+QUOTED_NUMBERS = st.builds(
+    "{}{}".format,
+    st.text(TYPED, max_size=4),
+    st.sampled_from(["13812345678", "310104199001011234", "11010519491231002X", "000000000000000000"]),
+)
 UNBOUNDED_INT = 10**6  # where a schema gives no bound
 # The contracts' common patterns, drawn directly: `from_regex` draws a choice per character, and the
 # 129 id fields' 32 hex digits each were most of this suite's time. Each is the pattern's whole
@@ -44,7 +51,9 @@ def _text(schema: dict[str, Any]) -> st.SearchStrategy[str]:
     low, high = schema.get("minLength", 0), schema.get("maxLength", 300)
     # Short texts most of the time, and the longest allowed now and then: the consumers' columns.
     return st.one_of(
-        st.text(TYPED, min_size=low, max_size=min(high, 40)), st.text(TYPED, min_size=high, max_size=high)
+        st.text(TYPED, min_size=low, max_size=min(high, 40)),
+        st.text(TYPED, min_size=high, max_size=high),
+        QUOTED_NUMBERS.filter(lambda text: low <= len(text) <= high),
     )
 
 

@@ -171,24 +171,34 @@ async def test_a_poison_event_is_dead_lettered_alone_and_the_rest_of_its_batch_d
     batch_sizes: list[int],
 ) -> None:
     async with delivery_alone(databases, shared_nats_url, namespace, keys) as (stack, receiver, urls):
-        good = [facility_event() for _ in range(3)]
-        # A mobile number where the name should be: never stored or sent, retried then parked.
-        poison = facility_event(name="托育点13812345678")
-        batch = [good[0], poison, good[1], good[2]]
+        good = [facility_event() for _ in range(2)]
+        # A mobile number in a facility's name: its producer may say it, so it is delivered, masked.
+        quoting = facility_event(name="托育点13812345678")
+        # A district code its producer's contract refuses: never stored or sent, retried then parked.
+        poison = facility_event()
+        poison = poison.model_copy(update={"data": poison.data | {"district_code": "31O104"}})
+        batch = [good[0], poison, quoting, good[1]]
         await publish_while_paused(stack, shared_nats_url, [(e, e.id) for e in batch])
 
         await eventually(lambda: all(len(receiver.at(url)) == 3 for url in urls))
         assert batch_sizes[0] == 4  # tried together first
         for url in urls:
-            assert [e["id"] for e in receiver.events_at(url)] == [e.id for e in good]
+            sent = receiver.events_at(url)
+            assert [e["id"] for e in sent] == [good[0].id, quoting.id, good[1].id]
+            assert sent[1]["data"]["name"] == "托育点***********"
         parked = await eventually(lambda: dead_letters(shared_nats_url, Namespace(namespace)))
         assert len(parked) == 1
         assert parked[0].headers["Cradle-Consumer"] == "delivery"
         assert parked[0].headers["Cradle-Event-Id"] == poison.id
-        assert "phone number" in parked[0].headers["Cradle-Error"]
+        assert "district_code" in parked[0].headers["Cradle-Error"]
         assert await stored(stack, EventRecord, EventRecord.event_id == poison.id) == 0
         assert await stored(stack, inbox, inbox.c.event_id == poison.id) == 0
         assert await stored(stack, EventRecord) == 3
+        async with stack.apps["delivery"].state.sessionmaker() as session:
+            kept = (
+                await session.execute(select(EventRecord.body).where(EventRecord.event_id == quoting.id))
+            ).scalar_one()
+        assert "13812345678" not in kept
 
 
 async def test_a_batch_committed_but_never_acked_comes_back_and_is_stored_once(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import Row, Text, bindparam, cast, insert, select, update
 from sqlalchemy import event as orm_events
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,8 @@ from shared.contracts import contract_for, payload_of
 from shared.contracts.guidance import FamilyLinked
 from shared.contracts.registry import FacilityFacts
 from shared.events.envelope import CloudEvent
+
+log = structlog.get_logger("cradle.delivery.log")
 
 PROJECTIONS = FacilityProjection.__table__
 EVENTS = EventRecord.__table__
@@ -68,25 +71,47 @@ def _forget_after_rollback(session: Session) -> None:
     session.info.pop(DELIVERIES_DIRTY, None)
 
 
-# Events name people by id only (docs/EVENTS.md). What would be personal data in clear, were a
-# producer ever to slip: a resident ID number, a mainland mobile number.
+# Events name people by id only (docs/EVENTS.md), but a producer's free text (a review note, a
+# reason, a facility's name) may quote what would be personal data in clear: a resident ID number,
+# a mainland mobile number. Such an event is still delivered (its producer may say it), with those
+# digits masked in every copy Cradle sends or serves: subscribers never receive them.
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
 _MOBILE = re.compile(r"(?<![0-9A-Za-z+])1[3-9]\d{9}(?![0-9A-Za-z])")
 
 
-class PersonalDataInEvent(ValueError):
-    """An event that carries what looks like personal data is never stored or sent (dead letter)."""
+def _masked(found: re.Match[str]) -> str:
+    return "*" * len(found.group())  # the same length, so the field still meets its contract
 
 
-def assert_no_personal_data(data: object, path: str = "data") -> None:
+def without_personal_data(data: Any, path: str = "data") -> tuple[Any, list[str]]:
+    """`data` with every ID or mobile number masked, and the paths of the fields that held one."""
     if isinstance(data, dict):
+        cleaned: dict[str, Any] = {}
+        paths: list[str] = []
         for key, value in data.items():
-            assert_no_personal_data(value, f"{path}.{key}")
-    elif isinstance(data, list):
+            cleaned[key], found = without_personal_data(value, f"{path}.{key}")
+            paths += found
+        return (cleaned, paths) if paths else (data, [])
+    if isinstance(data, list):
+        items, paths = [], []
         for index, value in enumerate(data):
-            assert_no_personal_data(value, f"{path}[{index}]")
-    elif isinstance(data, str) and (_ID_NUMBER.search(data) or _MOBILE.search(data)):
-        raise PersonalDataInEvent(f"{path} looks like an ID or phone number; events carry no personal data")
+            item, found = without_personal_data(value, f"{path}[{index}]")
+            items.append(item)
+            paths += found
+        return (items, paths) if paths else (data, [])
+    if isinstance(data, str):
+        cleaned_text = _MOBILE.sub(_masked, _ID_NUMBER.sub(_masked, data))
+        return (cleaned_text, [path]) if cleaned_text != data else (data, [])
+    return data, []
+
+
+def as_sent(event: CloudEvent) -> CloudEvent:
+    """The event as Cradle stores and sends it: personal data masked (logged by path, never value)."""
+    data, paths = without_personal_data(event.data)
+    if not paths:
+        return event
+    log.warning("event_personal_data_masked", event_id=event.id, event_type=event.type, fields=paths)
+    return event.model_copy(update={"data": data})
 
 
 def utcnow() -> datetime:
@@ -138,7 +163,7 @@ async def link_parent(*, session: AsyncSession, event: CloudEvent) -> None:
 async def record_event(*, session: AsyncSession, event: CloudEvent) -> int:
     """Store the event, its audience and the deliveries it is owed; returns its feed position."""
     payload_of(event, contract_for(event.type))  # the producer's contract, or a dead letter
-    assert_no_personal_data(event.data)
+    event = as_sent(event)
     places = await places_of(session, event)
     scope = scope_of(event.type)
     seq = (
@@ -315,7 +340,7 @@ async def record_events(*, session: AsyncSession, events: Sequence[CloudEvent]) 
     waiting: list[tuple[CloudEvent, str | None, list[Place]]] = []
     for event in events:
         facts = payload_of(event, contract_for(event.type))  # the producer's contract, or a dead letter
-        assert_no_personal_data(event.data)
+        event = as_sent(event)
         if isinstance(facts, FacilityFacts):
             await facilities.keep(session, facts, event.time)
         elif isinstance(facts, FamilyLinked):
