@@ -18,8 +18,8 @@ $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 up: install
 	$(BIN)/cradle up
 
-# Four workers, each test file on one (its module-scoped stacks start once): the suite mostly waits
-# on NATS, the databases and the services' own timers, so four overlap well on two cores.
+# Five workers, each test file on one (its module-scoped stacks start once): the suite mostly waits
+# on NATS, the databases and the services' own timers, so five overlap well on two cores.
 test: install
 	$(BIN)/python -m pytest -n 5 --dist loadfile
 

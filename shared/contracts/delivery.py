@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from shared.contracts.types import ClientId, Uuid
+from shared.contracts.types import ClientId, Uuid, text
 from shared.events.envelope import DomainEvent
 
 
@@ -19,7 +19,7 @@ class SubscriptionDisabled(DomainEvent):
 
     subscription_id: Uuid
     client_id: ClientId
-    url_host: Annotated[str, Field(min_length=1, max_length=255)]
+    url_host: text(255, min_length=1)
     failing_since: datetime
     pending_deliveries: Annotated[int, Field(ge=0)]
     disabled_at: datetime

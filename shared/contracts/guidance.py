@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from shared.contracts.types import ClientId, Code, Count, DistrictCode, TownCode, Uuid
+from shared.contracts.types import ClientId, Code, Count, DistrictCode, Name, TownCode, Uuid
 from shared.events.envelope import DomainEvent
 
 SessionLevel = Literal["city", "district", "station"]
@@ -23,7 +23,7 @@ class PlaceOpened(DomainEvent):
     kind: Literal[
         "guidance_station", "development_base", "child_friendly_site", "observation_room", "parent_child_room"
     ]
-    name: str
+    name: Name
     district_code: DistrictCode
     town_code: TownCode | None = None
     opened_on: date
@@ -86,7 +86,7 @@ class SessionScheduled(DomainEvent):
     session_id: Uuid
     level: SessionLevel
     kind: Code
-    title: str
+    title: Name
     starts_at: datetime
     ends_at: datetime | None = None
     place_id: Uuid | None = None
@@ -145,7 +145,7 @@ class ResourcePublished(DomainEvent):
     event_type: ClassVar[str] = "cradle.guidance.resource.published"
 
     resource_id: Uuid
-    title: str
+    title: Name
     kind: Code
     age_from_months: Count
     age_to_months: Count
@@ -165,7 +165,7 @@ class ResourcePushed(DomainEvent):
     event_type: ClassVar[str] = "cradle.guidance.resource.pushed"
 
     resource_id: Uuid
-    title: str
+    title: Name
     kind: Code
     family_ids: Annotated[list[Uuid], Field(max_length=PUSHED_FAMILIES_PER_EVENT)]
     families: Count  # how many this event names (still told when a reader's copy omits the ids)

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from shared.contracts.types import INT32_MAX, Code, DecisionRef, DistrictCode, Month, Uuid
+from shared.contracts.types import INT32_MAX, Code, DecisionRef, DistrictCode, Month, Uuid, text
 from shared.events.envelope import DomainEvent
 
 IncidentCategory = Literal["abuse", "injury", "illness_outbreak", "food_safety", "fire", "other"]
@@ -26,7 +26,7 @@ class CameraRegistered(DomainEvent):
     facility_id: Uuid
     district_code: DistrictCode
     location: Code
-    vendor: str
+    vendor: text(100)
     registered_at: datetime
 
     def subject_id(self) -> str:
@@ -38,7 +38,7 @@ class AlertFacts(DomainEvent):
     facility_id: Uuid
     district_code: DistrictCode
     camera_id: Uuid | None = None
-    type: Annotated[str, Field(min_length=1, max_length=48)]
+    type: text(48, min_length=1)
     severity: Literal["info", "low", "medium", "high", "critical"]
     status: Literal["open", "acknowledged", "resolved", "escalated"]
     count: Annotated[int, Field(ge=1, le=INT32_MAX)]
@@ -49,7 +49,7 @@ class AlertFacts(DomainEvent):
 
 class AlertRaised(AlertFacts):
     event_type: ClassVar[str] = "cradle.monitoring.alert.raised"
-    source: Annotated[str, Field(min_length=1, max_length=16)]  # cctv, offline, workforce, deadline, …
+    source: text(16, min_length=1)  # cctv, offline, workforce, deadline, …
     raised_at: datetime
 
 
@@ -132,7 +132,7 @@ class FindingRejected(DomainEvent):
     incident_id: Uuid
     facility_id: Uuid
     district_code: DistrictCode
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    reason: text(2000, min_length=1)
     rejected_at: datetime
 
     def subject_id(self) -> str:
@@ -157,7 +157,7 @@ class DeadlineMissed(DomainEvent):
 class InspectionItem(BaseModel):
     code: ItemCode
     passed: bool
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: text(2000) | None = None
 
 
 class InspectionCompleted(DomainEvent):
@@ -200,7 +200,7 @@ class InspectionPlanDrawn(DomainEvent):
     plan_id: Uuid
     district_code: DistrictCode
     month: Month
-    seed: Annotated[str, Field(min_length=1, max_length=64)]
+    seed: text(64, min_length=1)
     facility_ids: list[Uuid]
 
     def subject_id(self) -> str:

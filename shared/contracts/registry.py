@@ -19,6 +19,7 @@ from shared.contracts.types import (
     Reason,
     TownCode,
     Uuid,
+    text,
 )
 from shared.events.envelope import DomainEvent
 
@@ -58,7 +59,7 @@ class FacilityFacts(DomainEvent):
     district_code: DistrictCode
     town_code: TownCode
     status: FacilityStatus
-    license_no: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    license_no: text(32, min_length=1) | None = None
     owner_client_id: ClientId | None = None
     capacity: Places
     enrolment: Places
@@ -77,7 +78,7 @@ class FacilitySubmitted(FacilityFacts):
 class ReviewFacts(BaseModel):
     department: Code
     decision: Literal["approve", "reject"]
-    note: Annotated[str, Field(max_length=2000)]
+    note: text(2000)
 
 
 class FacilityReviewed(FacilityFacts):
@@ -133,7 +134,7 @@ FACILITY_FACT_EVENTS: tuple[type[FacilityFacts], ...] = (
 )
 
 
-Grade = Annotated[str, Field(min_length=1, max_length=8)]
+Grade = text(8, min_length=1)
 DimensionCode = Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
 
 
@@ -261,7 +262,7 @@ class SubsidyListComputed(SubsidyListFacts):
 class SubsidyListReviewed(SubsidyListFacts):
     event_type: ClassVar[str] = "cradle.registry.subsidy_list.reviewed"
     decision: Literal["approve", "return"]
-    note: Annotated[str, Field(max_length=2000)]
+    note: text(2000)
 
 
 class SubsidyListPublished(SubsidyListFacts):
@@ -281,7 +282,7 @@ class SubsidyPaymentRecorded(DomainEvent):
     amount_fen: Fen
     paid_fen: Fen
     paid_on: date
-    reference: Annotated[str, Field(min_length=1, max_length=64)]
+    reference: text(64, min_length=1)
     occurred_at: datetime
 
     def subject_id(self) -> str:

@@ -3,11 +3,11 @@ may emit every consumer accepts (and a consumer's table can hold)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
-from shared.text import OneLine
+from shared.text import FreeText, OneLine
 
 # Every id in Cradle is str(uuid.uuid4()): lowercase, 36 characters (the consumers' columns).
 Uuid = Annotated[
@@ -30,12 +30,19 @@ Month = Annotated[str, StringConstraints(pattern=MONTH_PATTERN)]
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 # A decision's reference (文号): the workforce keeps it on the ban, in a 100-character column.
 DecisionRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), OneLine]
-ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64), FreeText]
 # Consumers keep counts and versions in INTEGER columns.
 INT32_MAX = 2_147_483_647
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Code = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+# Text as the services' APIs take it (shared/text.py): never a NUL, another control character or a
+# lone surrogate, which no consumer's column could hold.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), FreeText]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=32), FreeText]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=4000), FreeText]
+
+
+def text(max_length: int, *, min_length: int = 0) -> Any:
+    """Free text of at most `max_length` characters, as the APIs take it."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), FreeText]
