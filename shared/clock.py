@@ -65,12 +65,18 @@ def iso_time(value: object) -> object:
     return value
 
 
+_EARLIEST_NAIVE = EARLIEST.replace(tzinfo=None)
+_LATEST_NAIVE = LATEST.replace(tzinfo=None)
+
+
 def in_range(value: datetime) -> datetime:
+    if EARLIEST.year < value.year < LATEST.year - 1:  # a year's margin holds any offset (hot: ingest)
+        return value
     offset = value.utcoffset() or timedelta(0)
     # Compared on the naive clock reading, shifted by the offset bounds: no conversion that could
     # overflow at year 1 or 9999.
     naive = value.replace(tzinfo=None)
-    if naive < EARLIEST.replace(tzinfo=None) + offset or naive >= LATEST.replace(tzinfo=None) + offset:
+    if naive < _EARLIEST_NAIVE + offset or naive >= _LATEST_NAIVE + offset:
         raise ValueError(f"must be {RANGE} (in UTC)")
     return value
 

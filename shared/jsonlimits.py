@@ -27,7 +27,11 @@ _OPEN = frozenset(b"[{")
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
     """True when the body's arrays and objects nest deeper than `limit`. Brackets inside strings do
     not count; malformed JSON is left to the parser (this only measures)."""
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if b"\\" in body:  # escapes: a quote may be inside a string
+        outside = _STRING.sub(b"", body)
+    else:  # no escape, so every quote opens or closes a string: what lies between pairs is outside
+        outside = b"".join(body.split(b'"')[::2])
+    brackets = outside.translate(None, _NOT_BRACKETS)
     return len(brackets) > limit and _deeper(brackets, limit)
 
 

@@ -80,7 +80,10 @@ def _clean_payload(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         for key, item in value.items():
             refuse_control_in_text(key)
-            _clean_payload(item, depth + 1)
+            if type(item) is str and depth < MAX_PAYLOAD_DEPTH:  # the common leaf, without a call
+                refuse_control_in_text(item)
+            else:
+                _clean_payload(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
             _clean_payload(item, depth + 1)

@@ -29,6 +29,10 @@ def nested(depth: int, *, leaf: object = 1) -> object:
         (json.dumps(nested(33)).encode(), 32, True),
         (b'{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', 3, False),  # inside a string
         (b'{"a": "\\"[[[[[[["}', 3, False),  # an escaped quote does not end the string
+        (b'[{"a": "]]]]", "b": [[{"c": "{{{{"}]]}]', 5, False),  # strings on both sides, no escape
+        (b'[{"a": "]]]]", "b": [[{"c": "{{{{"}]]}]', 4, True),
+        (b'{"a": "x\\\\", "b": [[[1]]]}', 3, True),  # an escaped backslash, then the string ends
+        (b'"' + b"[" * 300, 32, False),  # an unterminated string: the parser's to refuse
         (b"[" * 300 + b"]" * 300, 32, True),
         (b"[]" * 100_000, 2, False),  # wide, not deep
         (b"[[[", 32, False),  # malformed and shallow: the parser's to refuse

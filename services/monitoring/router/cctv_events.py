@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Request
 from services.monitoring.deps import IngestDep, Sender, SettingsDep
 from services.monitoring.errors import BatchTooLarge
 from services.monitoring.schemas import CctvEventIn, IngestReply
+from services.monitoring.service.ingest import clean_batch
 from shared.errors import BadRequest, invalid
 from shared.i18n import tr
 
@@ -54,12 +56,14 @@ async def ingest_events(
                 max_batch_bytes=settings.max_batch_bytes,
             )
         )
-    try:
-        items = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadRequest("The body is not valid JSON.") from None
-    if not isinstance(items, list):
-        raise invalid("body", "is a JSON array of events")
+    items: Sequence[Any] | None = clean_batch(body)
+    if items is None:  # not all valid events: parsed again, to judge each item on its own
+        try:
+            items = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadRequest("The body is not valid JSON.") from None
+        if not isinstance(items, list):
+            raise invalid("body", "is a JSON array of events")
     if len(items) > settings.max_batch_events:
         raise BatchTooLarge(
             f"{len(items)} events; a batch holds at most {settings.max_batch_events}: split it."

@@ -57,6 +57,15 @@ RETURNING event_id, facility_id
 """
 
 
+def clean_batch(body: bytes) -> list[CctvEventIn] | None:
+    """A body that is an array of valid events, read and validated in one pass in pydantic-core (no
+    Python objects for the JSON first): the common case. None for anything else."""
+    try:
+        return _BATCH.validate_json(body)
+    except ValidationError:
+        return None
+
+
 def dedup_key(facility_id: str, event_id: str) -> int:
     """The table's key (models.CctvEvent): 64 bits of MD5(facility_id ":" event_id), as migration
     monitoring_0009 computed it for the rows it found."""
@@ -88,11 +97,23 @@ class FacilityRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Prepared:
+    """An event's row values that need no lookup, computed before the batch waits for the writer."""
+
+    index: int
+    event: CctvEventIn
+    dedup_key: int
+    occurred_at: datetime | str  # the text SQLAlchemy writes, on SQLite
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
 class Accepted:
     index: int
     event: CctvEventIn
     camera: CameraRef
     facility: FacilityRef
+    row: Prepared
 
 
 def sqlite_time(value: datetime) -> str:
@@ -121,13 +142,17 @@ class Directory:
 
     async def load(self, session: AsyncSession, events: Sequence[CctvEventIn]) -> None:
         now = time.monotonic()
+        stale = now - CACHE_SECONDS  # cached at or before: looked up again
+        cameras, by_external = self.cameras, self.by_external
         ids = {
-            e.camera_id for e in events if e.camera_id and not self._fresh(self.cameras.get(e.camera_id), now)
+            camera_id
+            for camera_id in {e.camera_id for e in events}
+            if camera_id and ((ref := cameras.get(camera_id)) is None or ref.cached_at <= stale)
         }
         pairs = {
-            (e.facility_id, e.external_id)
-            for e in events
-            if e.external_id and not self._fresh(self.by_external.get((e.facility_id, e.external_id)), now)
+            pair
+            for pair in {(e.facility_id, e.external_id) for e in events if e.external_id}
+            if (ref := by_external.get(pair)) is None or ref.cached_at <= stale
         }
         columns = (Camera.id, Camera.facility_id, Camera.external_id, Camera.active)
         found = []
@@ -199,10 +224,11 @@ class Ingest:
     ) -> IngestReply:
         now = now or utcnow()
         rejected: list[RejectedEvent] = []
-        parsed: list[tuple[int, CctvEventIn]] = []
+        parsed: list[Prepared] = []
+        sqlite = self._sqlite_writer is not None
         latest = now + timedelta(seconds=self.settings.max_clock_skew_seconds)
         earliest = now - timedelta(days=self.settings.event_retention_days)
-        try:  # the common case, a clean batch, in one call into pydantic-core
+        try:  # the common case, a clean batch, in one call into pydantic-core (events pass as they are)
             clean: list[CctvEventIn | None] = list(_BATCH.validate_python(items))
         except ValidationError:
             clean = [None] * len(items)
@@ -226,17 +252,26 @@ class Ingest:
             elif event.occurred_at < earliest:
                 rejected.append(_reject(index, event, "occurred_at", "is older than the retention period"))
             else:
-                parsed.append((index, event))
+                parsed.append(
+                    Prepared(
+                        index,
+                        event,
+                        dedup_key(event.facility_id, event.event_id),
+                        sqlite_time(event.occurred_at) if sqlite else event.occurred_at,
+                        orjson.dumps(event.payload).decode(),
+                    )
+                )
 
         async with self._writing(), session_scope(self.maker) as session:
-            await self.directory.load(session, [event for _, event in parsed])
+            await self.directory.load(session, [row.event for row in parsed])
             accepted: list[Accepted] = []
             # An event id is the sender's: unique within its facility, not across the city.
             seen: set[tuple[str, str]] = set()
             in_batch_duplicates = 0
             whole_city = caller.sees_whole_city()
             visible: dict[str, bool] = {}
-            for index, event in parsed:
+            for row in parsed:
+                index, event = row.index, row.event
                 camera = self.directory.camera_for(event)
                 facility = self.directory.facilities.get(event.facility_id)
                 if facility is not None and not whole_city and facility.id not in visible:
@@ -256,7 +291,7 @@ class Ingest:
                     in_batch_duplicates += 1
                 else:
                     seen.add(event.key)
-                    accepted.append(Accepted(index, event, camera, facility))
+                    accepted.append(Accepted(index, event, camera, facility, row))
             stored = await self._insert(session, accepted, now) if accepted else set()
             if len(stored) < len(accepted):
                 collided = await self._collisions(session, [a for a in accepted if a.event.key not in stored])
@@ -303,10 +338,10 @@ class Ingest:
                     [a.camera.id for a in accepted],
                     [a.facility.id for a in accepted],
                     [a.event.type for a in accepted],
-                    [a.event.occurred_at for a in accepted],
+                    [a.row.occurred_at for a in accepted],
                     now,
-                    [orjson.dumps(a.event.payload).decode() for a in accepted],
-                    [dedup_key(a.facility.id, a.event.event_id) for a in accepted],
+                    [a.row.payload for a in accepted],
+                    [a.row.dedup_key for a in accepted],
                 ),
             )
             return {(row[0], row[1]) for row in result}
@@ -314,14 +349,14 @@ class Ingest:
         params: list[Any] = []
         for a in accepted:
             params += (
-                dedup_key(a.facility.id, a.event.event_id),
+                a.row.dedup_key,
                 a.event.event_id,
                 a.camera.id,
                 a.facility.id,
                 a.event.type,
-                sqlite_time(a.event.occurred_at),
+                a.row.occurred_at,
                 received,
-                orjson.dumps(a.event.payload).decode(),
+                a.row.payload,
             )
         values = ",".join(["(?,?,?,?,?,?,?,?)"] * len(accepted))
         result = await connection.exec_driver_sql(
@@ -335,7 +370,7 @@ class Ingest:
         """Of the events whose key was already taken, those whose key holds another event (a 64-bit
         hash collision, about one in 10^10 at a billion stored): refused by name, not counted as
         repeats. A true repeat finds its own id and facility under its key."""
-        keys = {dedup_key(a.facility.id, a.event.event_id): a for a in unstored}
+        keys = {a.row.dedup_key: a for a in unstored}
         table = CctvEvent.__table__
         found = await session.execute(
             select(table.c.dedup_key, table.c.event_id, table.c.facility_id).where(
@@ -343,7 +378,7 @@ class Ingest:
             )
         )
         holders = {row.dedup_key: (row.event_id, row.facility_id) for row in found}
-        return [a for a in unstored if holders.get(dedup_key(a.facility.id, a.event.event_id)) != a.event.key]
+        return [a for a in unstored if holders.get(a.row.dedup_key) != a.event.key]
 
     async def _raise_alerts(self, session: AsyncSession, stored: list[Accepted], now: datetime) -> int:
         """Set-based: one query finds the active alerts the batch's alerting events fold into, one
