@@ -262,43 +262,54 @@ class Ingest:
                     )
                 )
 
-        async with self._writing(), session_scope(self.maker) as session:
+        # Cameras and facilities are read before the batch waits for the writer (none at all once
+        # they are cached), and the events judged against them: SQLite's one writer holds its lock
+        # only for the statements that write.
+        async with session_scope(self.maker) as session:
             await self.directory.load(session, [row.event for row in parsed])
-            accepted: list[Accepted] = []
-            # An event id is the sender's: unique within its facility, not across the city.
-            seen: set[tuple[str, str]] = set()
-            in_batch_duplicates = 0
-            whole_city = caller.sees_whole_city()
-            visible: dict[str, bool] = {}
-            for row in parsed:
-                index, event = row.index, row.event
-                camera = self.directory.camera_for(event)
-                facility = self.directory.facilities.get(event.facility_id)
-                if facility is not None and not whole_city and facility.id not in visible:
-                    visible[facility.id] = facility.visible_to(caller)
-                if facility is None or not (whole_city or visible[facility.id]):
-                    rejected.append(
-                        _reject(index, event, "facility_id", "no such facility that you may send for")
+        accepted: list[Accepted] = []
+        # An event id is the sender's: unique within its facility, not across the city.
+        seen: set[tuple[str, str]] = set()
+        in_batch_duplicates = 0
+        whole_city = caller.sees_whole_city()
+        visible: dict[str, bool] = {}
+        for row in parsed:
+            index, event = row.index, row.event
+            camera = self.directory.camera_for(event)
+            facility = self.directory.facilities.get(event.facility_id)
+            if facility is not None and not whole_city and facility.id not in visible:
+                visible[facility.id] = facility.visible_to(caller)
+            if facility is None or not (whole_city or visible[facility.id]):
+                rejected.append(
+                    _reject(index, event, "facility_id", "no such facility that you may send for")
+                )
+            elif camera is None or not camera.active:
+                field = "camera_id" if event.camera_id else "external_id"
+                rejected.append(_reject(index, event, field, "no such active camera at this facility"))
+            elif camera.facility_id != event.facility_id:
+                rejected.append(
+                    _reject(index, event, "facility_id", "the camera belongs to another facility")
+                )
+            elif event.key in seen:
+                in_batch_duplicates += 1
+            else:
+                seen.add(event.key)
+                accepted.append(Accepted(index, event, camera, facility, row))
+        stored: set[tuple[str, str]] = set()
+        alerts = 0
+        if accepted:
+            async with self._writing(), session_scope(self.maker) as session:
+                stored = await self._insert(session, accepted, now)
+                if len(stored) < len(accepted):
+                    collided = await self._collisions(
+                        session, [a for a in accepted if a.event.key not in stored]
                     )
-                elif camera is None or not camera.active:
-                    field = "camera_id" if event.camera_id else "external_id"
-                    rejected.append(_reject(index, event, field, "no such active camera at this facility"))
-                elif camera.facility_id != event.facility_id:
-                    rejected.append(
-                        _reject(index, event, "facility_id", "the camera belongs to another facility")
-                    )
-                elif event.key in seen:
-                    in_batch_duplicates += 1
-                else:
-                    seen.add(event.key)
-                    accepted.append(Accepted(index, event, camera, facility, row))
-            stored = await self._insert(session, accepted, now) if accepted else set()
-            if len(stored) < len(accepted):
-                collided = await self._collisions(session, [a for a in accepted if a.event.key not in stored])
-                for item in collided:
-                    rejected.append(_reject(item.index, item.event, "event_id", COLLIDES))
-                accepted = [a for a in accepted if a not in collided] if collided else accepted
-            alerts = await self._raise_alerts(session, [a for a in accepted if a.event.key in stored], now)
+                    for item in collided:
+                        rejected.append(_reject(item.index, item.event, "event_id", COLLIDES))
+                    accepted = [a for a in accepted if a not in collided] if collided else accepted
+                alerts = await self._raise_alerts(
+                    session, [a for a in accepted if a.event.key in stored], now
+                )
         self._note_presence(a for a in accepted if a.event.key in stored)
         rejected.sort(key=lambda r: r.index)
         duplicates = len(accepted) - len(stored) + in_batch_duplicates
