@@ -1,11 +1,9 @@
-"""The risk score and its reasons, the ranking of a district (and its speed at city scale), and
-the figures for the plan's indicators."""
+"""The risk score and its reasons, the ranking of a district and the city's pages at city scale,
+and the figures for the plan's indicators. (How fast is a benchmark's question, never a test's.)"""
 
 from __future__ import annotations
 
 import random
-import statistics
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -228,7 +226,7 @@ DISTRICTS = [
 ]
 
 
-async def test_the_risk_list_is_fast_for_a_district_and_the_city(
+async def test_the_risk_list_ranks_a_district_and_pages_the_city_at_city_scale(
     mon: MonitoringStack, keys: dict[str, Any]
 ) -> None:
     """~150 facilities in Xuhui, 2,000 in the city, each with a history of alerts, incidents and
@@ -292,22 +290,14 @@ async def test_the_risk_list_is_fast_for_a_district_and_the_city(
 
     async with direct(mon, keys) as api:
 
-        async def timed(params: dict[str, Any]) -> tuple[float, Any]:
-            runs = []
-            for _ in range(5):
-                started = time.perf_counter()
-                response = await api.get("/v1/risk", EDU, params=params)
-                runs.append(time.perf_counter() - started)
-                assert response.status_code == 200, response.text
-            return statistics.median(runs), response.json()
+        async def listed(params: dict[str, Any]) -> Any:
+            response = await api.get("/v1/risk", EDU, params=params)
+            assert response.status_code == 200, response.text
+            return response.json()
 
-        district_s, page = await timed({"district_code": XUHUI, "limit": 200})
+        page = await listed({"district_code": XUHUI, "limit": 200})
         assert len(page["items"]) == 150
         scores = [r["score"] for r in page["items"]]
         assert scores == sorted(scores, reverse=True) and scores[0] > 0
-        city_s, city = await timed({"limit": 50})
+        city = await listed({"limit": 50})
         assert len(city["items"]) == 50 and city["next_cursor"]
-    backend = mon.monitoring.state.settings.database_url.split(":")[0]
-    print(f"\nrisk list ({backend}, median of 5): district of 150 {district_s * 1000:.0f} ms, ", end="")
-    print(f"city of 2,000 {city_s * 1000:.0f} ms")
-    assert district_s < 1.0 and city_s < 4.0
