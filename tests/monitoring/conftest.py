@@ -15,7 +15,7 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
-from services.monitoring.models import Facility
+from services.monitoring.models import EmploymentRecord, Facility
 from shared.events.streams import Namespace
 from tests.conftest import Stack, facility_body, start_stack
 from tests.support import DatabaseFactory, eventually
@@ -131,6 +131,7 @@ class MonitoringStack:
     ) -> tuple[str, str]:
         """A certified practitioner hired by the operator at every facility given: (practitioner id,
         the raw ID number a ban names). Hiring waits for the approvals to reach the workforce."""
+        facilities = list(facility_ids)
         operator = await self.headers("operator")
         id_number = new_id_number()
         person = await self.client.post(
@@ -162,7 +163,7 @@ class MonitoringStack:
             headers=operator,
         )
         assert health.status_code == 201, health.text
-        for facility_id in facility_ids:
+        for facility_id in facilities:
             body = {
                 "practitioner_id": person_id,
                 "facility_id": facility_id,
@@ -176,6 +177,20 @@ class MonitoringStack:
                 return response.status_code == 201
 
             await eventually(hired)
+
+        # Monitoring learns of each hire from the workforce's event a moment later; a finding may
+        # name the person only once it has. Tests go on from there, as a bureau would, days later.
+        async def known() -> bool:
+            return await self.count(
+                select(EmploymentRecord.employment_id)
+                .where(
+                    EmploymentRecord.practitioner_id == person_id,
+                    EmploymentRecord.facility_id.in_(facilities),
+                )
+                .subquery()
+            ) == len(facilities)
+
+        await eventually(known)
         return person_id, id_number
 
     async def send(self, events: list[dict[str, Any]], who: str = "operator") -> httpx.Response:
