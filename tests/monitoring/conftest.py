@@ -130,7 +130,8 @@ class MonitoringStack:
         self, facility_ids: Iterable[str], *, role: str = "infant_carer", name: str = "王五"
     ) -> tuple[str, str]:
         """A certified practitioner hired by the operator at every facility given: (practitioner id,
-        the raw ID number a ban names). Hiring waits for the approvals to reach the workforce."""
+        the raw ID number a ban names). Hiring waits for the approvals to reach the workforce, and
+        returns once monitoring has learned of every hire."""
         facilities = list(facility_ids)
         operator = await self.headers("operator")
         id_number = new_id_number()
