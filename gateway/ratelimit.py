@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -61,15 +62,16 @@ class Limiter(Protocol):
 class LocalLimiter:
     """Buckets in this process's memory: `{key: (tokens, last refill)}`."""
 
-    def __init__(self, max_keys: int = 100_000) -> None:
+    def __init__(self, max_keys: int = 100_000, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_keys = max_keys
+        self.clock = clock  # seconds; a test's own clock makes refills exact
         self._buckets: dict[str, tuple[float, float]] = {}
 
     async def take(self, key: str, limit: RateLimit, mode: Mode = "take") -> Decision:
         return self.take_now(key, limit, mode)
 
     def take_now(self, key: str, limit: RateLimit, mode: Mode = "take") -> Decision:
-        now = time.monotonic()
+        now = self.clock()
         tokens, last = self._buckets.get(key, (float(limit.burst), now))
         tokens = min(float(limit.burst), tokens + (now - last) * limit.rate)
         allowed = tokens >= 1.0
