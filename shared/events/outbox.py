@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import tracing
 from shared.bounded import stop_task
 from shared.contracts import contract_for
-from shared.db import OUTBOX_DIRTY
+from shared.db import OUTBOX_DIRTY, writer_turn
 from shared.events.bus import EventBus
 from shared.events.envelope import CloudEvent, DomainEvent
 from shared.events.streams import Namespace
@@ -203,7 +203,7 @@ class OutboxRelay:
                 rows = (await session.execute(due)).all()
             acked, failures = await self._publish(rows)
             if acked or failures:
-                async with self.maker() as session, session.begin():
+                async with writer_turn(self.maker), self.maker() as session, session.begin():
                     await self._record(session, rows, acked, failures)
         return len(acked)
 
@@ -276,7 +276,7 @@ class OutboxRelay:
     async def purge_sent(self, *, older_than: timedelta) -> int:
         """Delete rows published long ago; the stream and the consumers' inboxes keep the history."""
         t = self.table
-        async with self.maker() as session, session.begin():
+        async with writer_turn(self.maker), self.maker() as session, session.begin():
             result = await session.execute(
                 delete(t).where(t.c.sent_at.is_not(None), t.c.sent_at < datetime.now(UTC) - older_than)
             )

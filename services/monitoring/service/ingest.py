@@ -11,9 +11,8 @@ UPDATE per event on the hot path."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import md5
@@ -34,7 +33,7 @@ from services.monitoring.schemas import CctvEventIn, IngestReply, RejectedEvent
 from services.monitoring.service.alerts import ACTIVE_STATUSES, ALERTING_SEVERITIES
 from shared.bounded import settle, stop_task
 from shared.clock import as_utc, new_id, utcnow
-from shared.db import is_sqlite, session_scope
+from shared.db import is_sqlite, session_scope, writer_turn
 from shared.errors import FieldError, field_errors
 from shared.events.outbox import emit_many
 from shared.identity import Identity
@@ -214,9 +213,7 @@ class Ingest:
         self.directory = Directory()
         self.presence: dict[str, tuple[datetime, str]] = {}
         self._flusher: asyncio.Task[None] | None = None
-        # SQLite has one writer at a time: batches of this process queue here instead of spinning in
-        # SQLite's busy handler (which sleeps up to 100 ms a try). PostgreSQL needs no such queue.
-        self._sqlite_writer = asyncio.Lock() if is_sqlite(settings.database_url) else None
+        self._sqlite = is_sqlite(settings.database_url)
 
     # ---- the batch -----------------------------------------------------------------------------
 
@@ -226,7 +223,7 @@ class Ingest:
         now = now or utcnow()
         rejected: list[RejectedEvent] = []
         parsed: list[Prepared] = []
-        sqlite = self._sqlite_writer is not None
+        sqlite = self._sqlite
         latest = now + timedelta(seconds=self.settings.max_clock_skew_seconds)
         earliest = now - timedelta(days=self.settings.event_retention_days)
         try:  # the common case, a clean batch, in one call into pydantic-core (events pass as they are)
@@ -299,7 +296,7 @@ class Ingest:
         stored: set[tuple[str, str]] = set()
         alerts = 0
         if accepted:
-            async with self._writing(), session_scope(self.maker) as session:
+            async with writer_turn(self.maker), session_scope(self.maker) as session:
                 stored = await self._insert(session, accepted, now)
                 if len(stored) < len(accepted):
                     collided = await self._collisions(
@@ -328,14 +325,6 @@ class Ingest:
         for outcome, events in outcomes.items():
             if events:
                 self.counted.labels(outcome).inc(events)
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[None]:
-        if self._sqlite_writer is None:
-            yield
-            return
-        async with self._sqlite_writer:
-            yield
 
     async def _insert(
         self, session: AsyncSession, accepted: list[Accepted], now: datetime
@@ -561,7 +550,7 @@ class Ingest:
             .values(last_seen_at=bindparam("seen"), last_event_type=bindparam("kind"))
         )
         try:
-            async with self._writing(), session_scope(self.maker) as session:
+            async with writer_turn(self.maker), session_scope(self.maker) as session:
                 await session.execute(statement, rows)
         except Exception:
             for camera_id, seen in pending.items():  # keep them for the next try
