@@ -1,7 +1,7 @@
 """CCTV ingest at city scale (20,000+ cameras): a batch is validated event by event, written with one
-INSERT … ON CONFLICT DO NOTHING RETURNING (no ORM object, no await per event), and only then
-acknowledged. The few events that alert are handled in the same transaction, so "accepted" always
-means "stored, and its alert raised".
+INSERT (PostgreSQL: … ON CONFLICT DO NOTHING RETURNING; SQLite: a plain one, see `_insert_sqlite`;
+no ORM object, no await per event), and only then acknowledged. The few events that alert are
+handled in the same transaction, so "accepted" always means "stored, and its alert raised".
 
 Cameras and facilities are looked up through a short-lived cache (one query per batch for what it
 lacks). A camera's last-seen time is soft state derived from the stored events: it is gathered in
