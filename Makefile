@@ -42,7 +42,9 @@ bench: install
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/ban_check.py
 	$(BIN)/python bench/ban_check.py --bans 1000  # the same ratios at 10^3 bans: flat from 10^3 to 10^6
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --event-ids ordered  # UUIDv7s, as docs/API.md asks senders
+	$(BIN)/python bench/ingest.py --backend postgres --event-ids ordered
+	$(BIN)/python bench/ingest.py  # random uuid4s: what senders who ignore that advice cost SQLite
 	$(BIN)/python bench/ingest.py --backend postgres
 	$(BIN)/python bench/guidance_figures.py
 	$(BIN)/python bench/ban_propagation.py

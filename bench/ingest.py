@@ -19,7 +19,7 @@ What it does, on loopback, in a temporary directory:
    with a video platform's bearer token, `--concurrency` batches in flight; every reply is checked
    (all accepted, none rejected), and the stored row count is checked at the end;
 5. rounds alternate ceiling / gateway with fresh event ids (random uuid4s, or `--event-ids ordered`:
-   time-ordered as UUIDv7 or ULID senders make them); prints the best of each and the ratio;
+   UUIDv7s, time-ordered as the API asks senders to make them); prints the best of each and the ratio;
 6. with `--prefill N`: N more stored events written straight into monitoring's table (Core
    executemany, spread over the cameras and the retention period), then the same rounds again: each
    round's gateway / ceiling ratio before and after, so a decline as the table grows shows in one run.
@@ -123,12 +123,23 @@ async def seed(url: str, cameras: int) -> list[tuple[str, str]]:
     return [(r["id"], r["facility_id"]) for r in rows]
 
 
-EVENT_IDS = {"random": lambda: uuid.uuid4().hex, "ordered": lambda: ordered_id()}
+def uuid7(at: datetime | None = None) -> str:
+    """A UUIDv7 (RFC 9562) as time-ordered senders make them: 48 bits of Unix milliseconds (now, or
+    `at`), the version, randomness and the variant."""
+    ms = int((at.timestamp() if at else time.time()) * 1000)
+    return str(
+        uuid.UUID(
+            int=(ms << 80)
+            | (0x7 << 76)
+            | (random.getrandbits(12) << 64)
+            | (0b10 << 62)
+            | random.getrandbits(62)
+        )
+    )
 
 
-def ordered_id() -> str:
-    """A time-ordered id as UUIDv7 or ULID senders make them: the time first, then randomness."""
-    return f"{time.time_ns():020d}{random.getrandbits(48):012x}"
+# A sender's ids, made at `at` (the prefill's past events) or now.
+EVENT_IDS = {"random": lambda at=None: str(uuid.uuid4()), "ordered": uuid7}
 
 
 def make_events(
@@ -160,7 +171,7 @@ async def prefill(
     """`count` stored events straight into the table, as weeks of a city's traffic would leave them
     (received over the last 25 days). Returns the rows written per second."""
     from services.monitoring.models import CctvEvent
-    from services.monitoring.service.ingest import dedup_key
+    from services.monitoring.service.ingest import dedup_key, id_ms
 
     engine = make_engine(url)
     now = datetime.now(UTC)
@@ -171,9 +182,10 @@ async def prefill(
             for _ in range(min(20_000, count - offset)):
                 camera_id, facility_id = cameras[rng.randrange(len(cameras))]
                 at = now - timedelta(seconds=rng.randrange(25 * 86_400))
-                event_id = EVENT_IDS[ids]()
+                event_id = EVENT_IDS[ids](at)
                 rows.append(
                     {
+                        "id_ms": id_ms(event_id),
                         "dedup_key": dedup_key(facility_id, event_id),
                         "event_id": event_id,
                         "camera_id": camera_id,

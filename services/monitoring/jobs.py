@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.monitoring.config import MonitoringSettings
@@ -116,8 +116,13 @@ async def purge_routine_events(
     purged = 0
     while True:
         async with session_scope(maker) as session:
-            chunk = select(CctvEvent.dedup_key).where(CctvEvent.received_at < cutoff).limit(PURGE_CHUNK)
-            result = await session.execute(delete(CctvEvent).where(CctvEvent.dedup_key.in_(chunk)))
+            key = tuple_(CctvEvent.id_ms, CctvEvent.dedup_key)
+            chunk = (
+                select(CctvEvent.id_ms, CctvEvent.dedup_key)
+                .where(CctvEvent.received_at < cutoff)
+                .limit(PURGE_CHUNK)
+            )
+            result = await session.execute(delete(CctvEvent).where(key.in_(chunk)))
         purged += result.rowcount or 0
         if (result.rowcount or 0) < PURGE_CHUNK:
             return purged

@@ -5,6 +5,7 @@ Facilities reach monitoring the real way: approved in the registry, then project
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -240,6 +241,21 @@ def cctv_event(camera: dict[str, Any], type: str = "heartbeat", **overrides: Any
         "occurred_at": datetime.now(UTC).isoformat(),
         "payload": {},
     } | overrides
+
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def uuid7(ms: int) -> str:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, the version, randomness, the variant."""
+    value = (ms << 80) | (0x7 << 76) | (random.getrandbits(12) << 64) | (0b10 << 62) | random.getrandbits(62)
+    return str(uuid.UUID(int=value))
+
+
+def ulid(ms: int) -> str:
+    """A ULID: 48 bits of Unix milliseconds and 80 random bits, in Crockford's base 32."""
+    value = (ms << 80) | random.getrandbits(80)
+    return "".join(CROCKFORD[(value >> (5 * (25 - n))) & 31] for n in range(26))
 
 
 @pytest.fixture

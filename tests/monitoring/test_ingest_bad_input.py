@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from services.monitoring.models import Alert, CctvEvent
-from services.monitoring.service.ingest import Ingest, dedup_key
+from services.monitoring.service.ingest import Ingest, dedup_key, id_ms
 from shared.events.streams import Namespace
 from shared.identity import ClientKind, Identity
 from tests.monitoring.conftest import MonitoringStack, cctv_event
@@ -63,17 +63,22 @@ async def test_the_same_event_id_at_two_facilities_is_two_events(mon: Monitoring
     assert await abuse_alerts(mon) == {first["id"]: 1, second["id"]: 1}
 
 
-async def test_an_event_whose_key_holds_another_event_is_refused_not_dropped(mon: MonitoringStack) -> None:
-    """The table is keyed by 64 bits of a hash of (facility, event id): a stored event that happens
-    to have the same key is not this event, so this one is refused by name, never counted as a
-    repeat and silently lost. (A collision is too rare to meet by chance: the stored row is made.)"""
+@pytest.mark.parametrize("event_id", ["evt-new", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f"])
+async def test_an_event_whose_key_holds_another_event_is_refused_not_dropped(
+    event_id: str, mon: MonitoringStack
+) -> None:
+    """The table is keyed by the id's milliseconds (0 unless it is time-ordered) and 64 bits of a
+    hash of (facility, event id): a stored event that happens to have the same key is not this
+    event, so this one is refused by name, never counted as a repeat and silently lost. (A collision
+    is too rare to meet by chance: the stored row is made.)"""
     facility = await mon.approved_facility()
     camera = await mon.camera(facility["id"])
-    event = cctv_event(camera, event_id="evt-new")
+    event = cctv_event(camera, event_id=event_id)
     async with mon.monitoring.state.sessionmaker() as session, session.begin():
         await session.execute(
             insert(CctvEvent.__table__).values(
-                dedup_key=dedup_key(facility["id"], "evt-new"),
+                id_ms=id_ms(event_id),
+                dedup_key=dedup_key(facility["id"], event_id),
                 event_id="evt-stored-long-ago",
                 camera_id=camera["id"],
                 facility_id=facility["id"],
@@ -86,9 +91,9 @@ async def test_an_event_whose_key_holds_another_event_is_refused_not_dropped(mon
     reply = (await mon.send([event, cctv_event(camera)])).json()
     assert (reply["accepted"], reply["duplicates"]) == (1, 0)
     assert [(r["index"], r["event_id"], r["errors"][0]["field"]) for r in reply["rejected"]] == [
-        (0, "evt-new", "event_id")
+        (0, event_id, "event_id")
     ]
-    assert ("evt-new", facility["id"]) not in await stored_ids(mon)
+    assert (event_id, facility["id"]) not in await stored_ids(mon)
 
 
 async def test_devices_on_nats_with_the_same_event_id_are_both_stored(mon: MonitoringStack) -> None:

@@ -95,8 +95,9 @@ class CctvEventIn(BaseModel):
 
     event_id: EventId = Field(
         description="The sender's id of the event, unique within its facility: a re-sent event is stored "
-        "once. Prefer time-ordered ids (UUIDv7, ULID, or the time then a sequence): ingest then stays "
-        "as fast however many events are stored; random ids (uuid4) slow it as the table grows."
+        "once, whatever else it carries. Prefer time-ordered ids (UUIDv7, ULID): ingest then stays as "
+        "fast however many events are stored; other ids (uuid4, a device's own sequence) slow it as "
+        "the table grows."
     )
     camera_id: Uuid | None = None
     external_id: line(100) | None = None

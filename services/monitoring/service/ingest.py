@@ -11,6 +11,7 @@ UPDATE per event on the hot path."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,16 +44,16 @@ log = structlog.get_logger("cradle.monitoring.ingest")
 
 _BATCH = TypeAdapter(list[CctvEventIn])
 CACHE_SECONDS = 60.0
-EVENT_COLUMNS = "dedup_key, event_id, camera_id, facility_id, type, occurred_at, received_at, payload"
+EVENT_COLUMNS = "id_ms, dedup_key, event_id, camera_id, facility_id, type, occurred_at, received_at, payload"
 COLLIDES = "shares its storage key with another stored event: send it again with another event_id"
 
 _PG_INSERT = f"""
 INSERT INTO cctv_event ({EVENT_COLUMNS})
-SELECT k, e, c, f, t, o, $6, p::json
-FROM unnest($8::bigint[], $1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::timestamptz[],
-            $7::text[])
-    AS u(k, e, c, f, t, o, p)
-ON CONFLICT (dedup_key) DO NOTHING
+SELECT m, k, e, c, f, t, o, $6, p::json
+FROM unnest($9::bigint[], $8::bigint[], $1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[],
+            $5::timestamptz[], $7::text[])
+    AS u(m, k, e, c, f, t, o, p)
+ON CONFLICT (id_ms, dedup_key) DO NOTHING
 RETURNING event_id, facility_id
 """
 
@@ -67,10 +68,31 @@ def clean_batch(body: bytes) -> list[CctvEventIn] | None:
 
 
 def dedup_key(facility_id: str, event_id: str) -> int:
-    """The table's key (models.CctvEvent): 64 bits of MD5(facility_id ":" event_id), as migration
-    monitoring_0009 computed it for the rows it found."""
+    """The second half of the table's key (models.CctvEvent): 64 bits of MD5(facility_id ":"
+    event_id), as migration monitoring_0009 computed it for the rows it found."""
     digest = md5(f"{facility_id}:{event_id}".encode(), usedforsecurity=False).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+_UUID7 = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}")
+_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}")
+_CROCKFORD = {c: n for n, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+
+
+def id_ms(event_id: str) -> int:
+    """The first half of the table's key: the Unix milliseconds a time-ordered event id begins with
+    (a UUIDv7, a ULID), else 0. Leading the key, it makes such ids land at the index's right edge,
+    so a batch rewrites a few pages however many events are stored; random ids (uuid4) all share 0
+    and spread over the whole index as before. Read from the id alone, so a repeat finds its key
+    whatever else it carries (as migration monitoring_0010 computed it for the rows it found)."""
+    if len(event_id) == 36 and _UUID7.fullmatch(event_id):
+        return int(event_id[:8] + event_id[9:13], 16)
+    if len(event_id) == 26 and _ULID.fullmatch(event_id):
+        ms = 0
+        for char in event_id[:10].upper():
+            ms = ms * 32 + _CROCKFORD[char]
+        return ms
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +124,7 @@ class Prepared:
 
     index: int
     event: CctvEventIn
+    id_ms: int
     dedup_key: int
     occurred_at: datetime | str  # the text SQLAlchemy writes, on SQLite
     payload: str
@@ -254,6 +277,7 @@ class Ingest:
                     Prepared(
                         index,
                         event,
+                        id_ms(event.event_id),
                         dedup_key(event.facility_id, event.event_id),
                         sqlite_time(event.occurred_at) if sqlite else event.occurred_at,
                         orjson.dumps(event.payload).decode(),
@@ -343,6 +367,7 @@ class Ingest:
                     now,
                     [a.row.payload for a in accepted],
                     [a.row.dedup_key for a in accepted],
+                    [a.row.id_ms for a in accepted],
                 ),
             )
             return {(row[0], row[1]) for row in result}
@@ -363,15 +388,15 @@ class Ingest:
             return {a.event.key for a in accepted}
         except IntegrityError:
             pass
-        keys = [a.row.dedup_key for a in accepted]
-        held = {
-            key
-            for (key,) in await connection.exec_driver_sql(
-                f"SELECT dedup_key FROM cctv_event WHERE dedup_key IN ({','.join('?' * len(keys))})",
+        keys = [part for a in accepted for part in (a.row.id_ms, a.row.dedup_key)]
+        pairs = ",".join(["(?,?)"] * len(accepted))
+        held = set(
+            await connection.exec_driver_sql(
+                f"SELECT id_ms, dedup_key FROM cctv_event WHERE (id_ms, dedup_key) IN (VALUES {pairs})",
                 tuple(keys),
             )
-        }
-        fresh = [a for a in accepted if a.row.dedup_key not in held]
+        )
+        fresh = [a for a in accepted if (a.row.id_ms, a.row.dedup_key) not in held]
         if fresh:
             await self._insert_rows_sqlite(connection, fresh, now)
         return {a.event.key for a in fresh}
@@ -382,6 +407,7 @@ class Ingest:
         params: list[Any] = []
         for a in rows:
             params += (
+                a.row.id_ms,
                 a.row.dedup_key,
                 a.event.event_id,
                 a.camera.id,
@@ -391,7 +417,7 @@ class Ingest:
                 received,
                 a.row.payload,
             )
-        values = ",".join(["(?,?,?,?,?,?,?,?)"] * len(rows))
+        values = ",".join(["(?,?,?,?,?,?,?,?,?)"] * len(rows))
         await connection.exec_driver_sql(
             f"INSERT INTO cctv_event ({EVENT_COLUMNS}) VALUES {values}", tuple(params)
         )
@@ -400,15 +426,15 @@ class Ingest:
         """Of the events whose key was already taken, those whose key holds another event (a 64-bit
         hash collision, about one in 10^10 at a billion stored): refused by name, not counted as
         repeats. A true repeat finds its own id and facility under its key."""
-        keys = {a.row.dedup_key: a for a in unstored}
         table = CctvEvent.__table__
+        keys = [(a.row.id_ms, a.row.dedup_key) for a in unstored]
         found = await session.execute(
-            select(table.c.dedup_key, table.c.event_id, table.c.facility_id).where(
-                table.c.dedup_key.in_(keys)
+            select(table.c.id_ms, table.c.dedup_key, table.c.event_id, table.c.facility_id).where(
+                tuple_(table.c.id_ms, table.c.dedup_key).in_(keys)
             )
         )
-        holders = {row.dedup_key: (row.event_id, row.facility_id) for row in found}
-        return [a for a in unstored if holders.get(a.row.dedup_key) != a.event.key]
+        holders = {(row.id_ms, row.dedup_key): (row.event_id, row.facility_id) for row in found}
+        return [a for a in unstored if holders.get((a.row.id_ms, a.row.dedup_key)) != a.event.key]
 
     async def _raise_alerts(self, session: AsyncSession, stored: list[Accepted], now: datetime) -> int:
         """Set-based: one query finds the active alerts the batch's alerting events fold into, one
