@@ -388,14 +388,7 @@ class Ingest:
             return {a.event.key for a in accepted}
         except IntegrityError:
             pass
-        keys = [part for a in accepted for part in (a.row.id_ms, a.row.dedup_key)]
-        pairs = ",".join(["(?,?)"] * len(accepted))
-        held = set(
-            await connection.exec_driver_sql(
-                f"SELECT id_ms, dedup_key FROM cctv_event WHERE (id_ms, dedup_key) IN (VALUES {pairs})",
-                tuple(keys),
-            )
-        )
+        held = {(row[0], row[1]) for row in await _stored_under_sqlite(connection, accepted, "")}
         fresh = [a for a in accepted if (a.row.id_ms, a.row.dedup_key) not in held]
         if fresh:
             await self._insert_rows_sqlite(connection, fresh, now)
@@ -426,14 +419,19 @@ class Ingest:
         """Of the events whose key was already taken, those whose key holds another event (a 64-bit
         hash collision, about one in 10^10 at a billion stored): refused by name, not counted as
         repeats. A true repeat finds its own id and facility under its key."""
-        table = CctvEvent.__table__
-        keys = [(a.row.id_ms, a.row.dedup_key) for a in unstored]
-        found = await session.execute(
-            select(table.c.id_ms, table.c.dedup_key, table.c.event_id, table.c.facility_id).where(
-                tuple_(table.c.id_ms, table.c.dedup_key).in_(keys)
+        if self._sqlite:
+            found = await _stored_under_sqlite(
+                await session.connection(), unstored, ", e.event_id, e.facility_id"
             )
-        )
-        holders = {(row.id_ms, row.dedup_key): (row.event_id, row.facility_id) for row in found}
+        else:
+            table = CctvEvent.__table__
+            keys = [(a.row.id_ms, a.row.dedup_key) for a in unstored]
+            found = await session.execute(
+                select(table.c.id_ms, table.c.dedup_key, table.c.event_id, table.c.facility_id).where(
+                    tuple_(table.c.id_ms, table.c.dedup_key).in_(keys)
+                )
+            )
+        holders = {(row[0], row[1]): (row[2], row[3]) for row in found}
         return [a for a in unstored if holders.get((a.row.id_ms, a.row.dedup_key)) != a.event.key]
 
     async def _raise_alerts(self, session: AsyncSession, stored: list[Accepted], now: datetime) -> int:
@@ -600,6 +598,19 @@ class Ingest:
                 await self.flush_presence()
             except Exception as exc:  # a database hiccup: the next round retries
                 log.warning("presence_flush_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+async def _stored_under_sqlite(connection: AsyncConnection, events: list[Accepted], more: str) -> Any:
+    """The stored rows (id_ms, dedup_key, then `more` of the row `e`) under the events' keys, found
+    key by key: SQLite's planner scans the whole index for `(id_ms, dedup_key) IN (VALUES …)`, and
+    the CROSS JOIN makes the listed keys the outer loop, each one an index search."""
+    keys = [part for a in events for part in (a.row.id_ms, a.row.dedup_key)]
+    pairs = ",".join(["(?,?)"] * len(events))
+    return await connection.exec_driver_sql(
+        f"SELECT e.id_ms, e.dedup_key{more} FROM (VALUES {pairs}) AS v CROSS JOIN cctv_event AS e "
+        "ON e.id_ms = v.column1 AND e.dedup_key = v.column2",
+        tuple(keys),
+    )
 
 
 def _reject(index: int, event: CctvEventIn, field: str, message: str) -> RejectedEvent:
