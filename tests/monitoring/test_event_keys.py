@@ -4,7 +4,6 @@ re-sent event is a repeat whatever else it carries, and time-ordered ids append 
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,19 +14,22 @@ from services.monitoring.service.ingest import id_ms
 from tests.monitoring.conftest import MonitoringStack, cctv_event, ulid, uuid7
 
 NOW_MS = 1_764_900_000_123  # 2025-12-05
+# Written out, not drawn: a parallel run's workers must collect the same test ids.
+A_UUID7 = "019aec3c-d17b-78e7-88b7-a723bc236e15"
+A_ULID = "01KBP3SMBVB5C1Z4G753WSJ1AK"
 
 
 @pytest.mark.parametrize(
     ("event_id", "expected"),
     [
-        (uuid7(NOW_MS), NOW_MS),
-        (uuid7(NOW_MS).upper(), NOW_MS),
-        (ulid(NOW_MS), NOW_MS),
-        (ulid(NOW_MS).lower(), NOW_MS),
+        (A_UUID7, NOW_MS),
+        (A_UUID7.upper(), NOW_MS),
+        (A_ULID, NOW_MS),
+        (A_ULID.lower(), NOW_MS),
         ("01ARYZ6S41TSV4RRFFQ69G5FAV", 1_469_918_176_385),  # ulid(1469918176385) in the specification
         ("017f22e2-79b0-7cc3-98c4-dc0c0c07398f", 1_645_557_742_000),  # RFC 9562's UUIDv7 example
-        (str(uuid.uuid4()), 0),  # random: no time in it
-        (uuid.uuid4().hex, 0),
+        ("b7536835-c2d9-431d-bc85-4e6035da4175", 0),  # a uuid4: no time in it
+        ("00a17bd4c0364204aaec219e69b1f302", 0),
         ("017f22e2-79b0-4cc3-98c4-dc0c0c07398f", 0),  # the version is 4, not 7
         ("017f22e2-79b0-7cc3-28c4-dc0c0c07398f", 0),  # not RFC 9562's variant
         ("81ARZ3NDEKTSV4RRFFQ69G5FAV", 0),  # past the ULID's 128 bits
@@ -38,6 +40,10 @@ NOW_MS = 1_764_900_000_123  # 2025-12-05
 )
 def test_the_milliseconds_are_read_from_time_ordered_ids_only(event_id: str, expected: int) -> None:
     assert id_ms(event_id) == expected
+
+
+def test_the_id_makers_of_these_tests_put_the_time_first() -> None:
+    assert (id_ms(uuid7(NOW_MS)), id_ms(ulid(NOW_MS))) == (NOW_MS, NOW_MS)
 
 
 async def stored(mon: MonitoringStack, event_id: str) -> list[CctvEvent]:
