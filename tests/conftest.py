@@ -41,7 +41,7 @@ from tests.support import (
 
 # A test near its time limit writes out its event loop's tasks: where a hang waits, and on what;
 # the longest files are handed to the workers first (tests/scheduling.py).
-pytest_plugins = ["tests.watchdog", "tests.scheduling"]
+pytest_plugins = ["tests.watchdog", "tests.scheduling", "tests.gc_per_file"]
 
 ADMIN_SECRET = "test-admin-secret-" + secrets.token_hex(8)
 
