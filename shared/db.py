@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +17,10 @@ import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Insert, Select
 from sqlalchemy.types import DateTime
 
 OUTBOX_DIRTY = "cradle_outbox_dirty"
@@ -172,11 +178,15 @@ async def writer_turn(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[
     if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
         yield
         return
-    lock = _SQLITE_WRITERS.get(bind.sync_engine)
-    if lock is None:
-        lock = _SQLITE_WRITERS[bind.sync_engine] = asyncio.Lock()
-    async with lock:
+    async with _writer_lock(bind):
         yield
+
+
+def _writer_lock(engine: AsyncEngine) -> asyncio.Lock:
+    lock = _SQLITE_WRITERS.get(engine.sync_engine)
+    if lock is None:
+        lock = _SQLITE_WRITERS[engine.sync_engine] = asyncio.Lock()
+    return lock
 
 
 async def refresh_planner_statistics(engine: AsyncEngine) -> None:
@@ -187,3 +197,147 @@ async def refresh_planner_statistics(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.exec_driver_sql("PRAGMA analysis_limit=1000")  # sampled: fast on big tables
         await connection.exec_driver_sql("ANALYZE")
+
+
+class OneTrip:
+    """Small, frequent statements (a ban check's lookup, its audit rows) in one trip to the database.
+
+    Through the async engine on SQLite, a lookup is five trips to aiosqlite's connection thread
+    (cursor, execute, fetch, close, the pool's rollback) and a committed insert as many, each a
+    hand-over of the GIL: a profile of single ban checks put a third of the service's GIL time
+    there. Here each is one trip. Reads run on a small pool of threads, each with its own connection
+    that may only read (`query_only`); each read is a transaction of its own, so it sees every
+    commit before it, a ban included. Inserts run on one thread with its own connection, in the
+    process's turn for SQLite's write lock (`writer_turn`), BEGIN … COMMIT in the one trip, at the
+    engine's durability (WAL, `synchronous=NORMAL`). Statements are compiled once, values written
+    and read as the engine would, and a database error is raised as SQLAlchemy raises it, so the
+    services' handlers answer it as they always have (unavailable: a 503). PostgreSQL's driver needs
+    no thread: the engine's own connections are used there.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, readers: int = 2) -> None:
+        self.engine = engine
+        sqlite = engine.dialect.name == "sqlite"
+        self._reads = (
+            ThreadPoolExecutor(max_workers=readers, thread_name_prefix="one-trip-read") if sqlite else None
+        )
+        self._writes = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="one-trip-write") if sqlite else None
+        )
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._compiled: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
+
+    async def all(self, statement: Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        if self._reads is None:
+            async with self.engine.connect() as connection:
+                return [tuple(row) for row in (await connection.execute(statement, params)).all()]
+        compiled = self._compile(statement, ())
+        values = compiled.values(params)
+        rows = await self._run(self._reads, self._fetch, compiled.sql, values)
+        readers = compiled.readers
+        return [
+            tuple(
+                read(value) if read is not None else value for read, value in zip(readers, row, strict=True)
+            )
+            for row in rows
+        ]
+
+    async def insert_many(self, statement: Insert, rows: list[dict[str, Any]]) -> None:
+        """All of `rows` (each with the same keys) committed in one transaction, or none."""
+        if not rows:
+            return
+        if self._writes is None:
+            async with self.engine.begin() as connection:
+                await connection.execute(statement, rows)
+            return
+        compiled = self._compile(statement, tuple(rows[0]))
+        values = [compiled.values(row) for row in rows]
+        async with _writer_lock(self.engine):
+            await self._run(self._writes, self._insert, compiled.sql, values)
+
+    def close(self) -> None:
+        for executor in (self._reads, self._writes):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        for connection in self._opened:
+            connection.close()
+        self._opened.clear()
+
+    async def _run(
+        self, executor: ThreadPoolExecutor, work: Callable[..., Any], sql: str, values: Any
+    ) -> Any:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, work, sql, values)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
+
+    def _compile(self, statement: Select[Any] | Insert, keys: tuple[str, ...]) -> _Compiled:
+        known = self._compiled.get((id(statement), keys))
+        if known is None:
+            known = self._compiled[(id(statement), keys)] = _Compiled.of(statement, keys, self.engine.dialect)
+        return known
+
+    def _connection(self, *, read_only: bool) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            path = self.engine.url.database or ""
+            connection = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+            _sqlite_pragmas(connection, None)
+            if read_only:
+                connection.execute("PRAGMA query_only=ON")
+            self._local.connection = connection
+            self._opened.append(connection)
+        return connection
+
+    def _fetch(self, sql: str, values: tuple[Any, ...]) -> list[Any]:
+        return self._connection(read_only=True).execute(sql, values).fetchall()
+
+    def _insert(self, sql: str, values: list[tuple[Any, ...]]) -> None:
+        connection = self._connection(read_only=False)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(sql, values)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement as SQLite runs it: its SQL, its parameters in order (with the values the
+    statement holds itself), how each is written and how each column is read, as the engine would."""
+
+    sql: str
+    names: Sequence[str]
+    held: dict[str, Any]
+    writers: dict[str, Any]
+    readers: list[Any]
+
+    @classmethod
+    def of(cls, statement: Select[Any] | Insert, keys: tuple[str, ...], dialect: Any) -> _Compiled:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys) or None)
+        names = compiled.positiontup or []
+        return cls(
+            sql=compiled.string,
+            names=names,
+            held={name: bind.value for name, bind in compiled.binds.items() if not bind.required},
+            writers={
+                name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            },
+            readers=[
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in getattr(statement, "selected_columns", ())
+            ],
+        )
+
+    def values(self, given: dict[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for name in self.names:
+            value = given[name] if name in given else self.held[name]
+            write = self.writers[name]
+            out.append(write(value) if write is not None else value)
+        return tuple(out)

@@ -16,6 +16,7 @@ from services.workforce.router.ban_check_path import PATH, DirectBanCheck
 from services.workforce.service.ban_checks import CheckAudit, ban_check_counter
 from services.workforce.service.common import ID_NUMBER, PHONE, WORKFORCE_SESSION_KEY, Workforce
 from shared.background import running_beside
+from shared.db import OneTrip
 from shared.pii_keys import SealedColumn, refuse_lost_keys
 from shared.service import create_service_app
 
@@ -54,7 +55,8 @@ def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with shared_lifespan(app):
-            app.state.check_audit = CheckAudit(app.state.sessionmaker, checks=checks)
+            app.state.ban_trips = OneTrip(app.state.engine)
+            app.state.check_audit = CheckAudit(app.state.ban_trips, checks=checks)
             scheduled = (
                 jobs.run_forever(
                     maker=app.state.sessionmaker,
@@ -64,8 +66,11 @@ def create_app(settings: WorkforceSettings | None = None) -> FastAPI:
                 if settings.jobs_interval_seconds > 0
                 else None
             )
-            async with running_beside(scheduled, name="workforce-jobs"):
-                yield
+            try:
+                async with running_beside(scheduled, name="workforce-jobs"):
+                    yield
+            finally:
+                app.state.ban_trips.close()
 
     app.router.lifespan_context = lifespan
     refuse_lost_keys(

@@ -50,7 +50,7 @@ class DirectBanCheck:
         scope["route"] = self.route
         try:
             result = await check_ban(
-                engine=state.engine,
+                trips=state.ban_trips,
                 audit=state.check_audit,
                 workforce=state.workforce,
                 caller=caller,

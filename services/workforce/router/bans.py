@@ -98,7 +98,7 @@ async def ban_check(
 ) -> BanCheckResult:
     """Is this person banned? Every check is audited, refused ones too; never fails open."""
     return await ban_checks.check_ban(
-        engine=request.app.state.engine,
+        trips=request.app.state.ban_trips,
         audit=request.app.state.check_audit,
         workforce=workforce,
         caller=caller,

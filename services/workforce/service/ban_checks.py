@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import bindparam, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.workforce.models import Ban, BanCheck
 from services.workforce.schemas import (
@@ -21,7 +21,7 @@ from services.workforce.schemas import (
 )
 from services.workforce.service.common import Workforce
 from shared.clock import new_id, utcnow
-from shared.db import session_scope
+from shared.db import OneTrip
 from shared.errors import FieldError, Forbidden, invalid
 from shared.i18n import tr
 from shared.identity import Identity
@@ -59,10 +59,8 @@ class CheckAudit:
     go into the next. One writer instead of one per request: SQLite's single write lock is never
     fought over, and PostgreSQL flushes its log once per batch rather than once per check."""
 
-    def __init__(
-        self, maker: async_sessionmaker[AsyncSession], *, checks: Counter | None = None, max_rows: int = 2000
-    ) -> None:
-        self.maker = maker
+    def __init__(self, trips: OneTrip, *, checks: Counter | None = None, max_rows: int = 2000) -> None:
+        self.trips = trips
         self.checks = checks
         self.max_rows = max_rows  # per transaction; a batch check's rows are never split
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
@@ -94,9 +92,8 @@ class CheckAudit:
         while self._pending:
             batch = self._next_batch()
             try:
-                async with session_scope(self.maker) as session:
-                    # One INSERT, executed for every row of the batch (executemany).
-                    await session.execute(AUDIT_INSERT, [row for rows, _ in batch for row in rows])
+                # One INSERT, executed for every row of the batch (executemany), and its commit.
+                await self.trips.insert_many(AUDIT_INSERT, [row for rows, _ in batch for row in rows])
             except BaseException as exc:
                 for _, done in batch:
                     if not done.done():
@@ -132,7 +129,7 @@ def _row(
 
 async def check_ban(
     *,
-    engine: AsyncEngine,
+    trips: OneTrip,
     audit: CheckAudit,
     workforce: Workforce,
     caller: Identity,
@@ -160,9 +157,8 @@ async def check_ban(
         )
         raise invalid("id_number", str(exc)) from None
     id_hash = workforce.hash_id(number)
-    # A connection of its own (Core: the hot path), returned before waiting for the audit writer.
-    async with engine.connect() as connection:
-        rows = (await connection.execute(ACTIVE_BANS, {"id_hash": id_hash})).all()
+    # One trip to the database (the hot path), done before waiting for the audit writer.
+    rows = await trips.all(ACTIVE_BANS, {"id_hash": id_hash})
     row = _row(
         caller,
         outcome="banned" if rows else "not_banned",
@@ -174,8 +170,8 @@ async def check_ban(
     return BanCheckResult(
         banned=bool(rows),
         bans=[
-            BanSummary(ban_id=r.id, role=r.role, decision_ref=r.decision_ref, issued_at=r.issued_at)
-            for r in rows
+            BanSummary(ban_id=ban_id, role=role, decision_ref=decision_ref, issued_at=issued_at)
+            for ban_id, role, decision_ref, issued_at in rows
         ],
         checked_at=row["checked_at"],
     )
