@@ -226,7 +226,8 @@ class OneTrip:
         )
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
-        self._compiled: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
+        # Keyed by the statement itself (kept alive by the key), never by its id, which a later one may reuse.
+        self._compiled: dict[tuple[Any, tuple[str, ...]], _Compiled] = {}
 
     async def all(self, statement: Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]]:
         if self._reads is None:
@@ -273,9 +274,9 @@ class OneTrip:
             raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
 
     def _compile(self, statement: Select[Any] | Insert, keys: tuple[str, ...]) -> _Compiled:
-        known = self._compiled.get((id(statement), keys))
+        known = self._compiled.get((statement, keys))
         if known is None:
-            known = self._compiled[(id(statement), keys)] = _Compiled.of(statement, keys, self.engine.dialect)
+            known = self._compiled[(statement, keys)] = _Compiled.of(statement, keys, self.engine.dialect)
         return known
 
     def _connection(self, *, read_only: bool) -> sqlite3.Connection:
