@@ -26,6 +26,7 @@ ADMIN_CLIENT_ID = "admin"
 TOKEN_AUDIENCE = "cradle-api"
 TOKEN_ISSUER = "cradle-gateway"
 
+
 def to_read(client: ApiClient) -> ClientRead:
     return ClientRead(
         client_id=client.client_id,
@@ -71,9 +72,7 @@ async def ensure_admin_client(
     return generated
 
 
-async def create_client(
-    *, session: AsyncSession, hasher: SecretHasher, data: ClientCreate
-) -> ClientCreated:
+async def create_client(*, session: AsyncSession, hasher: SecretHasher, data: ClientCreate) -> ClientCreated:
     secret = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     client = ApiClient(

@@ -35,7 +35,9 @@ def token_form(client_id: str, secret: str) -> dict[str, str]:
 
 
 def from_address(app: Any, address: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=ASGITransport(app=app, client=(address, 5000)), base_url="http://gateway")
+    return httpx.AsyncClient(
+        transport=ASGITransport(app=app, client=(address, 5000)), base_url="http://gateway"
+    )
 
 
 async def sign_in(client: httpx.AsyncClient, client_id: str, secret: str) -> int:
