@@ -29,6 +29,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.models import AuditChainHead, AuditRecord
+from shared.bounded import raise_if_cancelling
 from shared.events.bus import EventBus
 from shared.events.permissions import inbox_prefix
 from shared.events.streams import Namespace
@@ -191,6 +192,7 @@ class CheckpointPublisher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the next tick tries again; the API is not held up
+                raise_if_cancelling()
                 log.warning("audit_checkpoint_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
     async def publish_once(self) -> Checkpoint | None:

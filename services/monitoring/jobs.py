@@ -28,6 +28,7 @@ from services.monitoring.models import (
 from services.monitoring.service import complaints
 from services.monitoring.service.alerts import ACTIVE_STATUSES, raise_alert
 from services.monitoring.service.risk import local_today
+from shared.bounded import raise_if_cancelling
 from shared.clock import as_utc, new_id, utcnow
 from shared.db import session_scope
 from shared.events.outbox import emit
@@ -311,4 +312,5 @@ async def run_forever(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the scheduler must outlive a database hiccup
+            raise_if_cancelling()
             log.warning("jobs_failed", error=f"{type(exc).__name__}: {exc}"[:300])

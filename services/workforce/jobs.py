@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.workforce.service import bans, health, practitioners, rechecks, standing
 from services.workforce.service.common import Workforce
+from shared.bounded import raise_if_cancelling
 from shared.clock import utcnow
 from shared.db import session_scope
 from shared.jobs import round_alone
@@ -75,5 +76,6 @@ async def run_forever(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the scheduler must outlive a database hiccup
+            raise_if_cancelling()
             log.warning("jobs_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         await asyncio.sleep(interval_seconds)

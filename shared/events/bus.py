@@ -20,7 +20,7 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from shared.bounded import settle, stop_task
+from shared.bounded import raise_if_cancelling, settle, stop_task
 from shared.events.streams import Namespace, wait_for_streams
 from shared.events.tls import client_tls
 
@@ -118,6 +118,7 @@ class EventBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                raise_if_cancelling()
                 self.last_error = _describe(exc)
                 self.failed_attempts += 1
                 log.debug("nats_attempt_failed", url=self.url, error=self.last_error)

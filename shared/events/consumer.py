@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import tracing
-from shared.bounded import settle, stop_task
+from shared.bounded import raise_if_cancelling, settle, stop_task
 from shared.events.bus import EventBus
 from shared.events.deadletters import dead_letter_headers, facility_of, waiting_counts
 from shared.events.envelope import CloudEvent
@@ -178,6 +178,7 @@ class EventConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker away or a transient error: rebind and go on
+                raise_if_cancelling()
                 log.warning(
                     "consumer_loop_error", stream=self.stream, error=f"{type(exc).__name__}: {exc}"[:300]
                 )

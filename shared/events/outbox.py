@@ -18,7 +18,7 @@ from sqlalchemy import Row, Table, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import tracing
-from shared.bounded import stop_task
+from shared.bounded import raise_if_cancelling, stop_task
 from shared.contracts import contract_for
 from shared.db import OUTBOX_DIRTY, writer_turn
 from shared.events.bus import EventBus
@@ -176,6 +176,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the relay must outlive any one failure
+                raise_if_cancelling()
                 log.warning("outbox_relay_failed", error=f"{type(exc).__name__}: {exc}"[:300])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_seconds)

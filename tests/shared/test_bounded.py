@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import text
@@ -121,3 +122,52 @@ async def test_a_readiness_style_check_answers_within_its_limit_when_postgresql_
     assert time.monotonic() - started < 2.5
     await settle("database pool", engine.dispose(), seconds=1)  # a stop that does not hang either
     assert time.monotonic() - started < 10
+
+
+class SwallowingBus:
+    """A bus whose wait swallows a cancellation and raises what nats-py raises in its place."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+        self.swallow = True
+        self.namespace = SimpleNamespace(stream=lambda service: f"TEST_{service.upper()}")
+
+    async def wait_ready(self) -> None:
+        self.waits += 1
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if self.swallow:
+                raise ConnectionError("nats: connection closed") from None
+            raise
+
+
+async def test_a_consumer_whose_library_swallows_its_cancellation_still_stops() -> None:
+    """A cancellation turned into another error by the library underneath (nats-py's drain does
+    this) still ends the consumer's retry loop: before, it went round for ever, and the event loop's
+    close waited on it until the test's time limit."""
+    from shared.events.consumer import ConsumerPolicy, EventConsumer
+
+    bus = SwallowingBus()
+    consumer = EventConsumer(
+        service="workforce",
+        source_service="registry",
+        handlers={},
+        bus=bus,  # type: ignore[arg-type]
+        maker=None,  # type: ignore[arg-type]
+        inbox=None,  # type: ignore[arg-type]
+        metrics=None,  # type: ignore[arg-type]
+        policy=ConsumerPolicy(),
+    )
+    task = asyncio.create_task(consumer._run())
+    await asyncio.sleep(0.05)
+    assert bus.waits == 1
+    task.cancel()
+    try:
+        done, _ = await asyncio.wait([task], timeout=3)
+        assert done and task.cancelled() and bus.waits == 1
+    finally:  # a regression fails here, not in a loop that cannot close until the time limit
+        if not task.done():
+            bus.swallow = False
+            task.cancel()
+            await asyncio.wait([task], timeout=5)

@@ -46,7 +46,7 @@ from services.delivery.service.subscriptions import SECRET_PREFIX
 from services.delivery.service.targets import ResolvedTargets, TargetPolicy
 from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
 from shared import tracing
-from shared.bounded import settle, stop_task
+from shared.bounded import raise_if_cancelling, settle, stop_task
 from shared.events.consumer import handling
 from shared.events.outbox import emit
 
@@ -227,6 +227,7 @@ class Sender:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database away: the outcomes are kept, try again shortly
+                raise_if_cancelling()
                 log.warning("delivery_round_failed", error=f"{type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(self.settings.poll_seconds)
                 continue
@@ -257,6 +258,7 @@ class Sender:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database away: the outcomes are kept, try again shortly
+                raise_if_cancelling()
                 log.warning("delivery_recording_failed", error=f"{type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(self.settings.poll_seconds)
                 continue

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.monitoring.service.alerts import raise_dead_letter_alert
+from shared.bounded import raise_if_cancelling
 from shared.clock import utcnow
 from shared.db import session_scope
 from shared.events.bus import EventBus
@@ -74,6 +75,7 @@ class DeadLetterConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker or database away: rebind and go on
+                raise_if_cancelling()
                 log.warning("dead_letter_consumer_error", error=f"{type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(1.0)
 

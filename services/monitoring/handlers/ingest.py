@@ -22,6 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.monitoring.config import MonitoringSettings
 from services.monitoring.service.ingest import Ingest
+from shared.bounded import raise_if_cancelling
 from shared.events.bus import EventBus
 from shared.events.consumer import handling, stop_pulling
 from shared.identity import ClientKind, Identity
@@ -94,6 +95,7 @@ class IngestConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker or database away: rebind and go on
+                raise_if_cancelling()
                 log.warning("ingest_consumer_error", error=f"{type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(1.0)
 

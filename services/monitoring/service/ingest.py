@@ -32,7 +32,7 @@ from services.monitoring.events import AlertRaised
 from services.monitoring.models import Alert, AlertTransition, Camera, CctvEvent, Facility
 from services.monitoring.schemas import CctvEventIn, IngestReply, RejectedEvent
 from services.monitoring.service.alerts import ACTIVE_STATUSES, ALERTING_SEVERITIES
-from shared.bounded import settle, stop_task
+from shared.bounded import raise_if_cancelling, settle, stop_task
 from shared.clock import as_utc, new_id, utcnow
 from shared.db import is_sqlite, session_scope, writer_turn
 from shared.errors import FieldError, field_errors
@@ -597,6 +597,7 @@ class Ingest:
             try:
                 await self.flush_presence()
             except Exception as exc:  # a database hiccup: the next round retries
+                raise_if_cancelling()
                 log.warning("presence_flush_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
 

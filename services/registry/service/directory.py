@@ -42,6 +42,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from services.registry.models import DirectoryRevision, Facility
 from services.registry.schemas import AGE_CLASSES, FacilitySummary, PublicFacility
 from services.registry.service.search import EARTH_RADIUS_M, FacilityFilters, public_filters
+from shared.bounded import raise_if_cancelling
 from shared.errors import invalid
 from shared.identity import ClientKind, Identity
 from shared.pagination import PageParams, encode_cursor
@@ -174,6 +175,7 @@ class FacilityDirectory:
             try:
                 await self._poll()
             except Exception as exc:  # the database away: the next poll or search tries again
+                raise_if_cancelling()
                 log.warning("directory_refresh_failed", error=str(exc)[:200])
 
     async def current(self) -> None:
