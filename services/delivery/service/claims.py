@@ -25,11 +25,15 @@ EVENT = EventRecord.__table__
 
 # The statements are built once (building them costs more than running them), with parameters.
 
-# Leases held now, by any replica, per subscription.
+# Leases held now, by any replica, per subscription: a range of the lease index (the few leased
+# rows). Grouped by an expression, not the column: given the column, SQLite walked the due index
+# instead, which yields it in order, and read every pending row of every subscription each round
+# (4.5 ms of a round at 10,000 pending, and growing with any backlog; 0.19 ms this way).
+_BUSY_SUBSCRIPTION = (DELIVERY.c.subscription_id.op("||")(literal_column("''"))).label("subscription_id")
 BUSY = (
-    select(DELIVERY.c.subscription_id, func.count())
+    select(_BUSY_SUBSCRIPTION, func.count())
     .where(DELIVERY.c.status == PENDING, DELIVERY.c.lease_until > bindparam("now"))
-    .group_by(DELIVERY.c.subscription_id)
+    .group_by(_BUSY_SUBSCRIPTION)
 )
 
 
