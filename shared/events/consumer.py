@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import tracing
 from shared.bounded import raise_if_cancelling, settle, stop_task
+from shared.db import writer_turn
 from shared.events.bus import EventBus
 from shared.events.deadletters import dead_letter_headers, facility_of, waiting_counts
 from shared.events.envelope import CloudEvent
@@ -242,7 +243,7 @@ class EventConsumer:
 
     async def _handle_once(self, event: CloudEvent, handler: Handler) -> bool:
         """Run the handler unless the inbox already has the event; return True for a repeat."""
-        async with self.maker() as session, session.begin():
+        async with writer_turn(self.maker), self.maker() as session, session.begin():
             values = {
                 "consumer": self.durable,
                 "event_id": event.id,
@@ -311,7 +312,7 @@ class EventConsumer:
     async def _handle_together(self, events: list[CloudEvent], batch_handler: BatchHandler) -> list[bool]:
         """The batch handler on the events the inbox did not have; for each event, whether it was a
         repeat (the second copy of an event in the batch is one)."""
-        async with self.maker() as session, session.begin():
+        async with writer_turn(self.maker), self.maker() as session, session.begin():
             handled_at = datetime.now(UTC)
             rows = {
                 event.id: {

@@ -47,6 +47,7 @@ from services.delivery.service.targets import ResolvedTargets, TargetPolicy
 from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
 from shared import tracing
 from shared.bounded import raise_if_cancelling, settle, stop_task
+from shared.db import writer_turn
 from shared.events.consumer import handling
 from shared.events.outbox import emit
 
@@ -291,7 +292,8 @@ class Sender:
         if self._connection is None:
             self._connection = await self.engine.connect()
         try:
-            claimed = await self._round(self._connection, finished, now, claiming=claiming)
+            async with writer_turn(self.maker):
+                claimed = await self._round(self._connection, finished, now, claiming=claiming)
         except BaseException:
             await self._release_connection()  # it may be the connection that failed: a fresh one next
             raise
