@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Insert, Select
 from sqlalchemy.types import DateTime
 
+from shared import sqlite_driver
+
 OUTBOX_DIRTY = "cradle_outbox_dirty"
 ON_OUTBOX_COMMIT = "cradle_on_outbox_commit"
 
@@ -132,6 +134,8 @@ def make_engine(
     url = async_url(url)
     pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if is_sqlite(url):
+        # aiosqlite, each statement one trip to its thread (shared/sqlite_driver.py).
+        url = make_url(url).set(drivername=f"sqlite+{sqlite_driver.DRIVER}").render_as_string(False)
         engine = create_async_engine(url, connect_args={"timeout": 10}, **pool)
         engine.dialect.colspecs = {**engine.dialect.colspecs, DateTime: UtcDateTime}
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
