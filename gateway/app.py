@@ -153,6 +153,7 @@ def create_app(
         finally:
             await listener.stop()
             await stop_task("openapi warm-up", warm, seconds=SHUTDOWN_STEP_SECONDS)
+            await documents.stop(seconds=SHUTDOWN_STEP_SECONDS)
             await audit.stop()
             # After the writer: the last checkpoint covers its final flush.
             await settle("audit checkpoints", checkpoints.stop(), seconds=30)

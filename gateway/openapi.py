@@ -22,6 +22,7 @@ from gateway.oauth import OAUTH_ERROR_SCHEMA, TOKEN_PATH, TOKEN_REQUEST_SCHEMA
 from gateway.oauth import router as oauth_router
 from gateway.router import router
 from gateway.upstream import UpstreamClient
+from shared.bounded import stop_task
 from shared.operation_ids import operation_id
 
 log = structlog.get_logger("cradle.gateway.openapi")
@@ -306,9 +307,11 @@ class ServiceDocuments:
         self.retry_seconds = retry_seconds
         self.documents: dict[str, JSON] = {}
         self._tried: dict[str, float] = {}
+        # Fetches under way: a request for the document waits for them (bounded by their timeout)
+        # instead of answering without a service whose first fetch, the warm-up's, has not ended.
+        self._fetching: dict[str, asyncio.Task[None]] = {}
 
     async def _fetch(self, service: str, base: str) -> None:
-        self._tried[service] = time.monotonic()
         try:
             status, content = await self.client.get(f"{base}/openapi.json", timeout=3.0)
             if status != 200:
@@ -321,13 +324,21 @@ class ServiceDocuments:
             log.info("openapi_fetch_failed", service=service, error=f"{type(exc).__name__}: {exc}"[:200])
 
     async def refresh(self) -> dict[str, JSON]:
-        """Fetch what is missing (or stale) and not tried within `retry_seconds`."""
+        """Fetch what is missing (or stale) and not tried within `retry_seconds`, and wait for every
+        fetch under way (another request's, or the warm-up's)."""
         now = time.monotonic()
-        due = [
-            (service, base)
-            for service, base in self.upstreams.items()
-            if now - self._tried.get(service, -1e9) >= self.retry_seconds
-        ]
-        if due:
-            await asyncio.gather(*(self._fetch(service, base) for service, base in due))
+        for service, base in self.upstreams.items():
+            if service not in self._fetching and now - self._tried.get(service, -1e9) >= self.retry_seconds:
+                self._tried[service] = now
+                task = asyncio.create_task(self._fetch(service, base), name=f"openapi-{service}")
+                self._fetching[service] = task
+                task.add_done_callback(lambda _, service=service: self._fetching.pop(service, None))
+        if self._fetching:
+            # Shielded: a request that goes away does not cancel a fetch others wait for.
+            await asyncio.gather(*(asyncio.shield(task) for task in list(self._fetching.values())))
         return dict(self.documents)
+
+    async def stop(self, *, seconds: float) -> None:
+        """At shutdown: the fetches under way, cancelled (before the client they use is closed)."""
+        for service, task in list(self._fetching.items()):
+            await stop_task(f"openapi fetch ({service})", task, seconds=seconds)

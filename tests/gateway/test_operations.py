@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,6 +11,7 @@ from fastapi import FastAPI
 from cradle.layout import free_port
 from gateway.openapi import merge
 from tests.gateway.conftest import Gateway, start_gateway
+from tests.gateway.test_native_upstream import RawService, Received
 from tests.servers import serving
 from tests.support import DatabaseFactory, eventually, listener_client
 
@@ -142,3 +145,34 @@ async def test_metrics_count_requests_by_route_status_and_client_kind(gw: Gatewa
     assert 'cradle_gateway_upstream_errors_total{reason="connect",service="guidance"} 1.0' in text
     assert "cradle_gateway_request_seconds_bucket" in text
     assert "cradle_gateway_audit_pending" in text
+
+
+async def test_the_document_waits_for_a_services_first_fetch(
+    databases: DatabaseFactory, keys: dict[str, Any]
+) -> None:
+    """A request for the document as the gateway starts gets every service that answers, even one
+    slower than the request: it waits for the warm-up's fetch under way instead of answering without
+    the service (and then keeping it out until the next retry)."""
+    slow_document = {
+        "openapi": "3.1.0",
+        "info": {"title": "registry", "version": "1"},
+        "paths": {"/v1/slow-to-describe": {"get": {"responses": {"200": {"description": "OK"}}}}},
+    }
+
+    async def describe_slowly(request: Received, writer: asyncio.StreamWriter, _: int) -> bool:
+        await asyncio.sleep(1.0)
+        body = json.dumps(slow_document).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+            % (len(body), body)
+        )
+        return True
+
+    async with (
+        RawService(describe_slowly) as registry,
+        start_gateway(databases=databases, keys=keys, registry_url=registry.url) as gw,
+    ):
+        first, second = await asyncio.gather(gw.client.get("/openapi.json"), gw.client.get("/openapi.json"))
+    assert "/v1/slow-to-describe" in first.json()["paths"]
+    assert "/v1/slow-to-describe" in second.json()["paths"]
+    assert len([r for r in registry.received if b"/openapi.json" in r.head]) == 1  # one fetch for all
