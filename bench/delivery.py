@@ -47,7 +47,7 @@ import nats
 import uvloop
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from rich.console import Console
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.engine import make_url
 
 from cradle.layout import free_port
@@ -314,19 +314,32 @@ async def publish(js: Any, ns: Namespace) -> None:
 
 async def delivered(maker: Any, expected: int) -> datetime | None:
     """Until `expected` deliveries are recorded delivered (at most 10 minutes); when the last was.
-    Looked at four times a second: the end is read from the rows, so the poll's period does not
-    count, and the count it runs (over every delivery) takes little from the process measured."""
+    Looked at four times a second, by two counts the indexes answer (the pending-only index and the
+    smallest one), so the benchmark's own polling takes little from the process it measures; the end
+    is read from the rows, so the poll's period does not count."""
     for _ in range(2_400):
         async with maker() as session:
-            done, last = (
+            pending, owed = (
                 await session.execute(
-                    select(func.count(), func.max(Delivery.delivered_at)).where(
-                        Delivery.status == "delivered"
+                    select(
+                        select(func.count())
+                        .select_from(Delivery)
+                        .where(Delivery.status == literal_column("'pending'"))
+                        .scalar_subquery(),
+                        select(func.count()).select_from(Delivery).scalar_subquery(),
                     )
                 )
             ).one()
-        if done >= expected:
-            return _utc(last)
+            if owed >= expected and pending == 0:
+                done, last = (
+                    await session.execute(
+                        select(func.count(), func.max(Delivery.delivered_at)).where(
+                            Delivery.status == "delivered"
+                        )
+                    )
+                ).one()
+                if done >= expected:
+                    return _utc(last)
         await asyncio.sleep(0.25)
     return None
 

@@ -28,7 +28,9 @@ class DeliverySettings(ServiceSettings):
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     lease_seconds: float = Field(default=60.0, gt=0, le=3600)  # a crashed replica's claims come back
     poll_seconds: float = Field(default=1.0, gt=0, le=60)  # other replicas' new work, due retries
-    claim_batch: int = Field(default=256, ge=1, le=10_000)
+    # Claimed a round at most: a round's statements cost much the same for 256 leases as for 1,024, so
+    # fewer, larger rounds (SQLite: 6–16 % more deliveries a second, bench/README.md).
+    claim_batch: int = Field(default=1024, ge=1, le=10_000)
     # Retries: exponential from the first delay, doubled each time up to the cap, ±50 % jitter.
     retry_first_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
