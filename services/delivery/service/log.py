@@ -45,10 +45,11 @@ PROJECTIONS = FacilityProjection.__table__
 EVENTS = EventRecord.__table__
 AUDIENCES = EventAudience.__table__
 DELIVERIES = Delivery.__table__
-# The columns `owed` fills.
+# The columns `owed` fills, and those the same for every delivery owed at once (see `owe`).
 OWE_DELIVERIES = RowsInsert(
     DELIVERIES,
-    ("subscription_id", "event_seq", "order_key", "status", "attempts", "next_attempt_at", "created_at"),
+    ("subscription_id", "event_seq", "order_key"),
+    constants=("status", "attempts", "next_attempt_at", "created_at"),
 )
 BAN_RESCINDED = "cradle.workforce.ban.rescinded"  # its audience is read from the stored ban's
 
@@ -199,10 +200,8 @@ async def owe_deliveries(
     *, session: AsyncSession, event: CloudEvent, seq: int, scope: str | None, places: list[Place]
 ) -> int:
     subscriptions = (await session.execute(ENABLED_SUBSCRIPTIONS)).all()
-    rows = owed(subscriptions, event=event, seq=seq, scope=scope, places=places, now=utcnow())
-    if rows:
-        await OWE_DELIVERIES.run(session, rows)
-        session.info[DELIVERIES_DIRTY] = True
+    rows = owed(subscriptions, event=event, seq=seq, scope=scope, places=places)
+    await owe(session, rows, now=utcnow())
     return len(rows)
 
 
@@ -227,28 +226,27 @@ def owed(
     seq: int,
     scope: str | None,
     places: list[Place],
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """A delivery row for each subscription that asked for the event's type and may see it."""
-    rows: list[dict[str, Any]] = []
+) -> list[tuple[str, int, str]]:
+    """A delivery (its OWE_DELIVERIES columns) for each subscription that asked for the event's type
+    and may see it."""
+    rows: list[tuple[str, int, str]] = []
     order_key = (event.subject or event.id)[:64]
     for subscription_id, identity, event_types in subscriptions:
         if not type_matcher(event_types).match(event.type):
             continue
         if not may_see(reader_of(identity), scope=scope, places=places):
             continue
-        rows.append(
-            {
-                "subscription_id": subscription_id,
-                "event_seq": seq,
-                "order_key": order_key,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-        )
+        rows.append((subscription_id, seq, order_key))
     return rows
+
+
+async def owe(session: AsyncSession, rows: Sequence[tuple[str, int, str]], *, now: datetime) -> None:
+    """The deliveries `owed`, pending and due now; the session's commit wakes the sender."""
+    if rows:
+        await OWE_DELIVERIES.run(
+            session, rows, status="pending", attempts=0, next_attempt_at=now, created_at=now
+        )
+        session.info[DELIVERIES_DIRTY] = True
 
 
 # --- many events in one transaction (the consumer's batches) ------------------------------------
@@ -380,12 +378,12 @@ async def _store(
     )
     seqs: dict[str, int] = {event_id: seq for event_id, seq in stored}
     audiences: list[dict[str, Any]] = []
-    deliveries: list[dict[str, Any]] = []
+    deliveries: list[tuple[str, int, str]] = []
     for event, scope, places in waiting:
         seq = seqs[event.id]
         audiences.extend(audience_rows(seq, places))
-        deliveries.extend(owed(subscriptions, event=event, seq=seq, scope=scope, places=places, now=now))
+        deliveries.extend(owed(subscriptions, event=event, seq=seq, scope=scope, places=places))
     if audiences:
         await session.execute(insert(AUDIENCES), audiences)
-    await OWE_DELIVERIES.run(session, deliveries)
-    session.info[DELIVERIES_DIRTY] = True
+    await owe(session, deliveries, now=now)
+    session.info[DELIVERIES_DIRTY] = True  # the events alone are news to the feed's streams

@@ -2,7 +2,11 @@
 On SQLite, one statement whose rows arrive as one JSON parameter: `executemany` steps the statement
 once a row, letting the GIL go and taking it back each time, and beside a sender busy on the event
 loop each row waited for it (192 attempts took 30 ms to record, 0.16 ms a row). Elsewhere (asyncpg
-pipelines its executemany, on the event loop) a plain executemany."""
+pipelines its executemany, on the event loop) a plain executemany.
+
+Rows are tuples in `columns` order (a dict a row, read back column by column, cost the loop that
+sends the webhooks a few µs a delivery), and values the same for every row of a run (`constants`:
+a delivery's status and times as it is owed) are bound once, not carried and converted in each."""
 
 from __future__ import annotations
 
@@ -15,47 +19,72 @@ from sqlalchemy import Table, TextClause, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+Processor = Callable[[Any], Any]
+
 
 class RowsInsert:
-    """An INSERT of `columns` into `table`, built once; `run` takes the rows as dicts by column."""
+    """An INSERT into `table` of rows of `columns`, each with `constants` added, built once."""
 
-    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+    def __init__(self, table: Table, columns: Sequence[str], constants: Sequence[str] = ()) -> None:
         self.table = table
         self.columns = tuple(columns)
-        picked = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(self.columns)))
+        self.constants = tuple(constants)
+        picked = [f"json_extract(value, '$[{index}]')" for index in range(len(self.columns))]
+        picked += [f":{name}" for name in self.constants]
         self._from_json: TextClause = text(
-            f"INSERT INTO {table.name} ({', '.join(self.columns)}) SELECT {picked} FROM json_each(:rows)"
+            f"INSERT INTO {table.name} ({', '.join(self.columns + self.constants)}) "
+            f"SELECT {', '.join(picked)} FROM json_each(:rows)"
         )
         self._plain = insert(table)
-        # The columns' bind processors as the dialect has them (a time as SQLite's UtcDateTime writes it).
-        self._processors: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
+        # The columns' bind processors as the dialect has them (a time as SQLite's UtcDateTime
+        # writes it): for the varying columns, by position, only those that have one.
+        self._processors: dict[str, tuple[tuple[tuple[int, Processor], ...], dict[str, Processor]]] = {}
 
-    async def run(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    async def run(self, session: AsyncSession, rows: Sequence[Sequence[Any]], **constants: Any) -> None:
         if not rows:
             return
+        if constants.keys() != set(self.constants):
+            raise TypeError(f"{self.table.name}: constants {sorted(constants)} for {sorted(self.constants)}")
         dialect = session.get_bind().dialect
         if dialect.name != "sqlite":
-            await session.execute(self._plain, list(rows))
+            await session.execute(
+                self._plain, [dict(zip(self.columns, row, strict=True), **constants) for row in rows]
+            )
             return
-        processors = self._processors.get(dialect.name) or self._processors_for(dialect)
-        pairs = tuple(zip(self.columns, processors, strict=True))
-        payload = []
-        for row in rows:
-            values = []
-            for name, process in pairs:
-                value = row[name]
-                values.append(value if process is None or value is None else process(value))
-            payload.append(values)
-        await session.execute(self._from_json, {"rows": _json(payload)})
+        varying, fixed = self._processors.get(dialect.name) or self._processors_for(dialect)
+        payload: Sequence[Sequence[Any]] = rows
+        if varying:
+            converted = []
+            for row in rows:
+                values = list(row)
+                for index, process in varying:
+                    if values[index] is not None:
+                        values[index] = process(values[index])
+                converted.append(values)
+            payload = converted
+        parameters = {
+            name: value if value is None or name not in fixed else fixed[name](value)
+            for name, value in constants.items()
+        }
+        await session.execute(self._from_json, {"rows": _json(payload), **parameters})
 
-    def _processors_for(self, dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
-        types = [self.table.c[name].type.dialect_impl(dialect) for name in self.columns]
-        processors = tuple(type_.bind_processor(dialect) for type_ in types)
-        self._processors[dialect.name] = processors
-        return processors
+    def _processors_for(
+        self, dialect: Dialect
+    ) -> tuple[tuple[tuple[int, Processor], ...], dict[str, Processor]]:
+        def processor(name: str) -> Processor | None:
+            return self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+        varying = tuple(
+            (index, process)
+            for index, name in enumerate(self.columns)
+            if (process := processor(name)) is not None
+        )
+        fixed = {name: process for name in self.constants if (process := processor(name)) is not None}
+        self._processors[dialect.name] = (varying, fixed)
+        return varying, fixed
 
 
-def _json(payload: list[list[Any]]) -> str:
+def _json(payload: Sequence[Sequence[Any]]) -> str:
     try:
         return orjson.dumps(payload).decode()
     except TypeError:  # a lone surrogate in a receiver's text: escaped instead

@@ -454,19 +454,19 @@ class Sender:
         await RECORD_ATTEMPTS.run(
             session,
             [
-                {
-                    "delivery_id": o.claimed.delivery_id,
-                    "subscription_id": o.claimed.subscription_id,
-                    "event_id": o.claimed.event_id,
-                    "event_type": o.claimed.event_type,
-                    "attempt": o.claimed.attempt,
-                    "attempted_at": o.attempted_at,
-                    "status_code": o.status_code,
-                    "latency_ms": o.latency_ms,
-                    "outcome": "delivered" if o.delivered else "failed",
-                    "error": o.error,
-                    "response_excerpt": o.excerpt,
-                }
+                (
+                    o.claimed.delivery_id,
+                    o.claimed.subscription_id,
+                    o.claimed.event_id,
+                    o.claimed.event_type,
+                    o.claimed.attempt,
+                    o.attempted_at,
+                    o.status_code,
+                    o.latency_ms,
+                    "delivered" if o.delivered else "failed",
+                    o.error,
+                    o.excerpt,
+                )
                 for o in outcomes
             ],
         )
