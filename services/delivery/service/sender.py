@@ -174,6 +174,7 @@ class Sender:
         self._in_flight: dict[str, int] = {}
         self._results: list[Outcome] = []  # finished attempts, recorded by the next round
         self._more_due = False  # the last claim's batch was full: claim again at once
+        self._send_by: dict[datetime, float] = {}  # a lease time, as the monotonic time to send by
         self._task: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
         # Held from round to round: a connection taken from the pool each round is pinged first
@@ -377,10 +378,19 @@ class Sender:
 
     def _in_time(self, claimed: Claimed) -> bool:
         """Whether the attempt ends, at its deadline, before its lease lapses. If not, it is not sent:
-        once lapsed, another replica may claim the delivery and send it too."""
-        if claimed.lease_until is None:
+        once lapsed, another replica may claim the delivery and send it too. (A round's leases end
+        together: the clock time is turned into the monotonic clock's once a lease time, not once
+        an attempt.)"""
+        until = claimed.lease_until
+        if until is None:
             return True
-        return utcnow() + timedelta(seconds=self.settings.attempt_timeout_seconds) < claimed.lease_until
+        send_by = self._send_by.get(until)
+        if send_by is None:
+            if len(self._send_by) >= 64:
+                self._send_by.clear()
+            margin = (until - utcnow()).total_seconds() - self.settings.attempt_timeout_seconds
+            send_by = self._send_by[until] = time.monotonic() + margin
+        return time.monotonic() < send_by
 
     async def _attempt(self, claimed: Claimed) -> Outcome:
         parent = tracing.context_from(claimed.traceparent, claimed.tracestate)

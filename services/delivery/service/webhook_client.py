@@ -27,6 +27,8 @@ KEEPALIVE_SECONDS = 4.0
 MAX_POOLS = 2000  # subscriptions recently sent to; the least recently used pool is closed past this
 # What a path may keep as it is; anything else (spaces, CR/LF, non-ASCII) is percent-encoded.
 PATH_SAFE = "!#$%&'()*+,/:;=?@[]~"
+# How often the attempts' deadlines are looked at: an attempt ends at most this long after its own.
+DEADLINE_CHECK_SECONDS = 0.1
 
 
 class WebhookError(Exception):
@@ -47,8 +49,9 @@ class _Connection(asyncio.Protocol):
     """One kept-alive connection, one request at a time. The waiter resolves once the reply is
     complete, its first KiB has arrived, the connection ends, or the deadline passes."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: _Deadlines) -> None:
         self.loop = loop
+        self.deadlines = deadlines
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -141,12 +144,12 @@ class _Connection(asyncio.Protocol):
             raise WebhookError("the receiver closed the connection")
         self._begin()
         self.waiter = self.loop.create_future()
-        timer = self.loop.call_at(deadline, self._on_deadline)
+        self.deadlines.watch(self, deadline)
         try:
             self.transport.write(request)
             await self.waiter
         finally:
-            timer.cancel()
+            self.deadlines.forget(self)
             self.waiter = None
         if not self.headers_done:
             self.close()
@@ -161,6 +164,33 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
+
+
+class _Deadlines:
+    """The deadlines of the exchanges under way, looked at by one timer every
+    DEADLINE_CHECK_SECONDS while there are any: a timer made and cancelled for each attempt was a
+    tenth of the attempt's time on the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watched: dict[_Connection, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, connection: _Connection, deadline: float) -> None:
+        self.watched[connection] = deadline
+        if self._timer is None:
+            self._timer = self.loop.call_later(DEADLINE_CHECK_SECONDS, self._check)
+
+    def forget(self, connection: _Connection) -> None:
+        self.watched.pop(connection, None)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        for connection, deadline in list(self.watched.items()):
+            if deadline <= now:
+                del self.watched[connection]
+                connection._on_deadline()
+        self._timer = self.loop.call_later(DEADLINE_CHECK_SECONDS, self._check) if self.watched else None
 
 
 @dataclass(frozen=True)
@@ -214,6 +244,7 @@ class WebhookClient:
         self.connect_timeout = connect_timeout
         self.pools: OrderedDict[str, _Pool] = OrderedDict()
         self._swept = 0.0
+        self._deadlines: _Deadlines | None = None  # made on the loop, at the first connection
 
     async def post(
         self,
@@ -279,10 +310,13 @@ class WebhookClient:
         if seconds <= 0:
             raise WebhookTimeout("no answer in time")
         https = destination.scheme == "https"
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines = _Deadlines(loop)
         try:
             async with asyncio.timeout(seconds):
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(loop),
+                    lambda: _Connection(loop, deadlines),
                     destination.address,  # the checked address, never the name resolved again
                     destination.port,
                     ssl=self.tls if https else None,
