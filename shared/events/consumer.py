@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,11 +27,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from pydantic import ValidationError
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from shared import tracing
 from shared.bounded import raise_if_cancelling, settle, stop_task
@@ -39,6 +41,7 @@ from shared.events.bus import EventBus
 from shared.events.deadletters import dead_letter_headers, facility_of, waiting_counts
 from shared.events.envelope import CloudEvent
 from shared.observability import Metrics
+from shared.rows import RowsInsert
 
 log = structlog.get_logger("cradle.consumer")
 
@@ -241,6 +244,16 @@ class EventConsumer:
         with contextlib.suppress(Exception):
             await message.ack()
 
+    @functools.cached_property
+    def _inbox_rows(self) -> RowsInsert:
+        return RowsInsert(self.inbox, ("event_id", "event_type"), constants=("consumer", "handled_at"))
+
+    @functools.cached_property
+    def _pg_inbox_new(self) -> ReturningInsert[tuple[str]]:
+        """A batch's inbox rows, as an executemany (`.values(rows)` is a statement of its own, compiled
+        anew, for every batch size), returning the ids it did not hold."""
+        return pg_insert(self.inbox).on_conflict_do_nothing().returning(self.inbox.c.event_id)
+
     async def _handle_once(self, event: CloudEvent, handler: Handler) -> bool:
         """Run the handler unless the inbox already has the event; return True for a repeat."""
         async with writer_turn(self.maker), self.maker() as session, session.begin():
@@ -314,25 +327,18 @@ class EventConsumer:
         repeat (the second copy of an event in the batch is one)."""
         async with writer_turn(self.maker), self.maker() as session, session.begin():
             handled_at = datetime.now(UTC)
-            rows = {
-                event.id: {
-                    "consumer": self.durable,
-                    "event_id": event.id,
-                    "event_type": event.type,
-                    "handled_at": handled_at,
-                }
-                for event in events
-            }
+            rows = {event.id: (event.id, event.type) for event in events}
             if session.bind.dialect.name == "postgresql":
-                statement = (
-                    pg_insert(self.inbox)
-                    .values(list(rows.values()))
-                    .on_conflict_do_nothing()
-                    .returning(self.inbox.c.event_id)
+                returned = await session.execute(
+                    self._pg_inbox_new,
+                    [
+                        {"consumer": self.durable, "event_id": i, "event_type": t, "handled_at": handled_at}
+                        for i, t in rows.values()
+                    ],
                 )
-                new = set((await session.execute(statement)).scalars())
+                new = set(returned.scalars())
             else:
-                new = await self._inbox_new_on_sqlite(session, rows)
+                new = await self._inbox_new_on_sqlite(session, rows, handled_at)
             repeats = []
             for event in events:
                 repeats.append(event.id not in new)
@@ -342,14 +348,18 @@ class EventConsumer:
                 await batch_handler(fresh, session)
         return repeats
 
-    async def _inbox_new_on_sqlite(self, session: AsyncSession, rows: dict[str, dict[str, Any]]) -> set[str]:
+    async def _inbox_new_on_sqlite(
+        self, session: AsyncSession, rows: dict[str, tuple[str, str]], handled_at: datetime
+    ) -> set[str]:
         """The ids of the events the inbox did not hold, now inserted. No RETURNING on SQLite: each
         row it returns crosses aiosqlite's thread and takes the GIL back from a busy loop (the CCTV
         ingest's finding, bench/README.md). A batch of new events, the common case, is one INSERT;
         one holding a repeat fails whole on its key (SQLite undoes the statement and keeps the
         transaction and its write lock), then the held ids are read and the rest inserted."""
         try:
-            await session.execute(insert(self.inbox).values(list(rows.values())))
+            await self._inbox_rows.run(
+                session, list(rows.values()), consumer=self.durable, handled_at=handled_at
+            )
             return set(rows)
         except IntegrityError:
             pass
@@ -363,8 +373,7 @@ class EventConsumer:
             ).scalars()
         )
         fresh = [row for event_id, row in rows.items() if event_id not in held]
-        if fresh:
-            await session.execute(insert(self.inbox).values(fresh))
+        await self._inbox_rows.run(session, fresh, consumer=self.durable, handled_at=handled_at)
         return set(rows) - held
 
     def _event_span(self, event: CloudEvent) -> Span:

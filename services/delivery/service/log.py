@@ -33,11 +33,11 @@ from services.delivery.service.audience import (
     scope_of,
     type_matcher,
 )
-from services.delivery.service.rows import RowsInsert
 from shared.contracts import contract_for, payload_of
 from shared.contracts.guidance import FamilyLinked
 from shared.contracts.registry import FacilityFacts
 from shared.events.envelope import CloudEvent
+from shared.rows import RowsInsert
 
 log = structlog.get_logger("cradle.delivery.log")
 

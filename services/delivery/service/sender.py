@@ -41,7 +41,6 @@ from services.delivery.events import SubscriptionDisabled
 from services.delivery.models import Delivery, DeliveryAttempt, Subscription
 from services.delivery.service.claims import Claimed, claim
 from services.delivery.service.log import record_event, utcnow
-from services.delivery.service.rows import RowsInsert
 from services.delivery.service.subscriptions import SECRET_PREFIX
 from services.delivery.service.targets import ResolvedTargets, TargetPolicy
 from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
@@ -50,6 +49,7 @@ from shared.bounded import raise_if_cancelling, settle, stop_task
 from shared.db import writer_turn
 from shared.events.consumer import handling
 from shared.events.outbox import emit
+from shared.rows import RowsInsert
 
 log = structlog.get_logger("cradle.delivery.sender")
 

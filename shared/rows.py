@@ -1,12 +1,15 @@
-"""Many rows inserted at once, as the consumer owes deliveries and the sender records attempts.
-On SQLite, one statement whose rows arrive as one JSON parameter: `executemany` steps the statement
-once a row, letting the GIL go and taking it back each time, and beside a sender busy on the event
-loop each row waited for it (192 attempts took 30 ms to record, 0.16 ms a row). Elsewhere (asyncpg
-pipelines its executemany, on the event loop) a plain executemany.
+"""Many rows inserted at once: the inbox rows of a consumer's batch, the deliveries the delivery
+service owes and the attempts its sender records. On SQLite, one statement whose rows arrive as
+one JSON parameter: `executemany` steps the statement once a row, letting the GIL go and taking it
+back each time, and beside a sender busy on the event loop each row waited for it (192 attempts
+took 30 ms to record, 0.16 ms a row). Elsewhere (asyncpg pipelines its executemany, on the event
+loop) a plain executemany.
 
 Rows are tuples in `columns` order (a dict a row, read back column by column, cost the loop that
 sends the webhooks a few µs a delivery), and values the same for every row of a run (`constants`:
-a delivery's status and times as it is owed) are bound once, not carried and converted in each."""
+a delivery's status and times as it is owed) are bound once, not carried and converted in each.
+The statement is built once: `insert(table).values(rows)` is a new statement, compiled anew, for
+each number of rows (the delivery consumer's inbox: 125 µs an event)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,64 @@
+"""Many rows in one statement (shared/rows.py): each row's values and the run's constants stored as
+a plain INSERT stores them, on either database, by one statement compiled once whatever the number
+of rows; a repeated key fails the whole statement and leaves nothing of it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import MetaData, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import make_engine
+from shared.events.tables import inbox_table
+from shared.rows import RowsInsert
+from tests.support import DatabaseFactory
+
+INBOX = inbox_table(MetaData())
+ROWS = RowsInsert(INBOX, ("event_id", "event_type"), constants=("consumer", "handled_at"))
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+async def test_rows_and_constants_are_stored_by_one_statement_compiled_once(
+    databases: DatabaseFactory,
+) -> None:
+    engine = make_engine(await databases.fresh("delivery"))
+    handled_at = datetime(2026, 12, 5, 22, 30, 0, 5, tzinfo=SHANGHAI)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            await ROWS.run(session, [("e1", "a.b"), ("e2", "引号'\"")], consumer="c", handled_at=handled_at)
+            compiled = len(engine.sync_engine._compiled_cache or {})
+            await ROWS.run(
+                session, [(f"e{n}", "x") for n in range(3, 40)], consumer="c", handled_at=handled_at
+            )
+            assert len(engine.sync_engine._compiled_cache or {}) == compiled  # not one a row count
+            await ROWS.run(session, [], consumer="c", handled_at=handled_at)  # nothing to do
+        async with AsyncSession(engine) as session:
+            rows = (await session.execute(select(INBOX).order_by(INBOX.c.event_id))).all()
+        assert len(rows) == 39
+        first = next(row for row in rows if row.event_id == "e2")
+        assert (first.consumer, first.event_type) == ("c", "引号'\"")
+        assert first.handled_at == handled_at and first.handled_at.tzinfo is not None
+        assert first.handled_at.astimezone(UTC) == datetime(2026, 12, 5, 14, 30, 0, 5, tzinfo=UTC)
+
+        # One repeated key: the whole statement fails, and none of its rows stays.
+        with pytest.raises(IntegrityError):
+            async with AsyncSession(engine) as session, session.begin():
+                await ROWS.run(session, [("new", "x"), ("e1", "x")], consumer="c", handled_at=handled_at)
+        async with AsyncSession(engine) as session:
+            kept = (await session.execute(select(INBOX.c.event_id).where(INBOX.c.event_id == "new"))).all()
+        assert kept == []
+    finally:
+        await engine.dispose()
+
+
+async def test_the_constants_must_be_the_ones_declared(databases: DatabaseFactory) -> None:
+    engine = make_engine(await databases.fresh("delivery"))
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            with pytest.raises(TypeError, match="constants"):
+                await ROWS.run(session, [("e1", "x")], consumer="c")
+    finally:
+        await engine.dispose()
