@@ -83,6 +83,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_time(moment: datetime) -> str:
+    """An aware time as a `DateTime(timezone=True)` column keeps it on SQLite (UtcDateTime), for a
+    statement run without SQLAlchemy (shared/sqlite_driver.py's `on_connection_thread`)."""
+    return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+def from_sqlite_time(text: str | None) -> datetime | None:
+    """A time as SQLite keeps it, aware again (UTC), as UtcDateTime reads it back."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 class UtcDateTime(SQLITE_DATETIME):
     """SQLite keeps no offset. A `DateTime(timezone=True)` column is written in UTC and read back
     UTC-aware, as PostgreSQL's timestamptz is, so every time a service returns carries its offset

@@ -54,6 +54,20 @@ class RowsInsert:
                 self._plain, [dict(zip(self.columns, row, strict=True), **constants) for row in rows]
             )
             return
+        await session.execute(self._from_json, self.sqlite_parameters(dialect, rows, **constants))
+
+    def sqlite_statement(self) -> str:
+        """The SQLite statement's text, for a caller that runs it without SQLAlchemy (with
+        `sqlite_parameters`; shared/sqlite_driver.py's `on_connection_thread`)."""
+        return self._from_json.text
+
+    def sqlite_parameters(
+        self, dialect: Dialect, rows: Sequence[Sequence[Any]], **constants: Any
+    ) -> dict[str, Any]:
+        """The SQLite statement's parameters: the rows as one JSON array, each value and constant as
+        its column writes it."""
+        if constants.keys() != set(self.constants):
+            raise TypeError(f"{self.table.name}: constants {sorted(constants)} for {sorted(self.constants)}")
         varying, fixed = self._processors.get(dialect.name) or self._processors_for(dialect)
         payload: Sequence[Sequence[Any]] = rows
         if varying:
@@ -69,7 +83,7 @@ class RowsInsert:
             name: value if value is None or name not in fixed else fixed[name](value)
             for name, value in constants.items()
         }
-        await session.execute(self._from_json, {"rows": _json(payload), **parameters})
+        return {"rows": _json(payload), **parameters}
 
     def _processors_for(
         self, dialect: Dialect

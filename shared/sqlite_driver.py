@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -27,9 +27,11 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     SQLiteDialect_aiosqlite,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import EMPTY_DICT
 
 DRIVER = "cradle_aiosqlite"
+T = TypeVar("T")
 
 
 def _run(
@@ -136,3 +138,17 @@ class OneTripDialect(SQLiteDialect_aiosqlite):
 
 
 registry.register(f"sqlite.{DRIVER}", __name__, "OneTripDialect")
+
+
+async def on_connection_thread(connection: AsyncConnection, call: Callable[[sqlite3.Connection], T]) -> T:
+    """`call(the sqlite3 connection)` on the connection's own thread: several statements back to back
+    in one trip, in whatever transaction `connection` has open, instead of a trip (and a wait for the
+    event loop) each. For a hot path whose statements SQLAlchemy would otherwise run one by one (the
+    delivery sender's round); `call` holds the connection until it returns, so it must be short."""
+    raw = await connection.get_raw_connection()
+    adapted = raw.dbapi_connection
+    if not isinstance(adapted, OneTripConnection):
+        raise TypeError(f"not a {DRIVER} connection: {type(adapted).__name__}")
+    aio = adapted._connection
+    async with adapted._execute_mutex:
+        return cast(T, await aio._execute(call, aio._conn))

@@ -5,16 +5,18 @@ sqlite3's errors as SQLAlchemy's."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db import make_engine
-from shared.sqlite_driver import DRIVER
+from shared.sqlite_driver import DRIVER, on_connection_thread
 
 things = Table(
     "things",
@@ -96,3 +98,38 @@ async def test_sqlite_errors_are_sqlalchemys_and_the_transaction_rolls_back(tmp_
         assert names == ["only"]  # the failed transaction's first insert is gone with it
     finally:
         await engine.dispose()
+
+
+async def test_a_call_on_the_connections_thread_is_one_trip_inside_the_transaction(
+    tmp_path: Path, trips: list[str]
+) -> None:
+    """`on_connection_thread`: several statements in one trip, in the connection's own transaction
+    (rolled back with it), and refused on a connection of another driver."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'driver.db'}")
+
+    def add_two_and_count(connection: sqlite3.Connection) -> int:
+        connection.execute("INSERT INTO things (name) VALUES ('x')")
+        connection.execute("INSERT INTO things (name) VALUES ('y')")
+        return connection.execute("SELECT count(*) FROM things").fetchone()[0]
+
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(things.metadata.create_all)
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            await connection.execute(insert(things).values(name="w"))
+            trips.clear()
+            assert await on_connection_thread(connection, add_two_and_count) == 3
+            assert trips == ["add_two_and_count"]
+            await transaction.rollback()
+        async with engine.connect() as connection:
+            assert (await connection.execute(select(func.count()).select_from(things))).scalar_one() == 0
+    finally:
+        await engine.dispose()
+    other = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
+    try:
+        async with other.connect() as connection:
+            with pytest.raises(TypeError, match=DRIVER):
+                await on_connection_thread(connection, add_two_and_count)
+    finally:
+        await other.dispose()

@@ -175,13 +175,7 @@ async def claim(
     else:
         found = await session.execute(CANDIDATES_GATHERED, parameters)
         candidates = sorted((d, s) for s, ids in found for d in json.loads(ids))[:batch]
-    room = {subscription: limit - busy.get(subscription, 0) for _, subscription in candidates}
-    ids = []
-    for delivery_id, subscription in candidates:
-        if room[subscription] > 0:
-            room[subscription] -= 1
-            ids.append(delivery_id)
-    more = len(candidates) >= batch
+    ids, more = pick(candidates, busy, limit=limit, batch=batch)
     if not ids:
         return [], more
     until = now + timedelta(seconds=lease_seconds)
@@ -193,10 +187,24 @@ async def claim(
         rows = (await session.execute(LEASED, {"ids": leased})).all() if leased else []
     if not rows:
         return [], more
-    return await _ready(session, rows, now, until), more
+    return await ready(session, rows, now, until), more
 
 
-async def _ready(session: AsyncSession, rows: Any, now: datetime, until: datetime) -> list[Claimed]:
+def pick(
+    candidates: list[tuple[int, str]], busy: dict[str, int], *, limit: int, batch: int
+) -> tuple[list[int], bool]:
+    """Of the candidates (delivery, subscription) in order, those each subscription has room for
+    (`limit` less the leases it holds), and whether the batch cut the candidates short."""
+    room = {subscription: limit - busy.get(subscription, 0) for _, subscription in candidates}
+    ids = []
+    for delivery_id, subscription in candidates:
+        if room[subscription] > 0:
+            room[subscription] -= 1
+            ids.append(delivery_id)
+    return ids, len(candidates) >= batch
+
+
+async def ready(session: AsyncSession, rows: Any, now: datetime, until: datetime) -> list[Claimed]:
     """Each claimed delivery with its body as its reader may see it. An event fans out to many
     subscriptions in one claim: it is parsed once, and redacted once for every reader who sees the
     whole city and once per other reader."""

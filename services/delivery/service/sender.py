@@ -39,17 +39,19 @@ from services.delivery.config import DeliverySettings
 from services.delivery.errors import UnsafeTarget
 from services.delivery.events import SubscriptionDisabled
 from services.delivery.models import Delivery, DeliveryAttempt, Subscription
-from services.delivery.service.claims import Claimed, claim
+from services.delivery.service import sqlite_round
+from services.delivery.service.claims import Claimed, claim, ready
 from services.delivery.service.log import record_event, utcnow
 from services.delivery.service.subscriptions import SECRET_PREFIX
 from services.delivery.service.targets import ResolvedTargets, TargetPolicy
 from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
 from shared import tracing
 from shared.bounded import raise_if_cancelling, settle, stop_task
-from shared.db import writer_turn
+from shared.db import sqlite_time, writer_turn
 from shared.events.consumer import handling
 from shared.events.outbox import emit
 from shared.rows import RowsInsert
+from shared.sqlite_driver import on_connection_thread
 
 log = structlog.get_logger("cradle.delivery.sender")
 
@@ -183,6 +185,8 @@ class Sender:
         # PostgreSQL: recording runs beside claiming, on a connection of its own (each round of one
         # was a third to a half of a round of both, one after the other). SQLite has one writer.
         self._split = engine.dialect.name == "postgresql"
+        # SQLite: a round's statements in one trip to the database's thread (service/sqlite_round.py).
+        self._one_trip = engine.dialect.name == "sqlite"
         self._finished = asyncio.Event()  # an attempt finished: the recorder has work
         self._recorder: asyncio.Task[None] | None = None
         self._record_connection: AsyncConnection | None = None
@@ -305,6 +309,8 @@ class Sender:
         self, connection: AsyncConnection, finished: list[Outcome], now: datetime, *, claiming: bool
     ) -> list[Claimed]:
         async with self.maker(bind=connection) as session, session.begin():
+            if claiming and self._one_trip:
+                return await self._round_in_one_trip(session, finished, now)
             if finished:
                 await self._record(session, finished, now)
             unsent = [] if claiming else self._unsent()
@@ -323,6 +329,36 @@ class Sender:
                 else ([], False)
             )
         return claimed
+
+    async def _round_in_one_trip(
+        self, session: AsyncSession, finished: list[Outcome], now: datetime
+    ) -> list[Claimed]:
+        """SQLite: the attempts recorded and the next deliveries leased by one call on the database's
+        thread (service/sqlite_round.py), after what a round seldom has to do (a subscription failing
+        or recovered); then the claimed deliveries made ready to send."""
+        until = now + timedelta(seconds=self.settings.lease_seconds)
+        work = sqlite_round.Round(
+            worker=self.worker_id,
+            now=sqlite_time(now),
+            until=sqlite_time(until),
+            limit=self._leased_limit,
+            batch=self.settings.claim_batch,
+        )
+        if finished:
+            attempts, work.delivered, retries = self._outcome_rows(finished, now)
+            dialect = session.get_bind().dialect
+            work.attempts = (
+                RECORD_ATTEMPTS.sqlite_statement(),
+                RECORD_ATTEMPTS.sqlite_parameters(dialect, attempts),
+            )
+            work.retries = [{**retry, "retry_at": sqlite_time(retry["retry_at"])} for retry in retries]
+            # First, as `_record` does: a subscription disabled now is not claimed for below.
+            await self._record_subscriptions(session, finished, now)
+        connection = await session.connection()
+        rows, self._more_due = await on_connection_thread(
+            connection, functools.partial(sqlite_round.run, work=work)
+        )
+        return await ready(session, rows, now, until) if rows else []
 
     def _unsent(self) -> list[int]:
         """What this process leased and no worker has taken: held for a slot, or queued."""
@@ -461,48 +497,60 @@ class Sender:
     # --- recording --------------------------------------------------------------------------------
 
     async def _record(self, session: AsyncSession, outcomes: list[Outcome], now: datetime) -> None:
-        await RECORD_ATTEMPTS.run(
-            session,
-            [
-                (
-                    o.claimed.delivery_id,
-                    o.claimed.subscription_id,
-                    o.claimed.event_id,
-                    o.claimed.event_type,
-                    o.claimed.attempt,
-                    o.attempted_at,
-                    o.status_code,
-                    o.latency_ms,
-                    "delivered" if o.delivered else "failed",
-                    o.error,
-                    o.excerpt,
-                )
-                for o in outcomes
-            ],
-        )
-        delivered = [o.claimed.delivery_id for o in outcomes if o.delivered]
+        attempts, delivered, retries = self._outcome_rows(outcomes, now)
+        await RECORD_ATTEMPTS.run(session, attempts)
         if delivered:
             await session.execute(DONE, {"done_ids": delivered, "worker": self.worker_id, "at": now})
-        failures = [o for o in outcomes if not o.delivered]
-        if failures:
-            await session.execute(
-                RETRY_LATER,
-                [
-                    {
-                        "failed_id": o.claimed.delivery_id,
-                        "worker": self.worker_id,
-                        "retry_at": now
-                        + timedelta(
-                            seconds=backoff_seconds(
-                                o.claimed.attempt,
-                                first=self.settings.retry_first_seconds,
-                                cap=self.settings.retry_max_seconds,
-                            )
-                        ),
-                    }
-                    for o in failures
-                ],
+        if retries:
+            await session.execute(RETRY_LATER, retries)
+        await self._record_subscriptions(session, outcomes, now)
+
+    def _outcome_rows(
+        self, outcomes: list[Outcome], now: datetime
+    ) -> tuple[list[tuple[Any, ...]], list[int], list[dict[str, Any]]]:
+        """The attempts' rows (RECORD_ATTEMPTS), the deliveries delivered (DONE) and those to retry,
+        each at its own time (RETRY_LATER's parameters)."""
+        attempts = [
+            (
+                o.claimed.delivery_id,
+                o.claimed.subscription_id,
+                o.claimed.event_id,
+                o.claimed.event_type,
+                o.claimed.attempt,
+                o.attempted_at,
+                o.status_code,
+                o.latency_ms,
+                "delivered" if o.delivered else "failed",
+                o.error,
+                o.excerpt,
             )
+            for o in outcomes
+        ]
+        delivered = [o.claimed.delivery_id for o in outcomes if o.delivered]
+        retries = [
+            {
+                "failed_id": o.claimed.delivery_id,
+                "worker": self.worker_id,
+                "retry_at": now
+                + timedelta(
+                    seconds=backoff_seconds(
+                        o.claimed.attempt,
+                        first=self.settings.retry_first_seconds,
+                        cap=self.settings.retry_max_seconds,
+                    )
+                ),
+            }
+            for o in outcomes
+            if not o.delivered
+        ]
+        return attempts, delivered, retries
+
+    async def _record_subscriptions(
+        self, session: AsyncSession, outcomes: list[Outcome], now: datetime
+    ) -> None:
+        """A subscription that failed is marked failing (and disabled after long enough), one that
+        succeeded again is not."""
+        failures = [o for o in outcomes if not o.delivered]
         succeeded = {o.claimed.subscription_id for o in outcomes if o.delivered}
         # Only those that were failing when claimed (one more statement per round otherwise); one
         # that began failing since is cleared by its next success.
