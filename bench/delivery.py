@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import statistics
 import subprocess
@@ -183,6 +184,7 @@ async def run(events: int, subscribers: int, backend: str, paced: int) -> None:
             log_level="WARNING",
         )
         app = create_app(settings)
+        gc.freeze()  # as the service's own process does once its app is built (cradle/serve.py)
         signer = IdentitySigner(private_pem)
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(
