@@ -139,7 +139,7 @@ LEASE_AND_READ = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Claimed:
     delivery_id: int
     subscription_id: str

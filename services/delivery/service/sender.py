@@ -102,7 +102,7 @@ RELEASE = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     claimed: Claimed
     attempted_at: datetime
@@ -452,7 +452,7 @@ class Sender:
         excerpt: str | None = None
         error: str | None = None
         try:
-            target = await self.targets.resolve(claimed.url)
+            target = self.targets.known(claimed.url) or await self.targets.resolve(claimed.url)
             headers = [
                 ("content-type", CONTENT_TYPE),
                 ("user-agent", "Cradle-Webhooks/1"),

@@ -130,6 +130,14 @@ class ResolvedTargets:
         self.size = size
         self._known: dict[str, tuple[float, Target]] = {}
 
+    def known(self, url: str) -> Target | None:
+        """The URL's target if checked within `seconds` (the sender asks this first: no coroutine
+        for what is nearly always remembered)."""
+        known = self._known.get(url)
+        if known is not None and time.monotonic() - known[0] < self.seconds:
+            return known[1]
+        return None
+
     async def resolve(self, url: str) -> Target:
         now = time.monotonic()
         known = self._known.get(url)

@@ -8,7 +8,6 @@ is never read to its end, the connection is dropped instead."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import ssl
 import time
 from collections import OrderedDict
@@ -39,7 +38,7 @@ class WebhookTimeout(WebhookError):
     """No reply within the attempt's deadline."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reply:
     status: int
     excerpt: bytes  # at most EXCERPT_BYTES of the body
@@ -207,8 +206,10 @@ class _Pool:
     """Idle connections to one subscription's receiver, the most recently used first (the warmest,
     least likely to have been closed by the receiver's keep-alive timer)."""
 
-    def __init__(self, destination: _Destination) -> None:
+    def __init__(self, destination: _Destination, target: Target) -> None:
         self.destination = destination
+        self.target = target  # the checked target it was made for (the resolver's, kept a while)
+        self.head = _request_head(target)
         self.idle: list[_Connection] = []
 
     def take(self, now: float) -> _Connection | None:
@@ -258,8 +259,8 @@ class WebhookClient:
         """One request, within `timeout` from the first connect to the reply's first KiB."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        request = _request(target, headers, body)
         pool = self._pool(pool_key, target)
+        request = _request(pool.head, headers, body)
         connection = pool.take(time.monotonic())
         if connection is None:
             connection = await self._connect(pool.destination, deadline)
@@ -291,17 +292,21 @@ class WebhookClient:
         return reply
 
     def _pool(self, key: str, target: Target) -> _Pool:
-        destination = _Destination(target.scheme, target.address, target.port, target.host)
         pool = self.pools.get(key)
+        if pool is not None and pool.target is target:  # the same checked target as last time
+            self.pools.move_to_end(key)
+            return pool
+        destination = _Destination(target.scheme, target.address, target.port, target.host)
         if pool is not None:
             self.pools.move_to_end(key)
             if pool.destination == destination:
+                pool.target, pool.head = target, _request_head(target)
                 return pool
             pool.close()  # the URL changed, or its name now resolves elsewhere: not to the old place
         elif len(self.pools) >= MAX_POOLS:
             _, oldest = self.pools.popitem(last=False)
             oldest.close()
-        pool = self.pools[key] = _Pool(destination)
+        pool = self.pools[key] = _Pool(destination, target)
         return pool
 
     async def _connect(self, destination: _Destination, deadline: float) -> _Connection:
@@ -349,16 +354,15 @@ class WebhookClient:
         self.pools.clear()
 
 
-def _request(target: Target, headers: list[tuple[str, str]], body: bytes) -> bytes:
+def _request(head: bytes, headers: list[tuple[str, str]], body: bytes) -> bytes:
     lines = [f"{name}: {value}" for name, value in headers]
     lines.append(f"content-length: {len(body)}\r\n\r\n")
-    return _request_head(target) + "\r\n".join(lines).encode("latin-1") + body
+    return head + "\r\n".join(lines).encode("latin-1") + body
 
 
-@functools.lru_cache(maxsize=MAX_POOLS)
 def _request_head(target: Target) -> bytes:
-    """The request line and Host, the same for every attempt to a URL (quoting the path each time
-    was a tenth of building a request)."""
+    """The request line and Host, the same for every attempt to a URL: made once a pool's target
+    (quoting the path each time was a tenth of building a request)."""
     return f"POST {quote(target.path, safe=PATH_SAFE)} HTTP/1.1\r\nhost: {target.host_header}\r\n".encode(
         "latin-1"
     )
