@@ -115,8 +115,26 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """Also no trip to commit or roll back when no transaction is open: after a session that only
+    read (sqlite3 begins one only before a write), or after a call on the connection's thread that
+    committed its own (`on_connection_thread`). Each such trip waited for the event loop for nothing."""
+
     __slots__ = ()
     _cursor_cls = OneTripCursor
+
+    def commit(self) -> None:
+        if self._open():
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._open():
+            super().rollback()
+
+    def _open(self) -> bool:
+        # Read on the loop's thread while the connection's thread is idle: SQLAlchemy ends a
+        # transaction only between statements.
+        connection = self._connection._connection
+        return connection is None or connection.in_transaction
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
