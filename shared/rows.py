@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, TextClause, insert, text
+from sqlalchemy import Table, TextClause, bindparam, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +39,12 @@ class RowsInsert:
             f"SELECT {', '.join(picked)} FROM json_each(:rows)"
         )
         self._plain = insert(table)
+        # PostgreSQL: the rows as one JSON array of objects, typed by the table's own row type.
+        self._from_records: TextClause = text(
+            f"INSERT INTO {table.name} ({', '.join(self.columns + self.constants)}) "
+            f"SELECT {', '.join([*self.columns, *(f':{name}' for name in self.constants)])} "
+            f"FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS json))"
+        ).bindparams(*(bindparam(name, type_=table.c[name].type) for name in self.constants))
         # The columns' bind processors as the dialect has them (a time as SQLite's UtcDateTime
         # writes it): for the varying columns, by position, only those that have one.
         self._processors: dict[str, tuple[tuple[tuple[int, Processor], ...], dict[str, Processor]]] = {}
@@ -49,6 +55,11 @@ class RowsInsert:
         if constants.keys() != set(self.constants):
             raise TypeError(f"{self.table.name}: constants {sorted(constants)} for {sorted(self.constants)}")
         dialect = session.get_bind().dialect
+        if dialect.name == "postgresql":
+            records = orjson.dumps([dict(zip(self.columns, row, strict=True)) for row in rows])
+            if b"\\u0000" not in records:  # PostgreSQL's json has no NUL in text
+                await session.execute(self._from_records, {"rows": records.decode(), **constants})
+                return
         if dialect.name != "sqlite":
             await session.execute(
                 self._plain, [dict(zip(self.columns, row, strict=True), **constants) for row in rows]
