@@ -18,8 +18,8 @@ from cradle.migrations import upgrade
 from services.delivery.config import DeliverySettings
 from services.delivery.models import Delivery, EventRecord, Subscription
 from services.delivery.service.claims import Claimed
-from services.delivery.service.log import utcnow
 from services.delivery.service.sender import Outcome, Sender
+from shared.clock import utcnow
 from shared.identity import generate_keypair
 from tests.support import eventually
 

@@ -33,6 +33,7 @@ from services.delivery.service.audience import (
     scope_of,
     type_matcher,
 )
+from shared.clock import utcnow
 from shared.contracts import contract_for, payload_of
 from shared.contracts.guidance import FamilyLinked
 from shared.contracts.registry import FacilityFacts
@@ -113,10 +114,6 @@ def as_sent(event: CloudEvent) -> CloudEvent:
         return event
     log.warning("event_personal_data_masked", event_id=event.id, event_type=event.type, fields=paths)
     return event.model_copy(update={"data": data})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -41,12 +41,13 @@ from services.delivery.events import SubscriptionDisabled
 from services.delivery.models import Delivery, DeliveryAttempt, Subscription
 from services.delivery.service import sqlite_round
 from services.delivery.service.claims import Claimed, claim, ready
-from services.delivery.service.log import record_event, utcnow
+from services.delivery.service.log import record_event
 from services.delivery.service.subscriptions import SECRET_PREFIX
 from services.delivery.service.targets import ResolvedTargets, TargetPolicy
 from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
 from shared import tracing
 from shared.bounded import raise_if_cancelling, settle, stop_task
+from shared.clock import utcnow
 from shared.db import sqlite_time, writer_turn
 from shared.events.consumer import handling
 from shared.events.outbox import emit

@@ -20,8 +20,9 @@ from services.delivery.errors import (
 from services.delivery.models import Delivery, DeliveryAttempt, EventRecord, Subscription
 from services.delivery.schemas import SubscriptionCreate, SubscriptionUpdate
 from services.delivery.service.audience import may_see, places_by_event, reads_events, type_matcher
-from services.delivery.service.log import DELIVERIES_DIRTY, utcnow
+from services.delivery.service.log import DELIVERIES_DIRTY
 from services.delivery.service.targets import TargetPolicy, resolve
+from shared.clock import utcnow
 from shared.errors import invalid
 from shared.identity import Identity
 from shared.pagination import PageParams
