@@ -58,9 +58,9 @@ class RowsInsert:
             raise TypeError(f"{self.table.name}: constants {sorted(constants)} for {sorted(self.constants)}")
         dialect = session.get_bind().dialect
         if dialect.name == "postgresql":
-            records = orjson.dumps([dict(zip(self.columns, row, strict=True)) for row in rows])
-            if b"\\u0000" not in records:  # PostgreSQL's json has no NUL in text
-                await session.execute(self._from_records, {"rows": records.decode(), **constants})
+            records = _records(self.columns, rows)
+            if records is not None:
+                await session.execute(self._from_records, {"rows": records, **constants})
                 return
         if dialect.name != "sqlite":
             await session.execute(
@@ -119,3 +119,14 @@ def _json(payload: Sequence[Sequence[Any]]) -> str:
         return orjson.dumps(payload).decode()
     except TypeError:  # a lone surrogate in a receiver's text: escaped instead
         return json.dumps(payload)
+
+
+def _records(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> str | None:
+    """The rows as JSON objects by column (a time without an offset is UTC, as asyncpg writes it),
+    or None where PostgreSQL's json cannot carry them: a NUL in a text, a lone surrogate."""
+    objects = [dict(zip(columns, row, strict=True)) for row in rows]
+    try:
+        records = orjson.dumps(objects, option=orjson.OPT_NAIVE_UTC)
+    except TypeError:
+        return None
+    return None if b"\\u0000" in records else records.decode()

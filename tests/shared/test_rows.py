@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,5 +60,23 @@ async def test_the_constants_must_be_the_ones_declared(databases: DatabaseFactor
         async with AsyncSession(engine) as session, session.begin():
             with pytest.raises(TypeError, match="constants"):
                 await ROWS.run(session, [("e1", "x")], consumer="c")
+    finally:
+        await engine.dispose()
+
+
+async def test_a_time_without_an_offset_is_kept_as_utc(databases: DatabaseFactory) -> None:
+    """In a row (PostgreSQL: inside the JSON) as in a constant, as asyncpg and SQLite's UtcDateTime
+    take one: UTC, never the database server's own zone."""
+    engine = make_engine(await databases.fresh("delivery"))
+    timed_rows = RowsInsert(INBOX, ("consumer", "event_id", "event_type", "handled_at"))
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            if databases.backend == "postgres":
+                await session.execute(text("SET LOCAL TIME ZONE 'Asia/Shanghai'"))
+            await timed_rows.run(session, [("c", "in-a-row", "x", datetime(2026, 12, 5, 9, 0))])
+            await ROWS.run(session, [("constant", "x")], consumer="c", handled_at=datetime(2026, 12, 5, 9, 0))
+        async with AsyncSession(engine) as session:
+            kept = (await session.execute(select(INBOX.c.handled_at))).scalars().all()
+        assert kept == [datetime(2026, 12, 5, 9, 0, tzinfo=UTC)] * 2
     finally:
         await engine.dispose()
