@@ -115,26 +115,21 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """Also no trip to commit or roll back when no transaction is open: after a session that only
-    read (sqlite3 begins one only before a write), or after a call on the connection's thread that
-    committed its own (`on_connection_thread`). Each such trip waited for the event loop for nothing."""
+    """Also no trip to commit when no transaction is open: after a session that only read (sqlite3
+    begins one only before a write), or after a call on the connection's thread that committed its
+    own (`on_connection_thread`); each such trip waited for the event loop for nothing. A commit
+    comes only once the session's statements have all finished, so the thread is idle and what it
+    says is so. A rollback always goes to the thread: it also comes after a cancelled statement,
+    which may still be queued there and open a transaction after this check, and the rollback,
+    queued behind it, is what undoes it."""
 
     __slots__ = ()
     _cursor_cls = OneTripCursor
 
     def commit(self) -> None:
-        if self._open():
-            super().commit()
-
-    def rollback(self) -> None:
-        if self._open():
-            super().rollback()
-
-    def _open(self) -> bool:
-        # Read on the loop's thread while the connection's thread is idle: SQLAlchemy ends a
-        # transaction only between statements.
         connection = self._connection._connection
-        return connection is None or connection.in_transaction
+        if connection is None or connection.in_transaction:
+            super().commit()
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -135,11 +135,12 @@ async def test_a_call_on_the_connections_thread_is_one_trip_inside_the_transacti
         await other.dispose()
 
 
-async def test_ending_a_transaction_that_wrote_nothing_takes_no_trip(
+async def test_committing_a_transaction_that_wrote_nothing_takes_no_trip(
     tmp_path: Path, trips: list[str]
 ) -> None:
-    """sqlite3 opens a transaction only before a write: a commit or rollback with none open is not
-    sent to the thread; one after a write is, and keeps the write (or undoes it)."""
+    """sqlite3 opens a transaction only before a write: a commit with none open is not sent to the
+    thread; one after a write is, and keeps it. A rollback always is (it may follow a cancelled
+    statement still queued on the thread, and must come after it to undo it)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'driver.db'}")
     try:
         async with engine.begin() as connection:
@@ -151,12 +152,12 @@ async def test_ending_a_transaction_that_wrote_nothing_takes_no_trip(
             assert trips == ["_run"]  # the SELECT alone
             await connection.execute(select(things))
             await connection.rollback()
-            assert trips == ["_run", "_run"]
+            assert trips == ["_run", "_run", "rollback"]
             await connection.execute(insert(things).values(name="kept"))
             await connection.commit()
             await connection.execute(insert(things).values(name="undone"))
             await connection.rollback()
-            assert trips == ["_run", "_run", "_run", "commit", "_run", "rollback"]
+            assert trips == ["_run", "_run", "rollback", "_run", "commit", "_run", "rollback"]
             names = (await connection.execute(select(things.c.name))).scalars().all()
             assert names == ["kept"]
     finally:
