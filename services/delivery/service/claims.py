@@ -25,15 +25,14 @@ EVENT = EventRecord.__table__
 
 # The statements are built once (building them costs more than running them), with parameters.
 
-# Leases held now, by any replica, per subscription: a range of the lease index (the few leased
-# rows). Grouped by an expression, not the column: given the column, SQLite walked the due index
-# instead, which yields it in order, and read every pending row of every subscription each round
-# (4.5 ms of a round at 10,000 pending, and growing with any backlog; 0.19 ms this way).
-_BUSY_SUBSCRIPTION = (DELIVERY.c.subscription_id.op("||")(literal_column("''"))).label("subscription_id")
+# These are PostgreSQL's: SQLite's round runs the same rules as one call on its connection's thread
+# (service/sqlite_round.py), its statements written out there.
+
+# Leases held now, by any replica, per subscription: a range of the lease index (the few leased rows).
 BUSY = (
-    select(_BUSY_SUBSCRIPTION, func.count())
+    select(DELIVERY.c.subscription_id, func.count())
     .where(DELIVERY.c.status == PENDING, DELIVERY.c.lease_until > bindparam("now"))
-    .group_by(_BUSY_SUBSCRIPTION)
+    .group_by(DELIVERY.c.subscription_id)
 )
 
 
@@ -68,7 +67,7 @@ _WITH_ROOM = and_(
     SUBSCRIPTION.c.enabled.is_(True), SUBSCRIPTION.c.id.not_in(bindparam("full", expanding=True))
 )
 _LATERAL = _heads().lateral("heads")
-# PostgreSQL: each enabled subscription with room joined to its heads.
+# Each enabled subscription with room joined to its heads.
 CANDIDATES_LATERAL = (
     select(_LATERAL.c.id, _LATERAL.c.subscription_id)
     .select_from(SUBSCRIPTION)
@@ -77,15 +76,8 @@ CANDIDATES_LATERAL = (
     .order_by(_LATERAL.c.id)
     .limit(bindparam("batch"))
 )
-# SQLite has no LATERAL, and given a join it scans the deliveries first: one row per subscription
-# instead, its heads gathered into a JSON array.
-_GATHERED = _heads().correlate(SUBSCRIPTION).subquery("heads")
-CANDIDATES_GATHERED = select(
-    SUBSCRIPTION.c.id, select(func.json_group_array(_GATHERED.c.id)).scalar_subquery()
-).where(_WITH_ROOM)
-
-# Only rows still pending and unleased (another replica may have taken some since): PostgreSQL
-# locks them, skipping those another replica holds; SQLite has one writer.
+# Only rows still pending and unleased (another replica may have taken some since), locked,
+# skipping those another replica holds.
 LEASE = (
     update(DELIVERY)
     .where(
@@ -105,7 +97,7 @@ LEASE = (
 )
 
 # What a claimed attempt needs besides the delivery's own id, attempts and event: its subscription
-# and the event's body (LEASED and LEASE_AND_READ read the same).
+# and the event's body.
 _TARGET = (
     SUBSCRIPTION.c.id.label("subscription_id"),
     cast(SUBSCRIPTION.c.identity, Text).label("identity"),
@@ -117,15 +109,7 @@ _TARGET = (
     EVENT.c.body,
 )
 
-LEASED = (
-    select(DELIVERY.c.id, DELIVERY.c.attempts, DELIVERY.c.event_seq, *_TARGET)
-    .join(SUBSCRIPTION, SUBSCRIPTION.c.id == DELIVERY.c.subscription_id)
-    .join(EVENT, EVENT.c.seq == DELIVERY.c.event_seq)
-    .where(DELIVERY.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(DELIVERY.c.id)
-)
-
-# PostgreSQL: the lease and the leased rows in one statement (a round trip fewer a round; the rounds
+# The lease and the leased rows in one statement (a round trip fewer a round; the rounds
 # follow one another, so each of theirs holds back every freed lease). The outer SELECT reads the
 # rows the UPDATE returns, its new `attempts` included.
 _JUST_LEASED = LEASE.returning(DELIVERY.c.attempts, DELIVERY.c.event_seq, DELIVERY.c.subscription_id).cte(
@@ -162,29 +146,19 @@ class Claimed:
 async def claim(
     session: AsyncSession, *, now: datetime, limit: int, batch: int, lease_seconds: float, worker_id: str
 ) -> tuple[list[Claimed], bool]:
-    """Lease up to `batch` due deliveries, at most `limit` in flight per subscription (leases held
-    by any replica count), and return them ready to send, and whether the batch cut the candidates
-    short (more may be due now)."""
+    """PostgreSQL: lease up to `batch` due deliveries, at most `limit` in flight per subscription
+    (leases held by any replica count), and return them ready to send, and whether the batch cut the
+    candidates short (more may be due now). SQLite's claim is service/sqlite_round.py's."""
     busy = dict((await session.execute(BUSY, {"now": now})).all())
     full = [subscription for subscription, count in busy.items() if count >= limit]
     parameters = {"now": now, "per_subscription": limit, "batch": batch, "full": full}
-    candidates: list[tuple[int, str]]
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    if postgresql:
-        candidates = [(d, s) for d, s in await session.execute(CANDIDATES_LATERAL, parameters)]
-    else:
-        found = await session.execute(CANDIDATES_GATHERED, parameters)
-        candidates = sorted((d, s) for s, ids in found for d in json.loads(ids))[:batch]
+    candidates = [(d, s) for d, s in await session.execute(CANDIDATES_LATERAL, parameters)]
     ids, more = pick(candidates, busy, limit=limit, batch=batch)
     if not ids:
         return [], more
     until = now + timedelta(seconds=lease_seconds)
     lease = {"ids": ids, "now": now, "until": until, "worker": worker_id}
-    if postgresql:
-        rows = (await session.execute(LEASE_AND_READ, lease)).all()
-    else:  # SQLite's RETURNING names the updated table's columns only
-        leased = list((await session.execute(LEASE, lease)).scalars())
-        rows = (await session.execute(LEASED, {"ids": leased})).all() if leased else []
+    rows = (await session.execute(LEASE_AND_READ, lease)).all()
     if not rows:
         return [], more
     return await ready(session, rows, now, until), more

@@ -27,7 +27,10 @@ RETRY_LATER = (
     "WHERE id = :failed_id AND leased_by = :worker"
 )
 
-# Claiming (claims.py's BUSY, CANDIDATES_GATHERED, LEASE and LEASED; see there for why each is so).
+# Claiming: PostgreSQL's rules (claims.py: BUSY, CANDIDATES_LATERAL, LEASE_AND_READ).
+# The leases held are grouped by an expression, not the column: given the column, SQLite walked the
+# due index instead, which yields it in order, and read every pending row of every subscription
+# each round (4.5 ms of a round at 10,000 pending, growing with any backlog; 0.19 ms this way).
 BUSY = (
     "SELECT subscription_id || '' AS subscription_id, count(*) FROM delivery "
     "WHERE status = 'pending' AND lease_until > :now GROUP BY subscription_id || ''"
@@ -49,6 +52,8 @@ SELECT subscription.id, (
 FROM subscription
 WHERE subscription.enabled IS 1 AND subscription.id NOT IN (SELECT value FROM json_each(:full))
 """
+# SQLite has no LATERAL, and given a join it scans the deliveries first: one row per subscription
+# instead (CANDIDATES above), its heads gathered into a JSON array.
 # No RETURNING: a returned row is a step of the UPDATE, each taking the GIL back from the busy
 # event loop (the lease took 2.5× its CPU time in wall time). The leased rows are read back by their
 # lease instead (this round's time and worker; SQLite has one writer).
@@ -72,7 +77,7 @@ ORDER BY delivery.id
 
 
 class LeasedRow(NamedTuple):
-    """A leased delivery as claims.py's LEASED reads it."""
+    """A leased delivery as claims.py's LEASE_AND_READ reads it."""
 
     id: int
     attempts: int
