@@ -54,8 +54,7 @@ class RowsInsert:
     async def run(self, session: AsyncSession, rows: Sequence[Sequence[Any]], **constants: Any) -> None:
         if not rows:
             return
-        if constants.keys() != set(self.constants):
-            raise TypeError(f"{self.table.name}: constants {sorted(constants)} for {sorted(self.constants)}")
+        self._check(constants)
         dialect = session.get_bind().dialect
         if dialect.name == "postgresql":
             records = _records(self.columns, rows)
@@ -79,8 +78,7 @@ class RowsInsert:
     ) -> dict[str, Any]:
         """The SQLite statement's parameters: the rows as one JSON array, each value and constant as
         its column writes it."""
-        if constants.keys() != set(self.constants):
-            raise TypeError(f"{self.table.name}: constants {sorted(constants)} for {sorted(self.constants)}")
+        self._check(constants)
         varying, fixed = self._processors.get(dialect.name) or self._processors_for(dialect)
         payload: Sequence[Sequence[Any]] = rows
         if varying:
@@ -97,6 +95,10 @@ class RowsInsert:
             for name, value in constants.items()
         }
         return {"rows": _json(payload), **parameters}
+
+    def _check(self, constants: dict[str, Any]) -> None:
+        if constants.keys() != set(self.constants):
+            raise TypeError(f"{self.table.name}: constants {sorted(constants)} for {sorted(self.constants)}")
 
     def _processors_for(
         self, dialect: Dialect
