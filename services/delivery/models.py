@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -126,13 +126,19 @@ class Subscription(DeliveryModel, table=True):
 
 
 class Delivery(DeliveryModel, table=True):
-    """One event owed to one subscription. `order_key` (the event's subject) keeps a subscription's
-    events about one entity in order: only the oldest undelivered one of a key is sent. A replica
-    claims a row by leasing it (`lease_until`)."""
+    """One event owed to one subscription: pending until an attempt succeeds, then delivered.
+    `order_key` (the event's subject) keeps a subscription's events about one entity in order: only
+    the oldest pending one of a key is sent. `attempts` counts the recorded attempts.
+
+    The sender's hot table, so it carries no more than it must write: no foreign keys (each row's
+    check locked its subscription's row, one lock per insert and per recording; who may add rows is
+    decided by locking the subscription once, see service/subscriptions.py's `delete`), no lease
+    (a lease is a row of `delivery_lease`, so leasing writes no new version of this row) and no
+    index beside the pending-only ones but its key. A subscription's delivered rows are found by
+    their attempts (every delivered row has one, of the same subscription)."""
 
     __tablename__ = "delivery"
     __table_args__ = (
-        Index("ix_delivery_order", "subscription_id", "order_key", "id"),
         # The sender's claim reads pending rows only (a query names `status = 'pending'` as a
         # literal, or the planner cannot use these).
         Index(
@@ -151,43 +157,46 @@ class Delivery(DeliveryModel, table=True):
             postgresql_where=PENDING_ONLY,
             sqlite_where=PENDING_ONLY,
         ),
-        Index(
-            "ix_delivery_pending_lease",
-            "lease_until",
-            "subscription_id",
-            postgresql_where=PENDING_ONLY,
-            sqlite_where=PENDING_ONLY,
-        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(SERIAL, primary_key=True, autoincrement=True))
-    subscription_id: str = Field(
-        sa_column=Column(String(36), ForeignKey("subscription.id", ondelete="CASCADE"), nullable=False)
-    )
-    event_seq: int = Field(sa_column=Column(SERIAL, ForeignKey("event_record.seq"), nullable=False))
+    subscription_id: str = Field(max_length=36)
+    event_seq: int = Field(sa_column=Column(SERIAL, nullable=False))
     order_key: str = Field(max_length=64)
-    status: str = Field(max_length=16)  # pending | delivered | cancelled
+    status: str = Field(max_length=16)  # pending | delivered
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=_at())
-    lease_until: datetime | None = Field(default=None, sa_column=_at(nullable=True))
-    leased_by: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_column=_at())
     delivered_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
 
 
+class DeliveryLease(DeliveryModel, table=True):
+    """A pending delivery claimed by a sender (`leased_by`) until `lease_until`: taken by an insert,
+    given back by a delete once its attempt is recorded. A lapsed lease stays until the delivery is
+    claimed again, so `attempt` (the attempt this lease is for) keeps counting an attempt that was
+    sent and never recorded. A few rows per subscription at most (it may hold
+    `per_subscription_leased`): counting the leases held reads the whole table."""
+
+    __tablename__ = "delivery_lease"
+
+    delivery_id: int = Field(sa_column=Column(SERIAL, primary_key=True, autoincrement=False))
+    subscription_id: str = Field(max_length=36)
+    lease_until: datetime = Field(sa_column=_at())
+    leased_by: str = Field(max_length=64)
+    attempt: int
+
+
 class DeliveryAttempt(DeliveryModel, table=True):
-    """Every attempt: what came back (status, latency, the first KiB of the reply) or what failed."""
+    """Every attempt: what came back (status, latency, the first KiB of the reply) or what failed.
+    No foreign keys, as `delivery` has none: an attempt is recorded only while its subscription
+    exists (the recording locks it)."""
 
     __tablename__ = "delivery_attempt"
     __table_args__ = (Index("ix_delivery_attempt_subscription", "subscription_id", "id"),)
 
     id: int | None = Field(default=None, sa_column=Column(SERIAL, primary_key=True, autoincrement=True))
-    delivery_id: int = Field(
-        sa_column=Column(SERIAL, ForeignKey("delivery.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
-    subscription_id: str = Field(
-        sa_column=Column(String(36), ForeignKey("subscription.id", ondelete="CASCADE"), nullable=False)
-    )
+    delivery_id: int = Field(sa_column=Column(SERIAL, nullable=False))
+    subscription_id: str = Field(max_length=36)
     event_id: str = Field(max_length=64)
     event_type: str = Field(max_length=255)
     attempt: int

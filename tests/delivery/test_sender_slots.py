@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from cradle.migrations import upgrade
 from services.delivery.config import DeliverySettings
-from services.delivery.models import Delivery, EventRecord, Subscription
+from services.delivery.models import Delivery, DeliveryLease, EventRecord, Subscription
 from services.delivery.service.claims import Claimed
 from services.delivery.service.sender import Outcome, Sender
 from shared.clock import utcnow
@@ -158,11 +158,18 @@ async def test_the_last_round_gives_back_the_leases_of_what_was_never_sent(tmp_p
                     event_seq=seq,
                     order_key=f"k{number}",
                     status="pending",
-                    attempts=1,
+                    attempts=0,
                     next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+            await connection.execute(
+                insert(DeliveryLease.__table__).values(
+                    delivery_id=number,
+                    subscription_id="s",
                     lease_until=lease,
                     leased_by=made.worker_id,
-                    created_at=now,
+                    attempt=1,
                 )
             )
     # 1 is under way (its worker stopped mid-attempt: it may have been sent), 2 waits for a worker,
@@ -172,10 +179,14 @@ async def test_the_last_round_gives_back_the_leases_of_what_was_never_sent(tmp_p
     await made.round(claiming=False)
     await made._release_connection()
     async with engine.connect() as connection:
-        rows = (
+        leases = (
             await connection.execute(
-                select(Delivery.id, Delivery.attempts, Delivery.leased_by).order_by(Delivery.id)
+                select(DeliveryLease.delivery_id, DeliveryLease.attempt, DeliveryLease.leased_by).order_by(
+                    DeliveryLease.delivery_id
+                )
             )
         ).all()
+        attempts = (await connection.execute(select(Delivery.attempts).order_by(Delivery.id))).scalars().all()
     await engine.dispose()
-    assert [tuple(row) for row in rows] == [(1, 1, made.worker_id), (2, 0, None), (3, 0, None)]
+    assert [tuple(row) for row in leases] == [(1, 1, made.worker_id)]  # its attempt counted, when it lapses
+    assert attempts == [0, 0, 0]  # none recorded

@@ -1,8 +1,9 @@
 """Which deliveries a replica sends next, and leasing them. Due deliveries are claimed by leasing
-their rows (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so two replicas never claim one row; SQLite has
-one writer): per enabled subscription, its oldest due deliveries that head their subject (no
-earlier one of the subject still pending), no more than it may have out at once. Each query walks
-a pending-only index per subscription and stops at the few it may send, however long the backlog."""
+them, a row of `delivery_lease` each (PostgreSQL: its key, and the delivery rows locked `FOR SHARE
+SKIP LOCKED`, so two replicas never claim one delivery; SQLite has one writer): per enabled
+subscription, its oldest due deliveries that head their subject (no earlier one of the subject
+still pending), no more than it may have out at once. Each query walks a pending-only index per
+subscription and stops at the few it may send, however long the backlog."""
 
 from __future__ import annotations
 
@@ -11,15 +12,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Text, and_, bindparam, cast, func, literal_column, or_, select, true, update
+from sqlalchemy import (
+    DateTime,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    true,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.delivery.models import Delivery, EventRecord, Subscription
+from services.delivery.models import Delivery, DeliveryLease, EventRecord, Subscription
 from services.delivery.service.audience import places_by_event, reader_of, redacted
 from shared.identity import Identity
 
 PENDING = literal_column("'pending'")  # a literal, so the planner may use the pending-only indexes
+NEVER = literal(datetime(1970, 1, 1, tzinfo=UTC), DateTime(timezone=True))  # the lease of an unleased row
 DELIVERY = Delivery.__table__
+LEASES = DeliveryLease.__table__
 SUBSCRIPTION = Subscription.__table__
 EVENT = EventRecord.__table__
 
@@ -28,19 +44,19 @@ EVENT = EventRecord.__table__
 # These are PostgreSQL's: SQLite's round runs the same rules as one call on its connection's thread
 # (service/sqlite_round.py), its statements written out there.
 
-# Leases held now, by any replica, per subscription: a range of the lease index (the few leased rows).
+# Leases held now, by any replica, per subscription (a lease table of a few rows per subscription).
 BUSY = (
-    select(DELIVERY.c.subscription_id, func.count())
-    .where(DELIVERY.c.status == PENDING, DELIVERY.c.lease_until > bindparam("now"))
-    .group_by(DELIVERY.c.subscription_id)
+    select(LEASES.c.subscription_id, func.count())
+    .where(LEASES.c.lease_until > bindparam("now"))
+    .group_by(LEASES.c.subscription_id)
 )
 
 
 def _heads() -> Select[tuple[int, str]]:
-    """A subscription's first sendable deliveries: due, unleased, and each the oldest pending one
-    of its subject (a scalar subquery, never an anti-join: one probe of the index per row whatever
-    the planner's statistics say; PostgreSQL made NOT EXISTS a join that read every pending row of
-    the subscription for each candidate)."""
+    """A subscription's first sendable deliveries: due, not leased now, and each the oldest pending
+    one of its subject. Both tests are scalar subqueries, never anti-joins: one probe of an index per
+    row whatever the planner's statistics say (PostgreSQL made NOT EXISTS a join that read every
+    pending row of the subscription for each candidate)."""
     due, earlier = DELIVERY.alias("due"), DELIVERY.alias("earlier")
     return (
         select(due.c.id, due.c.subscription_id)
@@ -48,7 +64,11 @@ def _heads() -> Select[tuple[int, str]]:
             due.c.subscription_id == SUBSCRIPTION.c.id,
             due.c.status == PENDING,
             due.c.next_attempt_at <= bindparam("now"),
-            or_(due.c.lease_until.is_(None), due.c.lease_until <= bindparam("now")),
+            func.coalesce(
+                select(LEASES.c.lease_until).where(LEASES.c.delivery_id == due.c.id).scalar_subquery(),
+                NEVER,
+            )
+            <= bindparam("now"),
             due.c.id
             == select(func.min(earlier.c.id))
             .where(
@@ -76,27 +96,37 @@ CANDIDATES_LATERAL = (
     .order_by(_LATERAL.c.id)
     .limit(bindparam("batch"))
 )
-# Only rows still pending and unleased (another replica may have taken some since), locked,
-# skipping those another replica holds.
-LEASE = (
-    update(DELIVERY)
-    .where(
-        DELIVERY.c.id.in_(
-            select(DELIVERY.c.id)
-            .where(
-                DELIVERY.c.id.in_(bindparam("ids", expanding=True)),
-                DELIVERY.c.status == PENDING,
-                or_(DELIVERY.c.lease_until.is_(None), DELIVERY.c.lease_until <= bindparam("now")),
-            )
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+# A lease is a row of its own: inserted, or a lapsed one taken over (its attempt counted on, as that
+# attempt may have been sent). Only deliveries still pending, locked (FOR SHARE: a replica recording
+# one as delivered holds it, and once that commits the row is read again and is no longer pending),
+# skipping those another replica holds; in id order, so two replicas wait on each other's keys in
+# the same order. A lease another replica took since the candidates were read is left to it.
+_TO_LEASE = (
+    select(
+        DELIVERY.c.id,
+        DELIVERY.c.subscription_id,
+        bindparam("until", type_=LEASES.c.lease_until.type),
+        bindparam("worker", type_=LEASES.c.leased_by.type),
+        DELIVERY.c.attempts + 1,
     )
-    .values(lease_until=bindparam("until"), leased_by=bindparam("worker"), attempts=DELIVERY.c.attempts + 1)
-    .returning(DELIVERY.c.id)
+    .where(DELIVERY.c.id.in_(bindparam("ids", expanding=True)), DELIVERY.c.status == PENDING)
+    .order_by(DELIVERY.c.id)
+    .with_for_update(read=True, skip_locked=True)
 )
+_TAKE = postgresql.insert(LEASES).from_select(
+    ["delivery_id", "subscription_id", "lease_until", "leased_by", "attempt"], _TO_LEASE
+)
+LEASE = _TAKE.on_conflict_do_update(
+    index_elements=[LEASES.c.delivery_id],
+    set_={
+        "lease_until": _TAKE.excluded.lease_until,
+        "leased_by": _TAKE.excluded.leased_by,
+        "attempt": LEASES.c.attempt + 1,
+    },
+    where=LEASES.c.lease_until <= bindparam("now"),
+).returning(LEASES.c.delivery_id, LEASES.c.attempt)
 
-# What a claimed attempt needs besides the delivery's own id, attempts and event: its subscription
+# What a claimed attempt needs besides the delivery's own id, attempt and event: its subscription
 # and the event's body.
 _TARGET = (
     SUBSCRIPTION.c.id.label("subscription_id"),
@@ -110,16 +140,19 @@ _TARGET = (
 )
 
 # The lease and the leased rows in one statement (a round trip fewer a round; the rounds
-# follow one another, so each of theirs holds back every freed lease). The outer SELECT reads the
-# rows the UPDATE returns, its new `attempts` included.
-_JUST_LEASED = LEASE.returning(DELIVERY.c.attempts, DELIVERY.c.event_seq, DELIVERY.c.subscription_id).cte(
-    "just_leased"
-)
+# follow one another, so each of theirs holds back every freed lease).
+_JUST_LEASED = LEASE.cte("just_leased")
 LEASE_AND_READ = (
-    select(_JUST_LEASED.c.id, _JUST_LEASED.c.attempts, _JUST_LEASED.c.event_seq, *_TARGET)
-    .join(SUBSCRIPTION, SUBSCRIPTION.c.id == _JUST_LEASED.c.subscription_id)
-    .join(EVENT, EVENT.c.seq == _JUST_LEASED.c.event_seq)
-    .order_by(_JUST_LEASED.c.id)
+    select(
+        _JUST_LEASED.c.delivery_id.label("id"),
+        _JUST_LEASED.c.attempt.label("attempts"),
+        DELIVERY.c.event_seq,
+        *_TARGET,
+    )
+    .join(DELIVERY, DELIVERY.c.id == _JUST_LEASED.c.delivery_id)
+    .join(SUBSCRIPTION, SUBSCRIPTION.c.id == DELIVERY.c.subscription_id)
+    .join(EVENT, EVENT.c.seq == DELIVERY.c.event_seq)
+    .order_by(_JUST_LEASED.c.delivery_id)
 )
 
 

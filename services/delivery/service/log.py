@@ -187,10 +187,14 @@ async def record_event(*, session: AsyncSession, event: CloudEvent) -> int:
 
 
 # Columns, not entities, and the identity as its JSON text (parsed once per distinct identity):
-# every event is checked against every subscription.
-ENABLED_SUBSCRIPTIONS = select(
-    Subscription.id, cast(Subscription.identity, Text), Subscription.event_types
-).where(Subscription.enabled.is_(True))
+# every event is checked against every subscription. Held `FOR KEY SHARE` until the deliveries
+# owed are committed: a subscription is not deleted meanwhile (its tables have no foreign keys;
+# service/subscriptions.py's `delete`). PostgreSQL's; SQLite has one writer.
+ENABLED_SUBSCRIPTIONS = (
+    select(Subscription.id, cast(Subscription.identity, Text), Subscription.event_types)
+    .where(Subscription.enabled.is_(True))
+    .with_for_update(read=True, key_share=True)
+)
 
 
 async def owe_deliveries(

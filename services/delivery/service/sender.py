@@ -32,13 +32,13 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.delivery.config import DeliverySettings
 from services.delivery.errors import UnsafeTarget
 from services.delivery.events import SubscriptionDisabled
-from services.delivery.models import Delivery, DeliveryAttempt, Subscription
+from services.delivery.models import Delivery, DeliveryAttempt, DeliveryLease, Subscription
 from services.delivery.service import sqlite_round
 from services.delivery.service.claims import Claimed, claim, ready
 from services.delivery.service.log import record_event
@@ -58,20 +58,43 @@ log = structlog.get_logger("cradle.delivery.sender")
 
 CONTENT_TYPE = "application/cloudevents+json"
 DELIVERIES = Delivery.__table__
+SUBSCRIPTIONS = Subscription.__table__
+LEASES = DeliveryLease.__table__
 # Statements of every round, built once (building costs more than running them).
+# The deliveries whose leases this replica holds (another may have taken a lapsed one over since).
+_HELD = select(LEASES.c.delivery_id).where(
+    LEASES.c.delivery_id.in_(bindparam("done_ids", expanding=True)), LEASES.c.leased_by == bindparam("worker")
+)
+_LEASED_ATTEMPT = select(LEASES.c.attempt).where(LEASES.c.delivery_id == DELIVERIES.c.id).scalar_subquery()
 DONE = (
     update(DELIVERIES)
-    .where(
-        DELIVERIES.c.id.in_(bindparam("done_ids", expanding=True)),
-        DELIVERIES.c.leased_by == bindparam("worker"),
-    )
-    .values(status="delivered", delivered_at=bindparam("at"), lease_until=None, leased_by=None)
+    .where(DELIVERIES.c.id.in_(_HELD))
+    .values(status="delivered", delivered_at=bindparam("at"), attempts=_LEASED_ATTEMPT)
 )
 # A failed attempt's delivery, back to pending at its own retry time (one statement for all).
 RETRY_LATER = (
     update(DELIVERIES)
-    .where(DELIVERIES.c.id == bindparam("failed_id"), DELIVERIES.c.leased_by == bindparam("worker"))
-    .values(next_attempt_at=bindparam("retry_at"), lease_until=None, leased_by=None)
+    .where(
+        DELIVERIES.c.id == bindparam("failed_id"),
+        exists().where(
+            LEASES.c.delivery_id == bindparam("failed_id"), LEASES.c.leased_by == bindparam("worker")
+        ),
+    )
+    .values(next_attempt_at=bindparam("retry_at"), attempts=_LEASED_ATTEMPT)
+)
+# The leases of what was recorded, ended; at a stop, those of what was claimed and never sent,
+# given back (their attempt not made, so not counted).
+END_LEASES = delete(LEASES).where(
+    LEASES.c.delivery_id.in_(bindparam("ended_ids", expanding=True)),
+    LEASES.c.leased_by == bindparam("worker"),
+)
+# The subscriptions of what finished that still exist, locked against their deletion until the
+# attempts are recorded (FOR KEY SHARE: what a foreign key's check takes, once a subscription
+# instead of once a row); the attempts of one deleted meanwhile are not recorded.
+PRESENT = (
+    select(SUBSCRIPTIONS.c.id)
+    .where(SUBSCRIPTIONS.c.id.in_(bindparam("subscription_ids", expanding=True)))
+    .with_for_update(read=True, key_share=True)
 )
 
 RECORD_ATTEMPTS = RowsInsert(
@@ -89,17 +112,6 @@ RECORD_ATTEMPTS = RowsInsert(
         "error",
         "response_excerpt",
     ),
-)
-
-# At a stop, the leases of what was claimed and never sent, given back (not attempted: its count too).
-RELEASE = (
-    update(DELIVERIES)
-    .where(
-        DELIVERIES.c.id.in_(bindparam("held_ids", expanding=True)),
-        DELIVERIES.c.leased_by == bindparam("worker"),
-        DELIVERIES.c.status == "pending",
-    )
-    .values(lease_until=None, leased_by=None, attempts=DELIVERIES.c.attempts - 1)
 )
 
 
@@ -316,7 +328,7 @@ class Sender:
                 await self._record(session, finished, now)
             unsent = [] if claiming else self._unsent()
             if unsent:
-                await session.execute(RELEASE, {"held_ids": unsent, "worker": self.worker_id})
+                await session.execute(END_LEASES, {"ended_ids": unsent, "worker": self.worker_id})
             claimed, self._more_due = (
                 await claim(
                     session,
@@ -353,6 +365,8 @@ class Sender:
                 RECORD_ATTEMPTS.sqlite_parameters(dialect, attempts),
             )
             work.retries = [{**retry, "retry_at": sqlite_time(retry["retry_at"])} for retry in retries]
+            work.ended = [o.claimed.delivery_id for o in finished]
+            work.subscriptions = sorted({o.claimed.subscription_id for o in finished})
             # First, as `_record` does: a subscription disabled now is not claimed for below.
             await self._record_subscriptions(session, finished, now)
         connection = await session.connection()
@@ -498,12 +512,20 @@ class Sender:
     # --- recording --------------------------------------------------------------------------------
 
     async def _record(self, session: AsyncSession, outcomes: list[Outcome], now: datetime) -> None:
+        subscriptions = sorted({o.claimed.subscription_id for o in outcomes})
+        present = set((await session.execute(PRESENT, {"subscription_ids": subscriptions})).scalars())
+        if len(present) < len(subscriptions):  # deleted since these were claimed: nothing to record
+            outcomes = [o for o in outcomes if o.claimed.subscription_id in present]
+            if not outcomes:
+                return
         attempts, delivered, retries = self._outcome_rows(outcomes, now)
         await RECORD_ATTEMPTS.run(session, attempts)
         if delivered:
             await session.execute(DONE, {"done_ids": delivered, "worker": self.worker_id, "at": now})
         if retries:
             await session.execute(RETRY_LATER, retries)
+        ended = [o.claimed.delivery_id for o in outcomes]
+        await session.execute(END_LEASES, {"ended_ids": ended, "worker": self.worker_id})
         await self._record_subscriptions(session, outcomes, now)
 
     def _outcome_rows(

@@ -8,7 +8,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.delivery.errors import (
@@ -17,7 +17,7 @@ from services.delivery.errors import (
     TooManySubscriptions,
     UnsafeTarget,
 )
-from services.delivery.models import Delivery, DeliveryAttempt, EventRecord, Subscription
+from services.delivery.models import Delivery, DeliveryAttempt, DeliveryLease, EventRecord, Subscription
 from services.delivery.schemas import SubscriptionCreate, SubscriptionUpdate
 from services.delivery.service.audience import may_see, places_by_event, reads_events, type_matcher
 from services.delivery.service.log import DELIVERIES_DIRTY
@@ -26,6 +26,11 @@ from shared.clock import utcnow
 from shared.errors import invalid
 from shared.identity import Identity
 from shared.pagination import PageParams
+
+DELIVERIES = Delivery.__table__
+LEASES = DeliveryLease.__table__
+ATTEMPTS = DeliveryAttempt.__table__
+PENDING = literal_column("'pending'")  # a literal, so the planner may use the pending-only indexes
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -127,9 +132,10 @@ async def change(
         # What waited while it was off is owed now, not after the backoff it had reached.
         await session.execute(
             update(Delivery)
-            .where(Delivery.subscription_id == subscription.id, Delivery.status == "pending")
-            .values(next_attempt_at=utcnow(), lease_until=None)
+            .where(Delivery.subscription_id == subscription.id, Delivery.status == PENDING)
+            .values(next_attempt_at=utcnow())
         )
+        await session.execute(LEASES.delete().where(LEASES.c.subscription_id == subscription.id))
         session.info[DELIVERIES_DIRTY] = True
     elif changes.get("enabled") is False and subscription.enabled:
         subscription.enabled = False
@@ -143,12 +149,35 @@ async def change(
 
 
 async def delete(*, session: AsyncSession, subscription: Subscription) -> None:
+    """The subscription and every row of it. Its tables have no foreign keys (models.py's
+    `Delivery`), so the subscription's row is locked first: whoever adds rows for it (the consumers
+    owing deliveries, the sender recording attempts, a replay) holds it `FOR KEY SHARE` while it
+    does, and either finishes first, its rows then deleted here, or waits and finds it gone."""
+    await session.execute(select(Subscription.id).where(Subscription.id == subscription.id).with_for_update())
+    attempted = select(ATTEMPTS.c.delivery_id).where(ATTEMPTS.c.subscription_id == subscription.id)
+    # Every delivered delivery has an attempt of its subscription; the rest are pending.
+    await session.execute(DELIVERIES.delete().where(DELIVERIES.c.id.in_(attempted)))
     await session.execute(
-        DeliveryAttempt.__table__.delete().where(DeliveryAttempt.subscription_id == subscription.id)
+        DELIVERIES.delete().where(
+            DELIVERIES.c.subscription_id == subscription.id, DELIVERIES.c.status == PENDING
+        )
     )
-    await session.execute(Delivery.__table__.delete().where(Delivery.subscription_id == subscription.id))
+    await session.execute(LEASES.delete().where(LEASES.c.subscription_id == subscription.id))
+    await session.execute(ATTEMPTS.delete().where(ATTEMPTS.c.subscription_id == subscription.id))
     await session.delete(subscription)
     await session.flush()
+
+
+async def hold(*, session: AsyncSession, subscription: Subscription) -> None:
+    """Keep the subscription from being deleted until this transaction ends (its rows are added
+    now), or raise if it was deleted meanwhile."""
+    held = (
+        select(Subscription.id)
+        .where(Subscription.id == subscription.id)
+        .with_for_update(read=True, key_share=True)
+    )
+    if (await session.execute(held)).scalar_one_or_none() is None:
+        raise SubscriptionNotFound(f"No subscription {subscription.id}.")
 
 
 async def rotate_secret(
@@ -188,6 +217,7 @@ async def replay(
     may now), in their order. Each goes out again with its own `webhook-id` (the event's id), so a
     receiver that already has it can tell."""
     require_reader(caller)
+    await hold(session=session, subscription=subscription)
     subscription.identity = snapshot(caller)
     reader = Identity.model_validate(subscription.identity)
     matcher = type_matcher(subscription.event_types)
