@@ -1,5 +1,6 @@
 """Several replicas on one PostgreSQL database: both consume the streams (one durable, shared) and
-both send, each delivery claimed by one of them (row leases taken with FOR UPDATE SKIP LOCKED)."""
+both send, each delivery claimed by one of them (a `delivery_lease` row per delivery: its key, and
+the delivery locked FOR SHARE SKIP LOCKED)."""
 
 from __future__ import annotations
 
