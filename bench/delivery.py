@@ -14,7 +14,8 @@ receiver's 2xx.
   to the baseline;
 - CPU: this process's (the delivery service's every thread, and the benchmark's publishing and
   polling) from the first publish to the last delivery, per delivery: steadier than the rate on a
-  loaded machine;
+  loaded machine; the receiver's; and PostgreSQL's when it runs on this machine (the whole server,
+  so anything else it serves meanwhile counts too);
 - latency: for each delivery, from the event's commit (its CloudEvent `time`, stamped as it is
   published) to the receiver's 2xx (the attempt's start plus its latency): p50 / p99, in the burst
   (mostly the backlog's wait) and with `--paced` events sent one a second afterwards.
@@ -218,13 +219,16 @@ async def run(events: int, subscribers: int, backend: str, paced: int) -> None:
             maker = app.state.sessionmaker
             expected = events * subscribers
             started = datetime.now(UTC)
+            server = await postgres_server(url) if pg_name else None
             cpu_started = time.process_time()
             receiver_started = process_cpu(receiver.pid)
+            server_started = postgres_cpu(server) if server else 0.0
             for _ in range(events):  # a burst: the backlog is what is measured
                 await publish(js, ns)
             last = await delivered(maker, expected)
             cpu_seconds = time.process_time() - cpu_started
             receiver_seconds = process_cpu(receiver.pid) - receiver_started
+            server_seconds = postgres_cpu(server) - server_started if server else None
             seconds = ((last or datetime.now(UTC)) - started).total_seconds()
             async with maker() as session:
                 rows = (await session.execute(commit_to_2xx())).all()
@@ -280,6 +284,11 @@ async def run(events: int, subscribers: int, backend: str, paced: int) -> None:
             f"the receiver's CPU in the burst (its own process):    {receiver_seconds:10.2f} s"
             f"  ({receiver_seconds / max(len(rows), 1) * 1e6:,.0f} µs a delivery)"
         )
+        if server_seconds is not None:
+            console.print(
+                f"PostgreSQL's CPU in the burst (the whole server):    {server_seconds:10.2f} s"
+                f"  ({server_seconds / max(len(rows), 1) * 1e6:,.0f} µs a delivery)"
+            )
         console.print(
             f"ratio deliveries/s : msgs/s                            {rate / baseline:10.2f}x  (goal ≥ 0.3x)"
         )
@@ -374,6 +383,37 @@ def process_cpu(pid: int) -> float:
     """Another process's CPU time so far, user and system, in seconds (Linux's /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def postgres_server(url: str) -> int | None:
+    """The PostgreSQL server's main process (the parent of this connection's backend), when it runs
+    on this machine; else None."""
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    try:
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+    finally:
+        await conn.close()
+    return parent_of(backend)
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):  # not a process of this machine
+        return None
+
+
+def postgres_cpu(server: int) -> float:
+    """The whole server's CPU so far, in seconds: its main process's own and its ended children's
+    (reaped into it), and each running child's (backends, WAL writer, checkpointer...)."""
+    fields = Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(value) for value in fields[11:15])
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            child = stat.read_text().rsplit(")", 1)[1].split()
+            if int(child[1]) == server:
+                ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _utc(moment: datetime) -> datetime:
