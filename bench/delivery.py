@@ -389,11 +389,10 @@ async def postgres_server(url: str) -> int | None:
     """The PostgreSQL server's main process (the parent of this connection's backend), when it runs
     on this machine; else None."""
     conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
-    try:
-        backend = await conn.fetchval("SELECT pg_backend_pid()")
+    try:  # read while the backend runs: it ends with the connection
+        return parent_of(await conn.fetchval("SELECT pg_backend_pid()"))
     finally:
         await conn.close()
-    return parent_of(backend)
 
 
 def parent_of(pid: int) -> int | None:

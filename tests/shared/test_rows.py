@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import MetaData, select, text
+from sqlalchemy import MetaData, String, event, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import make_engine
 from shared.events.tables import inbox_table
-from shared.rows import RowsInsert
+from shared.rows import RowsInsert, one_of
 from tests.support import DatabaseFactory
 
 INBOX = inbox_table(MetaData())
@@ -78,5 +78,40 @@ async def test_a_time_without_an_offset_is_kept_as_utc(databases: DatabaseFactor
         async with AsyncSession(engine) as session:
             kept = (await session.execute(select(INBOX.c.handled_at))).scalars().all()
         assert kept == [datetime(2026, 12, 5, 9, 0, tzinfo=UTC)] * 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_list_is_one_parameter_and_one_statement_whatever_its_length(
+    databases: DatabaseFactory,
+) -> None:
+    """`one_of`: the rows whose column is in the list (or, negated, not), an empty list included, by
+    one statement text for every length (an expanding IN was a new text, prepared anew, each)."""
+    engine = make_engine(await databases.fresh("delivery"))
+    texts: set[str] = set()
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        texts.add(statement)
+
+    named = (
+        select(INBOX.c.event_id).where(one_of(INBOX.c.event_id, "ids", String())).order_by(INBOX.c.event_id)
+    )
+    others = select(func.count()).select_from(INBOX).where(~one_of(INBOX.c.event_id, "ids", String()))
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            await ROWS.run(
+                session, [(f"e{n}", "x") for n in range(10)], consumer="c", handled_at=datetime.now(UTC)
+            )
+        event.listen(engine.sync_engine, "before_cursor_execute", seen)
+        async with AsyncSession(engine) as session:
+            for ids, expected in (
+                (["e1"], ["e1"]),
+                (["e3", "e2", "nothing", "it's"], ["e2", "e3"]),
+                ([f"e{n}" for n in range(50)], [f"e{n}" for n in range(10)]),
+                ([], []),
+            ):
+                assert (await session.execute(named, {"ids": ids})).scalars().all() == expected
+                assert (await session.execute(others, {"ids": ids})).scalar_one() == 10 - len(expected)
+        assert len(texts) == 2, texts
     finally:
         await engine.dispose()

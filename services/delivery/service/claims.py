@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Select,
+    String,
     Text,
     and_,
     bindparam,
@@ -31,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.delivery.models import Delivery, DeliveryLease, EventRecord, Subscription
 from services.delivery.service.audience import places_by_event, reader_of, redacted
 from shared.identity import Identity
+from shared.rows import one_of
 
 PENDING = literal_column("'pending'")  # a literal, so the planner may use the pending-only indexes
 NEVER = literal(datetime(1970, 1, 1, tzinfo=UTC), DateTime(timezone=True))  # the lease of an unleased row
@@ -39,7 +42,8 @@ LEASES = DeliveryLease.__table__
 SUBSCRIPTION = Subscription.__table__
 EVENT = EventRecord.__table__
 
-# The statements are built once (building them costs more than running them), with parameters.
+# The statements are built once (building them costs more than running them), with parameters;
+# a list is one parameter (`one_of`), so each is one statement, prepared once, whatever its length.
 
 # These are PostgreSQL's: SQLite's round runs the same rules as one call on its connection's thread
 # (service/sqlite_round.py), its statements written out there.
@@ -83,9 +87,7 @@ def _heads() -> Select[tuple[int, str]]:
     )
 
 
-_WITH_ROOM = and_(
-    SUBSCRIPTION.c.enabled.is_(True), SUBSCRIPTION.c.id.not_in(bindparam("full", expanding=True))
-)
+_WITH_ROOM = and_(SUBSCRIPTION.c.enabled.is_(True), ~one_of(SUBSCRIPTION.c.id, "full", String()))
 _LATERAL = _heads().lateral("heads")
 # Each enabled subscription with room joined to its heads.
 CANDIDATES_LATERAL = (
@@ -109,7 +111,7 @@ _TO_LEASE = (
         bindparam("worker", type_=LEASES.c.leased_by.type),
         DELIVERY.c.attempts + 1,
     )
-    .where(DELIVERY.c.id.in_(bindparam("ids", expanding=True)), DELIVERY.c.status == PENDING)
+    .where(one_of(DELIVERY.c.id, "ids", BigInteger()), DELIVERY.c.status == PENDING)
     .order_by(DELIVERY.c.id)
     .with_for_update(read=True, skip_locked=True)
 )

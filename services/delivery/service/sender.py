@@ -32,7 +32,7 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind
-from sqlalchemy import bindparam, delete, exists, func, select, update
+from sqlalchemy import BigInteger, String, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.delivery.config import DeliverySettings
@@ -51,7 +51,7 @@ from shared.clock import utcnow
 from shared.db import sqlite_time, writer_turn
 from shared.events.consumer import handling
 from shared.events.outbox import emit
-from shared.rows import RowsInsert
+from shared.rows import RowsInsert, one_of
 from shared.sqlite_driver import on_connection_thread
 
 log = structlog.get_logger("cradle.delivery.sender")
@@ -60,10 +60,11 @@ CONTENT_TYPE = "application/cloudevents+json"
 DELIVERIES = Delivery.__table__
 SUBSCRIPTIONS = Subscription.__table__
 LEASES = DeliveryLease.__table__
-# Statements of every round, built once (building costs more than running them).
+# Statements of every round, built once (building costs more than running them); a list is one
+# parameter (`one_of`: one statement, prepared once, whatever its length).
 # The deliveries whose leases this replica holds (another may have taken a lapsed one over since).
 _HELD = select(LEASES.c.delivery_id).where(
-    LEASES.c.delivery_id.in_(bindparam("done_ids", expanding=True)), LEASES.c.leased_by == bindparam("worker")
+    one_of(LEASES.c.delivery_id, "done_ids", BigInteger()), LEASES.c.leased_by == bindparam("worker")
 )
 _LEASED_ATTEMPT = select(LEASES.c.attempt).where(LEASES.c.delivery_id == DELIVERIES.c.id).scalar_subquery()
 DONE = (
@@ -85,15 +86,14 @@ RETRY_LATER = (
 # The leases of what was recorded, ended; at a stop, those of what was claimed and never sent,
 # given back (their attempt not made, so not counted).
 END_LEASES = delete(LEASES).where(
-    LEASES.c.delivery_id.in_(bindparam("ended_ids", expanding=True)),
-    LEASES.c.leased_by == bindparam("worker"),
+    one_of(LEASES.c.delivery_id, "ended_ids", BigInteger()), LEASES.c.leased_by == bindparam("worker")
 )
 # The subscriptions of what finished that still exist, locked against their deletion until the
 # attempts are recorded (FOR KEY SHARE: what a foreign key's check takes, once a subscription
 # instead of once a row); the attempts of one deleted meanwhile are not recorded.
 PRESENT = (
     select(SUBSCRIPTIONS.c.id)
-    .where(SUBSCRIPTIONS.c.id.in_(bindparam("subscription_ids", expanding=True)))
+    .where(one_of(SUBSCRIPTIONS.c.id, "subscription_ids", String()))
     .with_for_update(read=True, key_share=True)
 )
 
