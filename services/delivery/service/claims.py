@@ -100,20 +100,34 @@ CANDIDATES_LATERAL = (
 )
 # A lease is a row of its own: inserted, or a lapsed one taken over (its attempt counted on, as that
 # attempt may have been sent). Only deliveries still pending, locked (FOR SHARE: a replica recording
-# one as delivered holds it, and once that commits the row is read again and is no longer pending),
-# skipping those another replica holds; in id order, so two replicas wait on each other's keys in
-# the same order. A lease another replica took since the candidates were read is left to it.
+# one as delivered holds it, and once that commits the locked row is its new version, no longer
+# pending), skipping those another replica holds; in id order, so two replicas wait on each other's
+# keys in the same order. A lease another replica took since the candidates were read is left to it.
+# Each id is looked up by the key, and only then checked for pending: given `status = 'pending'`
+# beside the ids and no statistics yet, the planner counted the pending rows as a handful and read a
+# pending-only index through for every round's lease (0.6 s a round at 10,000 pending).
+_WANTED = (
+    func.unnest(bindparam("ids", type_=postgresql.ARRAY(BigInteger())))
+    .table_valued("id")
+    .render_derived(name="wanted")
+)
+_ONE = (
+    select(DELIVERY.c.id, DELIVERY.c.subscription_id, DELIVERY.c.attempts, DELIVERY.c.status)
+    .where(DELIVERY.c.id == _WANTED.c.id)
+    .with_for_update(read=True, skip_locked=True)
+    .lateral("one")
+)
 _TO_LEASE = (
     select(
-        DELIVERY.c.id,
-        DELIVERY.c.subscription_id,
+        _ONE.c.id,
+        _ONE.c.subscription_id,
         bindparam("until", type_=LEASES.c.lease_until.type),
         bindparam("worker", type_=LEASES.c.leased_by.type),
-        DELIVERY.c.attempts + 1,
+        _ONE.c.attempts + 1,
     )
-    .where(one_of(DELIVERY.c.id, "ids", BigInteger()), DELIVERY.c.status == PENDING)
-    .order_by(DELIVERY.c.id)
-    .with_for_update(read=True, skip_locked=True)
+    .select_from(_WANTED.join(_ONE, true()))
+    .where(_ONE.c.status == PENDING)
+    .order_by(_ONE.c.id)
 )
 _TAKE = postgresql.insert(LEASES).from_select(
     ["delivery_id", "subscription_id", "lease_until", "leased_by", "attempt"], _TO_LEASE
