@@ -26,6 +26,7 @@ inbox = inbox_table(metadata)
 SERIAL = BigInteger().with_variant(Integer, "sqlite")
 # Partial indexes' condition, and the term a query must carry (literally) to use them.
 PENDING_ONLY = text("status = 'pending'")
+PENDING_AND_TIMED = text("status = 'pending' AND next_attempt_at IS NOT NULL")
 EVERY_DISTRICT = "*"  # an audience row for events every district may read (city sessions, resources)
 
 
@@ -140,14 +141,18 @@ class Delivery(DeliveryModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
         # The sender's claim reads pending rows only (a query names `status = 'pending'` as a
-        # literal, or the planner cannot use these).
+        # literal, or the planner cannot use these). The due walk's index asks for a due time too,
+        # which only the walk names (`next_attempt_at IS NOT NULL`): the probe for a subject's
+        # oldest pending row cannot take it instead of the subject's. Both begin with the subscription,
+        # and with no statistics yet they cost the same to the planner, which then took the due
+        # index for the probe and read every pending row of the subscription at each.
         Index(
             "ix_delivery_pending_due",
             "subscription_id",
             "next_attempt_at",
             "id",
-            postgresql_where=PENDING_ONLY,
-            sqlite_where=PENDING_ONLY,
+            postgresql_where=PENDING_AND_TIMED,
+            sqlite_where=PENDING_AND_TIMED,
         ),
         Index(
             "ix_delivery_pending_subject",

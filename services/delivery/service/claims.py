@@ -67,6 +67,7 @@ def _heads() -> Select[tuple[int, str]]:
         .where(
             due.c.subscription_id == SUBSCRIPTION.c.id,
             due.c.status == PENDING,
+            due.c.next_attempt_at.is_not(None),  # the due index's condition (models.py)
             due.c.next_attempt_at <= bindparam("now"),
             func.coalesce(
                 select(LEASES.c.lease_until).where(LEASES.c.delivery_id == due.c.id).scalar_subquery(),

@@ -43,7 +43,7 @@ SELECT subscription.id, (
     SELECT json_group_array(heads.id) FROM (
         SELECT due.id AS id FROM delivery AS due
         WHERE due.subscription_id = subscription.id AND due.status = 'pending'
-          AND due.next_attempt_at <= :now
+          AND due.next_attempt_at IS NOT NULL AND due.next_attempt_at <= :now
           AND NOT EXISTS (
               SELECT 1 FROM delivery_lease AS lease
               WHERE lease.delivery_id = due.id AND lease.lease_until > :now

@@ -5,7 +5,9 @@ with an entry in each of its indexes; `ix_delivery_pending_lease` goes with it. 
 row: 2 checks a delivery, 2 an attempt) and the indexes only those served (`ix_delivery_order`,
 read by a subscription's deletion alone, which finds its delivered rows by their attempts now;
 `ix_delivery_attempt_delivery_id`, read by the cascade alone). What the keys guarded is kept by
-locking the subscription: see service/subscriptions.py's `delete`.
+locking the subscription: see service/subscriptions.py's `delete`. `ix_delivery_pending_due` asks
+for a due time besides (`next_attempt_at IS NOT NULL`, which only the due walk names), so a
+subject's probe cannot plan on it instead of the subject index (models.py).
 
 A lease held during the upgrade moves over: its delivery's `attempts` had counted it already, and
 now counts recorded attempts only.
@@ -27,6 +29,8 @@ depends_on: str | Sequence[str] | None = None
 
 SERIAL = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 PENDING = sa.text("status = 'pending'")
+PENDING_AND_TIMED = sa.text("status = 'pending' AND next_attempt_at IS NOT NULL")
+DUE = ["subscription_id", "next_attempt_at", "id"]
 # SQLite's foreign keys have no names: batch mode names them by this to drop them.
 NAMING = {"fk": "%(table_name)s_%(column_0_name)s_fkey"}  # PostgreSQL's own names, the same
 FOREIGN_KEYS = {
@@ -66,6 +70,14 @@ def upgrade() -> None:
     op.drop_index("ix_delivery_pending_lease", table_name="delivery")
     op.drop_index("ix_delivery_order", table_name="delivery")
     op.drop_index("ix_delivery_attempt_delivery_id", table_name="delivery_attempt")
+    op.drop_index("ix_delivery_pending_due", table_name="delivery")
+    op.create_index(
+        "ix_delivery_pending_due",
+        "delivery",
+        DUE,
+        postgresql_where=PENDING_AND_TIMED,
+        sqlite_where=PENDING_AND_TIMED,
+    )
     inspector = sa.inspect(op.get_bind())
     for table in FOREIGN_KEYS:
         names = [
@@ -101,6 +113,10 @@ def downgrade() -> None:
                     [referred_column],
                     ondelete=ondelete,
                 )
+    op.drop_index("ix_delivery_pending_due", table_name="delivery")
+    op.create_index(
+        "ix_delivery_pending_due", "delivery", DUE, postgresql_where=PENDING, sqlite_where=PENDING
+    )
     op.create_index("ix_delivery_attempt_delivery_id", "delivery_attempt", ["delivery_id"])
     op.create_index("ix_delivery_order", "delivery", ["subscription_id", "order_key", "id"])
     op.create_index(
