@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -27,6 +38,7 @@ SERIAL = BigInteger().with_variant(Integer, "sqlite")
 # Partial indexes' condition, and the term a query must carry (literally) to use them.
 PENDING_ONLY = text("status = 'pending'")
 PENDING_AND_TIMED = text("status = 'pending' AND next_attempt_at IS NOT NULL")
+PENDING = literal_column("'pending'")  # compared as a literal, so the planner may use those indexes
 EVERY_DISTRICT = "*"  # an audience row for events every district may read (city sessions, resources)
 
 

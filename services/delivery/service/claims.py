@@ -23,19 +23,17 @@ from sqlalchemy import (
     cast,
     func,
     literal,
-    literal_column,
     select,
     true,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.delivery.models import Delivery, DeliveryLease, EventRecord, Subscription
+from services.delivery.models import PENDING, Delivery, DeliveryLease, EventRecord, Subscription
 from services.delivery.service.audience import places_by_event, reader_of, redacted
 from shared.identity import Identity
 from shared.rows import one_of
 
-PENDING = literal_column("'pending'")  # a literal, so the planner may use the pending-only indexes
 NEVER = literal(datetime(1970, 1, 1, tzinfo=UTC), DateTime(timezone=True))  # the lease of an unleased row
 DELIVERY = Delivery.__table__
 LEASES = DeliveryLease.__table__

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, Text, bindparam, cast, insert, select, update
+from sqlalchemy import Row, Select, String, Text, bindparam, cast, insert, select, update
 from sqlalchemy import event as orm_events
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -38,7 +38,7 @@ from shared.contracts import contract_for, payload_of
 from shared.contracts.guidance import FamilyLinked
 from shared.contracts.registry import FacilityFacts
 from shared.events.envelope import CloudEvent
-from shared.rows import RowsInsert
+from shared.rows import RowsInsert, one_of
 
 log = structlog.get_logger("cradle.delivery.log")
 
@@ -186,14 +186,26 @@ async def record_event(*, session: AsyncSession, event: CloudEvent) -> int:
     return seq
 
 
+def held_against_deletion(query: Select[Any]) -> Select[Any]:
+    """`query`, holding the subscriptions it reads until the transaction ends, for one that adds
+    rows for them: the delivery tables have no foreign keys, and service/subscriptions.py's
+    `delete` locks a subscription FOR UPDATE first, so it waits for the rows' writer, or the writer
+    for it and then finds the subscription gone. FOR KEY SHARE: what a foreign key's check takes
+    (several writers at once; `key_share=True` alone would be FOR NO KEY UPDATE, exclusive between
+    them). PostgreSQL's; SQLite has one writer."""
+    return query.with_for_update(read=True, key_share=True)
+
+
 # Columns, not entities, and the identity as its JSON text (parsed once per distinct identity):
-# every event is checked against every subscription. Held `FOR KEY SHARE` until the deliveries
-# owed are committed: a subscription is not deleted meanwhile (its tables have no foreign keys;
-# service/subscriptions.py's `delete`). PostgreSQL's; SQLite has one writer.
-ENABLED_SUBSCRIPTIONS = (
-    select(Subscription.id, cast(Subscription.identity, Text), Subscription.event_types)
-    .where(Subscription.enabled.is_(True))
-    .with_for_update(read=True, key_share=True)
+# every event is checked against every subscription; held until the deliveries owed are committed.
+ENABLED_SUBSCRIPTIONS = held_against_deletion(
+    select(Subscription.id, cast(Subscription.identity, Text), Subscription.event_types).where(
+        Subscription.enabled.is_(True)
+    )
+)
+# Which of `subscription_ids` still exist, held (the sender's recording, a replay).
+SUBSCRIPTIONS_HELD = held_against_deletion(
+    select(Subscription.id).where(one_of(Subscription.id, "subscription_ids", String()))
 )
 
 

@@ -32,7 +32,7 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind
-from sqlalchemy import BigInteger, String, bindparam, delete, exists, func, select, update
+from sqlalchemy import BigInteger, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.delivery.config import DeliverySettings
@@ -41,7 +41,7 @@ from services.delivery.events import SubscriptionDisabled
 from services.delivery.models import Delivery, DeliveryAttempt, DeliveryLease, Subscription
 from services.delivery.service import sqlite_round
 from services.delivery.service.claims import Claimed, claim, ready
-from services.delivery.service.log import record_event
+from services.delivery.service.log import SUBSCRIPTIONS_HELD, record_event
 from services.delivery.service.subscriptions import SECRET_PREFIX
 from services.delivery.service.targets import ResolvedTargets, TargetPolicy
 from services.delivery.service.webhook_client import WebhookClient, WebhookError, WebhookTimeout
@@ -58,7 +58,6 @@ log = structlog.get_logger("cradle.delivery.sender")
 
 CONTENT_TYPE = "application/cloudevents+json"
 DELIVERIES = Delivery.__table__
-SUBSCRIPTIONS = Subscription.__table__
 LEASES = DeliveryLease.__table__
 # Statements of every round, built once (building costs more than running them); a list is one
 # parameter (`one_of`: one statement, prepared once, whatever its length).
@@ -87,14 +86,6 @@ RETRY_LATER = (
 # given back (their attempt not made, so not counted).
 END_LEASES = delete(LEASES).where(
     one_of(LEASES.c.delivery_id, "ended_ids", BigInteger()), LEASES.c.leased_by == bindparam("worker")
-)
-# The subscriptions of what finished that still exist, locked against their deletion until the
-# attempts are recorded (FOR KEY SHARE: what a foreign key's check takes, once a subscription
-# instead of once a row); the attempts of one deleted meanwhile are not recorded.
-PRESENT = (
-    select(SUBSCRIPTIONS.c.id)
-    .where(one_of(SUBSCRIPTIONS.c.id, "subscription_ids", String()))
-    .with_for_update(read=True, key_share=True)
 )
 
 RECORD_ATTEMPTS = RowsInsert(
@@ -365,7 +356,6 @@ class Sender:
                 RECORD_ATTEMPTS.sqlite_parameters(dialect, attempts),
             )
             work.retries = [{**retry, "retry_at": sqlite_time(retry["retry_at"])} for retry in retries]
-            work.ended = [o.claimed.delivery_id for o in finished]
             work.subscriptions = sorted({o.claimed.subscription_id for o in finished})
             # First, as `_record` does: a subscription disabled now is not claimed for below.
             await self._record_subscriptions(session, finished, now)
@@ -513,7 +503,9 @@ class Sender:
 
     async def _record(self, session: AsyncSession, outcomes: list[Outcome], now: datetime) -> None:
         subscriptions = sorted({o.claimed.subscription_id for o in outcomes})
-        present = set((await session.execute(PRESENT, {"subscription_ids": subscriptions})).scalars())
+        # Held against their deletion until the attempts are recorded; one deleted meanwhile has none.
+        held = await session.execute(SUBSCRIPTIONS_HELD, {"subscription_ids": subscriptions})
+        present = set(held.scalars())
         if len(present) < len(subscriptions):  # deleted since these were claimed: nothing to record
             outcomes = [o for o in outcomes if o.claimed.subscription_id in present]
             if not outcomes:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, cast
 from services.delivery.service.claims import pick
 from shared.db import from_sqlite_time
 
-# Recording (sender.py's PRESENT, DONE, RETRY_LATER and END_LEASES).
+# Recording (sender.py's `_record`: log.py's SUBSCRIPTIONS_HELD, DONE, RETRY_LATER, END_LEASES).
 PRESENT = "SELECT id FROM subscription WHERE id IN (SELECT value FROM json_each(:ids))"
 DONE = (
     "UPDATE delivery SET status = 'delivered', delivered_at = :at, attempts = lease.attempt "
@@ -118,7 +118,6 @@ class Round:
     subscriptions: list[str] = field(default_factory=list)  # the attempts'
     delivered: list[int] = field(default_factory=list)
     retries: list[dict[str, Any]] = field(default_factory=list)  # RETRY_LATER's parameters, each
-    ended: list[int] = field(default_factory=list)  # every attempt's delivery: its lease ends
 
 
 def run(connection: sqlite3.Connection, work: Round) -> tuple[list[LeasedRow], bool]:
@@ -145,8 +144,9 @@ def _record_and_claim(connection: sqlite3.Connection, work: Round) -> tuple[list
         connection.execute(DONE, {"ids": json.dumps(work.delivered), "worker": work.worker, "at": work.now})
     if work.retries:
         connection.executemany(RETRY_LATER, work.retries)
-    if work.ended:
-        connection.execute(END_LEASES, {"ids": json.dumps(work.ended), "worker": work.worker})
+    ended = work.delivered + [retry["failed_id"] for retry in work.retries]  # every attempt's lease
+    if ended:
+        connection.execute(END_LEASES, {"ids": json.dumps(ended), "worker": work.worker})
     busy = dict(connection.execute(BUSY, {"now": work.now}).fetchall())
     full = [subscription for subscription, count in busy.items() if count >= work.limit]
     found = connection.execute(

@@ -8,7 +8,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.delivery.errors import (
@@ -17,10 +17,17 @@ from services.delivery.errors import (
     TooManySubscriptions,
     UnsafeTarget,
 )
-from services.delivery.models import Delivery, DeliveryAttempt, DeliveryLease, EventRecord, Subscription
+from services.delivery.models import (
+    PENDING,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryLease,
+    EventRecord,
+    Subscription,
+)
 from services.delivery.schemas import SubscriptionCreate, SubscriptionUpdate
 from services.delivery.service.audience import may_see, places_by_event, reads_events, type_matcher
-from services.delivery.service.log import DELIVERIES_DIRTY
+from services.delivery.service.log import DELIVERIES_DIRTY, SUBSCRIPTIONS_HELD
 from services.delivery.service.targets import TargetPolicy, resolve
 from shared.clock import utcnow
 from shared.errors import invalid
@@ -30,7 +37,6 @@ from shared.pagination import PageParams
 DELIVERIES = Delivery.__table__
 LEASES = DeliveryLease.__table__
 ATTEMPTS = DeliveryAttempt.__table__
-PENDING = literal_column("'pending'")  # a literal, so the planner may use the pending-only indexes
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -171,12 +177,8 @@ async def delete(*, session: AsyncSession, subscription: Subscription) -> None:
 async def hold(*, session: AsyncSession, subscription: Subscription) -> None:
     """Keep the subscription from being deleted until this transaction ends (its rows are added
     now), or raise if it was deleted meanwhile."""
-    held = (
-        select(Subscription.id)
-        .where(Subscription.id == subscription.id)
-        .with_for_update(read=True, key_share=True)
-    )
-    if (await session.execute(held)).scalar_one_or_none() is None:
+    held = await session.execute(SUBSCRIPTIONS_HELD, {"subscription_ids": [subscription.id]})
+    if held.scalar_one_or_none() is None:
         raise SubscriptionNotFound(f"No subscription {subscription.id}.")
 
 
